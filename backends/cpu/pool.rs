@@ -1,0 +1,233 @@
+//! A fixed set of worker threads that run one indexed task at a time, allocation-free.
+//!
+//! Why not rayon: `ThreadPool::install` from a thread outside the pool pushes its job onto
+//! crossbeam's `Injector`, which heap-allocates a new block every 63 pushes, and
+//! `ThreadPool::broadcast` allocates its job list on every call. The plan/execute contract says
+//! execute never allocates, so the CPU backend parks its own workers on a condition variable
+//! (futex-backed on Linux, no allocation) and hands out items through one atomic counter.
+
+use std::cell::UnsafeCell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::thread::JoinHandle;
+
+/// A task: called once per item with the item index and the id of the worker running it.
+/// Worker ids run from 0 (the calling thread) to `threads - 1`.
+pub(crate) type Task<'a> = dyn Fn(usize, usize) + Sync + 'a;
+
+#[derive(Clone, Copy)]
+struct TaskPtr(*const Task<'static>);
+// SAFETY: the pointer is only dereferenced while `run` keeps the referent alive and blocks until
+// every worker has stopped using it; the referent is `Sync`.
+unsafe impl Send for TaskPtr {}
+
+struct State {
+    generation: u64,
+    task: Option<TaskPtr>,
+    items: usize,
+    running: usize,
+    panicked: bool,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    start: Condvar,
+    done: Condvar,
+    next: AtomicUsize,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic inside a task is caught before it can poison this lock; recover regardless.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `task(i, worker)` for every `i` in `0..items`, taking items from a shared counter.
+fn drain(next: &AtomicUsize, items: usize, task: &Task<'_>, worker: usize) {
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= items {
+            return;
+        }
+        task(i, worker);
+    }
+}
+
+/// `threads - 1` parked worker threads plus the calling thread.
+pub(crate) struct WorkerPool {
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+    // One parallel run at a time; a second concurrent caller runs its items on its own thread.
+    run_lock: Mutex<()>,
+}
+
+impl WorkerPool {
+    /// Starts `threads - 1` workers (`threads >= 1`).
+    pub(crate) fn new(threads: usize) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                generation: 0,
+                task: None,
+                items: 0,
+                running: 0,
+                panicked: false,
+                shutdown: false,
+            }),
+            start: Condvar::new(),
+            done: Condvar::new(),
+            next: AtomicUsize::new(0),
+        });
+        let mut handles = Vec::with_capacity(threads.saturating_sub(1));
+        for worker in 1..threads {
+            let shared = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("megabatch-cpu-{worker}"))
+                .spawn(move || worker_loop(&shared, worker))?;
+            handles.push(handle);
+        }
+        Ok(Self { shared, handles, run_lock: Mutex::new(()) })
+    }
+
+    /// Number of threads that run items, the caller included.
+    pub(crate) fn threads(&self) -> usize {
+        self.handles.len() + 1
+    }
+
+    /// Runs `task(i, worker)` for `i in 0..items` across all threads and returns when every
+    /// item is done. Each worker id is used by one thread at a time, so per-worker scratch
+    /// indexed by it is exclusive. If the pool is busy with another caller's run, the items run
+    /// on this thread with worker id 0 (so scratch must not be shared between plans).
+    pub(crate) fn run(&self, items: usize, task: &Task<'_>) {
+        let guard = match self.run_lock.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if guard.is_none() || self.handles.is_empty() || items <= 1 {
+            for i in 0..items {
+                task(i, 0);
+            }
+            return;
+        }
+        // SAFETY: only the lifetime is erased. Workers dereference the pointer only between
+        // the notification below and their `running -= 1`, and this function does not return
+        // (nor unwind) before `running` is back to 0, so `task` outlives every use.
+        let ptr = TaskPtr(unsafe { std::mem::transmute::<*const Task<'_>, *const Task<'static>>(task) });
+        {
+            let mut st = lock(&self.shared.state);
+            st.generation = st.generation.wrapping_add(1);
+            st.task = Some(ptr);
+            st.items = items;
+            st.running = self.handles.len();
+            self.shared.next.store(0, Ordering::Relaxed);
+            self.shared.start.notify_all();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(|| drain(&self.shared.next, items, task, 0)));
+        let worker_panicked = {
+            let mut st = lock(&self.shared.state);
+            while st.running > 0 {
+                st = self.shared.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+            }
+            st.task = None;
+            std::mem::replace(&mut st.panicked, false)
+        };
+        drop(guard);
+        if let Err(payload) = mine {
+            resume_unwind(payload);
+        }
+        assert!(!worker_panicked, "a megabatch CPU worker panicked while running a task");
+    }
+}
+
+fn worker_loop(shared: &Shared, worker: usize) {
+    let mut seen = 0u64;
+    loop {
+        let (task, items) = {
+            let mut st = lock(&shared.state);
+            while st.generation == seen && !st.shutdown {
+                st = shared.start.wait(st).unwrap_or_else(PoisonError::into_inner);
+            }
+            if st.shutdown {
+                return;
+            }
+            seen = st.generation;
+            match st.task {
+                Some(t) => (t, st.items),
+                None => continue,
+            }
+        };
+        // SAFETY: see `run`: the task stays alive until this worker decrements `running`.
+        let f: &Task<'_> = unsafe { &*task.0 };
+        let result = catch_unwind(AssertUnwindSafe(|| drain(&shared.next, items, f, worker)));
+        let mut st = lock(&shared.state);
+        if result.is_err() {
+            st.panicked = true;
+        }
+        st.running -= 1;
+        if st.running == 0 {
+            shared.done.notify_all();
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        lock(&self.shared.state).shutdown = true;
+        self.shared.start.notify_all();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// One scratch value per worker id, handed out mutably inside a [`WorkerPool::run`] task.
+pub(crate) struct PerWorker<S> {
+    slots: Vec<UnsafeCell<S>>,
+}
+
+// SAFETY: a slot is only reached through `get`, whose contract gives each worker id to one
+// thread at a time; `S: Send` lets that thread own it for the duration.
+unsafe impl<S: Send> Sync for PerWorker<S> {}
+
+impl<S> PerWorker<S> {
+    pub(crate) fn new(slots: impl IntoIterator<Item = S>) -> Self {
+        Self { slots: slots.into_iter().map(UnsafeCell::new).collect() }
+    }
+
+    /// # Safety
+    /// No other reference to slot `worker` may be live: call it with the worker id that
+    /// [`WorkerPool::run`] passed to the current task invocation, and drop the reference before
+    /// that invocation returns.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get(&self, worker: usize) -> &mut S {
+        // SAFETY: exclusivity is the caller's contract.
+        unsafe { &mut *self.slots[worker].get() }
+    }
+}
+
+/// A mutable output slice shared by tasks that write disjoint ranges of it.
+pub(crate) struct DisjointMut<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _life: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: tasks write disjoint ranges only (the `range` contract), so sharing is sound for
+// `T: Send`.
+unsafe impl<T: Send> Sync for DisjointMut<'_, T> {}
+
+impl<'a, T> DisjointMut<'a, T> {
+    pub(crate) fn new(slice: &'a mut [T]) -> Self {
+        Self { ptr: slice.as_mut_ptr(), len: slice.len(), _life: std::marker::PhantomData }
+    }
+
+    /// # Safety
+    /// Ranges handed out while any earlier one is still live must not overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn range(&self, start: usize, len: usize) -> &mut [T] {
+        assert!(start <= self.len && len <= self.len - start, "range out of bounds");
+        // SAFETY: in bounds (checked above); disjointness is the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per backend. The CPU backend is always built; `wgpu` and `cuda` arrive behind
+//! their cargo features.
+
+pub mod cpu;

@@ -1,0 +1,191 @@
+//! `Auto`: the backend that picks, per plan, which of the present backends runs it.
+
+use crate::backends::cpu::{Cpu, CpuEighPlan};
+use crate::cost::{cheapest, BackendCost, Decision, Prediction};
+use crate::{Backend, BackendKind, BatchedEigh, EighSpec, Element, Error, Real, Result};
+
+/// Environment variable that forces a backend for the whole process:
+/// `cpu`, `wgpu`, `cuda` or `auto` (the default: the cost model decides).
+pub const BACKEND_ENV: &str = "MEGABATCH_BACKEND";
+
+/// Holds the CPU backend and every GPU backend that initialised, and implements the same
+/// traits: each plan is made by the backend the cost model predicts fastest for its spec
+/// ([`Auto::explain_eigh`] shows the predictions), and calls on that plan run there.
+///
+/// Buffers of `Auto` are [`AutoBuffer`]s; the host-slice calls (`eigh_host`) are the usual way
+/// in, with GPU plans staging through buffers they own.
+#[derive(Debug)]
+pub struct Auto {
+    cpu: Cpu,
+    cpu_cost: BackendCost,
+    forced: Option<BackendKind>,
+}
+
+/// A buffer of [`Auto`]: today host memory; device variants join as GPU backends land.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoBuffer<T: Element> {
+    host: Vec<T>,
+}
+
+impl<T: Element> AutoBuffer<T> {
+    /// Wraps host data.
+    pub fn from_vec(host: Vec<T>) -> Self {
+        Self { host }
+    }
+
+    /// The data, if it lives in host memory.
+    pub fn as_host(&self) -> Option<&[T]> {
+        Some(&self.host)
+    }
+
+    /// The data, mutably, if it lives in host memory.
+    pub fn as_host_mut(&mut self) -> Option<&mut [T]> {
+        Some(&mut self.host)
+    }
+}
+
+/// A plan of [`Auto`]: the chosen backend's own plan.
+#[derive(Debug)]
+pub struct AutoEighPlan<T> {
+    inner: AutoEighInner<T>,
+}
+
+#[derive(Debug)]
+enum AutoEighInner<T> {
+    Cpu(CpuEighPlan<T>),
+}
+
+impl<T> AutoEighPlan<T> {
+    /// The backend this plan runs on.
+    pub fn backend(&self) -> BackendKind {
+        match self.inner {
+            AutoEighInner::Cpu(_) => BackendKind::Cpu,
+        }
+    }
+}
+
+fn parse_backend(value: &str) -> Result<Option<BackendKind>> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "auto" => Ok(None),
+        "cpu" => Ok(Some(BackendKind::Cpu)),
+        "wgpu" => Ok(Some(BackendKind::Wgpu)),
+        "cuda" => Ok(Some(BackendKind::Cuda)),
+        _ => Err(Error::InvalidArgument("MEGABATCH_BACKEND must be one of cpu, wgpu, cuda, auto")),
+    }
+}
+
+impl Auto {
+    /// Starts every backend this build has (a CPU backend on all cores, plus GPU backends
+    /// that find a device) and reads `MEGABATCH_BACKEND`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an unknown `MEGABATCH_BACKEND` value;
+    /// [`Error::Unsupported`] if it names a backend this build or machine does not have;
+    /// [`Error::Device`] if the CPU threads cannot start.
+    pub fn new() -> Result<Self> {
+        let auto = Self::with_cpu(Cpu::new()?);
+        match std::env::var(BACKEND_ENV) {
+            Ok(value) => match parse_backend(&value)? {
+                Some(kind) => auto.force(kind),
+                None => Ok(auto),
+            },
+            Err(_) => Ok(auto),
+        }
+    }
+
+    /// An `Auto` over the given CPU backend only (no GPU backends), ignoring the environment.
+    pub fn with_cpu(cpu: Cpu) -> Self {
+        let cpu_cost = BackendCost::cpu_default(cpu.threads());
+        Self { cpu, cpu_cost, forced: None }
+    }
+
+    /// Makes every later plan run on `kind`.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if `kind` is not present in this `Auto`.
+    pub fn force(mut self, kind: BackendKind) -> Result<Self> {
+        if !self.backends().contains(&kind) {
+            return Err(Error::Unsupported {
+                backend: kind.name(),
+                message: "backend not built or no device found".into(),
+            });
+        }
+        self.forced = Some(kind);
+        Ok(self)
+    }
+
+    /// The backends present, CPU first.
+    pub fn backends(&self) -> Vec<BackendKind> {
+        vec![BackendKind::Cpu]
+    }
+
+    /// The CPU backend.
+    pub fn cpu(&self) -> &Cpu {
+        &self.cpu
+    }
+
+    /// Predicted time per backend for an eigh spec, and the pick `plan_eigh` would make.
+    pub fn explain_eigh<T: Real>(&self, spec: &EighSpec) -> Decision {
+        let flops = spec.flops();
+        let predictions = vec![Prediction { backend: BackendKind::Cpu, seconds: self.cpu_cost.predict(flops, 0.0) }];
+        let chosen = self.forced.or_else(|| cheapest(&predictions)).unwrap_or(BackendKind::Cpu);
+        Decision { chosen, predictions, forced: self.forced.is_some() }
+    }
+}
+
+impl Backend for Auto {
+    type Buffer<T: Element> = AutoBuffer<T>;
+
+    fn kind(&self) -> BackendKind {
+        self.forced.unwrap_or(BackendKind::Cpu)
+    }
+
+    fn alloc<T: Element>(&self, len: usize) -> Result<AutoBuffer<T>> {
+        self.cpu.alloc(len).map(AutoBuffer::from_vec)
+    }
+
+    fn upload<T: Element>(&self, src: &[T], dst: &mut AutoBuffer<T>) -> Result<()> {
+        self.cpu.upload(src, &mut dst.host)
+    }
+
+    fn download<T: Element>(&self, src: &AutoBuffer<T>, dst: &mut [T]) -> Result<()> {
+        self.cpu.download(&src.host, dst)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.cpu.synchronize()
+    }
+}
+
+impl<T: Real> BatchedEigh<T> for Auto {
+    type EighPlan = AutoEighPlan<T>;
+
+    fn plan_eigh(&self, spec: &EighSpec) -> Result<AutoEighPlan<T>> {
+        let decision = self.explain_eigh::<T>(spec);
+        let inner = match decision.chosen {
+            BackendKind::Cpu => AutoEighInner::Cpu(self.cpu.plan_eigh(spec)?),
+            other => {
+                return Err(Error::Unsupported { backend: other.name(), message: "backend not present".into() })
+            }
+        };
+        Ok(AutoEighPlan { inner })
+    }
+
+    fn eigh(
+        &self,
+        plan: &mut AutoEighPlan<T>,
+        a: &AutoBuffer<T>,
+        w: &mut AutoBuffer<T>,
+        v: Option<&mut AutoBuffer<T>>,
+    ) -> Result<()> {
+        match &mut plan.inner {
+            AutoEighInner::Cpu(p) => self.cpu.eigh(p, &a.host, &mut w.host, v.map(|v| &mut v.host)),
+        }
+    }
+
+    fn eigh_host(&self, plan: &mut AutoEighPlan<T>, a: &[T], w: &mut [T], v: Option<&mut [T]>) -> Result<()> {
+        match &mut plan.inner {
+            AutoEighInner::Cpu(p) => self.cpu.eigh_host(p, a, w, v),
+        }
+    }
+}

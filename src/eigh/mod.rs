@@ -1,0 +1,56 @@
+//! Batched symmetric eigendecomposition (eigh): the spec and the trait every backend implements.
+
+mod spec;
+
+pub use spec::{EighLayout, EighOffsets, EighSpec, MatrixSlot};
+
+use crate::{Backend, Real, Result};
+
+/// Batched symmetric eigendecomposition, LAPACK `syevd`/`syevj` semantics for many small
+/// matrices in one call: plan once (all allocation happens there), then execute many times.
+///
+/// Conventions (every backend): the lower triangle of each matrix is read; eigenvalues are
+/// ascending; eigenvectors are orthonormal columns with their largest-magnitude component
+/// positive. Layouts are in [`EighSpec`].
+pub trait BatchedEigh<T: Real>: Backend {
+    /// Everything one spec needs at execute time: offsets, scratch arenas, device buffers.
+    type EighPlan: Send;
+
+    /// Makes a plan for `spec`: validates it and allocates every buffer `eigh` will use.
+    ///
+    /// # Errors
+    /// [`crate::Error::TooLarge`] if buffer sizes overflow; [`crate::Error::Unsupported`] if the
+    /// device cannot run `T` or the sizes; [`crate::Error::Device`] on allocation failure.
+    fn plan_eigh(&self, spec: &EighSpec) -> Result<Self::EighPlan>;
+
+    /// Decomposes every matrix in `a` (`[batch, n, n]` or ragged, see [`crate::EighLayout`]),
+    /// writing eigenvalues to `w` and, if the plan asks for them, eigenvectors to `v`.
+    /// Performs no heap or device allocation.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if a buffer length differs from the spec's;
+    /// [`crate::Error::PlanMismatch`] if the plan belongs to another backend instance or `v`
+    /// is given without eigenvectors planned (or missing when they were);
+    /// [`crate::Error::NonFinite`] naming the first matrix with NaN or Inf in its lower
+    /// triangle, in which case `w` and `v` are left unwritten.
+    fn eigh(
+        &self,
+        plan: &mut Self::EighPlan,
+        a: &Self::Buffer<T>,
+        w: &mut Self::Buffer<T>,
+        v: Option<&mut Self::Buffer<T>>,
+    ) -> Result<()>;
+
+    /// Like [`BatchedEigh::eigh`], but on host slices: GPU backends stage through buffers the
+    /// plan owns, so this allocates nothing either.
+    ///
+    /// # Errors
+    /// As [`BatchedEigh::eigh`].
+    fn eigh_host(
+        &self,
+        plan: &mut Self::EighPlan,
+        a: &[T],
+        w: &mut [T],
+        v: Option<&mut [T]>,
+    ) -> Result<()>;
+}

@@ -1,0 +1,217 @@
+//! What an eigh call computes: the batch layout and whether eigenvectors are wanted.
+
+use crate::{Error, Result};
+
+/// How the matrices of one batch are laid out in memory. Every matrix is square, row-major,
+/// and stored densely; only its lower triangle is read (LAPACK `uplo = 'L'`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EighLayout {
+    /// `batch` matrices of size `n x n`: input `a` has shape `[batch, n, n]`, eigenvalues `w`
+    /// `[batch, n]`, eigenvectors `v` `[batch, n, n]`.
+    Uniform {
+        /// Matrix order.
+        n: usize,
+        /// Number of matrices.
+        batch: usize,
+    },
+    /// Matrices of different orders concatenated without padding: matrix `i` occupies
+    /// `sizes[i]^2` consecutive elements of `a` (and of `v`), its eigenvalues `sizes[i]`
+    /// consecutive elements of `w`, in batch order.
+    Ragged {
+        /// Order of each matrix (0 allowed: an empty matrix).
+        sizes: Vec<usize>,
+    },
+}
+
+/// A batched symmetric eigendecomposition problem (eigh): for every matrix `A_i`, eigenvalues
+/// `w_i` in ascending order and, if requested, orthonormal eigenvectors `V_i` as columns
+/// (`V_i[r][k]` is component `r` of eigenvector `k`, row-major), with `A_i V_i = V_i diag(w_i)`.
+/// Each eigenvector's component of largest magnitude is positive (the first such component if
+/// several tie), so that backends agree element by element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EighSpec {
+    layout: EighLayout,
+    vectors: bool,
+}
+
+impl EighSpec {
+    /// `batch` matrices of order `n`, eigenvalues only.
+    pub fn uniform(n: usize, batch: usize) -> Self {
+        Self { layout: EighLayout::Uniform { n, batch }, vectors: false }
+    }
+
+    /// Matrices of orders `sizes` concatenated without padding, eigenvalues only.
+    pub fn ragged(sizes: impl Into<Vec<usize>>) -> Self {
+        Self { layout: EighLayout::Ragged { sizes: sizes.into() }, vectors: false }
+    }
+
+    /// Requests eigenvectors too (`true`) or eigenvalues only (`false`).
+    #[must_use]
+    pub fn with_vectors(mut self, vectors: bool) -> Self {
+        self.vectors = vectors;
+        self
+    }
+
+    /// The batch layout.
+    pub fn layout(&self) -> &EighLayout {
+        &self.layout
+    }
+
+    /// Whether eigenvectors are computed.
+    pub fn vectors(&self) -> bool {
+        self.vectors
+    }
+
+    /// Number of matrices in the batch.
+    pub fn batch(&self) -> usize {
+        match &self.layout {
+            EighLayout::Uniform { batch, .. } => *batch,
+            EighLayout::Ragged { sizes } => sizes.len(),
+        }
+    }
+
+    /// Order of matrix `i`. Panics if `i >= self.batch()`.
+    pub fn order(&self, i: usize) -> usize {
+        match &self.layout {
+            EighLayout::Uniform { n, batch } => {
+                assert!(i < *batch, "matrix index out of range");
+                *n
+            }
+            EighLayout::Ragged { sizes } => sizes[i],
+        }
+    }
+
+    /// Largest matrix order in the batch (0 for an empty batch).
+    pub fn max_order(&self) -> usize {
+        match &self.layout {
+            EighLayout::Uniform { n, batch } => {
+                if *batch == 0 {
+                    0
+                } else {
+                    *n
+                }
+            }
+            EighLayout::Ragged { sizes } => sizes.iter().copied().max().unwrap_or(0),
+        }
+    }
+
+    /// Estimated floating-point operations of the whole batch: about `9 n^3` per matrix with
+    /// eigenvectors (tridiagonalisation, accumulation, implicit QL) and `4/3 n^3 + 30 n^2`
+    /// without (Golub & Van Loan, Matrix Computations, 4th ed., section 8.3). Used by the cost
+    /// model and to balance work across threads.
+    pub fn flops(&self) -> f64 {
+        let per = |n: usize| eigh_flops(n, self.vectors);
+        match &self.layout {
+            EighLayout::Uniform { n, batch } => per(*n) * *batch as f64,
+            EighLayout::Ragged { sizes } => sizes.iter().map(|&n| per(n)).sum(),
+        }
+    }
+
+    /// Element offsets of every matrix: checks that every buffer length fits in `usize` and in
+    /// `isize::MAX` bytes of `T`-sized elements.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if a buffer length overflows.
+    pub fn offsets(&self, elem_size: usize) -> Result<EighOffsets> {
+        let too_large = Error::TooLarge("eigh buffer length overflows usize");
+        let out = match &self.layout {
+            EighLayout::Uniform { n, batch } => {
+                let nn = n.checked_mul(*n).ok_or(too_large.clone())?;
+                let a_len = nn.checked_mul(*batch).ok_or(too_large.clone())?;
+                let w_len = n.checked_mul(*batch).ok_or(too_large.clone())?;
+                EighOffsets { a_len, w_len, ragged: None, uniform_n: *n }
+            }
+            EighLayout::Ragged { sizes } => {
+                let mut a_starts = Vec::with_capacity(sizes.len() + 1);
+                let mut w_starts = Vec::with_capacity(sizes.len() + 1);
+                let (mut a, mut w) = (0usize, 0usize);
+                for &n in sizes {
+                    a_starts.push(a);
+                    w_starts.push(w);
+                    let nn = n.checked_mul(n).ok_or(too_large.clone())?;
+                    a = a.checked_add(nn).ok_or(too_large.clone())?;
+                    w = w.checked_add(n).ok_or(too_large.clone())?;
+                }
+                a_starts.push(a);
+                w_starts.push(w);
+                EighOffsets {
+                    a_len: a,
+                    w_len: w,
+                    ragged: Some(RaggedOffsets { a_starts, w_starts }),
+                    uniform_n: 0,
+                }
+            }
+        };
+        let bytes_ok = out
+            .a_len
+            .checked_mul(elem_size.max(1))
+            .is_some_and(|b| b <= isize::MAX as usize);
+        if !bytes_ok {
+            return Err(too_large);
+        }
+        Ok(out)
+    }
+}
+
+fn eigh_flops(n: usize, vectors: bool) -> f64 {
+    let n = n as f64;
+    if vectors {
+        9.0 * n * n * n
+    } else {
+        4.0 / 3.0 * n * n * n + 30.0 * n * n
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RaggedOffsets {
+    a_starts: Vec<usize>,
+    w_starts: Vec<usize>,
+}
+
+/// Where each matrix of a batch lives in the flat buffers, computed once at plan time.
+#[derive(Debug, Clone)]
+pub struct EighOffsets {
+    a_len: usize,
+    w_len: usize,
+    ragged: Option<RaggedOffsets>,
+    uniform_n: usize,
+}
+
+/// One matrix's place in the batch buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatrixSlot {
+    /// Matrix order.
+    pub n: usize,
+    /// First element of the matrix in `a` (and of its eigenvectors in `v`).
+    pub a_start: usize,
+    /// First eigenvalue in `w`.
+    pub w_start: usize,
+}
+
+impl EighOffsets {
+    /// Length of `a` and of `v` in elements.
+    pub fn a_len(&self) -> usize {
+        self.a_len
+    }
+
+    /// Length of `w` in elements.
+    pub fn w_len(&self) -> usize {
+        self.w_len
+    }
+
+    /// Where matrix `i` lives. `i` must be less than the batch size.
+    #[inline]
+    pub fn slot(&self, i: usize) -> MatrixSlot {
+        match &self.ragged {
+            Some(r) => MatrixSlot {
+                n: r.w_starts[i + 1] - r.w_starts[i],
+                a_start: r.a_starts[i],
+                w_start: r.w_starts[i],
+            },
+            None => {
+                let n = self.uniform_n;
+                MatrixSlot { n, a_start: i * n * n, w_start: i * n }
+            }
+        }
+    }
+}

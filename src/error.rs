@@ -1,0 +1,64 @@
+//! The one error type every backend returns.
+
+/// Everything that can go wrong in megabatch. No input reachable through the public API panics:
+/// it returns one of these.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A buffer or spec has the wrong length or dimensions. `what` names the argument
+    /// (for example `"a"` or `"w"`); `expected` and `got` are element counts or sizes.
+    #[error("shape mismatch for `{what}`: expected {expected}, got {got}")]
+    Shape {
+        /// The argument whose shape is wrong.
+        what: &'static str,
+        /// The length or size the plan or spec requires.
+        expected: usize,
+        /// The length or size that was passed.
+        got: usize,
+    },
+    /// NaN or ±Inf in the part of an input that is read (for eigh: the lower triangle of
+    /// matrix number `matrix`, counted from 0 in batch order). Outputs are left unwritten.
+    #[error("non-finite value (NaN or Inf) in matrix {matrix}")]
+    NonFinite {
+        /// Index of the first offending matrix in the batch.
+        matrix: usize,
+    },
+    /// The call does not fit the plan it was given: the plan was made by another backend
+    /// instance, or for eigenvectors when none were passed (or the reverse).
+    #[error("call does not fit its plan: {0}")]
+    PlanMismatch(&'static str),
+    /// The eigensolver's iteration did not converge for matrix `matrix` (30 QL sweeps per
+    /// eigenvalue, LAPACK's cap). Not observed on finite input; other matrices are written.
+    #[error("eigensolver did not converge for matrix {matrix}")]
+    NoConvergence {
+        /// Index of the first matrix that failed.
+        matrix: usize,
+    },
+    /// A spec asks for sizes whose buffers would overflow `usize` or exceed a device limit.
+    #[error("problem too large: {0}")]
+    TooLarge(&'static str),
+    /// A spec or configuration value outside what the operation accepts (for example zero
+    /// threads).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// The backend cannot run this on this device (for example f64 on a GPU without f64
+    /// shaders). Reported at plan time.
+    #[error("unsupported on {backend}: {message}")]
+    Unsupported {
+        /// The backend's name (`"cpu"`, `"wgpu"`, `"cuda"`).
+        backend: &'static str,
+        /// What is missing.
+        message: String,
+    },
+    /// An error reported by the device or its driver, with the backend's own message.
+    #[error("{backend} device error: {message}")]
+    Device {
+        /// The backend's name.
+        backend: &'static str,
+        /// The driver's or runtime's message.
+        message: String,
+    },
+}
+
+/// `Result` with megabatch's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,45 @@
+//! # megabatch
+//!
+//! Many small problems at once, on whatever hardware is there: batched symmetric
+//! eigendecomposition ([`BatchedEigh`]) with CPU, wgpu and CUDA backends (GPU backends behind
+//! the `wgpu` and `cuda` features), preallocated plans so the hot path never allocates, and an
+//! [`Auto`] dispatcher that picks a backend per plan from a cost model.
+//!
+//! Every operation follows the same contract:
+//! 1. **Plan, then execute.** `plan_*` validates the spec and allocates every buffer and
+//!    scratch arena; the execute call performs no heap or device allocation.
+//! 2. **Device-resident chaining.** Operations read and write the backend's own buffers.
+//! 3. **One launch per operation per call**, never one per matrix.
+//!
+//! ```
+//! use megabatch::{Auto, BatchedEigh, EighSpec};
+//!
+//! let auto = Auto::new()?;
+//! // Two 2 x 2 matrices, row-major, lower triangle read.
+//! let a = [2.0_f64, 0.0, 1.0, 2.0, /* */ 1.0, 0.0, 0.0, 3.0];
+//! let spec = EighSpec::uniform(2, 2).with_vectors(true);
+//! let mut plan = auto.plan_eigh(&spec)?;
+//! let (mut w, mut v) = ([0.0; 4], [0.0; 8]);
+//! auto.eigh_host(&mut plan, &a, &mut w, Some(&mut v))?;
+//! assert!((w[0] - 1.0).abs() < 1e-12 && (w[1] - 3.0).abs() < 1e-12);
+//! # Ok::<(), megabatch::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod auto;
+mod backend;
+mod cost;
+mod eigh;
+mod element;
+mod error;
+
+#[path = "../backends/mod.rs"]
+pub mod backends;
+
+pub use auto::{Auto, AutoBuffer, AutoEighPlan, BACKEND_ENV};
+pub use backend::{Backend, BackendKind};
+pub use cost::{BackendCost, Decision, Prediction};
+pub use eigh::{BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot};
+pub use element::{Element, Real};
+pub use error::{Error, Result};
