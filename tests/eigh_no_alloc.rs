@@ -1,0 +1,89 @@
+//! The plan/execute contract: after `plan_eigh`, `eigh` performs no heap allocation, with the
+//! worker threads on. A counting global allocator sees every allocation in the process.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use megabatch::backends::cpu::Cpu;
+use megabatch::{Auto, BatchedEigh, EighSpec};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Orders 1..=80 mixed (both the QL kernel and the faer path), some matrices repeated so the
+/// batch is big enough to run on all threads.
+fn mixed_batch(seed: u64) -> (Vec<usize>, Vec<f64>) {
+    let mut rng = common::rng(seed);
+    let mut sizes = Vec::new();
+    let mut a = Vec::new();
+    for round in 0..2 {
+        for n in 1..=72 {
+            if (n + round) % 4 == 0 || n == 48 {
+                sizes.push(n);
+                a.extend(common::random_dense(n, &mut rng));
+            }
+        }
+    }
+    (sizes, a)
+}
+
+#[test]
+fn one_thousand_eigh_calls_allocate_nothing() {
+    let (sizes, a) = mixed_batch(7);
+    let cpu = Cpu::with_threads(4).unwrap();
+    let auto = Auto::with_cpu(Cpu::with_threads(3).unwrap());
+    let mut cases = Vec::new();
+    for vectors in [true, false] {
+        let spec = EighSpec::ragged(sizes.clone()).with_vectors(vectors);
+        let off = spec.offsets(8).unwrap();
+        let plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+        let auto_plan = BatchedEigh::<f64>::plan_eigh(&auto, &spec).unwrap();
+        cases.push((plan, auto_plan, vec![0.0; off.w_len()], vectors.then(|| vec![0.0; off.a_len()])));
+    }
+    let small = EighSpec::uniform(4, 3).with_vectors(true);
+    let mut small_plan = BatchedEigh::<f32>::plan_eigh(&cpu, &small).unwrap();
+    let small_a: Vec<f32> = (0..48).map(|i| (i % 7) as f32).collect();
+    let (mut small_w, mut small_v) = (vec![0.0f32; 12], vec![0.0f32; 48]);
+
+    // Warm-up: first-use initialisation (thread-locals, lazily started workers) is not per call.
+    for (plan, auto_plan, w, v) in &mut cases {
+        cpu.eigh_host(plan, &a, w, v.as_deref_mut()).unwrap();
+        auto.eigh_host(auto_plan, &a, w, v.as_deref_mut()).unwrap();
+    }
+    cpu.eigh_host(&mut small_plan, &small_a, &mut small_w, Some(&mut small_v)).unwrap();
+
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut calls = 0;
+    while calls < 1000 {
+        for (plan, auto_plan, w, v) in &mut cases {
+            cpu.eigh_host(plan, &a, w, v.as_deref_mut()).unwrap();
+            auto.eigh_host(auto_plan, &a, w, v.as_deref_mut()).unwrap();
+            calls += 2;
+        }
+        cpu.eigh_host(&mut small_plan, &small_a, &mut small_w, Some(&mut small_v)).unwrap();
+        calls += 1;
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(after - before, 0, "{} allocations in {calls} eigh calls", after - before);
+    assert!(cases.iter().all(|c| c.2.iter().all(|x| x.is_finite())));
+}
