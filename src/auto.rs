@@ -70,7 +70,9 @@ fn parse_backend(value: &str) -> Result<Option<BackendKind>> {
         "cpu" => Ok(Some(BackendKind::Cpu)),
         "wgpu" => Ok(Some(BackendKind::Wgpu)),
         "cuda" => Ok(Some(BackendKind::Cuda)),
-        _ => Err(Error::InvalidArgument("MEGABATCH_BACKEND must be one of cpu, wgpu, cuda, auto")),
+        _ => Err(Error::InvalidArgument(
+            "MEGABATCH_BACKEND must be one of cpu, wgpu, cuda, auto",
+        )),
     }
 }
 
@@ -96,7 +98,11 @@ impl Auto {
     /// An `Auto` over the given CPU backend only (no GPU backends), ignoring the environment.
     pub fn with_cpu(cpu: Cpu) -> Self {
         let cpu_cost = BackendCost::cpu_default(cpu.threads());
-        Self { cpu, cpu_cost, forced: None }
+        Self {
+            cpu,
+            cpu_cost,
+            forced: None,
+        }
     }
 
     /// Makes every later plan run on `kind`.
@@ -127,9 +133,19 @@ impl Auto {
     /// Predicted time per backend for an eigh spec, and the pick `plan_eigh` would make.
     pub fn explain_eigh<T: Real>(&self, spec: &EighSpec) -> Decision {
         let flops = spec.flops();
-        let predictions = vec![Prediction { backend: BackendKind::Cpu, seconds: self.cpu_cost.predict(flops, 0.0) }];
-        let chosen = self.forced.or_else(|| cheapest(&predictions)).unwrap_or(BackendKind::Cpu);
-        Decision { chosen, predictions, forced: self.forced.is_some() }
+        let predictions = vec![Prediction {
+            backend: BackendKind::Cpu,
+            seconds: self.cpu_cost.predict(flops, 0.0),
+        }];
+        let chosen = self
+            .forced
+            .or_else(|| cheapest(&predictions))
+            .unwrap_or(BackendKind::Cpu);
+        Decision {
+            chosen,
+            predictions,
+            forced: self.forced.is_some(),
+        }
     }
 }
 
@@ -165,7 +181,10 @@ impl<T: Real> BatchedEigh<T> for Auto {
         let inner = match decision.chosen {
             BackendKind::Cpu => AutoEighInner::Cpu(self.cpu.plan_eigh(spec)?),
             other => {
-                return Err(Error::Unsupported { backend: other.name(), message: "backend not present".into() })
+                return Err(Error::Unsupported {
+                    backend: other.name(),
+                    message: "backend not present".into(),
+                })
             }
         };
         Ok(AutoEighPlan { inner })
@@ -179,11 +198,19 @@ impl<T: Real> BatchedEigh<T> for Auto {
         v: Option<&mut AutoBuffer<T>>,
     ) -> Result<()> {
         match &mut plan.inner {
-            AutoEighInner::Cpu(p) => self.cpu.eigh(p, &a.host, &mut w.host, v.map(|v| &mut v.host)),
+            AutoEighInner::Cpu(p) => self
+                .cpu
+                .eigh(p, &a.host, &mut w.host, v.map(|v| &mut v.host)),
         }
     }
 
-    fn eigh_host(&self, plan: &mut AutoEighPlan<T>, a: &[T], w: &mut [T], v: Option<&mut [T]>) -> Result<()> {
+    fn eigh_host(
+        &self,
+        plan: &mut AutoEighPlan<T>,
+        a: &[T],
+        w: &mut [T],
+        v: Option<&mut [T]>,
+    ) -> Result<()> {
         match &mut plan.inner {
             AutoEighInner::Cpu(p) => self.cpu.eigh_host(p, a, w, v),
         }

@@ -20,12 +20,20 @@ impl BackendCost {
     /// Conservative defaults for the CPU backend with `threads` threads: 10 us per parallel
     /// call, 1 GFLOP/s per thread (the small-matrix kernels run well above this).
     pub fn cpu_default(threads: usize) -> Self {
-        Self { launch_s: 10e-6, transfer_bytes_per_s: f64::INFINITY, flops_per_s: 1e9 * threads as f64 }
+        Self {
+            launch_s: 10e-6,
+            transfer_bytes_per_s: f64::INFINITY,
+            flops_per_s: 1e9 * threads as f64,
+        }
     }
 
     /// Predicted seconds for `flops` of work with `bytes` to move on and off the device.
     pub fn predict(&self, flops: f64, bytes: f64) -> f64 {
-        let transfer = if self.transfer_bytes_per_s.is_infinite() { 0.0 } else { bytes / self.transfer_bytes_per_s };
+        let transfer = if self.transfer_bytes_per_s.is_infinite() {
+            0.0
+        } else {
+            bytes / self.transfer_bytes_per_s
+        };
         self.launch_s + transfer + flops / self.flops_per_s
     }
 }

@@ -40,7 +40,8 @@ fn check<T: Real>(orders: &[usize], types: &[MatrixType], seed: u64) {
     let values_spec = EighSpec::ragged(sizes.clone());
     let mut values_plan = BatchedEigh::<T>::plan_eigh(&cpu, &values_spec).unwrap();
     let mut w_only = vec![T::zero(); offsets.w_len()];
-    cpu.eigh_host(&mut values_plan, &a, &mut w_only, None).unwrap();
+    cpu.eigh_host(&mut values_plan, &a, &mut w_only, None)
+        .unwrap();
 
     let mut worst = (0.0f64, 0.0f64, 0.0f64);
     for (i, &(n, t)) in labels.iter().enumerate() {
@@ -56,12 +57,20 @@ fn check<T: Real>(orders: &[usize], types: &[MatrixType], seed: u64) {
             "{} n={n} {t:?}: residual {res:.2}, orthogonality {orth:.2}, eigenvalues {ev:.2} / values-only {ev_only:.2}",
             T::DTYPE
         );
-        assert!(wi.windows(2).all(|p| p[0] <= p[1]), "{} n={n} {t:?}: eigenvalues not ascending", T::DTYPE);
+        assert!(
+            wi.windows(2).all(|p| p[0] <= p[1]),
+            "{} n={n} {t:?}: eigenvalues not ascending",
+            T::DTYPE
+        );
         for k in 0..n {
             let col: Vec<T> = (0..n).map(|r| vi[r * n + k]).collect();
             let big = col.iter().fold(T::zero(), |m, x| m.max(x.abs()));
             let first_big = col.iter().find(|x| x.abs() == big).unwrap();
-            assert!(*first_big > T::zero(), "{} n={n} {t:?}: eigenvector {k} sign convention", T::DTYPE);
+            assert!(
+                *first_big > T::zero(),
+                "{} n={n} {t:?}: eigenvector {k} sign convention",
+                T::DTYPE
+            );
         }
         worst = (worst.0.max(res), worst.1.max(orth), worst.2.max(ev));
     }

@@ -27,9 +27,14 @@ fn non_finite_in_lower_triangle_names_the_matrix_and_writes_nothing() {
         a[bad * n * n + 4 * n + 2] = value; // row 4, column 2: lower triangle
         let mut w = vec![-7.0; n * batch];
         let mut v = vec![-7.0; n * n * batch];
-        let err = cpu.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap_err();
+        let err = cpu
+            .eigh_host(&mut plan, &a, &mut w, Some(&mut v))
+            .unwrap_err();
         assert_eq!(err, Error::NonFinite { matrix: bad });
-        assert!(w.iter().chain(&v).all(|&x| x == -7.0), "outputs must stay unwritten");
+        assert!(
+            w.iter().chain(&v).all(|&x| x == -7.0),
+            "outputs must stay unwritten"
+        );
     }
     // Several bad matrices: the first one is named.
     let mut a = spd_batch(n, batch);
@@ -37,7 +42,10 @@ fn non_finite_in_lower_triangle_names_the_matrix_and_writes_nothing() {
     a[8 * n * n + n + 1] = f64::NAN;
     let mut w = vec![0.0; n * batch];
     let mut v = vec![0.0; n * n * batch];
-    assert_eq!(cpu.eigh_host(&mut plan, &a, &mut w, Some(&mut v)), Err(Error::NonFinite { matrix: 8 }));
+    assert_eq!(
+        cpu.eigh_host(&mut plan, &a, &mut w, Some(&mut v)),
+        Err(Error::NonFinite { matrix: 8 })
+    );
 }
 
 #[test]
@@ -45,7 +53,17 @@ fn non_finite_in_upper_triangle_is_ignored() {
     let cpu = Cpu::with_threads(1).unwrap();
     let spec = EighSpec::uniform(3, 1);
     let mut plan = BatchedEigh::<f32>::plan_eigh(&cpu, &spec).unwrap();
-    let a = [1.0f32, f32::NAN, f32::INFINITY, 0.0, 2.0, f32::NAN, 0.0, 0.0, 3.0];
+    let a = [
+        1.0f32,
+        f32::NAN,
+        f32::INFINITY,
+        0.0,
+        2.0,
+        f32::NAN,
+        0.0,
+        0.0,
+        3.0,
+    ];
     let mut w = [0.0f32; 3];
     cpu.eigh_host(&mut plan, &a, &mut w, None).unwrap();
     assert_eq!(w, [1.0, 2.0, 3.0]);
@@ -60,16 +78,28 @@ fn wrong_lengths_are_shape_errors() {
     let (mut w, mut v) = (vec![0.0; 5], vec![0.0; 13]);
     assert_eq!(
         cpu.eigh_host(&mut plan, &a[..12], &mut w, Some(&mut v)),
-        Err(Error::Shape { what: "a", expected: 13, got: 12 })
+        Err(Error::Shape {
+            what: "a",
+            expected: 13,
+            got: 12
+        })
     );
     assert_eq!(
         cpu.eigh_host(&mut plan, &a, &mut w[..4], Some(&mut v)),
-        Err(Error::Shape { what: "w", expected: 5, got: 4 })
+        Err(Error::Shape {
+            what: "w",
+            expected: 5,
+            got: 4
+        })
     );
     let mut v_long = vec![0.0; 14];
     assert_eq!(
         cpu.eigh_host(&mut plan, &a, &mut w, Some(&mut v_long)),
-        Err(Error::Shape { what: "v", expected: 13, got: 14 })
+        Err(Error::Shape {
+            what: "v",
+            expected: 13,
+            got: 14
+        })
     );
     assert!(cpu.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).is_ok());
 }
@@ -81,17 +111,32 @@ fn calls_that_do_not_fit_the_plan_are_plan_mismatches() {
     let a = vec![1.0, 0.0, 0.0, 1.0];
     let (mut w, mut v) = (vec![0.0; 2], vec![0.0; 4]);
 
-    let mut with_vectors = BatchedEigh::<f64>::plan_eigh(&cpu, &EighSpec::uniform(2, 1).with_vectors(true)).unwrap();
-    assert!(matches!(cpu.eigh_host(&mut with_vectors, &a, &mut w, None), Err(Error::PlanMismatch(_))));
+    let mut with_vectors =
+        BatchedEigh::<f64>::plan_eigh(&cpu, &EighSpec::uniform(2, 1).with_vectors(true)).unwrap();
+    assert!(matches!(
+        cpu.eigh_host(&mut with_vectors, &a, &mut w, None),
+        Err(Error::PlanMismatch(_))
+    ));
     let mut values_only = BatchedEigh::<f64>::plan_eigh(&cpu, &EighSpec::uniform(2, 1)).unwrap();
-    assert!(matches!(cpu.eigh_host(&mut values_only, &a, &mut w, Some(&mut v)), Err(Error::PlanMismatch(_))));
-    assert!(matches!(other.eigh_host(&mut values_only, &a, &mut w, None), Err(Error::PlanMismatch(_))));
+    assert!(matches!(
+        cpu.eigh_host(&mut values_only, &a, &mut w, Some(&mut v)),
+        Err(Error::PlanMismatch(_))
+    ));
+    assert!(matches!(
+        other.eigh_host(&mut values_only, &a, &mut w, None),
+        Err(Error::PlanMismatch(_))
+    ));
 }
 
 #[test]
 fn empty_batches_and_order_zero_succeed() {
     let cpu = Cpu::with_threads(2).unwrap();
-    for spec in [EighSpec::uniform(0, 10), EighSpec::uniform(7, 0), EighSpec::ragged(vec![]), EighSpec::ragged(vec![0, 0])] {
+    for spec in [
+        EighSpec::uniform(0, 10),
+        EighSpec::uniform(7, 0),
+        EighSpec::ragged(vec![]),
+        EighSpec::ragged(vec![0, 0]),
+    ] {
         let spec = spec.with_vectors(true);
         let mut plan = BatchedEigh::<f32>::plan_eigh(&cpu, &spec).unwrap();
         let (mut w, mut v) = (Vec::<f32>::new(), Vec::<f32>::new());
@@ -118,7 +163,10 @@ fn overflowing_sizes_are_too_large_not_panics() {
         let r = BatchedEigh::<f64>::plan_eigh(&cpu, &spec);
         assert!(matches!(r, Err(Error::TooLarge(_))), "{spec:?}: {r:?}");
     }
-    assert!(matches!(Cpu::with_threads(0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        Cpu::with_threads(0),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]
@@ -127,7 +175,9 @@ fn auto_reports_its_choice_and_runs_it() {
     let spec = EighSpec::ragged(vec![3, 1, 4]).with_vectors(true);
     let decision = auto.explain_eigh::<f64>(&spec);
     assert_eq!(decision.chosen, megabatch::BackendKind::Cpu);
-    assert!(!decision.predictions.is_empty() && decision.predictions.iter().all(|p| p.seconds > 0.0));
+    assert!(
+        !decision.predictions.is_empty() && decision.predictions.iter().all(|p| p.seconds > 0.0)
+    );
     let mut plan = BatchedEigh::<f64>::plan_eigh(&auto, &spec).unwrap();
     assert_eq!(plan.backend(), decision.chosen);
     let mut a = vec![0.0; 26];
@@ -136,5 +186,8 @@ fn auto_reports_its_choice_and_runs_it() {
     let (mut w, mut v) = (vec![0.0; 8], vec![0.0; 26]);
     auto.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap();
     assert_eq!(w[..4], [0.0, 0.0, 1.0, 2.0]);
-    assert!(matches!(auto.eigh_host(&mut plan, &a[1..], &mut w, Some(&mut v)), Err(Error::Shape { .. })));
+    assert!(matches!(
+        auto.eigh_host(&mut plan, &a[1..], &mut w, Some(&mut v)),
+        Err(Error::Shape { .. })
+    ));
 }

@@ -58,7 +58,12 @@ fn one_thousand_eigh_calls_allocate_nothing() {
         let off = spec.offsets(8).unwrap();
         let plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
         let auto_plan = BatchedEigh::<f64>::plan_eigh(&auto, &spec).unwrap();
-        cases.push((plan, auto_plan, vec![0.0; off.w_len()], vectors.then(|| vec![0.0; off.a_len()])));
+        cases.push((
+            plan,
+            auto_plan,
+            vec![0.0; off.w_len()],
+            vectors.then(|| vec![0.0; off.a_len()]),
+        ));
     }
     let small = EighSpec::uniform(4, 3).with_vectors(true);
     let mut small_plan = BatchedEigh::<f32>::plan_eigh(&cpu, &small).unwrap();
@@ -70,7 +75,8 @@ fn one_thousand_eigh_calls_allocate_nothing() {
         cpu.eigh_host(plan, &a, w, v.as_deref_mut()).unwrap();
         auto.eigh_host(auto_plan, &a, w, v.as_deref_mut()).unwrap();
     }
-    cpu.eigh_host(&mut small_plan, &small_a, &mut small_w, Some(&mut small_v)).unwrap();
+    cpu.eigh_host(&mut small_plan, &small_a, &mut small_w, Some(&mut small_v))
+        .unwrap();
 
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     let mut calls = 0;
@@ -80,10 +86,16 @@ fn one_thousand_eigh_calls_allocate_nothing() {
             auto.eigh_host(auto_plan, &a, w, v.as_deref_mut()).unwrap();
             calls += 2;
         }
-        cpu.eigh_host(&mut small_plan, &small_a, &mut small_w, Some(&mut small_v)).unwrap();
+        cpu.eigh_host(&mut small_plan, &small_a, &mut small_w, Some(&mut small_v))
+            .unwrap();
         calls += 1;
     }
     let after = ALLOCATIONS.load(Ordering::SeqCst);
-    assert_eq!(after - before, 0, "{} allocations in {calls} eigh calls", after - before);
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations in {calls} eigh calls",
+        after - before
+    );
     assert!(cases.iter().all(|c| c.2.iter().all(|x| x.is_finite())));
 }

@@ -9,14 +9,23 @@ use proptest::prelude::*;
 
 /// A ragged batch: sizes 0..=40, entries uniform in [-1, 1] times 2^scale.
 fn batch() -> impl Strategy<Value = (Vec<usize>, Vec<f64>)> {
-    (prop::collection::vec(0usize..=40, 0..12), -60i32..60, any::<u64>()).prop_map(|(sizes, scale, seed)| {
-        let mut rng = common::rng(seed);
-        let mut a = Vec::new();
-        for &n in &sizes {
-            a.extend(common::random_dense(n, &mut rng).into_iter().map(|x| x * 2f64.powi(scale)));
-        }
-        (sizes, a)
-    })
+    (
+        prop::collection::vec(0usize..=40, 0..12),
+        -60i32..60,
+        any::<u64>(),
+    )
+        .prop_map(|(sizes, scale, seed)| {
+            let mut rng = common::rng(seed);
+            let mut a = Vec::new();
+            for &n in &sizes {
+                a.extend(
+                    common::random_dense(n, &mut rng)
+                        .into_iter()
+                        .map(|x| x * 2f64.powi(scale)),
+                );
+            }
+            (sizes, a)
+        })
 }
 
 fn run<T: Real>(threads: usize, sizes: &[usize], a: &[T], vectors: bool) -> (Vec<T>, Vec<T>) {
@@ -26,7 +35,8 @@ fn run<T: Real>(threads: usize, sizes: &[usize], a: &[T], vectors: bool) -> (Vec
     let mut plan = BatchedEigh::<T>::plan_eigh(&cpu, &spec).unwrap();
     let mut w = vec![T::zero(); off.w_len()];
     let mut v = vec![T::zero(); if vectors { off.a_len() } else { 0 }];
-    cpu.eigh_host(&mut plan, a, &mut w, vectors.then_some(&mut v[..])).unwrap();
+    cpu.eigh_host(&mut plan, a, &mut w, vectors.then_some(&mut v[..]))
+        .unwrap();
     (w, v)
 }
 
@@ -37,10 +47,18 @@ fn check<T: Real>(sizes: &[usize], a64: &[f64]) -> Result<(), TestCaseError> {
     let off = spec.offsets(8).unwrap();
     for (i, &n) in sizes.iter().enumerate() {
         let s = off.slot(i);
-        let (ai, wi, vi) = (&a[s.a_start..s.a_start + n * n], &w[s.w_start..s.w_start + n], &v[s.a_start..s.a_start + n * n]);
+        let (ai, wi, vi) = (
+            &a[s.a_start..s.a_start + n * n],
+            &w[s.w_start..s.w_start + n],
+            &v[s.a_start..s.a_start + n * n],
+        );
         let (res, orth) = common::ratios(ai, wi, vi, n);
         let ev = common::eigenvalue_ratio(ai, wi, n);
-        prop_assert!(res < 30.0 && orth < 30.0 && ev < 30.0, "{} n={n}: {res} {orth} {ev}", T::DTYPE);
+        prop_assert!(
+            res < 30.0 && orth < 30.0 && ev < 30.0,
+            "{} n={n}: {res} {orth} {ev}",
+            T::DTYPE
+        );
     }
     let (w1, v1) = run::<T>(1, sizes, &a, true);
     prop_assert!(w1 == w && v1 == v, "results depend on the thread count");

@@ -27,7 +27,9 @@ pub struct Cpu {
 
 impl std::fmt::Debug for Cpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cpu").field("threads", &self.threads()).finish()
+        f.debug_struct("Cpu")
+            .field("threads", &self.threads())
+            .finish()
     }
 }
 
@@ -51,9 +53,14 @@ impl Cpu {
         if threads == 0 {
             return Err(Error::InvalidArgument("thread count must be at least 1"));
         }
-        let pool = WorkerPool::new(threads)
-            .map_err(|e| Error::Device { backend: "cpu", message: format!("spawning threads: {e}") })?;
-        Ok(Self { pool, id: NEXT_ID.fetch_add(1, Ordering::Relaxed) })
+        let pool = WorkerPool::new(threads).map_err(|e| Error::Device {
+            backend: "cpu",
+            message: format!("spawning threads: {e}"),
+        })?;
+        Ok(Self {
+            pool,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     /// Number of threads that run a batch, the caller included.
@@ -66,7 +73,11 @@ fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
     if expected == got {
         Ok(())
     } else {
-        Err(Error::Shape { what, expected, got })
+        Err(Error::Shape {
+            what,
+            expected,
+            got,
+        })
     }
 }
 
@@ -85,8 +96,10 @@ impl Backend for Cpu {
             return Err(Error::TooLarge("buffer length in bytes overflows isize"));
         }
         let mut v = Vec::new();
-        v.try_reserve_exact(len)
-            .map_err(|e| Error::Device { backend: "cpu", message: format!("allocating {len} elements: {e}") })?;
+        v.try_reserve_exact(len).map_err(|e| Error::Device {
+            backend: "cpu",
+            message: format!("allocating {len} elements: {e}"),
+        })?;
         v.resize(len, T::zeroed());
         Ok(v)
     }

@@ -86,7 +86,11 @@ impl WorkerPool {
                 .spawn(move || worker_loop(&shared, worker))?;
             handles.push(handle);
         }
-        Ok(Self { shared, handles, run_lock: Mutex::new(()) })
+        Ok(Self {
+            shared,
+            handles,
+            run_lock: Mutex::new(()),
+        })
     }
 
     /// Number of threads that run items, the caller included.
@@ -113,7 +117,8 @@ impl WorkerPool {
         // SAFETY: only the lifetime is erased. Workers dereference the pointer only between
         // the notification below and their `running -= 1`, and this function does not return
         // (nor unwind) before `running` is back to 0, so `task` outlives every use.
-        let ptr = TaskPtr(unsafe { std::mem::transmute::<*const Task<'_>, *const Task<'static>>(task) });
+        let ptr =
+            TaskPtr(unsafe { std::mem::transmute::<*const Task<'_>, *const Task<'static>>(task) });
         {
             let mut st = lock(&self.shared.state);
             st.generation = st.generation.wrapping_add(1);
@@ -123,11 +128,17 @@ impl WorkerPool {
             self.shared.next.store(0, Ordering::Relaxed);
             self.shared.start.notify_all();
         }
-        let mine = catch_unwind(AssertUnwindSafe(|| drain(&self.shared.next, items, task, 0)));
+        let mine = catch_unwind(AssertUnwindSafe(|| {
+            drain(&self.shared.next, items, task, 0)
+        }));
         let worker_panicked = {
             let mut st = lock(&self.shared.state);
             while st.running > 0 {
-                st = self.shared.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st = self
+                    .shared
+                    .done
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
             st.task = None;
             std::mem::replace(&mut st.panicked, false)
@@ -136,7 +147,10 @@ impl WorkerPool {
         if let Err(payload) = mine {
             resume_unwind(payload);
         }
-        assert!(!worker_panicked, "a megabatch CPU worker panicked while running a task");
+        assert!(
+            !worker_panicked,
+            "a megabatch CPU worker panicked while running a task"
+        );
     }
 }
 
@@ -146,7 +160,10 @@ fn worker_loop(shared: &Shared, worker: usize) {
         let (task, items) = {
             let mut st = lock(&shared.state);
             while st.generation == seen && !st.shutdown {
-                st = shared.start.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st = shared
+                    .start
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
             if st.shutdown {
                 return;
@@ -192,7 +209,9 @@ unsafe impl<S: Send> Sync for PerWorker<S> {}
 
 impl<S> PerWorker<S> {
     pub(crate) fn new(slots: impl IntoIterator<Item = S>) -> Self {
-        Self { slots: slots.into_iter().map(UnsafeCell::new).collect() }
+        Self {
+            slots: slots.into_iter().map(UnsafeCell::new).collect(),
+        }
     }
 
     /// # Safety
@@ -219,14 +238,21 @@ unsafe impl<T: Send> Sync for DisjointMut<'_, T> {}
 
 impl<'a, T> DisjointMut<'a, T> {
     pub(crate) fn new(slice: &'a mut [T]) -> Self {
-        Self { ptr: slice.as_mut_ptr(), len: slice.len(), _life: std::marker::PhantomData }
+        Self {
+            ptr: slice.as_mut_ptr(),
+            len: slice.len(),
+            _life: std::marker::PhantomData,
+        }
     }
 
     /// # Safety
     /// Ranges handed out while any earlier one is still live must not overlap.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn range(&self, start: usize, len: usize) -> &mut [T] {
-        assert!(start <= self.len && len <= self.len - start, "range out of bounds");
+        assert!(
+            start <= self.len && len <= self.len - start,
+            "range out of bounds"
+        );
         // SAFETY: in bounds (checked above); disjointness is the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
     }

@@ -40,7 +40,8 @@ impl MassTable {
 
     /// The table shipped with the crate.
     pub fn ame2012() -> Self {
-        Self::parse(include_str!("../../data/AME2012.txt")).expect("data/AME2012.txt is well formed")
+        Self::parse(include_str!("../../data/AME2012.txt"))
+            .expect("data/AME2012.txt is well formed")
     }
 
     /// Every nuclide as (Z, N), in file order.

@@ -65,19 +65,27 @@ impl HoBasis {
                 for (n, row) in per_n.iter_mut().enumerate() {
                     if n > 0 {
                         let k = (n - 1) as f64;
-                        let next = ((2.0 * k + 1.0 + alpha - t) * lk - (k + alpha) * lm1) / (k + 1.0);
+                        let next =
+                            ((2.0 * k + 1.0 + alpha - t) * lk - (k + alpha) * lm1) / (k + 1.0);
                         lm1 = lk;
                         lk = next;
                         ln_fact += (n as f64).ln();
                         ln_gamma += (n as f64 + l as f64 + 0.5).ln();
                     }
-                    let ln_pref = 0.5 * (2f64.ln() + ln_fact - ln_gamma) + (l as f64 + 1.0) * x.ln() - 0.5 * t;
+                    let ln_pref = 0.5 * (2f64.ln() + ln_fact - ln_gamma)
+                        + (l as f64 + 1.0) * x.ln()
+                        - 0.5 * t;
                     row[q] = ln_pref.exp() * lk;
                 }
             }
             table.push(per_n);
         }
-        Self { n_max, nodes, weights, table }
+        Self {
+            n_max,
+            nodes,
+            weights,
+            table,
+        }
     }
 
     /// Number of radial states with angular momentum l: n = 0..=(N_max - l) / 2.

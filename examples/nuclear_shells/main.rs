@@ -44,7 +44,11 @@ pub struct Spectra {
 
 impl Spectra {
     /// Builds all blocks of `nuclides` (in parallel) and diagonalises them in one call.
-    pub fn compute(auto: &Auto, nuclides: &[(u32, u32)], n_max: usize) -> Result<Self, megabatch::Error> {
+    pub fn compute(
+        auto: &Auto,
+        nuclides: &[(u32, u32)],
+        n_max: usize,
+    ) -> Result<Self, megabatch::Error> {
         let t0 = Instant::now();
         let basis = HoBasis::new(n_max);
         let per_nuclide: Vec<(Vec<f64>, Vec<usize>, Vec<BlockLabel>)> = nuclides
@@ -58,7 +62,8 @@ impl Spectra {
                 (a, sizes, labels)
             })
             .collect();
-        let (mut a, mut sizes, mut labels, mut nuclide_blocks) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut a, mut sizes, mut labels, mut nuclide_blocks) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (ai, si, li) in per_nuclide {
             nuclide_blocks.push(labels.len()..labels.len() + li.len());
             a.extend(ai);
@@ -75,7 +80,16 @@ impl Spectra {
         auto.eigh_host(&mut plan, &a, &mut values, None)?;
         let eigh_seconds = t1.elapsed().as_secs_f64();
         let starts = (0..sizes.len()).map(|i| offsets.slot(i).w_start).collect();
-        Ok(Self { labels, sizes, starts, values, nuclide_blocks, build_seconds, eigh_seconds, backend: plan.backend() })
+        Ok(Self {
+            labels,
+            sizes,
+            starts,
+            values,
+            nuclide_blocks,
+            build_seconds,
+            eigh_seconds,
+            backend: plan.backend(),
+        })
     }
 
     pub fn matrix_count(&self) -> usize {
@@ -83,7 +97,10 @@ impl Spectra {
     }
 
     pub fn size_range(&self) -> (usize, usize) {
-        (self.sizes.iter().copied().min().unwrap_or(0), self.sizes.iter().copied().max().unwrap_or(0))
+        (
+            self.sizes.iter().copied().min().unwrap_or(0),
+            self.sizes.iter().copied().max().unwrap_or(0),
+        )
     }
 
     /// Levels of one species of nuclide number `nuclide`, ascending.
@@ -91,7 +108,12 @@ impl Spectra {
         let blocks: Vec<(BlockLabel, &[f64])> = self.nuclide_blocks[nuclide]
             .clone()
             .filter(|&b| self.labels[b].species == species)
-            .map(|b| (self.labels[b], &self.values[self.starts[b]..self.starts[b] + self.sizes[b]]))
+            .map(|b| {
+                (
+                    self.labels[b],
+                    &self.values[self.starts[b]..self.starts[b] + self.sizes[b]],
+                )
+            })
             .collect();
         levels(&blocks)
     }
@@ -100,7 +122,9 @@ impl Spectra {
 /// Last occupied level and the gap to the next one, for `particles` nucleons.
 pub fn fermi_level(levels: &[Level], particles: usize) -> Option<(Level, f64)> {
     let i = last_filled(levels, particles)?;
-    let gap = levels.get(i + 1).map_or(f64::NAN, |next| next.energy - levels[i].energy);
+    let gap = levels
+        .get(i + 1)
+        .map_or(f64::NAN, |next| next.energy - levels[i].energy);
     Some((levels[i], gap))
 }
 
@@ -118,8 +142,13 @@ pub fn shell_closures(levels: &[Level], min_gap: f64) -> Vec<usize> {
     out
 }
 
-const DOUBLY_MAGIC: [(&str, u32, u32); 5] =
-    [("16O", 8, 8), ("40Ca", 20, 20), ("48Ca", 20, 28), ("132Sn", 50, 82), ("208Pb", 82, 126)];
+const DOUBLY_MAGIC: [(&str, u32, u32); 5] = [
+    ("16O", 8, 8),
+    ("40Ca", 20, 20),
+    ("48Ca", 20, 28),
+    ("132Sn", 50, 82),
+    ("208Pb", 82, 126),
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = MassTable::ame2012();
@@ -127,7 +156,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let auto = Auto::new()?;
     let spectra = Spectra::compute(&auto, nuclides, N_MAX)?;
     let (lo, hi) = spectra.size_range();
-    println!("AME2012: {} nuclides; oscillator shells up to N_max = {N_MAX}", nuclides.len());
+    println!(
+        "AME2012: {} nuclides; oscillator shells up to N_max = {N_MAX}",
+        nuclides.len()
+    );
     println!(
         "{} Hamiltonian blocks of order {lo}..={hi}, one ragged eigh on backend `{}`",
         spectra.matrix_count(),
@@ -142,26 +174,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let index = |z: u32, n: u32| nuclides.iter().position(|&x| x == (z, n));
     if let Some(pb) = index(82, 126) {
-        for (species, count, sep) in
-            [(Species::Neutron, 126, table.s_n(82, 126)), (Species::Proton, 82, table.s_p(82, 126))]
-        {
+        for (species, count, sep) in [
+            (Species::Neutron, 126, table.s_n(82, 126)),
+            (Species::Proton, 82, table.s_p(82, 126)),
+        ] {
             let lv = spectra.levels(pb, species);
             let last = last_filled(&lv, count).unwrap_or(0);
-            println!("\n208Pb {} levels near the Fermi surface (MeV):", species.name());
-            for (i, level) in lv.iter().enumerate().take(last + 5).skip(last.saturating_sub(5)) {
-                let mark = if i == last { "  <- last occupied" } else if i < last { "" } else { "  (empty)" };
+            println!(
+                "\n208Pb {} levels near the Fermi surface (MeV):",
+                species.name()
+            );
+            for (i, level) in lv
+                .iter()
+                .enumerate()
+                .take(last + 5)
+                .skip(last.saturating_sub(5))
+            {
+                let mark = if i == last {
+                    "  <- last occupied"
+                } else if i < last {
+                    ""
+                } else {
+                    "  (empty)"
+                };
                 println!("  {:>7}  {:8.3}{mark}", level.label(), level.energy);
             }
             if let Some(s) = sep {
-                println!("  -S = {:.3} MeV (AME2012); last level - (-S) = {:+.3} MeV", -s, lv[last].energy + s);
+                println!(
+                    "  -S = {:.3} MeV (AME2012); last level - (-S) = {:+.3} MeV",
+                    -s,
+                    lv[last].energy + s
+                );
             }
         }
     }
 
-    println!("\nDoubly magic nuclei: last occupied level, gap above it, shell closures (gaps > 3 MeV)");
+    println!(
+        "\nDoubly magic nuclei: last occupied level, gap above it, shell closures (gaps > 3 MeV)"
+    );
     for (name, z, n) in DOUBLY_MAGIC {
         let Some(i) = index(z, n) else { continue };
-        for (species, count) in [(Species::Neutron, n as usize), (Species::Proton, z as usize)] {
+        for (species, count) in [
+            (Species::Neutron, n as usize),
+            (Species::Proton, z as usize),
+        ] {
             let lv = spectra.levels(i, species);
             if let Some((last, gap)) = fermi_level(&lv, count) {
                 println!(
@@ -179,8 +235,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sum_sq = 0.0;
     let mut count = 0;
     for (i, &(z, n)) in nuclides.iter().enumerate() {
-        let (Some(s_n), Some((last, _))) = (table.s_n(z, n), fermi_level(&spectra.levels(i, Species::Neutron), n as usize))
-        else {
+        let (Some(s_n), Some((last, _))) = (
+            table.s_n(z, n),
+            fermi_level(&spectra.levels(i, Species::Neutron), n as usize),
+        ) else {
             continue;
         };
         sum_sq += (-last.energy - s_n).powi(2);

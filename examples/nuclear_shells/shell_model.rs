@@ -55,7 +55,17 @@ pub fn push_blocks(
     labels: &mut Vec<BlockLabel>,
 ) {
     let ws = WoodsSaxon::bohr_mottelson(z, n, species);
-    push_blocks_for(basis, nuclide, z + n, species, |r| ws.central(r), |r| ws.spin_orbit(r), out, sizes, labels);
+    push_blocks_for(
+        basis,
+        nuclide,
+        z + n,
+        species,
+        |r| ws.central(r),
+        |r| ws.spin_orbit(r),
+        out,
+        sizes,
+        labels,
+    );
 }
 
 /// As [`push_blocks`] for any central and spin-orbit radial potentials (MeV, r in fm).
@@ -73,8 +83,18 @@ pub fn push_blocks_for(
 ) {
     let hw = hbar_omega(mass_number);
     let b = HBAR_C / (species.mass() * hw).sqrt();
-    let wc: Vec<f64> = basis.nodes.iter().zip(&basis.weights).map(|(&x, &w)| w * central(b * x)).collect();
-    let wso: Vec<f64> = basis.nodes.iter().zip(&basis.weights).map(|(&x, &w)| w * spin_orbit(b * x)).collect();
+    let wc: Vec<f64> = basis
+        .nodes
+        .iter()
+        .zip(&basis.weights)
+        .map(|(&x, &w)| w * central(b * x))
+        .collect();
+    let wso: Vec<f64> = basis
+        .nodes
+        .iter()
+        .zip(&basis.weights)
+        .map(|(&x, &w)| w * spin_orbit(b * x))
+        .collect();
     let mut vc = Vec::new();
     let mut vso = Vec::new();
     for l in 0..=basis.n_max {
@@ -84,20 +104,47 @@ pub fn push_blocks_for(
         for row in 0..m {
             for col in 0..m {
                 let (ur, uc) = (basis.u(row, l), basis.u(col, l));
-                vc.push(ur.iter().zip(uc).zip(&wc).map(|((a, b), w)| a * b * w).sum::<f64>());
-                vso.push(if l == 0 { 0.0 } else { ur.iter().zip(uc).zip(&wso).map(|((a, b), w)| a * b * w).sum::<f64>() });
+                vc.push(
+                    ur.iter()
+                        .zip(uc)
+                        .zip(&wc)
+                        .map(|((a, b), w)| a * b * w)
+                        .sum::<f64>(),
+                );
+                vso.push(if l == 0 {
+                    0.0
+                } else {
+                    ur.iter()
+                        .zip(uc)
+                        .zip(&wso)
+                        .map(|((a, b), w)| a * b * w)
+                        .sum::<f64>()
+                });
             }
         }
-        let j_values: &[usize] = if l == 0 { &[1] } else { &[2 * l + 1, 2 * l - 1] };
+        let j_values: &[usize] = if l == 0 {
+            &[1]
+        } else {
+            &[2 * l + 1, 2 * l - 1]
+        };
         for &j2 in j_values {
             let ls = l_dot_s(l, j2);
             for row in 0..m {
                 for col in 0..m {
-                    out.push(hw * HoBasis::kinetic(row, col, l) + vc[row * m + col] + ls * vso[row * m + col]);
+                    out.push(
+                        hw * HoBasis::kinetic(row, col, l)
+                            + vc[row * m + col]
+                            + ls * vso[row * m + col],
+                    );
                 }
             }
             sizes.push(m);
-            labels.push(BlockLabel { nuclide, species, l, j2 });
+            labels.push(BlockLabel {
+                nuclide,
+                species,
+                l,
+                j2,
+            });
         }
     }
 }
@@ -107,7 +154,12 @@ pub fn levels(blocks: &[(BlockLabel, &[f64])]) -> Vec<Level> {
     let mut out: Vec<Level> = blocks
         .iter()
         .flat_map(|(label, w)| {
-            w.iter().enumerate().map(|(k, &energy)| Level { n: k + 1, l: label.l, j2: label.j2, energy })
+            w.iter().enumerate().map(|(k, &energy)| Level {
+                n: k + 1,
+                l: label.l,
+                j2: label.j2,
+                energy,
+            })
         })
         .collect();
     out.sort_by(|a, b| a.energy.total_cmp(&b.energy));

@@ -37,12 +37,20 @@ pub struct EighSpec {
 impl EighSpec {
     /// `batch` matrices of order `n`, eigenvalues only.
     pub fn uniform(n: usize, batch: usize) -> Self {
-        Self { layout: EighLayout::Uniform { n, batch }, vectors: false }
+        Self {
+            layout: EighLayout::Uniform { n, batch },
+            vectors: false,
+        }
     }
 
     /// Matrices of orders `sizes` concatenated without padding, eigenvalues only.
     pub fn ragged(sizes: impl Into<Vec<usize>>) -> Self {
-        Self { layout: EighLayout::Ragged { sizes: sizes.into() }, vectors: false }
+        Self {
+            layout: EighLayout::Ragged {
+                sizes: sizes.into(),
+            },
+            vectors: false,
+        }
     }
 
     /// Requests eigenvectors too (`true`) or eigenvalues only (`false`).
@@ -119,7 +127,12 @@ impl EighSpec {
                 let nn = n.checked_mul(*n).ok_or(too_large.clone())?;
                 let a_len = nn.checked_mul(*batch).ok_or(too_large.clone())?;
                 let w_len = n.checked_mul(*batch).ok_or(too_large.clone())?;
-                EighOffsets { a_len, w_len, ragged: None, uniform_n: *n }
+                EighOffsets {
+                    a_len,
+                    w_len,
+                    ragged: None,
+                    uniform_n: *n,
+                }
             }
             EighLayout::Ragged { sizes } => {
                 let mut a_starts = Vec::with_capacity(sizes.len() + 1);
@@ -210,7 +223,11 @@ impl EighOffsets {
             },
             None => {
                 let n = self.uniform_n;
-                MatrixSlot { n, a_start: i * n * n, w_start: i * n }
+                MatrixSlot {
+                    n,
+                    a_start: i * n * n,
+                    w_start: i * n,
+                }
             }
         }
     }

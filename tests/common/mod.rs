@@ -98,7 +98,9 @@ pub fn make<T: Real>(t: MatrixType, n: usize, rng: &mut StdRng) -> Vec<f64> {
     let denom = (n.max(2) - 1) as f64;
     match t {
         MatrixType::Zero => vec![0.0; n * n],
-        MatrixType::Identity => (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }).collect(),
+        MatrixType::Identity => (0..n * n)
+            .map(|i| if i / n == i % n { 1.0 } else { 0.0 })
+            .collect(),
         MatrixType::Diagonal => {
             let mut a = vec![0.0; n * n];
             for i in 0..n {
@@ -107,7 +109,9 @@ pub fn make<T: Real>(t: MatrixType, n: usize, rng: &mut StdRng) -> Vec<f64> {
             a
         }
         MatrixType::Clustered => {
-            let d: Vec<f64> = (0..n).map(|i| if i == 0 { 1.0 } else { 1.0 / cond }).collect();
+            let d: Vec<f64> = (0..n)
+                .map(|i| if i == 0 { 1.0 } else { 1.0 / cond })
+                .collect();
             with_spectrum(&d, rng)
         }
         MatrixType::Geometric => {
@@ -115,7 +119,9 @@ pub fn make<T: Real>(t: MatrixType, n: usize, rng: &mut StdRng) -> Vec<f64> {
             with_spectrum(&d, rng)
         }
         MatrixType::Arithmetic => {
-            let d: Vec<f64> = (0..n).map(|i| 1.0 - i as f64 / denom * (1.0 - 1.0 / cond)).collect();
+            let d: Vec<f64> = (0..n)
+                .map(|i| 1.0 - i as f64 / denom * (1.0 - 1.0 / cond))
+                .collect();
             with_spectrum(&d, rng)
         }
         MatrixType::RandomSpectrum => {
@@ -147,7 +153,11 @@ pub fn make<T: Real>(t: MatrixType, n: usize, rng: &mut StdRng) -> Vec<f64> {
         }
         MatrixType::NearOverflow => {
             // Largest eigenvalue within a factor ~4 of the largest finite value.
-            let max = if T::DTYPE == "f32" { f32::MAX as f64 } else { f64::MAX };
+            let max = if T::DTYPE == "f32" {
+                f32::MAX as f64
+            } else {
+                f64::MAX
+            };
             let s = max / (4.0 * n as f64);
             random_dense(n, rng).into_iter().map(|x| x * s).collect()
         }
@@ -182,7 +192,9 @@ fn pow2_scale(a: &[f64]) -> f64 {
 }
 
 fn one_norm(a: &[f64], n: usize) -> f64 {
-    (0..n).map(|c| (0..n).map(|r| a[r * n + c].abs()).sum::<f64>()).fold(0.0, f64::max)
+    (0..n)
+        .map(|c| (0..n).map(|r| a[r * n + c].abs()).sum::<f64>())
+        .fold(0.0, f64::max)
 }
 
 /// LAPACK `dsyt21`-style ratios for one matrix, in f64:
@@ -196,7 +208,11 @@ pub fn ratios<T: Real>(a: &[T], w: &[T], v: &[T], n: usize) -> (f64, f64) {
     let full: Vec<f64> = (0..n * n)
         .map(|i| {
             let (r, c) = (i / n, i % n);
-            if r >= c { a[i].to_f64_lossless() } else { a[c * n + r].to_f64_lossless() }
+            if r >= c {
+                a[i].to_f64_lossless()
+            } else {
+                a[c * n + r].to_f64_lossless()
+            }
         })
         .collect();
     let s = pow2_scale(&full);
@@ -231,11 +247,16 @@ pub fn reference_eigenvalues<T: Real>(a: &[T], n: usize) -> Vec<f64> {
     let full: Vec<f64> = (0..n * n)
         .map(|i| {
             let (r, c) = (i / n, i % n);
-            if r >= c { a[i].to_f64_lossless() } else { a[c * n + r].to_f64_lossless() }
+            if r >= c {
+                a[i].to_f64_lossless()
+            } else {
+                a[c * n + r].to_f64_lossless()
+            }
         })
         .collect();
     let s = pow2_scale(&full);
-    let m = nalgebra::DMatrix::from_row_slice(n, n, &full.iter().map(|x| x / s).collect::<Vec<_>>());
+    let m =
+        nalgebra::DMatrix::from_row_slice(n, n, &full.iter().map(|x| x / s).collect::<Vec<_>>());
     let mut w: Vec<f64> = m.symmetric_eigenvalues().iter().map(|x| x * s).collect();
     w.sort_by(f64::total_cmp);
     w
@@ -251,7 +272,11 @@ pub fn eigenvalue_ratio<T: Real>(a: &[T], w: &[T], n: usize) -> f64 {
     let full: Vec<f64> = (0..n * n)
         .map(|i| {
             let (r, c) = (i / n, i % n);
-            if r >= c { a[i].to_f64_lossless() } else { a[c * n + r].to_f64_lossless() }
+            if r >= c {
+                a[i].to_f64_lossless()
+            } else {
+                a[c * n + r].to_f64_lossless()
+            }
         })
         .collect();
     let s = pow2_scale(&full);

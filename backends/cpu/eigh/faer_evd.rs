@@ -3,9 +3,9 @@
 //! tridiagonal; faer 0.24 `linalg::evd::self_adjoint_evd`), sequential inside one matrix
 //! because the batch is already spread over threads, with scratch from the plan's arena.
 
+use faer::diag::DiagMut;
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::evd::{self, ComputeEigenvectors};
-use faer::diag::DiagMut;
 use faer::{MatMut, MatRef, Par};
 
 use crate::Real;

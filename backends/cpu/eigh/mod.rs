@@ -70,7 +70,9 @@ impl Cpu {
         v: Option<&mut [T]>,
     ) -> Result<()> {
         if plan.owner != self.id {
-            return Err(Error::PlanMismatch("the plan was made by another backend instance"));
+            return Err(Error::PlanMismatch(
+                "the plan was made by another backend instance",
+            ));
         }
         if plan.vectors != v.is_some() {
             return Err(Error::PlanMismatch(if plan.vectors {
@@ -152,7 +154,11 @@ impl<T: Real> BatchedEigh<T> for Cpu {
             .ok_or(Error::TooLarge("eigh scratch size overflows usize"))?;
         let threads = self.threads();
         let parallel = threads > 1 && spec.flops() >= PARALLEL_MIN_FLOPS;
-        let chunk_target = if parallel { threads * CHUNKS_PER_THREAD } else { 1 };
+        let chunk_target = if parallel {
+            threads * CHUNKS_PER_THREAD
+        } else {
+            1
+        };
         let workers = if parallel { threads } else { 1 };
         Ok(CpuEighPlan {
             owner: self.id,
@@ -175,7 +181,13 @@ impl<T: Real> BatchedEigh<T> for Cpu {
         self.eigh_slices(plan, a, w, v.map(|v| v.as_mut_slice()))
     }
 
-    fn eigh_host(&self, plan: &mut CpuEighPlan<T>, a: &[T], w: &mut [T], v: Option<&mut [T]>) -> Result<()> {
+    fn eigh_host(
+        &self,
+        plan: &mut CpuEighPlan<T>,
+        a: &[T],
+        w: &mut [T],
+        v: Option<&mut [T]>,
+    ) -> Result<()> {
         self.eigh_slices(plan, a, w, v)
     }
 }

@@ -26,11 +26,16 @@ impl<T: Real> Scratch<T> {
         let uses_faer = max_n >= FAER_MIN_ORDER;
         Self {
             z: vec![T::zero(); max_n * max_n],
-            u: if uses_faer && vectors { vec![T::zero(); max_n * max_n] } else { Vec::new() },
+            u: if uses_faer && vectors {
+                vec![T::zero(); max_n * max_n]
+            } else {
+                Vec::new()
+            },
             d: vec![T::zero(); max_n],
             e: vec![T::zero(); max_n],
             order: vec![0; max_n],
-            faer: uses_faer.then(|| faer_evd::scratch_buffer(faer_evd::scratch_req::<T>(max_n, vectors))),
+            faer: uses_faer
+                .then(|| faer_evd::scratch_buffer(faer_evd::scratch_req::<T>(max_n, vectors))),
         }
     }
 }
@@ -50,16 +55,29 @@ pub(crate) fn lower_max_abs<T: Real>(a: &[T], n: usize) -> Option<T> {
     Some(m)
 }
 
-/// Multiplies by 2^k in two exact steps, so factors beyond the exponent range of one power of
-/// two (needed for subnormal inputs) still apply.
-fn scale_pow2<T: Real>(x: T, k: i32) -> T {
-    let two = T::one() + T::one();
-    let half = k / 2;
-    x * two.powi(half) * two.powi(k - half)
+/// Multiplication by 2^k as two exact power-of-two factors, so that scalings beyond the exponent
+/// range of one factor (needed for subnormal inputs) still apply.
+#[derive(Clone, Copy)]
+struct Pow2<T>(T, T);
+
+impl<T: Real> Pow2<T> {
+    fn new(k: i32) -> Self {
+        let two = T::one() + T::one();
+        Self(two.powi(k / 2), two.powi(k - k / 2))
+    }
+
+    #[inline(always)]
+    fn apply(self, x: T) -> T {
+        x * self.0 * self.1
+    }
 }
 
 /// Decomposes the row-major matrix `a` (order `n`, lower triangle read, all finite) into `w`
 /// and, if given, `v` (row-major, eigenvectors as columns).
+///
+/// On x86-64 CPUs with AVX2 the same code runs compiled for AVX2 (twice the vector width of
+/// the SSE2 baseline). No FMA is enabled, so every rounding, and hence every output bit, is the
+/// same on both paths.
 pub(crate) fn solve<T: Real>(
     a: &[T],
     n: usize,
@@ -67,46 +85,148 @@ pub(crate) fn solve<T: Real>(
     v: Option<&mut [T]>,
     s: &mut Scratch<T>,
 ) -> Result<(), NoConvergence> {
-    if n == 0 {
-        return Ok(());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { solve_avx2(a, n, w, v, s) };
     }
-    let anrm = lower_max_abs(a, n).unwrap_or_else(T::zero);
-    if anrm == T::zero() || n == 1 {
-        // A zero matrix (or 1 x 1): eigenvalues are the diagonal, eigenvectors the identity.
-        for (i, wi) in w.iter_mut().enumerate() {
-            *wi = a[i * n + i];
-        }
-        if let Some(v) = v {
-            for (idx, x) in v.iter_mut().enumerate() {
-                *x = if idx / n == idx % n { T::one() } else { T::zero() };
+    solve_portable(a, n, w, v, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn solve_avx2<T: Real>(
+    a: &[T],
+    n: usize,
+    w: &mut [T],
+    v: Option<&mut [T]>,
+    s: &mut Scratch<T>,
+) -> Result<(), NoConvergence> {
+    solve_portable(a, n, w, v, s)
+}
+
+/// Orders up to this one run on stack arrays whose sizes are compile-time constants, so the
+/// loops of the kernel unroll and lose their bounds checks; per-matrix overhead dominates there.
+const STACK_MAX_ORDER: usize = 12;
+
+#[inline(always)]
+fn solve_portable<T: Real>(
+    a: &[T],
+    n: usize,
+    w: &mut [T],
+    v: Option<&mut [T]>,
+    s: &mut Scratch<T>,
+) -> Result<(), NoConvergence> {
+    let mut v = v;
+    macro_rules! on_stack {
+        ($($order:literal)*) => {
+            match n {
+                $($order => return solve_on_stack::<T, $order>(a, w, v),)*
+                _ => {}
             }
-        }
+        };
+    }
+    on_stack!(2 3 4 5 6 7 8 9 10 11 12);
+    debug_assert!(STACK_MAX_ORDER == 12);
+    let Some(unscale) = load_scaled(a, n, w, v.as_deref_mut(), &mut s.z) else {
         return Ok(());
-    }
-    // Scale by a power of two (exact) so the largest entry lies in [0.5, 1).
-    let k = -(anrm.to_f64_lossless().log2().floor() as i32) - 1;
-    let z = &mut s.z[..n * n];
-    for r in 0..n {
-        for c in 0..=r {
-            z[c * n + r] = scale_pow2(a[r * n + c], k);
-        }
-    }
+    };
     let want_vectors = v.is_some();
     let d = &mut s.d[..n];
-    let vectors_in: &[T] = if n >= FAER_MIN_ORDER {
-        let stack = s.faer.as_mut().expect("plan allocates faer scratch for its largest order");
+    if n >= FAER_MIN_ORDER {
+        let stack = s
+            .faer
+            .as_mut()
+            .expect("plan allocates faer scratch for its largest order");
         let u = want_vectors.then(|| &mut s.u[..n * n]);
-        faer_evd::decompose(z, n, d, u, stack)?;
-        &s.u
+        faer_evd::decompose(&s.z, n, d, u, stack)?;
+        finish(d, &s.u, n, w, v, &mut s.order, unscale);
     } else {
+        let z = &mut s.z[..n * n];
         let e = &mut s.e[..n];
         tridiagonalize(z, n, d, e, want_vectors);
         implicit_ql(d, e, n, want_vectors.then_some(&mut *z))?;
-        &s.z
+        finish(d, z, n, w, v, &mut s.order, unscale);
+    }
+    Ok(())
+}
+
+/// The tridiagonal-QL path with every work array on the stack and of constant size `N`.
+#[inline(always)]
+fn solve_on_stack<T: Real, const N: usize>(
+    a: &[T],
+    w: &mut [T],
+    mut v: Option<&mut [T]>,
+) -> Result<(), NoConvergence> {
+    let mut z = [[T::zero(); N]; N];
+    let (mut d, mut e, mut order) = ([T::zero(); N], [T::zero(); N], [0usize; N]);
+    let (a, w) = (&a[..N * N], &mut w[..N]);
+    let z = z.as_flattened_mut();
+    let Some(unscale) = load_scaled(a, N, w, v.as_deref_mut(), z) else {
+        return Ok(());
     };
-    // Ascending order by insertion sort on an index list: O(n) when already sorted (faer's
-    // output), O(n^2) at worst, both negligible against the O(n^3) decomposition.
-    let order = &mut s.order[..n];
+    let want_vectors = v.is_some();
+    tridiagonalize(z, N, &mut d, &mut e, want_vectors);
+    implicit_ql(&mut d, &mut e, N, want_vectors.then_some(&mut *z))?;
+    finish(&d, z, N, w, v.map(|v| &mut v[..N * N]), &mut order, unscale);
+    Ok(())
+}
+
+/// Copies the lower triangle of `a`, scaled by a power of two so that its largest entry lies in
+/// [0.5, 1), into `z` (column-major). A zero matrix or a 1 x 1 matrix is solved on the spot
+/// (eigenvalues the diagonal, eigenvectors the identity) and `None` returned; otherwise the
+/// factor that undoes the scaling.
+#[inline(always)]
+fn load_scaled<T: Real>(
+    a: &[T],
+    n: usize,
+    w: &mut [T],
+    v: Option<&mut [T]>,
+    z: &mut [T],
+) -> Option<Pow2<T>> {
+    let anrm = lower_max_abs(a, n).unwrap_or_else(T::zero);
+    if anrm == T::zero() || n == 1 {
+        for (i, wi) in w.iter_mut().enumerate().take(n) {
+            *wi = a[i * n + i];
+        }
+        if let Some(v) = v {
+            for (idx, x) in v.iter_mut().enumerate().take(n * n) {
+                *x = if idx / n == idx % n {
+                    T::one()
+                } else {
+                    T::zero()
+                };
+            }
+        }
+        return None;
+    }
+    let k = -(anrm.to_f64_lossless().log2().floor() as i32) - 1;
+    let scale = Pow2::<T>::new(k);
+    let z = &mut z[..n * n];
+    for r in 0..n {
+        for c in 0..=r {
+            z[c * n + r] = scale.apply(a[r * n + c]);
+        }
+    }
+    Some(Pow2::new(-k))
+}
+
+/// Writes eigenvalues ascending (unscaled) to `w` and, if `v` is given, the eigenvectors held as
+/// columns of `vectors` (column-major) to `v` (row-major), each with its largest-magnitude
+/// component positive.
+#[inline(always)]
+fn finish<T: Real>(
+    d: &[T],
+    vectors: &[T],
+    n: usize,
+    w: &mut [T],
+    v: Option<&mut [T]>,
+    order: &mut [usize],
+    unscale: Pow2<T>,
+) {
+    // Insertion sort on an index list: O(n) when already sorted (faer's output), O(n^2) at
+    // worst, both negligible against the O(n^3) decomposition.
+    let order = &mut order[..n];
     for (i, o) in order.iter_mut().enumerate() {
         *o = i;
     }
@@ -118,22 +238,25 @@ pub(crate) fn solve<T: Real>(
         }
     }
     for (wk, &src) in w.iter_mut().zip(order.iter()) {
-        *wk = scale_pow2(d[src], -k);
+        *wk = unscale.apply(d[src]);
     }
     if let Some(v) = v {
         for (k_out, &src) in order.iter().enumerate() {
-            let col = &vectors_in[src * n..src * n + n];
+            let col = &vectors[src * n..src * n + n];
             let mut big = 0;
             for (i, x) in col.iter().enumerate() {
                 if x.abs() > col[big].abs() {
                     big = i;
                 }
             }
-            let sign = if col[big] < T::zero() { -T::one() } else { T::one() };
+            let sign = if col[big] < T::zero() {
+                -T::one()
+            } else {
+                T::one()
+            };
             for (i, &x) in col.iter().enumerate() {
                 v[i * n + k_out] = sign * x;
             }
         }
     }
-    Ok(())
 }

@@ -14,11 +14,50 @@ use crate::Real;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NoConvergence;
 
+/// sqrt(x^2 + y^2) without libm's `hypot` when the squares can neither overflow nor lose
+/// everything to underflow (the common case after the caller's scaling), `hypot` otherwise.
+#[inline(always)]
+fn fast_hypot<T: Real>(x: T, y: T) -> T {
+    let r2 = x * x + y * y;
+    if r2 > T::SAFE_MIN.sqrt() && r2 < T::max_value().sqrt() {
+        r2.sqrt()
+    } else {
+        x.hypot(y)
+    }
+}
+
+/// Dot product with four independent partial sums (a fixed order, so results are the same on
+/// every run and thread count), which breaks the add-latency chain of a single accumulator.
+#[inline(always)]
+fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let zero = T::zero();
+    let mut acc = [zero; 4];
+    let (a4, a_tail) = a.split_at(a.len() / 4 * 4);
+    let (b4, b_tail) = b[..a.len()].split_at(a4.len());
+    for (x, y) in a4.chunks_exact(4).zip(b4.chunks_exact(4)) {
+        for k in 0..4 {
+            acc[k] = acc[k] + x[k] * y[k];
+        }
+    }
+    let mut tail = zero;
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        tail = tail + *x * *y;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 /// Reduces the symmetric matrix held in `z` (column-major, `z[c * n + r]` is row `r`, column
 /// `c`; only entries with `r >= c` are read) to tridiagonal form `T = Q^T A Q`.
 /// On return `d` holds T's diagonal, `e[1..n]` its sub-diagonal (`e[0] = 0`), and, if
 /// `accumulate`, `z` holds Q (column-major); otherwise `z` is garbage.
-pub(crate) fn tridiagonalize<T: Real>(z: &mut [T], n: usize, d: &mut [T], e: &mut [T], accumulate: bool) {
+#[inline(always)]
+pub(crate) fn tridiagonalize<T: Real>(
+    z: &mut [T],
+    n: usize,
+    d: &mut [T],
+    e: &mut [T],
+    accumulate: bool,
+) {
     debug_assert!(z.len() >= n * n && d.len() >= n && e.len() >= n && n >= 1);
     let zero = T::zero();
     let at = |r: usize, c: usize| c * n + r;
@@ -58,11 +97,11 @@ pub(crate) fn tridiagonalize<T: Real>(z: &mut [T], n: usize, d: &mut [T], e: &mu
             for j in 0..i {
                 let f = d[j];
                 z[at(j, i)] = f;
-                let col = &z[j * n..j * n + i];
-                let mut g = e[j] + col[j] * f;
-                for k in j + 1..i {
-                    g = g + col[k] * d[k];
-                    e[k] = e[k] + col[k] * f;
+                let col = &z[j * n + j..j * n + i];
+                let below = &col[1..];
+                let g = e[j] + col[0] * f + dot(below, &d[j + 1..i]);
+                for (ek, &ck) in e[j + 1..i].iter_mut().zip(below) {
+                    *ek = *ek + ck * f;
                 }
                 e[j] = g;
             }
@@ -79,9 +118,9 @@ pub(crate) fn tridiagonalize<T: Real>(z: &mut [T], n: usize, d: &mut [T], e: &mu
             for j in 0..i {
                 let f = d[j];
                 let g = e[j];
-                let col = &mut z[j * n..j * n + i];
-                for k in j..i {
-                    col[k] = col[k] - (f * e[k] + g * d[k]);
+                let col = &mut z[j * n + j..j * n + i];
+                for ((ck, &ek), &dk) in col.iter_mut().zip(&e[j..i]).zip(&d[j..i]) {
+                    *ck = *ck - (f * ek + g * dk);
                 }
                 d[j] = z[at(i - 1, j)];
                 z[at(i, j)] = zero;
@@ -109,12 +148,9 @@ pub(crate) fn tridiagonalize<T: Real>(z: &mut [T], n: usize, d: &mut [T], e: &mu
                 let (left, right) = z.split_at_mut((i + 1) * n);
                 let u = &right[..=i];
                 let col = &mut left[j * n..j * n + i + 1];
-                let mut g = zero;
-                for k in 0..=i {
-                    g = g + u[k] * col[k];
-                }
-                for k in 0..=i {
-                    col[k] = col[k] - g * d[k];
+                let g = dot(u, col);
+                for (ck, &dk) in col.iter_mut().zip(&d[..=i]) {
+                    *ck = *ck - g * dk;
                 }
             }
         }
@@ -133,6 +169,7 @@ pub(crate) fn tridiagonalize<T: Real>(z: &mut [T], n: usize, d: &mut [T], e: &mu
 /// Eigenvalues (into `d`, unordered) and optionally eigenvectors (rotations applied to the
 /// columns of `z`, which must hold Q from [`tridiagonalize`]) of the symmetric tridiagonal
 /// matrix with diagonal `d` and sub-diagonal `e[1..n]`. `e` is destroyed.
+#[inline(always)]
 pub(crate) fn implicit_ql<T: Real>(
     d: &mut [T],
     e: &mut [T],
@@ -165,7 +202,7 @@ pub(crate) fn implicit_ql<T: Real>(
                 // Shift from the leading 2x2 block (Wilkinson-style), then chase the bulge.
                 let g = d[l];
                 let mut p = (d[l + 1] - g) / (two * e[l]);
-                let mut r = p.hypot(one);
+                let mut r = fast_hypot(p, one);
                 if p < zero {
                     r = -r;
                 }
@@ -190,7 +227,7 @@ pub(crate) fn implicit_ql<T: Real>(
                     s2 = s;
                     let g = c * e[i];
                     h = c * p;
-                    r = p.hypot(e[i]);
+                    r = fast_hypot(p, e[i]);
                     e[i + 1] = s * r;
                     s = e[i] / r;
                     c = p / r;
