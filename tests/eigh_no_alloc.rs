@@ -30,7 +30,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Orders 1..=80 mixed (both the QL kernel and the faer path), some matrices repeated so the
+/// Orders 1..=72 mixed (both the QL kernel and the faer path), some matrices repeated so the
 /// batch is big enough to run on all threads.
 fn mixed_batch(seed: u64) -> (Vec<usize>, Vec<f64>) {
     let mut rng = common::rng(seed);
@@ -65,6 +65,18 @@ fn one_thousand_eigh_calls_allocate_nothing() {
             vectors.then(|| vec![0.0; off.a_len()]),
         ));
     }
+    // Large orders (faer path), called less often to keep the test quick.
+    let big_sizes = vec![300, 5, 512, 100, 64];
+    let big = EighSpec::ragged(big_sizes.clone()).with_vectors(true);
+    let big_off = big.offsets(8).unwrap();
+    let mut big_plan = BatchedEigh::<f64>::plan_eigh(&cpu, &big).unwrap();
+    let mut big_rng = common::rng(11);
+    let big_a: Vec<f64> = big_sizes
+        .iter()
+        .flat_map(|&n| common::random_dense(n, &mut big_rng))
+        .collect();
+    let (mut big_w, mut big_v) = (vec![0.0; big_off.w_len()], vec![0.0; big_off.a_len()]);
+
     let small = EighSpec::uniform(4, 3).with_vectors(true);
     let mut small_plan = BatchedEigh::<f32>::plan_eigh(&cpu, &small).unwrap();
     let small_a: Vec<f32> = (0..48).map(|i| (i % 7) as f32).collect();
@@ -81,6 +93,11 @@ fn one_thousand_eigh_calls_allocate_nothing() {
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     let mut calls = 0;
     while calls < 1000 {
+        if calls % 200 == 0 {
+            cpu.eigh_host(&mut big_plan, &big_a, &mut big_w, Some(&mut big_v))
+                .unwrap();
+            calls += 1;
+        }
         for (plan, auto_plan, w, v) in &mut cases {
             cpu.eigh_host(plan, &a, w, v.as_deref_mut()).unwrap();
             auto.eigh_host(auto_plan, &a, w, v.as_deref_mut()).unwrap();

@@ -26,6 +26,8 @@ struct State {
     generation: u64,
     task: Option<TaskPtr>,
     items: usize,
+    // Run the task once per thread, as task(worker, worker), instead of draining items.
+    each_thread: bool,
     running: usize,
     panicked: bool,
     shutdown: bool,
@@ -70,6 +72,7 @@ impl WorkerPool {
                 generation: 0,
                 task: None,
                 items: 0,
+                each_thread: false,
                 running: 0,
                 panicked: false,
                 shutdown: false,
@@ -114,6 +117,25 @@ impl WorkerPool {
             }
             return;
         }
+        self.dispatch(items, false, task);
+        drop(guard);
+    }
+
+    /// Runs `task(worker, worker)` exactly once on every thread of the pool (the caller as
+    /// worker 0), waiting for the pool if another run is in progress. For plan-time work that
+    /// must happen on each thread, such as first-use initialisation of thread-local buffers.
+    pub(crate) fn run_on_each_thread(&self, task: &Task<'_>) {
+        let guard = self.run_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.handles.is_empty() {
+            task(0, 0);
+        } else {
+            self.dispatch(0, true, task);
+        }
+        drop(guard);
+    }
+
+    /// Hands `task` to every worker and runs the caller's share; the caller holds `run_lock`.
+    fn dispatch(&self, items: usize, each_thread: bool, task: &Task<'_>) {
         // SAFETY: only the lifetime is erased. Workers dereference the pointer only between
         // the notification below and their `running -= 1`, and this function does not return
         // (nor unwind) before `running` is back to 0, so `task` outlives every use.
@@ -124,6 +146,7 @@ impl WorkerPool {
             st.generation = st.generation.wrapping_add(1);
             st.task = Some(ptr);
             st.items = items;
+            st.each_thread = each_thread;
             st.running = self.handles.len();
             self.shared.next.store(0, Ordering::Relaxed);
             self.shared.start.notify_all();
@@ -143,7 +166,6 @@ impl WorkerPool {
             st.task = None;
             std::mem::replace(&mut st.panicked, false)
         };
-        drop(guard);
         if let Err(payload) = mine {
             resume_unwind(payload);
         }
@@ -157,7 +179,7 @@ impl WorkerPool {
 fn worker_loop(shared: &Shared, worker: usize) {
     let mut seen = 0u64;
     loop {
-        let (task, items) = {
+        let (task, items, each_thread) = {
             let mut st = lock(&shared.state);
             while st.generation == seen && !st.shutdown {
                 st = shared
@@ -170,13 +192,19 @@ fn worker_loop(shared: &Shared, worker: usize) {
             }
             seen = st.generation;
             match st.task {
-                Some(t) => (t, st.items),
+                Some(t) => (t, st.items, st.each_thread),
                 None => continue,
             }
         };
         // SAFETY: see `run`: the task stays alive until this worker decrements `running`.
         let f: &Task<'_> = unsafe { &*task.0 };
-        let result = catch_unwind(AssertUnwindSafe(|| drain(&shared.next, items, f, worker)));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            if each_thread {
+                f(worker, worker);
+            } else {
+                drain(&shared.next, items, f, worker);
+            }
+        }));
         let mut st = lock(&shared.state);
         if result.is_err() {
             st.panicked = true;

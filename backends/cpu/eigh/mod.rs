@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::pool::{DisjointMut, PerWorker};
 use super::{check_len, Cpu};
 use crate::{BatchedEigh, EighOffsets, EighSpec, Error, Real, Result};
-use solve::{lower_max_abs, solve, Scratch};
+use solve::{lower_max_abs, solve, warm_up, Scratch, FAER_MIN_ORDER};
 
 /// Batches whose estimated work is below this many flops run on the calling thread alone:
 /// waking the workers costs more than it saves.
@@ -160,6 +160,18 @@ impl<T: Real> BatchedEigh<T> for Cpu {
             1
         };
         let workers = if parallel { threads } else { 1 };
+        let scratch = PerWorker::new((0..workers).map(|_| Scratch::new(max_n, spec.vectors())));
+        if max_n >= FAER_MIN_ORDER {
+            let warm = |_, worker| {
+                // SAFETY: `run_on_each_thread` gives each worker id to exactly one thread.
+                warm_up(max_n, spec.vectors(), unsafe { scratch.get(worker) });
+            };
+            if parallel {
+                self.pool.run_on_each_thread(&warm);
+            } else {
+                warm(0, 0);
+            }
+        }
         Ok(CpuEighPlan {
             owner: self.id,
             vectors: spec.vectors(),
@@ -167,7 +179,7 @@ impl<T: Real> BatchedEigh<T> for Cpu {
             offsets,
             chunk_starts: balanced_chunks(spec, chunk_target),
             parallel,
-            scratch: PerWorker::new((0..workers).map(|_| Scratch::new(max_n, spec.vectors()))),
+            scratch,
         })
     }
 

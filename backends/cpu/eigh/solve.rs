@@ -40,6 +40,21 @@ impl<T: Real> Scratch<T> {
     }
 }
 
+/// Runs one decomposition of order `n` (>= [`FAER_MIN_ORDER`]) with this scratch, on the
+/// calling thread. faer's matrix products allocate thread-local packing buffers the first time
+/// a thread uses them; plans call this on every pool thread so that `execute` never does.
+pub(crate) fn warm_up<T: Real>(n: usize, vectors: bool, s: &mut Scratch<T>) {
+    let mut a = vec![T::zero(); n * n];
+    for (idx, x) in a.iter_mut().enumerate() {
+        let (r, c) = (idx / n, idx % n);
+        *x = T::of(((r.max(c) * 7 + r.min(c) * 13) % 17) as f64 - 8.0);
+    }
+    let mut w = vec![T::zero(); n];
+    let mut v = vectors.then(|| vec![T::zero(); n * n]);
+    // The result is irrelevant; a failure here would resurface, typed, at execute time.
+    let _ = solve(&a, n, &mut w, v.as_deref_mut(), s);
+}
+
 /// Largest |a_rc| over the lower triangle of a row-major matrix of order `n`, or `None` if a
 /// value there is NaN or infinite.
 pub(crate) fn lower_max_abs<T: Real>(a: &[T], n: usize) -> Option<T> {
