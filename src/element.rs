@@ -4,7 +4,7 @@
 use std::fmt::Debug;
 
 use bytemuck::Pod;
-use num_traits::Float;
+use num_traits::{Float, NumAssign};
 
 /// A plain-old-data value that can live in a device buffer: copied bit for bit between host and
 /// device memory (`bytemuck::Pod`), shared across threads, with a name for error messages.
@@ -15,7 +15,7 @@ pub trait Element: Pod + Send + Sync + Debug + PartialEq + 'static {
 
 /// A real floating-point type an eigensolver computes in: `f32` or `f64` (IEEE 754 binary32 and
 /// binary64). Sealed: the kernels rely on the exact rounding behaviour of these two types.
-pub trait Real: Element + Float + sealed::Sealed {
+pub trait Real: Element + Float + NumAssign + sealed::Sealed {
     /// Unit roundoff `eps` as LAPACK's `dlamch('E')` (half the gap from 1.0 to the next float):
     /// 2^-24 for f32, 2^-53 for f64.
     const UNIT_ROUNDOFF: Self;

@@ -43,3 +43,8 @@ pub use cost::{BackendCost, Decision, Prediction};
 pub use eigh::{BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot};
 pub use element::{Element, Real};
 pub use error::{Error, Result};
+
+/// The README's Rust example, compiled and run by `cargo test` so that it stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -142,7 +142,7 @@ fn solve_portable<T: Real>(
         };
     }
     on_stack!(2 3 4 5 6 7 8 9 10 11 12);
-    debug_assert!(STACK_MAX_ORDER == 12);
+    const { assert!(STACK_MAX_ORDER == 12) };
     let Some(unscale) = load_scaled(a, n, w, v.as_deref_mut(), &mut s.z) else {
         return Ok(());
     };

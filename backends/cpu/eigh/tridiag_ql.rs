@@ -36,12 +36,12 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     let (b4, b_tail) = b[..a.len()].split_at(a4.len());
     for (x, y) in a4.chunks_exact(4).zip(b4.chunks_exact(4)) {
         for k in 0..4 {
-            acc[k] = acc[k] + x[k] * y[k];
+            acc[k] += x[k] * y[k];
         }
     }
     let mut tail = zero;
     for (x, y) in a_tail.iter().zip(b_tail) {
-        tail = tail + *x * *y;
+        tail += *x * *y;
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
@@ -68,7 +68,7 @@ pub(crate) fn tridiagonalize<T: Real>(
         let mut scale = zero;
         let mut h = zero;
         for &dk in &d[..i] {
-            scale = scale + dk.abs();
+            scale += dk.abs();
         }
         if scale == zero {
             e[i] = d[i - 1];
@@ -79,8 +79,8 @@ pub(crate) fn tridiagonalize<T: Real>(
             }
         } else {
             for dk in &mut d[..i] {
-                *dk = *dk / scale;
-                h = h + *dk * *dk;
+                *dk /= scale;
+                h += *dk * *dk;
             }
             let f = d[i - 1];
             let mut g = h.sqrt();
@@ -88,7 +88,7 @@ pub(crate) fn tridiagonalize<T: Real>(
                 g = -g;
             }
             e[i] = scale * g;
-            h = h - f * g;
+            h -= f * g;
             d[i - 1] = f - g;
             for ej in &mut e[..i] {
                 *ej = zero;
@@ -101,18 +101,18 @@ pub(crate) fn tridiagonalize<T: Real>(
                 let below = &col[1..];
                 let g = e[j] + col[0] * f + dot(below, &d[j + 1..i]);
                 for (ek, &ck) in e[j + 1..i].iter_mut().zip(below) {
-                    *ek = *ek + ck * f;
+                    *ek += ck * f;
                 }
                 e[j] = g;
             }
             let mut f = zero;
             for j in 0..i {
-                e[j] = e[j] / h;
-                f = f + e[j] * d[j];
+                e[j] /= h;
+                f += e[j] * d[j];
             }
             let hh = f / (h + h);
             for j in 0..i {
-                e[j] = e[j] - hh * d[j];
+                e[j] -= hh * d[j];
             }
             // Rank-2 update A -= d e^T + e d^T on the lower triangle.
             for j in 0..i {
@@ -120,7 +120,7 @@ pub(crate) fn tridiagonalize<T: Real>(
                 let g = e[j];
                 let col = &mut z[j * n + j..j * n + i];
                 for ((ck, &ek), &dk) in col.iter_mut().zip(&e[j..i]).zip(&d[j..i]) {
-                    *ck = *ck - (f * ek + g * dk);
+                    *ck -= f * ek + g * dk;
                 }
                 d[j] = z[at(i - 1, j)];
                 z[at(i, j)] = zero;
@@ -150,7 +150,7 @@ pub(crate) fn tridiagonalize<T: Real>(
                 let col = &mut left[j * n..j * n + i + 1];
                 let g = dot(u, col);
                 for (ck, &dk) in col.iter_mut().zip(&d[..=i]) {
-                    *ck = *ck - g * dk;
+                    *ck -= g * dk;
                 }
             }
         }
@@ -211,9 +211,9 @@ pub(crate) fn implicit_ql<T: Real>(
                 let dl1 = d[l + 1];
                 let mut h = g - d[l];
                 for di in &mut d[l + 2..n] {
-                    *di = *di - h;
+                    *di -= h;
                 }
-                f = f + h;
+                f += h;
                 p = d[m];
                 let mut c = one;
                 let mut c2 = c;
@@ -252,7 +252,7 @@ pub(crate) fn implicit_ql<T: Real>(
                 }
             }
         }
-        d[l] = d[l] + f;
+        d[l] += f;
         e[l] = zero;
     }
     Ok(())
