@@ -88,3 +88,52 @@ proptest! {
         }
     }
 }
+
+/// Uniform batches: consecutive same-order matrices run as SIMD lane groups (4 f64 or 8 f32 at
+/// a time), with the remainder solved one by one.
+fn uniform_batch() -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
+    (2usize..=36, 1usize..=19, -40i32..40, any::<u64>()).prop_map(|(n, batch, scale, seed)| {
+        let mut rng = common::rng(seed);
+        let a = (0..batch)
+            .flat_map(|_| common::random_dense(n, &mut rng))
+            .map(|x| x * 2f64.powi(scale))
+            .collect();
+        (n, batch, a)
+    })
+}
+
+fn lane_group_check<T: Real>(n: usize, batch: usize, a64: &[f64]) -> Result<(), TestCaseError> {
+    let a = common::to_t::<T>(a64);
+    let sizes = vec![n; batch];
+    let (w, v) = run::<T>(2, &sizes, &a, true);
+    for b in 0..batch {
+        let (ai, wi, vi) = (&a[b * n * n..(b + 1) * n * n], &w[b * n..(b + 1) * n], &v[b * n * n..(b + 1) * n * n]);
+        let (res, orth) = common::ratios(ai, wi, vi, n);
+        let ev = common::eigenvalue_ratio(ai, wi, n);
+        prop_assert!(res < 30.0 && orth < 30.0 && ev < 30.0, "{} n={n} matrix {b}: {res} {orth} {ev}", T::DTYPE);
+        // The same matrix alone (never in a lane group) gives the same eigenvalues.
+        let (w_alone, _) = run::<T>(1, &[n], ai, true);
+        let anorm = ai.iter().fold(0.0f64, |m, x| m.max(x.to_f64_lossless().abs()));
+        for (x, y) in wi.iter().zip(&w_alone) {
+            let diff = (x.to_f64_lossless() - y.to_f64_lossless()).abs();
+            prop_assert!(diff <= 30.0 * n as f64 * anorm * T::epsilon().to_f64_lossless(), "{x:?} vs {y:?}");
+        }
+    }
+    let (w3, v3) = run::<T>(3, &sizes, &a, true);
+    prop_assert!(w3 == w && v3 == v, "results depend on the thread count");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn lane_groups_f64((n, batch, a) in uniform_batch()) {
+        lane_group_check::<f64>(n, batch, &a)?;
+    }
+
+    #[test]
+    fn lane_groups_f32((n, batch, a) in uniform_batch()) {
+        lane_group_check::<f32>(n, batch, &a)?;
+    }
+}

@@ -2,6 +2,7 @@
 //! chunks across the worker pool, each thread with its own scratch.
 
 mod faer_evd;
+mod lanes;
 mod solve;
 mod tridiag_ql;
 
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::pool::{DisjointMut, PerWorker};
 use super::{check_len, Cpu};
 use crate::{BatchedEigh, EighOffsets, EighSpec, Error, Real, Result};
-use solve::{lower_max_abs, solve, warm_up, Scratch, FAER_MIN_ORDER};
+use solve::{lanes, lower_max_abs, solve, solve_lane_group, warm_up, Scratch, FAER_MIN_ORDER, LANE_MAX_ORDER};
 
 /// Batches whose estimated work is below this many flops run on the calling thread alone:
 /// waking the workers costs more than it saves.
@@ -25,6 +26,11 @@ pub struct CpuEighPlan<T> {
     vectors: bool,
     batch: usize,
     offsets: EighOffsets,
+    /// Work units in batch order: `(first matrix, count)`, where `count` is either 1 or
+    /// `lanes::<T>()` consecutive matrices of one order that run as a lane group. Fixed by the
+    /// spec alone, so every matrix meets the same kernel whatever the thread count.
+    units: Vec<(usize, usize)>,
+    /// Chunk `c` covers units `chunk_starts[c]..chunk_starts[c + 1]`.
     chunk_starts: Vec<usize>,
     parallel: bool,
     scratch: PerWorker<Scratch<T>>,
@@ -40,23 +46,46 @@ impl<T> std::fmt::Debug for CpuEighPlan<T> {
     }
 }
 
-/// Splits `0..batch` into at most `chunks` contiguous ranges of about equal work.
-fn balanced_chunks(spec: &EighSpec, chunks: usize) -> Vec<usize> {
-    // Work of one matrix, up to a constant: n^3 for the decomposition, +1 for the call itself.
-    let weight = |i: usize| (spec.order(i) as f64).powi(3) + 1.0;
+/// Groups the batch into work units: runs of `lanes` consecutive matrices of one order in
+/// `2..=LANE_MAX_ORDER` become lane groups, everything else single matrices.
+fn work_units(spec: &EighSpec, lanes: usize) -> Vec<(usize, usize)> {
     let batch = spec.batch();
-    let total: f64 = (0..batch).map(weight).sum();
+    let mut units = Vec::with_capacity(batch);
+    let mut i = 0;
+    while i < batch {
+        let n = spec.order(i);
+        let mut run = 1;
+        if (2..=LANE_MAX_ORDER).contains(&n) {
+            while run < lanes && i + run < batch && spec.order(i + run) == n {
+                run += 1;
+            }
+        }
+        if run == lanes {
+            units.push((i, lanes));
+        } else {
+            units.extend((i..i + run).map(|j| (j, 1)));
+        }
+        i += run;
+    }
+    units
+}
+
+/// Splits the units into at most `chunks` contiguous ranges of about equal work.
+fn balanced_chunks(spec: &EighSpec, units: &[(usize, usize)], chunks: usize) -> Vec<usize> {
+    // Work of a unit, up to a constant: n^3 per matrix for the decomposition, +1 per call.
+    let weight = |&(first, count): &(usize, usize)| count as f64 * ((spec.order(first) as f64).powi(3) + 1.0);
+    let total: f64 = units.iter().map(weight).sum();
     let per_chunk = total / chunks.max(1) as f64;
     let mut starts = vec![0];
     let mut acc = 0.0;
-    for i in 0..batch {
-        acc += weight(i);
-        if acc >= per_chunk && i + 1 < batch {
-            starts.push(i + 1);
+    for (u, unit) in units.iter().enumerate() {
+        acc += weight(unit);
+        if acc >= per_chunk && u + 1 < units.len() {
+            starts.push(u + 1);
             acc = 0.0;
         }
     }
-    starts.push(batch);
+    starts.push(units.len());
     starts.dedup();
     starts
 }
@@ -89,6 +118,13 @@ impl Cpu {
         }
         let chunks = plan.chunk_starts.len() - 1;
         let starts = &plan.chunk_starts;
+        let units = &plan.units;
+        // Matrices of chunk `c`.
+        let matrices = |c: usize| {
+            let (first, _) = units.get(starts[c]).copied().unwrap_or((0, 0));
+            let end = units[..starts[c + 1]].last().map_or(0, |&(f, n)| f + n);
+            first..end
+        };
         let run = |task: &(dyn Fn(usize, usize) + Sync)| {
             if plan.parallel {
                 self.pool.run(chunks, task);
@@ -100,7 +136,7 @@ impl Cpu {
         // Pass 1: every matrix finite, before any output is written.
         let first_bad = AtomicUsize::new(usize::MAX);
         run(&|c, _| {
-            for i in starts[c]..starts[c + 1] {
+            for i in matrices(c) {
                 let slot = offsets.slot(i);
                 let m = &a[slot.a_start..slot.a_start + slot.n * slot.n];
                 if lower_max_abs(m, slot.n).is_none() {
@@ -122,16 +158,23 @@ impl Cpu {
         run(&|c, worker| {
             // SAFETY: the pool gives each worker id to one thread at a time.
             let s = unsafe { scratch.get(worker) };
-            for i in starts[c]..starts[c + 1] {
-                let slot = offsets.slot(i);
-                let nn = slot.n * slot.n;
-                // SAFETY: matrices occupy disjoint ranges of `w` and `v` (offsets are prefix
-                // sums of n and n^2), and each matrix index is visited by exactly one task.
-                let wi = unsafe { w_out.range(slot.w_start, slot.n) };
-                let vi = v_out.as_ref().map(|v| unsafe { v.range(slot.a_start, nn) });
-                let ai = &a[slot.a_start..slot.a_start + nn];
-                if solve(ai, slot.n, wi, vi, s).is_err() {
-                    failed.fetch_min(i, Ordering::Relaxed);
+            for &(first, count) in &units[starts[c]..starts[c + 1]] {
+                // SAFETY (all `range` calls): matrices occupy disjoint ranges of `w` and `v`
+                // (offsets are prefix sums of n and n^2), and each matrix belongs to exactly one
+                // unit, which one task visits.
+                let failure = if count == 1 {
+                    let slot = offsets.slot(first);
+                    let nn = slot.n * slot.n;
+                    let wi = unsafe { w_out.range(slot.w_start, slot.n) };
+                    let vi = v_out.as_ref().map(|v| unsafe { v.range(slot.a_start, nn) });
+                    solve(&a[slot.a_start..slot.a_start + nn], slot.n, wi, vi, s).err().map(|_| 0)
+                } else if count == 8 {
+                    lane_group::<T, 8>(a, offsets, first, &w_out, v_out.as_ref(), s)
+                } else {
+                    lane_group::<T, 4>(a, offsets, first, &w_out, v_out.as_ref(), s)
+                };
+                if let Some(lane) = failure {
+                    failed.fetch_min(first + lane, Ordering::Relaxed);
                 }
             }
         });
@@ -140,6 +183,26 @@ impl Cpu {
             matrix => Err(Error::NoConvergence { matrix }),
         }
     }
+}
+
+/// Runs matrices `first..first + L` (one order) as a lane group; the failing lane, if any.
+fn lane_group<T: Real, const L: usize>(
+    a: &[T],
+    offsets: &EighOffsets,
+    first: usize,
+    w_out: &DisjointMut<'_, T>,
+    v_out: Option<&DisjointMut<'_, T>>,
+    s: &mut Scratch<T>,
+) -> Option<usize> {
+    let slots: [_; L] = std::array::from_fn(|q| offsets.slot(first + q));
+    let n = slots[0].n;
+    let nn = n * n;
+    let inputs = slots.map(|sl| &a[sl.a_start..sl.a_start + nn]);
+    // SAFETY: as in `eigh_slices`: these matrices' output ranges are disjoint from each other
+    // and from every other unit's.
+    let w = slots.map(|sl| unsafe { w_out.range(sl.w_start, n) });
+    let v = v_out.map(|v| slots.map(|sl| unsafe { v.range(sl.a_start, nn) }));
+    solve_lane_group(inputs, n, w, v, s).err()
 }
 
 impl<T: Real> BatchedEigh<T> for Cpu {
@@ -160,6 +223,7 @@ impl<T: Real> BatchedEigh<T> for Cpu {
             1
         };
         let workers = if parallel { threads } else { 1 };
+        let units = work_units(spec, lanes::<T>());
         let scratch = PerWorker::new((0..workers).map(|_| Scratch::new(max_n, spec.vectors())));
         if max_n >= FAER_MIN_ORDER {
             let warm = |_, worker| {
@@ -177,7 +241,8 @@ impl<T: Real> BatchedEigh<T> for Cpu {
             vectors: spec.vectors(),
             batch: spec.batch(),
             offsets,
-            chunk_starts: balanced_chunks(spec, chunk_target),
+            chunk_starts: balanced_chunks(spec, &units, chunk_target),
+            units,
             parallel,
             scratch,
         })

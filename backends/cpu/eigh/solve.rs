@@ -4,12 +4,22 @@
 use faer::dyn_stack::MemBuffer;
 
 use super::faer_evd;
+use super::lanes::{implicit_ql_lanes, tridiagonalize_lanes};
 use super::tridiag_ql::{implicit_ql, tridiagonalize, NoConvergence};
 use crate::Real;
 
 /// Orders from this one up go to faer's blocked solver; below it the unblocked
 /// tridiagonalisation + QL kernel wins (measured: docs/benchmarks/cpu-eigh.md).
 pub(crate) const FAER_MIN_ORDER: usize = 48;
+
+/// Orders from 2 up to this one run `lanes::<T>()` matrices at a time in SIMD lanes when the
+/// batch has that many consecutive matrices of one order (measured: docs/benchmarks/cpu-eigh.md).
+pub(crate) const LANE_MAX_ORDER: usize = 32;
+
+/// Matrices per lane group: one AVX2 register of `T` (4 f64 or 8 f32).
+pub(crate) fn lanes<T: Real>() -> usize {
+    32 / std::mem::size_of::<T>()
+}
 
 /// Per-thread working memory for matrices up to order `max_n`, allocated at plan time.
 pub(crate) struct Scratch<T> {
@@ -19,11 +29,17 @@ pub(crate) struct Scratch<T> {
     e: Vec<T>,
     order: Vec<usize>,
     faer: Option<MemBuffer>,
+    // Lane groups: interleaved working matrices, and one lane unpacked for `finish`.
+    lane_z: Vec<T>,
+    lane_d: Vec<T>,
+    lane_e: Vec<T>,
+    unpacked: Vec<T>,
 }
 
 impl<T: Real> Scratch<T> {
     pub(crate) fn new(max_n: usize, vectors: bool) -> Self {
         let uses_faer = max_n >= FAER_MIN_ORDER;
+        let lane_n = max_n.min(LANE_MAX_ORDER);
         Self {
             z: vec![T::zero(); max_n * max_n],
             u: if uses_faer && vectors {
@@ -36,6 +52,10 @@ impl<T: Real> Scratch<T> {
             order: vec![0; max_n],
             faer: uses_faer
                 .then(|| faer_evd::scratch_buffer(faer_evd::scratch_req::<T>(max_n, vectors))),
+            lane_z: vec![T::zero(); lane_n * lane_n * lanes::<T>()],
+            lane_d: vec![T::zero(); lane_n * lanes::<T>()],
+            lane_e: vec![T::zero(); lane_n * lanes::<T>()],
+            unpacked: vec![T::zero(); lane_n * lane_n],
         }
     }
 }
@@ -274,4 +294,83 @@ fn finish<T: Real>(
             }
         }
     }
+}
+
+/// One lane group: `L` matrices of the same order `n` (2..=[`LANE_MAX_ORDER`]), all finite.
+/// Returns the lane of the first matrix that did not converge.
+pub(crate) fn solve_lane_group<T: Real, const L: usize>(
+    a: [&[T]; L],
+    n: usize,
+    w: [&mut [T]; L],
+    v: Option<[&mut [T]; L]>,
+    s: &mut Scratch<T>,
+) -> Result<(), usize> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { solve_lane_group_avx2(a, n, w, v, s) };
+    }
+    solve_lane_group_portable(a, n, w, v, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn solve_lane_group_avx2<T: Real, const L: usize>(
+    a: [&[T]; L],
+    n: usize,
+    w: [&mut [T]; L],
+    v: Option<[&mut [T]; L]>,
+    s: &mut Scratch<T>,
+) -> Result<(), usize> {
+    solve_lane_group_portable(a, n, w, v, s)
+}
+
+#[inline(always)]
+fn solve_lane_group_portable<T: Real, const L: usize>(
+    a: [&[T]; L],
+    n: usize,
+    w: [&mut [T]; L],
+    v: Option<[&mut [T]; L]>,
+    s: &mut Scratch<T>,
+) -> Result<(), usize> {
+    let norms: [T; L] = std::array::from_fn(|q| lower_max_abs(a[q], n).unwrap_or_else(T::zero));
+    if norms.iter().any(|&x| x == T::zero()) {
+        // A zero matrix is solved on the spot by the scalar path; rare enough to not batch.
+        let mut v = v.map(|v| v.map(Some)).unwrap_or_else(|| std::array::from_fn(|_| None));
+        for (q, wq) in w.into_iter().enumerate() {
+            solve(a[q], n, wq, v[q].take(), s).map_err(|_| q)?;
+        }
+        return Ok(());
+    }
+    let z: &mut [[T; L]] = s.lane_z[..n * n * L].as_chunks_mut::<L>().0;
+    let d: &mut [[T; L]] = s.lane_d[..n * L].as_chunks_mut::<L>().0;
+    let e: &mut [[T; L]] = s.lane_e[..n * L].as_chunks_mut::<L>().0;
+    let mut unscale = [Pow2::<T>::new(0); L];
+    for q in 0..L {
+        let k = -(norms[q].to_f64_lossless().log2().floor() as i32) - 1;
+        let scale = Pow2::<T>::new(k);
+        unscale[q] = Pow2::new(-k);
+        for r in 0..n {
+            for c in 0..=r {
+                z[c * n + r][q] = scale.apply(a[q][r * n + c]);
+            }
+        }
+    }
+    let want_vectors = v.is_some();
+    tridiagonalize_lanes(z, n, d, e, want_vectors);
+    implicit_ql_lanes(d, e, n, want_vectors.then_some(&mut *z)).map_err(|(q, _)| q)?;
+    let mut v = v.map(|v| v.map(Some)).unwrap_or_else(|| std::array::from_fn(|_| None));
+    for (q, wq) in w.into_iter().enumerate() {
+        for (dst, src) in s.d[..n].iter_mut().zip(d.iter()) {
+            *dst = src[q];
+        }
+        let vq = v[q].take();
+        if vq.is_some() {
+            for (dst, src) in s.unpacked[..n * n].iter_mut().zip(z.iter()) {
+                *dst = src[q];
+            }
+        }
+        finish(&s.d[..n], &s.unpacked, n, wq, vq, &mut s.order, unscale[q]);
+    }
+    Ok(())
 }
