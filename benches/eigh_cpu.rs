@@ -8,7 +8,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use megabatch::backends::cpu::Cpu;
 use megabatch::{BatchedEigh, EighSpec, Real};
 use rand::rngs::StdRng;

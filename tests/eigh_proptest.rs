@@ -107,16 +107,29 @@ fn lane_group_check<T: Real>(n: usize, batch: usize, a64: &[f64]) -> Result<(), 
     let sizes = vec![n; batch];
     let (w, v) = run::<T>(2, &sizes, &a, true);
     for b in 0..batch {
-        let (ai, wi, vi) = (&a[b * n * n..(b + 1) * n * n], &w[b * n..(b + 1) * n], &v[b * n * n..(b + 1) * n * n]);
+        let (ai, wi, vi) = (
+            &a[b * n * n..(b + 1) * n * n],
+            &w[b * n..(b + 1) * n],
+            &v[b * n * n..(b + 1) * n * n],
+        );
         let (res, orth) = common::ratios(ai, wi, vi, n);
         let ev = common::eigenvalue_ratio(ai, wi, n);
-        prop_assert!(res < 30.0 && orth < 30.0 && ev < 30.0, "{} n={n} matrix {b}: {res} {orth} {ev}", T::DTYPE);
+        prop_assert!(
+            res < 30.0 && orth < 30.0 && ev < 30.0,
+            "{} n={n} matrix {b}: {res} {orth} {ev}",
+            T::DTYPE
+        );
         // The same matrix alone (never in a lane group) gives the same eigenvalues.
         let (w_alone, _) = run::<T>(1, &[n], ai, true);
-        let anorm = ai.iter().fold(0.0f64, |m, x| m.max(x.to_f64_lossless().abs()));
+        let anorm = ai
+            .iter()
+            .fold(0.0f64, |m, x| m.max(x.to_f64_lossless().abs()));
         for (x, y) in wi.iter().zip(&w_alone) {
             let diff = (x.to_f64_lossless() - y.to_f64_lossless()).abs();
-            prop_assert!(diff <= 30.0 * n as f64 * anorm * T::epsilon().to_f64_lossless(), "{x:?} vs {y:?}");
+            prop_assert!(
+                diff <= 30.0 * n as f64 * anorm * T::epsilon().to_f64_lossless(),
+                "{x:?} vs {y:?}"
+            );
         }
     }
     let (w3, v3) = run::<T>(3, &sizes, &a, true);

@@ -64,7 +64,8 @@ pub(crate) fn tridiagonalize_lanes<T: Real, const L: usize>(
         // Lanes whose column is already zero take the scalar code's `scale == 0` branch: they
         // divide by 1 instead, which leaves every quantity of that branch unchanged.
         let nonzero: [bool; L] = std::array::from_fn(|q| scale[q] != zero);
-        let scale_safe: Lanes<T, L> = std::array::from_fn(|q| if nonzero[q] { scale[q] } else { one });
+        let scale_safe: Lanes<T, L> =
+            std::array::from_fn(|q| if nonzero[q] { scale[q] } else { one });
         let mut h = splat::<T, L>(zero);
         for dk in &mut d[..i] {
             for q in 0..L {
@@ -218,11 +219,12 @@ pub(crate) fn implicit_ql_lanes<T: Real, const L: usize>(
             for q in 0..L {
                 let g = d[l][q];
                 let p = (d[l + 1][q] - g) / (two * e[l][q]);
-                let mut r = p.hypot(one);
                 let rr = p * p + one;
-                if rr < T::max_value().sqrt() {
-                    r = rr.sqrt();
-                }
+                let mut r = if rr < T::max_value().sqrt() {
+                    rr.sqrt()
+                } else {
+                    p.hypot(one)
+                };
                 if p < zero {
                     r = -r;
                 }
@@ -247,7 +249,11 @@ pub(crate) fn implicit_ql_lanes<T: Real, const L: usize>(
             let (mut c, mut c2, mut c3) = ([one; L], [one; L], [one; L]);
             let (mut s, mut s2) = ([zero; L], [zero; L]);
             let el1 = e[l + 1];
-            let top = (0..L).filter(|&q| active[q]).map(|q| m[q]).max().unwrap_or(l);
+            let top = (0..L)
+                .filter(|&q| active[q])
+                .map(|q| m[q])
+                .max()
+                .unwrap_or(l);
             for i in (l..top).rev() {
                 let act: [bool; L] = std::array::from_fn(|q| active[q] && i < m[q]);
                 c3 = c2;

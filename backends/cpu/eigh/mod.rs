@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::pool::{DisjointMut, PerWorker};
 use super::{check_len, Cpu};
 use crate::{BatchedEigh, EighOffsets, EighSpec, Error, Real, Result};
-use solve::{lanes, lower_max_abs, solve, solve_lane_group, warm_up, Scratch, FAER_MIN_ORDER, LANE_MAX_ORDER};
+use solve::{
+    lanes, lower_max_abs, solve, solve_lane_group, warm_up, Scratch, FAER_MIN_ORDER, LANE_MAX_ORDER,
+};
 
 /// Batches whose estimated work is below this many flops run on the calling thread alone:
 /// waking the workers costs more than it saves.
@@ -73,7 +75,9 @@ fn work_units(spec: &EighSpec, lanes: usize) -> Vec<(usize, usize)> {
 /// Splits the units into at most `chunks` contiguous ranges of about equal work.
 fn balanced_chunks(spec: &EighSpec, units: &[(usize, usize)], chunks: usize) -> Vec<usize> {
     // Work of a unit, up to a constant: n^3 per matrix for the decomposition, +1 per call.
-    let weight = |&(first, count): &(usize, usize)| count as f64 * ((spec.order(first) as f64).powi(3) + 1.0);
+    let weight = |&(first, count): &(usize, usize)| {
+        count as f64 * ((spec.order(first) as f64).powi(3) + 1.0)
+    };
     let total: f64 = units.iter().map(weight).sum();
     let per_chunk = total / chunks.max(1) as f64;
     let mut starts = vec![0];
@@ -167,7 +171,9 @@ impl Cpu {
                     let nn = slot.n * slot.n;
                     let wi = unsafe { w_out.range(slot.w_start, slot.n) };
                     let vi = v_out.as_ref().map(|v| unsafe { v.range(slot.a_start, nn) });
-                    solve(&a[slot.a_start..slot.a_start + nn], slot.n, wi, vi, s).err().map(|_| 0)
+                    solve(&a[slot.a_start..slot.a_start + nn], slot.n, wi, vi, s)
+                        .err()
+                        .map(|_| 0)
                 } else if count == 8 {
                     lane_group::<T, 8>(a, offsets, first, &w_out, v_out.as_ref(), s)
                 } else {

@@ -336,7 +336,9 @@ fn solve_lane_group_portable<T: Real, const L: usize>(
     let norms: [T; L] = std::array::from_fn(|q| lower_max_abs(a[q], n).unwrap_or_else(T::zero));
     if norms.iter().any(|&x| x == T::zero()) {
         // A zero matrix is solved on the spot by the scalar path; rare enough to not batch.
-        let mut v = v.map(|v| v.map(Some)).unwrap_or_else(|| std::array::from_fn(|_| None));
+        let mut v = v
+            .map(|v| v.map(Some))
+            .unwrap_or_else(|| std::array::from_fn(|_| None));
         for (q, wq) in w.into_iter().enumerate() {
             solve(a[q], n, wq, v[q].take(), s).map_err(|_| q)?;
         }
@@ -359,7 +361,9 @@ fn solve_lane_group_portable<T: Real, const L: usize>(
     let want_vectors = v.is_some();
     tridiagonalize_lanes(z, n, d, e, want_vectors);
     implicit_ql_lanes(d, e, n, want_vectors.then_some(&mut *z)).map_err(|(q, _)| q)?;
-    let mut v = v.map(|v| v.map(Some)).unwrap_or_else(|| std::array::from_fn(|_| None));
+    let mut v = v
+        .map(|v| v.map(Some))
+        .unwrap_or_else(|| std::array::from_fn(|_| None));
     for (q, wq) in w.into_iter().enumerate() {
         for (dst, src) in s.d[..n].iter_mut().zip(d.iter()) {
             *dst = src[q];
