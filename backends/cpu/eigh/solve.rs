@@ -120,8 +120,9 @@ pub(crate) fn solve<T: Real>(
     v: Option<&mut [T]>,
     s: &mut Scratch<T>,
 ) -> Result<(), NoConvergence> {
+    // faer dispatches to its own SIMD kernels at run time; only our kernels need the AVX2 copy.
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if n < FAER_MIN_ORDER && std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
         return unsafe { solve_avx2(a, n, w, v, s) };
     }
