@@ -55,6 +55,7 @@ fn bench_dtype<T: Real + nalgebra::RealField + faer::traits::RealField>(c: &mut 
         let mut group = c.benchmark_group(format!("eigh_cpu/{}/n={n}", T::DTYPE));
         group.throughput(Throughput::Elements(batch as u64));
         group
+            .sampling_mode(SamplingMode::Flat)
             .sample_size(15)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2));

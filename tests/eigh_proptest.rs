@@ -89,8 +89,8 @@ proptest! {
     }
 }
 
-/// Uniform batches: consecutive same-order matrices run as SIMD lane groups (4 f64 or 8 f32 at
-/// a time), with the remainder solved one by one.
+/// Uniform batches: consecutive same-order matrices run as SIMD lane groups (4 at a time), with
+/// the remainder solved one by one.
 fn uniform_batch() -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
     (2usize..=36, 1usize..=19, -40i32..40, any::<u64>()).prop_map(|(n, batch, scale, seed)| {
         let mut rng = common::rng(seed);

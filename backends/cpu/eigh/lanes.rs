@@ -1,5 +1,5 @@
 //! The tridiagonal-QL kernel of `tridiag_ql.rs` run on `L` matrices of the same order at once,
-//! one matrix per SIMD lane (4 f64 or 8 f32 in an AVX2 register).
+//! one matrix per SIMD lane (`L = 4`: one AVX2 register of f64).
 //!
 //! Why: for small orders a single matrix is latency-bound (each Givens rotation of the QL sweep
 //! waits on a sqrt and a division of the previous one) and loop overhead dominates its short
@@ -24,13 +24,19 @@ fn splat<T: Real, const L: usize>(x: T) -> Lanes<T, L> {
     [x; L]
 }
 
+/// sqrt(x^2 + y^2) per lane. Only lanes in `active` decide whether the fast formula is safe
+/// (idle lanes often hold zeros, whose result is discarded), otherwise libm's `hypot` per lane.
 #[inline(always)]
-fn hypot_lanes<T: Real, const L: usize>(x: &Lanes<T, L>, y: &Lanes<T, L>) -> Lanes<T, L> {
+fn hypot_lanes<T: Real, const L: usize>(
+    x: &Lanes<T, L>,
+    y: &Lanes<T, L>,
+    active: &[bool; L],
+) -> Lanes<T, L> {
     let mut r2 = [T::zero(); L];
     let mut safe = true;
     for q in 0..L {
         r2[q] = x[q] * x[q] + y[q] * y[q];
-        safe &= r2[q] > T::SAFE_MIN.sqrt() && r2[q] < T::max_value().sqrt();
+        safe &= !active[q] || (r2[q] > T::SAFE_MIN.sqrt() && r2[q] < T::max_value().sqrt());
     }
     if safe {
         r2.map(|v| v.sqrt())
@@ -260,7 +266,7 @@ pub(crate) fn implicit_ql_lanes<T: Real, const L: usize>(
                 c2 = c;
                 s2 = s;
                 let ei = e[i];
-                let r = hypot_lanes(&p, &ei);
+                let r = hypot_lanes(&p, &ei, &act);
                 let di = d[i];
                 // Every lane computes; lanes outside their sweep keep their old values.
                 let mut e_next = e[i + 1];

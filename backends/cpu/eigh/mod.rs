@@ -12,7 +12,7 @@ use super::pool::{DisjointMut, PerWorker};
 use super::{check_len, Cpu};
 use crate::{BatchedEigh, EighOffsets, EighSpec, Error, Real, Result};
 use solve::{
-    lanes, lower_max_abs, solve, solve_lane_group, warm_up, Scratch, FAER_MIN_ORDER, LANE_MAX_ORDER,
+    lower_max_abs, solve, solve_lane_group, warm_up, Scratch, FAER_MIN_ORDER, LANES, LANE_MAX_ORDER,
 };
 
 /// Batches whose estimated work is below this many flops run on the calling thread alone:
@@ -29,7 +29,7 @@ pub struct CpuEighPlan<T> {
     batch: usize,
     offsets: EighOffsets,
     /// Work units in batch order: `(first matrix, count)`, where `count` is either 1 or
-    /// `lanes::<T>()` consecutive matrices of one order that run as a lane group. Fixed by the
+    /// `LANES` consecutive matrices of one order that run as a lane group. Fixed by the
     /// spec alone, so every matrix meets the same kernel whatever the thread count.
     units: Vec<(usize, usize)>,
     /// Chunk `c` covers units `chunk_starts[c]..chunk_starts[c + 1]`.
@@ -174,10 +174,8 @@ impl Cpu {
                     solve(&a[slot.a_start..slot.a_start + nn], slot.n, wi, vi, s)
                         .err()
                         .map(|_| 0)
-                } else if count == 8 {
-                    lane_group::<T, 8>(a, offsets, first, &w_out, v_out.as_ref(), s)
                 } else {
-                    lane_group::<T, 4>(a, offsets, first, &w_out, v_out.as_ref(), s)
+                    lane_group::<T, LANES>(a, offsets, first, &w_out, v_out.as_ref(), s)
                 };
                 if let Some(lane) = failure {
                     failed.fetch_min(first + lane, Ordering::Relaxed);
@@ -229,7 +227,7 @@ impl<T: Real> BatchedEigh<T> for Cpu {
             1
         };
         let workers = if parallel { threads } else { 1 };
-        let units = work_units(spec, lanes::<T>());
+        let units = work_units(spec, LANES);
         let scratch = PerWorker::new((0..workers).map(|_| Scratch::new(max_n, spec.vectors())));
         if max_n >= FAER_MIN_ORDER {
             let warm = |_, worker| {

@@ -12,14 +12,14 @@ use crate::Real;
 /// tridiagonalisation + QL kernel wins (measured: docs/benchmarks/cpu-eigh.md).
 pub(crate) const FAER_MIN_ORDER: usize = 48;
 
-/// Orders from 2 up to this one run `lanes::<T>()` matrices at a time in SIMD lanes when the
+/// Orders from 2 up to this one run `LANES` matrices at a time in SIMD lanes when the
 /// batch has that many consecutive matrices of one order (measured: docs/benchmarks/cpu-eigh.md).
 pub(crate) const LANE_MAX_ORDER: usize = 32;
 
-/// Matrices per lane group: one AVX2 register of `T` (4 f64 or 8 f32).
-pub(crate) fn lanes<T: Real>() -> usize {
-    32 / std::mem::size_of::<T>()
-}
+/// Matrices per lane group. 4 for both dtypes: f64 fills an AVX2 register; 8 f32 lanes measured
+/// slower than 4 (LLVM did not vectorise the 8-wide code better than the 4-wide, and the
+/// lockstep QL waits for the slowest of more lanes).
+pub(crate) const LANES: usize = 4;
 
 /// Per-thread working memory for matrices up to order `max_n`, allocated at plan time.
 pub(crate) struct Scratch<T> {
@@ -52,9 +52,9 @@ impl<T: Real> Scratch<T> {
             order: vec![0; max_n],
             faer: uses_faer
                 .then(|| faer_evd::scratch_buffer(faer_evd::scratch_req::<T>(max_n, vectors))),
-            lane_z: vec![T::zero(); lane_n * lane_n * lanes::<T>()],
-            lane_d: vec![T::zero(); lane_n * lanes::<T>()],
-            lane_e: vec![T::zero(); lane_n * lanes::<T>()],
+            lane_z: vec![T::zero(); lane_n * lane_n * LANES],
+            lane_d: vec![T::zero(); lane_n * LANES],
+            lane_e: vec![T::zero(); lane_n * LANES],
             unpacked: vec![T::zero(); lane_n * lane_n],
         }
     }
