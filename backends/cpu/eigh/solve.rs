@@ -96,6 +96,13 @@ pub(crate) fn lower_max_abs<T: Real>(a: &[T], n: usize) -> Option<T> {
 struct Pow2<T>(T, T);
 
 impl<T: Real> Pow2<T> {
+    /// The factor that brings a matrix with largest |entry| `anrm` (> 0) into [0.5, 1), and
+    /// the factor that undoes it.
+    fn normalising(anrm: T) -> (Self, Self) {
+        let k = -(anrm.to_f64_lossless().log2().floor() as i32) - 1;
+        (Self::new(k), Self::new(-k))
+    }
+
     fn new(k: i32) -> Self {
         let two = T::one() + T::one();
         Self(two.powi(k / 2), two.powi(k - k / 2))
@@ -236,15 +243,14 @@ fn load_scaled<T: Real>(
         }
         return None;
     }
-    let k = -(anrm.to_f64_lossless().log2().floor() as i32) - 1;
-    let scale = Pow2::<T>::new(k);
+    let (scale, unscale) = Pow2::normalising(anrm);
     let z = &mut z[..n * n];
     for r in 0..n {
         for c in 0..=r {
             z[c * n + r] = scale.apply(a[r * n + c]);
         }
     }
-    Some(Pow2::new(-k))
+    Some(unscale)
 }
 
 /// Writes eigenvalues ascending (unscaled) to `w` and, if `v` is given, the eigenvectors held as
@@ -350,9 +356,8 @@ fn solve_lane_group_portable<T: Real, const L: usize>(
     let e: &mut [[T; L]] = s.lane_e[..n * L].as_chunks_mut::<L>().0;
     let mut unscale = [Pow2::<T>::new(0); L];
     for q in 0..L {
-        let k = -(norms[q].to_f64_lossless().log2().floor() as i32) - 1;
-        let scale = Pow2::<T>::new(k);
-        unscale[q] = Pow2::new(-k);
+        let (scale, back) = Pow2::normalising(norms[q]);
+        unscale[q] = back;
         for r in 0..n {
             for c in 0..=r {
                 z[c * n + r][q] = scale.apply(a[q][r * n + c]);
