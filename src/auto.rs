@@ -1,8 +1,11 @@
 //! `Auto`: the backend that picks, per plan, which of the present backends runs it.
 
-use crate::backends::cpu::{Cpu, CpuEighPlan};
+use crate::backends::cpu::{Cpu, CpuEighPlan, CpuReducePlan};
 use crate::cost::{cheapest, BackendCost, Decision, Prediction};
-use crate::{Backend, BackendKind, BatchedEigh, EighSpec, Element, Error, Real, Result};
+use crate::{
+    Backend, BackendKind, BatchedEigh, EighSpec, Element, Error, Real, ReduceSpec, Reducer,
+    Reducible, Result,
+};
 
 /// Environment variable that forces a backend for the whole process:
 /// `cpu`, `wgpu`, `cuda` or `auto` (the default: the cost model decides).
@@ -60,6 +63,26 @@ impl<T> AutoEighPlan<T> {
     pub fn backend(&self) -> BackendKind {
         match self.inner {
             AutoEighInner::Cpu(_) => BackendKind::Cpu,
+        }
+    }
+}
+
+/// A reduction plan of [`Auto`]: the chosen backend's own plan.
+#[derive(Debug)]
+pub struct AutoReducePlan<T: Reducible> {
+    inner: AutoReduceInner<T>,
+}
+
+#[derive(Debug)]
+enum AutoReduceInner<T: Reducible> {
+    Cpu(CpuReducePlan<T>),
+}
+
+impl<T: Reducible> AutoReducePlan<T> {
+    /// The backend this plan runs on.
+    pub fn backend(&self) -> BackendKind {
+        match self.inner {
+            AutoReduceInner::Cpu(_) => BackendKind::Cpu,
         }
     }
 }
@@ -149,6 +172,33 @@ impl Auto {
     }
 }
 
+impl Auto {
+    /// Predicted time per backend for a reduction spec (it moves `x`, `y` and `out` once), and
+    /// the pick `plan_reduce` would make.
+    ///
+    /// # Errors
+    /// As [`ReduceSpec::shape`].
+    pub fn explain_reduce<T: Reducible>(&self, spec: &ReduceSpec) -> Result<Decision> {
+        let shape = spec.shape()?;
+        let elements = shape.x_len + shape.y_len.unwrap_or(0);
+        let bytes = (elements * std::mem::size_of::<T>()) as f64;
+        // One add or compare per element read.
+        let predictions = vec![Prediction {
+            backend: BackendKind::Cpu,
+            seconds: self.cpu_cost.predict(elements as f64, bytes),
+        }];
+        let chosen = self
+            .forced
+            .or_else(|| cheapest(&predictions))
+            .unwrap_or(BackendKind::Cpu);
+        Ok(Decision {
+            chosen,
+            predictions,
+            forced: self.forced.is_some(),
+        })
+    }
+}
+
 impl Backend for Auto {
     type Buffer<T: Element> = AutoBuffer<T>;
 
@@ -214,5 +264,54 @@ impl<T: Real> BatchedEigh<T> for Auto {
         match &mut plan.inner {
             AutoEighInner::Cpu(p) => self.cpu.eigh_host(p, a, w, v),
         }
+    }
+}
+
+impl<T: Reducible> Reducer<T> for Auto {
+    type ReducePlan = AutoReducePlan<T>;
+
+    fn plan_reduce(&self, spec: &ReduceSpec) -> Result<AutoReducePlan<T>> {
+        let decision = self.explain_reduce::<T>(spec)?;
+        let inner = match decision.chosen {
+            BackendKind::Cpu => AutoReduceInner::Cpu(self.cpu.plan_reduce(spec)?),
+            other => {
+                return Err(Error::Unsupported {
+                    backend: other.name(),
+                    message: "backend not present".into(),
+                })
+            }
+        };
+        Ok(AutoReducePlan { inner })
+    }
+
+    fn reduce(
+        &self,
+        plan: &mut AutoReducePlan<T>,
+        x: &AutoBuffer<T>,
+        y: Option<&AutoBuffer<T>>,
+        out: &mut AutoBuffer<T::Acc>,
+    ) -> Result<()> {
+        match &mut plan.inner {
+            AutoReduceInner::Cpu(p) => {
+                self.cpu
+                    .reduce(p, &x.host, y.map(|y| &y.host), &mut out.host)
+            }
+        }
+    }
+
+    fn reduce_host(
+        &self,
+        plan: &mut AutoReducePlan<T>,
+        x: &[T],
+        y: Option<&[T]>,
+        out: &mut [T::Acc],
+    ) -> Result<()> {
+        match &mut plan.inner {
+            AutoReduceInner::Cpu(p) => self.cpu.reduce_host(p, x, y, out),
+        }
+    }
+
+    fn read_scalar(&self, out: &AutoBuffer<T::Acc>) -> Result<T::Acc> {
+        Reducer::<T>::read_scalar(&self.cpu, &out.host)
     }
 }

@@ -63,3 +63,45 @@ impl Real for f64 {
         self
     }
 }
+
+impl Element for half::f16 {
+    const DTYPE: &'static str = "f16";
+}
+impl Element for half::bf16 {
+    const DTYPE: &'static str = "bf16";
+}
+
+/// An input dtype a reduction reads, with the type it accumulates and returns in: `f32` and
+/// `f64` accumulate in themselves, `f16` and `bf16` in `f32` (their own precision would lose
+/// every digit of a long sum).
+pub trait Reducible: Element {
+    /// The accumulation and output type.
+    type Acc: Real;
+    /// The value in the accumulation type (exact for every supported pair).
+    fn widen(self) -> Self::Acc;
+}
+
+impl Reducible for f32 {
+    type Acc = f32;
+    fn widen(self) -> f32 {
+        self
+    }
+}
+impl Reducible for f64 {
+    type Acc = f64;
+    fn widen(self) -> f64 {
+        self
+    }
+}
+impl Reducible for half::f16 {
+    type Acc = f32;
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+impl Reducible for half::bf16 {
+    type Acc = f32;
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}

@@ -34,6 +34,13 @@ pub enum Error {
         /// Index of the first matrix that failed.
         matrix: usize,
     },
+    /// Segment offsets that are not a non-decreasing sequence: `offsets[index]` is smaller than
+    /// `offsets[index - 1]`.
+    #[error("segment offsets decrease at index {index}")]
+    BadOffsets {
+        /// First position where the offsets decrease.
+        index: usize,
+    },
     /// A spec asks for sizes whose buffers would overflow `usize` or exceed a device limit.
     #[error("problem too large: {0}")]
     TooLarge(&'static str),

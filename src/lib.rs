@@ -1,8 +1,8 @@
 //! # megabatch
 //!
 //! Many small problems at once, on whatever hardware is there: batched symmetric
-//! eigendecomposition ([`BatchedEigh`]) with CPU, wgpu and CUDA backends (GPU backends behind
-//! the `wgpu` and `cuda` features), preallocated plans so the hot path never allocates, and an
+//! eigendecomposition ([`BatchedEigh`]) and deterministic reductions ([`Reducer`]) with CPU,
+//! wgpu and CUDA backends (GPU backends behind the `wgpu` and `cuda` features), preallocated plans so the hot path never allocates, and an
 //! [`Auto`] dispatcher that picks a backend per plan from a cost model.
 //!
 //! Every operation follows the same contract:
@@ -33,16 +33,18 @@ mod cost;
 mod eigh;
 mod element;
 mod error;
+mod reduce;
 
 #[path = "../backends/mod.rs"]
 pub mod backends;
 
-pub use auto::{Auto, AutoBuffer, AutoEighPlan, BACKEND_ENV};
+pub use auto::{Auto, AutoBuffer, AutoEighPlan, AutoReducePlan, BACKEND_ENV};
 pub use backend::{Backend, BackendKind};
 pub use cost::{BackendCost, Decision, Prediction};
 pub use eigh::{BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot};
-pub use element::{Element, Real};
+pub use element::{Element, Real, Reducible};
 pub use error::{Error, Result};
+pub use reduce::{ReduceOp, ReduceShape, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp};
 
 /// The README's Rust example, compiled and run by `cargo test` so that it stays true.
 #[doc = include_str!("../README.md")]

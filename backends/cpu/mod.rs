@@ -3,11 +3,13 @@
 
 mod eigh;
 mod pool;
+mod reduce;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use eigh::CpuEighPlan;
 use pool::WorkerPool;
+pub use reduce::CpuReducePlan;
 
 use crate::{Backend, BackendKind, Element, Error, Result};
 

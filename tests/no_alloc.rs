@@ -1,13 +1,17 @@
-//! The plan/execute contract: after `plan_eigh`, `eigh` performs no heap allocation, with the
-//! worker threads on. A counting global allocator sees every allocation in the process.
+//! The plan/execute contract: after planning, `eigh` and `reduce` perform no heap allocation,
+//! with the worker threads on. A counting global allocator sees every allocation in the
+//! process, so both scenarios run inside one test, one after the other.
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use half::f16;
 use megabatch::backends::cpu::Cpu;
-use megabatch::{Auto, BatchedEigh, EighSpec};
+use megabatch::{
+    Auto, BatchedEigh, EighSpec, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
+};
 
 struct Counting;
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
@@ -48,6 +52,91 @@ fn mixed_batch(seed: u64) -> (Vec<usize>, Vec<f64>) {
 }
 
 #[test]
+fn execute_calls_allocate_nothing() {
+    one_thousand_eigh_calls_allocate_nothing();
+    one_thousand_reductions_allocate_nothing();
+}
+
+fn one_thousand_reductions_allocate_nothing() {
+    let cpu = Cpu::with_threads(4).unwrap();
+    let n = 1 << 20;
+    let x: Vec<f64> = (0..n).map(|i| (i % 1000) as f64 * 1e-3 - 0.5).collect();
+    let y: Vec<f64> = x.iter().map(|v| v * 0.5).collect();
+    let xh: Vec<f16> = x.iter().map(|&v| f16::from_f64(v)).collect();
+    let offsets: Vec<usize> = (0..=1000).map(|i| i * 1000).collect();
+    let rows = n / 7;
+    let mut full: Vec<_> = [
+        ReduceOp::Sum,
+        ReduceOp::Dot,
+        ReduceOp::Max,
+        ReduceOp::MaxRelDiff,
+    ]
+    .into_iter()
+    .map(|op| {
+        (
+            op,
+            Reducer::<f64>::plan_reduce(&cpu, &ReduceSpec::Full { op, len: n }).unwrap(),
+        )
+    })
+    .collect();
+    let mut rows_plan = Reducer::<f64>::plan_reduce(
+        &cpu,
+        &ReduceSpec::Rows {
+            op: RowReduceOp::WeightedMean,
+            rows,
+            cols: 7,
+        },
+    )
+    .unwrap();
+    let mut seg_plan = Reducer::<f64>::plan_reduce(
+        &cpu,
+        &ReduceSpec::Segments {
+            op: SegmentReduceOp::Sum,
+            offsets: offsets.clone(),
+        },
+    )
+    .unwrap();
+    let mut half_plan = Reducer::<f16>::plan_reduce(
+        &cpu,
+        &ReduceSpec::Full {
+            op: ReduceOp::Sum,
+            len: n,
+        },
+    )
+    .unwrap();
+    let (mut out1, mut out7, mut out_seg, mut out_half) =
+        (vec![0.0; 1], vec![0.0; 7], vec![0.0; 1000], vec![0.0f32; 1]);
+    let mut round = |count: &mut usize| {
+        for (op, plan) in &mut full {
+            let two = matches!(op, ReduceOp::Dot | ReduceOp::MaxRelDiff);
+            cpu.reduce_host(plan, &x, two.then_some(&y[..]), &mut out1)
+                .unwrap();
+            *count += 1;
+        }
+        cpu.reduce_host(&mut rows_plan, &x[..rows * 7], Some(&y[..rows]), &mut out7)
+            .unwrap();
+        cpu.reduce_host(&mut seg_plan, &x[..offsets[1000]], None, &mut out_seg)
+            .unwrap();
+        cpu.reduce_host(&mut half_plan, &xh, None, &mut out_half)
+            .unwrap();
+        *count += 3;
+    };
+    let mut calls = 0;
+    round(&mut calls);
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    calls = 0;
+    while calls < 1000 {
+        round(&mut calls);
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations in {calls} reduce calls",
+        after - before
+    );
+}
+
 fn one_thousand_eigh_calls_allocate_nothing() {
     let (sizes, a) = mixed_batch(7);
     let cpu = Cpu::with_threads(4).unwrap();

@@ -1,0 +1,61 @@
+//! Reductions that keep device-resident loops resident: convergence checks, expectation values,
+//! per-system sums. The spec and the trait every backend implements.
+
+mod spec;
+
+pub use spec::{ReduceOp, ReduceShape, ReduceSpec, RowReduceOp, SegmentReduceOp};
+
+use crate::{Backend, Reducible, Result};
+
+/// Deterministic, NaN-propagating reductions with plan/execute like [`crate::BatchedEigh`].
+///
+/// Every backend sums pairwise over a fixed tree that depends only on the operand lengths
+/// (Higham, "The accuracy of floating point summation", SIAM J. Sci. Comput. 14 (1993) 783;
+/// the blocked form follows NumPy's `pairwise_sum`), so the same input gives the same bits
+/// whatever the thread count or launch shape, and the error grows like `log2(len) eps sum|x_i|`.
+/// A NaN anywhere in what an operation reads makes its result NaN, maxima included: a NaN never
+/// reads as converged.
+pub trait Reducer<T: Reducible>: Backend {
+    /// Partial-result buffers sized for one spec.
+    type ReducePlan: Send;
+
+    /// Validates `spec` and allocates everything `reduce` needs.
+    ///
+    /// # Errors
+    /// As [`ReduceSpec::shape`]; [`crate::Error::Device`] on allocation failure.
+    fn plan_reduce(&self, spec: &ReduceSpec) -> Result<Self::ReducePlan>;
+
+    /// Reduces `x` (and `y`, for operations with a second operand or weights) into `out`,
+    /// shapes as in [`ReduceSpec`]. No allocation.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] for wrong lengths; [`crate::Error::PlanMismatch`] if `y` is given
+    /// to an operation without a second operand (or missing), or the plan belongs to another
+    /// backend instance.
+    fn reduce(
+        &self,
+        plan: &mut Self::ReducePlan,
+        x: &Self::Buffer<T>,
+        y: Option<&Self::Buffer<T>>,
+        out: &mut Self::Buffer<T::Acc>,
+    ) -> Result<()>;
+
+    /// Like [`Reducer::reduce`], on host slices.
+    ///
+    /// # Errors
+    /// As [`Reducer::reduce`].
+    fn reduce_host(
+        &self,
+        plan: &mut Self::ReducePlan,
+        x: &[T],
+        y: Option<&[T]>,
+        out: &mut [T::Acc],
+    ) -> Result<()>;
+
+    /// Reads element 0 of an output buffer back to the host: the one scalar a device-resident
+    /// loop needs per iteration.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if `out` is empty.
+    fn read_scalar(&self, out: &Self::Buffer<T::Acc>) -> Result<T::Acc>;
+}

@@ -1,0 +1,150 @@
+//! What a reduction computes: the operation and the shape of its operands.
+
+use crate::{Error, Result};
+
+/// Reductions of a whole array `x` (length `len`) to one value; `y` has the same length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    /// sum x_i (0 for an empty array).
+    Sum,
+    /// sum x_i / len (NaN for an empty array).
+    Mean,
+    /// min x_i (+inf for an empty array).
+    Min,
+    /// max x_i (-inf for an empty array).
+    Max,
+    /// max |x_i| (0 for an empty array): the infinity norm.
+    MaxAbs,
+    /// sum x_i y_i.
+    Dot,
+    /// max |x_i - y_i| (0 for empty arrays): the convergence measure of an iteration.
+    MaxAbsDiff,
+    /// max |x_i - y_i| / max(max |y_i|, tiny), with `tiny` the smallest normal number: the
+    /// norm-wise relative form of [`ReduceOp::MaxAbsDiff`].
+    MaxRelDiff,
+}
+
+/// Reductions over the rows of a row-major `(rows, cols)` matrix `x`, one value per column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowReduceOp {
+    /// sum over rows.
+    Sum,
+    /// sum over rows / rows (NaN when rows = 0).
+    Mean,
+    /// sum_i w_i x_ij / sum_i w_i with weights `y` of length `rows`: the expectation over
+    /// `rows` sampled worlds of `cols` quantities.
+    WeightedMean,
+    /// max over rows (-inf when rows = 0).
+    Max,
+}
+
+/// Reductions of ragged segments of `x`: segment `s` is `x[offsets[s]..offsets[s + 1]]`, like
+/// CSR row pointers. Empty segments give the operation's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SegmentReduceOp {
+    /// Segment sums (0 when empty).
+    Sum,
+    /// Segment means (NaN when empty: 0 / 0).
+    Mean,
+    /// Segment maxima (-inf when empty).
+    Max,
+    /// Segment minima (+inf when empty).
+    Min,
+    /// Segment dot products with `y` (same length as `x`; 0 when empty).
+    Dot,
+}
+
+/// A reduction: operation and operand shapes. All inputs are row-major; the output is in the
+/// accumulation type ([`crate::Reducible::Acc`]).
+///
+/// | spec | `x` | `y` | `out` |
+/// |---|---|---|---|
+/// | `Full { op, len }` | `len` | `len` for Dot / MaxAbsDiff / MaxRelDiff, else none | 1 |
+/// | `Rows { op, rows, cols }` | `rows * cols` | `rows` weights for WeightedMean, else none | `cols` |
+/// | `Segments { op, offsets }` | `offsets[last]` | same as `x` for Dot, else none | `offsets.len() - 1` |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReduceSpec {
+    /// A whole array to one value.
+    Full {
+        /// The operation.
+        op: ReduceOp,
+        /// Number of elements of `x`.
+        len: usize,
+    },
+    /// Over the rows of a `(rows, cols)` matrix.
+    Rows {
+        /// The operation.
+        op: RowReduceOp,
+        /// Number of rows (N).
+        rows: usize,
+        /// Number of columns (k).
+        cols: usize,
+    },
+    /// Over ragged segments given by offsets (non-decreasing, at least one entry; the first is
+    /// usually 0, elements before it are ignored).
+    Segments {
+        /// The operation.
+        op: SegmentReduceOp,
+        /// Segment boundaries, `segments + 1` entries.
+        offsets: Vec<usize>,
+    },
+}
+
+/// Operand lengths of a validated spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReduceShape {
+    /// Length of `x`.
+    pub x_len: usize,
+    /// Length of `y`, if the operation takes a second operand.
+    pub y_len: Option<usize>,
+    /// Length of `out`.
+    pub out_len: usize,
+}
+
+impl ReduceSpec {
+    /// Checks the spec and returns its operand lengths.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if `rows * cols` overflows; [`Error::InvalidArgument`] for empty
+    /// `offsets`; [`Error::BadOffsets`] where they decrease.
+    pub fn shape(&self) -> Result<ReduceShape> {
+        Ok(match self {
+            ReduceSpec::Full { op, len } => {
+                let two = matches!(
+                    op,
+                    ReduceOp::Dot | ReduceOp::MaxAbsDiff | ReduceOp::MaxRelDiff
+                );
+                ReduceShape {
+                    x_len: *len,
+                    y_len: two.then_some(*len),
+                    out_len: 1,
+                }
+            }
+            ReduceSpec::Rows { op, rows, cols } => {
+                let x_len = rows
+                    .checked_mul(*cols)
+                    .ok_or(Error::TooLarge("rows * cols overflows usize"))?;
+                let weights = matches!(op, RowReduceOp::WeightedMean);
+                ReduceShape {
+                    x_len,
+                    y_len: weights.then_some(*rows),
+                    out_len: *cols,
+                }
+            }
+            ReduceSpec::Segments { op, offsets } => {
+                let (&last, _) = offsets.split_last().ok_or(Error::InvalidArgument(
+                    "segment offsets need at least one entry",
+                ))?;
+                if let Some(i) = offsets.windows(2).position(|p| p[1] < p[0]) {
+                    return Err(Error::BadOffsets { index: i + 1 });
+                }
+                let dot = matches!(op, SegmentReduceOp::Dot);
+                ReduceShape {
+                    x_len: last,
+                    y_len: dot.then_some(last),
+                    out_len: offsets.len() - 1,
+                }
+            }
+        })
+    }
+}
