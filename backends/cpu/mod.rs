@@ -2,6 +2,7 @@
 //! Always built.
 
 mod eigh;
+mod partition;
 mod pool;
 mod reduce;
 

@@ -8,6 +8,7 @@ mod tridiag_ql;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::partition::balanced_starts;
 use super::pool::{DisjointMut, PerWorker};
 use super::{check_len, Cpu};
 use crate::{BatchedEigh, EighOffsets, EighSpec, Error, Real, Result};
@@ -72,26 +73,13 @@ fn work_units(spec: &EighSpec, lanes: usize) -> Vec<(usize, usize)> {
     units
 }
 
-/// Splits the units into at most `chunks` contiguous ranges of about equal work.
+/// Splits the units into at most `chunks` contiguous ranges of about equal work: n^3 per matrix
+/// for the decomposition, +1 per matrix for the call itself.
 fn balanced_chunks(spec: &EighSpec, units: &[(usize, usize)], chunks: usize) -> Vec<usize> {
-    // Work of a unit, up to a constant: n^3 per matrix for the decomposition, +1 per call.
-    let weight = |&(first, count): &(usize, usize)| {
+    balanced_starts(units.len(), chunks, |u| {
+        let (first, count) = units[u];
         count as f64 * ((spec.order(first) as f64).powi(3) + 1.0)
-    };
-    let total: f64 = units.iter().map(weight).sum();
-    let per_chunk = total / chunks.max(1) as f64;
-    let mut starts = vec![0];
-    let mut acc = 0.0;
-    for (u, unit) in units.iter().enumerate() {
-        acc += weight(unit);
-        if acc >= per_chunk && u + 1 < units.len() {
-            starts.push(u + 1);
-            acc = 0.0;
-        }
-    }
-    starts.push(units.len());
-    starts.dedup();
-    starts
+    })
 }
 
 impl Cpu {

@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 
 use num_traits::{Float, Zero};
 
+use super::partition::balanced_starts;
 use super::pool::DisjointMut;
 use super::{check_len, Cpu};
 use crate::{
@@ -51,22 +52,9 @@ fn of_count<A: Real>(n: usize) -> A {
 
 /// Splits segments into about `tasks` contiguous ranges of equal length (+1 per segment).
 fn segment_tasks(offsets: &[usize], tasks: usize) -> Vec<usize> {
-    let segments = offsets.len() - 1;
-    let weight = |s: usize| (offsets[s + 1] - offsets[s] + 1) as f64;
-    let total: f64 = (0..segments).map(weight).sum();
-    let per_task = total / tasks.max(1) as f64;
-    let mut starts = vec![0];
-    let mut acc = 0.0;
-    for s in 0..segments {
-        acc += weight(s);
-        if acc >= per_task && s + 1 < segments {
-            starts.push(s + 1);
-            acc = 0.0;
-        }
-    }
-    starts.push(segments);
-    starts.dedup();
-    starts
+    balanced_starts(offsets.len() - 1, tasks, |s| {
+        (offsets[s + 1] - offsets[s] + 1) as f64
+    })
 }
 
 impl Cpu {
