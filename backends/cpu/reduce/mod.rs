@@ -21,8 +21,10 @@ use pairwise::{extremum, max_nan, min_nan, pairwise, tree_rows, BLOCK};
 const CHUNK: usize = 4096;
 /// Columns per task of a row reduction.
 const COL_CHUNK: usize = 4096;
-/// Below this many input elements a reduction runs on the calling thread only.
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+/// A reduction runs on the pool only with at least this many input elements per thread:
+/// below it, waking the workers costs more than they save (measured on 16 threads at 10^5
+/// elements: 8.3 GB/s on the pool against 18.7 GB/s on one thread; docs/benchmarks/cpu-reduce.md).
+const PARALLEL_MIN_ELEMENTS_PER_THREAD: usize = 1 << 15;
 /// Segment tasks per thread, for load balance over uneven segments.
 const SEGMENT_TASKS_PER_THREAD: usize = 8;
 
@@ -291,7 +293,8 @@ impl<T: Reducible> Reducer<T> for Cpu {
 
     fn plan_reduce(&self, spec: &ReduceSpec) -> Result<CpuReducePlan<T>> {
         let shape = spec.shape()?;
-        let parallel = self.threads() > 1 && shape.x_len >= PARALLEL_MIN_ELEMENTS;
+        let parallel =
+            self.threads() > 1 && shape.x_len >= PARALLEL_MIN_ELEMENTS_PER_THREAD * self.threads();
         let partials_len = match spec {
             ReduceSpec::Full { op, len } => {
                 len.div_ceil(CHUNK) * if *op == ReduceOp::MaxRelDiff { 2 } else { 1 }
