@@ -41,6 +41,15 @@ pub enum Error {
         /// First position where the offsets decrease.
         index: usize,
     },
+    /// An invalid block mask. `position` is `[batch, head, query block, slot]` of the offending
+    /// entry (slot 0 for count and shape errors).
+    #[error("invalid block mask at {position:?}: {reason}")]
+    Mask {
+        /// `[b, h, q_block, slot]` in the mask's own (possibly broadcast) dimensions.
+        position: [usize; 4],
+        /// What is wrong there.
+        reason: &'static str,
+    },
     /// A spec asks for sizes whose buffers would overflow `usize` or exceed a device limit.
     #[error("problem too large: {0}")]
     TooLarge(&'static str),

@@ -1,7 +1,8 @@
 //! # megabatch
 //!
 //! Many small problems at once, on whatever hardware is there: batched symmetric
-//! eigendecomposition ([`BatchedEigh`]) and deterministic reductions ([`Reducer`]) with CPU,
+//! eigendecomposition ([`BatchedEigh`]) and deterministic reductions ([`Reducer`]), with
+//! block-sparse attention masks in [`attention`] (the attention kernels are in progress), on CPU,
 //! wgpu and CUDA backends (GPU backends behind the `wgpu` and `cuda` features), preallocated plans so the hot path never allocates, and an
 //! [`Auto`] dispatcher that picks a backend per plan from a cost model.
 //!
@@ -27,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+pub mod attention;
 mod auto;
 mod backend;
 mod cost;

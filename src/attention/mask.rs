@@ -1,0 +1,361 @@
+//! Block-sparse attention masks in FlexAttention's `BlockMask` layout, field for field, so
+//! masks built with PyTorch's `create_block_mask` (or for FlashAttention's CuTe kernels, which
+//! use the same four tensors) pass through unchanged.
+
+use super::MaskPredicate;
+use crate::{Error, Result};
+
+/// Block sizes the kernels support, for both the query (BQ) and key/value (BK) dimension.
+pub const BLOCK_SIZES: [usize; 4] = [16, 32, 64, 128];
+
+/// The blocks of the `(seq_q, seq_kv)` score matrix that attention visits, per (batch, head).
+///
+/// Layout (row-major, `i32` as in PyTorch), with `QB = ceil(seq_q / BQ)`, `KB = ceil(seq_kv / BK)`
+/// and `Bm`, `Hm` equal to the batch and head counts or 1 (broadcast):
+/// - `kv_num_blocks [Bm, Hm, QB]`: how many *partial* blocks query block `q` visits;
+/// - `kv_indices [Bm, Hm, QB, KB]`: their key-block indices, the first `kv_num_blocks` entries of
+///   each row; the rest of the row is undefined and never read;
+/// - optional `full_kv_num_blocks` / `full_kv_indices`, same shapes: blocks kept entirely, which
+///   need no element mask. Partial and full lists of a row are disjoint.
+///
+/// Inside partial blocks the [`MaskPredicate`] decides per element. Reference: PyTorch
+/// `torch.nn.attention.flex_attention.BlockMask`; Dong et al., "Flex Attention: A Programming
+/// Model for Generating Optimized Attention Kernels", 2024.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockMask {
+    seq_q: usize,
+    seq_kv: usize,
+    block: (usize, usize),
+    batch: usize,
+    heads: usize,
+    kv_num_blocks: Vec<i32>,
+    kv_indices: Vec<i32>,
+    full: Option<(Vec<i32>, Vec<i32>)>,
+    predicate: MaskPredicate,
+}
+
+/// The four tensors of a [`BlockMask`] and its geometry, as handed over from PyTorch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockMaskParts {
+    /// Query length.
+    pub seq_q: usize,
+    /// Key/value length.
+    pub seq_kv: usize,
+    /// (BQ, BK), each in [`BLOCK_SIZES`].
+    pub block: (usize, usize),
+    /// Leading dimension of the tensors: the batch size, or 1 to broadcast.
+    pub batch: usize,
+    /// Second dimension: the number of query heads, or 1 to broadcast.
+    pub heads: usize,
+    /// `[batch, heads, QB]`.
+    pub kv_num_blocks: Vec<i32>,
+    /// `[batch, heads, QB, KB]`.
+    pub kv_indices: Vec<i32>,
+    /// Optional full blocks: (`full_kv_num_blocks`, `full_kv_indices`), same shapes.
+    pub full: Option<(Vec<i32>, Vec<i32>)>,
+    /// Rule inside partial blocks.
+    pub predicate: MaskPredicate,
+}
+
+fn mask_err(position: [usize; 4], reason: &'static str) -> Error {
+    Error::Mask { position, reason }
+}
+
+impl BlockMask {
+    /// Validates `parts` and builds the mask: block sizes, tensor lengths, counts within
+    /// `0..=KB`, listed indices within `0..KB`, no index listed twice in a row (partial and full
+    /// together), predicate consistent with the lengths. Cost: one pass over the listed entries.
+    ///
+    /// # Errors
+    /// [`Error::Mask`] with the position of the first problem; [`Error::TooLarge`] if the tensor
+    /// lengths overflow.
+    pub fn from_parts(parts: BlockMaskParts) -> Result<Self> {
+        let BlockMaskParts {
+            seq_q,
+            seq_kv,
+            block,
+            batch,
+            heads,
+            kv_num_blocks,
+            kv_indices,
+            full,
+            predicate,
+        } = parts;
+        let origin = [0; 4];
+        if !BLOCK_SIZES.contains(&block.0) || !BLOCK_SIZES.contains(&block.1) {
+            return Err(mask_err(origin, "block sizes must be 16, 32, 64 or 128"));
+        }
+        if batch == 0 || heads == 0 {
+            return Err(mask_err(
+                origin,
+                "batch and head dimensions must be at least 1",
+            ));
+        }
+        let (qb, kb) = (seq_q.div_ceil(block.0), seq_kv.div_ceil(block.1));
+        let rows = batch
+            .checked_mul(heads)
+            .and_then(|x| x.checked_mul(qb))
+            .ok_or(Error::TooLarge("block mask dimensions overflow"))?;
+        let cells = rows
+            .checked_mul(kb)
+            .ok_or(Error::TooLarge("block mask dimensions overflow"))?;
+        match &predicate {
+            MaskPredicate::SlidingWindow { window: 0 } => {
+                return Err(mask_err(origin, "sliding window must be at least 1"))
+            }
+            MaskPredicate::Documents { ids, .. } => {
+                if seq_q != seq_kv || ids.len() != seq_q {
+                    return Err(mask_err(
+                        origin,
+                        "document ids need seq_q == seq_kv == ids.len()",
+                    ));
+                }
+                if ids.windows(2).any(|w| w[1] < w[0]) {
+                    return Err(mask_err(origin, "document ids must be non-decreasing"));
+                }
+            }
+            _ => {}
+        }
+        let lists = std::iter::once((&kv_num_blocks, &kv_indices))
+            .chain(full.as_ref().map(|(n, i)| (n, i)));
+        for (counts, indices) in lists.clone() {
+            if counts.len() != rows || indices.len() != cells {
+                return Err(mask_err(
+                    origin,
+                    "tensor lengths do not match [B|1, H|1, ceil(Sq/BQ)(, ceil(Skv/BK))]",
+                ));
+            }
+        }
+        let mut seen = vec![false; kb];
+        for row in 0..rows {
+            let position = |slot| [row / (heads * qb), row / qb % heads, row % qb, slot];
+            seen.fill(false);
+            for (counts, indices) in lists.clone() {
+                let count = counts[row];
+                if count < 0 || count as usize > kb {
+                    return Err(mask_err(
+                        position(0),
+                        "block count outside 0..=ceil(Skv/BK)",
+                    ));
+                }
+                for slot in 0..count as usize {
+                    let k = indices[row * kb + slot];
+                    if k < 0 || k as usize >= kb {
+                        return Err(mask_err(position(slot), "key-block index out of range"));
+                    }
+                    if std::mem::replace(&mut seen[k as usize], true) {
+                        return Err(mask_err(
+                            position(slot),
+                            "key block listed twice in one row",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            seq_q,
+            seq_kv,
+            block,
+            batch,
+            heads,
+            kv_num_blocks,
+            kv_indices,
+            full,
+            predicate,
+        })
+    }
+
+    /// Builds a mask of one (batch, head) row set (`batch = heads = 1`, broadcast) from a rule:
+    /// each block is full, partial or absent according to the rule's exact classification.
+    ///
+    /// # Errors
+    /// As [`BlockMask::from_parts`].
+    pub fn from_predicate(
+        seq_q: usize,
+        seq_kv: usize,
+        block: (usize, usize),
+        predicate: MaskPredicate,
+    ) -> Result<Self> {
+        if !BLOCK_SIZES.contains(&block.0) || !BLOCK_SIZES.contains(&block.1) {
+            return Err(mask_err([0; 4], "block sizes must be 16, 32, 64 or 128"));
+        }
+        if let MaskPredicate::Documents { ids, .. } = &predicate {
+            if ids.len() != seq_q || seq_q != seq_kv {
+                return Err(mask_err(
+                    [0; 4],
+                    "document ids need seq_q == seq_kv == ids.len()",
+                ));
+            }
+        }
+        let (qb, kb) = (seq_q.div_ceil(block.0), seq_kv.div_ceil(block.1));
+        let (mut partial_n, mut full_n) = (vec![0i32; qb], vec![0i32; qb]);
+        let (mut partial_i, mut full_i) = (vec![0i32; qb * kb], vec![0i32; qb * kb]);
+        for q in 0..qb {
+            let qs = q * block.0..((q + 1) * block.0).min(seq_q);
+            for k in 0..kb {
+                let ks = k * block.1..((k + 1) * block.1).min(seq_kv);
+                let (counts, indices) = match predicate.classify(qs.clone(), ks, seq_q, seq_kv) {
+                    Some(false) => continue,
+                    Some(true) => (&mut full_n, &mut full_i),
+                    None => (&mut partial_n, &mut partial_i),
+                };
+                indices[q * kb + counts[q] as usize] = k as i32;
+                counts[q] += 1;
+            }
+        }
+        Self::from_parts(BlockMaskParts {
+            seq_q,
+            seq_kv,
+            block,
+            batch: 1,
+            heads: 1,
+            kv_num_blocks: partial_n,
+            kv_indices: partial_i,
+            full: Some((full_n, full_i)),
+            predicate,
+        })
+    }
+
+    /// Every block kept, all as full blocks.
+    ///
+    /// # Errors
+    /// [`Error::Mask`] for unsupported block sizes.
+    pub fn dense(seq_q: usize, seq_kv: usize, block: (usize, usize)) -> Result<Self> {
+        Self::from_predicate(seq_q, seq_kv, block, MaskPredicate::None)
+    }
+
+    /// Causal attention (bottom-right aligned): blocks below the diagonal full, blocks the
+    /// diagonal crosses partial.
+    ///
+    /// # Errors
+    /// [`Error::Mask`] for unsupported block sizes.
+    pub fn causal(seq_q: usize, seq_kv: usize, block: (usize, usize)) -> Result<Self> {
+        Self::from_predicate(seq_q, seq_kv, block, MaskPredicate::Causal)
+    }
+
+    /// Causal sliding window of `window` keys per query.
+    ///
+    /// # Errors
+    /// [`Error::Mask`] for unsupported block sizes or `window == 0`.
+    pub fn sliding_window(
+        seq_q: usize,
+        seq_kv: usize,
+        block: (usize, usize),
+        window: usize,
+    ) -> Result<Self> {
+        if window == 0 {
+            return Err(mask_err([0; 4], "sliding window must be at least 1"));
+        }
+        Self::from_predicate(
+            seq_q,
+            seq_kv,
+            block,
+            MaskPredicate::SlidingWindow { window },
+        )
+    }
+
+    /// Variable-length documents packed in one sequence (block-diagonal): token `i` attends
+    /// token `j` iff both belong to the same document, optionally causally. `lengths` are the
+    /// document lengths in order; the sequence length is their sum.
+    ///
+    /// # Errors
+    /// [`Error::Mask`] for unsupported block sizes.
+    pub fn documents(lengths: &[usize], block: (usize, usize), causal: bool) -> Result<Self> {
+        let ids: Vec<u32> = lengths
+            .iter()
+            .enumerate()
+            .flat_map(|(d, &n)| std::iter::repeat_n(d as u32, n))
+            .collect();
+        let len = ids.len();
+        Self::from_predicate(len, len, block, MaskPredicate::Documents { ids, causal })
+    }
+
+    /// From a boolean block matrix `[QB, KB]` (row-major): `true` blocks are kept entirely.
+    ///
+    /// # Errors
+    /// [`Error::Mask`] if `blocks.len() != QB * KB` or block sizes are unsupported.
+    pub fn from_block_matrix(
+        seq_q: usize,
+        seq_kv: usize,
+        block: (usize, usize),
+        blocks: &[bool],
+    ) -> Result<Self> {
+        let (qb, kb) = (
+            seq_q.div_ceil(block.0.max(1)),
+            seq_kv.div_ceil(block.1.max(1)),
+        );
+        if blocks.len() != qb * kb {
+            return Err(mask_err(
+                [0; 4],
+                "block matrix must have ceil(Sq/BQ) * ceil(Skv/BK) entries",
+            ));
+        }
+        let mut counts = vec![0i32; qb];
+        let mut indices = vec![0i32; qb * kb];
+        for q in 0..qb {
+            for k in (0..kb).filter(|&k| blocks[q * kb + k]) {
+                indices[q * kb + counts[q] as usize] = k as i32;
+                counts[q] += 1;
+            }
+        }
+        Self::from_parts(BlockMaskParts {
+            seq_q,
+            seq_kv,
+            block,
+            batch: 1,
+            heads: 1,
+            kv_num_blocks: vec![0; qb],
+            kv_indices: vec![0; qb * kb],
+            full: Some((counts, indices)),
+            predicate: MaskPredicate::None,
+        })
+    }
+
+    /// (query length, key/value length).
+    pub fn seq_lens(&self) -> (usize, usize) {
+        (self.seq_q, self.seq_kv)
+    }
+
+    /// (BQ, BK).
+    pub fn block_size(&self) -> (usize, usize) {
+        self.block
+    }
+
+    /// (ceil(Sq/BQ), ceil(Skv/BK)).
+    pub fn block_counts(&self) -> (usize, usize) {
+        (
+            self.seq_q.div_ceil(self.block.0),
+            self.seq_kv.div_ceil(self.block.1),
+        )
+    }
+
+    /// The element rule of partial blocks.
+    pub fn predicate(&self) -> &MaskPredicate {
+        &self.predicate
+    }
+
+    /// Whether the mask is shaped for `batch` and `heads` (each equal, or the mask's is 1).
+    pub fn fits(&self, batch: usize, heads: usize) -> bool {
+        (self.batch == 1 || self.batch == batch) && (self.heads == 1 || self.heads == heads)
+    }
+
+    /// The kept key blocks of query block `q` for batch `b` and head `h` (broadcast applied):
+    /// partial blocks first, then full ones, each as (key block, is_full). Only the defined
+    /// prefix of each index row is read.
+    pub fn row(&self, b: usize, h: usize, q: usize) -> impl Iterator<Item = (usize, bool)> + '_ {
+        let (qb, kb) = self.block_counts();
+        let r = ((if self.batch == 1 { 0 } else { b }) * self.heads
+            + if self.heads == 1 { 0 } else { h })
+            * qb
+            + q;
+        let partial = self.kv_indices[r * kb..r * kb + self.kv_num_blocks[r] as usize]
+            .iter()
+            .map(|&k| (k as usize, false));
+        let full = self.full.iter().flat_map(move |(n, i)| {
+            i[r * kb..r * kb + n[r] as usize]
+                .iter()
+                .map(|&k| (k as usize, true))
+        });
+        partial.chain(full)
+    }
+}
