@@ -143,6 +143,7 @@ impl Cpu {
                 unsafe { p.range(c, 1)[0] = value };
                 if relative {
                     let scale = extremum(lo, hi, zero, max_nan, &|i| y[i].widen().abs());
+                    // SAFETY: as above, partial `tasks + c` belongs to task `c` alone.
                     unsafe { p.range(tasks + c, 1)[0] = scale };
                 }
             });
@@ -225,6 +226,7 @@ impl Cpu {
                     }
                 }
                 if weighted && cc == 0 {
+                    // SAFETY: the weight-sum cell of block `b` is written by its column task 0 only.
                     let total = unsafe { p.range(b * width + cols, 1) };
                     total[0] = (r0..r1).fold(zero, |s, r| s + w[r].widen());
                 }
