@@ -1,6 +1,7 @@
 //! `Auto`: the backend that picks, per plan, which of the present backends runs it.
 
-use crate::backends::cpu::{Cpu, CpuEighPlan, CpuReducePlan};
+use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
+use crate::backends::cpu::{Cpu, CpuAttentionPlan, CpuEighPlan, CpuReducePlan};
 use crate::cost::{cheapest, BackendCost, Decision, Prediction};
 use crate::{
     Backend, BackendKind, BatchedEigh, EighSpec, Element, Error, Real, ReduceSpec, Reducer,
@@ -83,6 +84,26 @@ impl<T: Reducible> AutoReducePlan<T> {
     pub fn backend(&self) -> BackendKind {
         match self.inner {
             AutoReduceInner::Cpu(_) => BackendKind::Cpu,
+        }
+    }
+}
+
+/// An attention plan of [`Auto`]: the chosen backend's own plan.
+#[derive(Debug)]
+pub struct AutoAttentionPlan<T> {
+    inner: AutoAttentionInner<T>,
+}
+
+#[derive(Debug)]
+enum AutoAttentionInner<T> {
+    Cpu(CpuAttentionPlan<T>),
+}
+
+impl<T> AutoAttentionPlan<T> {
+    /// The backend this plan runs on.
+    pub fn backend(&self) -> BackendKind {
+        match self.inner {
+            AutoAttentionInner::Cpu(_) => BackendKind::Cpu,
         }
     }
 }
@@ -186,6 +207,39 @@ impl Auto {
         let predictions = vec![Prediction {
             backend: BackendKind::Cpu,
             seconds: self.cpu_cost.predict(elements as f64, bytes),
+        }];
+        let chosen = self
+            .forced
+            .or_else(|| cheapest(&predictions))
+            .unwrap_or(BackendKind::Cpu);
+        Ok(Decision {
+            chosen,
+            predictions,
+            forced: self.forced.is_some(),
+        })
+    }
+}
+
+impl Auto {
+    /// Predicted time per backend for an attention call: `4 BQ BK D` flops per kept block per
+    /// (batch, head), Q/K/V/O moved once. The pick `plan_attention` would make.
+    ///
+    /// # Errors
+    /// As [`AttentionSpec::lens`].
+    pub fn explain_attention<T: AttentionElement>(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+    ) -> Result<Decision> {
+        let (q, kv, _) = spec.lens()?;
+        let (bq, bk) = mask.block_size();
+        let flops = 4.0
+            * (bq * bk * spec.head_dim) as f64
+            * mask.kept_blocks(spec.batch, spec.heads_q) as f64;
+        let bytes = ((2 * q + 2 * kv) * std::mem::size_of::<T>()) as f64;
+        let predictions = vec![Prediction {
+            backend: BackendKind::Cpu,
+            seconds: self.cpu_cost.predict(flops, bytes),
         }];
         let chosen = self
             .forced
@@ -313,5 +367,41 @@ impl<T: Reducible> Reducer<T> for Auto {
 
     fn read_scalar(&self, out: &AutoBuffer<T::Acc>) -> Result<T::Acc> {
         Reducer::<T>::read_scalar(&self.cpu, &out.host)
+    }
+}
+
+impl<T: AttentionElement> SparseAttention<T> for Auto {
+    type AttentionPlan = AutoAttentionPlan<T>;
+
+    fn plan_attention(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+    ) -> Result<AutoAttentionPlan<T>> {
+        let decision = self.explain_attention::<T>(spec, mask)?;
+        let inner = match decision.chosen {
+            BackendKind::Cpu => AutoAttentionInner::Cpu(self.cpu.plan_attention(spec, mask)?),
+            other => {
+                return Err(Error::Unsupported {
+                    backend: other.name(),
+                    message: "backend not present".into(),
+                })
+            }
+        };
+        Ok(AutoAttentionPlan { inner })
+    }
+
+    fn attention_host(
+        &self,
+        plan: &mut AutoAttentionPlan<T>,
+        q: &[T],
+        k: &[T],
+        v: &[T],
+        o: &mut [T],
+        lse: Option<&mut [f32]>,
+    ) -> Result<()> {
+        match &mut plan.inner {
+            AutoAttentionInner::Cpu(p) => self.cpu.attention_host(p, q, k, v, o, lse),
+        }
     }
 }

@@ -40,7 +40,7 @@ mod reduce;
 #[path = "../backends/mod.rs"]
 pub mod backends;
 
-pub use auto::{Auto, AutoBuffer, AutoEighPlan, AutoReducePlan, BACKEND_ENV};
+pub use auto::{Auto, AutoAttentionPlan, AutoBuffer, AutoEighPlan, AutoReducePlan, BACKEND_ENV};
 pub use backend::{Backend, BackendKind};
 pub use cost::{BackendCost, Decision, Prediction};
 pub use eigh::{BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot};

@@ -1,4 +1,5 @@
-//! The plan/execute contract: after planning, `eigh` and `reduce` perform no heap allocation,
+//! The plan/execute contract: after planning, `eigh`, `reduce` and `attention` perform no heap
+//! allocation,
 //! with the worker threads on. A counting global allocator sees every allocation in the
 //! process, so both scenarios run inside one test, one after the other.
 
@@ -7,7 +8,8 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use half::f16;
+use half::{bf16, f16};
+use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
 use megabatch::{
     Auto, BatchedEigh, EighSpec, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
@@ -55,6 +57,48 @@ fn mixed_batch(seed: u64) -> (Vec<usize>, Vec<f64>) {
 fn execute_calls_allocate_nothing() {
     one_thousand_eigh_calls_allocate_nothing();
     one_thousand_reductions_allocate_nothing();
+    one_thousand_attention_calls_allocate_nothing();
+}
+
+fn one_thousand_attention_calls_allocate_nothing() {
+    let cpu = Cpu::with_threads(4).unwrap();
+    let spec = AttentionSpec {
+        batch: 2,
+        heads_q: 4,
+        heads_kv: 2,
+        seq_q: 100,
+        seq_kv: 130,
+        head_dim: 32,
+        scale: None,
+    };
+    let (ql, kvl, lsel) = spec.lens().unwrap();
+    let causal = BlockMask::causal(100, 130, (32, 16)).unwrap();
+    let window = BlockMask::sliding_window(100, 130, (16, 64), 20).unwrap();
+    let q: Vec<f32> = (0..ql).map(|i| (i % 13) as f32 * 0.1).collect();
+    let kv: Vec<f32> = (0..kvl).map(|i| (i % 7) as f32 * 0.2 - 0.5).collect();
+    let qh: Vec<bf16> = q.iter().map(|&x| bf16::from_f32(x)).collect();
+    let kvh: Vec<bf16> = kv.iter().map(|&x| bf16::from_f32(x)).collect();
+    let mut p1 = SparseAttention::<f32>::plan_attention(&cpu, &spec, &causal).unwrap();
+    let mut p2 = SparseAttention::<bf16>::plan_attention(&cpu, &spec, &window).unwrap();
+    let (mut o, mut oh, mut lse) = (vec![0.0f32; ql], vec![bf16::ZERO; ql], vec![0.0f32; lsel]);
+    let mut round = || {
+        cpu.attention_host(&mut p1, &q, &kv, &kv, &mut o, Some(&mut lse))
+            .unwrap();
+        cpu.attention_host(&mut p2, &qh, &kvh, &kvh, &mut oh, None)
+            .unwrap();
+    };
+    round();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..500 {
+        round();
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations in 1000 attention calls",
+        after - before
+    );
 }
 
 fn one_thousand_reductions_allocate_nothing() {

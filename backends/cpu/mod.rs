@@ -1,6 +1,7 @@
 //! The CPU backend: host memory, a fixed pool of worker threads, per-thread scratch arenas.
 //! Always built.
 
+mod attention;
 mod eigh;
 mod partition;
 mod pool;
@@ -8,6 +9,7 @@ mod reduce;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use attention::CpuAttentionPlan;
 pub use eigh::CpuEighPlan;
 use pool::WorkerPool;
 pub use reduce::CpuReducePlan;

@@ -334,6 +334,24 @@ impl BlockMask {
         &self.predicate
     }
 
+    /// Kept blocks (partial + full) over all (batch, head, query block) rows of a call with
+    /// `batch` and `heads`, broadcast dimensions expanded.
+    pub fn kept_blocks(&self, batch: usize, heads: usize) -> usize {
+        let (qb, _) = self.block_counts();
+        let mut total = 0;
+        for b in 0..self.batch {
+            for h in 0..self.heads {
+                total += (0..qb).map(|q| self.row(b, h, q).count()).sum::<usize>();
+            }
+        }
+        total * (batch / self.batch) * (heads / self.heads)
+    }
+
+    /// (batch, heads) dimensions of the tensors (1 where broadcast).
+    pub fn broadcast_dims(&self) -> (usize, usize) {
+        (self.batch, self.heads)
+    }
+
     /// Whether the mask is shaped for `batch` and `heads` (each equal, or the mask's is 1).
     pub fn fits(&self, batch: usize, heads: usize) -> bool {
         (self.batch == 1 || self.batch == batch) && (self.heads == 1 || self.heads == heads)

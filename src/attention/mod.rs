@@ -1,8 +1,47 @@
-//! Block-sparse attention: the FlexAttention-format [`BlockMask`] and the element rules of
-//! partial blocks. The `SparseAttention` trait and its kernels are not written yet (issue 3).
+//! Block-sparse scaled-dot-product attention, forward pass: the FlexAttention-format
+//! [`BlockMask`], the element rules of partial blocks, the spec and the trait every backend
+//! implements.
 
 mod mask;
 mod predicate;
+mod spec;
 
 pub use mask::{BlockMask, BlockMaskParts, BLOCK_SIZES};
 pub use predicate::MaskPredicate;
+pub use spec::{AttentionElement, AttentionSpec, HEAD_DIMS};
+
+use crate::{Backend, Result};
+
+/// Block-sparse attention `O = softmax(scale * Q K^T + mask) V` over the kept blocks of a
+/// [`BlockMask`], with the log-sum-exp of each row, computed by the online-softmax recurrence of
+/// FlashAttention (Dao et al., 2022; Dao, "FlashAttention-2", 2023): scores and statistics in
+/// f32 whatever the input dtype, output in the input dtype. Rows with no kept key give O = 0 and
+/// LSE = -inf, as FlexAttention does.
+pub trait SparseAttention<T: AttentionElement>: Backend {
+    /// The mask, scratch and schedule for one spec.
+    type AttentionPlan: Send;
+
+    /// Checks that `mask` fits `spec` (sequence lengths, batch and head broadcast) and
+    /// allocates everything `attention` needs.
+    ///
+    /// # Errors
+    /// As [`AttentionSpec::lens`]; [`crate::Error::Mask`] if the mask does not fit the spec.
+    fn plan_attention(&self, spec: &AttentionSpec, mask: &BlockMask)
+        -> Result<Self::AttentionPlan>;
+
+    /// Computes O (and LSE if given) from Q, K, V on host slices, layouts as in
+    /// [`AttentionSpec`]. No allocation.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] for wrong lengths; [`crate::Error::PlanMismatch`] for a plan of
+    /// another backend instance.
+    fn attention_host(
+        &self,
+        plan: &mut Self::AttentionPlan,
+        q: &[T],
+        k: &[T],
+        v: &[T],
+        o: &mut [T],
+        lse: Option<&mut [f32]>,
+    ) -> Result<()>;
+}

@@ -1,0 +1,96 @@
+//! What an attention call computes: shapes, scale, and the element types it reads.
+
+use crate::{Element, Error, Result};
+
+/// Head dimensions the kernels support.
+pub const HEAD_DIMS: [usize; 5] = [32, 64, 96, 128, 256];
+
+/// An input/output dtype of attention: `f32`, `f16` or `bf16`. Scores, softmax statistics and
+/// accumulation are always f32 (Q K^T overflows f16).
+pub trait AttentionElement: Element {
+    /// The value as f32 (exact).
+    fn to_f32(self) -> f32;
+    /// Rounds an f32 to this type (nearest, ties to even).
+    fn from_f32(x: f32) -> Self;
+}
+
+impl AttentionElement for f32 {
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+}
+impl AttentionElement for half::f16 {
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+    fn from_f32(x: f32) -> Self {
+        half::f16::from_f32(x)
+    }
+}
+impl AttentionElement for half::bf16 {
+    fn to_f32(self) -> f32 {
+        half::bf16::to_f32(self)
+    }
+    fn from_f32(x: f32) -> Self {
+        half::bf16::from_f32(x)
+    }
+}
+
+/// Shapes of one block-sparse attention forward pass. Layouts (row-major): Q and O
+/// `[batch, heads_q, seq_q, head_dim]`, K and V `[batch, heads_kv, seq_kv, head_dim]`, LSE
+/// `[batch, heads_q, seq_q]` (f32, natural log). Query head `h` reads key/value head
+/// `h / (heads_q / heads_kv)` (grouped-query attention; equal counts are plain multi-head).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionSpec {
+    /// B.
+    pub batch: usize,
+    /// Hq.
+    pub heads_q: usize,
+    /// Hkv (divides Hq).
+    pub heads_kv: usize,
+    /// Sq.
+    pub seq_q: usize,
+    /// Skv.
+    pub seq_kv: usize,
+    /// D, one of [`HEAD_DIMS`].
+    pub head_dim: usize,
+    /// Score scale; `None` means `1 / sqrt(head_dim)`.
+    pub scale: Option<f32>,
+}
+
+impl AttentionSpec {
+    /// The scale applied to Q K^T.
+    pub fn softmax_scale(&self) -> f32 {
+        self.scale.unwrap_or(1.0 / (self.head_dim as f32).sqrt())
+    }
+
+    /// Element counts of (Q and O, K and V, LSE).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an unsupported head dimension, zero heads or Hq not a
+    /// multiple of Hkv; [`Error::TooLarge`] if a length overflows.
+    pub fn lens(&self) -> Result<(usize, usize, usize)> {
+        if !HEAD_DIMS.contains(&self.head_dim) {
+            return Err(Error::InvalidArgument(
+                "head_dim must be 32, 64, 96, 128 or 256",
+            ));
+        }
+        if self.heads_kv == 0 || self.heads_q == 0 || !self.heads_q.is_multiple_of(self.heads_kv) {
+            return Err(Error::InvalidArgument(
+                "heads_q must be a positive multiple of heads_kv",
+            ));
+        }
+        let overflow = Error::TooLarge("attention tensor length overflows usize");
+        let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(overflow.clone());
+        let lse = mul(mul(self.batch, self.heads_q)?, self.seq_q)?;
+        let q = mul(lse, self.head_dim)?;
+        let kv = mul(
+            mul(mul(self.batch, self.heads_kv)?, self.seq_kv)?,
+            self.head_dim,
+        )?;
+        Ok((q, kv, lse))
+    }
+}
