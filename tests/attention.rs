@@ -123,10 +123,7 @@ fn check<T: AttentionElement>(c: &Case, unit_roundoff: f64) -> Result<(), TestCa
         if r.is_infinite() {
             prop_assert!(*a == f32::NEG_INFINITY, "LSE[{idx}]: {a} for an empty row");
         } else {
-            prop_assert!(
-                (f64::from(*a) - r).abs() <= 1e-5,
-                "LSE[{idx}]: {a} vs {r}"
-            );
+            prop_assert!((f64::from(*a) - r).abs() <= 1e-5, "LSE[{idx}]: {a} vs {r}");
         }
     }
     Ok(())
