@@ -174,12 +174,12 @@ impl Auto {
         &self.cpu
     }
 
-    /// Predicted time per backend for an eigh spec, and the pick `plan_eigh` would make.
-    pub fn explain_eigh<T: Real>(&self, spec: &EighSpec) -> Decision {
-        let flops = spec.flops();
+    /// Predictions for `flops` of work and `bytes` to move, and the pick: the forced backend if
+    /// any, else the cheapest.
+    fn decide(&self, flops: f64, bytes: f64) -> Decision {
         let predictions = vec![Prediction {
             backend: BackendKind::Cpu,
-            seconds: self.cpu_cost.predict(flops, 0.0),
+            seconds: self.cpu_cost.predict(flops, bytes),
         }];
         let chosen = self
             .forced
@@ -190,6 +190,12 @@ impl Auto {
             predictions,
             forced: self.forced.is_some(),
         }
+    }
+
+    /// Predicted time per backend for an eigh spec, and the pick `plan_eigh` would make.
+    pub fn explain_eigh<T: Real>(&self, spec: &EighSpec) -> Decision {
+        let flops = spec.flops();
+        self.decide(flops, 0.0)
     }
 }
 
@@ -204,19 +210,7 @@ impl Auto {
         let elements = shape.x_len + shape.y_len.unwrap_or(0);
         let bytes = (elements * std::mem::size_of::<T>()) as f64;
         // One add or compare per element read.
-        let predictions = vec![Prediction {
-            backend: BackendKind::Cpu,
-            seconds: self.cpu_cost.predict(elements as f64, bytes),
-        }];
-        let chosen = self
-            .forced
-            .or_else(|| cheapest(&predictions))
-            .unwrap_or(BackendKind::Cpu);
-        Ok(Decision {
-            chosen,
-            predictions,
-            forced: self.forced.is_some(),
-        })
+        Ok(self.decide(elements as f64, bytes))
     }
 }
 
@@ -237,19 +231,7 @@ impl Auto {
             * (bq * bk * spec.head_dim) as f64
             * mask.kept_blocks(spec.batch, spec.heads_q) as f64;
         let bytes = ((2 * q + 2 * kv) * std::mem::size_of::<T>()) as f64;
-        let predictions = vec![Prediction {
-            backend: BackendKind::Cpu,
-            seconds: self.cpu_cost.predict(flops, bytes),
-        }];
-        let chosen = self
-            .forced
-            .or_else(|| cheapest(&predictions))
-            .unwrap_or(BackendKind::Cpu);
-        Ok(Decision {
-            chosen,
-            predictions,
-            forced: self.forced.is_some(),
-        })
+        Ok(self.decide(flops, bytes))
     }
 }
 
