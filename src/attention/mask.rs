@@ -61,6 +61,14 @@ fn mask_err(position: [usize; 4], reason: &'static str) -> Error {
     Error::Mask { position, reason }
 }
 
+fn check_block_sizes(block: (usize, usize)) -> Result<()> {
+    if BLOCK_SIZES.contains(&block.0) && BLOCK_SIZES.contains(&block.1) {
+        Ok(())
+    } else {
+        Err(mask_err([0; 4], "block sizes must be 16, 32, 64 or 128"))
+    }
+}
+
 impl BlockMask {
     /// Validates `parts` and builds the mask: block sizes, tensor lengths, counts within
     /// `0..=KB`, listed indices within `0..KB`, no index listed twice in a row (partial and full
@@ -82,9 +90,7 @@ impl BlockMask {
             predicate,
         } = parts;
         let origin = [0; 4];
-        if !BLOCK_SIZES.contains(&block.0) || !BLOCK_SIZES.contains(&block.1) {
-            return Err(mask_err(origin, "block sizes must be 16, 32, 64 or 128"));
-        }
+        check_block_sizes(block)?;
         if batch == 0 || heads == 0 {
             return Err(mask_err(
                 origin,
@@ -176,9 +182,7 @@ impl BlockMask {
         block: (usize, usize),
         predicate: MaskPredicate,
     ) -> Result<Self> {
-        if !BLOCK_SIZES.contains(&block.0) || !BLOCK_SIZES.contains(&block.1) {
-            return Err(mask_err([0; 4], "block sizes must be 16, 32, 64 or 128"));
-        }
+        check_block_sizes(block)?;
         if let MaskPredicate::Documents { ids, .. } = &predicate {
             if ids.len() != seq_q || seq_q != seq_kv {
                 return Err(mask_err(
@@ -187,6 +191,24 @@ impl BlockMask {
                 ));
             }
         }
+        Self::from_classifier(
+            seq_q,
+            seq_kv,
+            block,
+            |_, _, qs, ks| predicate.classify(qs, ks, seq_q, seq_kv),
+            predicate.clone(),
+        )
+    }
+
+    /// Builds a broadcast (`batch = heads = 1`) mask by asking `classify(q, k, queries, keys)`
+    /// for every block: `Some(true)` full, `None` partial, `Some(false)` absent.
+    fn from_classifier(
+        seq_q: usize,
+        seq_kv: usize,
+        block: (usize, usize),
+        classify: impl Fn(usize, usize, std::ops::Range<usize>, std::ops::Range<usize>) -> Option<bool>,
+        predicate: MaskPredicate,
+    ) -> Result<Self> {
         let (qb, kb) = (seq_q.div_ceil(block.0), seq_kv.div_ceil(block.1));
         let (mut partial_n, mut full_n) = (vec![0i32; qb], vec![0i32; qb]);
         let (mut partial_i, mut full_i) = (vec![0i32; qb * kb], vec![0i32; qb * kb]);
@@ -194,7 +216,7 @@ impl BlockMask {
             let qs = q * block.0..((q + 1) * block.0).min(seq_q);
             for k in 0..kb {
                 let ks = k * block.1..((k + 1) * block.1).min(seq_kv);
-                let (counts, indices) = match predicate.classify(qs.clone(), ks, seq_q, seq_kv) {
+                let (counts, indices) = match classify(q, k, qs.clone(), ks) {
                     Some(false) => continue,
                     Some(true) => (&mut full_n, &mut full_i),
                     None => (&mut partial_n, &mut partial_i),
@@ -280,35 +302,21 @@ impl BlockMask {
         block: (usize, usize),
         blocks: &[bool],
     ) -> Result<Self> {
-        let (qb, kb) = (
-            seq_q.div_ceil(block.0.max(1)),
-            seq_kv.div_ceil(block.1.max(1)),
-        );
-        if blocks.len() != qb * kb {
+        check_block_sizes(block)?;
+        let kb = seq_kv.div_ceil(block.1);
+        if blocks.len() != seq_q.div_ceil(block.0) * kb {
             return Err(mask_err(
                 [0; 4],
                 "block matrix must have ceil(Sq/BQ) * ceil(Skv/BK) entries",
             ));
         }
-        let mut counts = vec![0i32; qb];
-        let mut indices = vec![0i32; qb * kb];
-        for q in 0..qb {
-            for k in (0..kb).filter(|&k| blocks[q * kb + k]) {
-                indices[q * kb + counts[q] as usize] = k as i32;
-                counts[q] += 1;
-            }
-        }
-        Self::from_parts(BlockMaskParts {
+        Self::from_classifier(
             seq_q,
             seq_kv,
             block,
-            batch: 1,
-            heads: 1,
-            kv_num_blocks: vec![0; qb],
-            kv_indices: vec![0; qb * kb],
-            full: Some((counts, indices)),
-            predicate: MaskPredicate::None,
-        })
+            |q, k, _, _| Some(blocks[q * kb + k]),
+            MaskPredicate::None,
+        )
     }
 
     /// (query length, key/value length).
