@@ -2,3 +2,5 @@
 //! their cargo features.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;

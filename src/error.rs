@@ -78,3 +78,16 @@ pub enum Error {
 
 /// `Result` with megabatch's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `Error::Shape` unless `got == expected`.
+pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::Shape {
+            what,
+            expected,
+            got,
+        })
+    }
+}

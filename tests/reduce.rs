@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{bound, exact_sum};
+
 use half::{bf16, f16};
 use megabatch::backends::cpu::Cpu;
 use megabatch::{
@@ -12,41 +14,11 @@ use megabatch::{
 use proptest::prelude::*;
 use rand::Rng;
 
-/// Exactly rounded sum of f64 values (Shewchuk, "Adaptive precision floating-point arithmetic",
-/// 1997: a non-overlapping expansion of partial sums).
-fn exact_sum(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut partials: Vec<f64> = Vec::new();
-    for mut x in values {
-        let mut kept = 0;
-        for j in 0..partials.len() {
-            let mut y = partials[j];
-            if x.abs() < y.abs() {
-                std::mem::swap(&mut x, &mut y);
-            }
-            let hi = x + y;
-            let lo = y - (hi - x);
-            if lo != 0.0 {
-                partials[kept] = lo;
-                kept += 1;
-            }
-            x = hi;
-        }
-        partials.truncate(kept);
-        partials.push(x);
-    }
-    partials.iter().rev().fold(0.0, |acc, &p| acc + p)
-}
-
 fn full<T: Reducible>(cpu: &Cpu, op: ReduceOp, x: &[T], y: Option<&[T]>) -> T::Acc {
     let mut plan = Reducer::<T>::plan_reduce(cpu, &ReduceSpec::Full { op, len: x.len() }).unwrap();
     let mut out = vec![<T::Acc as Real>::of(0.0); 1];
     cpu.reduce_host(&mut plan, x, y, &mut out).unwrap();
     out[0]
-}
-
-/// Pairwise summation error bound with a safety factor of 2: (16 + log2 n) eps sum |x|.
-fn bound(n: usize, eps: f64, abs_sum: f64) -> f64 {
-    2.0 * (16.0 + (n.max(2) as f64).log2()) * eps * abs_sum
 }
 
 #[test]

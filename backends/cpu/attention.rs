@@ -4,8 +4,9 @@
 use std::marker::PhantomData;
 
 use super::pool::{DisjointMut, PerWorker};
-use super::{check_len, Cpu};
+use super::Cpu;
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
+use crate::error::check_len;
 use crate::{Error, Result};
 
 /// Tasks (query blocks) below which the call stays on the calling thread.

@@ -14,6 +14,7 @@ pub use eigh::CpuEighPlan;
 use pool::WorkerPool;
 pub use reduce::CpuReducePlan;
 
+use crate::error::check_len;
 use crate::{Backend, BackendKind, Element, Error, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -71,18 +72,6 @@ impl Cpu {
     /// Number of threads that run a batch, the caller included.
     pub fn threads(&self) -> usize {
         self.pool.threads()
-    }
-}
-
-fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(Error::Shape {
-            what,
-            expected,
-            got,
-        })
     }
 }
 

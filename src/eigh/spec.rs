@@ -202,6 +202,28 @@ pub struct MatrixSlot {
 }
 
 impl EighOffsets {
+    /// Checks the operands of an eigh call against these offsets: what every backend's `eigh`
+    /// does first. `vectors` is whether the plan computes eigenvectors.
+    ///
+    /// # Errors
+    /// [`Error::PlanMismatch`] if `v` is given without eigenvectors planned or missing when
+    /// they were; [`Error::Shape`] if a length differs from the spec's.
+    pub fn check(&self, vectors: bool, a: usize, w: usize, v: Option<usize>) -> Result<()> {
+        if vectors != v.is_some() {
+            return Err(Error::PlanMismatch(if vectors {
+                "the plan computes eigenvectors but no `v` buffer was given"
+            } else {
+                "`v` was given but the plan was made without eigenvectors"
+            }));
+        }
+        crate::error::check_len("a", self.a_len, a)?;
+        crate::error::check_len("w", self.w_len, w)?;
+        if let Some(v) = v {
+            crate::error::check_len("v", self.a_len, v)?;
+        }
+        Ok(())
+    }
+
     /// Length of `a` and of `v` in elements.
     pub fn a_len(&self) -> usize {
         self.a_len

@@ -101,6 +101,32 @@ pub struct ReduceShape {
     pub out_len: usize,
 }
 
+impl ReduceShape {
+    /// Checks operand lengths against this shape: what every backend's `reduce` does first.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a wrong length; [`Error::PlanMismatch`] when `y` is missing for a
+    /// two-operand reduction or given to a one-operand one.
+    pub fn check(&self, x_len: usize, y_len: Option<usize>, out_len: usize) -> Result<()> {
+        crate::error::check_len("x", self.x_len, x_len)?;
+        match (self.y_len, y_len) {
+            (Some(n), Some(y)) => crate::error::check_len("y", n, y)?,
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(Error::PlanMismatch(
+                    "this reduction needs a second operand `y`",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::PlanMismatch(
+                    "`y` was given to a one-operand reduction",
+                ))
+            }
+        }
+        crate::error::check_len("out", self.out_len, out_len)
+    }
+}
+
 impl ReduceSpec {
     /// Checks the spec and returns its operand lengths.
     ///

@@ -2,6 +2,8 @@
 //! independently of the code under test.
 #![allow(dead_code)]
 
+pub mod eigh_check;
+
 use megabatch::Real;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -286,4 +288,53 @@ pub fn eigenvalue_ratio<T: Real>(a: &[T], w: &[T], n: usize) -> f64 {
         .zip(&reference)
         .map(|(x, r)| ((x.to_f64_lossless() - r) / s).abs() / (n as f64 * anorm * ulp))
         .fold(0.0, f64::max)
+}
+
+/// Exactly rounded sum of f64 values (Shewchuk, "Adaptive precision floating-point arithmetic",
+/// 1997: a non-overlapping expansion of partial sums).
+pub fn exact_sum(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut partials: Vec<f64> = Vec::new();
+    for mut x in values {
+        let mut kept = 0;
+        for j in 0..partials.len() {
+            let mut y = partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                partials[kept] = lo;
+                kept += 1;
+            }
+            x = hi;
+        }
+        partials.truncate(kept);
+        partials.push(x);
+    }
+    partials.iter().rev().fold(0.0, |acc, &p| acc + p)
+}
+
+/// Summation error bound with a safety factor of 2: (16 + log2 n) eps sum |x|, which covers
+/// pairwise and fixed-shape tree summation with short sequential runs.
+pub fn bound(n: usize, eps: f64, abs_sum: f64) -> f64 {
+    2.0 * (16.0 + (n.max(2) as f64).log2()) * eps * abs_sum
+}
+
+/// The CUDA device, or `None` with a notice when there is none; a missing device fails the
+/// test when `MEGABATCH_REQUIRE_CUDA=1`.
+#[cfg(feature = "cuda")]
+pub fn cuda_or_skip() -> Option<megabatch::backends::cuda::Cuda> {
+    match megabatch::backends::cuda::Cuda::new() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let required = std::env::var("MEGABATCH_REQUIRE_CUDA").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "MEGABATCH_REQUIRE_CUDA=1 but no CUDA device: {e}"
+            );
+            eprintln!("skipping: no CUDA device ({e})");
+            None
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::partition::balanced_starts;
 use super::pool::{DisjointMut, PerWorker};
-use super::{check_len, Cpu};
+use super::Cpu;
 use crate::{BatchedEigh, EighOffsets, EighSpec, Error, Real, Result};
 use solve::{
     lower_max_abs, solve, solve_lane_group, warm_up, Scratch, FAER_MIN_ORDER, LANES, LANE_MAX_ORDER,
@@ -95,19 +95,8 @@ impl Cpu {
                 "the plan was made by another backend instance",
             ));
         }
-        if plan.vectors != v.is_some() {
-            return Err(Error::PlanMismatch(if plan.vectors {
-                "the plan computes eigenvectors but no `v` buffer was given"
-            } else {
-                "`v` was given but the plan was made without eigenvectors"
-            }));
-        }
         let offsets = &plan.offsets;
-        check_len("a", offsets.a_len(), a.len())?;
-        check_len("w", offsets.w_len(), w.len())?;
-        if let Some(v) = v.as_deref() {
-            check_len("v", offsets.a_len(), v.len())?;
-        }
+        offsets.check(plan.vectors, a.len(), w.len(), v.as_deref().map(<[T]>::len))?;
         let chunks = plan.chunk_starts.len() - 1;
         let starts = &plan.chunk_starts;
         let units = &plan.units;

@@ -9,7 +9,7 @@ use num_traits::{Float, Zero};
 
 use super::partition::balanced_starts;
 use super::pool::DisjointMut;
-use super::{check_len, Cpu};
+use super::Cpu;
 use crate::{
     Error, Real, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result, RowReduceOp,
     SegmentReduceOp,
@@ -80,23 +80,7 @@ impl Cpu {
                 "the plan was made by another backend instance",
             ));
         }
-        let shape = plan.shape;
-        check_len("x", shape.x_len, x.len())?;
-        match (shape.y_len, y) {
-            (Some(n), Some(y)) => check_len("y", n, y.len())?,
-            (None, None) => {}
-            (Some(_), None) => {
-                return Err(Error::PlanMismatch(
-                    "this reduction needs a second operand `y`",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(Error::PlanMismatch(
-                    "`y` was given to a one-operand reduction",
-                ))
-            }
-        }
-        check_len("out", shape.out_len, out.len())?;
+        plan.shape.check(x.len(), y.map(<[T]>::len), out.len())?;
         match &plan.spec {
             &ReduceSpec::Full { op, len } => out[0] = self.reduce_full(plan, op, len, x, y),
             &ReduceSpec::Rows { op, rows, cols } => {

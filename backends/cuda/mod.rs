@@ -1,0 +1,226 @@
+//! The CUDA backend (feature `cuda`): cudarc's driver API and NVRTC, both loaded at run time,
+//! so building needs no CUDA toolkit and a machine without a GPU gets an `Error::Device` from
+//! [`Cuda::new`], never a panic.
+//!
+//! Kernels (`kernels/*.cu`) are compiled once per process for the device's own architecture.
+//! Each plan owns a stream, its device workspace and its pinned staging buffers; execute calls
+//! enqueue work on the plan's stream and return without waiting unless a host output was asked
+//! for. Buffers carry an event marking their last use, so work on two plans' streams that
+//! shares a buffer runs in submission order.
+
+mod driver;
+mod eigh;
+mod module;
+mod nvrtc;
+mod reduce;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cudarc::driver::sys;
+use cudarc::driver::CudaContext;
+
+use crate::error::check_len;
+use crate::{Backend, BackendKind, Element, Error, Result};
+use driver::{bind, bytes_for, device_error, DeviceMemory, DriverResultExt, Event, Stream};
+pub use eigh::CudaEighPlan;
+use module::Kernels;
+pub use nvrtc::{compile_kernels, nvrtc_available, nvrtc_version, KERNEL_SOURCES};
+pub use reduce::CudaReducePlan;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A CUDA device: its primary context and the kernels loaded into it. `Send + Sync`: share one
+/// handle between threads (in an `Arc`), each thread with its own plans.
+pub struct Cuda {
+    ctx: Arc<CudaContext>,
+    kernels: Arc<Kernels>,
+    info: DeviceInfo,
+    id: u64,
+}
+
+/// What a plan needs to know about the device.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    /// The device name, e.g. `"NVIDIA H100 80GB HBM3"`.
+    pub name: String,
+    /// Compute capability `(major, minor)`.
+    pub compute_capability: (i32, i32),
+    /// Streaming multiprocessors.
+    pub multiprocessors: usize,
+    /// Largest dynamic shared memory one block may opt into, in bytes.
+    pub max_shared_per_block: usize,
+    /// Total device memory in bytes.
+    pub total_memory: usize,
+}
+
+impl std::fmt::Debug for Cuda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cuda").field("device", &self.info).finish()
+    }
+}
+
+impl Cuda {
+    /// The first CUDA device (ordinal 0).
+    ///
+    /// # Errors
+    /// As [`Cuda::with_device`].
+    pub fn new() -> Result<Self> {
+        Self::with_device(0)
+    }
+
+    /// The CUDA device `ordinal`: retains its primary context and compiles (or takes from the
+    /// process cache) the kernels for its architecture.
+    ///
+    /// # Errors
+    /// [`Error::Device`] when libcuda or libnvrtc cannot be loaded, there is no such device,
+    /// or a kernel fails to compile (the message carries the NVRTC log).
+    pub fn with_device(ordinal: usize) -> Result<Self> {
+        // SAFETY: only tries to dlopen the library.
+        if !unsafe { sys::is_culib_present() } {
+            return Err(Error::Device {
+                backend: "cuda",
+                message: "libcuda not found: no NVIDIA driver on this machine".into(),
+            });
+        }
+        let count = CudaContext::device_count().call("cuDeviceGetCount")?;
+        if ordinal >= count.max(0) as usize {
+            return Err(Error::Device {
+                backend: "cuda",
+                message: format!("no CUDA device {ordinal} ({count} present)"),
+            });
+        }
+        let ctx = CudaContext::new(ordinal).call("cuDevicePrimaryCtxRetain")?;
+        let attr = |a| ctx.attribute(a).call("cuDeviceGetAttribute");
+        use sys::CUdevice_attribute as A;
+        let info = DeviceInfo {
+            name: ctx.name().call("cuDeviceGetName")?,
+            compute_capability: ctx.compute_capability().call("cuDeviceGetAttribute")?,
+            multiprocessors: attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as usize,
+            max_shared_per_block: attr(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?
+                as usize,
+            total_memory: ctx.total_mem().call("cuDeviceTotalMem")?,
+        };
+        let (major, minor) = info.compute_capability;
+        let cubin = compile_kernels(&format!("sm_{major}{minor}"))?;
+        let kernels = Arc::new(Kernels::load(&ctx, &cubin)?);
+        Ok(Self {
+            ctx,
+            kernels,
+            info,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// The device's name, compute capability, size and limits.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn check_owner(&self, plan_owner: u64, what: &'static str) -> Result<()> {
+        if plan_owner == self.id {
+            Ok(())
+        } else {
+            Err(Error::PlanMismatch(what))
+        }
+    }
+}
+
+/// A device array of `T` in one `Cuda` context, with an event marking its last use.
+pub struct CudaBuffer<T> {
+    mem: DeviceMemory,
+    len: usize,
+    last_use: Event,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T> std::fmt::Debug for CudaBuffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaBuffer")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<T> CudaBuffer<T> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The raw device address (`CUdeviceptr`), for interop with other CUDA code. Work that
+    /// megabatch queued on the buffer may still be running: synchronise first.
+    pub fn device_ptr(&self) -> u64 {
+        self.mem.ptr()
+    }
+
+    /// Orders work on `stream` after every earlier use of this buffer.
+    fn wait_on(&self, stream: &Stream) -> Result<()> {
+        stream.wait(&self.last_use)
+    }
+
+    /// Marks the work queued on `stream` so far as this buffer's last use.
+    fn used_by(&self, stream: &Stream) -> Result<()> {
+        self.last_use.record(stream)
+    }
+}
+
+impl Backend for Cuda {
+    type Buffer<T: Element> = CudaBuffer<T>;
+
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cuda
+    }
+
+    fn alloc<T: Element>(&self, len: usize) -> Result<CudaBuffer<T>> {
+        let bytes = bytes_for(len, std::mem::size_of::<T>())?;
+        Ok(CudaBuffer {
+            mem: DeviceMemory::zeroed(&self.ctx, bytes)?,
+            len,
+            last_use: Event::new(&self.ctx)?,
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    fn upload<T: Element>(&self, src: &[T], dst: &mut CudaBuffer<T>) -> Result<()> {
+        check_len("upload source", dst.len, src.len())?;
+        bind(&self.ctx)?;
+        dst.last_use.synchronize()?;
+        if !src.is_empty() {
+            // SAFETY: `dst` holds `size_of_val(src)` bytes and no queued work uses it any more.
+            unsafe { cudarc::driver::result::memcpy_htod_sync(dst.mem.ptr(), src) }
+                .map_err(|e| device_error("cuMemcpyHtoD", e))?;
+            // From pageable memory the copy returns once staged, before the DMA landed.
+            driver::legacy_stream_sync()?;
+        }
+        Ok(())
+    }
+
+    fn download<T: Element>(&self, src: &CudaBuffer<T>, dst: &mut [T]) -> Result<()> {
+        check_len("download destination", src.len, dst.len())?;
+        bind(&self.ctx)?;
+        src.last_use.synchronize()?;
+        if !dst.is_empty() {
+            // SAFETY: `src` holds `size_of_val(dst)` bytes, all queued writes to it are done.
+            unsafe { cudarc::driver::result::memcpy_dtoh_sync(dst, src.mem.ptr()) }
+                .map_err(|e| device_error("cuMemcpyDtoH", e))?;
+        }
+        Ok(())
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        bind(&self.ctx)?;
+        self.ctx.synchronize().call("cuCtxSynchronize")
+    }
+}
+
+/// Grid size for `work` items handled `per_block` at a time, as the `u32` the driver takes.
+fn blocks_for(work: usize, per_block: usize) -> Result<u32> {
+    u32::try_from(work.div_ceil(per_block.max(1)).max(1))
+        .map_err(|_| Error::TooLarge("grid exceeds 2^32 blocks"))
+}

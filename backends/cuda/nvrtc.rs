@@ -1,0 +1,144 @@
+//! Run-time compilation of `kernels/*.cu` with NVRTC to a cubin for one GPU architecture,
+//! cached per process (and per architecture).
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::nvrtc::result as rtc;
+use cudarc::nvrtc::sys;
+
+use crate::{Error, Result};
+
+/// Every kernel source, in the order they are concatenated into one translation unit (NVRTC
+/// has no toolkit headers to include, so shared definitions come first).
+pub const KERNEL_SOURCES: [(&str, &str); 3] = [
+    ("common.cuh", include_str!("../../kernels/common.cuh")),
+    (
+        "eigh_jacobi.cu",
+        include_str!("../../kernels/eigh_jacobi.cu"),
+    ),
+    ("reduce.cu", include_str!("../../kernels/reduce.cu")),
+];
+
+/// Whether libnvrtc can be loaded (from the system or `LD_LIBRARY_PATH`).
+pub fn nvrtc_available() -> bool {
+    // SAFETY: only tries to dlopen the library; no NVRTC call is made.
+    unsafe { sys::is_culib_present() }
+}
+
+/// The NVRTC version, `(major, minor)`.
+///
+/// # Errors
+/// [`Error::Device`] when libnvrtc cannot be loaded.
+pub fn nvrtc_version() -> Result<(i32, i32)> {
+    if !nvrtc_available() {
+        return Err(no_nvrtc());
+    }
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: both pointers are valid for writes.
+    unsafe { sys::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_err(|e| nvrtc_error("nvrtcVersion", e))?;
+    Ok((major, minor))
+}
+
+fn no_nvrtc() -> Error {
+    Error::Device {
+        backend: "cuda",
+        message: "libnvrtc not found (install the CUDA toolkit or the nvidia-cuda-nvrtc wheel \
+                  and put its lib folder on LD_LIBRARY_PATH)"
+            .into(),
+    }
+}
+
+fn nvrtc_error(call: &str, e: rtc::NvrtcError) -> Error {
+    Error::Device {
+        backend: "cuda",
+        message: format!("{call}: {e}"),
+    }
+}
+
+/// Compiles every kernel for `arch` (e.g. `"sm_90"`) and returns the cubin. Results are cached
+/// for the life of the process.
+///
+/// # Errors
+/// [`Error::Device`] when libnvrtc is missing, or with the compiler log when a kernel fails to
+/// compile.
+pub fn compile_kernels(arch: &str) -> Result<Arc<Vec<u8>>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    // Held across the compile: threads that start together wait for one compilation instead
+    // of each running NVRTC.
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(hit) = map.get(arch) {
+        return Ok(hit.clone());
+    }
+    let cubin = Arc::new(compile_uncached(arch)?);
+    map.insert(arch.to_owned(), cubin.clone());
+    Ok(cubin)
+}
+
+fn compile_uncached(arch: &str) -> Result<Vec<u8>> {
+    if !nvrtc_available() {
+        return Err(no_nvrtc());
+    }
+    let mut source = String::new();
+    for (name, text) in KERNEL_SOURCES {
+        source.push_str(&format!("// ---- {name}\n{text}\n"));
+    }
+    let source =
+        CString::new(source).map_err(|_| Error::InvalidArgument("NUL in kernel source"))?;
+    let prog = rtc::create_program(&source, Some(c"megabatch.cu"))
+        .map_err(|e| nvrtc_error("nvrtcCreateProgram", e))?;
+    let options = [
+        format!("--gpu-architecture={arch}"),
+        "--std=c++17".to_owned(),
+    ];
+    // SAFETY: `prog` is a live program; it is destroyed exactly once below.
+    let compiled = unsafe { rtc::compile_program(prog, &options) };
+    let outcome = match compiled {
+        Ok(()) => cubin_of(prog),
+        Err(e) => Err(Error::Device {
+            backend: "cuda",
+            message: format!(
+                "NVRTC failed to compile the kernels for {arch}: {e}\n{}",
+                log_of(prog)
+            ),
+        }),
+    };
+    // SAFETY: `prog` is live and not used after this.
+    let _ = unsafe { rtc::destroy_program(prog) };
+    outcome
+}
+
+fn log_of(prog: sys::nvrtcProgram) -> String {
+    // SAFETY: `prog` is a live, compiled program.
+    match unsafe { rtc::get_program_log(prog) } {
+        // SAFETY: NVRTC returns a NUL-terminated log.
+        Ok(raw) => unsafe { CStr::from_ptr(raw.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+        Err(e) => format!("(no log: {e})"),
+    }
+}
+
+fn cubin_of(prog: sys::nvrtcProgram) -> Result<Vec<u8>> {
+    let mut size = 0usize;
+    // SAFETY: `prog` compiled successfully; `size` is valid for writes.
+    unsafe { sys::nvrtcGetCUBINSize(prog, &mut size) }
+        .result()
+        .map_err(|e| nvrtc_error("nvrtcGetCUBINSize", e))?;
+    let mut cubin = vec![0u8; size];
+    // SAFETY: `cubin` has the `size` bytes NVRTC asked for.
+    unsafe { sys::nvrtcGetCUBIN(prog, cubin.as_mut_ptr().cast()) }
+        .result()
+        .map_err(|e| nvrtc_error("nvrtcGetCUBIN", e))?;
+    if cubin.is_empty() {
+        return Err(Error::Device {
+            backend: "cuda",
+            message: "NVRTC produced no cubin (a virtual compute_XX architecture?)".into(),
+        });
+    }
+    Ok(cubin)
+}

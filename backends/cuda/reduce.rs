@@ -1,0 +1,455 @@
+//! `Reducer` on CUDA (`kernels/reduce.cu`): a fixed grid per plan so results are identical
+//! from call to call, a second one-block pass when the first left several partials.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use super::driver::{
+    arg, bind, bytes_for, copy_to_device, copy_to_host, launch, DeviceMemory, PinnedHost, Stream,
+};
+use super::module::{KernelFn, Kernels};
+use super::{blocks_for, Cuda, CudaBuffer};
+use crate::{
+    Element, Error, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result, RowReduceOp,
+    SegmentReduceOp,
+};
+
+/// Threads per block of every reduction kernel.
+const THREADS: u32 = 256;
+/// Resident blocks per multiprocessor the whole-array and row grids aim for.
+const BLOCKS_PER_SM: usize = 8;
+/// Finishing steps, as `MB_FIN_*` in reduce.cu.
+const FIN_NONE: i32 = 0;
+const FIN_MEAN: i32 = 1;
+const FIN_REL: i32 = 2;
+/// Mean segment length from which a whole block, not a warp, reduces each segment.
+const BLOCK_PER_SEGMENT_FROM: usize = 2048;
+
+#[derive(Debug, Clone, Copy)]
+enum Launches {
+    /// Nothing to compute (empty output).
+    None,
+    Full {
+        stage1: KernelFn,
+        stage2: KernelFn,
+        grid: u32,
+        len: u64,
+        fin: i32,
+    },
+    Rows {
+        stage1: KernelFn,
+        stage2: KernelFn,
+        grid: (u32, u32),
+        rows: u64,
+        cols: u64,
+        rows_per_block: u64,
+        fin: i32,
+    },
+    Segments {
+        kernel: KernelFn,
+        grid: u32,
+        segments: u64,
+        group: i32,
+        fin: i32,
+    },
+}
+
+impl std::fmt::Debug for KernelFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KernelFn")
+    }
+}
+
+/// Host-side staging for [`Reducer::reduce_host`], allocated by the plan's first host call.
+struct HostStaging<T: Reducible> {
+    x: DeviceMemory,
+    y: DeviceMemory,
+    out: DeviceMemory,
+    x_pin: PinnedHost<T>,
+    y_pin: PinnedHost<T>,
+    out_pin: PinnedHost<T::Acc>,
+}
+
+/// A CUDA reduction plan: launch shapes, partials and segment offsets on the device, its
+/// stream, and a pinned slot for scalar results.
+pub struct CudaReducePlan<T: Reducible> {
+    owner: u64,
+    shape: ReduceShape,
+    launches: Launches,
+    stream: Stream,
+    _kernels: Arc<Kernels>,
+    partials: DeviceMemory,
+    /// Row reductions: the weight sums per row block, after `partials`.
+    wpartials: u64,
+    offsets: Option<DeviceMemory>,
+    out_dev: DeviceMemory,
+    scalar_pin: PinnedHost<T::Acc>,
+    host: Option<HostStaging<T>>,
+}
+
+impl<T: Reducible> std::fmt::Debug for CudaReducePlan<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaReducePlan")
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.shape)
+            .field("launches", &self.launches)
+            .finish()
+    }
+}
+
+impl<T: Reducible> Reducer<T> for Cuda {
+    type ReducePlan = CudaReducePlan<T>;
+
+    fn plan_reduce(&self, spec: &ReduceSpec) -> Result<CudaReducePlan<T>> {
+        let shape = spec.shape()?;
+        bind(&self.ctx)?;
+        let acc = std::mem::size_of::<T::Acc>();
+        let (t, a) = (T::DTYPE, <T::Acc as Element>::DTYPE);
+        let kernel = |name: String| self.kernels.get(&name);
+        let max_blocks = BLOCKS_PER_SM * self.info.multiprocessors;
+        let stream = Stream::new(&self.ctx)?;
+        let mut offsets = None;
+        let (launches, partials_len, wpartials_at) = match spec {
+            &ReduceSpec::Full { op, len } => {
+                let (name, fin) = match op {
+                    ReduceOp::Sum => ("sum", FIN_NONE),
+                    ReduceOp::Mean => ("sum", FIN_MEAN),
+                    ReduceOp::Min => ("min", FIN_NONE),
+                    ReduceOp::Max => ("max", FIN_NONE),
+                    ReduceOp::MaxAbs => ("maxabs", FIN_NONE),
+                    ReduceOp::Dot => ("dot", FIN_NONE),
+                    ReduceOp::MaxAbsDiff => ("maxabsdiff", FIN_NONE),
+                    ReduceOp::MaxRelDiff => ("maxrel", FIN_REL),
+                };
+                // At least four 16-byte loads per thread before another block pays off.
+                let per_block = THREADS as usize * (16 / std::mem::size_of::<T>()) * 4;
+                let grid = blocks_for(len, per_block)?.min(max_blocks as u32);
+                let l = Launches::Full {
+                    stage1: kernel(format!("reduce_full_{name}_{t}"))?,
+                    stage2: kernel(format!("reduce_full_final_{name}_{a}"))?,
+                    grid,
+                    len: len as u64,
+                    fin,
+                };
+                (l, 2 * grid as usize, 0)
+            }
+            &ReduceSpec::Rows { op, rows, cols } => {
+                let (name, fin) = match op {
+                    RowReduceOp::Sum => ("sum", FIN_NONE),
+                    RowReduceOp::Mean => ("sum", FIN_MEAN),
+                    RowReduceOp::WeightedMean => ("wsum", FIN_NONE),
+                    RowReduceOp::Max => ("max", FIN_NONE),
+                };
+                if cols == 0 {
+                    (Launches::None, 0, 0)
+                } else {
+                    let tile = cols.min(THREADS as usize);
+                    let col_blocks = blocks_for(cols, tile)?;
+                    let row_blocks = (rows * tile)
+                        .div_ceil(8192)
+                        .clamp(1, (max_blocks / col_blocks as usize).max(1));
+                    let rows_per_block = rows.div_ceil(row_blocks).max(1);
+                    let row_blocks = rows.div_ceil(rows_per_block).max(1);
+                    let partials = row_blocks
+                        .checked_mul(cols)
+                        .ok_or(Error::TooLarge("row partials"))?;
+                    let l = Launches::Rows {
+                        stage1: kernel(format!("reduce_rows_{name}_{t}"))?,
+                        stage2: kernel(format!("reduce_rows_final_{name}_{a}"))?,
+                        grid: (row_blocks as u32, col_blocks),
+                        rows: rows as u64,
+                        cols: cols as u64,
+                        rows_per_block: rows_per_block as u64,
+                        fin,
+                    };
+                    (l, partials + row_blocks, partials)
+                }
+            }
+            ReduceSpec::Segments { op, offsets: offs } => {
+                let (name, fin) = match op {
+                    SegmentReduceOp::Sum => ("sum", FIN_NONE),
+                    SegmentReduceOp::Mean => ("sum", FIN_MEAN),
+                    SegmentReduceOp::Max => ("max", FIN_NONE),
+                    SegmentReduceOp::Min => ("min", FIN_NONE),
+                    SegmentReduceOp::Dot => ("dot", FIN_NONE),
+                };
+                let segments = offs.len() - 1;
+                if segments == 0 {
+                    (Launches::None, 0, 0)
+                } else {
+                    let table: Vec<u64> = offs.iter().map(|&o| o as u64).collect();
+                    let memory = DeviceMemory::zeroed(&self.ctx, 8 * table.len())?;
+                    copy_to_device(&table, memory.ptr(), &stream)?;
+                    stream.synchronize()?;
+                    offsets = Some(memory);
+                    let group = if shape.x_len / segments >= BLOCK_PER_SEGMENT_FROM {
+                        THREADS as usize
+                    } else {
+                        32
+                    };
+                    let grid = blocks_for(segments, THREADS as usize / group)?.min(1 << 20);
+                    let l = Launches::Segments {
+                        kernel: kernel(format!("reduce_segments_{name}_{t}"))?,
+                        grid,
+                        segments: segments as u64,
+                        group: group as i32,
+                        fin,
+                    };
+                    (l, 0, 0)
+                }
+            }
+        };
+        let partials = DeviceMemory::zeroed(&self.ctx, bytes_for(partials_len, acc)?)?;
+        let wpartials = partials.ptr() + (wpartials_at * acc) as u64;
+        Ok(CudaReducePlan {
+            owner: self.id,
+            shape,
+            launches,
+            stream,
+            _kernels: self.kernels.clone(),
+            partials,
+            wpartials,
+            offsets,
+            out_dev: DeviceMemory::zeroed(&self.ctx, bytes_for(shape.out_len, acc)?)?,
+            scalar_pin: PinnedHost::zeroed(&self.ctx, 1)?,
+            host: None,
+        })
+    }
+
+    fn reduce(
+        &self,
+        plan: &mut CudaReducePlan<T>,
+        x: &CudaBuffer<T>,
+        y: Option<&CudaBuffer<T>>,
+        out: &mut CudaBuffer<T::Acc>,
+    ) -> Result<()> {
+        self.check_owner(plan.owner, "reduce plan from another backend instance")?;
+        plan.shape
+            .check(x.len(), y.map(CudaBuffer::len), out.len())?;
+        bind(&self.ctx)?;
+        x.wait_on(&plan.stream)?;
+        if let Some(y) = y {
+            y.wait_on(&plan.stream)?;
+        }
+        out.wait_on(&plan.stream)?;
+        plan.enqueue(x.mem.ptr(), y.map_or(0, |y| y.mem.ptr()), out.mem.ptr())?;
+        x.used_by(&plan.stream)?;
+        if let Some(y) = y {
+            y.used_by(&plan.stream)?;
+        }
+        out.used_by(&plan.stream)
+    }
+
+    fn reduce_host(
+        &self,
+        plan: &mut CudaReducePlan<T>,
+        x: &[T],
+        y: Option<&[T]>,
+        out: &mut [T::Acc],
+    ) -> Result<()> {
+        self.check_owner(plan.owner, "reduce plan from another backend instance")?;
+        plan.shape.check(x.len(), y.map(<[T]>::len), out.len())?;
+        bind(&self.ctx)?;
+        let mut host = match plan.host.take() {
+            Some(h) => h,
+            None => self.reduce_staging(&plan.shape)?,
+        };
+        let result = plan.run_host(&mut host, x, y, out);
+        plan.host = Some(host);
+        result
+    }
+
+    fn read_scalar(&self, out: &CudaBuffer<T::Acc>) -> Result<T::Acc> {
+        if out.is_empty() {
+            return Err(Error::Shape {
+                what: "out",
+                expected: 1,
+                got: 0,
+            });
+        }
+        bind(&self.ctx)?;
+        out.last_use.synchronize()?;
+        let mut value = [<T::Acc as num_traits::Zero>::zero()];
+        // SAFETY: `out` holds at least one element and its last use has completed.
+        unsafe { cudarc::driver::result::memcpy_dtoh_sync(&mut value, out.mem.ptr()) }
+            .map_err(|e| super::driver::device_error("cuMemcpyDtoH", e))?;
+        Ok(value[0])
+    }
+}
+
+impl Cuda {
+    fn reduce_staging<T: Reducible>(&self, shape: &ReduceShape) -> Result<HostStaging<T>> {
+        let (elem, acc) = (std::mem::size_of::<T>(), std::mem::size_of::<T::Acc>());
+        let y_len = shape.y_len.unwrap_or(0);
+        Ok(HostStaging {
+            x: DeviceMemory::zeroed(&self.ctx, bytes_for(shape.x_len, elem)?)?,
+            y: DeviceMemory::zeroed(&self.ctx, bytes_for(y_len, elem)?)?,
+            out: DeviceMemory::zeroed(&self.ctx, bytes_for(shape.out_len, acc)?)?,
+            x_pin: PinnedHost::zeroed(&self.ctx, shape.x_len)?,
+            y_pin: PinnedHost::zeroed(&self.ctx, y_len)?,
+            out_pin: PinnedHost::zeroed(&self.ctx, shape.out_len)?,
+        })
+    }
+
+    /// Reduces device-resident `x` (and `y`) to one value and returns it: the plan's kernels,
+    /// then a 1-element copy into pinned memory and one wait on the plan's stream. This is the
+    /// cheapest way to read a convergence measure each iteration.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless the plan is a whole-array reduction
+    /// ([`ReduceSpec::Full`]); otherwise as [`Reducer::reduce`].
+    pub fn reduce_scalar<T: Reducible>(
+        &self,
+        plan: &mut CudaReducePlan<T>,
+        x: &CudaBuffer<T>,
+        y: Option<&CudaBuffer<T>>,
+    ) -> Result<T::Acc> {
+        self.check_owner(plan.owner, "reduce plan from another backend instance")?;
+        if !matches!(plan.launches, Launches::Full { .. }) {
+            return Err(Error::InvalidArgument(
+                "reduce_scalar needs a whole-array reduction (ReduceSpec::Full)",
+            ));
+        }
+        plan.shape.check(x.len(), y.map(CudaBuffer::len), 1)?;
+        bind(&self.ctx)?;
+        x.wait_on(&plan.stream)?;
+        if let Some(y) = y {
+            y.wait_on(&plan.stream)?;
+        }
+        let out = plan.out_dev.ptr();
+        plan.enqueue(x.mem.ptr(), y.map_or(0, |y| y.mem.ptr()), out)?;
+        copy_to_host(out, plan.scalar_pin.as_mut_slice(), &plan.stream)?;
+        x.used_by(&plan.stream)?;
+        if let Some(y) = y {
+            y.used_by(&plan.stream)?;
+        }
+        plan.stream.synchronize()?;
+        Ok(plan.scalar_pin.as_slice()[0])
+    }
+}
+
+impl<T: Reducible> CudaReducePlan<T> {
+    /// Host in, host out through the staging buffers: one synchronisation at the end.
+    fn run_host(
+        &mut self,
+        host: &mut HostStaging<T>,
+        x: &[T],
+        y: Option<&[T]>,
+        out: &mut [T::Acc],
+    ) -> Result<()> {
+        host.x_pin.as_mut_slice().copy_from_slice(x);
+        copy_to_device(host.x_pin.as_slice(), host.x.ptr(), &self.stream)?;
+        if let Some(y) = y {
+            host.y_pin.as_mut_slice().copy_from_slice(y);
+            copy_to_device(host.y_pin.as_slice(), host.y.ptr(), &self.stream)?;
+        }
+        let y_dev = if y.is_some() { host.y.ptr() } else { 0 };
+        self.enqueue(host.x.ptr(), y_dev, host.out.ptr())?;
+        copy_to_host(host.out.ptr(), host.out_pin.as_mut_slice(), &self.stream)?;
+        self.stream.synchronize()?;
+        out.copy_from_slice(host.out_pin.as_slice());
+        Ok(())
+    }
+
+    /// Queues this plan's kernels on its stream.
+    fn enqueue(&mut self, x: u64, y: u64, out: u64) -> Result<()> {
+        let partials = self.partials.ptr();
+        let stream = &self.stream;
+        match self.launches {
+            Launches::None => Ok(()),
+            Launches::Full {
+                stage1,
+                stage2,
+                grid,
+                len,
+                fin,
+            } => {
+                let mut args: [*mut c_void; 6] = [
+                    arg(&x),
+                    arg(&y),
+                    arg(&len),
+                    arg(&partials),
+                    arg(&out),
+                    arg(&fin),
+                ];
+                // SAFETY: `reduce_full_*(x, y, len, partials, out, fin)`; x and y hold `len`
+                // elements (y is only read by two-operand kernels, which the shape check
+                // requires a y for), partials holds 2 * grid accumulators, out one.
+                unsafe { launch(stage1.0, (grid, 1, 1), THREADS, 0, stream, &mut args)? };
+                if grid > 1 {
+                    let count = grid as i32;
+                    let mut args: [*mut c_void; 5] =
+                        [arg(&partials), arg(&count), arg(&len), arg(&out), arg(&fin)];
+                    // SAFETY: `reduce_full_final_*(partials, count, len, out, fin)` over the
+                    // 2 * grid partials the first stage wrote.
+                    unsafe { launch(stage2.0, (1, 1, 1), THREADS, 0, stream, &mut args)? };
+                }
+                Ok(())
+            }
+            Launches::Rows {
+                stage1,
+                stage2,
+                grid,
+                rows,
+                cols,
+                rows_per_block,
+                fin,
+            } => {
+                let wpartials = self.wpartials;
+                let mut args: [*mut c_void; 9] = [
+                    arg(&x),
+                    arg(&y),
+                    arg(&rows),
+                    arg(&cols),
+                    arg(&rows_per_block),
+                    arg(&partials),
+                    arg(&wpartials),
+                    arg(&out),
+                    arg(&fin),
+                ];
+                // SAFETY: `reduce_rows_*(x, wts, rows, cols, rows_per_block, partials,
+                // wpartials, out, fin)`; x holds rows * cols elements, wts `rows` weights
+                // (weighted mean only), partials grid.0 * cols + grid.0 accumulators, out cols.
+                unsafe { launch(stage1.0, (grid.0, grid.1, 1), THREADS, 0, stream, &mut args)? };
+                if grid.0 > 1 {
+                    let blocks = grid.0 as i32;
+                    let mut args: [*mut c_void; 7] = [
+                        arg(&partials),
+                        arg(&wpartials),
+                        arg(&blocks),
+                        arg(&rows),
+                        arg(&cols),
+                        arg(&out),
+                        arg(&fin),
+                    ];
+                    let col_grid = blocks_for(cols as usize, THREADS as usize)?;
+                    // SAFETY: `reduce_rows_final_*` over the partials the first stage wrote.
+                    unsafe { launch(stage2.0, (col_grid, 1, 1), THREADS, 0, stream, &mut args)? };
+                }
+                Ok(())
+            }
+            Launches::Segments {
+                kernel,
+                grid,
+                segments,
+                group,
+                fin,
+            } => {
+                let offsets = self.offsets.as_ref().map_or(0, DeviceMemory::ptr);
+                let mut args: [*mut c_void; 7] = [
+                    arg(&x),
+                    arg(&y),
+                    arg(&offsets),
+                    arg(&segments),
+                    arg(&group),
+                    arg(&out),
+                    arg(&fin),
+                ];
+                // SAFETY: `reduce_segments_*(x, y, offsets, segments, gsize, out, fin)`; the
+                // plan's offsets (segments + 1 values, non-decreasing, last = x.len()) index
+                // inside x and y; out holds `segments` values.
+                unsafe { launch(kernel.0, (grid, 1, 1), THREADS, 0, stream, &mut args) }
+            }
+        }
+    }
+}

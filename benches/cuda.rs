@@ -1,0 +1,277 @@
+//! megabatch on CUDA: eigh matrices/s over (dtype, n, batch), the seed workload host to host,
+//! reductions in GB/s, and the latency of a small reduction with its scalar readback. Prints
+//! one JSON object per line (`benches/cuda_table.py` joins them with the peers'
+//! `benches/cuda_peers.py` output into docs/benchmarks/cuda-h100.md).
+//!
+//! Usage: `cargo bench --features cuda --bench cuda [-- --quick]`. Timing: each case is
+//! warmed up, then repeated until 0.2 s (--quick: 0.05 s) have passed with a device
+//! synchronisation at the end; the figure is the mean per call. Host-to-host cases report
+//! the median of their repetitions.
+
+use std::time::{Duration, Instant};
+
+use megabatch::backends::cpu::Cpu;
+use megabatch::backends::cuda::Cuda;
+use megabatch::{
+    Backend, BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducer, RowReduceOp,
+    SegmentReduceOp,
+};
+
+fn time_loop(budget: Duration, mut call: impl FnMut(), sync: impl Fn()) -> f64 {
+    let warm = Instant::now();
+    call();
+    sync();
+    if warm.elapsed() > budget {
+        // Long cases: one timed call after the warm-up.
+        let start = Instant::now();
+        call();
+        sync();
+        return start.elapsed().as_secs_f64();
+    }
+    let start = Instant::now();
+    let mut reps = 0u32;
+    while start.elapsed() < budget || reps < 3 {
+        call();
+        reps += 1;
+        if reps % 8 == 0 {
+            sync();
+        }
+    }
+    sync();
+    start.elapsed().as_secs_f64() / f64::from(reps)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Symmetric test matrices with entries in [-1, 1] (a fixed LCG: the bench needs no rand).
+fn matrices<T: Real>(n: usize, batch: usize) -> Vec<T> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    };
+    let mut a = vec![T::zero(); n * n * batch];
+    for m in 0..batch {
+        for i in 0..n {
+            for j in 0..=i {
+                let v = T::of(next());
+                a[m * n * n + i * n + j] = v;
+                a[m * n * n + j * n + i] = v;
+            }
+        }
+    }
+    a
+}
+
+fn eigh_case<T: Real>(cuda: &Cuda, n: usize, batch: usize, budget: Duration) {
+    let bytes = n * n * batch * std::mem::size_of::<T>();
+    if bytes > 12 << 30 {
+        println!("{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"skipped\":\"{} GiB per array\"}}", T::DTYPE, bytes >> 30);
+        return;
+    }
+    let a = matrices::<T>(n, batch);
+    let mut a_dev = cuda.alloc::<T>(a.len()).unwrap();
+    cuda.upload(&a, &mut a_dev).unwrap();
+    let mut w_dev = cuda.alloc::<T>(n * batch).unwrap();
+    let mut v_dev = cuda.alloc::<T>(a.len()).unwrap();
+    let mut plan =
+        BatchedEigh::<T>::plan_eigh(cuda, &EighSpec::uniform(n, batch).with_vectors(true)).unwrap();
+    let t = time_loop(
+        budget,
+        || {
+            cuda.eigh(&mut plan, &a_dev, &mut w_dev, Some(&mut v_dev))
+                .unwrap()
+        },
+        || cuda.synchronize().unwrap(),
+    );
+    let mut plan_w = BatchedEigh::<T>::plan_eigh(cuda, &EighSpec::uniform(n, batch)).unwrap();
+    let tw = time_loop(
+        budget,
+        || cuda.eigh(&mut plan_w, &a_dev, &mut w_dev, None).unwrap(),
+        || cuda.synchronize().unwrap(),
+    );
+    println!(
+        "{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"seconds\":{t:e},\"matrices_per_s\":{:e},\"values_only_seconds\":{tw:e}}}",
+        T::DTYPE,
+        batch as f64 / t
+    );
+}
+
+fn seed_workload(cuda: &Cuda, cpu: &Cpu) {
+    let (n, batch) = (12, 1582);
+    let a = matrices::<f64>(n, batch);
+    let mut w = vec![0.0; n * batch];
+    let mut v = vec![0.0; n * n * batch];
+    for vectors in [true, false] {
+        let spec = EighSpec::uniform(n, batch).with_vectors(vectors);
+        let mut gpu = BatchedEigh::<f64>::plan_eigh(cuda, &spec).unwrap();
+        let mut host = BatchedEigh::<f64>::plan_eigh(cpu, &spec).unwrap();
+        let times = |run: &mut dyn FnMut()| {
+            run();
+            median(
+                (0..200)
+                    .map(|_| {
+                        let s = Instant::now();
+                        run();
+                        s.elapsed().as_secs_f64()
+                    })
+                    .collect(),
+            )
+        };
+        let tg = times(&mut || {
+            cuda.eigh_host(&mut gpu, &a, &mut w, vectors.then_some(&mut v[..]))
+                .unwrap()
+        });
+        let tc = times(&mut || {
+            cpu.eigh_host(&mut host, &a, &mut w, vectors.then_some(&mut v[..]))
+                .unwrap()
+        });
+        println!("{{\"bench\":\"seed\",\"n\":12,\"batch\":1582,\"vectors\":{vectors},\"cuda_seconds\":{tg:e},\"cpu_seconds\":{tc:e},\"cpu_threads\":{}}}", cpu.threads());
+    }
+}
+
+fn reduce_cases(cuda: &Cuda, budget: Duration) {
+    for &len in &[
+        1_000usize, 10_000, 100_000, 1_000_000, 10_000_000, 67_108_864,
+    ] {
+        let x: Vec<f32> = (0..len).map(|i| (i % 1000) as f32 * 1e-3).collect();
+        let mut x_dev = cuda.alloc::<f32>(len).unwrap();
+        cuda.upload(&x, &mut x_dev).unwrap();
+        let mut y_dev = cuda.alloc::<f32>(len).unwrap();
+        cuda.upload(&x, &mut y_dev).unwrap();
+        let sync = || cuda.synchronize().unwrap();
+        let report = |name: &str, spec: ReduceSpec, two: bool, bytes: usize| {
+            let mut plan = Reducer::<f32>::plan_reduce(cuda, &spec).unwrap();
+            let out_len = spec.shape().unwrap().out_len;
+            let mut o = cuda.alloc::<f32>(out_len).unwrap();
+            let t = time_loop(
+                budget,
+                || {
+                    cuda.reduce(&mut plan, &x_dev, two.then_some(&y_dev), &mut o)
+                        .unwrap()
+                },
+                sync,
+            );
+            println!("{{\"bench\":\"reduce\",\"op\":\"{name}\",\"dtype\":\"f32\",\"len\":{len},\"seconds\":{t:e},\"gb_per_s\":{:.3}}}", bytes as f64 / t / 1e9);
+        };
+        report(
+            "sum",
+            ReduceSpec::Full {
+                op: ReduceOp::Sum,
+                len,
+            },
+            false,
+            4 * len,
+        );
+        report(
+            "max_abs_diff",
+            ReduceSpec::Full {
+                op: ReduceOp::MaxAbsDiff,
+                len,
+            },
+            true,
+            8 * len,
+        );
+        let rows = len / 7;
+        if rows > 0 {
+            let mut w_dev = cuda.alloc::<f32>(rows).unwrap();
+            cuda.upload(&x[..rows], &mut w_dev).unwrap();
+            let spec = ReduceSpec::Rows {
+                op: RowReduceOp::WeightedMean,
+                rows,
+                cols: 7,
+            };
+            let mut plan = Reducer::<f32>::plan_reduce(cuda, &spec).unwrap();
+            let mut xs = cuda.alloc::<f32>(rows * 7).unwrap();
+            cuda.upload(&x[..rows * 7], &mut xs).unwrap();
+            let mut o = cuda.alloc::<f32>(7).unwrap();
+            let t = time_loop(
+                budget,
+                || cuda.reduce(&mut plan, &xs, Some(&w_dev), &mut o).unwrap(),
+                sync,
+            );
+            println!("{{\"bench\":\"reduce\",\"op\":\"weighted_mean_rows7\",\"dtype\":\"f32\",\"len\":{},\"seconds\":{t:e},\"gb_per_s\":{:.3}}}", rows * 7, (rows * 8 * 4) as f64 / t / 1e9);
+        }
+        // Segments of mean length 100 with a deterministic spread (37..163).
+        let mut offsets = vec![0usize];
+        let mut k = 0usize;
+        while *offsets.last().unwrap() < len {
+            let l = 37 + (k * 61) % 127;
+            offsets.push((offsets.last().unwrap() + l).min(len));
+            k += 1;
+        }
+        report(
+            "segment_sum",
+            ReduceSpec::Segments {
+                op: SegmentReduceOp::Sum,
+                offsets,
+            },
+            false,
+            4 * len,
+        );
+    }
+    // Latency: 1,000 elements, reduce plus scalar readback, host wall clock.
+    let x: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+    let mut x_dev = cuda.alloc::<f32>(1000).unwrap();
+    cuda.upload(&x, &mut x_dev).unwrap();
+    let mut plan = Reducer::<f32>::plan_reduce(
+        cuda,
+        &ReduceSpec::Full {
+            op: ReduceOp::Sum,
+            len: 1000,
+        },
+    )
+    .unwrap();
+    for _ in 0..100 {
+        cuda.reduce_scalar(&mut plan, &x_dev, None).unwrap();
+    }
+    let times: Vec<f64> = (0..2000)
+        .map(|_| {
+            let s = Instant::now();
+            std::hint::black_box(cuda.reduce_scalar(&mut plan, &x_dev, None).unwrap());
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "{{\"bench\":\"scalar_latency\",\"len\":1000,\"median_seconds\":{:e},\"p90_seconds\":{:e},\"min_seconds\":{:e}}}",
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() * 9 / 10],
+        sorted[0]
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    let budget = Duration::from_millis(if quick { 50 } else { 200 });
+    let cuda = Cuda::new().expect("a CUDA device");
+    let cpu = Cpu::new().unwrap();
+    eprintln!("{:?}, CPU threads {}", cuda.info(), cpu.threads());
+    let want = |what: &str| only.as_deref().is_none_or(|o| o == what);
+    if want("seed") {
+        seed_workload(&cuda, &cpu);
+    }
+    if want("reduce") {
+        reduce_cases(&cuda, budget);
+    }
+    if want("eigh") {
+        let ns: &[usize] = if quick {
+            &[4, 12, 32, 64, 128]
+        } else {
+            &[4, 8, 12, 16, 24, 32, 48, 64, 128, 256]
+        };
+        for &n in ns {
+            for &batch in &[1usize, 1024, 16384, 131072] {
+                eigh_case::<f64>(&cuda, n, batch, budget);
+                eigh_case::<f32>(&cuda, n, batch, budget);
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+// Batched symmetric eigendecomposition by two-sided cyclic Jacobi with the parallel
+// (round-robin, "circle") ordering: in each of the nmax - 1 rounds of a sweep, nmax / 2
+// disjoint pairs (p, q) are rotated at once, so a team of threads applies all of them
+// together. Rotation per Golub & Van Loan, Matrix Computations (4th ed.), Alg. 8.5.1
+// (sym.schur2) and 8.5.2; the 2x2 block is written exactly (a_pq = 0, a_pp - t a_pq,
+// a_qq + t a_pq) as in Rutishauser's Handbook procedure `jacobi`. A rotation is skipped when
+// |a_pq| <= eps sqrt(|a_pp| |a_qq|) (Demmel & Veselic 1992), and a matrix has converged when a
+// whole sweep skipped every rotation. The same ordering and skip rule as cuSOLVER's syevj
+// (which uses a block variant); the code here is our own.
+//
+// Layout: a team of `team` threads owns one matrix; a CTA holds blockDim.x / team teams, which
+// run independently when a team fits in a warp (warp barriers only). The
+// matrix (stride nmax + 1 against bank conflicts) and its eigenvector accumulator live in
+// dynamic shared memory, or, when they do not fit (gwork != 0), in a per-CTA slot of a global
+// workspace while the CTA loops over matrices. Input and output are row-major; the lower
+// triangle is read. Eigenvalues ascending, eigenvector columns with their first
+// largest-magnitude component positive: the CPU backend's conventions.
+
+#define MB_MAX_SWEEPS 60
+
+__device__ __forceinline__ double mb_abs(double x) { return fabs(x); }
+__device__ __forceinline__ float mb_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double mb_sqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float mb_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double mb_scale2(double x, int e) { return scalbn(x, e); }
+__device__ __forceinline__ float mb_scale2(float x, int e) { return scalbnf(x, e); }
+__device__ __forceinline__ int mb_exponent(double x) { int e; frexp(x, &e); return e; }
+__device__ __forceinline__ int mb_exponent(float x) { int e; frexpf(x, &e); return e; }
+__device__ __forceinline__ double mb_eps(double) { return 1.1102230246251565e-16; }
+__device__ __forceinline__ float mb_eps(float) { return 5.9604645e-8f; }
+// |tau| above which tau^2 + 1 would overflow or lose tau entirely: use t = 1 / (2 tau).
+__device__ __forceinline__ double mb_tau_big(double) { return 1e150; }
+__device__ __forceinline__ float mb_tau_big(float) { return 1e18f; }
+__device__ __forceinline__ double mb_nan(double) { return __longlong_as_double(0x7ff8000000000000ll); }
+__device__ __forceinline__ float mb_nan(float) { return __int_as_float(0x7fc00000); }
+// Bit patterns of non-negative floats order like the values, so atomicMax on them is a max.
+__device__ __forceinline__ u64 mb_abs_bits(double x) { return (u64)__double_as_longlong(fabs(x)); }
+__device__ __forceinline__ u64 mb_abs_bits(float x) { return (u64)__float_as_uint(fabsf(x)); }
+__device__ __forceinline__ double mb_from_bits(u64 b, double) { return __longlong_as_double((long long)b); }
+__device__ __forceinline__ float mb_from_bits(u64 b, float) { return __uint_as_float((unsigned int)b); }
+
+// The barrier of one team: a warp (or part of one) synchronises with __syncwarp on its own
+// lanes, so teams in one block run independently; a team of a whole block uses __syncthreads.
+__device__ __forceinline__ void mb_team_sync(int team, unsigned int mask) {
+    if (team <= 32) {
+        __syncwarp(mask);
+    } else {
+        __syncthreads();
+    }
+}
+
+// Round `round` of the circle method over `m` (even) players: player 0 stays, the others
+// rotate through positions 1..m-1; position k plays position m-1-k.
+__device__ __forceinline__ void mb_circle_pair(int m, int round, int k, int* p, int* q) {
+    int a = (k == 0) ? 0 : ((k - 1 + round) % (m - 1)) + 1;
+    int b = ((m - 2 - k + round) % (m - 1)) + 1;
+    *p = min(a, b);
+    *q = max(a, b);
+}
+
+template <typename T>
+__device__ void mb_eigh_jacobi(const T* __restrict__ a, T* __restrict__ w, T* __restrict__ v,
+                               const u64* __restrict__ a_start, const u64* __restrict__ w_start,
+                               const int* __restrict__ order, const int* __restrict__ list,
+                               int count, int uniform_n, int nmax, int team, int vectors,
+                               T* gwork, int* status) {
+    extern __shared__ __align__(16) unsigned char mb_smem[];
+    const int S = nmax + 1;
+    const int half = nmax / 2;
+    const int teams = blockDim.x / team;
+    const int t = threadIdx.x / team;
+    const int tid = threadIdx.x % team;
+    const bool in_global = gwork != 0;
+    const size_t mat = (size_t)nmax * S;
+    const size_t mats = mat * (vectors ? 2 : 1);
+    // Shared layout (the host's `shared_bytes` computes the same): per team, [A, V] unless in
+    // the global workspace, then c, s, new a_pp, new a_qq (nmax/2 each) and signs (nmax);
+    // after all teams, 8-byte aligned, per team nmax + 4 ints, then one u64 per team.
+    const size_t per_team = (in_global ? 0 : mats) + 3 * (size_t)nmax;
+    T* mine = (T*)mb_smem + t * per_team;
+    T* A = in_global ? gwork + (size_t)blockIdx.x * mats : mine;
+    T* V = A + mat;
+    T* pc = mine + (in_global ? 0 : mats);
+    T* ps = pc + half;
+    T* pdp = ps + half;
+    T* pdq = pdp + half;
+    T* sgn = pdq + half;
+    size_t ints_at = ((size_t)teams * per_team * sizeof(T) + 7) & ~(size_t)7;
+    int* ibase = (int*)(mb_smem + ints_at);
+    int* rank = ibase + t * (nmax + 4);  // doubles as the "pair k rotates" flags in sweeps
+    int* flags = rank + nmax;            // [0], [1]: a rotation happened (by sweep parity); [3]: non-finite
+    u64* amax = (u64*)(ibase + teams * (nmax + 4)) + t;
+    const T eps = mb_eps(T(0));
+    const unsigned int tmask =
+        team >= 32 ? 0xffffffffu : (((1u << team) - 1u) << ((threadIdx.x & 31) / team * team));
+
+    const int groups = (count + teams - 1) / teams;
+    for (int g = blockIdx.x; g < groups; g += gridDim.x) {
+        const int pos = g * teams + t;
+        int idx = -1, n = 0;
+        u64 a0 = 0, w0 = 0;
+        if (pos < count) {
+            idx = list ? list[pos] : pos;
+            if (order) {
+                n = order[idx];
+                a0 = a_start[idx];
+                w0 = w_start[idx];
+            } else {
+                n = uniform_n;
+                a0 = (u64)idx * n * n;
+                w0 = (u64)idx * n;
+            }
+        }
+        if (tid == 0) {
+            flags[0] = 0;
+            flags[1] = 0;
+            flags[3] = 0;
+            *amax = 0;
+        }
+        mb_team_sync(team, tmask);
+        for (int e = tid; e < n * n; e += team) {
+            int r = e / n, c = e - r * n;
+            if (c <= r) {
+                T x = a[a0 + e];
+                if (!(x - x == T(0))) atomicOr(&flags[3], 1);
+                atomicMax(amax, mb_abs_bits(x));
+                A[r * S + c] = x;
+                A[c * S + r] = x;
+            }
+            if (vectors) V[r * S + c] = (r == c) ? T(1) : T(0);
+        }
+        mb_team_sync(team, tmask);
+        const bool bad = flags[3] != 0;
+        const T anrm = mb_from_bits(*amax, T(0));
+        bool active = n > 1 && !bad && anrm != T(0);
+        // Exact power-of-two scaling into [0.5, 1): no overflow in tau, no lost underflow.
+        const int ex = active ? mb_exponent(anrm) : 0;
+        if (active) {
+            for (int e = tid; e < n * n; e += team) {
+                int r = e / n, c = e - r * n;
+                A[r * S + c] = mb_scale2(A[r * S + c], -ex);
+            }
+        }
+        if (bad && tid == 0) atomicMin(&status[0], idx);
+
+        for (int sweep = 0;; ++sweep) {
+            // `active` is the same in every thread of a team (it comes from team-shared flags).
+            mb_team_sync(team, tmask);
+            if (!active) break;
+            if (sweep == MB_MAX_SWEEPS) {
+                if (active && tid == 0) atomicMin(&status[1], idx);
+                break;
+            }
+            const int par = sweep & 1;
+            if (tid == 0) flags[par ^ 1] = 0;
+            for (int round = 0; round < nmax - 1; ++round) {
+                for (int k = tid; k < half; k += team) {
+                    int p, q;
+                    mb_circle_pair(nmax, round, k, &p, &q);
+                    int on = 0;
+                    if (active && q < n) {
+                        const T app = A[p * S + p], aqq = A[q * S + q], apq = A[q * S + p];
+                        if (apq != T(0) &&
+                            mb_abs(apq) > eps * mb_sqrt(mb_abs(app)) * mb_sqrt(mb_abs(aqq))) {
+                            const T tau = (aqq - app) / (T(2) * apq);
+                            const T at = mb_abs(tau);
+                            T tt = at > mb_tau_big(T(0)) ? T(0.5) / at
+                                                         : T(1) / (at + mb_sqrt(T(1) + tau * tau));
+                            if (tau < T(0)) tt = -tt;
+                            const T c = T(1) / mb_sqrt(T(1) + tt * tt);
+                            pc[k] = c;
+                            ps[k] = tt * c;
+                            pdp[k] = app - tt * apq;
+                            pdq[k] = aqq + tt * apq;
+                            on = 1;
+                            flags[par] = 1;
+                        }
+                    }
+                    rank[k] = on;
+                }
+                mb_team_sync(team, tmask);
+                // A <- J^T A: rows p and q of every rotating pair.
+                for (int e = tid; e < half * n; e += team) {
+                    const int k = e / n, col = e - k * n;
+                    if (rank[k]) {
+                        int p, q;
+                        mb_circle_pair(nmax, round, k, &p, &q);
+                        const T c = pc[k], s = ps[k];
+                        const T x = A[p * S + col], y = A[q * S + col];
+                        A[p * S + col] = c * x - s * y;
+                        A[q * S + col] = s * x + c * y;
+                    }
+                }
+                mb_team_sync(team, tmask);
+                // A <- A J and V <- V J: columns p and q; the 2x2 block itself is set exactly.
+                for (int e = tid; e < half * n; e += team) {
+                    const int k = e / n, row = e - k * n;
+                    if (rank[k]) {
+                        int p, q;
+                        mb_circle_pair(nmax, round, k, &p, &q);
+                        const T c = pc[k], s = ps[k];
+                        if (row == p) {
+                            A[p * S + p] = pdp[k];
+                            A[p * S + q] = T(0);
+                        } else if (row == q) {
+                            A[q * S + q] = pdq[k];
+                            A[q * S + p] = T(0);
+                        } else {
+                            const T x = A[row * S + p], y = A[row * S + q];
+                            A[row * S + p] = c * x - s * y;
+                            A[row * S + q] = s * x + c * y;
+                        }
+                        if (vectors) {
+                            const T x = V[row * S + p], y = V[row * S + q];
+                            V[row * S + p] = c * x - s * y;
+                            V[row * S + q] = s * x + c * y;
+                        }
+                    }
+                }
+                mb_team_sync(team, tmask);
+            }
+            active = active && flags[par] != 0;
+        }
+
+        // Ascending order by a stable rank sort; signs from each column's first largest entry.
+        if (idx >= 0 && n > 0) {
+            for (int i = tid; i < n; i += team) {
+                if (bad) {
+                    w[w0 + i] = mb_nan(T(0));
+                    continue;
+                }
+                const T di = A[i * S + i];
+                int r = 0;
+                for (int j = 0; j < n; ++j) {
+                    const T dj = A[j * S + j];
+                    r += (dj < di) || (dj == di && j < i);
+                }
+                rank[i] = r;
+                w[w0 + r] = mb_scale2(di, ex);
+                if (vectors) {
+                    int big = 0;
+                    T bv = mb_abs(V[i]);
+                    for (int row = 1; row < n; ++row) {
+                        const T x = mb_abs(V[row * S + i]);
+                        if (x > bv) {
+                            bv = x;
+                            big = row;
+                        }
+                    }
+                    sgn[i] = V[big * S + i] < T(0) ? T(-1) : T(1);
+                }
+            }
+        }
+        mb_team_sync(team, tmask);
+        if (idx >= 0 && vectors) {
+            for (int e = tid; e < n * n; e += team) {
+                const int row = e / n, i = e - row * n;
+                v[a0 + (u64)row * n + (bad ? i : rank[i])] =
+                    bad ? mb_nan(T(0)) : sgn[i] * V[row * S + i];
+            }
+        }
+        mb_team_sync(team, tmask);
+    }
+}
+
+extern "C" __global__ void eigh_jacobi_f32(const float* a, float* w, float* v, const u64* a_start,
+                                           const u64* w_start, const int* order, const int* list,
+                                           int count, int uniform_n, int nmax, int team,
+                                           int vectors, float* gwork, int* status) {
+    mb_eigh_jacobi<float>(a, w, v, a_start, w_start, order, list, count, uniform_n, nmax, team,
+                          vectors, gwork, status);
+}
+
+extern "C" __global__ void eigh_jacobi_f64(const double* a, double* w, double* v,
+                                           const u64* a_start, const u64* w_start,
+                                           const int* order, const int* list, int count,
+                                           int uniform_n, int nmax, int team, int vectors,
+                                           double* gwork, int* status) {
+    mb_eigh_jacobi<double>(a, w, v, a_start, w_start, order, list, count, uniform_n, nmax, team,
+                           vectors, gwork, status);
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds megabatch's release test, example and bench binaries with the GPU features and
+# gathers them, with a runner, into one folder that a GPU host without a Rust toolchain (an
+# HPC node, a cloud GPU box) can run.
+#
+#   scripts/gpu-bundle.sh [OUT_DIR] [FEATURES]     (defaults: gpu-bundle, cuda)
+#   # then on the GPU host, in the copied folder:
+#   ./run.sh tests                  # every test binary, MEGABATCH_REQUIRE_CUDA=1
+#   ./run.sh bench [ARGS...]        # the CUDA bench binary (JSON lines on stdout)
+#   ./run.sh example                # the nuclear_shells example (reads data/ next to it)
+#
+# Needs on the GPU host: the NVIDIA driver (libcuda) and libnvrtc (CUDA toolkit or the
+# nvidia-cuda-nvrtc wheel) on LD_LIBRARY_PATH; nothing else.
+set -euo pipefail
+out=${1:-gpu-bundle}
+features=${2:-cuda}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+rm -rf "$out"
+mkdir -p "$out/tests" "$out/benches" "$out/examples"
+
+collect() { # $1: destination subfolder; stdin: cargo's JSON messages
+  python3 -c '
+import json, shutil, sys
+dest = sys.argv[1]
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        kinds = m["target"]["kind"]
+        name = m["target"]["name"]
+        sub = "examples" if "example" in kinds else "benches" if "bench" in kinds else "tests"
+        if sub == dest:
+            shutil.copy2(m["executable"], f"{sys.argv[2]}/{sub}/{name}")
+' "$1" "$out"
+}
+
+cargo test --release --features "$features" --no-run --message-format=json | collect tests
+cargo build --release --features "$features" --examples --message-format=json | collect examples
+cargo build --release --features "$features" --benches --message-format=json | collect benches
+strip "$out"/tests/* "$out"/examples/* "$out"/benches/* 2>/dev/null || true
+cp -r data "$out/data"
+cp benches/cuda_peers.py benches/cuda_table.py "$out/benches/" 2>/dev/null || true
+
+cat > "$out/run.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs the bundled megabatch binaries; see scripts/gpu-bundle.sh in the repository.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+export MEGABATCH_REQUIRE_CUDA=${MEGABATCH_REQUIRE_CUDA:-1}
+case "${1:-tests}" in
+  tests)
+    shift || true
+    status=0
+    for t in tests/*; do
+      echo "=== $t"
+      "$t" "$@" || status=1
+    done
+    exit $status ;;
+  bench) shift; exec benches/cuda "$@" ;;
+  example) shift; exec examples/nuclear_shells "$@" ;;
+  *) echo "usage: run.sh tests|bench|example [ARGS]"; exit 2 ;;
+esac
+RUN
+chmod +x "$out/run.sh"
+echo "bundle in $out: $(ls "$out"/tests | wc -l) test binaries, $(ls "$out"/benches | wc -l) bench files"

@@ -1,0 +1,154 @@
+//! One small call of every CUDA kernel variant (eigh: f32/f64, values/vectors, shared-memory
+//! and global-workspace paths, several teams per block; reductions: every operation and dtype,
+//! one- and two-stage grids, warp- and block-per-segment), compared with the CPU backend.
+//! Small on purpose: this is the binary compute-sanitizer (memcheck, racecheck) runs.
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use common::{cuda_or_skip, make, rng, to_t, MatrixType};
+use half::{bf16, f16};
+use megabatch::backends::cpu::Cpu;
+use megabatch::backends::cuda::Cuda;
+use megabatch::{
+    BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducer, Reducible, RowReduceOp,
+    SegmentReduceOp,
+};
+use rand::Rng;
+
+fn eigh_both<T: Real>(cuda: &Cuda, cpu: &Cpu, sizes: &[usize], vectors: bool) {
+    let mut r = rng(sizes.len() as u64);
+    let mut a: Vec<T> = Vec::new();
+    for &n in sizes {
+        a.extend(to_t::<T>(&make::<T>(MatrixType::RandomDense, n, &mut r)));
+    }
+    let spec = EighSpec::ragged(sizes.to_vec()).with_vectors(vectors);
+    let offsets = spec.offsets(std::mem::size_of::<T>()).unwrap();
+    let mut w = vec![T::zero(); offsets.w_len()];
+    let mut w_cpu = w.clone();
+    let mut v = vec![T::zero(); if vectors { offsets.a_len() } else { 0 }];
+    let mut v_cpu = v.clone();
+    let mut plan = BatchedEigh::<T>::plan_eigh(cuda, &spec).unwrap();
+    cuda.eigh_host(&mut plan, &a, &mut w, vectors.then_some(&mut v[..]))
+        .unwrap();
+    let mut plan = BatchedEigh::<T>::plan_eigh(cpu, &spec).unwrap();
+    cpu.eigh_host(&mut plan, &a, &mut w_cpu, vectors.then_some(&mut v_cpu[..]))
+        .unwrap();
+    let tol =
+        T::of(1e3) * T::UNIT_ROUNDOFF * T::of(sizes.iter().copied().max().unwrap_or(1) as f64);
+    for (g, c) in w.iter().zip(&w_cpu) {
+        assert!(
+            (*g - *c).abs() <= tol * (T::one() + c.abs()),
+            "{} {g:?} vs {c:?}",
+            T::DTYPE
+        );
+    }
+}
+
+#[test]
+fn every_eigh_variant() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    let cpu = Cpu::with_threads(1).unwrap();
+    // compute-sanitizer's racecheck is slow on 512-thread blocks: MEGABATCH_SANITIZE_SMALL=1
+    // keeps the shared-memory variants only.
+    if std::env::var("MEGABATCH_SANITIZE_SMALL").is_ok_and(|v| v == "1") {
+        eigh_both::<f64>(&cuda, &cpu, &[1, 2, 3, 5, 8, 9, 0, 24], true);
+        eigh_both::<f32>(&cuda, &cpu, &[1, 4, 7, 16, 33], false);
+        return;
+    }
+    for vectors in [false, true] {
+        // Orders 1..=9 share blocks of many teams; 40 has one team; 130 (f64 with vectors,
+        // and 200 for f32) does not fit in shared memory and runs in the global workspace.
+        eigh_both::<f64>(&cuda, &cpu, &[1, 2, 3, 5, 8, 9, 0, 40, 130], vectors);
+        eigh_both::<f32>(&cuda, &cpu, &[1, 4, 7, 16, 33, 200], vectors);
+    }
+}
+
+fn reduce_both<T: Reducible>(cuda: &Cuda, cpu: &Cpu, spec: &ReduceSpec, x: &[T], y: Option<&[T]>) {
+    let out_len = spec.shape().unwrap().out_len;
+    let mut got = vec![<T::Acc as Real>::of(0.0); out_len];
+    let mut want = got.clone();
+    let mut plan = Reducer::<T>::plan_reduce(cuda, spec).unwrap();
+    cuda.reduce_host(&mut plan, x, y, &mut got).unwrap();
+    let mut plan = Reducer::<T>::plan_reduce(cpu, spec).unwrap();
+    cpu.reduce_host(&mut plan, x, y, &mut want).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        let (gf, wf) = (g.to_f64_lossless(), w.to_f64_lossless());
+        assert!(
+            gf == wf || (gf.is_nan() && wf.is_nan()) || (gf - wf).abs() <= 1e-3 * (wf.abs() + 1.0),
+            "{} {spec:?}: {g:?} vs {w:?}",
+            T::DTYPE
+        );
+    }
+}
+
+fn every_reduction<T: Reducible>(cuda: &Cuda, cpu: &Cpu, from: fn(f64) -> T) {
+    let mut r = rng(3);
+    for len in [37usize, 40_000] {
+        let x: Vec<T> = (0..len).map(|_| from(r.random_range(-1.0..1.0))).collect();
+        let y: Vec<T> = (0..len).map(|_| from(r.random_range(-1.0..1.0))).collect();
+        for op in [
+            ReduceOp::Sum,
+            ReduceOp::Mean,
+            ReduceOp::Min,
+            ReduceOp::Max,
+            ReduceOp::MaxAbs,
+        ] {
+            reduce_both(cuda, cpu, &ReduceSpec::Full { op, len }, &x, None);
+        }
+        for op in [ReduceOp::Dot, ReduceOp::MaxAbsDiff, ReduceOp::MaxRelDiff] {
+            reduce_both(cuda, cpu, &ReduceSpec::Full { op, len }, &x, Some(&y));
+        }
+        let (rows, cols) = (len / 5, 5);
+        for op in [
+            RowReduceOp::Sum,
+            RowReduceOp::Mean,
+            RowReduceOp::WeightedMean,
+            RowReduceOp::Max,
+        ] {
+            let w: Vec<T> = (0..rows).map(|_| from(r.random_range(0.1..1.0))).collect();
+            let wy = (op == RowReduceOp::WeightedMean).then_some(&w[..]);
+            reduce_both(
+                cuda,
+                cpu,
+                &ReduceSpec::Rows { op, rows, cols },
+                &x[..rows * cols],
+                wy,
+            );
+        }
+        let offsets = if len < 100 {
+            vec![0, 3, 3, 37]
+        } else {
+            vec![0, 10, 10, 39_000, 40_000]
+        };
+        for op in [
+            SegmentReduceOp::Sum,
+            SegmentReduceOp::Mean,
+            SegmentReduceOp::Max,
+            SegmentReduceOp::Min,
+            SegmentReduceOp::Dot,
+        ] {
+            let yy = (op == SegmentReduceOp::Dot).then_some(&y[..]);
+            reduce_both(
+                cuda,
+                cpu,
+                &ReduceSpec::Segments {
+                    op,
+                    offsets: offsets.clone(),
+                },
+                &x,
+                yy,
+            );
+        }
+    }
+}
+
+#[test]
+fn every_reduction_kernel() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    let cpu = Cpu::with_threads(1).unwrap();
+    every_reduction::<f64>(&cuda, &cpu, |v| v);
+    every_reduction::<f32>(&cuda, &cpu, |v| v as f32);
+    every_reduction::<f16>(&cuda, &cpu, f16::from_f64);
+    every_reduction::<bf16>(&cuda, &cpu, bf16::from_f64);
+}
