@@ -33,7 +33,7 @@ fn time_loop(budget: Duration, mut call: impl FnMut(), sync: impl Fn()) -> f64 {
     while start.elapsed() < budget || reps < 3 {
         call();
         reps += 1;
-        if reps % 8 == 0 {
+        if reps.is_multiple_of(8) {
             sync();
         }
     }

@@ -182,7 +182,8 @@ impl<T: Reducible> Reducer<T> for Cuda {
                     copy_to_device(&table, memory.ptr(), &stream)?;
                     stream.synchronize()?;
                     offsets = Some(memory);
-                    let group = if shape.x_len / segments >= BLOCK_PER_SEGMENT_FROM {
+                    let mean_len = shape.x_len.checked_div(segments).unwrap_or(0);
+                    let group = if mean_len >= BLOCK_PER_SEGMENT_FROM {
                         THREADS as usize
                     } else {
                         32
