@@ -45,6 +45,10 @@ pub(crate) fn bytes_for(len: usize, size: usize) -> Result<usize> {
         .ok_or(Error::TooLarge("cuda buffer size overflows"))
 }
 
+/// `cuMemAlloc` calls made by this process through megabatch (for the plan/execute tests).
+pub(crate) static DEVICE_ALLOCATIONS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
 /// A device allocation (`cuMemAlloc`), zero bytes allowed (null pointer, nothing allocated).
 pub(crate) struct DeviceMemory {
     ptr: sys::CUdeviceptr,
@@ -68,6 +72,7 @@ impl DeviceMemory {
         } else {
             // SAFETY: the context is current; the pointer is owned by the returned value.
             let ptr = unsafe { cu::malloc_sync(bytes) }.call("cuMemAlloc")?;
+            DEVICE_ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // SAFETY: `ptr` was just allocated with `bytes` bytes.
             unsafe { cu::memset_d8_sync(ptr, 0, bytes) }.call("cuMemsetD8")?;
             // cuMemsetD8 may return before the memset ran, on the legacy stream that plans'

@@ -112,6 +112,12 @@ impl Cuda {
         })
     }
 
+    /// How many device allocations (`cuMemAlloc`) megabatch has made in this process: plans
+    /// and buffers allocate, execute calls never do, which tests check with this counter.
+    pub fn device_allocations() -> u64 {
+        driver::DEVICE_ALLOCATIONS.load(Ordering::Relaxed)
+    }
+
     /// The device's name, compute capability, size and limits.
     pub fn info(&self) -> &DeviceInfo {
         &self.info
