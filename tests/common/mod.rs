@@ -2,6 +2,7 @@
 //! independently of the code under test.
 #![allow(dead_code)]
 
+pub mod counting_alloc;
 pub mod eigh_check;
 
 use megabatch::Real;
