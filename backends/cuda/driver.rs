@@ -169,6 +169,43 @@ impl<T> Drop for PinnedHost<T> {
     }
 }
 
+/// A device array with a pinned host mirror: how plans move host slices in and out without
+/// allocating per call.
+pub(crate) struct Staged<T> {
+    device: DeviceMemory,
+    pinned: PinnedHost<T>,
+}
+
+impl<T: bytemuck::Pod> Staged<T> {
+    pub(crate) fn zeroed(ctx: &Arc<CudaContext>, len: usize) -> Result<Self> {
+        Ok(Self {
+            device: DeviceMemory::zeroed(ctx, bytes_for(len, std::mem::size_of::<T>())?)?,
+            pinned: PinnedHost::zeroed(ctx, len)?,
+        })
+    }
+
+    pub(crate) fn ptr(&self) -> sys::CUdeviceptr {
+        self.device.ptr()
+    }
+
+    /// Copies `src` into the pinned mirror and queues its copy to the device.
+    pub(crate) fn send(&mut self, src: &[T], stream: &Stream) -> Result<()> {
+        self.pinned.as_mut_slice().copy_from_slice(src);
+        copy_to_device(self.pinned.as_slice(), self.device.ptr(), stream)
+    }
+
+    /// Queues the copy of the device array into the pinned mirror; read it with
+    /// [`Staged::received`] after synchronising `stream`.
+    pub(crate) fn fetch(&mut self, stream: &Stream) -> Result<()> {
+        copy_to_host(self.device.ptr(), self.pinned.as_mut_slice(), stream)
+    }
+
+    /// The pinned mirror, as the last [`Staged::fetch`] left it once its stream is synchronised.
+    pub(crate) fn received(&self) -> &[T] {
+        self.pinned.as_slice()
+    }
+}
+
 /// A non-blocking stream (`cuStreamCreate`), one per plan.
 pub(crate) struct Stream {
     raw: sys::CUstream,

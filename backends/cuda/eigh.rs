@@ -8,7 +8,7 @@ use cudarc::driver::sys;
 
 use super::driver::{
     arg, bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, launch, DeviceMemory,
-    DriverResultExt, PinnedHost, Stream,
+    DriverResultExt, PinnedHost, Staged, Stream,
 };
 use super::module::{KernelFn, Kernels};
 use super::{Cuda, CudaBuffer};
@@ -37,15 +37,12 @@ struct BucketLaunch {
     gwork: u64,
 }
 
-/// Host-side staging for [`BatchedEigh::eigh_host`]: device copies of a, w, v and pinned
-/// mirrors, allocated by the plan's first host call.
+/// Host-side staging for [`BatchedEigh::eigh_host`], allocated by the plan's first host call
+/// (`v` is empty for a values-only plan).
 struct HostStaging<T> {
-    a: DeviceMemory,
-    w: DeviceMemory,
-    v: DeviceMemory,
-    a_pin: PinnedHost<T>,
-    w_pin: PinnedHost<T>,
-    v_pin: PinnedHost<T>,
+    a: Staged<T>,
+    w: Staged<T>,
+    v: Staged<T>,
 }
 
 /// A CUDA eigh plan: its stream, the per-matrix tables and workspace on the device, launch
@@ -53,8 +50,6 @@ struct HostStaging<T> {
 pub struct CudaEighPlan<T: Real> {
     owner: u64,
     batch: usize,
-    a_len: usize,
-    w_len: usize,
     offsets: EighOffsets,
     vectors: bool,
     uniform_n: i32,
@@ -282,8 +277,6 @@ impl<T: Real> BatchedEigh<T> for Cuda {
         Ok(CudaEighPlan {
             owner: self.id,
             batch: spec.batch(),
-            a_len: offsets.a_len(),
-            w_len: offsets.w_len(),
             offsets,
             vectors,
             uniform_n,
@@ -336,7 +329,7 @@ impl<T: Real> BatchedEigh<T> for Cuda {
         bind(&self.ctx)?;
         let mut host = match plan.host.take() {
             Some(h) => h,
-            None => self.host_staging(plan.a_len, plan.w_len, plan.vectors)?,
+            None => self.host_staging(&plan.offsets, plan.vectors)?,
         };
         let result = plan.run_host(&mut host, a, w, v);
         plan.host = Some(host);
@@ -347,19 +340,14 @@ impl<T: Real> BatchedEigh<T> for Cuda {
 impl Cuda {
     fn host_staging<T: Real>(
         &self,
-        a_len: usize,
-        w_len: usize,
+        offsets: &EighOffsets,
         vectors: bool,
     ) -> Result<HostStaging<T>> {
-        let elem = std::mem::size_of::<T>();
-        let v_len = if vectors { a_len } else { 0 };
+        let v_len = if vectors { offsets.a_len() } else { 0 };
         Ok(HostStaging {
-            a: DeviceMemory::zeroed(&self.ctx, bytes_for(a_len, elem)?)?,
-            w: DeviceMemory::zeroed(&self.ctx, bytes_for(w_len, elem)?)?,
-            v: DeviceMemory::zeroed(&self.ctx, bytes_for(v_len, elem)?)?,
-            a_pin: PinnedHost::zeroed(&self.ctx, a_len)?,
-            w_pin: PinnedHost::zeroed(&self.ctx, w_len)?,
-            v_pin: PinnedHost::zeroed(&self.ctx, v_len)?,
+            a: Staged::zeroed(&self.ctx, offsets.a_len())?,
+            w: Staged::zeroed(&self.ctx, offsets.w_len())?,
+            v: Staged::zeroed(&self.ctx, v_len)?,
         })
     }
 }
@@ -373,13 +361,12 @@ impl<T: Real> CudaEighPlan<T> {
         w: &mut [T],
         v: Option<&mut [T]>,
     ) -> Result<()> {
-        host.a_pin.as_mut_slice().copy_from_slice(a);
-        copy_to_device(host.a_pin.as_slice(), host.a.ptr(), &self.stream)?;
+        host.a.send(a, &self.stream)?;
         let v_dev = if self.vectors { host.v.ptr() } else { 0 };
         self.enqueue(host.a.ptr(), host.w.ptr(), v_dev)?;
-        copy_to_host(host.w.ptr(), host.w_pin.as_mut_slice(), &self.stream)?;
+        host.w.fetch(&self.stream)?;
         if self.vectors {
-            copy_to_host(host.v.ptr(), host.v_pin.as_mut_slice(), &self.stream)?;
+            host.v.fetch(&self.stream)?;
         }
         copy_to_host(
             self.status.ptr(),
@@ -388,9 +375,9 @@ impl<T: Real> CudaEighPlan<T> {
         )?;
         self.stream.synchronize()?;
         self.check_status()?;
-        w.copy_from_slice(host.w_pin.as_slice());
+        w.copy_from_slice(host.w.received());
         if let Some(v) = v {
-            v.copy_from_slice(host.v_pin.as_slice());
+            v.copy_from_slice(host.v.received());
         }
         Ok(())
     }
@@ -430,7 +417,7 @@ impl<T: Real> CudaEighPlan<T> {
                 arg(&status),
             ];
             // SAFETY: the arguments follow `eigh_jacobi_*`'s parameter list; a, w, v hold the
-            // plan's a_len / w_len / a_len elements (checked by `check_shapes`), the tables and
+            // offsets' a_len / w_len / a_len elements (checked by `check_shapes`), the tables and
             // workspace belong to the plan, and the caller keeps the buffers alive and ordered
             // through their events or the stream synchronisation of `eigh_host`.
             unsafe {

@@ -22,6 +22,12 @@ pub(crate) struct Kernels {
 #[derive(Clone, Copy)]
 pub(crate) struct KernelFn(pub(crate) sys::CUfunction);
 
+impl std::fmt::Debug for KernelFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KernelFn")
+    }
+}
+
 // SAFETY: function handles are immutable driver objects usable from any thread.
 unsafe impl Send for KernelFn {}
 // SAFETY: as above.

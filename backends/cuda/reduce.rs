@@ -5,7 +5,8 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use super::driver::{
-    arg, bind, bytes_for, copy_to_device, copy_to_host, launch, DeviceMemory, PinnedHost, Stream,
+    arg, bind, bytes_for, copy_to_device, copy_to_host, launch, DeviceMemory, PinnedHost, Staged,
+    Stream,
 };
 use super::module::{KernelFn, Kernels};
 use super::{blocks_for, Cuda, CudaBuffer};
@@ -54,20 +55,12 @@ enum Launches {
     },
 }
 
-impl std::fmt::Debug for KernelFn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KernelFn")
-    }
-}
-
-/// Host-side staging for [`Reducer::reduce_host`], allocated by the plan's first host call.
+/// Host-side staging for [`Reducer::reduce_host`], allocated by the plan's first host call
+/// (`y` is empty for one-operand reductions).
 struct HostStaging<T: Reducible> {
-    x: DeviceMemory,
-    y: DeviceMemory,
-    out: DeviceMemory,
-    x_pin: PinnedHost<T>,
-    y_pin: PinnedHost<T>,
-    out_pin: PinnedHost<T::Acc>,
+    x: Staged<T>,
+    y: Staged<T>,
+    out: Staged<T::Acc>,
 }
 
 /// A CUDA reduction plan: launch shapes, partials and segment offsets on the device, its
@@ -280,15 +273,10 @@ impl<T: Reducible> Reducer<T> for Cuda {
 
 impl Cuda {
     fn reduce_staging<T: Reducible>(&self, shape: &ReduceShape) -> Result<HostStaging<T>> {
-        let (elem, acc) = (std::mem::size_of::<T>(), std::mem::size_of::<T::Acc>());
-        let y_len = shape.y_len.unwrap_or(0);
         Ok(HostStaging {
-            x: DeviceMemory::zeroed(&self.ctx, bytes_for(shape.x_len, elem)?)?,
-            y: DeviceMemory::zeroed(&self.ctx, bytes_for(y_len, elem)?)?,
-            out: DeviceMemory::zeroed(&self.ctx, bytes_for(shape.out_len, acc)?)?,
-            x_pin: PinnedHost::zeroed(&self.ctx, shape.x_len)?,
-            y_pin: PinnedHost::zeroed(&self.ctx, y_len)?,
-            out_pin: PinnedHost::zeroed(&self.ctx, shape.out_len)?,
+            x: Staged::zeroed(&self.ctx, shape.x_len)?,
+            y: Staged::zeroed(&self.ctx, shape.y_len.unwrap_or(0))?,
+            out: Staged::zeroed(&self.ctx, shape.out_len)?,
         })
     }
 
@@ -338,17 +326,15 @@ impl<T: Reducible> CudaReducePlan<T> {
         y: Option<&[T]>,
         out: &mut [T::Acc],
     ) -> Result<()> {
-        host.x_pin.as_mut_slice().copy_from_slice(x);
-        copy_to_device(host.x_pin.as_slice(), host.x.ptr(), &self.stream)?;
+        host.x.send(x, &self.stream)?;
         if let Some(y) = y {
-            host.y_pin.as_mut_slice().copy_from_slice(y);
-            copy_to_device(host.y_pin.as_slice(), host.y.ptr(), &self.stream)?;
+            host.y.send(y, &self.stream)?;
         }
         let y_dev = if y.is_some() { host.y.ptr() } else { 0 };
         self.enqueue(host.x.ptr(), y_dev, host.out.ptr())?;
-        copy_to_host(host.out.ptr(), host.out_pin.as_mut_slice(), &self.stream)?;
+        host.out.fetch(&self.stream)?;
         self.stream.synchronize()?;
-        out.copy_from_slice(host.out_pin.as_slice());
+        out.copy_from_slice(host.out.received());
         Ok(())
     }
 
