@@ -54,33 +54,28 @@ template <> struct MbElem<double> {
         o[0] = v.x; o[1] = v.y;
     }
 };
-__device__ __forceinline__ void mb_unpack8(uint4 v, unsigned short* h) {
-    const unsigned int w[4] = {v.x, v.y, v.z, v.w};
-    for (int j = 0; j < 4; ++j) {
-        h[2 * j] = (unsigned short)(w[j] & 0xffffu);
-        h[2 * j + 1] = (unsigned short)(w[j] >> 16);
-    }
+// The two 16-bit formats differ only in how a bit pattern widens to float.
+__device__ __forceinline__ float mb_bits_to_f32(mb_f16 x, unsigned short h) {
+    return mb_f16_bits_to_f32(h);
 }
-template <> struct MbElem<mb_f16> {
+__device__ __forceinline__ float mb_bits_to_f32(mb_bf16 x, unsigned short h) {
+    return mb_bf16_bits_to_f32(h);
+}
+template <typename H> struct MbElem16 {
     typedef float Acc;
     enum { VEC = 8 };
-    static __device__ __forceinline__ float widen(mb_f16 x) { return mb_f16_bits_to_f32(x.bits); }
-    static __device__ __forceinline__ void load_vec(const mb_f16* p, u64 i, float* o) {
-        unsigned short h[8];
-        mb_unpack8(reinterpret_cast<const uint4*>(p)[i], h);
-        for (int j = 0; j < 8; ++j) o[j] = mb_f16_bits_to_f32(h[j]);
+    static __device__ __forceinline__ float widen(H x) { return mb_bits_to_f32(x, x.bits); }
+    static __device__ __forceinline__ void load_vec(const H* p, u64 i, float* o) {
+        const uint4 v = reinterpret_cast<const uint4*>(p)[i];
+        const unsigned int w[4] = {v.x, v.y, v.z, v.w};
+        for (int j = 0; j < 4; ++j) {
+            o[2 * j] = mb_bits_to_f32(H(), (unsigned short)(w[j] & 0xffffu));
+            o[2 * j + 1] = mb_bits_to_f32(H(), (unsigned short)(w[j] >> 16));
+        }
     }
 };
-template <> struct MbElem<mb_bf16> {
-    typedef float Acc;
-    enum { VEC = 8 };
-    static __device__ __forceinline__ float widen(mb_bf16 x) { return mb_bf16_bits_to_f32(x.bits); }
-    static __device__ __forceinline__ void load_vec(const mb_bf16* p, u64 i, float* o) {
-        unsigned short h[8];
-        mb_unpack8(reinterpret_cast<const uint4*>(p)[i], h);
-        for (int j = 0; j < 8; ++j) o[j] = mb_bf16_bits_to_f32(h[j]);
-    }
-};
+template <> struct MbElem<mb_f16> : MbElem16<mb_f16> {};
+template <> struct MbElem<mb_bf16> : MbElem16<mb_bf16> {};
 
 // max/min that return NaN when either operand is NaN (fmax/fmin would drop it).
 template <typename A> __device__ __forceinline__ A mb_max_nan(A a, A b) {
