@@ -6,13 +6,13 @@
 
 mod common;
 
+use common::reduce_check::run;
 use common::{cuda_or_skip, make, rng, to_t, MatrixType};
 use half::{bf16, f16};
 use megabatch::backends::cpu::Cpu;
 use megabatch::backends::cuda::Cuda;
 use megabatch::{
-    BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducer, Reducible, RowReduceOp,
-    SegmentReduceOp,
+    BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducible, RowReduceOp, SegmentReduceOp,
 };
 use rand::Rng;
 
@@ -65,13 +65,8 @@ fn every_eigh_variant() {
 }
 
 fn reduce_both<T: Reducible>(cuda: &Cuda, cpu: &Cpu, spec: &ReduceSpec, x: &[T], y: Option<&[T]>) {
-    let out_len = spec.shape().unwrap().out_len;
-    let mut got = vec![<T::Acc as Real>::of(0.0); out_len];
-    let mut want = got.clone();
-    let mut plan = Reducer::<T>::plan_reduce(cuda, spec).unwrap();
-    cuda.reduce_host(&mut plan, x, y, &mut got).unwrap();
-    let mut plan = Reducer::<T>::plan_reduce(cpu, spec).unwrap();
-    cpu.reduce_host(&mut plan, x, y, &mut want).unwrap();
+    let got = run(cuda, spec, x, y);
+    let want = run(cpu, spec, x, y);
     for (g, w) in got.iter().zip(&want) {
         let (gf, wf) = (g.to_f64_lossless(), w.to_f64_lossless());
         assert!(
@@ -87,27 +82,14 @@ fn every_reduction<T: Reducible>(cuda: &Cuda, cpu: &Cpu, from: fn(f64) -> T) {
     for len in [37usize, 40_000] {
         let x: Vec<T> = (0..len).map(|_| from(r.random_range(-1.0..1.0))).collect();
         let y: Vec<T> = (0..len).map(|_| from(r.random_range(-1.0..1.0))).collect();
-        for op in [
-            ReduceOp::Sum,
-            ReduceOp::Mean,
-            ReduceOp::Min,
-            ReduceOp::Max,
-            ReduceOp::MaxAbs,
-        ] {
-            reduce_both(cuda, cpu, &ReduceSpec::Full { op, len }, &x, None);
-        }
-        for op in [ReduceOp::Dot, ReduceOp::MaxAbsDiff, ReduceOp::MaxRelDiff] {
-            reduce_both(cuda, cpu, &ReduceSpec::Full { op, len }, &x, Some(&y));
+        for op in ReduceOp::ALL {
+            let yy = op.takes_y().then_some(&y[..]);
+            reduce_both(cuda, cpu, &ReduceSpec::Full { op, len }, &x, yy);
         }
         let (rows, cols) = (len / 5, 5);
-        for op in [
-            RowReduceOp::Sum,
-            RowReduceOp::Mean,
-            RowReduceOp::WeightedMean,
-            RowReduceOp::Max,
-        ] {
+        for op in RowReduceOp::ALL {
             let w: Vec<T> = (0..rows).map(|_| from(r.random_range(0.1..1.0))).collect();
-            let wy = (op == RowReduceOp::WeightedMean).then_some(&w[..]);
+            let wy = op.takes_y().then_some(&w[..]);
             reduce_both(
                 cuda,
                 cpu,
@@ -121,14 +103,8 @@ fn every_reduction<T: Reducible>(cuda: &Cuda, cpu: &Cpu, from: fn(f64) -> T) {
         } else {
             vec![0, 10, 10, 39_000, 40_000]
         };
-        for op in [
-            SegmentReduceOp::Sum,
-            SegmentReduceOp::Mean,
-            SegmentReduceOp::Max,
-            SegmentReduceOp::Min,
-            SegmentReduceOp::Dot,
-        ] {
-            let yy = (op == SegmentReduceOp::Dot).then_some(&y[..]);
+        for op in SegmentReduceOp::ALL {
+            let yy = op.takes_y().then_some(&y[..]);
             reduce_both(
                 cuda,
                 cpu,

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::reduce_check::{self, run};
 use common::{bound, cuda_or_skip, exact_sum, rng};
 use half::{bf16, f16};
 use megabatch::backends::cuda::Cuda;
@@ -15,15 +16,8 @@ use megabatch::{
 };
 use rand::Rng;
 
-fn run<T: Reducible>(cuda: &Cuda, spec: &ReduceSpec, x: &[T], y: Option<&[T]>) -> Vec<T::Acc> {
-    let mut plan = Reducer::<T>::plan_reduce(cuda, spec).unwrap();
-    let mut out = vec![<T::Acc as Real>::of(0.0); spec.shape().unwrap().out_len];
-    cuda.reduce_host(&mut plan, x, y, &mut out).unwrap();
-    out
-}
-
 fn full<T: Reducible>(cuda: &Cuda, op: ReduceOp, x: &[T], y: Option<&[T]>) -> f64 {
-    run(cuda, &ReduceSpec::Full { op, len: x.len() }, x, y)[0].to_f64_lossless()
+    reduce_check::full(cuda, op, x, y).to_f64_lossless()
 }
 
 /// Every whole-array operation against an f64 reference computed here.
@@ -199,26 +193,7 @@ fn rows_and_segments_match_references() {
 #[test]
 fn nan_propagates_and_empty_inputs_give_identities() {
     let Some(cuda) = cuda_or_skip() else { return };
-    for &n in &[1usize, 100, 1_000_000] {
-        for pos in [0, n / 2, n - 1] {
-            let clean: Vec<f64> = (0..n).map(|i| i as f64 * 0.5 - 3.0).collect();
-            let mut x = clean.clone();
-            x[pos] = f64::NAN;
-            for op in [
-                ReduceOp::Sum,
-                ReduceOp::Mean,
-                ReduceOp::Min,
-                ReduceOp::Max,
-                ReduceOp::MaxAbs,
-            ] {
-                assert!(full(&cuda, op, &x, None).is_nan(), "{op:?} n={n} pos={pos}");
-            }
-            for op in [ReduceOp::Dot, ReduceOp::MaxAbsDiff, ReduceOp::MaxRelDiff] {
-                assert!(full(&cuda, op, &x, Some(&clean)).is_nan(), "{op:?} in x");
-                assert!(full(&cuda, op, &clean, Some(&x)).is_nan(), "{op:?} in y");
-            }
-        }
-    }
+    reduce_check::check_full_nan_propagation(&cuda, &[1, 100, 1_000_000]);
     let e: [f64; 0] = [];
     assert_eq!(full(&cuda, ReduceOp::Sum, &e, None), 0.0);
     assert!(full(&cuda, ReduceOp::Mean, &e, None).is_nan());

@@ -4,22 +4,14 @@
 
 mod common;
 
+use common::reduce_check::{check_full_nan_propagation, full};
 use common::{bound, exact_sum};
 
 use half::{bf16, f16};
 use megabatch::backends::cpu::Cpu;
-use megabatch::{
-    Error, Real, ReduceOp, ReduceSpec, Reducer, Reducible, RowReduceOp, SegmentReduceOp,
-};
+use megabatch::{Error, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp};
 use proptest::prelude::*;
 use rand::Rng;
-
-fn full<T: Reducible>(cpu: &Cpu, op: ReduceOp, x: &[T], y: Option<&[T]>) -> T::Acc {
-    let mut plan = Reducer::<T>::plan_reduce(cpu, &ReduceSpec::Full { op, len: x.len() }).unwrap();
-    let mut out = vec![<T::Acc as Real>::of(0.0); 1];
-    cpu.reduce_host(&mut plan, x, y, &mut out).unwrap();
-    out[0]
-}
 
 #[test]
 fn f64_sums_of_adversarial_inputs_are_within_the_pairwise_bound() {
@@ -164,35 +156,7 @@ fn results_are_bitwise_identical_for_any_thread_count() {
 #[test]
 fn nan_propagates_through_every_reduction() {
     let cpu = Cpu::with_threads(2).unwrap();
-    for &n in &[1usize, 7, 100_000] {
-        for pos in [0, n / 2, n - 1] {
-            let clean: Vec<f64> = (0..n).map(|i| i as f64 * 0.5 - 3.0).collect();
-            let mut x = clean.clone();
-            x[pos] = f64::NAN;
-            for op in [
-                ReduceOp::Sum,
-                ReduceOp::Mean,
-                ReduceOp::Min,
-                ReduceOp::Max,
-                ReduceOp::MaxAbs,
-            ] {
-                assert!(
-                    full::<f64>(&cpu, op, &x, None).is_nan(),
-                    "{op:?} n={n} pos={pos}"
-                );
-            }
-            for op in [ReduceOp::Dot, ReduceOp::MaxAbsDiff, ReduceOp::MaxRelDiff] {
-                assert!(
-                    full::<f64>(&cpu, op, &x, Some(&clean)).is_nan(),
-                    "{op:?} NaN in x"
-                );
-                assert!(
-                    full::<f64>(&cpu, op, &clean, Some(&x)).is_nan(),
-                    "{op:?} NaN in y"
-                );
-            }
-        }
-    }
+    check_full_nan_propagation(&cpu, &[1, 7, 100_000]);
     // Rows: only the column holding the NaN; segments: only the segment holding it.
     let mut x = vec![1.0f32; 300 * 3];
     x[250 * 3 + 1] = f32::NAN;

@@ -54,6 +54,59 @@ pub enum SegmentReduceOp {
     Dot,
 }
 
+impl ReduceOp {
+    /// Every operation, in declaration order.
+    pub const ALL: [ReduceOp; 8] = [
+        ReduceOp::Sum,
+        ReduceOp::Mean,
+        ReduceOp::Min,
+        ReduceOp::Max,
+        ReduceOp::MaxAbs,
+        ReduceOp::Dot,
+        ReduceOp::MaxAbsDiff,
+        ReduceOp::MaxRelDiff,
+    ];
+
+    /// Whether the operation reads a second operand `y` (same length as `x`).
+    pub fn takes_y(self) -> bool {
+        matches!(
+            self,
+            ReduceOp::Dot | ReduceOp::MaxAbsDiff | ReduceOp::MaxRelDiff
+        )
+    }
+}
+
+impl RowReduceOp {
+    /// Every operation, in declaration order.
+    pub const ALL: [RowReduceOp; 4] = [
+        RowReduceOp::Sum,
+        RowReduceOp::Mean,
+        RowReduceOp::WeightedMean,
+        RowReduceOp::Max,
+    ];
+
+    /// Whether the operation reads weights `y` (one per row).
+    pub fn takes_y(self) -> bool {
+        self == RowReduceOp::WeightedMean
+    }
+}
+
+impl SegmentReduceOp {
+    /// Every operation, in declaration order.
+    pub const ALL: [SegmentReduceOp; 5] = [
+        SegmentReduceOp::Sum,
+        SegmentReduceOp::Mean,
+        SegmentReduceOp::Max,
+        SegmentReduceOp::Min,
+        SegmentReduceOp::Dot,
+    ];
+
+    /// Whether the operation reads a second operand `y` (same length as `x`).
+    pub fn takes_y(self) -> bool {
+        self == SegmentReduceOp::Dot
+    }
+}
+
 /// A reduction: operation and operand shapes. All inputs are row-major; the output is in the
 /// accumulation type ([`crate::Reducible::Acc`]).
 ///
@@ -135,25 +188,18 @@ impl ReduceSpec {
     /// `offsets`; [`Error::BadOffsets`] where they decrease.
     pub fn shape(&self) -> Result<ReduceShape> {
         Ok(match self {
-            ReduceSpec::Full { op, len } => {
-                let two = matches!(
-                    op,
-                    ReduceOp::Dot | ReduceOp::MaxAbsDiff | ReduceOp::MaxRelDiff
-                );
-                ReduceShape {
-                    x_len: *len,
-                    y_len: two.then_some(*len),
-                    out_len: 1,
-                }
-            }
+            ReduceSpec::Full { op, len } => ReduceShape {
+                x_len: *len,
+                y_len: op.takes_y().then_some(*len),
+                out_len: 1,
+            },
             ReduceSpec::Rows { op, rows, cols } => {
                 let x_len = rows
                     .checked_mul(*cols)
                     .ok_or(Error::TooLarge("rows * cols overflows usize"))?;
-                let weights = matches!(op, RowReduceOp::WeightedMean);
                 ReduceShape {
                     x_len,
-                    y_len: weights.then_some(*rows),
+                    y_len: op.takes_y().then_some(*rows),
                     out_len: *cols,
                 }
             }
@@ -164,10 +210,9 @@ impl ReduceSpec {
                 if let Some(i) = offsets.windows(2).position(|p| p[1] < p[0]) {
                     return Err(Error::BadOffsets { index: i + 1 });
                 }
-                let dot = matches!(op, SegmentReduceOp::Dot);
                 ReduceShape {
                     x_len: last,
-                    y_len: dot.then_some(last),
+                    y_len: op.takes_y().then_some(last),
                     out_len: offsets.len() - 1,
                 }
             }

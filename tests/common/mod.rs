@@ -4,6 +4,7 @@
 
 pub mod counting_alloc;
 pub mod eigh_check;
+pub mod reduce_check;
 
 use megabatch::Real;
 use rand::rngs::StdRng;
