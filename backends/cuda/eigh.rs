@@ -47,6 +47,13 @@ struct HostStaging<T> {
 
 /// A CUDA eigh plan: its stream, the per-matrix tables and workspace on the device, launch
 /// parameters per bucket, and a status word (first non-finite matrix, first unconverged).
+///
+/// Layouts as [`EighSpec`] (row-major `[batch, n, n]` or ragged, lower triangle read; `w`
+/// ascending; eigenvectors as columns of `v`), `T` = f32 or f64. Algorithm: two-sided cyclic
+/// Jacobi in the parallel (round-robin) ordering, Golub & Van Loan, *Matrix Computations*
+/// (4th ed.) Alg. 8.5.1-8.5.3, with Demmel & Veselic's (1992) skip rule; at most 60 sweeps,
+/// then [`Error::NoConvergence`] from `eigh_host`. Orders above [`CUDA_EIGH_MAX_ORDER`] are
+/// rejected at plan time with [`Error::Unsupported`].
 pub struct CudaEighPlan<T: Real> {
     owner: u64,
     batch: usize,

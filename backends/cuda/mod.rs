@@ -23,7 +23,7 @@ use cudarc::driver::CudaContext;
 use crate::error::check_len;
 use crate::{Backend, BackendKind, Element, Error, Result};
 use driver::{bind, bytes_for, device_error, DeviceMemory, DriverResultExt, Event, Stream};
-pub use eigh::CudaEighPlan;
+pub use eigh::{CudaEighPlan, CUDA_EIGH_MAX_ORDER};
 use module::Kernels;
 pub use nvrtc::{compile_kernels, nvrtc_available, nvrtc_version, KERNEL_SOURCES};
 pub use reduce::CudaReducePlan;

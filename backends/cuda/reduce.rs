@@ -65,6 +65,11 @@ struct HostStaging<T: Reducible> {
 
 /// A CUDA reduction plan: launch shapes, partials and segment offsets on the device, its
 /// stream, and a pinned slot for scalar results.
+///
+/// Operands and output as [`ReduceSpec`] (`x`, `y` of `T` in f32/f64/f16/bf16, output in
+/// `T::Acc`). Algorithm: a fixed-shape two-stage tree reduction (the scheme of CUB's
+/// `DeviceReduce`, without float atomics), so the result of a plan is bitwise repeatable;
+/// max/min propagate NaN.
 pub struct CudaReducePlan<T: Reducible> {
     owner: u64,
     shape: ReduceShape,
