@@ -75,7 +75,7 @@ __device__ void mb_eigh_jacobi(const T* __restrict__ a, T* __restrict__ w, T* __
     const size_t mats = mat * (vectors ? 2 : 1);
     // Shared layout (the host's `shared_bytes` computes the same): per team, [A, V] unless in
     // the global workspace, then c, s, new a_pp, new a_qq (nmax/2 each) and signs (nmax);
-    // after all teams, 8-byte aligned, per team nmax + 4 ints, then one u64 per team.
+    // after all teams, 8-byte aligned, per team 2 nmax + 4 ints, then one u64 per team.
     const size_t per_team = (in_global ? 0 : mats) + 3 * (size_t)nmax;
     T* mine = (T*)mb_smem + t * per_team;
     T* A = in_global ? gwork + (size_t)blockIdx.x * mats : mine;
@@ -87,9 +87,11 @@ __device__ void mb_eigh_jacobi(const T* __restrict__ a, T* __restrict__ w, T* __
     T* sgn = pdq + half;
     size_t ints_at = ((size_t)teams * per_team * sizeof(T) + 7) & ~(size_t)7;
     int* ibase = (int*)(mb_smem + ints_at);
-    int* rank = ibase + t * (nmax + 4);  // doubles as the "pair k rotates" flags in sweeps
-    int* flags = rank + nmax;            // [0], [1]: a rotation happened (by sweep parity); [3]: non-finite
-    u64* amax = (u64*)(ibase + teams * (nmax + 4)) + t;
+    int* rank = ibase + t * (2 * nmax + 4);  // doubles as the "pair k rotates" flags in sweeps
+    int* pp = rank + nmax;                   // this round's pairs (p, q), nmax / 2 each
+    int* pq = pp + half;
+    int* flags = pq + half;  // [0], [1]: a rotation happened (by sweep parity); [3]: non-finite
+    u64* amax = (u64*)(ibase + teams * (2 * nmax + 4)) + t;
     const T eps = mb_eps(T(0));
     const unsigned int tmask =
         team >= 32 ? 0xffffffffu : (((1u << team) - 1u) << ((threadIdx.x & 31) / team * team));
@@ -142,6 +144,23 @@ __device__ void mb_eigh_jacobi(const T* __restrict__ a, T* __restrict__ w, T* __
             }
         }
         if (bad && tid == 0) atomicMin(&status[0], idx);
+        // Rotation passes visit (pair k, row or column c) items. When the team has a thread per
+        // column, each thread keeps one c and strides over pairs, with no division per item;
+        // otherwise items are dealt out flat.
+        const bool by_column = n > 0 && team >= n;
+        const int kstep = by_column ? team / n : 1;
+        const int lane_c = by_column ? tid % n : 0;
+        const int k0 = by_column ? (tid < kstep * n ? tid / n : half) : 0;
+        auto for_items = [&](auto&& body) {
+            if (by_column) {
+                for (int k = k0; k < half; k += kstep) body(k, lane_c);
+            } else {
+                for (int e = tid; e < half * n; e += team) {
+                    const int k = e / n;
+                    body(k, e - k * n);
+                }
+            }
+        };
 
         for (int sweep = 0;; ++sweep) {
             // `active` is the same in every thread of a team (it comes from team-shared flags).
@@ -177,27 +196,25 @@ __device__ void mb_eigh_jacobi(const T* __restrict__ a, T* __restrict__ w, T* __
                         }
                     }
                     rank[k] = on;
+                    pp[k] = p;
+                    pq[k] = q;
                 }
                 mb_team_sync(team, tmask);
                 // A <- J^T A: rows p and q of every rotating pair.
-                for (int e = tid; e < half * n; e += team) {
-                    const int k = e / n, col = e - k * n;
+                for_items([&](int k, int col) {
                     if (rank[k]) {
-                        int p, q;
-                        mb_circle_pair(nmax, round, k, &p, &q);
+                        const int p = pp[k], q = pq[k];
                         const T c = pc[k], s = ps[k];
                         const T x = A[p * S + col], y = A[q * S + col];
                         A[p * S + col] = c * x - s * y;
                         A[q * S + col] = s * x + c * y;
                     }
-                }
+                });
                 mb_team_sync(team, tmask);
                 // A <- A J and V <- V J: columns p and q; the 2x2 block itself is set exactly.
-                for (int e = tid; e < half * n; e += team) {
-                    const int k = e / n, row = e - k * n;
+                for_items([&](int k, int row) {
                     if (rank[k]) {
-                        int p, q;
-                        mb_circle_pair(nmax, round, k, &p, &q);
+                        const int p = pp[k], q = pq[k];
                         const T c = pc[k], s = ps[k];
                         if (row == p) {
                             A[p * S + p] = pdp[k];
@@ -216,7 +233,7 @@ __device__ void mb_eigh_jacobi(const T* __restrict__ a, T* __restrict__ w, T* __
                             V[row * S + q] = s * x + c * y;
                         }
                     }
-                }
+                });
                 mb_team_sync(team, tmask);
             }
             active = active && flags[par] != 0;

@@ -115,7 +115,7 @@ fn shared_bytes(elem: usize, nmax: usize, teams: usize, vectors: bool, in_global
     };
     let per_team = mats + 3 * nmax;
     let ints_at = (teams * per_team * elem).next_multiple_of(8);
-    ints_at + teams * (nmax + 4) * 4 + teams * 8
+    ints_at + teams * (2 * nmax + 4) * 4 + teams * 8
 }
 
 fn kernel_name<T: Real>() -> &'static str {

@@ -94,6 +94,9 @@ fn compile_uncached(arch: &str) -> Result<Vec<u8>> {
     let options = [
         format!("--gpu-architecture={arch}"),
         "--std=c++17".to_owned(),
+        // Lambdas in kernels are unannotated functions; NVRTC 13.0 (unlike 13.5) rejects them
+        // as host code unless this makes device the default.
+        "--device-as-default-execution-space".to_owned(),
     ];
     // SAFETY: `prog` is a live program; it is destroyed exactly once below.
     let compiled = unsafe { rtc::compile_program(prog, &options) };
