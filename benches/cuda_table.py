@@ -41,7 +41,7 @@ def main():
             elif "matrices_per_s" in p:
                 cells.append(fmt(p["matrices_per_s"]))
             else:
-                cells.append(p.get("error") or p.get("skipped") or "-")
+                cells.append((p.get("error") or p.get("skipped") or "-").split(",")[0][:60])
         cp = peer.get(("cupy", dtype, n, batch), {}).get("matrices_per_s")
         ratio = f"{ours_rate / cp:.2f}x" if ours_rate and cp else "-"
         print(f"| {dtype} | {n} | {batch} | {fmt(ours_rate) if ours_rate else r.get('skipped', '-')} | {cells[0]} | {cells[1]} | {ratio} |")
