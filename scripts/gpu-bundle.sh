@@ -8,6 +8,7 @@
 #   ./run.sh tests                  # every test binary, MEGABATCH_REQUIRE_CUDA=1
 #   ./run.sh bench [ARGS...]        # the CUDA bench binary (JSON lines on stdout)
 #   ./run.sh example                # the nuclear_shells example (reads data/ next to it)
+#   ./run.sh megabatch ARGS         # the command-line tool (when FEATURES include cli)
 #
 # Needs on the GPU host: the NVIDIA driver (libcuda) and libnvrtc (CUDA toolkit or the
 # nvidia-cuda-nvrtc wheel) on LD_LIBRARY_PATH; nothing else.
@@ -17,7 +18,7 @@ features=${2:-cuda}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rm -rf "$out"
-mkdir -p "$out/tests" "$out/benches" "$out/examples"
+mkdir -p "$out/tests" "$out/benches" "$out/examples" "$out/bin"
 
 collect() { # $1: destination subfolder; stdin: cargo's JSON messages
   python3 -c '
@@ -31,7 +32,8 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable"):
         kinds = m["target"]["kind"]
         name = m["target"]["name"]
-        sub = "examples" if "example" in kinds else "benches" if "bench" in kinds else "tests"
+        sub = ("examples" if "example" in kinds else "benches" if "bench" in kinds
+               else "bin" if "bin" in kinds else "tests")
         if sub == dest:
             shutil.copy2(m["executable"], f"{sys.argv[2]}/{sub}/{name}")
 ' "$1" "$out"
@@ -40,7 +42,10 @@ for line in sys.stdin:
 cargo test --release --features "$features" --no-run --message-format=json | collect tests
 cargo build --release --features "$features" --examples --message-format=json | collect examples
 cargo build --release --features "$features" --benches --message-format=json | collect benches
-strip "$out"/tests/* "$out"/examples/* "$out"/benches/* 2>/dev/null || true
+if [[ ",$features," == *",cli,"* ]]; then
+  cargo build --release --features "$features" --bins --message-format=json | collect bin
+fi
+strip "$out"/tests/* "$out"/examples/* "$out"/benches/* "$out"/bin/* 2>/dev/null || true
 cp -r data "$out/data"
 cp benches/cuda_peers.py benches/cuda_table.py "$out/benches/" 2>/dev/null || true
 
@@ -56,13 +61,16 @@ case "${1:-tests}" in
     shift || true
     status=0
     for t in tests/*; do
+      # The CLI tests find the tool by its build-machine path (CARGO_BIN_EXE_megabatch).
+      [[ $(basename "$t") == cli ]] && continue
       echo "=== $t"
       "$t" "$@" || status=1
     done
     exit $status ;;
   bench) shift; exec benches/cuda "$@" ;;
+  megabatch) shift; exec bin/megabatch "$@" ;;
   example) shift; exec examples/nuclear_shells "$@" ;;
-  *) echo "usage: run.sh tests|bench|example [ARGS]"; exit 2 ;;
+  *) echo "usage: run.sh tests|bench|megabatch|example [ARGS]"; exit 2 ;;
 esac
 RUN
 chmod +x "$out/run.sh"

@@ -66,6 +66,15 @@ pub enum Error {
         /// What is missing.
         message: String,
     },
+    /// A calibration file that cannot be used: unreadable, corrupt, of another format version
+    /// or made on another machine. `Auto` reports it as a warning and keeps its defaults.
+    #[error("calibration file {path}: {reason}")]
+    Calibration {
+        /// The file.
+        path: String,
+        /// Why it was not used.
+        reason: String,
+    },
     /// An error reported by the device or its driver, with the backend's own message.
     #[error("{backend} device error: {message}")]
     Device {

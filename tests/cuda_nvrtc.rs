@@ -5,7 +5,20 @@
 
 use megabatch::backends::cuda::{compile_kernels, nvrtc_available, nvrtc_version};
 
+/// This process's kernel cache folder: fresh, so every test here really runs NVRTC once.
+fn cache_dir() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("megabatch-kernels-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::env::set_var(megabatch::backends::cuda::KERNEL_CACHE_ENV, &dir);
+        dir
+    })
+    .clone()
+}
+
 fn nvrtc_or_skip() -> bool {
+    cache_dir();
     if nvrtc_available() {
         return true;
     }
@@ -78,4 +91,25 @@ fn compile_errors_carry_the_log() {
     // An architecture NVRTC does not know fails with its message, not a panic.
     let err = compile_kernels("sm_1").unwrap_err().to_string();
     assert!(err.contains("NVRTC") || err.contains("nvrtc"), "{err}");
+}
+
+#[test]
+fn compiled_kernels_are_cached_on_disk_with_a_checksum() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let cubin = compile_kernels("sm_90").unwrap();
+    let files: Vec<_> = std::fs::read_dir(cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("sm_90-")
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let bytes = std::fs::read(&files[0]).unwrap();
+    assert_eq!(&bytes[8..], &cubin[..], "file = 8-byte checksum + cubin");
 }

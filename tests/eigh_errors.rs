@@ -173,10 +173,14 @@ fn overflowing_sizes_are_too_large_not_panics() {
 fn auto_reports_its_choice_and_runs_it() {
     let auto = Auto::with_cpu(Cpu::with_threads(2).unwrap());
     let spec = EighSpec::ragged(vec![3, 1, 4]).with_vectors(true);
-    let decision = auto.explain_eigh::<f64>(&spec);
+    let decision = auto.explain_eigh::<f64>(&spec, megabatch::Residency::Host);
     assert_eq!(decision.chosen, megabatch::BackendKind::Cpu);
     assert!(
-        !decision.predictions.is_empty() && decision.predictions.iter().all(|p| p.seconds > 0.0)
+        !decision.predictions.is_empty()
+            && decision
+                .predictions
+                .iter()
+                .all(|p| p.seconds.is_some_and(|s| s > 0.0))
     );
     let mut plan = BatchedEigh::<f64>::plan_eigh(&auto, &spec).unwrap();
     assert_eq!(plan.backend(), decision.chosen);

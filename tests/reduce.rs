@@ -447,7 +447,9 @@ fn auto_runs_reductions_on_its_chosen_backend() {
         op: ReduceOp::MaxAbsDiff,
         len: 3,
     };
-    let decision = auto.explain_reduce::<f64>(&spec).unwrap();
+    let decision = auto
+        .explain_reduce::<f64>(&spec, megabatch::Residency::Host)
+        .unwrap();
     assert_eq!(decision.chosen, BackendKind::Cpu);
     let mut plan = Reducer::<f64>::plan_reduce(&auto, &spec).unwrap();
     assert_eq!(plan.backend(), decision.chosen);
@@ -465,7 +467,8 @@ fn auto_runs_reductions_on_its_chosen_backend() {
         offsets: vec![3, 1],
     };
     assert_eq!(
-        auto.explain_reduce::<f64>(&bad).unwrap_err(),
+        auto.explain_reduce::<f64>(&bad, megabatch::Residency::Host)
+            .unwrap_err(),
         Error::BadOffsets { index: 1 }
     );
 }

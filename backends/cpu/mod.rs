@@ -5,6 +5,8 @@ mod attention;
 mod eigh;
 mod partition;
 mod pool;
+
+use std::sync::Arc;
 mod reduce;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,9 +27,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// A `Cpu` is `Send + Sync` and can be shared by many threads; each plan is used through
 /// `&mut`, so one plan cannot run in two threads at once. When two threads run plans on the
 /// same `Cpu` at the same moment, the second runs its batch on its own thread instead of
-/// waiting for the pool.
+/// waiting for the pool. Clones share the threads (and accept each other's plans).
+#[derive(Clone)]
 pub struct Cpu {
-    pool: WorkerPool,
+    pool: Arc<WorkerPool>,
     id: u64,
 }
 
@@ -64,7 +67,7 @@ impl Cpu {
             message: format!("spawning threads: {e}"),
         })?;
         Ok(Self {
-            pool,
+            pool: Arc::new(pool),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }

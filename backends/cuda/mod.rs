@@ -25,13 +25,17 @@ use crate::{Backend, BackendKind, Element, Error, Result};
 use driver::{bind, bytes_for, device_error, DeviceMemory, DriverResultExt, Event, Stream};
 pub use eigh::{CudaEighPlan, CUDA_EIGH_MAX_ORDER};
 use module::Kernels;
-pub use nvrtc::{compile_kernels, nvrtc_available, nvrtc_version, KERNEL_SOURCES};
+pub use nvrtc::{
+    compile_kernels, nvrtc_available, nvrtc_version, KERNEL_CACHE_ENV, KERNEL_SOURCES,
+};
 pub use reduce::CudaReducePlan;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A CUDA device: its primary context and the kernels loaded into it. `Send + Sync`: share one
-/// handle between threads (in an `Arc`), each thread with its own plans.
+/// handle between threads (in an `Arc`, or cloned: clones share the context and kernels and
+/// accept each other's plans), each thread with its own plans.
+#[derive(Clone)]
 pub struct Cuda {
     ctx: Arc<CudaContext>,
     kernels: Arc<Kernels>,
@@ -52,6 +56,9 @@ pub struct DeviceInfo {
     pub max_shared_per_block: usize,
     /// Total device memory in bytes.
     pub total_memory: usize,
+    /// The driver's CUDA version as `cuDriverGetVersion` reports it (`1000 * major + 10 * minor`,
+    /// e.g. 13000 for CUDA 13.0).
+    pub driver_version: i32,
 }
 
 impl std::fmt::Debug for Cuda {
@@ -100,6 +107,7 @@ impl Cuda {
             max_shared_per_block: attr(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?
                 as usize,
             total_memory: ctx.total_mem().call("cuDeviceTotalMem")?,
+            driver_version: driver_version()?,
         };
         let (major, minor) = info.compute_capability;
         let cubin = compile_kernels(&format!("sm_{major}{minor}"))?;
@@ -110,6 +118,19 @@ impl Cuda {
             info,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
+    }
+
+    /// Number of CUDA devices the driver reports (0 without a driver).
+    ///
+    /// # Errors
+    /// [`Error::Device`] if the driver is present but cannot be queried.
+    pub fn device_count() -> Result<usize> {
+        // SAFETY: only tries to dlopen the library.
+        if !unsafe { sys::is_culib_present() } {
+            return Ok(0);
+        }
+        let count = CudaContext::device_count().call("cuDeviceGetCount")?;
+        Ok(count.max(0) as usize)
     }
 
     /// How many device allocations (`cuMemAlloc`) megabatch has made in this process: plans
@@ -130,6 +151,15 @@ impl Cuda {
             Err(Error::PlanMismatch(what))
         }
     }
+}
+
+fn driver_version() -> Result<i32> {
+    let mut version = 0;
+    // SAFETY: libcuda is loaded (checked by the caller) and `version` outlives the call.
+    unsafe { sys::cuDriverGetVersion(&mut version) }
+        .result()
+        .call("cuDriverGetVersion")?;
+    Ok(version)
 }
 
 /// A device array of `T` in one `Cuda` context, with an event marking its last use.

@@ -1,5 +1,6 @@
 //! Run-time compilation of `kernels/*.cu` with NVRTC to a cubin for one GPU architecture,
-//! cached per process (and per architecture).
+//! cached per process (and per architecture) and on disk, so a new process skips the
+//! seconds NVRTC takes.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -74,8 +75,86 @@ pub fn compile_kernels(arch: &str) -> Result<Arc<Vec<u8>>> {
     if let Some(hit) = map.get(arch) {
         return Ok(hit.clone());
     }
-    let cubin = Arc::new(compile_uncached(arch)?);
+    let cubin = Arc::new(compile_cached_on_disk(arch)?);
     map.insert(arch.to_owned(), cubin.clone());
+    Ok(cubin)
+}
+
+/// Environment variable: a folder for compiled kernels instead of
+/// `<cache dir>/megabatch/kernels`, or `off` to compile in every process.
+pub const KERNEL_CACHE_ENV: &str = "MEGABATCH_KERNEL_CACHE";
+
+fn options(arch: &str) -> [String; 3] {
+    [
+        format!("--gpu-architecture={arch}"),
+        "--std=c++17".to_owned(),
+        // Lambdas in kernels are unannotated functions; NVRTC 13.0 (unlike 13.5) rejects them
+        // as host code unless this makes device the default.
+        "--device-as-default-execution-space".to_owned(),
+    ]
+}
+
+fn joined_source() -> String {
+    let mut source = String::new();
+    for (name, text) in KERNEL_SOURCES {
+        source.push_str(&format!("// ---- {name}\n{text}\n"));
+    }
+    source
+}
+
+/// The cache file for `arch`: named by a hash of the source, the options and the NVRTC
+/// version, so any change compiles afresh. `None` when caching is off or has no folder.
+fn cache_file(arch: &str) -> Option<std::path::PathBuf> {
+    let dir = match std::env::var_os(KERNEL_CACHE_ENV) {
+        Some(v) if v == "off" => return None,
+        Some(v) => std::path::PathBuf::from(v),
+        None => dirs::cache_dir()?.join("megabatch").join("kernels"),
+    };
+    let (major, minor) = nvrtc_version().ok()?;
+    let key = format!(
+        "{}|{:?}|nvrtc{major}.{minor}",
+        joined_source(),
+        options(arch)
+    );
+    Some(dir.join(format!("{arch}-{:016x}.cubin", stable_hash(key.as_bytes()))))
+}
+
+/// A cached cubin is stored after an 8-byte FNV-1a checksum of itself; a truncated or
+/// damaged file fails the check and is recompiled (and rewritten).
+fn read_cached(path: &std::path::Path) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(path).ok()?;
+    let (sum, cubin) = bytes.split_at_checked(8)?;
+    (sum == stable_hash(cubin).to_le_bytes() && !cubin.is_empty()).then(|| cubin.to_vec())
+}
+
+fn write_cached(path: &std::path::Path, cubin: &[u8]) {
+    // Best effort: a read-only or full disk only costs the next process a compile.
+    let partial = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut bytes = stable_hash(cubin).to_le_bytes().to_vec();
+    bytes.extend_from_slice(cubin);
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&partial, &bytes))
+        .and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+}
+
+fn stable_hash(bytes: &[u8]) -> u64 {
+    crate::cost::stable_hash(bytes)
+}
+
+fn compile_cached_on_disk(arch: &str) -> Result<Vec<u8>> {
+    let file = cache_file(arch);
+    if let Some(cubin) = file.as_deref().and_then(read_cached) {
+        return Ok(cubin);
+    }
+    let cubin = compile_uncached(arch)?;
+    if let Some(path) = &file {
+        write_cached(path, &cubin);
+    }
     Ok(cubin)
 }
 
@@ -83,21 +162,11 @@ fn compile_uncached(arch: &str) -> Result<Vec<u8>> {
     if !nvrtc_available() {
         return Err(no_nvrtc());
     }
-    let mut source = String::new();
-    for (name, text) in KERNEL_SOURCES {
-        source.push_str(&format!("// ---- {name}\n{text}\n"));
-    }
-    let source =
-        CString::new(source).map_err(|_| Error::InvalidArgument("NUL in kernel source"))?;
+    let source = CString::new(joined_source())
+        .map_err(|_| Error::InvalidArgument("NUL in kernel source"))?;
     let prog = rtc::create_program(&source, Some(c"megabatch.cu"))
         .map_err(|e| nvrtc_error("nvrtcCreateProgram", e))?;
-    let options = [
-        format!("--gpu-architecture={arch}"),
-        "--std=c++17".to_owned(),
-        // Lambdas in kernels are unannotated functions; NVRTC 13.0 (unlike 13.5) rejects them
-        // as host code unless this makes device the default.
-        "--device-as-default-execution-space".to_owned(),
-    ];
+    let options = options(arch);
     // SAFETY: `prog` is a live program; it is destroyed exactly once below.
     let compiled = unsafe { rtc::compile_program(prog, &options) };
     let outcome = match compiled {

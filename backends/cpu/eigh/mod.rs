@@ -146,7 +146,9 @@ impl Cpu {
                 let failure = if count == 1 {
                     let slot = offsets.slot(first);
                     let nn = slot.n * slot.n;
+                    // SAFETY: matrix `first`'s own ranges, as above.
                     let wi = unsafe { w_out.range(slot.w_start, slot.n) };
+                    // SAFETY: matrix `first`'s own ranges, as above.
                     let vi = v_out.as_ref().map(|v| unsafe { v.range(slot.a_start, nn) });
                     solve(&a[slot.a_start..slot.a_start + nn], slot.n, wi, vi, s)
                         .err()

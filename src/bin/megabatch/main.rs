@@ -1,0 +1,134 @@
+//! `megabatch`: the command-line face of the crate (feature `cli`). Inspect the machine,
+//! calibrate and explain `Auto`'s choices, benchmark the backends, and run eigh and attention
+//! on NumPy `.npy` files.
+
+mod attention_cmd;
+mod bench;
+mod calibrate;
+mod crossover;
+mod eigh_cmd;
+mod info;
+mod npy;
+mod plot;
+mod regret;
+mod table;
+mod timing;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Many small problems at once: batched eigh, reductions and block-sparse attention on CPU and
+/// GPU, with a calibrated per-call choice of backend.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output formats of tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per row, one per line.
+    Json,
+}
+
+/// Which backend runs a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// The cost model decides per call (the default).
+    Auto,
+    /// The CPU backend.
+    Cpu,
+    /// The CUDA backend (feature `cuda`).
+    Cuda,
+    /// The wgpu backend (feature `wgpu`).
+    Wgpu,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// CPU threads, GPU devices and which backends this build has.
+    Info,
+    /// Measure this machine, save the calibration and print the crossover table.
+    Calibrate {
+        /// Fewer sizes, one repetition each (about a third of the time).
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the calibration (default: the user's cache directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Output format of the crossover table.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Time the operations per backend.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+    /// Eigenvalues (ascending) and eigenvectors of the symmetric matrices in a `.npy` file.
+    Eigh(eigh_cmd::EighArgs),
+    /// Block-sparse attention on `.npy` tensors.
+    Attention(attention_cmd::AttentionArgs),
+    /// Pictures.
+    Plot {
+        #[command(subcommand)]
+        what: plot::PlotCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info => info::run(),
+        Command::Calibrate { quick, out, format } => calibrate::run(quick, out, format),
+        Command::Bench { what } => bench::run(what),
+        Command::Eigh(args) => eigh_cmd::run(&args),
+        Command::Attention(args) => attention_cmd::run(&args),
+        Command::Plot { what } => plot::run(what),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("megabatch: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors of the tool: the library's, I/O, and argument problems found after parsing.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// From the library.
+    #[error(transparent)]
+    Megabatch(#[from] megabatch::Error),
+    /// Reading or writing a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Anything else the user can fix.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The tool's result type.
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+/// Wraps an I/O error with its path.
+pub fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
