@@ -236,3 +236,14 @@ fn calibration_measures_positive_rates_on_this_machine() {
     let decision = auto.explain_eigh::<f64>(&EighSpec::uniform(12, 1582), Residency::Host);
     assert_eq!(decision.chosen, CPU);
 }
+
+#[test]
+fn one_matrix_latency_does_not_shrink_below_the_smallest_sampled_order() {
+    let model = two_backend_model();
+    let one = |n| eigh_seconds(&model, CUDA, &EighSpec::uniform(n, 1), Residency::Host);
+    assert_eq!(one(1), one(4), "a launch costs the same for a 1 x 1 matrix");
+    let at = Residency::Device(CUDA);
+    let tiny = EighSpec::uniform(1, 1);
+    let cpu = model.predict_eigh(CPU, "f64", &tiny, at, 16.0).unwrap();
+    assert!(cpu < eigh_seconds(&model, CUDA, &tiny, at));
+}

@@ -24,7 +24,9 @@ pub enum ModelSource {
 
 /// Eigh timings of one backend and dtype at a few orders `n`, eigenvectors included. Between
 /// sampled orders, times are interpolated linearly in `log n`-`log t`; beyond the largest order
-/// they grow like `n^3` (the Jacobi and QL operation counts), below the smallest like `n^2`.
+/// they grow like `n^3` (the Jacobi and QL operation counts); below the smallest, times per
+/// matrix fall like `n^2` and one-matrix latencies stay flat (launch and synchronisation
+/// do not shrink).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EighProfile {
     /// Sampled orders, ascending.
@@ -104,8 +106,9 @@ pub struct CostModel {
     pub backends: Vec<BackendProfile>,
 }
 
-/// `t(x)` from samples `(xs, ts)` by log-log interpolation; power-law tails outside.
-fn interpolate(xs: &[usize], ts: &[f64], x: usize) -> Option<f64> {
+/// `t(x)` from samples `(xs, ts)` by log-log interpolation; outside, `x^below` below the
+/// first sample and `x^3` above the last.
+fn interpolate(xs: &[usize], ts: &[f64], x: usize, below: i32) -> Option<f64> {
     let (&x_first, &x_last) = (xs.first()?, xs.last()?);
     if ts.len() != xs.len() {
         return None;
@@ -113,7 +116,7 @@ fn interpolate(xs: &[usize], ts: &[f64], x: usize) -> Option<f64> {
     let x = x.max(1) as f64;
     let (first, last) = (x_first as f64, x_last as f64);
     if x <= first {
-        return Some(ts[0] * (x / first).powi(2));
+        return Some(ts[0] * (x / first).powi(below));
     }
     if x >= last {
         return Some(ts[ts.len() - 1] * (x / last).powi(3));
@@ -136,7 +139,7 @@ impl EighProfile {
         } else {
             &self.per_matrix_host_s
         };
-        let per_matrix = |n: usize| interpolate(&self.orders, per, n);
+        let per_matrix = |n: usize| interpolate(&self.orders, per, n, 2);
         let work = match spec.layout() {
             EighLayout::Uniform { n, batch } => per_matrix(*n)? * *batch as f64,
             EighLayout::Ragged { sizes } => {
@@ -147,7 +150,7 @@ impl EighProfile {
                 sum
             }
         };
-        let single = interpolate(&self.orders, &self.single_s, spec.max_order())?;
+        let single = interpolate(&self.orders, &self.single_s, spec.max_order(), 0)?;
         let batched = if spec.batch() > 1 {
             self.batch_overhead_s + work
         } else {
