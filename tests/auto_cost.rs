@@ -242,8 +242,5 @@ fn one_matrix_latency_does_not_shrink_below_the_smallest_sampled_order() {
     let model = two_backend_model();
     let one = |n| eigh_seconds(&model, CUDA, &EighSpec::uniform(n, 1), Residency::Host);
     assert_eq!(one(1), one(4), "a launch costs the same for a 1 x 1 matrix");
-    let at = Residency::Device(CUDA);
-    let tiny = EighSpec::uniform(1, 1);
-    let cpu = model.predict_eigh(CPU, "f64", &tiny, at, 16.0).unwrap();
-    assert!(cpu < eigh_seconds(&model, CUDA, &tiny, at));
+    assert!(one(2) > 0.0 && one(5) > one(4));
 }
