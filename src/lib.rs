@@ -26,6 +26,22 @@
 //! # Ok::<(), megabatch::Error>(())
 //! ```
 
+//! Threads: backends are `Send + Sync` and meant to be shared; plans are `Send` and every
+//! execute call takes `&mut plan`, so one plan cannot run in two threads at once. That is
+//! enforced by the borrow checker, not by a lock:
+//!
+//! ```compile_fail
+//! use megabatch::{backends::cpu::Cpu, BatchedEigh, EighSpec};
+//! let cpu = Cpu::new().unwrap();
+//! let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &EighSpec::uniform(2, 1)).unwrap();
+//! let a = [1.0, 0.0, 0.0, 1.0];
+//! std::thread::scope(|s| {
+//!     // error[E0499]: `plan` borrowed mutably by two threads
+//!     s.spawn(|| cpu.eigh_host(&mut plan, &a, &mut [0.0; 2], None));
+//!     s.spawn(|| cpu.eigh_host(&mut plan, &a, &mut [0.0; 2], None));
+//! });
+//! ```
+
 #![warn(missing_docs)]
 
 pub mod attention;
@@ -35,6 +51,9 @@ mod cost;
 mod eigh;
 mod element;
 mod error;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
+mod limits;
 mod reduce;
 
 #[path = "../backends/mod.rs"]

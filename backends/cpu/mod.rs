@@ -92,11 +92,14 @@ impl Backend for Cpu {
         if !fits {
             return Err(Error::TooLarge("buffer length in bytes overflows isize"));
         }
+        crate::limits::host_bytes(
+            len,
+            std::mem::size_of::<T>(),
+            "buffer exceeds this machine's memory",
+        )?;
         let mut v = Vec::new();
-        v.try_reserve_exact(len).map_err(|e| Error::Device {
-            backend: "cpu",
-            message: format!("allocating {len} elements: {e}"),
-        })?;
+        v.try_reserve_exact(len)
+            .map_err(|_| Error::TooLarge("buffer allocation refused by the allocator"))?;
         v.resize(len, T::zeroed());
         Ok(v)
     }

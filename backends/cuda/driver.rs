@@ -12,14 +12,72 @@ use cudarc::driver::result::{self as cu, DriverError};
 use cudarc::driver::sys;
 use cudarc::driver::CudaContext;
 
+use std::sync::atomic::AtomicBool;
+
 use crate::{Error, Result};
 
-/// `Error::Device` naming the driver call that failed and the driver's message.
+/// Set once a sticky error (see [`is_sticky`]) was seen: the process's CUDA contexts are
+/// unusable until it exits, and every later call fails fast.
+static DEVICE_LOST: AtomicBool = AtomicBool::new(false);
+
+/// Whether a sticky CUDA error has been seen in this process.
+pub(crate) fn device_lost() -> bool {
+    DEVICE_LOST.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Errors after which the CUDA context is corrupt and every later call fails (CUDA driver API
+/// documentation, "Error Handling": such errors are sticky).
+fn is_sticky(e: DriverError) -> bool {
+    use sys::cudaError_enum as E;
+    matches!(
+        e.0,
+        E::CUDA_ERROR_ILLEGAL_ADDRESS
+            | E::CUDA_ERROR_LAUNCH_FAILED
+            | E::CUDA_ERROR_HARDWARE_STACK_ERROR
+            | E::CUDA_ERROR_ILLEGAL_INSTRUCTION
+            | E::CUDA_ERROR_MISALIGNED_ADDRESS
+            | E::CUDA_ERROR_INVALID_ADDRESS_SPACE
+            | E::CUDA_ERROR_INVALID_PC
+            | E::CUDA_ERROR_ECC_UNCORRECTABLE
+            | E::CUDA_ERROR_CONTEXT_IS_DESTROYED
+            | E::CUDA_ERROR_DEVICE_UNAVAILABLE
+    )
+}
+
+/// `Error::Device` naming the driver call that failed and the driver's message; a sticky
+/// error also marks the device lost.
 pub(crate) fn device_error(call: &str, e: DriverError) -> Error {
+    let lost = is_sticky(e);
+    if lost {
+        DEVICE_LOST.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     Error::Device {
         backend: "cuda",
-        message: format!("{call}: {e}"),
+        message: if lost {
+            format!("{call}: {e} (device lost: CUDA is unusable in this process)")
+        } else {
+            format!("{call}: {e}")
+        },
     }
+}
+
+/// The fault armed by `megabatch::faults::inject` for a call of this kind, as the driver
+/// error it stands for.
+#[cfg(feature = "fault-injection")]
+fn injected(launch: bool) -> Option<DriverError> {
+    use crate::faults::Fault;
+    use sys::cudaError_enum as E;
+    let fault = crate::faults::take(|f| (f == Fault::OutOfMemory) != launch)?;
+    Some(DriverError(match fault {
+        Fault::OutOfMemory => E::CUDA_ERROR_OUT_OF_MEMORY,
+        Fault::LaunchError => E::CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES,
+        Fault::DeviceLost => E::CUDA_ERROR_LAUNCH_FAILED,
+    }))
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn injected(_launch: bool) -> Option<DriverError> {
+    None
 }
 
 /// Shorthand: map a driver result, naming the call.
@@ -35,6 +93,14 @@ impl<T> DriverResultExt<T> for std::result::Result<T, DriverError> {
 
 /// Makes `ctx` current on the calling thread (a no-op when it already is).
 pub(crate) fn bind(ctx: &CudaContext) -> Result<()> {
+    if device_lost() {
+        return Err(Error::Device {
+            backend: "cuda",
+            message: "device lost earlier in this process (a sticky CUDA error); \
+                      restart the process to use the GPU again"
+                .into(),
+        });
+    }
     ctx.bind_to_thread().call("cuCtxSetCurrent")
 }
 
@@ -67,9 +133,15 @@ impl DeviceMemory {
     /// Allocates `bytes` and zeroes them.
     pub(crate) fn zeroed(ctx: &Arc<CudaContext>, bytes: usize) -> Result<Self> {
         bind(ctx)?;
+        if bytes > ctx.total_mem().call("cuDeviceTotalMem")? {
+            return Err(Error::TooLarge("buffer larger than the device's memory"));
+        }
         let ptr = if bytes == 0 {
             0
         } else {
+            if let Some(e) = injected(false) {
+                return Err(device_error("cuMemAlloc", e));
+            }
             // SAFETY: the context is current; the pointer is owned by the returned value.
             let ptr = unsafe { cu::malloc_sync(bytes) }.call("cuMemAlloc")?;
             DEVICE_ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -131,6 +203,7 @@ impl<T: bytemuck::Pod> PinnedHost<T> {
     /// Allocates `len` zeroed values.
     pub(crate) fn zeroed(ctx: &Arc<CudaContext>, len: usize) -> Result<Self> {
         let bytes = bytes_for(len, std::mem::size_of::<T>())?;
+        crate::limits::host_bytes(bytes, 1, "pinned staging exceeds this machine's memory")?;
         bind(ctx)?;
         let ptr = if bytes == 0 {
             std::ptr::NonNull::<T>::dangling().as_ptr()
@@ -351,6 +424,9 @@ pub(crate) unsafe fn launch(
     stream: &Stream,
     args: &mut [*mut c_void],
 ) -> Result<()> {
+    if let Some(e) = injected(true) {
+        return Err(device_error("cuLaunchKernel", e));
+    }
     // SAFETY: forwarded to the caller's contract above.
     unsafe { cu::launch_kernel(f, grid, (block, 1, 1), shared_bytes, stream.raw, args) }
         .call("cuLaunchKernel")

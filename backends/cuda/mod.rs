@@ -139,6 +139,13 @@ impl Cuda {
         driver::DEVICE_ALLOCATIONS.load(Ordering::Relaxed)
     }
 
+    /// Whether a sticky CUDA error (an illegal address, a failed launch, an ECC error, a
+    /// device that fell off the bus) has made CUDA unusable in this process. Every call on
+    /// any `Cuda` handle then returns `Error::Device` at once; `Auto` stops choosing CUDA.
+    pub fn is_lost(&self) -> bool {
+        driver::device_lost()
+    }
+
     /// The device's name, compute capability, size and limits.
     pub fn info(&self) -> &DeviceInfo {
         &self.info

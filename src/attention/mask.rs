@@ -69,6 +69,17 @@ fn check_block_sizes(block: (usize, usize)) -> Result<()> {
     }
 }
 
+/// Key-block indices and counts are `i32`, as in PyTorch: `KB` must fit.
+fn check_block_index_range(kb: usize) -> Result<()> {
+    if i32::try_from(kb).is_ok() {
+        Ok(())
+    } else {
+        Err(Error::TooLarge(
+            "more key blocks than int32 block indices can count",
+        ))
+    }
+}
+
 impl BlockMask {
     /// Validates `parts` and builds the mask: block sizes, tensor lengths, counts within
     /// `0..=KB`, listed indices within `0..KB`, no index listed twice in a row (partial and full
@@ -98,6 +109,7 @@ impl BlockMask {
             ));
         }
         let (qb, kb) = (seq_q.div_ceil(block.0), seq_kv.div_ceil(block.1));
+        check_block_index_range(kb)?;
         let rows = batch
             .checked_mul(heads)
             .and_then(|x| x.checked_mul(qb))
@@ -210,6 +222,16 @@ impl BlockMask {
         predicate: MaskPredicate,
     ) -> Result<Self> {
         let (qb, kb) = (seq_q.div_ceil(block.0), seq_kv.div_ceil(block.1));
+        check_block_index_range(kb)?;
+        // Four i32 tensors: two of QB counts and two of QB x KB indices.
+        let cells = qb
+            .checked_mul(kb)
+            .ok_or(Error::TooLarge("block mask dimensions overflow"))?;
+        crate::limits::host_bytes(
+            cells.saturating_add(qb),
+            2 * std::mem::size_of::<i32>(),
+            "block mask exceeds this machine's memory",
+        )?;
         let (mut partial_n, mut full_n) = (vec![0i32; qb], vec![0i32; qb]);
         let (mut partial_i, mut full_i) = (vec![0i32; qb * kb], vec![0i32; qb * kb]);
         for q in 0..qb {

@@ -234,9 +234,28 @@ impl Auto {
         })
     }
 
-    /// Why a backend is missing, which calibration file was ignored and why: one line each.
-    pub fn notes(&self) -> &[String] {
-        &self.notes
+    /// Why a backend is missing or lost, which calibration file was ignored and why: one
+    /// line each.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = self.notes.clone();
+        for kind in self.backends() {
+            if self.is_lost(kind) {
+                notes.push(format!(
+                    "{} device lost: later plans run on the CPU",
+                    kind.name()
+                ));
+            }
+        }
+        notes
+    }
+
+    /// Whether backend `kind` has lost its device (after which it is never chosen).
+    pub fn is_lost(&self, kind: BackendKind) -> bool {
+        match kind {
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => self.cuda.as_ref().is_some_and(Cuda::is_lost),
+            _ => false,
+        }
     }
 
     /// The cost model in use.
@@ -307,9 +326,19 @@ impl Auto {
             .into_iter()
             .map(|backend| Prediction {
                 backend,
-                seconds: predict(backend),
+                seconds: if self.is_lost(backend) {
+                    None
+                } else {
+                    predict(backend)
+                },
             })
             .collect();
+        if self.forced.is_none() && self.backends().iter().any(|&k| self.is_lost(k)) {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                eprintln!("megabatch: warning: a GPU device was lost; Auto plans on the CPU now")
+            });
+        }
         let chosen = self
             .forced
             .or_else(|| cheapest(&predictions))

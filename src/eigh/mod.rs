@@ -11,7 +11,10 @@ use crate::{Backend, Real, Result};
 ///
 /// Conventions (every backend): the lower triangle of each matrix is read; eigenvalues are
 /// ascending; eigenvectors are orthonormal columns with their largest-magnitude component
-/// positive. Layouts are in [`EighSpec`].
+/// positive. Layouts are in [`EighSpec`]. Each matrix is scaled by a power of two before it is
+/// decomposed, so no intermediate overflows or underflows; an eigenvalue whose magnitude
+/// exceeds the dtype's range (possible only when entries approach it: `|w| <= n max|a_ij|`)
+/// comes back as +-inf, never NaN (found by fuzzing, see `docs/reliability.md`).
 pub trait BatchedEigh<T: Real>: Backend {
     /// Everything one spec needs at execute time: offsets, scratch arenas, device buffers.
     type EighPlan: Send;

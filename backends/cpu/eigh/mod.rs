@@ -194,12 +194,18 @@ impl<T: Real> BatchedEigh<T> for Cpu {
     fn plan_eigh(&self, spec: &EighSpec) -> Result<CpuEighPlan<T>> {
         let offsets = spec.offsets(std::mem::size_of::<T>())?;
         let max_n = spec.max_order();
-        max_n
-            .checked_mul(max_n)
-            .and_then(|nn| nn.checked_mul(2 * std::mem::size_of::<T>()))
-            .ok_or(Error::TooLarge("eigh scratch size overflows usize"))?;
         let threads = self.threads();
         let parallel = threads > 1 && spec.flops() >= PARALLEL_MIN_FLOPS;
+        // Per worker: two n x n work matrices plus faer's workspace (about as much again).
+        let per_worker = max_n
+            .checked_mul(max_n)
+            .and_then(|nn| nn.checked_mul(4 * std::mem::size_of::<T>()))
+            .ok_or(Error::TooLarge("eigh scratch size overflows usize"))?;
+        crate::limits::host_bytes(
+            if parallel { threads } else { 1 },
+            per_worker,
+            "eigh scratch exceeds this machine's memory",
+        )?;
         let chunk_target = if parallel {
             threads * CHUNKS_PER_THREAD
         } else {

@@ -279,6 +279,13 @@ impl<T: Reducible> Reducer<T> for Cpu {
 
     fn plan_reduce(&self, spec: &ReduceSpec) -> Result<CpuReducePlan<T>> {
         let shape = spec.shape()?;
+        // An input that cannot exist in this machine's memory can never be passed: refuse the
+        // plan before sizing partials by it.
+        crate::limits::host_bytes(
+            shape.x_len,
+            std::mem::size_of::<T>(),
+            "reduction input exceeds this machine's memory",
+        )?;
         let parallel =
             self.threads() > 1 && shape.x_len >= PARALLEL_MIN_ELEMENTS_PER_THREAD * self.threads();
         let partials_len = match spec {
@@ -304,13 +311,15 @@ impl<T: Reducible> Reducer<T> for Cpu {
             }
             _ => Vec::new(),
         };
+        crate::limits::host_bytes(
+            partials_len,
+            std::mem::size_of::<T::Acc>(),
+            "reduction partials exceed this machine's memory",
+        )?;
         let mut partials = Vec::new();
         partials
             .try_reserve_exact(partials_len)
-            .map_err(|e| Error::Device {
-                backend: "cpu",
-                message: format!("allocating {partials_len} partial results: {e}"),
-            })?;
+            .map_err(|_| Error::TooLarge("reduction partials refused by the allocator"))?;
         partials.resize(partials_len, T::Acc::zero());
         Ok(CpuReducePlan {
             owner: self.id,

@@ -109,14 +109,9 @@ pub enum CliError {
     /// From the library.
     #[error(transparent)]
     Megabatch(#[from] megabatch::Error),
-    /// Reading or writing a file.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// What failed.
-        source: std::io::Error,
-    },
+    /// Reading or writing a NumPy file.
+    #[error(transparent)]
+    Npy(#[from] npy::NpyError),
     /// Anything else the user can fix.
     #[error("{0}")]
     Usage(String),
@@ -124,11 +119,3 @@ pub enum CliError {
 
 /// The tool's result type.
 pub type CliResult<T = ()> = Result<T, CliError>;
-
-/// Wraps an I/O error with its path.
-pub fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
-    move |source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}

@@ -1,14 +1,39 @@
 //! NumPy `.npy` / `.npz` in and out through npyz: C-order arrays of f16, f32, f64 and the
-//! integer tensors of a block mask.
+//! integer tensors of a block mask. Input is read whole before it is parsed, and a header
+//! whose shape needs more bytes than the input holds is refused, so a hostile header cannot
+//! make the reader allocate more than the file's size. Self-contained (its own error type),
+//! so the fuzz targets and their regression test include this file as it is.
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read};
+use std::io::{Cursor, Read};
 use std::path::Path;
 
 use half::f16;
 use npyz::{AutoSerialize, Deserialize, NpyFile, Order, WriterBuilder};
 
-use crate::{io_err, CliError, CliResult};
+/// Why an array could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    /// The file system or the archive failed.
+    #[error("{name}: {source}")]
+    Io {
+        /// The file or array.
+        name: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The content is not an array this tool reads.
+    #[error("{name}: {reason}")]
+    Format {
+        /// The file or array.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Largest array entry of an `.npz` archive this reader inflates (a guard against archives
+/// that decompress without bound).
+const NPZ_ENTRY_LIMIT: u64 = 1 << 30;
 
 /// An array read from a file: its shape and its elements in C order.
 pub struct Array<T> {
@@ -33,106 +58,156 @@ impl FloatArray {
     }
 }
 
-fn usage(path: &Path, what: impl std::fmt::Display) -> CliError {
-    CliError::Usage(format!("{}: {what}", path.display()))
+fn format_err(name: &str, reason: impl std::fmt::Display) -> NpyError {
+    NpyError::Format {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
-/// Checks the header (C order, a shape whose element count fits in memory) and returns the
-/// shape and the dtype string (`"<f8"`, ...).
-fn header<R: Read>(npy: &NpyFile<R>, path: &Path) -> CliResult<(Vec<usize>, String)> {
+fn io_err(name: &str) -> impl FnOnce(std::io::Error) -> NpyError + '_ {
+    move |source| NpyError::Io {
+        name: name.to_string(),
+        source,
+    }
+}
+
+/// An `.npy` whose header passed [`parse`]: the reader, the shape, the dtype string.
+type Parsed<'a> = (NpyFile<&'a [u8]>, Vec<usize>, String);
+
+/// Parses the header of `bytes`: C order, a plain dtype, and a shape whose elements of
+/// `size_of(dtype)` bytes fit in `bytes`.
+fn parse<'a>(bytes: &'a [u8], name: &str) -> Result<Parsed<'a>, NpyError> {
+    let npy = NpyFile::new(bytes).map_err(io_err(name))?;
     if npy.order() != Order::C {
-        return Err(usage(
-            path,
+        return Err(format_err(
+            name,
             "Fortran-order array; save it with np.ascontiguousarray first",
         ));
     }
+    let dtype = match npy.dtype() {
+        npyz::DType::Plain(ts) => ts,
+        other => return Err(format_err(name, format!("unsupported dtype {other:?}"))),
+    };
     let shape: Vec<usize> = npy
         .shape()
         .iter()
         .map(|&d| usize::try_from(d))
         .collect::<Result<_, _>>()
-        .map_err(|_| usage(path, "dimension exceeds usize"))?;
+        .map_err(|_| format_err(name, "dimension exceeds usize"))?;
+    let elem = usize::try_from(dtype.size_field()).unwrap_or(usize::MAX);
     shape
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .filter(|&n| n <= isize::MAX as usize / 8)
-        .ok_or_else(|| usage(path, "array too large"))?;
-    let dtype = match npy.dtype() {
-        npyz::DType::Plain(ts) => ts.to_string(),
-        other => return Err(usage(path, format!("unsupported dtype {other:?}"))),
-    };
-    Ok((shape, dtype))
+        .and_then(|n| n.checked_mul(elem))
+        .filter(|&needed| needed <= bytes.len())
+        .ok_or_else(|| {
+            format_err(
+                name,
+                "the header's shape needs more data than the file holds",
+            )
+        })?;
+    Ok((npy, shape, dtype.to_string()))
 }
 
-fn elements<T: Deserialize, R: Read>(npy: NpyFile<R>, path: &Path) -> CliResult<Vec<T>> {
-    npy.into_vec::<T>().map_err(io_err(path))
+fn elements<T: Deserialize>(npy: NpyFile<&[u8]>, name: &str) -> Result<Vec<T>, NpyError> {
+    npy.into_vec::<T>().map_err(io_err(name))
 }
 
-fn open(path: &Path) -> CliResult<NpyFile<BufReader<File>>> {
-    let file = File::open(path).map_err(io_err(path))?;
-    NpyFile::new(BufReader::new(file)).map_err(io_err(path))
-}
-
-/// Reads a float16, float32 or float64 array (either byte order).
-pub fn read_float(path: &Path) -> CliResult<FloatArray> {
-    let npy = open(path)?;
-    let (shape, dtype) = header(&npy, path)?;
-    Ok(match &dtype[1..] {
+/// Reads a float16, float32 or float64 array (either byte order) from `.npy` bytes.
+pub fn float_from_bytes(bytes: &[u8], name: &str) -> Result<FloatArray, NpyError> {
+    let (npy, shape, dtype) = parse(bytes, name)?;
+    Ok(match dtype.get(1..).unwrap_or("") {
         "f2" => FloatArray::F16(Array {
-            data: elements(npy, path)?,
+            data: elements(npy, name)?,
             shape,
         }),
         "f4" => FloatArray::F32(Array {
-            data: elements(npy, path)?,
+            data: elements(npy, name)?,
             shape,
         }),
         "f8" => FloatArray::F64(Array {
-            data: elements(npy, path)?,
+            data: elements(npy, name)?,
             shape,
         }),
         _ => {
-            return Err(usage(
-                path,
+            return Err(format_err(
+                name,
                 format!("dtype {dtype}: expected float16, float32 or float64"),
             ))
         }
     })
 }
 
-/// Reads an integer array of a `.npz` archive as i64 (int32 or int64 in the file), or
+/// Reads a float16, float32 or float64 `.npy` file.
+pub fn read_float(path: &Path) -> Result<FloatArray, NpyError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(io_err(&name))?;
+    float_from_bytes(&bytes, &name)
+}
+
+/// Reads integer array `array` of `.npz` bytes as i64 (int32 or int64 in the archive), or
 /// `None` if the archive has no array of that name.
-pub fn read_npz_ints(path: &Path, name: &str) -> CliResult<Option<Array<i64>>> {
-    let mut archive = npyz::npz::NpzArchive::open(path).map_err(io_err(path))?;
-    let Some(npy) = archive.by_name(name).map_err(io_err(path))? else {
-        return Ok(None);
+pub fn npz_ints_from_bytes(
+    bytes: &[u8],
+    name: &str,
+    array: &str,
+) -> Result<Option<Array<i64>>, NpyError> {
+    let mut archive = npyz::npz::NpzArchive::new(Cursor::new(bytes)).map_err(io_err(name))?;
+    let entry_name = npyz::npz::file_name_from_array_name(array);
+    let mut entry = match archive.zip_archive().by_name(&entry_name) {
+        Ok(entry) => entry,
+        Err(npyz::zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(format_err(name, e)),
     };
-    let (shape, dtype) = header(&npy, path)?;
-    let data = match &dtype[1..] {
-        "i4" => elements::<i32, _>(npy, path)?
+    let mut inflated = Vec::new();
+    (&mut entry)
+        .take(NPZ_ENTRY_LIMIT + 1)
+        .read_to_end(&mut inflated)
+        .map_err(io_err(name))?;
+    if inflated.len() as u64 > NPZ_ENTRY_LIMIT {
+        return Err(format_err(name, format!("{array} inflates beyond 1 GiB")));
+    }
+    let label = format!("{name}: {array}");
+    let (npy, shape, dtype) = parse(&inflated, &label)?;
+    let data = match dtype.get(1..).unwrap_or("") {
+        "i4" => elements::<i32>(npy, &label)?
             .into_iter()
             .map(i64::from)
             .collect(),
-        "i8" => elements::<i64, _>(npy, path)?,
+        "i8" => elements::<i64>(npy, &label)?,
         _ => {
-            return Err(usage(
-                path,
-                format!("{name} has dtype {dtype}: expected int32 or int64"),
+            return Err(format_err(
+                &label,
+                format!("dtype {dtype}: expected int32 or int64"),
             ))
         }
     };
     Ok(Some(Array { shape, data }))
 }
 
+/// Reads integer array `array` of the `.npz` file at `path` (see [`npz_ints_from_bytes`]).
+pub fn read_npz_ints(path: &Path, array: &str) -> Result<Option<Array<i64>>, NpyError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(io_err(&name))?;
+    npz_ints_from_bytes(&bytes, &name, array)
+}
+
 /// Writes `data` with `shape` (C order, little-endian, the dtype of `T`).
-pub fn write<T: AutoSerialize + Copy>(path: &Path, shape: &[usize], data: &[T]) -> CliResult {
-    let file = File::create(path).map_err(io_err(path))?;
+pub fn write<T: AutoSerialize + Copy>(
+    path: &Path,
+    shape: &[usize],
+    data: &[T],
+) -> Result<(), NpyError> {
+    let name = path.display().to_string();
+    let file = std::fs::File::create(path).map_err(io_err(&name))?;
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut writer = npyz::WriteOptions::new()
         .default_dtype()
         .shape(&shape)
-        .writer(BufWriter::new(file))
+        .writer(std::io::BufWriter::new(file))
         .begin_nd()
-        .map_err(io_err(path))?;
-    writer.extend(data.iter().copied()).map_err(io_err(path))?;
-    writer.finish().map_err(io_err(path))
+        .map_err(io_err(&name))?;
+    writer.extend(data.iter().copied()).map_err(io_err(&name))?;
+    writer.finish().map_err(io_err(&name))
 }

@@ -1,0 +1,82 @@
+//! Sizes whose buffers overflow `usize` or exceed the machine are refused at plan time with
+//! `Error::TooLarge`, before anything is allocated (an allocation failure would abort).
+
+use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
+use megabatch::backends::cpu::Cpu;
+use megabatch::{Backend, BatchedEigh, EighSpec, Error, ReduceSpec, Reducer, RowReduceOp};
+
+fn cpu() -> Cpu {
+    Cpu::with_threads(2).unwrap()
+}
+
+fn too_large<T: std::fmt::Debug>(result: Result<T, Error>) {
+    match result {
+        Err(Error::TooLarge(_)) => {}
+        other => panic!("expected Error::TooLarge, got {other:?}"),
+    }
+}
+
+#[test]
+fn eigh_specs_beyond_memory_or_usize_are_too_large() {
+    let cpu = cpu();
+    // 2^20 x 2^20 f64 scratch per worker: 32 TiB.
+    too_large(BatchedEigh::<f64>::plan_eigh(
+        &cpu,
+        &EighSpec::uniform(1 << 20, 1),
+    ));
+    // n^2 overflows usize.
+    too_large(BatchedEigh::<f32>::plan_eigh(
+        &cpu,
+        &EighSpec::uniform(1 << 33, 1),
+    ));
+    // batch * n^2 overflows.
+    too_large(BatchedEigh::<f64>::plan_eigh(
+        &cpu,
+        &EighSpec::uniform(1 << 16, usize::MAX / 4),
+    ));
+    too_large(BatchedEigh::<f64>::plan_eigh(
+        &cpu,
+        &EighSpec::ragged(vec![usize::MAX / 2, 3]),
+    ));
+    too_large(BatchedEigh::<f64>::plan_eigh(
+        &cpu,
+        &EighSpec::ragged(vec![1 << 31; 4]),
+    ));
+}
+
+#[test]
+fn buffers_beyond_memory_are_too_large() {
+    let cpu = cpu();
+    too_large(cpu.alloc::<f64>(usize::MAX / 4));
+    too_large(cpu.alloc::<f64>(1 << 60));
+    too_large(cpu.alloc::<half::f16>(usize::MAX));
+}
+
+#[test]
+fn reduction_and_attention_shapes_beyond_usize_are_too_large() {
+    let cpu = cpu();
+    too_large(Reducer::<f32>::plan_reduce(
+        &cpu,
+        &ReduceSpec::Rows {
+            op: RowReduceOp::Sum,
+            rows: usize::MAX,
+            cols: 2,
+        },
+    ));
+    let spec = AttentionSpec {
+        batch: usize::MAX / 2,
+        heads_q: 4,
+        heads_kv: 4,
+        seq_q: 128,
+        seq_kv: 128,
+        head_dim: 64,
+        scale: None,
+    };
+    let mask = BlockMask::dense(128, 128, (64, 64)).unwrap();
+    too_large(SparseAttention::<f32>::plan_attention(&cpu, &spec, &mask));
+    // Masks whose tensors would not fit: 2^40 tokens is 2^33 x 2^33 blocks.
+    too_large(BlockMask::dense(1 << 40, 1 << 40, (128, 128)));
+    too_large(BlockMask::causal(1 << 36, 1 << 36, (16, 16)));
+    // More key blocks than int32 indices count.
+    too_large(BlockMask::dense(16, 1 << 40, (16, 16)));
+}
