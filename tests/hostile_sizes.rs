@@ -80,3 +80,16 @@ fn reduction_and_attention_shapes_beyond_usize_are_too_large() {
     // More key blocks than int32 indices count.
     too_large(BlockMask::dense(16, 1 << 40, (16, 16)));
 }
+
+#[test]
+fn huge_batches_of_tiny_matrices_are_too_large() {
+    // Found by the eigh fuzzer: 2^54 matrices of order 0-3 pass the length overflow checks,
+    // and the plan's per-matrix work list alone would need 2^58 bytes.
+    let cpu = cpu();
+    for n in [0, 1, 3] {
+        too_large(BatchedEigh::<f64>::plan_eigh(
+            &cpu,
+            &EighSpec::uniform(n, 1 << 54),
+        ));
+    }
+}

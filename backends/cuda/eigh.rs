@@ -190,6 +190,8 @@ impl<T: Real> BatchedEigh<T> for Cuda {
     fn plan_eigh(&self, spec: &EighSpec) -> Result<CudaEighPlan<T>> {
         let elem = std::mem::size_of::<T>();
         let offsets = spec.offsets(elem)?;
+        // Per-matrix tables are built on the host before they go to the device.
+        crate::limits::host_bytes(spec.batch(), 32, "eigh batch exceeds this machine's memory")?;
         if spec.max_order() > CUDA_EIGH_MAX_ORDER {
             return Err(Error::Unsupported {
                 backend: "cuda",

@@ -193,6 +193,13 @@ impl<T: Real> BatchedEigh<T> for Cpu {
 
     fn plan_eigh(&self, spec: &EighSpec) -> Result<CpuEighPlan<T>> {
         let offsets = spec.offsets(std::mem::size_of::<T>())?;
+        // The matrices and this plan's per-matrix work list must fit in memory (a batch of
+        // 2^54 empty or 1 x 1 matrices passes the overflow checks but not this one).
+        crate::limits::host_bytes(
+            offsets.a_len().saturating_add(spec.batch()),
+            std::mem::size_of::<T>().max(16),
+            "eigh batch exceeds this machine's memory",
+        )?;
         let max_n = spec.max_order();
         let threads = self.threads();
         let parallel = threads > 1 && spec.flops() >= PARALLEL_MIN_FLOPS;

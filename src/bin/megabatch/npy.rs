@@ -75,9 +75,62 @@ fn io_err(name: &str) -> impl FnOnce(std::io::Error) -> NpyError + '_ {
 /// An `.npy` whose header passed [`parse`]: the reader, the shape, the dtype string.
 type Parsed<'a> = (NpyFile<&'a [u8]>, Vec<usize>, String);
 
+/// Deepest bracket nesting a plain-dtype header needs: the dict and the shape tuple.
+const MAX_HEADER_NESTING: usize = 2;
+
+/// Refuses headers that no plain-dtype array has before npyz parses them: more than one dict
+/// or brackets nested deeper than [`MAX_HEADER_NESTING`]. npyz's Python-literal grammar
+/// backtracks exponentially on nested brackets (a 200-byte header of `{{{{...` ran for
+/// minutes under the `npy` fuzzer).
+fn check_header_shape(bytes: &[u8], name: &str) -> Result<(), NpyError> {
+    let (len, start): (Option<usize>, usize) = match bytes.get(6) {
+        Some(1) => (
+            bytes
+                .get(8..10)
+                .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]]))),
+            10,
+        ),
+        Some(2 | 3) => (
+            bytes
+                .get(8..12)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize),
+            12,
+        ),
+        _ => (None, 0),
+    };
+    let Some(text) = len.and_then(|len| bytes.get(start..start.checked_add(len)?)) else {
+        // Not a header npyz can read either; let it report the problem.
+        return Ok(());
+    };
+    let (mut depth, mut deepest, mut dicts) = (0usize, 0usize, 0usize);
+    let mut quote = None;
+    for &c in text {
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(c),
+            (None, b'{' | b'(' | b'[') => {
+                dicts += usize::from(c == b'{');
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, b'}' | b')' | b']') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if dicts > 1 || deepest > MAX_HEADER_NESTING {
+        return Err(format_err(
+            name,
+            "header is not a plain-dtype array header (nested brackets)",
+        ));
+    }
+    Ok(())
+}
+
 /// Parses the header of `bytes`: C order, a plain dtype, and a shape whose elements of
 /// `size_of(dtype)` bytes fit in `bytes`.
 fn parse<'a>(bytes: &'a [u8], name: &str) -> Result<Parsed<'a>, NpyError> {
+    check_header_shape(bytes, name)?;
     let npy = NpyFile::new(bytes).map_err(io_err(name))?;
     if npy.order() != Order::C {
         return Err(format_err(
