@@ -114,6 +114,11 @@ pub fn eigh(data: &[u8]) {
     }
 }
 
+/// A size of at least 2^32 from the input.
+fn huge(b: &mut Bytes) -> usize {
+    (b.u64() | 1 << 32) as usize
+}
+
 fn eigh_typed<T: Real>(mode: u8, b: &mut Bytes) {
     let vectors = mode & 2 != 0;
     let hostile = mode & 4 != 0;
@@ -127,10 +132,20 @@ fn eigh_typed<T: Real>(mode: u8, b: &mut Bytes) {
                     .collect::<Vec<_>>(),
             )
         }
-        (true, false) => EighSpec::uniform(b.u64() as usize, b.u64() as usize),
+        // Hostile orders and batches start at 2^32, beyond any machine's memory, so planning
+        // them must fail at once: a plan of a merely large order (say 5,120) is valid and
+        // warms faer up with one full decomposition per thread, minutes under ASan.
+        (true, false) => {
+            let n = if mode & 32 == 0 {
+                usize::from(b.u8() % 8)
+            } else {
+                huge(b)
+            };
+            EighSpec::uniform(n, huge(b))
+        }
         (true, true) => {
             let count = b.u8() % 4;
-            EighSpec::ragged((0..count).map(|_| b.u64() as usize).collect::<Vec<_>>())
+            EighSpec::ragged((0..count).map(|_| huge(b)).collect::<Vec<_>>())
         }
     }
     .with_vectors(vectors);
@@ -153,6 +168,8 @@ fn eigh_typed<T: Real>(mode: u8, b: &mut Bytes) {
         _ => 0,
     };
     let a_len = offsets.a_len().saturating_add_signed(skew);
+    // What was applied: -1 on an empty batch leaves the length right.
+    let skew = a_len as isize - offsets.a_len() as isize;
     let a = values::<T>(b.rest(), a_len, specials);
     let mut w = vec![T::zero(); offsets.w_len()];
     let mut v = vec![T::zero(); if vectors { offsets.a_len() } else { 0 }];
@@ -193,7 +210,9 @@ fn eigh_typed<T: Real>(mode: u8, b: &mut Bytes) {
                     let bound = T::one() + T::of(1e-3);
                     assert!(
                         vi.iter().all(|x| x.abs() <= bound),
-                        "eigenvector entry beyond 1"
+                        "eigenvector entry beyond 1, matrix {i} of order {}: w = {wi:?}, v = {vi:?}, a = {:?}",
+                        slot.n,
+                        &a[slot.a_start..slot.a_start + slot.n * slot.n]
                     );
                 }
             }
