@@ -38,14 +38,14 @@ impl<T: Real> AutoEighPlan<T> {
     }
 }
 
-/// Bytes an eigh call reads and writes: A, W and (if asked) V.
+/// Bytes an eigh call reads and writes: A, W and (if asked) V. A spec whose lengths overflow
+/// counts 0 here; its plan fails with `TooLarge` anyway.
 fn eigh_bytes<T: Real>(spec: &EighSpec) -> f64 {
-    let (mut elements, sizes) = (0.0, 0..spec.batch());
-    for i in sizes {
-        let n = spec.order(i) as f64;
-        elements += n * n + n + if spec.vectors() { n * n } else { 0.0 };
-    }
-    elements * std::mem::size_of::<T>() as f64
+    let size = std::mem::size_of::<T>();
+    spec.offsets(size).map_or(0.0, |o| {
+        let v = if spec.vectors() { o.a_len() } else { 0 };
+        (o.a_len() + o.w_len() + v) as f64 * size as f64
+    })
 }
 
 impl Auto {

@@ -116,11 +116,8 @@ pub fn time_eigh<T: Real>(
 ) -> CliResult<(f64, BackendKind)> {
     let mut plan = auto.plan_eigh_for::<T>(spec, residency)?;
     let ran_on = plan.backend();
-    let (mut a_len, mut w_len) = (0, 0);
-    for i in 0..spec.batch() {
-        a_len += spec.order(i) * spec.order(i);
-        w_len += spec.order(i);
-    }
+    let offsets = spec.offsets(std::mem::size_of::<T>())?;
+    let (a_len, w_len) = (offsets.a_len(), offsets.w_len());
     let a = filled(auto, residency, uniform(a_len, 7).map(T::of).collect())?;
     let mut w = auto.alloc_on::<T>(home(residency), w_len)?;
     let mut v = match spec.vectors() {
