@@ -15,7 +15,7 @@
 
 use crate::Real;
 
-use super::tridiag_ql::NoConvergence;
+use super::tridiag_ql::{negligible_floor, NoConvergence};
 
 type Lanes<T, const L: usize> = [T; L];
 
@@ -203,7 +203,7 @@ pub(crate) fn implicit_ql_lanes<T: Real, const L: usize>(
     }
     e[n - 1] = splat(zero);
     let mut f = splat::<T, L>(zero);
-    let mut tst1 = splat::<T, L>(zero);
+    let mut tst1 = splat::<T, L>(negligible_floor::<T>());
     for l in 0..n {
         let mut m = [l; L];
         let mut active = [false; L];

@@ -26,6 +26,19 @@ fn fast_hypot<T: Real>(x: T, y: T) -> T {
     }
 }
 
+/// The smallest `tst1` of the QL deflation test `|e| <= eps * tst1`: off-diagonals below
+/// `SAFE_MIN / eps` are dropped even in a block of tiny entries. Without this floor a block of
+/// subnormal entries (a fuzzed f32 matrix with entries 1e-43 .. 1e-19 makes one) is iterated
+/// in subnormal arithmetic, whose few significant bits give Givens rotations with
+/// `c^2 + s^2` off 1 by 5% and eigenvectors that are not orthonormal. Rotations built from a
+/// normal `e` stay orthogonal to rounding. The caller scales the matrix so that its largest
+/// entry is at least 0.5, so the dropped entries are far below `eps * ||A||`, the backward
+/// error the algorithm guarantees anyway; LAPACK's `xSTEQR` adds `SAFE_MIN` to its test too.
+#[inline(always)]
+pub(crate) fn negligible_floor<T: Real>() -> T {
+    T::SAFE_MIN / (T::epsilon() * T::epsilon())
+}
+
 /// Dot product with four independent partial sums (a fixed order, so results are the same on
 /// every run and thread count), which breaks the add-latency chain of a single accumulator.
 #[inline(always)]
@@ -185,7 +198,7 @@ pub(crate) fn implicit_ql<T: Real>(
     }
     e[n - 1] = zero;
     let mut f = zero;
-    let mut tst1 = zero;
+    let mut tst1 = negligible_floor::<T>();
     for l in 0..n {
         tst1 = tst1.max(d[l].abs() + e[l].abs());
         let mut m = l;
