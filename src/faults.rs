@@ -32,7 +32,7 @@ pub fn clear() {
 }
 
 /// Takes the armed fault if `wanted` accepts it.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 pub(crate) fn take(wanted: impl Fn(Fault) -> bool) -> Option<Fault> {
     ARMED.with(|armed| match armed.get() {
         Some(f) if wanted(f) => {

@@ -55,6 +55,7 @@ mod error;
 pub mod faults;
 mod limits;
 mod reduce;
+pub mod wgsl;
 
 #[path = "../backends/mod.rs"]
 pub mod backends;

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::attention_check::{case, check_on, mask_for, run_on, spec, Case};
+
 use half::{bf16, f16};
 use megabatch::attention::{
     AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
@@ -14,159 +16,13 @@ use megabatch::attention::{
 use megabatch::backends::cpu::Cpu;
 use megabatch::Error;
 use proptest::prelude::*;
-use rand::Rng;
-
-struct Case {
-    spec: AttentionSpec,
-    mask: BlockMask,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-}
-
-/// Naive reference: every (b, h, i), every key j the mask keeps, softmax in f64.
-fn reference(c: &Case) -> (Vec<f64>, Vec<f64>) {
-    let s = c.spec;
-    let (bq, bk) = c.mask.block_size();
-    let d = s.head_dim;
-    let scale = f64::from(s.softmax_scale());
-    let mut o = vec![0.0; c.q.len()];
-    let mut lse = vec![f64::NEG_INFINITY; s.batch * s.heads_q * s.seq_q];
-    for b in 0..s.batch {
-        for h in 0..s.heads_q {
-            let hk = h / (s.heads_q / s.heads_kv);
-            for i in 0..s.seq_q {
-                let row: Vec<(usize, bool)> = c.mask.row(b, h, i / bq).collect();
-                let kept = |j: usize| {
-                    row.iter().any(|&(kb, full)| {
-                        kb == j / bk && (full || c.mask.predicate().keeps(i, j, s.seq_q, s.seq_kv))
-                    })
-                };
-                let qi = &c.q[((b * s.heads_q + h) * s.seq_q + i) * d..][..d];
-                let scores: Vec<(usize, f64)> = (0..s.seq_kv)
-                    .filter(|&j| kept(j))
-                    .map(|j| {
-                        let kj = &c.k[((b * s.heads_kv + hk) * s.seq_kv + j) * d..][..d];
-                        (
-                            j,
-                            scale
-                                * qi.iter()
-                                    .zip(kj)
-                                    .map(|(x, y)| f64::from(*x) * f64::from(*y))
-                                    .sum::<f64>(),
-                        )
-                    })
-                    .collect();
-                if scores.is_empty() {
-                    continue;
-                }
-                let m = scores.iter().fold(f64::NEG_INFINITY, |m, x| m.max(x.1));
-                let z: f64 = scores.iter().map(|x| (x.1 - m).exp()).sum();
-                let out = &mut o[((b * s.heads_q + h) * s.seq_q + i) * d..][..d];
-                for &(j, sc) in &scores {
-                    let p = (sc - m).exp() / z;
-                    let vj = &c.v[((b * s.heads_kv + hk) * s.seq_kv + j) * d..][..d];
-                    for (a, x) in out.iter_mut().zip(vj) {
-                        *a += p * f64::from(*x);
-                    }
-                }
-                lse[(b * s.heads_q + h) * s.seq_q + i] = m + z.ln();
-            }
-        }
-    }
-    (o, lse)
-}
 
 fn run<T: AttentionElement>(c: &Case, threads: usize) -> (Vec<f64>, Vec<f32>) {
-    let cpu = Cpu::with_threads(threads).unwrap();
-    let conv = |x: &[f32]| x.iter().map(|&v| T::from_f32(v)).collect::<Vec<T>>();
-    let (q, k, v) = (conv(&c.q), conv(&c.k), conv(&c.v));
-    let mut plan = SparseAttention::<T>::plan_attention(&cpu, &c.spec, &c.mask).unwrap();
-    let mut o = vec![T::from_f32(0.0); q.len()];
-    let mut lse = vec![0.0f32; c.spec.batch * c.spec.heads_q * c.spec.seq_q];
-    cpu.attention_host(&mut plan, &q, &k, &v, &mut o, Some(&mut lse))
-        .unwrap();
-    (o.iter().map(|x| f64::from(x.to_f32())).collect(), lse)
-}
-
-/// Inputs already rounded to `T`, so the reference sees exactly what the kernel reads.
-fn case<T: AttentionElement>(spec: AttentionSpec, mask: BlockMask, seed: u64) -> Case {
-    let mut rng = common::rng(seed);
-    let (ql, kvl, _) = spec.lens().unwrap();
-    let mut gen = |n: usize| {
-        (0..n)
-            .map(|_| T::from_f32(rng.random::<f32>() * 4.0 - 2.0).to_f32())
-            .collect::<Vec<f32>>()
-    };
-    Case {
-        q: gen(ql),
-        k: gen(kvl),
-        v: gen(kvl),
-        spec,
-        mask,
-    }
+    run_on::<T, Cpu>(&Cpu::with_threads(threads).unwrap(), c)
 }
 
 fn check<T: AttentionElement>(c: &Case, unit_roundoff: f64) -> Result<(), TestCaseError> {
-    let (o_ref, lse_ref) = reference(c);
-    let (o, lse) = run::<T>(c, 2);
-    let scale = o_ref.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    let tol = (1e-5 + unit_roundoff) * scale.max(1e-30);
-    for (idx, (a, r)) in o.iter().zip(&o_ref).enumerate() {
-        prop_assert!(
-            (a - r).abs() <= tol,
-            "{} O[{idx}]: {a} vs {r} (tol {tol:e})",
-            T::DTYPE
-        );
-    }
-    for (idx, (a, r)) in lse.iter().zip(&lse_ref).enumerate() {
-        if r.is_infinite() {
-            prop_assert!(*a == f32::NEG_INFINITY, "LSE[{idx}]: {a} for an empty row");
-        } else {
-            prop_assert!((f64::from(*a) - r).abs() <= 1e-5, "LSE[{idx}]: {a} vs {r}");
-        }
-    }
-    Ok(())
-}
-
-fn spec(
-    batch: usize,
-    heads_kv: usize,
-    group: usize,
-    seq_q: usize,
-    seq_kv: usize,
-    head_dim: usize,
-) -> AttentionSpec {
-    AttentionSpec {
-        batch,
-        heads_q: heads_kv * group,
-        heads_kv,
-        seq_q,
-        seq_kv,
-        head_dim,
-        scale: None,
-    }
-}
-
-fn mask_for(sq: usize, skv: usize, block: (usize, usize), kind: u8, seed: u64) -> BlockMask {
-    match kind % 5 {
-        0 => BlockMask::dense(sq, skv, block).unwrap(),
-        1 => BlockMask::causal(sq, skv, block).unwrap(),
-        2 => BlockMask::sliding_window(sq, skv, block, 1 + (seed as usize % 50)).unwrap(),
-        3 if sq == skv => {
-            BlockMask::documents(&[sq / 3, sq - sq / 3], block, seed.is_multiple_of(2)).unwrap()
-        }
-        _ => {
-            // Random blocks, density between 0 and 1.
-            let mut rng = common::rng(seed);
-            let (qb, kb) = (sq.div_ceil(block.0), skv.div_ceil(block.1));
-            let density: f64 = rng.random();
-            let blocks: Vec<bool> = (0..qb * kb)
-                .map(|_| rng.random::<f64>() < density)
-                .collect();
-            BlockMask::from_block_matrix(sq, skv, block, &blocks).unwrap()
-        }
-    }
+    check_on::<T, Cpu>(&Cpu::with_threads(2).unwrap(), c, unit_roundoff)
 }
 
 proptest! {

@@ -82,19 +82,6 @@ impl<T: Real> std::fmt::Debug for CudaEighPlan<T> {
     }
 }
 
-/// The order a matrix of order `n` is padded to in its bucket (even, coarser as n grows, so a
-/// ragged batch needs few launches and wastes at most ~12% of a sweep's rounds).
-fn bucket_order(n: usize) -> usize {
-    let step = match n {
-        0..=16 => 2,
-        17..=32 => 4,
-        33..=64 => 8,
-        65..=128 => 16,
-        _ => 32,
-    };
-    n.max(2).div_ceil(step) * step
-}
-
 /// Threads per team: one per (pair, row) item of a rotation pass, but at most a warp up to
 /// order 32, so small matrices synchronise with warp barriers only; up to 256 above.
 fn team_size(nmax: usize) -> usize {
@@ -238,7 +225,10 @@ impl<T: Real> BatchedEigh<T> for Cuda {
                 for (i, &n) in sizes.iter().enumerate() {
                     if n > 0 {
                         let i = i32::try_from(i).map_err(|_| Error::TooLarge("eigh batch"))?;
-                        buckets.entry(bucket_order(n)).or_default().push(i);
+                        buckets
+                            .entry(crate::eigh::bucket_order(n))
+                            .or_default()
+                            .push(i);
                     }
                 }
                 let mut host: Vec<u8> = Vec::new();

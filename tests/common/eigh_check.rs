@@ -1,7 +1,8 @@
 //! The eigh accuracy suite, for any backend: LAPACK dsyt21 ratios, ordering and sign
 //! convention on LAPACK's matrix types.
 
-use megabatch::{BatchedEigh, EighSpec, Real};
+use megabatch::backends::cpu::Cpu;
+use megabatch::{BatchedEigh, EighSpec, Error, Real};
 
 use super::{eigenvalue_ratio, make, ratios, rng, to_t, MatrixType};
 
@@ -87,4 +88,125 @@ pub fn check_eigh_accuracy<T: Real, B: BatchedEigh<T>>(
         worst.1,
         worst.2
     );
+}
+
+/// A uniform batch through device buffers against the CPU backend's eigenvalues.
+pub fn uniform_matches_cpu<T: Real, B: BatchedEigh<T>>(
+    backend: &B,
+    n: usize,
+    batch: usize,
+    seed: u64,
+) {
+    let mut r = rng(seed);
+    let mut a: Vec<T> = Vec::with_capacity(n * n * batch);
+    for _ in 0..batch {
+        a.extend(to_t::<T>(&make::<T>(MatrixType::RandomDense, n, &mut r)));
+    }
+    let spec = EighSpec::uniform(n, batch).with_vectors(true);
+    let mut plan = BatchedEigh::<T>::plan_eigh(backend, &spec).unwrap();
+    let mut a_dev = backend.alloc::<T>(a.len()).unwrap();
+    backend.upload(&a, &mut a_dev).unwrap();
+    let mut w_dev = backend.alloc::<T>(n * batch).unwrap();
+    let mut v_dev = backend.alloc::<T>(n * n * batch).unwrap();
+    backend
+        .eigh(&mut plan, &a_dev, &mut w_dev, Some(&mut v_dev))
+        .unwrap();
+    let mut w = vec![T::zero(); n * batch];
+    backend.download(&w_dev, &mut w).unwrap();
+
+    let cpu = Cpu::with_threads(2).unwrap();
+    let mut cpu_plan = BatchedEigh::<T>::plan_eigh(&cpu, &EighSpec::uniform(n, batch)).unwrap();
+    let mut w_cpu = vec![T::zero(); n * batch];
+    cpu.eigh_host(&mut cpu_plan, &a, &mut w_cpu, None).unwrap();
+    let eps = T::UNIT_ROUNDOFF.to_f64_lossless();
+    for m in 0..batch {
+        let norm = w_cpu[m * n..(m + 1) * n]
+            .iter()
+            .fold(0.0f64, |acc, x| acc.max(x.to_f64_lossless().abs()));
+        for k in 0..n {
+            let (g, c) = (
+                w[m * n + k].to_f64_lossless(),
+                w_cpu[m * n + k].to_f64_lossless(),
+            );
+            assert!(
+                (g - c).abs() <= 8.0 * n as f64 * eps * norm.max(f64::MIN_POSITIVE),
+                "{} n={n} matrix {m} eigenvalue {k}: {:?} {g} cpu {c}",
+                T::DTYPE,
+                backend.kind()
+            );
+        }
+    }
+}
+
+/// NaN/Inf in a lower triangle: `NonFinite` naming the first such matrix, outputs untouched;
+/// NaN in an upper triangle is never read.
+pub fn check_non_finite_input<B: BatchedEigh<f64>>(backend: &B) {
+    let sizes = [3usize, 5, 4, 5];
+    let spec = EighSpec::ragged(sizes.to_vec()).with_vectors(true);
+    let offsets = spec.offsets(8).unwrap();
+    let mut a = vec![0.0f64; offsets.a_len()];
+    for (i, &n) in sizes.iter().enumerate() {
+        let s = offsets.slot(i);
+        for d in 0..n {
+            a[s.a_start + d * n + d] = 1.0 + d as f64;
+        }
+    }
+    let s2 = offsets.slot(2);
+    a[s2.a_start + 4 + 1] = f64::INFINITY; // lower triangle of matrix 2
+    let s3 = offsets.slot(3);
+    a[s3.a_start + 5 * 4] = f64::NAN; // and of matrix 3
+    let mut plan = BatchedEigh::<f64>::plan_eigh(backend, &spec).unwrap();
+    let mut w = vec![-7.0; offsets.w_len()];
+    let mut v = vec![-7.0; offsets.a_len()];
+    let err = backend
+        .eigh_host(&mut plan, &a, &mut w, Some(&mut v))
+        .unwrap_err();
+    assert!(matches!(err, Error::NonFinite { matrix: 2 }), "{err:?}");
+    assert!(
+        w.iter().chain(&v).all(|&x| x == -7.0),
+        "outputs were written"
+    );
+    // NaN in the (never read) upper triangle is fine.
+    a[s2.a_start + 4 + 1] = 0.5;
+    a[s3.a_start + 5 * 4] = 0.0;
+    a[s3.a_start + 1] = f64::NAN;
+    backend
+        .eigh_host(&mut plan, &a, &mut w, Some(&mut v))
+        .unwrap();
+}
+
+/// A ragged batch of `RandomSpectrum` matrices (orders as `sizes`) gives the CPU backend's
+/// eigenvalues within `8 n eps |w|_max`.
+pub fn ragged_matches_cpu<B: BatchedEigh<f64>>(
+    backend: &B,
+    sizes: &[usize],
+    seed: u64,
+) -> Result<(), String> {
+    let mut r = rng(seed);
+    let mut a: Vec<f64> = Vec::new();
+    for &n in sizes {
+        a.extend(make::<f64>(MatrixType::RandomSpectrum, n, &mut r));
+    }
+    let spec = EighSpec::ragged(sizes.to_vec());
+    let offsets = spec.offsets(8).unwrap();
+    let mut plan = BatchedEigh::<f64>::plan_eigh(backend, &spec).unwrap();
+    let mut w = vec![0.0; offsets.w_len()];
+    backend.eigh_host(&mut plan, &a, &mut w, None).unwrap();
+    let cpu = Cpu::with_threads(1).unwrap();
+    let mut cpu_plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut w_cpu = vec![0.0; offsets.w_len()];
+    cpu.eigh_host(&mut cpu_plan, &a, &mut w_cpu, None).unwrap();
+    for (i, &n) in sizes.iter().enumerate() {
+        let s = offsets.slot(i);
+        let norm = w_cpu[s.w_start..s.w_start + n]
+            .iter()
+            .fold(0.0f64, |m, x| m.max(x.abs()));
+        for k in 0..n {
+            let (g, c) = (w[s.w_start + k], w_cpu[s.w_start + k]);
+            if (g - c).abs() > 8.0 * n as f64 * f64::EPSILON * norm {
+                return Err(format!("matrix {i} n={n} k={k}: {g} vs {c}"));
+            }
+        }
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! independently of the code under test.
 #![allow(dead_code)]
 
+pub mod attention_check;
 pub mod counting_alloc;
 pub mod eigh_check;
 pub mod reduce_check;
@@ -336,6 +337,25 @@ pub fn cuda_or_skip() -> Option<megabatch::backends::cuda::Cuda> {
                 "MEGABATCH_REQUIRE_CUDA=1 but no CUDA device: {e}"
             );
             eprintln!("skipping: no CUDA device ({e})");
+            None
+        }
+    }
+}
+
+/// The wgpu device, or `None` with a notice when there is no adapter; a missing adapter fails
+/// the test when `MEGABATCH_REQUIRE_WGPU=1`.
+#[cfg(feature = "wgpu")]
+#[allow(dead_code)]
+pub fn wgpu_or_skip() -> Option<megabatch::backends::wgpu::Wgpu> {
+    match megabatch::backends::wgpu::Wgpu::new() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            let required = std::env::var("MEGABATCH_REQUIRE_WGPU").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "MEGABATCH_REQUIRE_WGPU=1 but no wgpu adapter: {e}"
+            );
+            eprintln!("skipping: no wgpu adapter ({e})");
             None
         }
     }

@@ -1,0 +1,281 @@
+//! `SparseAttention` on wgpu: `shaders/attention.wgsl`, the online-softmax recurrence over kept
+//! key blocks, one workgroup per (batch, query head, query block), one dispatch per call.
+
+use std::sync::Arc;
+
+use super::context::{padded, unsupported, Binding, Context};
+use super::reduce::element_on;
+use super::Wgpu;
+use crate::attention::{
+    AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
+};
+use crate::error::check_len;
+use crate::wgsl::{AttentionShader, ATTENTION_WORKGROUP};
+use crate::{Error, Result};
+
+const BINDINGS: [Binding; 9] = [
+    Binding::Read,      // q
+    Binding::Read,      // k
+    Binding::Read,      // v
+    Binding::ReadWrite, // o
+    Binding::ReadWrite, // lse
+    Binding::Read,      // rows
+    Binding::Read,      // entries
+    Binding::Read,      // doc ids
+    Binding::Uniform,   // params
+];
+
+/// Loop trips one invocation may make on lavapipe, which stops a shader after 65,535 in all
+/// (see `LAVAPIPE_EIGH_MAX_ORDER`); kept below it with a margin.
+const LAVAPIPE_LOOP_BUDGET: usize = 50_000;
+
+/// A wgpu attention plan: the pipeline, the mask as per-row lists of kept key blocks, the
+/// parameters and the buffers of the host path.
+///
+/// Layouts as [`AttentionSpec`]; `T` = f32, or f16 on adapters with `SHADER_F16`; bf16 is
+/// [`Error::Unsupported`] (WGSL has no bf16). Algorithm: FlashAttention-2's forward
+/// recurrence (Dao, 2023) in f32, as the CPU backend, with Q sub-tiles of `2048 / D` rows and
+/// key chunks of `1024 / D` in workgroup memory; the mask predicate applies inside partial
+/// blocks only.
+pub struct WgpuAttentionPlan<T> {
+    ctx: Arc<Context>,
+    lens: (usize, usize, usize),
+    pipeline: Arc<wgpu::ComputePipeline>,
+    workgroups: u32,
+    q: wgpu::Buffer,
+    k: wgpu::Buffer,
+    v: wgpu::Buffer,
+    o: wgpu::Buffer,
+    lse: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    group: wgpu::BindGroup,
+    _t: std::marker::PhantomData<fn(T)>,
+}
+
+impl<T> std::fmt::Debug for WgpuAttentionPlan<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WgpuAttentionPlan")
+            .field("lens", &self.lens)
+            .field("workgroups", &self.workgroups)
+            .finish()
+    }
+}
+
+/// Row starts and entries (key block, high bit for full blocks) of every mask row, partial
+/// blocks first, as [`BlockMask::row`] yields them.
+fn mask_lists(mask: &BlockMask) -> (Vec<u32>, Vec<u32>, usize) {
+    let (mb, mh) = mask.broadcast_dims();
+    let qb = mask.block_counts().0;
+    let mut rows = Vec::with_capacity(mb * mh * qb + 1);
+    let mut entries = Vec::new();
+    let mut longest = 0;
+    for b in 0..mb {
+        for h in 0..mh {
+            for q in 0..qb {
+                rows.push(entries.len() as u32);
+                let before = entries.len();
+                entries.extend(
+                    mask.row(b, h, q)
+                        .map(|(k, full)| k as u32 | if full { 1 << 31 } else { 0 }),
+                );
+                longest = longest.max(entries.len() - before);
+            }
+        }
+    }
+    rows.push(entries.len() as u32);
+    (rows, entries, longest)
+}
+
+impl<T: AttentionElement> SparseAttention<T> for Wgpu {
+    type AttentionPlan = WgpuAttentionPlan<T>;
+
+    fn plan_attention(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+    ) -> Result<WgpuAttentionPlan<T>> {
+        let ctx = &self.ctx;
+        ctx.check()?;
+        let lens = spec.lens()?;
+        if mask.seq_lens() != (spec.seq_q, spec.seq_kv) {
+            return Err(Error::Mask {
+                position: [0; 4],
+                reason: "mask sequence lengths differ from the spec's",
+            });
+        }
+        if !mask.fits(spec.batch, spec.heads_q) {
+            return Err(Error::Mask {
+                position: [0; 4],
+                reason: "mask batch/head dimensions must equal the spec's or be 1",
+            });
+        }
+        let elem = element_on::<T>(ctx, "attention")?;
+        let size = std::mem::size_of::<T>();
+        for (len, what) in [
+            (
+                lens.0,
+                "attention Q exceeds the adapter's largest storage binding",
+            ),
+            (
+                lens.1,
+                "attention K exceeds the adapter's largest storage binding",
+            ),
+        ] {
+            let bytes = len.checked_mul(size).ok_or(Error::TooLarge(what))?;
+            ctx.check_binding(bytes, what)?;
+            if len > u32::MAX as usize {
+                return Err(Error::TooLarge("attention tensor exceeds 2^32 elements"));
+            }
+        }
+        let shader = AttentionShader {
+            elem,
+            head_dim: spec.head_dim,
+        };
+        let (bq, bk) = mask.block_size();
+        let (qb_count, kb_count) = mask.block_counts();
+        let (rows, entries, longest) = mask_lists(mask);
+        if ctx.summary.is_llvmpipe() {
+            // Loop trips of one invocation: per query sub-tile and key chunk, the score dots
+            // and the V accumulation dominate.
+            let (r, c, d) = (shader.rows(), shader.keys(), spec.head_dim);
+            let per_chunk = (r * c).div_ceil(ATTENTION_WORKGROUP) * (d + 1)
+                + (r * d).div_ceil(ATTENTION_WORKGROUP) * (c + 1)
+                + 3 * c;
+            let trips = bq.div_ceil(r) * longest * bk.div_ceil(c) * per_chunk;
+            if trips > LAVAPIPE_LOOP_BUDGET {
+                return Err(unsupported(format!(
+                    "attention with {longest} kept blocks of {bq}x{bk} per row at D = {d} on \
+                     lavapipe (about {trips} loop trips per invocation; llvmpipe stops shaders \
+                     after 65,535)"
+                )));
+            }
+        }
+        let (predicate, window, ids): (u32, u32, Vec<u32>) = match mask.predicate() {
+            MaskPredicate::None => (0, 0, Vec::new()),
+            MaskPredicate::Causal => (1, 0, Vec::new()),
+            MaskPredicate::SlidingWindow { window } => (2, *window as u32, Vec::new()),
+            MaskPredicate::Documents { ids, causal } => (3 + u32::from(*causal), 0, ids.clone()),
+        };
+        let tasks = spec.batch * spec.heads_q * qb_count;
+        let (mb, mh) = mask.broadcast_dims();
+        let params: [u32; 16] = [
+            spec.batch as u32,
+            spec.heads_q as u32,
+            spec.heads_kv as u32,
+            spec.seq_q as u32,
+            spec.seq_kv as u32,
+            bq as u32,
+            bk as u32,
+            qb_count as u32,
+            kb_count as u32,
+            u32::from(mb == 1),
+            u32::from(mh == 1),
+            predicate,
+            window,
+            1,
+            spec.softmax_scale().to_bits(),
+            u32::try_from(tasks).map_err(|_| Error::TooLarge("attention tasks exceed 2^32"))?,
+        ];
+        let pipeline = ctx.pipeline(&shader.key(), &BINDINGS, || shader.source())?;
+        let rows_buf = ctx.storage_buffer("attention rows", rows.len(), 4)?;
+        ctx.write(&rows_buf, bytemuck::cast_slice(&rows))?;
+        let entries_buf = ctx.storage_buffer("attention entries", entries.len().max(1), 4)?;
+        ctx.write(&entries_buf, bytemuck::cast_slice(&entries))?;
+        let ids_buf = ctx.storage_buffer("attention doc ids", ids.len().max(1), 4)?;
+        ctx.write(&ids_buf, bytemuck::cast_slice(&ids))?;
+        let params_buf = ctx.uniform_buffer(bytemuck::cast_slice(&params))?;
+        let q = ctx.storage_buffer("attention q", lens.0, size)?;
+        let k = ctx.storage_buffer("attention k", lens.1, size)?;
+        let v = ctx.storage_buffer("attention v", lens.1, size)?;
+        let o = ctx.storage_buffer("attention o", lens.0, size)?;
+        let lse = ctx.storage_buffer("attention lse", lens.2, 4)?;
+        let staging = ctx.staging_buffer(lse_offset(lens.0 * size) + 4 * lens.2 as u64)?;
+        let group = ctx.bind_group(
+            &pipeline,
+            &[
+                &q,
+                &k,
+                &v,
+                &o,
+                &lse,
+                &rows_buf,
+                &entries_buf,
+                &ids_buf,
+                &params_buf,
+            ],
+        )?;
+        Ok(WgpuAttentionPlan {
+            ctx: Arc::clone(ctx),
+            lens,
+            pipeline,
+            workgroups: tasks.clamp(1, ctx.summary.max_workgroups_per_dim as usize) as u32,
+            q,
+            k,
+            v,
+            o,
+            lse,
+            staging,
+            group,
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    fn attention_host(
+        &self,
+        plan: &mut WgpuAttentionPlan<T>,
+        q: &[T],
+        k: &[T],
+        v: &[T],
+        o: &mut [T],
+        lse: Option<&mut [f32]>,
+    ) -> Result<()> {
+        self.check_owner(&plan.ctx, "attention plan from another backend instance")?;
+        let (q_len, kv_len, lse_len) = plan.lens;
+        check_len("q", q_len, q.len())?;
+        check_len("k", kv_len, k.len())?;
+        check_len("v", kv_len, v.len())?;
+        check_len("o", q_len, o.len())?;
+        if let Some(l) = lse.as_deref() {
+            check_len("lse", lse_len, l.len())?;
+        }
+        let ctx = &plan.ctx;
+        ctx.write(&plan.q, bytemuck::cast_slice(q))?;
+        ctx.write(&plan.k, bytemuck::cast_slice(k))?;
+        ctx.write(&plan.v, bytemuck::cast_slice(v))?;
+        let mut encoder = ctx.encoder();
+        if q_len > 0 {
+            Context::record(
+                &mut encoder,
+                [(&*plan.pipeline, &plan.group, plan.workgroups)],
+            );
+        }
+        let o_bytes = std::mem::size_of_val(o);
+        let lse_at = lse_offset(o_bytes);
+        let lse_bytes = 4 * lse_len as u64;
+        if o_bytes > 0 {
+            encoder.copy_buffer_to_buffer(&plan.o, 0, &plan.staging, 0, padded(o_bytes as u64));
+        }
+        if lse.is_some() && lse_bytes > 0 {
+            encoder.copy_buffer_to_buffer(&plan.lse, 0, &plan.staging, lse_at, lse_bytes);
+        }
+        ctx.submit(encoder)?;
+        let total = if lse.is_some() {
+            lse_at + lse_bytes
+        } else {
+            o_bytes as u64
+        };
+        ctx.read_mapped(&plan.staging, total, |bytes| {
+            bytemuck::cast_slice_mut::<T, u8>(o).copy_from_slice(&bytes[..o_bytes]);
+            if let Some(l) = lse {
+                let at = lse_at as usize;
+                bytemuck::cast_slice_mut::<f32, u8>(l)
+                    .copy_from_slice(&bytes[at..at + lse_bytes as usize]);
+            }
+        })
+    }
+}
+
+/// Where LSE starts in the staging buffer, after O (8-byte aligned for the copy and the map).
+fn lse_offset(o_bytes: usize) -> u64 {
+    (o_bytes as u64).next_multiple_of(8)
+}

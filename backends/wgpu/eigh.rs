@@ -1,0 +1,366 @@
+//! `BatchedEigh` on wgpu: the parallel-ordering Jacobi shader (`shaders/eigh_jacobi.wgsl`),
+//! a team of invocations per matrix, matrices bucketed by order, one dispatch per bucket, all
+//! in one compute pass of one submission.
+
+use std::sync::Arc;
+
+use super::context::{padded, unsupported, Binding, Context};
+use super::{Wgpu, WgpuBuffer};
+use crate::wgsl::{EighShader, WgslFloat};
+use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
+
+/// Largest order the wgpu eigh accepts. Above it, Jacobi's O(n^3) per sweep on one workgroup
+/// per matrix stops paying against the CPU's Householder/divide-and-conquer path, which
+/// `Auto` uses there; the shader itself packs pair indices in 16 bits.
+pub const WGPU_EIGH_MAX_ORDER: usize = 1024;
+
+/// Largest order on Mesa's lavapipe (llvmpipe), which stops a shader invocation after 65,535
+/// loop iterations in all (`LP_MAX_TGSI_LOOP_ITERATIONS` in Mesa's gallivm) and so would
+/// return unconverged results for larger matrices; measured: order 112 still converges there,
+/// 120 does not. Real GPUs have no such limit.
+pub const LAVAPIPE_EIGH_MAX_ORDER: usize = 96;
+
+/// Largest global workspace (matrices that do not fit in workgroup memory), in bytes.
+const WORKSPACE_BUDGET: usize = 256 << 20;
+
+const BINDINGS: [Binding; 7] = [
+    Binding::Read,      // a
+    Binding::ReadWrite, // w
+    Binding::ReadWrite, // v
+    Binding::Read,      // tables
+    Binding::ReadWrite, // work
+    Binding::ReadWrite, // status
+    Binding::Uniform,   // params
+];
+
+/// One dispatch: the matrices of one bucket.
+struct Dispatch {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    params: wgpu::Buffer,
+    workgroups: u32,
+}
+
+/// Bind groups for one (a, w, v) triple of buffers, one per dispatch.
+struct Bound {
+    key: (u64, u64, u64),
+    groups: Vec<wgpu::BindGroup>,
+}
+
+/// Buffers for [`BatchedEigh::eigh_host`]: device copies of a, w, v and one staging buffer
+/// holding status, w and v for a single mapping per call.
+struct HostPath {
+    a: wgpu::Buffer,
+    w: wgpu::Buffer,
+    v: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    groups: Vec<wgpu::BindGroup>,
+}
+
+/// A wgpu eigh plan: pipelines, per-matrix tables, workspace, status word and staging.
+///
+/// Layouts as [`EighSpec`] (row-major `[batch, n, n]` or ragged, lower triangle read; `w`
+/// ascending; eigenvectors as columns of `v`), `T` = f32, or f64 on adapters with
+/// `SHADER_F64`. Algorithm: two-sided cyclic Jacobi in the parallel (round-robin) ordering,
+/// Golub & Van Loan, *Matrix Computations* (4th ed.) Alg. 8.5.1-8.5.3, Demmel & Veselic's
+/// (1992) skip rule, at most 60 sweeps; the same as the CUDA backend's. `eigh_host` reports
+/// [`Error::NonFinite`] and [`Error::NoConvergence`]; device-buffer `eigh` leaves the outputs
+/// of such a matrix unwritten (no readback: it does not wait for the GPU).
+pub struct WgpuEighPlan<T: Real> {
+    ctx: Arc<Context>,
+    offsets: EighOffsets,
+    vectors: bool,
+    dispatches: Vec<Dispatch>,
+    tables: wgpu::Buffer,
+    work: wgpu::Buffer,
+    status: wgpu::Buffer,
+    dummy_v: wgpu::Buffer,
+    bound: Option<Bound>,
+    host: Option<HostPath>,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Real> std::fmt::Debug for WgpuEighPlan<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WgpuEighPlan")
+            .field("dtype", &T::DTYPE)
+            .field("vectors", &self.vectors)
+            .field("dispatches", &self.dispatches.len())
+            .finish()
+    }
+}
+
+fn dtype<T: Real>() -> WgslFloat {
+    WgslFloat::of::<T>().expect("Real is f32 or f64")
+}
+
+/// Bytes of the status word at the start of the staging buffer, padded to the map alignment.
+const STATUS_BYTES: u64 = 8;
+
+impl<T: Real> BatchedEigh<T> for Wgpu {
+    type EighPlan = WgpuEighPlan<T>;
+
+    fn plan_eigh(&self, spec: &EighSpec) -> Result<WgpuEighPlan<T>> {
+        let ctx = &self.ctx;
+        ctx.check()?;
+        let elem = std::mem::size_of::<T>();
+        let offsets = spec.offsets(elem)?;
+        let d = dtype::<T>();
+        if d == WgslFloat::F64 && !ctx.summary.f64 {
+            return Err(unsupported(format!(
+                "f64 eigh: adapter {} lacks SHADER_F64",
+                ctx.summary.name
+            )));
+        }
+        if spec.max_order() > WGPU_EIGH_MAX_ORDER {
+            return Err(unsupported(format!(
+                "eigh of order {} (the wgpu Jacobi solver takes n <= {WGPU_EIGH_MAX_ORDER}; \
+                 use the CPU backend)",
+                spec.max_order()
+            )));
+        }
+        if ctx.summary.is_llvmpipe() && spec.max_order() > LAVAPIPE_EIGH_MAX_ORDER {
+            return Err(unsupported(format!(
+                "eigh of order {} on lavapipe (n <= {LAVAPIPE_EIGH_MAX_ORDER}: llvmpipe stops \
+                 shaders after 65,535 loop iterations)",
+                spec.max_order()
+            )));
+        }
+        let a_bytes = offsets
+            .a_len()
+            .checked_mul(elem)
+            .ok_or(Error::TooLarge("eigh input size overflows usize"))?;
+        ctx.check_binding(
+            a_bytes,
+            "eigh batch exceeds the adapter's largest storage binding",
+        )?;
+        if offsets.a_len() >= u32::MAX as usize || spec.batch() >= u32::MAX as usize {
+            return Err(Error::TooLarge("eigh batch exceeds 32-bit shader indices"));
+        }
+        crate::limits::host_bytes(spec.batch(), 16, "eigh batch exceeds this machine's memory")?;
+        let vectors = spec.vectors();
+        let max_wg = ctx.summary.max_workgroup_storage as usize;
+        // (shader, params, slots of workspace) per bucket; tables: ragged triples, then lists.
+        let mut buckets: Vec<(EighShader, [u32; 4])> = Vec::new();
+        let mut tables: Vec<u32> = Vec::new();
+        match spec.layout() {
+            EighLayout::Uniform { n, batch } => {
+                if *batch > 0 && *n > 0 {
+                    let shader = EighShader::for_order(d, *n, vectors, max_wg);
+                    buckets.push((shader, [*batch as u32, u32::MAX, *n as u32, 0]));
+                }
+            }
+            EighLayout::Ragged { sizes } => {
+                let mut lists: std::collections::BTreeMap<usize, Vec<u32>> = Default::default();
+                for (i, &n) in sizes.iter().enumerate() {
+                    let slot = offsets.slot(i);
+                    tables.extend([slot.a_start as u32, slot.w_start as u32, n as u32]);
+                    if n > 0 {
+                        lists
+                            .entry(crate::eigh::bucket_order(n))
+                            .or_default()
+                            .push(i as u32);
+                    }
+                }
+                for (nmax, list) in lists {
+                    let shader = EighShader::for_order(d, nmax, vectors, max_wg);
+                    let at = tables.len() as u32;
+                    buckets.push((shader, [list.len() as u32, at, 0, 1]));
+                    tables.extend(list);
+                }
+            }
+        }
+        let tables_buf = ctx.storage_buffer("eigh tables", tables.len().max(1), 4)?;
+        ctx.write(&tables_buf, bytemuck::cast_slice(&tables))?;
+        let mut dispatches = Vec::with_capacity(buckets.len());
+        let mut work_len = 1usize;
+        for (shader, params) in &buckets {
+            if shader.workgroup_size() > ctx.summary.max_invocations as usize {
+                return Err(unsupported(format!(
+                    "eigh needs workgroups of {} invocations; the adapter allows {}",
+                    shader.workgroup_size(),
+                    ctx.summary.max_invocations
+                )));
+            }
+            let groups = (params[0] as usize).div_ceil(shader.teams);
+            let mut workgroups = groups.min(ctx.summary.max_workgroups_per_dim as usize);
+            if !shader.in_workgroup {
+                let slot = shader.slot_len() * elem;
+                let budget = WORKSPACE_BUDGET.min(ctx.summary.max_storage_binding as usize);
+                workgroups = workgroups.min((budget / slot).max(1));
+                if workgroups * slot > ctx.summary.max_storage_binding as usize {
+                    return Err(Error::TooLarge(
+                        "one eigh workspace slot exceeds the adapter's largest storage binding",
+                    ));
+                }
+                work_len = work_len.max(workgroups * shader.slot_len());
+            }
+            let pipeline = ctx.pipeline(&shader.key(), &BINDINGS, || shader.source())?;
+            dispatches.push(Dispatch {
+                pipeline,
+                params: ctx.uniform_buffer(bytemuck::cast_slice(params))?,
+                workgroups: workgroups as u32,
+            });
+        }
+        Ok(WgpuEighPlan {
+            ctx: Arc::clone(ctx),
+            offsets,
+            vectors,
+            dispatches,
+            tables: tables_buf,
+            work: ctx.storage_buffer("eigh workspace", work_len, elem)?,
+            status: ctx.storage_buffer("eigh status", 2, 4)?,
+            dummy_v: ctx.storage_buffer("eigh no vectors", 1, elem)?,
+            bound: None,
+            host: None,
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    fn eigh(
+        &self,
+        plan: &mut WgpuEighPlan<T>,
+        a: &WgpuBuffer<T>,
+        w: &mut WgpuBuffer<T>,
+        v: Option<&mut WgpuBuffer<T>>,
+    ) -> Result<()> {
+        self.check_owner(&plan.ctx, "eigh plan from another backend instance")?;
+        plan.offsets
+            .check(plan.vectors, a.len, w.len, v.as_ref().map(|v| v.len))?;
+        let key = (a.key(), w.key(), v.as_ref().map_or(0, |v| v.key()));
+        if plan.bound.as_ref().map(|b| b.key) != Some(key) {
+            let v_buf = v.as_ref().map_or(&plan.dummy_v, |v| &v.buffer);
+            let groups = plan.bind_groups(&a.buffer, &w.buffer, v_buf)?;
+            plan.bound = Some(Bound { key, groups });
+        }
+        let mut encoder = plan.ctx.encoder();
+        let groups = &plan.bound.as_ref().expect("bound above").groups;
+        plan.record(&mut encoder, groups);
+        plan.ctx.submit(encoder)
+    }
+
+    fn eigh_host(
+        &self,
+        plan: &mut WgpuEighPlan<T>,
+        a: &[T],
+        w: &mut [T],
+        v: Option<&mut [T]>,
+    ) -> Result<()> {
+        self.check_owner(&plan.ctx, "eigh plan from another backend instance")?;
+        plan.offsets
+            .check(plan.vectors, a.len(), w.len(), v.as_ref().map(|v| v.len()))?;
+        if plan.host.is_none() {
+            plan.host = Some(plan.host_path()?);
+        }
+        let ctx = Arc::clone(&plan.ctx);
+        let host = plan.host.as_ref().expect("made above");
+        ctx.write(&host.a, bytemuck::cast_slice(a))?;
+        let mut encoder = ctx.encoder();
+        plan.record(&mut encoder, &host.groups);
+        let (w_bytes, v_bytes) = plan.byte_lens();
+        let (w_at, v_at) = staging_offsets(w_bytes);
+        encoder.copy_buffer_to_buffer(&plan.status, 0, &host.staging, 0, STATUS_BYTES);
+        if w_bytes > 0 {
+            encoder.copy_buffer_to_buffer(&host.w, 0, &host.staging, w_at, padded(w_bytes));
+        }
+        if plan.vectors && v_bytes > 0 {
+            encoder.copy_buffer_to_buffer(&host.v, 0, &host.staging, v_at, padded(v_bytes));
+        }
+        ctx.submit(encoder)?;
+        let total = if plan.vectors {
+            v_at + v_bytes
+        } else {
+            w_at + w_bytes
+        };
+        ctx.read_mapped(&host.staging, total, |bytes| {
+            let status: [u32; 2] = bytemuck::pod_read_unaligned(&bytes[..8]);
+            if status[0] != 0 {
+                return Err(Error::NonFinite {
+                    matrix: !status[0] as usize,
+                });
+            }
+            if status[1] != 0 {
+                return Err(Error::NoConvergence {
+                    matrix: !status[1] as usize,
+                });
+            }
+            let w_at = w_at as usize;
+            bytemuck::cast_slice_mut::<T, u8>(w)
+                .copy_from_slice(&bytes[w_at..w_at + w_bytes as usize]);
+            if let Some(v) = v {
+                let v_at = v_at as usize;
+                bytemuck::cast_slice_mut::<T, u8>(v)
+                    .copy_from_slice(&bytes[v_at..v_at + v_bytes as usize]);
+            }
+            Ok(())
+        })?
+    }
+}
+
+/// Where w and v start in the staging buffer (after the status word, 8-byte aligned so both
+/// copies and the map range stay aligned).
+fn staging_offsets(w_bytes: u64) -> (u64, u64) {
+    let w_at = STATUS_BYTES;
+    (w_at, (w_at + w_bytes).next_multiple_of(8))
+}
+
+impl<T: Real> WgpuEighPlan<T> {
+    fn byte_lens(&self) -> (u64, u64) {
+        let elem = std::mem::size_of::<T>() as u64;
+        (
+            self.offsets.w_len() as u64 * elem,
+            self.offsets.a_len() as u64 * elem,
+        )
+    }
+
+    fn bind_groups(
+        &self,
+        a: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        v: &wgpu::Buffer,
+    ) -> Result<Vec<wgpu::BindGroup>> {
+        self.dispatches
+            .iter()
+            .map(|d| {
+                self.ctx.bind_group(
+                    &d.pipeline,
+                    &[a, w, v, &self.tables, &self.work, &self.status, &d.params],
+                )
+            })
+            .collect()
+    }
+
+    /// Clears the status word and records every dispatch in one compute pass.
+    fn record(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
+        encoder.clear_buffer(&self.status, 0, None);
+        Context::record(
+            encoder,
+            self.dispatches
+                .iter()
+                .zip(groups)
+                .map(|(d, g)| (&*d.pipeline, g, d.workgroups)),
+        );
+    }
+
+    fn host_path(&self) -> Result<HostPath> {
+        let ctx = &self.ctx;
+        let elem = std::mem::size_of::<T>();
+        let (w_bytes, v_bytes) = self.byte_lens();
+        let a = ctx.storage_buffer("eigh a", self.offsets.a_len(), elem)?;
+        let w = ctx.storage_buffer("eigh w", self.offsets.w_len(), elem)?;
+        let v = if self.vectors {
+            ctx.storage_buffer("eigh v", self.offsets.a_len(), elem)?
+        } else {
+            self.dummy_v.clone()
+        };
+        let (_, v_at) = staging_offsets(w_bytes);
+        let staging = ctx.staging_buffer(v_at + if self.vectors { v_bytes } else { 0 })?;
+        let groups = self.bind_groups(&a, &w, &v)?;
+        Ok(HostPath {
+            a,
+            w,
+            v,
+            staging,
+            groups,
+        })
+    }
+}

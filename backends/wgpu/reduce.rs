@@ -1,0 +1,306 @@
+//! `Reducer` on wgpu: `shaders/reduce.wgsl`, a fixed grid per plan so results are the same
+//! bits on every call; whole arrays in two dispatches (partials, then their fold) in one pass.
+
+use std::sync::Arc;
+
+use super::context::{unsupported, Binding, Context};
+use super::{Wgpu, WgpuBuffer};
+use crate::wgsl::{ReduceShader, WgslFloat, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
+use crate::{Error, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
+
+/// Stage-1 workgroups of a whole-array reduction at most: enough to fill a large GPU, few
+/// enough that one workgroup folds the partials, and at least `len / 2^16` elements per
+/// invocation stay under lavapipe's loop limit up to 2^32 elements.
+const MAX_PARTS: usize = 1024;
+
+/// Elements each stage-1 invocation takes at least (fewer workgroups for short arrays).
+const PER_INVOCATION: usize = 16;
+
+const BINDINGS: [Binding; 6] = [
+    Binding::Read,      // x
+    Binding::Read,      // y
+    Binding::ReadWrite, // out
+    Binding::ReadWrite, // partials
+    Binding::Read,      // offsets
+    Binding::Uniform,   // params
+];
+
+struct Dispatch {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    workgroups: u32,
+}
+
+struct Bound {
+    key: (u64, u64, u64),
+    groups: Vec<wgpu::BindGroup>,
+}
+
+struct HostPath {
+    x: wgpu::Buffer,
+    y: wgpu::Buffer,
+    out: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    groups: Vec<wgpu::BindGroup>,
+}
+
+/// A wgpu reduction plan: pipelines, partials, segment offsets, parameters and staging.
+///
+/// Operations and layouts as [`ReduceSpec`]; `T` = f32, f64 (adapters with `SHADER_F64`) or
+/// f16 (adapters with `SHADER_F16`, accumulated in f32); bf16 is [`Error::Unsupported`]
+/// (WGSL has no bf16). Deterministic: a fixed grid per plan, each invocation folding a fixed
+/// strided set of elements in order, then a fixed binary tree in workgroup memory (CUB's
+/// two-stage DeviceReduce without atomics). NaN propagates through max/min explicitly.
+pub struct WgpuReducePlan<T: Reducible> {
+    ctx: Arc<Context>,
+    shape: ReduceShape,
+    dispatches: Vec<Dispatch>,
+    partials: wgpu::Buffer,
+    offsets: wgpu::Buffer,
+    params: wgpu::Buffer,
+    dummy_y: wgpu::Buffer,
+    bound: Option<Bound>,
+    host: Option<HostPath>,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Reducible> std::fmt::Debug for WgpuReducePlan<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WgpuReducePlan")
+            .field("shape", &self.shape)
+            .field("dispatches", &self.dispatches.len())
+            .finish()
+    }
+}
+
+/// The WGSL element type of `T`, if this adapter can run it.
+pub(crate) fn element_on<T: 'static>(ctx: &Context, what: &str) -> Result<WgslFloat> {
+    let elem = WgslFloat::of::<T>().ok_or_else(|| {
+        unsupported(format!(
+            "{what} of {}: WGSL has no such type",
+            std::any::type_name::<T>()
+        ))
+    })?;
+    let missing = match elem {
+        WgslFloat::F64 if !ctx.summary.f64 => Some("SHADER_F64"),
+        WgslFloat::F16 if !ctx.summary.f16 => Some("SHADER_F16"),
+        _ => None,
+    };
+    match missing {
+        Some(feature) => Err(unsupported(format!(
+            "{what} of {}: adapter {} lacks {feature}",
+            elem.name(),
+            ctx.summary.name
+        ))),
+        None => Ok(elem),
+    }
+}
+
+fn u32_of(n: usize, what: &'static str) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::TooLarge(what))
+}
+
+impl<T: Reducible> Reducer<T> for Wgpu {
+    type ReducePlan = WgpuReducePlan<T>;
+
+    fn plan_reduce(&self, spec: &ReduceSpec) -> Result<WgpuReducePlan<T>> {
+        let ctx = &self.ctx;
+        ctx.check()?;
+        let shape = spec.shape()?;
+        let elem = element_on::<T>(ctx, "reduction")?;
+        let size = std::mem::size_of::<T>();
+        let x_bytes = shape
+            .x_len
+            .checked_mul(size)
+            .ok_or(Error::TooLarge("reduction input size overflows usize"))?;
+        ctx.check_binding(
+            x_bytes,
+            "reduction input exceeds the adapter's largest storage binding",
+        )?;
+        let len = u32_of(shape.x_len, "reduction input exceeds 2^32 elements")?;
+        let max_groups = ctx.summary.max_workgroups_per_dim as usize;
+        let shaders = ReduceShader::for_spec(spec, elem);
+        let (params, offsets, groups): ([u32; 4], Vec<u32>, Vec<usize>) = match spec {
+            ReduceSpec::Full { .. } => {
+                let parts = shape
+                    .x_len
+                    .div_ceil(REDUCE_WORKGROUP * PER_INVOCATION)
+                    .clamp(1, MAX_PARTS);
+                (
+                    [len, 0, parts as u32, len],
+                    Vec::new(),
+                    if parts == 1 { vec![1] } else { vec![parts, 1] },
+                )
+            }
+            ReduceSpec::Rows { rows, cols, .. } => {
+                let tiles = cols.div_ceil(REDUCE_WORKGROUP / REDUCE_ROW_LANES);
+                (
+                    [
+                        u32_of(*rows, "too many rows")?,
+                        u32_of(*cols, "too many columns")?,
+                        0,
+                        u32_of(*rows, "too many rows")?,
+                    ],
+                    Vec::new(),
+                    vec![tiles.clamp(1, max_groups)],
+                )
+            }
+            ReduceSpec::Segments { offsets, .. } => {
+                let nseg = offsets.len() - 1;
+                let table = offsets
+                    .iter()
+                    .map(|&o| u32_of(o, "segment offset exceeds 2^32"))
+                    .collect::<Result<Vec<u32>>>()?;
+                (
+                    [u32_of(nseg, "too many segments")?, 0, 0, 0],
+                    table,
+                    vec![nseg.clamp(1, max_groups)],
+                )
+            }
+        };
+        // One workgroup folds a whole array when stage 1 needs only one.
+        let used = &shaders[..groups.len()];
+        let mut dispatches = Vec::with_capacity(used.len());
+        for (shader, &workgroups) in used.iter().zip(&groups) {
+            dispatches.push(Dispatch {
+                pipeline: ctx.pipeline(&shader.key(), &BINDINGS, || shader.source())?,
+                workgroups: workgroups as u32,
+            });
+        }
+        let acc = std::mem::size_of::<T::Acc>();
+        let offsets_buf = ctx.storage_buffer("reduce offsets", offsets.len().max(1), 4)?;
+        ctx.write(&offsets_buf, bytemuck::cast_slice(&offsets))?;
+        Ok(WgpuReducePlan {
+            ctx: Arc::clone(ctx),
+            shape,
+            dispatches,
+            partials: ctx.storage_buffer("reduce partials", 2 * MAX_PARTS, acc)?,
+            offsets: offsets_buf,
+            params: ctx.uniform_buffer(bytemuck::cast_slice(&params))?,
+            dummy_y: ctx.storage_buffer("reduce no y", 1, size)?,
+            bound: None,
+            host: None,
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    fn reduce(
+        &self,
+        plan: &mut WgpuReducePlan<T>,
+        x: &WgpuBuffer<T>,
+        y: Option<&WgpuBuffer<T>>,
+        out: &mut WgpuBuffer<T::Acc>,
+    ) -> Result<()> {
+        self.check_owner(&plan.ctx, "reduce plan from another backend instance")?;
+        plan.shape.check(x.len, y.map(|y| y.len), out.len)?;
+        let key = (x.key(), y.map_or(0, |y| y.key()), out.key());
+        if plan.bound.as_ref().map(|b| b.key) != Some(key) {
+            let y_buf = y.map_or(&plan.dummy_y, |y| &y.buffer);
+            let groups = plan.bind_groups(&x.buffer, y_buf, &out.buffer)?;
+            plan.bound = Some(Bound { key, groups });
+        }
+        let mut encoder = plan.ctx.encoder();
+        plan.record(
+            &mut encoder,
+            &plan.bound.as_ref().expect("bound above").groups,
+        );
+        plan.ctx.submit(encoder)
+    }
+
+    fn reduce_host(
+        &self,
+        plan: &mut WgpuReducePlan<T>,
+        x: &[T],
+        y: Option<&[T]>,
+        out: &mut [T::Acc],
+    ) -> Result<()> {
+        self.check_owner(&plan.ctx, "reduce plan from another backend instance")?;
+        plan.shape.check(x.len(), y.map(<[T]>::len), out.len())?;
+        if plan.host.is_none() {
+            plan.host = Some(plan.host_path()?);
+        }
+        let ctx = Arc::clone(&plan.ctx);
+        let host = plan.host.as_ref().expect("made above");
+        ctx.write(&host.x, bytemuck::cast_slice(x))?;
+        if let Some(y) = y {
+            ctx.write(&host.y, bytemuck::cast_slice(y))?;
+        }
+        let mut encoder = ctx.encoder();
+        plan.record(&mut encoder, &host.groups);
+        let bytes = std::mem::size_of_val(out) as u64;
+        if bytes > 0 {
+            encoder.copy_buffer_to_buffer(
+                &host.out,
+                0,
+                &host.staging,
+                0,
+                super::context::padded(bytes),
+            );
+        }
+        ctx.submit(encoder)?;
+        ctx.read_back(&host.staging, bytemuck::cast_slice_mut(out))
+    }
+
+    fn read_scalar(&self, out: &WgpuBuffer<T::Acc>) -> Result<T::Acc> {
+        if out.len == 0 {
+            return Err(Error::Shape {
+                what: "out",
+                expected: 1,
+                got: 0,
+            });
+        }
+        let mut value = [<T::Acc as bytemuck::Zeroable>::zeroed()];
+        self.ctx
+            .read_first(&out.buffer, bytemuck::cast_slice_mut(&mut value))?;
+        Ok(value[0])
+    }
+}
+
+impl<T: Reducible> WgpuReducePlan<T> {
+    fn bind_groups(
+        &self,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+    ) -> Result<Vec<wgpu::BindGroup>> {
+        self.dispatches
+            .iter()
+            .map(|d| {
+                self.ctx.bind_group(
+                    &d.pipeline,
+                    &[x, y, out, &self.partials, &self.offsets, &self.params],
+                )
+            })
+            .collect()
+    }
+
+    fn record(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
+        Context::record(
+            encoder,
+            self.dispatches
+                .iter()
+                .zip(groups)
+                .map(|(d, g)| (&*d.pipeline, g, d.workgroups)),
+        );
+    }
+
+    fn host_path(&self) -> Result<HostPath> {
+        let ctx = &self.ctx;
+        let size = std::mem::size_of::<T>();
+        let acc = std::mem::size_of::<T::Acc>();
+        let x = ctx.storage_buffer("reduce x", self.shape.x_len, size)?;
+        let y = match self.shape.y_len {
+            Some(n) => ctx.storage_buffer("reduce y", n, size)?,
+            None => self.dummy_y.clone(),
+        };
+        let out = ctx.storage_buffer("reduce out", self.shape.out_len, acc)?;
+        let staging = ctx.staging_buffer((self.shape.out_len * acc) as u64)?;
+        let groups = self.bind_groups(&x, &y, &out)?;
+        Ok(HostPath {
+            x,
+            y,
+            out,
+            staging,
+            groups,
+        })
+    }
+}

@@ -1,0 +1,331 @@
+// Batched symmetric eigendecomposition by two-sided cyclic Jacobi in the parallel
+// (round-robin, "circle") ordering: each of the NMAX - 1 rounds of a sweep rotates NMAX / 2
+// disjoint pairs (p, q) at once. Rotation per Golub & Van Loan, Matrix Computations (4th ed.),
+// Alg. 8.5.1-8.5.2; the 2x2 block is set exactly (Rutishauser's Handbook `jacobi`); a rotation
+// is skipped when |a_pq| <= eps sqrt|a_pp| sqrt|a_qq| (Demmel & Veselic 1992); a matrix has
+// converged when a whole sweep skipped every rotation. The same algorithm and conventions as
+// kernels/eigh_jacobi.cu (CUDA) and the CPU backend's output conventions.
+//
+// The host prepends a header defining: alias R (f32 or f64); constants NMAX (even), S
+// (NMAX + 1, the row stride), HALF, TEAM (threads per matrix), TEAMS (matrices per workgroup),
+// WG (= TEAM * TEAMS), VECTORS, IN_WG (matrices in workgroup memory, else in `work`), SH_LEN,
+// EPS, TAU_BIG, FINITE_MAX, MAX_SWEEPS. WGSL lets implementations assume no NaN/Inf (Mesa
+// folds `x != x` to false), so loaded inputs are tested by comparison for Inf and by the bits
+// of their f32 conversion for NaN; nothing later relies on NaN semantics.
+
+struct Params {
+    // Matrices in this dispatch.
+    count: u32,
+    // Where this dispatch's matrix indices start in `tables`; 0xffffffff: matrices 0..count.
+    list_at: u32,
+    // Order of every matrix when `ragged` is 0.
+    uniform_n: u32,
+    // 1: per-matrix (a_start, w_start, n) triples at the start of `tables`.
+    ragged: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<R>;
+@group(0) @binding(1) var<storage, read_write> w: array<R>;
+@group(0) @binding(2) var<storage, read_write> v: array<R>;
+@group(0) @binding(3) var<storage, read> tables: array<u32>;
+@group(0) @binding(4) var<storage, read_write> work: array<R>;
+// [0]: !(first matrix with a non-finite entry), [1]: !(first matrix that did not converge);
+// zero (cleared before each dispatch) when none, so atomicMax keeps the first.
+@group(0) @binding(5) var<storage, read_write> status: array<atomic<u32>, 2>;
+@group(0) @binding(6) var<uniform> params: Params;
+
+const MAT: u32 = NMAX * S;
+const MATS: u32 = select(1u, 2u, VECTORS) * MAT;
+
+var<workgroup> sh: array<R, SH_LEN>;
+var<workgroup> pc: array<R, TEAMS * HALF>;
+var<workgroup> ps: array<R, TEAMS * HALF>;
+var<workgroup> pdp: array<R, TEAMS * HALF>;
+var<workgroup> pdq: array<R, TEAMS * HALF>;
+var<workgroup> sgn: array<R, TEAMS * NMAX>;
+var<workgroup> red: array<R, WG>;
+// Per pair: rotates this round (then reused for the eigenvalue ranks).
+var<workgroup> rnk: array<u32, TEAMS * NMAX>;
+var<workgroup> pairs: array<u32, TEAMS * HALF>;
+var<workgroup> bad: array<atomic<u32>, TEAMS>;
+var<workgroup> rotated: array<atomic<u32>, TEAMS>;
+var<workgroup> team_active: array<u32, TEAMS>;
+var<workgroup> wg_active: u32;
+
+// Orders the team's accesses to its matrices: workgroup memory, or, for matrices in `work`,
+// storage memory too (workgroupBarrier alone does not order storage accesses).
+fn barrier() {
+    if !IN_WG {
+        storageBarrier();
+    }
+    workgroupBarrier();
+}
+
+fn m_get(i: u32) -> R {
+    if IN_WG {
+        return sh[i];
+    }
+    return work[i];
+}
+
+fn m_set(i: u32, x: R) {
+    if IN_WG {
+        sh[i] = x;
+    } else {
+        work[i] = x;
+    }
+}
+
+// The e with x = f 2^e, f in [0.5, 1), for finite x > 0: frexp, by exact power-of-two steps
+// (naga's f64 frexp needs 64-bit integers, which not every adapter has).
+fn exponent(x: R) -> i32 {
+    let big = R(18446744073709551616.0); // 2^64
+    let small = R(5.42101086242752217e-20); // 2^-64
+    var f = x;
+    var e = 0i;
+    while f >= big {
+        f *= small;
+        e += 64;
+    }
+    while f < small {
+        f *= big;
+        e -= 64;
+    }
+    while f >= R(1.0) {
+        f *= R(0.5);
+        e += 1;
+    }
+    while f < R(0.5) {
+        f *= R(2.0);
+        e -= 1;
+    }
+    return e;
+}
+
+// Round `round` of the circle method over m (even) players: player 0 stays, the others rotate
+// through positions 1..m-1; position k plays position m-1-k.
+fn circle_pair(m: u32, round: u32, k: u32) -> vec2<u32> {
+    let x = select(((k + m - 2u + round) % (m - 1u)) + 1u, 0u, k == 0u);
+    let y = ((m - 2u - k + round) % (m - 1u)) + 1u;
+    return vec2<u32>(min(x, y), max(x, y));
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let t = lid / TEAM;
+    let tid = lid % TEAM;
+    // This team's A (then V) in workgroup memory, or this workgroup's slot of `work`.
+    let base = select(wid.x * MATS, t * MATS, IN_WG);
+    let vbase = base + MAT;
+    let count = params.count;
+    let groups = (count + TEAMS - 1u) / TEAMS;
+    for (var g = wid.x; g < groups; g += nwg.x) {
+        let pos = g * TEAMS + t;
+        var idx = 0xffffffffu;
+        var n = 0u;
+        var a0 = 0u;
+        var w0 = 0u;
+        if pos < count {
+            idx = select(tables[params.list_at + pos], pos, params.list_at == 0xffffffffu);
+            if params.ragged != 0u {
+                a0 = tables[3u * idx];
+                w0 = tables[3u * idx + 1u];
+                n = tables[3u * idx + 2u];
+            } else {
+                n = params.uniform_n;
+                a0 = idx * n * n;
+                w0 = idx * n;
+            }
+        }
+        if tid == 0u {
+            atomicStore(&bad[t], 0u);
+            atomicStore(&rotated[t], 0u);
+        }
+        barrier();
+        var big = R(0.0);
+        for (var e = tid; e < n * n; e += TEAM) {
+            let r = e / n;
+            let c = e % n;
+            if c <= r {
+                let x = a[a0 + e];
+                if !(abs(x) <= FINITE_MAX) || (bitcast<u32>(f32(x)) & 0x7fffffffu) > 0x7f800000u {
+                    atomicOr(&bad[t], 1u);
+                } else {
+                    big = max(big, abs(x));
+                }
+                m_set(base + r * S + c, x);
+                m_set(base + c * S + r, x);
+            }
+            if VECTORS {
+                m_set(vbase + r * S + c, select(R(0.0), R(1.0), r == c));
+            }
+        }
+        red[lid] = big;
+        barrier();
+        let is_bad = atomicLoad(&bad[t]) != 0u;
+        var anrm = R(0.0);
+        for (var i = 0u; i < TEAM; i++) {
+            anrm = max(anrm, red[t * TEAM + i]);
+        }
+        // Exact power-of-two scaling into [0.5, 1): no overflow in tau, no lost underflow.
+        var ex = 0i;
+        if n > 1u && !is_bad && anrm > R(0.0) {
+            ex = exponent(anrm);
+            for (var e = tid; e < n * n; e += TEAM) {
+                let i = base + (e / n) * S + e % n;
+                m_set(i, ldexp(m_get(i), -ex));
+            }
+        }
+        if is_bad && tid == 0u {
+            atomicMax(&status[0], ~idx);
+        }
+        if tid == 0u {
+            team_active[t] = select(0u, 1u, n > 1u && !is_bad && anrm > R(0.0));
+        }
+        for (var sweep = 0u; ; sweep++) {
+            barrier();
+            if lid == 0u {
+                var alive = 0u;
+                for (var i = 0u; i < TEAMS; i++) {
+                    alive |= team_active[i];
+                }
+                wg_active = alive;
+            }
+            if workgroupUniformLoad(&wg_active) == 0u {
+                break;
+            }
+            if sweep == MAX_SWEEPS {
+                if tid == 0u && team_active[t] != 0u {
+                    atomicMax(&status[1], ~idx);
+                }
+                break;
+            }
+            let live = team_active[t] != 0u;
+            for (var round = 0u; round < NMAX - 1u; round++) {
+                for (var k = tid; k < HALF; k += TEAM) {
+                    let pq = circle_pair(NMAX, round, k);
+                    let p = pq.x;
+                    let q = pq.y;
+                    var on = 0u;
+                    if live && q < n {
+                        let app = m_get(base + p * S + p);
+                        let aqq = m_get(base + q * S + q);
+                        let apq = m_get(base + q * S + p);
+                        if apq != R(0.0) && abs(apq) > EPS * sqrt(abs(app)) * sqrt(abs(aqq)) {
+                            let tau = (aqq - app) / (R(2.0) * apq);
+                            let at = abs(tau);
+                            var tt = R(1.0) / (at + sqrt(R(1.0) + tau * tau));
+                            if at > TAU_BIG {
+                                tt = R(0.5) / at;
+                            }
+                            if tau < R(0.0) {
+                                tt = -tt;
+                            }
+                            let c = R(1.0) / sqrt(R(1.0) + tt * tt);
+                            pc[t * HALF + k] = c;
+                            ps[t * HALF + k] = tt * c;
+                            pdp[t * HALF + k] = app - tt * apq;
+                            pdq[t * HALF + k] = aqq + tt * apq;
+                            on = 1u;
+                            atomicOr(&rotated[t], 1u);
+                        }
+                    }
+                    rnk[t * NMAX + k] = on;
+                    pairs[t * HALF + k] = p | (q << 16u);
+                }
+                barrier();
+                // A <- J^T A: rows p and q of every rotating pair.
+                for (var e = tid; e < HALF * n; e += TEAM) {
+                    let k = e / n;
+                    let col = e % n;
+                    if rnk[t * NMAX + k] != 0u {
+                        let p = pairs[t * HALF + k] & 0xffffu;
+                        let q = pairs[t * HALF + k] >> 16u;
+                        let c = pc[t * HALF + k];
+                        let s = ps[t * HALF + k];
+                        let x = m_get(base + p * S + col);
+                        let y = m_get(base + q * S + col);
+                        m_set(base + p * S + col, c * x - s * y);
+                        m_set(base + q * S + col, s * x + c * y);
+                    }
+                }
+                barrier();
+                // A <- A J and V <- V J: columns p and q; the 2x2 block itself is set exactly.
+                for (var e = tid; e < HALF * n; e += TEAM) {
+                    let k = e / n;
+                    let row = e % n;
+                    if rnk[t * NMAX + k] != 0u {
+                        let p = pairs[t * HALF + k] & 0xffffu;
+                        let q = pairs[t * HALF + k] >> 16u;
+                        let c = pc[t * HALF + k];
+                        let s = ps[t * HALF + k];
+                        if row == p {
+                            m_set(base + p * S + p, pdp[t * HALF + k]);
+                            m_set(base + p * S + q, R(0.0));
+                        } else if row == q {
+                            m_set(base + q * S + q, pdq[t * HALF + k]);
+                            m_set(base + q * S + p, R(0.0));
+                        } else {
+                            let x = m_get(base + row * S + p);
+                            let y = m_get(base + row * S + q);
+                            m_set(base + row * S + p, c * x - s * y);
+                            m_set(base + row * S + q, s * x + c * y);
+                        }
+                        if VECTORS {
+                            let x = m_get(vbase + row * S + p);
+                            let y = m_get(vbase + row * S + q);
+                            m_set(vbase + row * S + p, c * x - s * y);
+                            m_set(vbase + row * S + q, s * x + c * y);
+                        }
+                    }
+                }
+                barrier();
+            }
+            if tid == 0u {
+                team_active[t] = team_active[t] & atomicExchange(&rotated[t], 0u);
+            }
+        }
+        barrier();
+        // Ascending order by a stable rank sort; signs from each column's first largest entry.
+        for (var i = tid; i < n; i += TEAM) {
+            if is_bad {
+                continue;
+            }
+            let di = m_get(base + i * S + i);
+            var r = 0u;
+            for (var j = 0u; j < n; j++) {
+                let dj = m_get(base + j * S + j);
+                if dj < di || (dj == di && j < i) {
+                    r++;
+                }
+            }
+            rnk[t * NMAX + i] = r;
+            w[w0 + r] = ldexp(di, ex);
+            if VECTORS {
+                var at = 0u;
+                var bv = abs(m_get(vbase + i));
+                for (var row = 1u; row < n; row++) {
+                    let x = abs(m_get(vbase + row * S + i));
+                    if x > bv {
+                        bv = x;
+                        at = row;
+                    }
+                }
+                sgn[t * NMAX + i] = select(R(1.0), R(-1.0), m_get(vbase + at * S + i) < R(0.0));
+            }
+        }
+        barrier();
+        if VECTORS && !is_bad {
+            for (var e = tid; e < n * n; e += TEAM) {
+                let row = e / n;
+                let i = e % n;
+                v[a0 + row * n + rnk[t * NMAX + i]] = sgn[t * NMAX + i] * m_get(vbase + row * S + i);
+            }
+        }
+        barrier();
+    }
+}

@@ -1,0 +1,401 @@
+//! The WGSL shaders of the wgpu backend (`shaders/*.wgsl`) and the headers that specialise
+//! them: WGSL has no generics, so each variant (dtype, matrix order, team shape) is the shader
+//! text with a header of `alias` and `const` declarations in front. Compiled into every build,
+//! so that `cargo test` validates each variant with naga without an adapter or the `wgpu`
+//! feature.
+
+use std::fmt::Write;
+
+/// The Jacobi eigensolver shader (`shaders/eigh_jacobi.wgsl`).
+pub const EIGH_JACOBI: &str = include_str!("../shaders/eigh_jacobi.wgsl");
+/// The reduction shader (`shaders/reduce.wgsl`).
+pub const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
+/// The block-sparse attention shader (`shaders/attention.wgsl`).
+pub const ATTENTION: &str = include_str!("../shaders/attention.wgsl");
+
+/// A floating-point type as WGSL names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WgslFloat {
+    /// `f16` (needs `enable f16;` and the adapter's `SHADER_F16`).
+    F16,
+    /// `f32`, always available.
+    F32,
+    /// `f64` (a naga extension; needs the adapter's `SHADER_F64`).
+    F64,
+}
+
+impl WgslFloat {
+    /// The WGSL type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WgslFloat::F16 => "f16",
+            WgslFloat::F32 => "f32",
+            WgslFloat::F64 => "f64",
+        }
+    }
+
+    /// Size in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            WgslFloat::F16 => 2,
+            WgslFloat::F32 => 4,
+            WgslFloat::F64 => 8,
+        }
+    }
+
+    /// The type of a megabatch element: `f32` -> F32, `f64` -> F64, `f16` -> F16; `None`
+    /// for other types.
+    pub fn of<T: 'static>() -> Option<Self> {
+        use std::any::TypeId;
+        let id = TypeId::of::<T>();
+        if id == TypeId::of::<f32>() {
+            Some(WgslFloat::F32)
+        } else if id == TypeId::of::<f64>() {
+            Some(WgslFloat::F64)
+        } else if id == TypeId::of::<half::f16>() {
+            Some(WgslFloat::F16)
+        } else {
+            None
+        }
+    }
+
+    fn header(self, out: &mut String) {
+        if self == WgslFloat::F16 {
+            out.push_str("enable f16;\n");
+        }
+    }
+
+    /// Half the unit roundoff (LAPACK's `eps`).
+    fn eps(self) -> &'static str {
+        match self {
+            WgslFloat::F16 => "4.8828125e-4",
+            WgslFloat::F32 => "5.9604644775390625e-8",
+            WgslFloat::F64 => "1.1102230246251565e-16",
+        }
+    }
+
+    fn finite_max(self) -> &'static str {
+        match self {
+            WgslFloat::F16 => "65504.0",
+            WgslFloat::F32 => "3.4028234663852886e38",
+            WgslFloat::F64 => "1.7976931348623157e308",
+        }
+    }
+}
+
+/// Threads that share one matrix at most; larger orders run one matrix per workgroup.
+pub const EIGH_MAX_TEAM: usize = 256;
+/// Smallest workgroup: teams of small matrices are packed up to this many threads.
+pub const EIGH_MIN_WORKGROUP: usize = 64;
+
+/// One specialisation of the Jacobi shader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EighShader {
+    /// Element type (F32 or F64).
+    pub dtype: WgslFloat,
+    /// Largest order of the dispatch, rounded up to even.
+    pub nmax: usize,
+    /// Threads per matrix.
+    pub team: usize,
+    /// Matrices per workgroup.
+    pub teams: usize,
+    /// Accumulate eigenvectors.
+    pub vectors: bool,
+    /// Matrices live in workgroup memory (else in a storage workspace, one slot per workgroup).
+    pub in_workgroup: bool,
+}
+
+impl EighShader {
+    /// The variant for matrices of order up to `n`, preferring workgroup memory when it fits
+    /// in `max_workgroup_bytes`.
+    pub fn for_order(
+        dtype: WgslFloat,
+        n: usize,
+        vectors: bool,
+        max_workgroup_bytes: usize,
+    ) -> Self {
+        let nmax = n.max(2).div_ceil(2) * 2;
+        // A rotation pass has nmax/2 * n items: about one per thread up to order 32, then
+        // twice the threads (fewer loop trips per invocation, which also keeps lavapipe under
+        // its loop limit, see `LAVAPIPE_EIGH_MAX_ORDER`).
+        let team = if nmax <= 32 {
+            nmax.next_power_of_two().max(4)
+        } else {
+            (2 * nmax.next_power_of_two()).min(EIGH_MAX_TEAM)
+        };
+        let mut shader = Self {
+            dtype,
+            nmax,
+            team,
+            teams: (EIGH_MIN_WORKGROUP / team).max(1),
+            vectors,
+            in_workgroup: true,
+        };
+        while shader.workgroup_bytes() > max_workgroup_bytes && shader.teams > 1 {
+            shader.teams /= 2;
+        }
+        if shader.workgroup_bytes() > max_workgroup_bytes {
+            shader.in_workgroup = false;
+            shader.teams = 1;
+        }
+        shader
+    }
+
+    /// Elements of one matrix slot (A, and V when vectors), stride `nmax + 1`.
+    pub fn slot_len(&self) -> usize {
+        self.nmax * (self.nmax + 1) * if self.vectors { 2 } else { 1 }
+    }
+
+    /// Workgroup memory the variant declares, in bytes.
+    pub fn workgroup_bytes(&self) -> usize {
+        let r = self.dtype.size();
+        let half = self.nmax / 2;
+        let sh = if self.in_workgroup {
+            self.teams * self.slot_len()
+        } else {
+            1
+        };
+        let reals = sh + self.teams * (4 * half + self.nmax) + self.team * self.teams;
+        let words = self.teams * (self.nmax + half + 3) + 1;
+        reals * r + words * 4
+    }
+
+    /// Threads per workgroup.
+    pub fn workgroup_size(&self) -> usize {
+        self.team * self.teams
+    }
+
+    /// A cache key naming the variant.
+    pub fn key(&self) -> String {
+        format!(
+            "eigh_jacobi/{}/n{}/t{}x{}/v{}/wg{}",
+            self.dtype.name(),
+            self.nmax,
+            self.team,
+            self.teams,
+            u8::from(self.vectors),
+            u8::from(self.in_workgroup)
+        )
+    }
+
+    /// The complete WGSL source of this variant.
+    pub fn source(&self) -> String {
+        let mut s = String::new();
+        let d = self.dtype;
+        d.header(&mut s);
+        let tau_big = if d == WgslFloat::F64 { "1e150" } else { "1e18" };
+        let sh_len = if self.in_workgroup {
+            self.teams * self.slot_len()
+        } else {
+            1
+        };
+        let _ = writeln!(s, "alias R = {};", d.name());
+        for (name, value) in [
+            ("NMAX", self.nmax),
+            ("S", self.nmax + 1),
+            ("HALF", self.nmax / 2),
+            ("TEAM", self.team),
+            ("TEAMS", self.teams),
+            ("WG", self.workgroup_size()),
+            ("SH_LEN", sh_len),
+            ("MAX_SWEEPS", 60),
+        ] {
+            let _ = writeln!(s, "const {name}: u32 = {value}u;");
+        }
+        let _ = writeln!(s, "const VECTORS: bool = {};", self.vectors);
+        let _ = writeln!(s, "const IN_WG: bool = {};", self.in_workgroup);
+        let _ = writeln!(s, "const EPS: R = R({});", d.eps());
+        let _ = writeln!(s, "const TAU_BIG: R = R({tau_big});");
+        let _ = writeln!(s, "const FINITE_MAX: R = R({});", d.finite_max());
+        s.push_str(EIGH_JACOBI);
+        s
+    }
+}
+
+/// Workgroup size of the reduction shader.
+pub const REDUCE_WORKGROUP: usize = 256;
+/// Row lanes per column in row reductions (so `REDUCE_WORKGROUP / 16` columns per workgroup).
+pub const REDUCE_ROW_LANES: usize = 16;
+
+/// What a reduction dispatch does to its input (the shader's `SHAPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReduceStage {
+    /// Whole array, stage 1: per-workgroup partials (or the result, with one workgroup).
+    Full,
+    /// Whole array, stage 2: folds the partials.
+    Final,
+    /// One value per column of a row-major matrix.
+    Rows,
+    /// One value per segment.
+    Segments,
+}
+
+/// One specialisation of the reduction shader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReduceShader {
+    /// Element type.
+    pub elem: WgslFloat,
+    /// The shader's accumulating operation (`OP_*` in `shaders/reduce.wgsl`).
+    pub op: u32,
+    /// The finishing step (`FIN_*`).
+    pub fin: u32,
+    /// The stage.
+    pub stage: ReduceStage,
+}
+
+impl ReduceShader {
+    /// The dispatches of `spec` on elements `elem`: one, or two for whole arrays (stage 1 and
+    /// the fold of its partials).
+    pub fn for_spec(spec: &crate::ReduceSpec, elem: WgslFloat) -> Vec<Self> {
+        use crate::{ReduceOp as F, ReduceSpec as S, RowReduceOp as R, SegmentReduceOp as G};
+        let (op, fin, stage) = match spec {
+            S::Full { op, .. } => {
+                let (o, f) = match op {
+                    F::Sum => (0, 0),
+                    F::Mean => (0, 1),
+                    F::Min => (2, 0),
+                    F::Max => (3, 0),
+                    F::MaxAbs => (4, 0),
+                    F::Dot => (1, 0),
+                    F::MaxAbsDiff => (5, 0),
+                    F::MaxRelDiff => (6, 2),
+                };
+                (o, f, ReduceStage::Full)
+            }
+            S::Rows { op, .. } => {
+                let (o, f) = match op {
+                    R::Sum => (0, 0),
+                    R::Mean => (0, 1),
+                    R::WeightedMean => (7, 3),
+                    R::Max => (3, 0),
+                };
+                (o, f, ReduceStage::Rows)
+            }
+            S::Segments { op, .. } => {
+                let (o, f) = match op {
+                    G::Sum => (0, 0),
+                    G::Mean => (0, 1),
+                    G::Max => (3, 0),
+                    G::Min => (2, 0),
+                    G::Dot => (1, 0),
+                };
+                (o, f, ReduceStage::Segments)
+            }
+        };
+        let first = Self {
+            elem,
+            op,
+            fin,
+            stage,
+        };
+        if stage == ReduceStage::Full {
+            vec![
+                first,
+                Self {
+                    stage: ReduceStage::Final,
+                    ..first
+                },
+            ]
+        } else {
+            vec![first]
+        }
+    }
+
+    /// The accumulator type: f32 for f16 elements, else the element type.
+    pub fn acc(&self) -> WgslFloat {
+        match self.elem {
+            WgslFloat::F16 => WgslFloat::F32,
+            e => e,
+        }
+    }
+
+    /// A cache key naming the variant.
+    pub fn key(&self) -> String {
+        format!(
+            "reduce/{}/op{}/fin{}/{:?}",
+            self.elem.name(),
+            self.op,
+            self.fin,
+            self.stage
+        )
+    }
+
+    /// The complete WGSL source of this variant.
+    pub fn source(&self) -> String {
+        let mut s = String::new();
+        self.elem.header(&mut s);
+        let acc = self.acc();
+        let tiny = match acc {
+            WgslFloat::F64 => "2.2250738585072014e-308",
+            _ => "1.1754943508222875e-38",
+        };
+        let _ = writeln!(s, "alias T = {};", self.elem.name());
+        let _ = writeln!(s, "alias A = {};", acc.name());
+        let stage = match self.stage {
+            ReduceStage::Full => 0,
+            ReduceStage::Final => 1,
+            ReduceStage::Rows => 2,
+            ReduceStage::Segments => 3,
+        };
+        for (name, value) in [
+            ("OP", self.op as usize),
+            ("FIN", self.fin as usize),
+            ("SHAPE", stage),
+            ("WG", REDUCE_WORKGROUP),
+            ("ROW_LANES", REDUCE_ROW_LANES),
+        ] {
+            let _ = writeln!(s, "const {name}: u32 = {value}u;");
+        }
+        let _ = writeln!(s, "const TINY = {tiny};");
+        let _ = writeln!(s, "const FINITE_MAX = {};", acc.finite_max());
+        s.push_str(REDUCE);
+        s
+    }
+}
+
+/// Invocations per workgroup of the attention shader.
+pub const ATTENTION_WORKGROUP: usize = 128;
+
+/// One specialisation of the attention shader: element type and head dimension fix the tile
+/// sizes, so that Q, the accumulators, K, V and the scores fit 28 KiB of workgroup memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttentionShader {
+    /// Element type (F32 or F16).
+    pub elem: WgslFloat,
+    /// Head dimension.
+    pub head_dim: usize,
+}
+
+impl AttentionShader {
+    /// Query rows per sub-tile: `R * D` = 2,048 f32.
+    pub fn rows(&self) -> usize {
+        (2048 / self.head_dim).max(1)
+    }
+
+    /// Keys per chunk: `C * D` = 1,024 f32.
+    pub fn keys(&self) -> usize {
+        (1024 / self.head_dim).max(1)
+    }
+
+    /// A cache key naming the variant.
+    pub fn key(&self) -> String {
+        format!("attention/{}/d{}", self.elem.name(), self.head_dim)
+    }
+
+    /// The complete WGSL source of this variant.
+    pub fn source(&self) -> String {
+        let mut s = String::new();
+        self.elem.header(&mut s);
+        let _ = writeln!(s, "alias T = {};", self.elem.name());
+        for (name, value) in [
+            ("D", self.head_dim),
+            ("R", self.rows()),
+            ("C", self.keys()),
+            ("WG", ATTENTION_WORKGROUP),
+        ] {
+            let _ = writeln!(s, "const {name}: u32 = {value}u;");
+        }
+        s.push_str(ATTENTION);
+        s
+    }
+}

@@ -1,0 +1,124 @@
+//! The wgpu eigh against the same LAPACK ratios as the CPU backend, against the CPU backend's
+//! eigenvalues on uniform and ragged batches, and its errors. Skips without an adapter unless
+//! `MEGABATCH_REQUIRE_WGPU=1` (CI sets it and runs this on Mesa's lavapipe).
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use common::eigh_check::{
+    check_eigh_accuracy, check_non_finite_input, ragged_matches_cpu, uniform_matches_cpu,
+};
+use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
+use megabatch::backends::wgpu::LAVAPIPE_EIGH_MAX_ORDER;
+use megabatch::{BatchedEigh, EighSpec, Error};
+use proptest::prelude::*;
+
+const THRESHOLD: f64 = 30.0;
+
+#[test]
+fn lapack_types_orders_1_to_40() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let orders: Vec<usize> = (1..=40).collect();
+    check_eigh_accuracy::<f32, _>(&gpu, &orders, &ALL_TYPES, 12, THRESHOLD);
+    if gpu.adapter().f64 {
+        check_eigh_accuracy::<f64, _>(&gpu, &orders, &ALL_TYPES, 11, THRESHOLD);
+    }
+}
+
+#[test]
+fn lapack_types_larger_orders_and_storage_workspace() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let types = [
+        MatrixType::RandomDense,
+        MatrixType::Clustered,
+        MatrixType::NearOverflow,
+        MatrixType::NearUnderflow,
+    ];
+    // f64 with vectors from order ~40 up no longer fits 32-48 KiB of workgroup memory: the
+    // matrices move to the storage workspace.
+    // lavapipe refuses orders above LAVAPIPE_EIGH_MAX_ORDER (its loop limit).
+    let orders: &[usize] = if gpu.adapter().is_llvmpipe() {
+        &[64, 96]
+    } else {
+        &[64, 96, 130, 256]
+    };
+    check_eigh_accuracy::<f32, _>(&gpu, orders, &types, 14, THRESHOLD);
+    if gpu.adapter().f64 {
+        check_eigh_accuracy::<f64, _>(&gpu, orders, &types, 13, THRESHOLD);
+    }
+    if gpu.adapter().is_llvmpipe() {
+        let spec = EighSpec::uniform(LAVAPIPE_EIGH_MAX_ORDER + 1, 1);
+        let err = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    }
+}
+
+#[test]
+fn uniform_batches_match_the_cpu_backend() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    for &(n, batch) in &[
+        (2, 1000),
+        (3, 777),
+        (4, 4096),
+        (12, 1582),
+        (16, 513),
+        (32, 100),
+    ] {
+        uniform_matches_cpu::<f32, _>(&gpu, n, batch, 100 + n as u64);
+        if gpu.adapter().f64 {
+            uniform_matches_cpu::<f64, _>(&gpu, n, batch, n as u64);
+        }
+    }
+}
+
+#[test]
+fn non_finite_input_names_the_first_bad_matrix_and_writes_nothing() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    if gpu.adapter().f64 {
+        check_non_finite_input(&gpu);
+    }
+}
+
+#[test]
+fn shape_plan_and_unsupported_errors() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let mut plan = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::uniform(4, 3)).unwrap();
+    let mut w = vec![0.0f32; 12];
+    let err = gpu
+        .eigh_host(&mut plan, &[0.0; 47], &mut w, None)
+        .unwrap_err();
+    assert!(matches!(err, Error::Shape { what: "a", .. }), "{err:?}");
+    let mut v = vec![0.0f32; 48];
+    let err = gpu
+        .eigh_host(&mut plan, &[0.0; 48], &mut w, Some(&mut v))
+        .unwrap_err();
+    assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
+    let other = wgpu_or_skip().unwrap();
+    let err = other
+        .eigh_host(&mut plan, &[0.0; 48], &mut w, None)
+        .unwrap_err();
+    assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
+    let err = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::uniform(5000, 1)).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    if !gpu.adapter().f64 {
+        let err = BatchedEigh::<f64>::plan_eigh(&gpu, &EighSpec::uniform(4, 1)).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    }
+    // Empty batches and order 0 are valid and do nothing.
+    let mut plan = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::ragged(vec![0, 0])).unwrap();
+    gpu.eigh_host(&mut plan, &[], &mut [], None).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// Ragged batches of mixed orders (several buckets, workgroup and storage memory) give
+    /// the CPU backend's eigenvalues.
+    #[test]
+    fn ragged_batches_match_the_cpu_backend(sizes in prop::collection::vec(0usize..72, 1..24), seed in 0u64..1000) {
+        let Some(gpu) = wgpu_or_skip() else { return Ok(()) };
+        if gpu.adapter().f64 {
+            ragged_matches_cpu(&gpu, &sizes, seed).map_err(TestCaseError::fail)?;
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! naga parses and validates every WGSL shader variant the wgpu backend can build, with the
+//! capabilities the backend requests (f64, f16, subgroups), so WGSL errors fail `cargo test`
+//! on any machine, without an adapter or the `wgpu` feature.
+
+use megabatch::attention::HEAD_DIMS;
+use megabatch::wgsl::{AttentionShader, EighShader, ReduceShader, WgslFloat};
+use megabatch::{ReduceOp, ReduceSpec, RowReduceOp, SegmentReduceOp};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+fn validate(key: &str, source: &str) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{key}: parse error\n{}", e.emit_to_string(source)));
+    // What the backend requests when the adapter has it: no int64.
+    let caps = Capabilities::FLOAT64
+        | Capabilities::SHADER_FLOAT16
+        | Capabilities::SUBGROUP
+        | Capabilities::SUBGROUP_BARRIER;
+    Validator::new(ValidationFlags::all(), caps)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{key}: validation error\n{}", e.emit_to_string(source)));
+}
+
+#[test]
+fn eigh_variants_validate() {
+    let mut seen = std::collections::HashSet::new();
+    for dtype in [WgslFloat::F32, WgslFloat::F64] {
+        for vectors in [false, true] {
+            for n in [1, 2, 3, 4, 7, 12, 16, 33, 64, 128, 256, 1024] {
+                // A generous and a tiny workgroup memory: the second forces the storage path.
+                for limit in [49_152, 16_384, 0] {
+                    let s = EighShader::for_order(dtype, n, vectors, limit);
+                    assert!(!s.in_workgroup || s.workgroup_bytes() <= limit);
+                    assert!(s.workgroup_size() <= 256);
+                    if seen.insert(s) {
+                        validate(&s.key(), &s.source());
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen.len() > 20);
+}
+
+#[test]
+fn reduce_variants_validate() {
+    let mut specs = Vec::new();
+    for op in ReduceOp::ALL {
+        specs.push(ReduceSpec::Full { op, len: 10 });
+    }
+    for op in RowReduceOp::ALL {
+        specs.push(ReduceSpec::Rows {
+            op,
+            rows: 3,
+            cols: 4,
+        });
+    }
+    for op in SegmentReduceOp::ALL {
+        specs.push(ReduceSpec::Segments {
+            op,
+            offsets: vec![0, 2],
+        });
+    }
+    let mut count = 0;
+    for elem in [WgslFloat::F16, WgslFloat::F32, WgslFloat::F64] {
+        for spec in &specs {
+            for shader in ReduceShader::for_spec(spec, elem) {
+                validate(&shader.key(), &shader.source());
+                count += 1;
+            }
+        }
+    }
+    assert_eq!(count, 3 * (2 * 8 + 4 + 5));
+}
+
+#[test]
+fn attention_variants_validate() {
+    for elem in [WgslFloat::F16, WgslFloat::F32] {
+        for head_dim in HEAD_DIMS {
+            let shader = AttentionShader { elem, head_dim };
+            validate(&shader.key(), &shader.source());
+        }
+    }
+}
