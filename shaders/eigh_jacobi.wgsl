@@ -102,6 +102,14 @@ fn exponent(x: R) -> i32 {
     return e;
 }
 
+// Rotates the pair of entries (i, j) by (c, s): x' = c x - s y, y' = s x + c y.
+fn rotate(i: u32, j: u32, c: R, s: R) {
+    let x = m_get(i);
+    let y = m_get(j);
+    m_set(i, c * x - s * y);
+    m_set(j, s * x + c * y);
+}
+
 // Round `round` of the circle method over m (even) players: player 0 stays, the others rotate
 // through positions 1..m-1; position k plays position m-1-k.
 fn circle_pair(m: u32, round: u32, k: u32) -> vec2<u32> {
@@ -247,10 +255,7 @@ fn main(
                         let q = pairs[t * HALF + k] >> 16u;
                         let c = pc[t * HALF + k];
                         let s = ps[t * HALF + k];
-                        let x = m_get(base + p * S + col);
-                        let y = m_get(base + q * S + col);
-                        m_set(base + p * S + col, c * x - s * y);
-                        m_set(base + q * S + col, s * x + c * y);
+                        rotate(base + p * S + col, base + q * S + col, c, s);
                     }
                 }
                 barrier();
@@ -270,16 +275,10 @@ fn main(
                             m_set(base + q * S + q, pdq[t * HALF + k]);
                             m_set(base + q * S + p, R(0.0));
                         } else {
-                            let x = m_get(base + row * S + p);
-                            let y = m_get(base + row * S + q);
-                            m_set(base + row * S + p, c * x - s * y);
-                            m_set(base + row * S + q, s * x + c * y);
+                            rotate(base + row * S + p, base + row * S + q, c, s);
                         }
                         if VECTORS {
-                            let x = m_get(vbase + row * S + p);
-                            let y = m_get(vbase + row * S + q);
-                            m_set(vbase + row * S + p, c * x - s * y);
-                            m_set(vbase + row * S + q, s * x + c * y);
+                            rotate(vbase + row * S + p, vbase + row * S + q, c, s);
                         }
                     }
                 }

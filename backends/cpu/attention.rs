@@ -6,7 +6,6 @@ use std::marker::PhantomData;
 use super::pool::{DisjointMut, PerWorker};
 use super::Cpu;
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
-use crate::error::check_len;
 use crate::{Error, Result};
 
 /// Tasks (query blocks) below which the call stays on the calling thread.
@@ -50,19 +49,7 @@ impl<T: AttentionElement> SparseAttention<T> for Cpu {
         spec: &AttentionSpec,
         mask: &BlockMask,
     ) -> Result<CpuAttentionPlan<T>> {
-        let lens = spec.lens()?;
-        if mask.seq_lens() != (spec.seq_q, spec.seq_kv) {
-            return Err(Error::Mask {
-                position: [0; 4],
-                reason: "mask sequence lengths differ from the spec's",
-            });
-        }
-        if !mask.fits(spec.batch, spec.heads_q) {
-            return Err(Error::Mask {
-                position: [0; 4],
-                reason: "mask batch/head dimensions must equal the spec's or be 1",
-            });
-        }
+        let lens = spec.lens_for(mask)?;
         let (bq, bk) = mask.block_size();
         let d = spec.head_dim;
         let tasks = spec.batch * spec.heads_q * mask.block_counts().0;
@@ -102,14 +89,14 @@ impl<T: AttentionElement> SparseAttention<T> for Cpu {
                 "the plan was made by another backend instance",
             ));
         }
-        let (q_len, kv_len, lse_len) = plan.lens;
-        check_len("q", q_len, q.len())?;
-        check_len("k", kv_len, k.len())?;
-        check_len("v", kv_len, v.len())?;
-        check_len("o", q_len, o.len())?;
-        if let Some(l) = lse.as_deref() {
-            check_len("lse", lse_len, l.len())?;
-        }
+        crate::attention::check_operands(
+            plan.lens,
+            q.len(),
+            k.len(),
+            v.len(),
+            o.len(),
+            lse.as_deref().map(<[f32]>::len),
+        )?;
         let spec = plan.spec;
         let mask = &plan.mask;
         let scratch = &plan.scratch;

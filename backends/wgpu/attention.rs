@@ -9,7 +9,6 @@ use super::Wgpu;
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
 };
-use crate::error::check_len;
 use crate::wgsl::{AttentionShader, ATTENTION_WORKGROUP};
 use crate::{Error, Result};
 
@@ -96,19 +95,7 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
     ) -> Result<WgpuAttentionPlan<T>> {
         let ctx = &self.ctx;
         ctx.check()?;
-        let lens = spec.lens()?;
-        if mask.seq_lens() != (spec.seq_q, spec.seq_kv) {
-            return Err(Error::Mask {
-                position: [0; 4],
-                reason: "mask sequence lengths differ from the spec's",
-            });
-        }
-        if !mask.fits(spec.batch, spec.heads_q) {
-            return Err(Error::Mask {
-                position: [0; 4],
-                reason: "mask batch/head dimensions must equal the spec's or be 1",
-            });
-        }
+        let lens = spec.lens_for(mask)?;
         let elem = element_on::<T>(ctx, "attention")?;
         let size = std::mem::size_of::<T>();
         for (len, what) in [
@@ -230,14 +217,15 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
         lse: Option<&mut [f32]>,
     ) -> Result<()> {
         self.check_owner(&plan.ctx, "attention plan from another backend instance")?;
-        let (q_len, kv_len, lse_len) = plan.lens;
-        check_len("q", q_len, q.len())?;
-        check_len("k", kv_len, k.len())?;
-        check_len("v", kv_len, v.len())?;
-        check_len("o", q_len, o.len())?;
-        if let Some(l) = lse.as_deref() {
-            check_len("lse", lse_len, l.len())?;
-        }
+        crate::attention::check_operands(
+            plan.lens,
+            q.len(),
+            k.len(),
+            v.len(),
+            o.len(),
+            lse.as_deref().map(<[f32]>::len),
+        )?;
+        let (q_len, _, lse_len) = plan.lens;
         let ctx = &plan.ctx;
         ctx.write(&plan.q, bytemuck::cast_slice(q))?;
         ctx.write(&plan.k, bytemuck::cast_slice(k))?;

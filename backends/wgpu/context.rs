@@ -483,6 +483,50 @@ impl Context {
     }
 }
 
+/// One dispatch of a plan: its pipeline and workgroup count.
+pub(crate) struct Dispatch {
+    pub(crate) pipeline: Arc<wgpu::ComputePipeline>,
+    pub(crate) workgroups: u32,
+}
+
+/// Records `dispatches`, dispatch `i` with bind group `groups[i]`, in one compute pass.
+pub(crate) fn record_dispatches(
+    encoder: &mut wgpu::CommandEncoder,
+    dispatches: &[Dispatch],
+    groups: &[wgpu::BindGroup],
+) {
+    Context::record(
+        encoder,
+        dispatches
+            .iter()
+            .zip(groups)
+            .map(|(d, g)| (&*d.pipeline, g, d.workgroups)),
+    );
+}
+
+/// The bind groups (one per dispatch) of the last three caller buffers a plan's device-buffer
+/// call bound, keyed by the buffers' ids: a loop over the same buffers creates them once.
+#[derive(Default)]
+pub(crate) struct BindCache {
+    key: Option<(u64, u64, u64)>,
+    groups: Vec<wgpu::BindGroup>,
+}
+
+impl BindCache {
+    pub(crate) fn holds(&self, key: (u64, u64, u64)) -> bool {
+        self.key == Some(key)
+    }
+
+    pub(crate) fn set(&mut self, key: (u64, u64, u64), groups: Vec<wgpu::BindGroup>) {
+        self.key = Some(key);
+        self.groups = groups;
+    }
+
+    pub(crate) fn groups(&self) -> &[wgpu::BindGroup] {
+        &self.groups
+    }
+}
+
 /// How a shader uses one binding.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Binding {

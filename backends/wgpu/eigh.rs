@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::context::{padded, unsupported, Binding, Context};
+use super::context::{
+    padded, record_dispatches, unsupported, BindCache, Binding, Context, Dispatch,
+};
 use super::{Wgpu, WgpuBuffer};
 use crate::wgsl::{EighShader, WgslFloat};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
@@ -33,19 +35,6 @@ const BINDINGS: [Binding; 7] = [
     Binding::Uniform,   // params
 ];
 
-/// One dispatch: the matrices of one bucket.
-struct Dispatch {
-    pipeline: Arc<wgpu::ComputePipeline>,
-    params: wgpu::Buffer,
-    workgroups: u32,
-}
-
-/// Bind groups for one (a, w, v) triple of buffers, one per dispatch.
-struct Bound {
-    key: (u64, u64, u64),
-    groups: Vec<wgpu::BindGroup>,
-}
-
 /// Buffers for [`BatchedEigh::eigh_host`]: device copies of a, w, v and one staging buffer
 /// holding status, w and v for a single mapping per call.
 struct HostPath {
@@ -69,12 +58,14 @@ pub struct WgpuEighPlan<T: Real> {
     ctx: Arc<Context>,
     offsets: EighOffsets,
     vectors: bool,
+    /// One dispatch per bucket of matrix orders, with its parameters.
     dispatches: Vec<Dispatch>,
+    params: Vec<wgpu::Buffer>,
     tables: wgpu::Buffer,
     work: wgpu::Buffer,
     status: wgpu::Buffer,
     dummy_v: wgpu::Buffer,
-    bound: Option<Bound>,
+    bound: BindCache,
     host: Option<HostPath>,
     _t: std::marker::PhantomData<T>,
 }
@@ -172,6 +163,7 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
         let tables_buf = ctx.storage_buffer("eigh tables", tables.len().max(1), 4)?;
         ctx.write(&tables_buf, bytemuck::cast_slice(&tables))?;
         let mut dispatches = Vec::with_capacity(buckets.len());
+        let mut params_bufs = Vec::with_capacity(buckets.len());
         let mut work_len = 1usize;
         for (shader, params) in &buckets {
             if shader.workgroup_size() > ctx.summary.max_invocations as usize {
@@ -197,20 +189,21 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
             let pipeline = ctx.pipeline(&shader.key(), &BINDINGS, || shader.source())?;
             dispatches.push(Dispatch {
                 pipeline,
-                params: ctx.uniform_buffer(bytemuck::cast_slice(params))?,
                 workgroups: workgroups as u32,
             });
+            params_bufs.push(ctx.uniform_buffer(bytemuck::cast_slice(params))?);
         }
         Ok(WgpuEighPlan {
             ctx: Arc::clone(ctx),
             offsets,
             vectors,
             dispatches,
+            params: params_bufs,
             tables: tables_buf,
             work: ctx.storage_buffer("eigh workspace", work_len, elem)?,
             status: ctx.storage_buffer("eigh status", 2, 4)?,
             dummy_v: ctx.storage_buffer("eigh no vectors", 1, elem)?,
-            bound: None,
+            bound: BindCache::default(),
             host: None,
             _t: std::marker::PhantomData,
         })
@@ -227,13 +220,13 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
         plan.offsets
             .check(plan.vectors, a.len, w.len, v.as_ref().map(|v| v.len))?;
         let key = (a.key(), w.key(), v.as_ref().map_or(0, |v| v.key()));
-        if plan.bound.as_ref().map(|b| b.key) != Some(key) {
+        if !plan.bound.holds(key) {
             let v_buf = v.as_ref().map_or(&plan.dummy_v, |v| &v.buffer);
             let groups = plan.bind_groups(&a.buffer, &w.buffer, v_buf)?;
-            plan.bound = Some(Bound { key, groups });
+            plan.bound.set(key, groups);
         }
         let mut encoder = plan.ctx.encoder();
-        let groups = &plan.bound.as_ref().expect("bound above").groups;
+        let groups = plan.bound.groups();
         plan.record(&mut encoder, groups);
         plan.ctx.submit(encoder)
     }
@@ -320,10 +313,11 @@ impl<T: Real> WgpuEighPlan<T> {
     ) -> Result<Vec<wgpu::BindGroup>> {
         self.dispatches
             .iter()
-            .map(|d| {
+            .zip(&self.params)
+            .map(|(d, params)| {
                 self.ctx.bind_group(
                     &d.pipeline,
-                    &[a, w, v, &self.tables, &self.work, &self.status, &d.params],
+                    &[a, w, v, &self.tables, &self.work, &self.status, params],
                 )
             })
             .collect()
@@ -332,13 +326,7 @@ impl<T: Real> WgpuEighPlan<T> {
     /// Clears the status word and records every dispatch in one compute pass.
     fn record(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
         encoder.clear_buffer(&self.status, 0, None);
-        Context::record(
-            encoder,
-            self.dispatches
-                .iter()
-                .zip(groups)
-                .map(|(d, g)| (&*d.pipeline, g, d.workgroups)),
-        );
+        record_dispatches(encoder, &self.dispatches, groups);
     }
 
     fn host_path(&self) -> Result<HostPath> {

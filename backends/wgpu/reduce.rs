@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::context::{unsupported, Binding, Context};
+use super::context::{record_dispatches, unsupported, BindCache, Binding, Context, Dispatch};
 use super::{Wgpu, WgpuBuffer};
 use crate::wgsl::{ReduceShader, WgslFloat, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use crate::{Error, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
@@ -24,16 +24,6 @@ const BINDINGS: [Binding; 6] = [
     Binding::Read,      // offsets
     Binding::Uniform,   // params
 ];
-
-struct Dispatch {
-    pipeline: Arc<wgpu::ComputePipeline>,
-    workgroups: u32,
-}
-
-struct Bound {
-    key: (u64, u64, u64),
-    groups: Vec<wgpu::BindGroup>,
-}
 
 struct HostPath {
     x: wgpu::Buffer,
@@ -58,7 +48,7 @@ pub struct WgpuReducePlan<T: Reducible> {
     offsets: wgpu::Buffer,
     params: wgpu::Buffer,
     dummy_y: wgpu::Buffer,
-    bound: Option<Bound>,
+    bound: BindCache,
     host: Option<HostPath>,
     _t: std::marker::PhantomData<T>,
 }
@@ -177,7 +167,7 @@ impl<T: Reducible> Reducer<T> for Wgpu {
             offsets: offsets_buf,
             params: ctx.uniform_buffer(bytemuck::cast_slice(&params))?,
             dummy_y: ctx.storage_buffer("reduce no y", 1, size)?,
-            bound: None,
+            bound: BindCache::default(),
             host: None,
             _t: std::marker::PhantomData,
         })
@@ -193,16 +183,13 @@ impl<T: Reducible> Reducer<T> for Wgpu {
         self.check_owner(&plan.ctx, "reduce plan from another backend instance")?;
         plan.shape.check(x.len, y.map(|y| y.len), out.len)?;
         let key = (x.key(), y.map_or(0, |y| y.key()), out.key());
-        if plan.bound.as_ref().map(|b| b.key) != Some(key) {
+        if !plan.bound.holds(key) {
             let y_buf = y.map_or(&plan.dummy_y, |y| &y.buffer);
             let groups = plan.bind_groups(&x.buffer, y_buf, &out.buffer)?;
-            plan.bound = Some(Bound { key, groups });
+            plan.bound.set(key, groups);
         }
         let mut encoder = plan.ctx.encoder();
-        plan.record(
-            &mut encoder,
-            &plan.bound.as_ref().expect("bound above").groups,
-        );
+        plan.record(&mut encoder, plan.bound.groups());
         plan.ctx.submit(encoder)
     }
 
@@ -274,13 +261,7 @@ impl<T: Reducible> WgpuReducePlan<T> {
     }
 
     fn record(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
-        Context::record(
-            encoder,
-            self.dispatches
-                .iter()
-                .zip(groups)
-                .map(|(d, g)| (&*d.pipeline, g, d.workgroups)),
-        );
+        record_dispatches(encoder, &self.dispatches, groups);
     }
 
     fn host_path(&self) -> Result<HostPath> {

@@ -8,6 +8,7 @@ mod spec;
 
 pub use mask::{BlockMask, BlockMaskParts, BLOCK_SIZES};
 pub use predicate::MaskPredicate;
+pub(crate) use spec::check_operands;
 pub use spec::{AttentionElement, AttentionSpec, HEAD_DIMS};
 
 use crate::{Backend, Result};

@@ -94,3 +94,49 @@ impl AttentionSpec {
         Ok((q, kv, lse))
     }
 }
+
+impl AttentionSpec {
+    /// [`AttentionSpec::lens`] after checking that `mask` fits this spec: what every backend's
+    /// `plan_attention` does first.
+    ///
+    /// # Errors
+    /// As [`AttentionSpec::lens`]; [`Error::Mask`] if the mask's sequence lengths differ from
+    /// the spec's or its batch/head dimensions are neither the spec's nor 1.
+    pub fn lens_for(&self, mask: &super::BlockMask) -> Result<(usize, usize, usize)> {
+        let lens = self.lens()?;
+        if mask.seq_lens() != (self.seq_q, self.seq_kv) {
+            return Err(Error::Mask {
+                position: [0; 4],
+                reason: "mask sequence lengths differ from the spec's",
+            });
+        }
+        if !mask.fits(self.batch, self.heads_q) {
+            return Err(Error::Mask {
+                position: [0; 4],
+                reason: "mask batch/head dimensions must equal the spec's or be 1",
+            });
+        }
+        Ok(lens)
+    }
+}
+
+/// Checks the operand lengths of an attention call against `lens` (from
+/// [`AttentionSpec::lens`]): Q and O, K and V, LSE when given.
+pub(crate) fn check_operands(
+    (q_len, kv_len, lse_len): (usize, usize, usize),
+    q: usize,
+    k: usize,
+    v: usize,
+    o: usize,
+    lse: Option<usize>,
+) -> Result<()> {
+    use crate::error::check_len;
+    check_len("q", q_len, q)?;
+    check_len("k", kv_len, k)?;
+    check_len("v", kv_len, v)?;
+    check_len("o", q_len, o)?;
+    if let Some(l) = lse {
+        check_len("lse", lse_len, l)?;
+    }
+    Ok(())
+}

@@ -210,3 +210,28 @@ pub fn ragged_matches_cpu<B: BatchedEigh<f64>>(
     }
     Ok(())
 }
+
+/// Typed errors every GPU backend's eigh shares: a short `a` is `Shape`, `v` for a values-only
+/// plan and a plan of another instance (`other`) are `PlanMismatch`, order 5000 is
+/// `Unsupported`; empty batches and order 0 run and do nothing.
+pub fn check_shape_and_plan_errors<B: BatchedEigh<f32>>(backend: &B, other: &B) {
+    let mut plan = BatchedEigh::<f32>::plan_eigh(backend, &EighSpec::uniform(4, 3)).unwrap();
+    let mut w = vec![0.0f32; 12];
+    let err = backend
+        .eigh_host(&mut plan, &[0.0; 47], &mut w, None)
+        .unwrap_err();
+    assert!(matches!(err, Error::Shape { what: "a", .. }), "{err:?}");
+    let mut v = vec![0.0f32; 48];
+    let err = backend
+        .eigh_host(&mut plan, &[0.0; 48], &mut w, Some(&mut v))
+        .unwrap_err();
+    assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
+    let err = other
+        .eigh_host(&mut plan, &[0.0; 48], &mut w, None)
+        .unwrap_err();
+    assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
+    let err = BatchedEigh::<f32>::plan_eigh(backend, &EighSpec::uniform(5000, 1)).err();
+    assert!(matches!(err, Some(Error::Unsupported { .. })), "{err:?}");
+    let mut plan = BatchedEigh::<f32>::plan_eigh(backend, &EighSpec::ragged(vec![0, 0])).unwrap();
+    backend.eigh_host(&mut plan, &[], &mut [], None).unwrap();
+}
