@@ -246,11 +246,12 @@ fn main(
                     pairs[t * HALF + k] = p | (q << 16u);
                 }
                 barrier();
-                // A <- J^T A: rows p and q of every rotating pair.
-                for (var e = tid; e < HALF * n; e += TEAM) {
-                    let k = e / n;
-                    let col = e % n;
-                    if rnk[t * NMAX + k] != 0u {
+                // A <- J^T A: rows p and q of every rotating pair. Items run over NMAX columns
+                // (a constant divisor, a shift for power-of-two orders) and skip those >= n.
+                for (var e = tid; e < HALF * NMAX; e += TEAM) {
+                    let k = e / NMAX;
+                    let col = e % NMAX;
+                    if col < n && rnk[t * NMAX + k] != 0u {
                         let p = pairs[t * HALF + k] & 0xffffu;
                         let q = pairs[t * HALF + k] >> 16u;
                         let c = pc[t * HALF + k];
@@ -260,10 +261,10 @@ fn main(
                 }
                 barrier();
                 // A <- A J and V <- V J: columns p and q; the 2x2 block itself is set exactly.
-                for (var e = tid; e < HALF * n; e += TEAM) {
-                    let k = e / n;
-                    let row = e % n;
-                    if rnk[t * NMAX + k] != 0u {
+                for (var e = tid; e < HALF * NMAX; e += TEAM) {
+                    let k = e / NMAX;
+                    let row = e % NMAX;
+                    if row < n && rnk[t * NMAX + k] != 0u {
                         let p = pairs[t * HALF + k] & 0xffffu;
                         let q = pairs[t * HALF + k] >> 16u;
                         let c = pc[t * HALF + k];
