@@ -44,6 +44,12 @@ fn plans_are_send() {
         send::<megabatch::backends::cuda::CudaEighPlan<f64>>();
         send::<megabatch::backends::cuda::CudaReducePlan<f32>>();
     }
+    #[cfg(feature = "wgpu")]
+    {
+        send::<megabatch::backends::wgpu::WgpuEighPlan<f64>>();
+        send::<megabatch::backends::wgpu::WgpuReducePlan<f32>>();
+        send::<megabatch::backends::wgpu::WgpuAttentionPlan<half::f16>>();
+    }
 }
 
 /// One thread's work: its plans, inputs, and the results it must reproduce.
@@ -192,4 +198,18 @@ fn eight_threads_share_a_cuda_backend_bit_for_bit() {
     };
     let rounds = hammer(&cuda);
     eprintln!("cuda: {THREADS} threads x {:?}: {rounds} rounds", soak());
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn eight_threads_share_a_wgpu_backend_bit_for_bit() {
+    let Some(gpu) = common::wgpu_or_skip() else {
+        return;
+    };
+    if !gpu.adapter().f64 {
+        eprintln!("skipping: adapter without SHADER_F64");
+        return;
+    }
+    let rounds = hammer(&gpu);
+    eprintln!("wgpu: {THREADS} threads x {:?}: {rounds} rounds", soak());
 }
