@@ -3,7 +3,8 @@
 //! the latency of a small reduction with its scalar readback. Prints one JSON object per line
 //! (docs/benchmarks/wgpu-h100.md tabulates them).
 //!
-//! Usage: `cargo bench --features wgpu --bench wgpu [-- --quick] [--only eigh|seed|reduce|attention]`.
+//! Usage: `cargo bench --features wgpu --bench wgpu [-- --quick] [--only eigh|seed|reduce|attention]
+//! [--ns 4,8,...]`.
 //! Timing: each case is warmed up (pipelines, bind groups), then repeated until the budget
 //! (0.2 s, --quick 0.05 s) has passed, with a synchronisation every 8 calls and at the end;
 //! the figure is the mean per call. Host-to-host cases report the median of 100 calls.
@@ -85,12 +86,12 @@ fn eigh_seconds<T: Real, B: BatchedEigh<T>>(
     )
 }
 
-fn eigh_cases<T: Real>(gpu: &Wgpu, cpu: &Cpu, budget: Duration)
+fn eigh_cases<T: Real>(gpu: &Wgpu, cpu: &Cpu, budget: Duration, ns: &[usize])
 where
     Wgpu: BatchedEigh<T>,
     Cpu: BatchedEigh<T>,
 {
-    for n in [4usize, 8, 12, 16, 32, 64, 128] {
+    for &n in ns {
         for batch in [1usize, 1024, 16384, 131072] {
             let bytes = n * n * batch * std::mem::size_of::<T>();
             if bytes > gpu.adapter().max_storage_binding as usize || bytes > 1 << 30 {
@@ -248,9 +249,19 @@ fn main() {
         attention_cases(&gpu, &cpu);
     }
     if want("eigh") {
-        eigh_cases::<f32>(&gpu, &cpu, budget);
+        // `--ns 16,32` limits the orders.
+        let ns: Vec<usize> = std::env::args()
+            .skip_while(|a| a != "--ns")
+            .nth(1)
+            .map(|l| {
+                l.split(',')
+                    .map(|n| n.parse().expect("--ns: orders"))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![4, 8, 12, 16, 32, 64, 128]);
+        eigh_cases::<f32>(&gpu, &cpu, budget, &ns);
         if gpu.adapter().f64 {
-            eigh_cases::<f64>(&gpu, &cpu, budget);
+            eigh_cases::<f64>(&gpu, &cpu, budget, &ns);
         }
     }
 }

@@ -118,10 +118,10 @@ impl EighShader {
         // A rotation pass has nmax/2 * n items: about one per thread up to order 32, then
         // twice the threads (fewer loop trips per invocation, which also keeps lavapipe under
         // its loop limit, see `LAVAPIPE_EIGH_MAX_ORDER`).
-        let team = if nmax <= 32 {
+        let team = if nmax <= 16 {
             nmax.next_power_of_two().max(4)
         } else {
-            (2 * nmax.next_power_of_two()).min(EIGH_MAX_TEAM)
+            (4 * nmax.next_power_of_two()).min(EIGH_MAX_TEAM)
         };
         let mut shader = Self {
             dtype,
