@@ -8,7 +8,8 @@
 //
 // The host prepends a header defining: alias R (f32 or f64); constants NMAX (even), S
 // (NMAX + 1, the row stride), HALF, TEAM (threads per matrix), TEAMS (matrices per workgroup),
-// WG (= TEAM * TEAMS), VECTORS, IN_WG (matrices in workgroup memory, else in `work`), SH_LEN,
+// WG (= TEAM * TEAMS), VECTORS, IN_WG (A in workgroup memory, else in `work`), V_IN_WG (V
+// likewise), SH_LEN, WG_SLOT (elements per team in `sh`), ST_SLOT (per workgroup in `work`),
 // EPS, TAU_BIG, FINITE_MAX, MAX_SWEEPS. WGSL lets implementations assume no NaN/Inf (Mesa
 // folds `x != x` to false), so loaded inputs are tested by comparison for Inf and by the bits
 // of their f32 conversion for NaN; nothing later relies on NaN semantics.
@@ -35,7 +36,6 @@ struct Params {
 @group(0) @binding(6) var<uniform> params: Params;
 
 const MAT: u32 = NMAX * S;
-const MATS: u32 = select(1u, 2u, VECTORS) * MAT;
 
 var<workgroup> sh: array<R, SH_LEN>;
 var<workgroup> pc: array<R, TEAMS * HALF>;
@@ -55,7 +55,7 @@ var<workgroup> wg_active: u32;
 // Orders the team's accesses to its matrices: workgroup memory, or, for matrices in `work`,
 // storage memory too (workgroupBarrier alone does not order storage accesses).
 fn barrier() {
-    if !IN_WG {
+    if !IN_WG || (VECTORS && !V_IN_WG) {
         storageBarrier();
     }
     workgroupBarrier();
@@ -102,12 +102,35 @@ fn exponent(x: R) -> i32 {
     return e;
 }
 
-// Rotates the pair of entries (i, j) by (c, s): x' = c x - s y, y' = s x + c y.
+fn v_get(i: u32) -> R {
+    if V_IN_WG {
+        return sh[i];
+    }
+    return work[i];
+}
+
+fn v_set(i: u32, x: R) {
+    if V_IN_WG {
+        sh[i] = x;
+    } else {
+        work[i] = x;
+    }
+}
+
+// Rotates the pair of entries (i, j) of A by (c, s): x' = c x - s y, y' = s x + c y.
 fn rotate(i: u32, j: u32, c: R, s: R) {
     let x = m_get(i);
     let y = m_get(j);
     m_set(i, c * x - s * y);
     m_set(j, s * x + c * y);
+}
+
+// The same on V.
+fn rotate_v(i: u32, j: u32, c: R, s: R) {
+    let x = v_get(i);
+    let y = v_get(j);
+    v_set(i, c * x - s * y);
+    v_set(j, s * x + c * y);
 }
 
 // Round `round` of the circle method over m (even) players: player 0 stays, the others rotate
@@ -126,9 +149,10 @@ fn main(
 ) {
     let t = lid / TEAM;
     let tid = lid % TEAM;
-    // This team's A (then V) in workgroup memory, or this workgroup's slot of `work`.
-    let base = select(wid.x * MATS, t * MATS, IN_WG);
-    let vbase = base + MAT;
+    // This team's A and V: in its slot of workgroup memory (A first), or in this workgroup's
+    // slot of `work` (A first when both are there).
+    let base = select(wid.x * ST_SLOT, t * WG_SLOT, IN_WG);
+    let vbase = select(wid.x * ST_SLOT + select(MAT, 0u, IN_WG), t * WG_SLOT + MAT, V_IN_WG);
     let count = params.count;
     let groups = (count + TEAMS - 1u) / TEAMS;
     for (var g = wid.x; g < groups; g += nwg.x) {
@@ -169,7 +193,7 @@ fn main(
                 m_set(base + c * S + r, x);
             }
             if VECTORS {
-                m_set(vbase + r * S + c, select(R(0.0), R(1.0), r == c));
+                v_set(vbase + r * S + c, select(R(0.0), R(1.0), r == c));
             }
         }
         red[lid] = big;
@@ -279,7 +303,7 @@ fn main(
                             rotate(base + row * S + p, base + row * S + q, c, s);
                         }
                         if VECTORS {
-                            rotate(vbase + row * S + p, vbase + row * S + q, c, s);
+                            rotate_v(vbase + row * S + p, vbase + row * S + q, c, s);
                         }
                     }
                 }
@@ -307,15 +331,15 @@ fn main(
             w[w0 + r] = ldexp(di, ex);
             if VECTORS {
                 var at = 0u;
-                var bv = abs(m_get(vbase + i));
+                var bv = abs(v_get(vbase + i));
                 for (var row = 1u; row < n; row++) {
-                    let x = abs(m_get(vbase + row * S + i));
+                    let x = abs(v_get(vbase + row * S + i));
                     if x > bv {
                         bv = x;
                         at = row;
                     }
                 }
-                sgn[t * NMAX + i] = select(R(1.0), R(-1.0), m_get(vbase + at * S + i) < R(0.0));
+                sgn[t * NMAX + i] = select(R(1.0), R(-1.0), v_get(vbase + at * S + i) < R(0.0));
             }
         }
         barrier();
@@ -323,7 +347,7 @@ fn main(
             for (var e = tid; e < n * n; e += TEAM) {
                 let row = e / n;
                 let i = e % n;
-                v[a0 + row * n + rnk[t * NMAX + i]] = sgn[t * NMAX + i] * m_get(vbase + row * S + i);
+                v[a0 + row * n + rnk[t * NMAX + i]] = sgn[t * NMAX + i] * v_get(vbase + row * S + i);
             }
         }
         barrier();

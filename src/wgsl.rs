@@ -97,17 +97,21 @@ pub struct EighShader {
     pub nmax: usize,
     /// Threads per matrix.
     pub team: usize,
-    /// Matrices per workgroup.
+    /// Matrices per workgroup (1 when anything lives in the storage workspace).
     pub teams: usize,
     /// Accumulate eigenvectors.
     pub vectors: bool,
-    /// Matrices live in workgroup memory (else in a storage workspace, one slot per workgroup).
+    /// A lives in workgroup memory (else in a storage workspace, one slot per workgroup).
     pub in_workgroup: bool,
+    /// V lives in workgroup memory too (else in the storage workspace: the rotation passes
+    /// read A's pairs from every thread, V's rows only from the thread that owns them, so V
+    /// is the one to move out first).
+    pub vectors_in_workgroup: bool,
 }
 
 impl EighShader {
     /// The variant for matrices of order up to `n`, preferring workgroup memory when it fits
-    /// in `max_workgroup_bytes`.
+    /// in `max_workgroup_bytes`: A and V, else A alone, else neither.
     pub fn for_order(
         dtype: WgslFloat,
         n: usize,
@@ -132,34 +136,52 @@ impl EighShader {
             teams: (EIGH_MIN_WORKGROUP / team).max(1),
             vectors,
             in_workgroup: true,
+            vectors_in_workgroup: vectors,
         };
         while shader.workgroup_bytes() > max_workgroup_bytes && shader.teams > 1 {
             shader.teams /= 2;
         }
+        if shader.workgroup_bytes() > max_workgroup_bytes && vectors {
+            shader.vectors_in_workgroup = false;
+        }
         if shader.workgroup_bytes() > max_workgroup_bytes {
             shader.in_workgroup = false;
-            shader.teams = 1;
+            shader.vectors_in_workgroup = false;
         }
         shader
     }
 
-    /// Elements of one matrix slot (A, and V when vectors), stride `nmax + 1`.
-    pub fn slot_len(&self) -> usize {
-        self.nmax * (self.nmax + 1) * if self.vectors { 2 } else { 1 }
+    /// Elements of one matrix, stride `nmax + 1`.
+    pub fn matrix_len(&self) -> usize {
+        self.nmax * (self.nmax + 1)
+    }
+
+    /// Elements each team keeps in workgroup memory (A and/or V).
+    pub fn workgroup_slot_len(&self) -> usize {
+        let m = self.matrix_len();
+        usize::from(self.in_workgroup) * m
+            + usize::from(self.vectors && self.vectors_in_workgroup) * m
+    }
+
+    /// Elements each workgroup keeps in the storage workspace (A and/or V; 0: none).
+    pub fn storage_slot_len(&self) -> usize {
+        let m = self.matrix_len();
+        usize::from(!self.in_workgroup) * m
+            + usize::from(self.vectors && !self.vectors_in_workgroup) * m
     }
 
     /// Workgroup memory the variant declares, in bytes.
     pub fn workgroup_bytes(&self) -> usize {
         let r = self.dtype.size();
         let half = self.nmax / 2;
-        let sh = if self.in_workgroup {
-            self.teams * self.slot_len()
-        } else {
-            1
-        };
+        let sh = self.sh_len();
         let reals = sh + self.teams * (4 * half + self.nmax) + self.team * self.teams;
         let words = self.teams * (self.nmax + half + 3) + 1;
         reals * r + words * 4
+    }
+
+    fn sh_len(&self) -> usize {
+        (self.teams * self.workgroup_slot_len()).max(1)
     }
 
     /// Threads per workgroup.
@@ -170,13 +192,14 @@ impl EighShader {
     /// A cache key naming the variant.
     pub fn key(&self) -> String {
         format!(
-            "eigh_jacobi/{}/n{}/t{}x{}/v{}/wg{}",
+            "eigh_jacobi/{}/n{}/t{}x{}/v{}/wg{}{}",
             self.dtype.name(),
             self.nmax,
             self.team,
             self.teams,
             u8::from(self.vectors),
-            u8::from(self.in_workgroup)
+            u8::from(self.in_workgroup),
+            u8::from(self.vectors_in_workgroup)
         )
     }
 
@@ -186,11 +209,6 @@ impl EighShader {
         let d = self.dtype;
         d.header(&mut s);
         let tau_big = if d == WgslFloat::F64 { "1e150" } else { "1e18" };
-        let sh_len = if self.in_workgroup {
-            self.teams * self.slot_len()
-        } else {
-            1
-        };
         let _ = writeln!(s, "alias R = {};", d.name());
         for (name, value) in [
             ("NMAX", self.nmax),
@@ -199,13 +217,16 @@ impl EighShader {
             ("TEAM", self.team),
             ("TEAMS", self.teams),
             ("WG", self.workgroup_size()),
-            ("SH_LEN", sh_len),
+            ("SH_LEN", self.sh_len()),
+            ("WG_SLOT", self.workgroup_slot_len()),
+            ("ST_SLOT", self.storage_slot_len()),
             ("MAX_SWEEPS", 60),
         ] {
             let _ = writeln!(s, "const {name}: u32 = {value}u;");
         }
         let _ = writeln!(s, "const VECTORS: bool = {};", self.vectors);
         let _ = writeln!(s, "const IN_WG: bool = {};", self.in_workgroup);
+        let _ = writeln!(s, "const V_IN_WG: bool = {};", self.vectors_in_workgroup);
         let _ = writeln!(s, "const EPS: R = R({});", d.eps());
         let _ = writeln!(s, "const TAU_BIG: R = R({tau_big});");
         let _ = writeln!(s, "const FINITE_MAX: R = R({});", d.finite_max());

@@ -30,6 +30,7 @@ fn eigh_variants_validate() {
                 for limit in [49_152, 16_384, 0] {
                     let s = EighShader::for_order(dtype, n, vectors, limit);
                     assert!(!s.in_workgroup || s.workgroup_bytes() <= limit);
+                    assert!(s.teams == 1 || s.storage_slot_len() == 0);
                     assert!(s.workgroup_size() <= 256);
                     if seen.insert(s) {
                         validate(&s.key(), &s.source());

@@ -175,8 +175,8 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
             }
             let groups = (params[0] as usize).div_ceil(shader.teams);
             let mut workgroups = groups.min(ctx.summary.max_workgroups_per_dim as usize);
-            if !shader.in_workgroup {
-                let slot = shader.slot_len() * elem;
+            if shader.storage_slot_len() > 0 {
+                let slot = shader.storage_slot_len() * elem;
                 let budget = WORKSPACE_BUDGET.min(ctx.summary.max_storage_binding as usize);
                 workgroups = workgroups.min((budget / slot).max(1));
                 if workgroups * slot > ctx.summary.max_storage_binding as usize {
@@ -184,7 +184,7 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
                         "one eigh workspace slot exceeds the adapter's largest storage binding",
                     ));
                 }
-                work_len = work_len.max(workgroups * shader.slot_len());
+                work_len = work_len.max(workgroups * shader.storage_slot_len());
             }
             let pipeline = ctx.pipeline(&shader.key(), &BINDINGS, || shader.source())?;
             dispatches.push(Dispatch {
