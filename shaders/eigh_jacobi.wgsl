@@ -61,19 +61,46 @@ fn barrier() {
     workgroupBarrier();
 }
 
-fn m_get(i: u32) -> R {
-    if IN_WG {
+// Entry i of a team's matrix storage: workgroup memory (`in_wg`, a constant at every call
+// site) or the storage workspace.
+fn load(in_wg: bool, i: u32) -> R {
+    if in_wg {
         return sh[i];
     }
     return work[i];
 }
 
-fn m_set(i: u32, x: R) {
-    if IN_WG {
+fn store(in_wg: bool, i: u32, x: R) {
+    if in_wg {
         sh[i] = x;
     } else {
         work[i] = x;
     }
+}
+
+fn m_get(i: u32) -> R {
+    return load(IN_WG, i);
+}
+
+fn m_set(i: u32, x: R) {
+    store(IN_WG, i, x);
+}
+
+fn v_get(i: u32) -> R {
+    return load(V_IN_WG, i);
+}
+
+fn v_set(i: u32, x: R) {
+    store(V_IN_WG, i, x);
+}
+
+// Rotates entries (i, j) of A (`in_wg` = IN_WG) or V (V_IN_WG) by (c, s):
+// x' = c x - s y, y' = s x + c y.
+fn rotate(in_wg: bool, i: u32, j: u32, c: R, s: R) {
+    let x = load(in_wg, i);
+    let y = load(in_wg, j);
+    store(in_wg, i, c * x - s * y);
+    store(in_wg, j, s * x + c * y);
 }
 
 // The e with x = f 2^e, f in [0.5, 1), for finite x > 0: frexp, by exact power-of-two steps
@@ -100,37 +127,6 @@ fn exponent(x: R) -> i32 {
         e -= 1;
     }
     return e;
-}
-
-fn v_get(i: u32) -> R {
-    if V_IN_WG {
-        return sh[i];
-    }
-    return work[i];
-}
-
-fn v_set(i: u32, x: R) {
-    if V_IN_WG {
-        sh[i] = x;
-    } else {
-        work[i] = x;
-    }
-}
-
-// Rotates the pair of entries (i, j) of A by (c, s): x' = c x - s y, y' = s x + c y.
-fn rotate(i: u32, j: u32, c: R, s: R) {
-    let x = m_get(i);
-    let y = m_get(j);
-    m_set(i, c * x - s * y);
-    m_set(j, s * x + c * y);
-}
-
-// The same on V.
-fn rotate_v(i: u32, j: u32, c: R, s: R) {
-    let x = v_get(i);
-    let y = v_get(j);
-    v_set(i, c * x - s * y);
-    v_set(j, s * x + c * y);
 }
 
 // Round `round` of the circle method over m (even) players: player 0 stays, the others rotate
@@ -280,7 +276,7 @@ fn main(
                         let q = pairs[t * HALF + k] >> 16u;
                         let c = pc[t * HALF + k];
                         let s = ps[t * HALF + k];
-                        rotate(base + p * S + col, base + q * S + col, c, s);
+                        rotate(IN_WG, base + p * S + col, base + q * S + col, c, s);
                     }
                 }
                 barrier();
@@ -300,10 +296,10 @@ fn main(
                             m_set(base + q * S + q, pdq[t * HALF + k]);
                             m_set(base + q * S + p, R(0.0));
                         } else {
-                            rotate(base + row * S + p, base + row * S + q, c, s);
+                            rotate(IN_WG, base + row * S + p, base + row * S + q, c, s);
                         }
                         if VECTORS {
-                            rotate_v(vbase + row * S + p, vbase + row * S + q, c, s);
+                            rotate(V_IN_WG, vbase + row * S + p, vbase + row * S + q, c, s);
                         }
                     }
                 }
