@@ -89,14 +89,7 @@ impl<T: AttentionElement> SparseAttention<T> for Cpu {
                 "the plan was made by another backend instance",
             ));
         }
-        crate::attention::check_operands(
-            plan.lens,
-            q.len(),
-            k.len(),
-            v.len(),
-            o.len(),
-            lse.as_deref().map(<[f32]>::len),
-        )?;
+        crate::attention::check_operands(plan.lens, q, k, v, o, lse.as_deref())?;
         let spec = plan.spec;
         let mask = &plan.mask;
         let scratch = &plan.scratch;

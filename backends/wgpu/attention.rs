@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::context::{padded, unsupported, Binding, Context};
-use super::reduce::element_on;
+use super::context::{element_on, padded, unsupported, Binding, Context};
+
 use super::Wgpu;
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
@@ -217,14 +217,7 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
         lse: Option<&mut [f32]>,
     ) -> Result<()> {
         self.check_owner(&plan.ctx, "attention plan from another backend instance")?;
-        crate::attention::check_operands(
-            plan.lens,
-            q.len(),
-            k.len(),
-            v.len(),
-            o.len(),
-            lse.as_deref().map(<[f32]>::len),
-        )?;
+        crate::attention::check_operands(plan.lens, q, k, v, o, lse.as_deref())?;
         let (q_len, _, lse_len) = plan.lens;
         let ctx = &plan.ctx;
         ctx.write(&plan.q, bytemuck::cast_slice(q))?;

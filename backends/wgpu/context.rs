@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::wgsl::WgslFloat;
 use crate::{Error, Result};
 
 /// Selects an adapter by a case-insensitive substring of its name (e.g. `H100`, `llvmpipe`).
@@ -78,6 +79,29 @@ pub(crate) fn unsupported(message: impl Into<String>) -> Error {
     Error::Unsupported {
         backend: "wgpu",
         message: message.into(),
+    }
+}
+
+/// The WGSL element type of `T`, if this adapter can run it.
+pub(crate) fn element_on<T: 'static>(ctx: &Context, what: &str) -> Result<WgslFloat> {
+    let elem = WgslFloat::of::<T>().ok_or_else(|| {
+        unsupported(format!(
+            "{what} of {}: WGSL has no such type",
+            std::any::type_name::<T>()
+        ))
+    })?;
+    let missing = match elem {
+        WgslFloat::F64 if !ctx.summary.f64 => Some("SHADER_F64"),
+        WgslFloat::F16 if !ctx.summary.f16 => Some("SHADER_F16"),
+        _ => None,
+    };
+    match missing {
+        Some(feature) => Err(unsupported(format!(
+            "{what} of {}: adapter {} lacks {feature}",
+            elem.name(),
+            ctx.summary.name
+        ))),
+        None => Ok(elem),
     }
 }
 

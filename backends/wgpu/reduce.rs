@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::context::{record_dispatches, unsupported, BindCache, Binding, Context, Dispatch};
+use super::context::{element_on, record_dispatches, BindCache, Binding, Context, Dispatch};
 use super::{Wgpu, WgpuBuffer};
-use crate::wgsl::{ReduceShader, WgslFloat, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
+use crate::wgsl::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use crate::{Error, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
 
 /// Stage-1 workgroups of a whole-array reduction at most: enough to fill a large GPU, few
@@ -59,29 +59,6 @@ impl<T: Reducible> std::fmt::Debug for WgpuReducePlan<T> {
             .field("shape", &self.shape)
             .field("dispatches", &self.dispatches.len())
             .finish()
-    }
-}
-
-/// The WGSL element type of `T`, if this adapter can run it.
-pub(crate) fn element_on<T: 'static>(ctx: &Context, what: &str) -> Result<WgslFloat> {
-    let elem = WgslFloat::of::<T>().ok_or_else(|| {
-        unsupported(format!(
-            "{what} of {}: WGSL has no such type",
-            std::any::type_name::<T>()
-        ))
-    })?;
-    let missing = match elem {
-        WgslFloat::F64 if !ctx.summary.f64 => Some("SHADER_F64"),
-        WgslFloat::F16 if !ctx.summary.f16 => Some("SHADER_F16"),
-        _ => None,
-    };
-    match missing {
-        Some(feature) => Err(unsupported(format!(
-            "{what} of {}: adapter {} lacks {feature}",
-            elem.name(),
-            ctx.summary.name
-        ))),
-        None => Ok(elem),
     }
 }
 

@@ -122,21 +122,21 @@ impl AttentionSpec {
 
 /// Checks the operand lengths of an attention call against `lens` (from
 /// [`AttentionSpec::lens`]): Q and O, K and V, LSE when given.
-pub(crate) fn check_operands(
+pub(crate) fn check_operands<T>(
     (q_len, kv_len, lse_len): (usize, usize, usize),
-    q: usize,
-    k: usize,
-    v: usize,
-    o: usize,
-    lse: Option<usize>,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    o: &[T],
+    lse: Option<&[f32]>,
 ) -> Result<()> {
     use crate::error::check_len;
-    check_len("q", q_len, q)?;
-    check_len("k", kv_len, k)?;
-    check_len("v", kv_len, v)?;
-    check_len("o", q_len, o)?;
+    check_len("q", q_len, q.len())?;
+    check_len("k", kv_len, k.len())?;
+    check_len("v", kv_len, v.len())?;
+    check_len("o", q_len, o.len())?;
     if let Some(l) = lse {
-        check_len("lse", lse_len, l)?;
+        check_len("lse", lse_len, l.len())?;
     }
     Ok(())
 }
