@@ -3,7 +3,7 @@
 //! `nvidia-cuda-nvrtc` wheel in CI), no GPU.
 #![cfg(feature = "cuda")]
 
-use megabatch::backends::cuda::{compile_kernels, nvrtc_available, nvrtc_version};
+use megabatch::backends::cuda::{compile_kernels, nvrtc_available, nvrtc_version, AttentionKernel};
 
 /// This process's kernel cache folder: fresh, so every test here really runs NVRTC once.
 fn cache_dir() -> std::path::PathBuf {
@@ -109,7 +109,52 @@ fn compiled_kernels_are_cached_on_disk_with_a_checksum() {
                 .starts_with("sm_90-")
         })
         .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    let bytes = std::fs::read(&files[0]).unwrap();
-    assert_eq!(&bytes[8..], &cubin[..], "file = 8-byte checksum + cubin");
+    // Other tests of this process cache attention variants in the same folder.
+    let matching = files
+        .iter()
+        .filter(|f| std::fs::read(f).is_ok_and(|bytes| bytes.get(8..) == Some(&cubin[..])))
+        .count();
+    assert_eq!(matching, 1, "file = 8-byte checksum + cubin: {files:?}");
+}
+
+/// Every attention variant (dtype x head dim x tile shape) compiles for Hopper, and the
+/// tensor-core path also for Ampere; each cubin exports its entry point. Compiled on all cores.
+#[test]
+fn every_attention_variant_compiles() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let all = AttentionKernel::all();
+    let mut jobs: Vec<(AttentionKernel, &str)> = all.iter().map(|k| (*k, "sm_90")).collect();
+    jobs.extend(
+        all.iter()
+            .filter(|k| k.dtype != "f32" && k.head_dim == 64)
+            .map(|k| (*k, "sm_80")),
+    );
+    let start = std::time::Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((kernel, arch)) = jobs.get(i) else {
+                    break;
+                };
+                let cubin = kernel
+                    .compile(arch)
+                    .unwrap_or_else(|e| panic!("{kernel:?} for {arch}: {e}"));
+                let needle = format!("\0{}\0", kernel.entry());
+                assert!(
+                    cubin.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{kernel:?}: entry point missing"
+                );
+            });
+        }
+    });
+    eprintln!(
+        "{} attention variants compiled in {:.2?}",
+        jobs.len(),
+        start.elapsed()
+    );
 }

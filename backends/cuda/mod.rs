@@ -8,6 +8,8 @@
 //! for. Buffers carry an event marking their last use, so work on two plans' streams that
 //! shares a buffer runs in submission order.
 
+mod attention;
+mod attention_kernel;
 mod driver;
 mod eigh;
 mod module;
@@ -22,11 +24,14 @@ use cudarc::driver::CudaContext;
 
 use crate::error::check_len;
 use crate::{Backend, BackendKind, Element, Error, Result};
+pub use attention::{AttentionOptions, AttentionSchedule, CudaAttentionPlan};
+pub use attention_kernel::{AttentionKernel, ATTENTION_SOURCE};
 use driver::{bind, bytes_for, device_error, DeviceMemory, DriverResultExt, Event, Stream};
 pub use eigh::{CudaEighPlan, CUDA_EIGH_MAX_ORDER};
 use module::Kernels;
 pub use nvrtc::{
-    compile_kernels, nvrtc_available, nvrtc_version, KERNEL_CACHE_ENV, KERNEL_SOURCES,
+    compile_kernels, compile_source, nvrtc_available, nvrtc_version, KERNEL_CACHE_ENV,
+    KERNEL_SOURCES,
 };
 pub use reduce::CudaReducePlan;
 
@@ -39,6 +44,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Cuda {
     ctx: Arc<CudaContext>,
     kernels: Arc<Kernels>,
+    /// Attention kernel variants loaded so far, compiled on first use (see
+    /// [`AttentionKernel`]); shared by clones.
+    attention_modules:
+        Arc<std::sync::Mutex<std::collections::HashMap<AttentionKernel, Arc<Kernels>>>>,
     info: DeviceInfo,
     id: u64,
 }
@@ -115,6 +124,7 @@ impl Cuda {
         Ok(Self {
             ctx,
             kernels,
+            attention_modules: Default::default(),
             info,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })

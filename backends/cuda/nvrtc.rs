@@ -67,16 +67,29 @@ fn nvrtc_error(call: &str, e: rtc::NvrtcError) -> Error {
 /// [`Error::Device`] when libnvrtc is missing, or with the compiler log when a kernel fails to
 /// compile.
 pub fn compile_kernels(arch: &str) -> Result<Arc<Vec<u8>>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> = OnceLock::new();
+    compile_source(arch, &joined_source())
+}
+
+/// Compiles one translation unit `source` for `arch` and returns the cubin, cached for the
+/// life of the process (by architecture and source) and on disk (see [`KERNEL_CACHE_ENV`]).
+/// The attention kernels go through here once per variant (`#define`s prepended).
+///
+/// # Errors
+/// As [`compile_kernels`].
+pub fn compile_source(arch: &str, source: &str) -> Result<Arc<Vec<u8>>> {
+    /// Cubins by (architecture, hash of the source).
+    type Cache = Mutex<HashMap<(String, u64), Arc<Vec<u8>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
+    let key = (arch.to_owned(), stable_hash(source.as_bytes()));
     // Held across the compile: threads that start together wait for one compilation instead
     // of each running NVRTC.
     let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(hit) = map.get(arch) {
+    if let Some(hit) = map.get(&key) {
         return Ok(hit.clone());
     }
-    let cubin = Arc::new(compile_cached_on_disk(arch)?);
-    map.insert(arch.to_owned(), cubin.clone());
+    let cubin = Arc::new(compile_cached_on_disk(arch, source)?);
+    map.insert(key, cubin.clone());
     Ok(cubin)
 }
 
@@ -104,18 +117,14 @@ fn joined_source() -> String {
 
 /// The cache file for `arch`: named by a hash of the source, the options and the NVRTC
 /// version, so any change compiles afresh. `None` when caching is off or has no folder.
-fn cache_file(arch: &str) -> Option<std::path::PathBuf> {
+fn cache_file(arch: &str, source: &str) -> Option<std::path::PathBuf> {
     let dir = match std::env::var_os(KERNEL_CACHE_ENV) {
         Some(v) if v == "off" => return None,
         Some(v) => std::path::PathBuf::from(v),
         None => dirs::cache_dir()?.join("megabatch").join("kernels"),
     };
     let (major, minor) = nvrtc_version().ok()?;
-    let key = format!(
-        "{}|{:?}|nvrtc{major}.{minor}",
-        joined_source(),
-        options(arch)
-    );
+    let key = format!("{source}|{:?}|nvrtc{major}.{minor}", options(arch));
     Some(dir.join(format!("{arch}-{:016x}.cubin", stable_hash(key.as_bytes()))))
 }
 
@@ -146,24 +155,24 @@ fn stable_hash(bytes: &[u8]) -> u64 {
     crate::cost::stable_hash(bytes)
 }
 
-fn compile_cached_on_disk(arch: &str) -> Result<Vec<u8>> {
-    let file = cache_file(arch);
+fn compile_cached_on_disk(arch: &str, source: &str) -> Result<Vec<u8>> {
+    let file = cache_file(arch, source);
     if let Some(cubin) = file.as_deref().and_then(read_cached) {
         return Ok(cubin);
     }
-    let cubin = compile_uncached(arch)?;
+    let cubin = compile_uncached(arch, source)?;
     if let Some(path) = &file {
         write_cached(path, &cubin);
     }
     Ok(cubin)
 }
 
-fn compile_uncached(arch: &str) -> Result<Vec<u8>> {
+fn compile_uncached(arch: &str, source: &str) -> Result<Vec<u8>> {
     if !nvrtc_available() {
         return Err(no_nvrtc());
     }
-    let source = CString::new(joined_source())
-        .map_err(|_| Error::InvalidArgument("NUL in kernel source"))?;
+    let source =
+        CString::new(source).map_err(|_| Error::InvalidArgument("NUL in kernel source"))?;
     let prog = rtc::create_program(&source, Some(c"megabatch.cu"))
         .map_err(|e| nvrtc_error("nvrtcCreateProgram", e))?;
     let options = options(arch);

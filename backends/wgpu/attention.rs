@@ -60,31 +60,6 @@ impl<T> std::fmt::Debug for WgpuAttentionPlan<T> {
     }
 }
 
-/// Row starts and entries (key block, high bit for full blocks) of every mask row, partial
-/// blocks first, as [`BlockMask::row`] yields them.
-fn mask_lists(mask: &BlockMask) -> (Vec<u32>, Vec<u32>, usize) {
-    let (mb, mh) = mask.broadcast_dims();
-    let qb = mask.block_counts().0;
-    let mut rows = Vec::with_capacity(mb * mh * qb + 1);
-    let mut entries = Vec::new();
-    let mut longest = 0;
-    for b in 0..mb {
-        for h in 0..mh {
-            for q in 0..qb {
-                rows.push(entries.len() as u32);
-                let before = entries.len();
-                entries.extend(
-                    mask.row(b, h, q)
-                        .map(|(k, full)| k as u32 | if full { 1 << 31 } else { 0 }),
-                );
-                longest = longest.max(entries.len() - before);
-            }
-        }
-    }
-    rows.push(entries.len() as u32);
-    (rows, entries, longest)
-}
-
 impl<T: AttentionElement> SparseAttention<T> for Wgpu {
     type AttentionPlan = WgpuAttentionPlan<T>;
 
@@ -120,7 +95,7 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
         };
         let (bq, bk) = mask.block_size();
         let (qb_count, kb_count) = mask.block_counts();
-        let (rows, entries, longest) = mask_lists(mask);
+        let (rows, entries, longest) = mask.flat_lists()?;
         if ctx.summary.is_llvmpipe() {
             // Loop trips of one invocation: per query sub-tile and key chunk, the score dots
             // and the V accumulation dominate.

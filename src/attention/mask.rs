@@ -406,4 +406,36 @@ impl BlockMask {
         });
         partial.chain(full)
     }
+
+    /// The mask flattened for a GPU kernel: row starts (`[Bm * Hm * QB + 1]`), entries (key
+    /// block, bit 31 set for a full block; rows in [`BlockMask::row`] order) and the longest
+    /// row's length.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when the entries do not fit `u32` offsets.
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    pub(crate) fn flat_lists(&self) -> Result<(Vec<u32>, Vec<u32>, usize)> {
+        let qb = self.block_counts().0;
+        let mut rows = Vec::with_capacity(self.batch * self.heads * qb + 1);
+        let mut entries = Vec::new();
+        let mut longest = 0;
+        let offset = |n: usize| {
+            u32::try_from(n).map_err(|_| Error::TooLarge("block mask has over 2^32 kept blocks"))
+        };
+        for b in 0..self.batch {
+            for h in 0..self.heads {
+                for q in 0..qb {
+                    rows.push(offset(entries.len())?);
+                    let before = entries.len();
+                    entries.extend(
+                        self.row(b, h, q)
+                            .map(|(k, full)| k as u32 | if full { 1 << 31 } else { 0 }),
+                    );
+                    longest = longest.max(entries.len() - before);
+                }
+            }
+        }
+        rows.push(offset(entries.len())?);
+        Ok((rows, entries, longest))
+    }
 }

@@ -133,6 +133,99 @@ pub fn check_on<T: AttentionElement, B: SparseAttention<T>>(
     Ok(())
 }
 
+/// The naive low-precision computation the tensor-core kernels are held to (FlashAttention's
+/// test rule, Dao et al.): per row, scores and softmax in f32 from the `T` inputs, the
+/// probabilities rounded to `T` before they multiply V (as a kernel feeding P V to 16-bit
+/// tensor cores must), the product accumulated in f32, O rounded to `T`.
+pub fn naive_low_precision<T: AttentionElement>(c: &Case) -> Vec<f64> {
+    let s = c.spec;
+    let (bq, bk) = c.mask.block_size();
+    let d = s.head_dim;
+    let scale = s.softmax_scale();
+    let mut o = vec![0.0; c.q.len()];
+    for b in 0..s.batch {
+        for h in 0..s.heads_q {
+            let hk = h / (s.heads_q / s.heads_kv);
+            for i in 0..s.seq_q {
+                let row: Vec<(usize, bool)> = c.mask.row(b, h, i / bq).collect();
+                let qi = &c.q[((b * s.heads_q + h) * s.seq_q + i) * d..][..d];
+                let scores: Vec<(usize, f32)> = (0..s.seq_kv)
+                    .filter(|&j| {
+                        row.iter().any(|&(kb, full)| {
+                            kb == j / bk
+                                && (full || c.mask.predicate().keeps(i, j, s.seq_q, s.seq_kv))
+                        })
+                    })
+                    .map(|j| {
+                        let kj = &c.k[((b * s.heads_kv + hk) * s.seq_kv + j) * d..][..d];
+                        (
+                            j,
+                            scale * qi.iter().zip(kj).map(|(x, y)| x * y).sum::<f32>(),
+                        )
+                    })
+                    .collect();
+                if scores.is_empty() {
+                    continue;
+                }
+                let m = scores.iter().fold(f32::NEG_INFINITY, |m, x| m.max(x.1));
+                let p: Vec<f32> = scores.iter().map(|x| (x.1 - m).exp()).collect();
+                let l: f32 = p.iter().sum();
+                let mut acc = vec![0.0f32; d];
+                for (&(j, _), &pj) in scores.iter().zip(&p) {
+                    let pj = T::from_f32(pj).to_f32();
+                    let vj = &c.v[((b * s.heads_kv + hk) * s.seq_kv + j) * d..][..d];
+                    for (a, x) in acc.iter_mut().zip(vj) {
+                        *a += pj * x;
+                    }
+                }
+                let out = &mut o[((b * s.heads_q + h) * s.seq_q + i) * d..][..d];
+                for (dst, a) in out.iter_mut().zip(acc) {
+                    *dst = f64::from(T::from_f32(a / l).to_f32());
+                }
+            }
+        }
+    }
+    o
+}
+
+/// Tensor-core tolerance: `backend`'s max |O - O_ref| at most twice the naive low-precision
+/// computation's ([`naive_low_precision`]) plus the f32 floor of [`check_on`]
+/// (`(1e-5 + u) max |O_ref|`); LSE within 1e-5 (it comes from f32 scores either way); empty
+/// rows exactly 0 and -inf.
+pub fn check_low_precision_on<T: AttentionElement, B: SparseAttention<T>>(
+    backend: &B,
+    c: &Case,
+    unit_roundoff: f64,
+) -> Result<(), TestCaseError> {
+    let (o_ref, lse_ref) = reference(c);
+    let naive = naive_low_precision::<T>(c);
+    let (o, lse) = run_on::<T, B>(backend, c);
+    let max_err = |x: &[f64]| {
+        x.iter()
+            .zip(&o_ref)
+            .fold(0.0f64, |m, (a, r)| m.max((a - r).abs()))
+    };
+    let scale = o_ref.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let tol = 2.0 * max_err(&naive) + (1e-5 + unit_roundoff) * scale.max(1e-30);
+    let err = max_err(&o);
+    prop_assert!(
+        err <= tol,
+        "{}: max |O - O_ref| = {err:e} > {tol:e} (naive low precision: {:e})",
+        T::DTYPE,
+        max_err(&naive)
+    );
+    for (idx, (a, r)) in lse.iter().zip(&lse_ref).enumerate() {
+        if r.is_infinite() {
+            prop_assert!(*a == f32::NEG_INFINITY, "LSE[{idx}]: {a} for an empty row");
+            let row = &o[idx * c.spec.head_dim..][..c.spec.head_dim];
+            prop_assert!(row.iter().all(|&x| x == 0.0), "O row {idx} of an empty row");
+        } else {
+            prop_assert!((f64::from(*a) - r).abs() <= 1e-5, "LSE[{idx}]: {a} vs {r}");
+        }
+    }
+    Ok(())
+}
+
 pub fn spec(
     batch: usize,
     heads_kv: usize,

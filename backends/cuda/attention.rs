@@ -1,0 +1,450 @@
+//! `SparseAttention` on CUDA: `kernels/attention.cu`, one fused forward launch per call over a
+//! work list of (batch, query head, query tile) items, longest mask row first.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use cudarc::driver::sys;
+
+use super::attention_kernel::AttentionKernel;
+use super::driver::{
+    arg, bind, copy_to_device, launch, DeviceMemory, DriverResultExt, Staged, Stream,
+};
+use super::module::{KernelFn, Kernels};
+use super::{Cuda, CudaBuffer};
+use crate::attention::{
+    AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
+};
+use crate::{Error, Result};
+
+/// The order in which CTAs take work items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionSchedule {
+    /// Items sorted by kept-block count, longest first (stable, so equal rows keep their
+    /// natural order): the block scheduler hands the long rows out first and the short ones
+    /// fill in at the end (longest-processing-time-first list scheduling, Graham 1969).
+    #[default]
+    LongestFirst,
+    /// Items in (batch, head, query tile) order.
+    Natural,
+}
+
+/// Choices a caller may make for one CUDA attention plan; the defaults are the measured best
+/// (docs/benchmarks/attention-h100.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttentionOptions {
+    /// CTA order.
+    pub schedule: AttentionSchedule,
+    /// A kernel variant other than [`AttentionKernel::for_shape`]'s, for tuning: its dtype and
+    /// head dimension must be the call's, its query tile must divide BQ and its key chunk BK.
+    pub kernel: Option<AttentionKernel>,
+}
+
+/// Mirrors `MbAttParams` in `kernels/attention.cu`, field for field.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct AttentionParams {
+    q: u64,
+    k: u64,
+    v: u64,
+    o: u64,
+    lse: u64,
+    rows: u64,
+    entries: u64,
+    ids: u64,
+    work: u64,
+    heads_q: i32,
+    heads_kv: i32,
+    seq_q: i32,
+    seq_kv: i32,
+    bq: i32,
+    bk: i32,
+    qb_count: i32,
+    mask_heads: i32,
+    mask_b_bcast: i32,
+    mask_h_bcast: i32,
+    predicate: i32,
+    window: i32,
+    tiles: i32,
+    items: i32,
+    scale_log2: f32,
+    pad: i32,
+}
+
+/// Host-side staging for [`SparseAttention::attention_host`], allocated by the plan's first
+/// host call.
+struct HostStaging<T> {
+    q: Staged<T>,
+    k: Staged<T>,
+    v: Staged<T>,
+    o: Staged<T>,
+    lse: Staged<f32>,
+}
+
+/// A CUDA attention plan: its stream, the compiled kernel variant, the mask as per-row lists
+/// of kept key blocks and the work list on the device, and the launch shape.
+///
+/// Layouts as [`AttentionSpec`]; `T` = f16 or bf16 (tensor cores: mma.sync m16n8k16, f32
+/// accumulation, P rounded to `T` before P V as in FlashAttention-2) or f32 (FMA). O is
+/// written in `T`, LSE in f32 (natural log). Algorithm: Dao, "FlashAttention-2", 2023, over
+/// FlexAttention's block mask (Dong et al., 2024): K/V chunks double-buffered with cp.async,
+/// the element predicate evaluated only in partial blocks and cut last blocks.
+pub struct CudaAttentionPlan<T> {
+    owner: u64,
+    lens: (usize, usize, usize),
+    kernel: AttentionKernel,
+    function: KernelFn,
+    _module: Arc<Kernels>,
+    stream: Stream,
+    params: AttentionParams,
+    grid: u32,
+    _tables: Option<DeviceMemory>,
+    host: Option<HostStaging<T>>,
+}
+
+impl<T> std::fmt::Debug for CudaAttentionPlan<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaAttentionPlan")
+            .field("kernel", &self.kernel)
+            .field("grid", &self.grid)
+            .finish()
+    }
+}
+
+impl<T> CudaAttentionPlan<T> {
+    /// The kernel variant this plan launches.
+    pub fn kernel(&self) -> AttentionKernel {
+        self.kernel
+    }
+}
+
+fn dtype_of<T: AttentionElement>() -> &'static str {
+    T::DTYPE
+}
+
+fn to_i32(x: usize, what: &'static str) -> Result<i32> {
+    i32::try_from(x).map_err(|_| Error::TooLarge(what))
+}
+
+impl Cuda {
+    /// The loaded module of `kernel`, compiled on first use in this context.
+    fn attention_module(&self, kernel: &AttentionKernel) -> Result<Arc<Kernels>> {
+        let mut map = self
+            .attention_modules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = map.get(kernel) {
+            return Ok(m.clone());
+        }
+        let (major, minor) = self.info.compute_capability;
+        let cubin = kernel.compile(&format!("sm_{major}{minor}"))?;
+        let module = Arc::new(Kernels::load(&self.ctx, &cubin)?);
+        map.insert(*kernel, module.clone());
+        Ok(module)
+    }
+
+    /// [`SparseAttention::plan_attention`] with explicit [`AttentionOptions`] (the trait's
+    /// method uses the defaults).
+    ///
+    /// # Errors
+    /// As [`SparseAttention::plan_attention`]; [`Error::Unsupported`] on GPUs before sm_80
+    /// (no mma.sync m16n8k16 / cp.async) or for a tile that needs more shared memory than the
+    /// device has; [`Error::InvalidArgument`] for a kernel variant that does not fit the call;
+    /// [`Error::TooLarge`] when a sequence or the work list exceeds `i32`; [`Error::Device`]
+    /// for allocation or compile failures.
+    pub fn plan_attention_with<T: AttentionElement>(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+        options: AttentionOptions,
+    ) -> Result<CudaAttentionPlan<T>> {
+        let lens = spec.lens_for(mask)?;
+        if self.info.compute_capability.0 < 8 {
+            return Err(Error::Unsupported {
+                backend: "cuda",
+                message: format!(
+                    "attention needs sm_80 or newer (this GPU is sm_{}{})",
+                    self.info.compute_capability.0, self.info.compute_capability.1
+                ),
+            });
+        }
+        let (bq, bk) = mask.block_size();
+        let kernel = match options.kernel {
+            None => AttentionKernel::for_shape(dtype_of::<T>(), spec.head_dim, bq, bk),
+            Some(k) => {
+                k.check_fits(dtype_of::<T>(), spec.head_dim, (bq, bk))?;
+                k
+            }
+        };
+        let (qb_count, _) = mask.block_counts();
+        let (mb, mh) = mask.broadcast_dims();
+        let qt = kernel.query_tile();
+        let tiles = spec.seq_q.div_ceil(qt);
+        let items = spec
+            .batch
+            .checked_mul(spec.heads_q)
+            .and_then(|x| x.checked_mul(tiles))
+            .ok_or(Error::TooLarge("attention work list"))?;
+        let items_i32 = to_i32(items, "attention work list exceeds 2^31 items")?;
+        let (rows, entries, _) = mask.flat_lists()?;
+        let (predicate, window, ids): (i32, usize, &[u32]) = match mask.predicate() {
+            MaskPredicate::None => (0, 0, &[]),
+            MaskPredicate::Causal => (1, 0, &[]),
+            MaskPredicate::SlidingWindow { window } => (2, *window, &[]),
+            MaskPredicate::Documents { ids, causal } => (3 + i32::from(*causal), 0, ids),
+        };
+        let work: Vec<u32> = match options.schedule {
+            AttentionSchedule::Natural => Vec::new(),
+            AttentionSchedule::LongestFirst => {
+                let kept = |item: usize| {
+                    let (bh, tile) = (item / tiles, item % tiles);
+                    let (b, h) = (bh / spec.heads_q, bh % spec.heads_q);
+                    let r = ((if mb == 1 { 0 } else { b }) * mh + if mh == 1 { 0 } else { h })
+                        * qb_count
+                        + tile * qt / bq;
+                    rows[r + 1] - rows[r]
+                };
+                let mut order: Vec<u32> = (0..items as u32).collect();
+                order.sort_by_key(|&i| std::cmp::Reverse(kept(i as usize)));
+                order
+            }
+        };
+        bind(&self.ctx)?;
+        let module = self.attention_module(&kernel)?;
+        let function = module.get(kernel.entry())?;
+        if kernel.shared_bytes() > self.info.max_shared_per_block {
+            return Err(Error::Unsupported {
+                backend: "cuda",
+                message: format!(
+                    "attention tile needs {} bytes of shared memory, the device allows {}",
+                    kernel.shared_bytes(),
+                    self.info.max_shared_per_block
+                ),
+            });
+        }
+        // SAFETY: `function` is live; the value is within the device's opt-in limit.
+        unsafe {
+            cudarc::driver::result::function::set_function_attribute(
+                function.0,
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                kernel.shared_bytes() as i32,
+            )
+        }
+        .call("cuFuncSetAttribute")?;
+        let stream = Stream::new(&self.ctx)?;
+        // One device table: row starts, entries, document ids, work list (all u32).
+        let mut table: Vec<u32> = Vec::with_capacity(rows.len() + entries.len() + ids.len());
+        table.extend_from_slice(&rows);
+        table.extend_from_slice(&entries);
+        table.extend_from_slice(ids);
+        table.extend_from_slice(&work);
+        let tables = DeviceMemory::zeroed(&self.ctx, 4 * table.len().max(1))?;
+        copy_to_device(&table, tables.ptr(), &stream)?;
+        stream.synchronize()?;
+        let base = tables.ptr();
+        let at = |n: usize| base + 4 * n as u64;
+        let params = AttentionParams {
+            rows: at(0),
+            entries: at(rows.len()),
+            ids: if ids.is_empty() {
+                0
+            } else {
+                at(rows.len() + entries.len())
+            },
+            work: if work.is_empty() {
+                0
+            } else {
+                at(rows.len() + entries.len() + ids.len())
+            },
+            heads_q: to_i32(spec.heads_q, "heads_q exceeds 2^31")?,
+            heads_kv: to_i32(spec.heads_kv, "heads_kv exceeds 2^31")?,
+            seq_q: to_i32(spec.seq_q, "seq_q exceeds 2^31")?,
+            seq_kv: to_i32(spec.seq_kv, "seq_kv exceeds 2^31")?,
+            bq: bq as i32,
+            bk: bk as i32,
+            qb_count: qb_count as i32,
+            mask_heads: mh as i32,
+            mask_b_bcast: i32::from(mb == 1),
+            mask_h_bcast: i32::from(mh == 1),
+            predicate,
+            window: to_i32(window.min(i32::MAX as usize), "window")?,
+            tiles: to_i32(tiles, "query tiles exceed 2^31")?,
+            items: items_i32,
+            scale_log2: spec.softmax_scale() * std::f32::consts::LOG2_E,
+            ..AttentionParams::default()
+        };
+        Ok(CudaAttentionPlan {
+            owner: self.id,
+            lens,
+            kernel,
+            function,
+            _module: module,
+            stream,
+            params,
+            grid: items_i32 as u32,
+            _tables: Some(tables),
+            host: None,
+        })
+    }
+
+    /// Device-resident attention: O (and LSE if given) from Q, K, V already on this device,
+    /// queued on the plan's stream (ordered after earlier work on each buffer through its
+    /// event); returns without waiting. Layouts as [`AttentionSpec`]. No allocation.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for wrong buffer lengths; [`Error::PlanMismatch`] for a plan of another
+    /// backend instance; [`Error::Device`] if the launch fails.
+    pub fn attention<T: AttentionElement>(
+        &self,
+        plan: &mut CudaAttentionPlan<T>,
+        q: &CudaBuffer<T>,
+        k: &CudaBuffer<T>,
+        v: &CudaBuffer<T>,
+        o: &mut CudaBuffer<T>,
+        lse: Option<&mut CudaBuffer<f32>>,
+    ) -> Result<()> {
+        self.check_owner(plan.owner, "attention plan from another backend instance")?;
+        plan.check_lens(q.len, k.len, v.len, o.len, lse.as_ref().map(|l| l.len))?;
+        bind(&self.ctx)?;
+        for b in [q, k, v, &*o] {
+            b.wait_on(&plan.stream)?;
+        }
+        if let Some(l) = lse.as_ref() {
+            l.wait_on(&plan.stream)?;
+        }
+        let lse_ptr = lse.as_ref().map_or(0, |l| l.mem.ptr());
+        plan.enqueue(q.mem.ptr(), k.mem.ptr(), v.mem.ptr(), o.mem.ptr(), lse_ptr)?;
+        for b in [q, k, v, &*o] {
+            b.used_by(&plan.stream)?;
+        }
+        if let Some(l) = lse {
+            l.used_by(&plan.stream)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every call queued on `plan`'s stream.
+    ///
+    /// # Errors
+    /// [`Error::Device`] if queued work failed.
+    pub fn synchronize_plan<T>(&self, plan: &CudaAttentionPlan<T>) -> Result<()> {
+        bind(&self.ctx)?;
+        plan.stream.synchronize()
+    }
+}
+
+impl<T> CudaAttentionPlan<T> {
+    fn check_lens(&self, q: usize, k: usize, v: usize, o: usize, lse: Option<usize>) -> Result<()> {
+        use crate::error::check_len;
+        let (q_len, kv_len, lse_len) = self.lens;
+        check_len("q", q_len, q)?;
+        check_len("k", kv_len, k)?;
+        check_len("v", kv_len, v)?;
+        check_len("o", q_len, o)?;
+        if let Some(l) = lse {
+            check_len("lse", lse_len, l)?;
+        }
+        Ok(())
+    }
+
+    /// Queues the launch on the plan's stream.
+    fn enqueue(&mut self, q: u64, k: u64, v: u64, o: u64, lse: u64) -> Result<()> {
+        if self.grid == 0 {
+            return Ok(());
+        }
+        let mut params = self.params;
+        (params.q, params.k, params.v, params.o, params.lse) = (q, k, v, o, lse);
+        let mut args: [*mut c_void; 1] = [arg(&params)];
+        // SAFETY: `params` mirrors `MbAttParams`; q, k, v, o (and a non-zero lse) hold the
+        // spec's lengths (`check_lens`); the mask tables are the plan's; callers keep buffers
+        // alive and ordered (events, or `attention_host`'s synchronisation). CTAs touch only
+        // their own (b, h) rows and keys of listed blocks below Skv.
+        unsafe {
+            launch(
+                self.function.0,
+                (self.grid, 1, 1),
+                self.kernel.threads() as u32,
+                self.kernel.shared_bytes() as u32,
+                &self.stream,
+                &mut args,
+            )
+        }
+    }
+}
+
+impl<T: AttentionElement> SparseAttention<T> for Cuda {
+    type AttentionPlan = CudaAttentionPlan<T>;
+
+    fn plan_attention(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+    ) -> Result<CudaAttentionPlan<T>> {
+        self.plan_attention_with(spec, mask, AttentionOptions::default())
+    }
+
+    fn attention_host(
+        &self,
+        plan: &mut CudaAttentionPlan<T>,
+        q: &[T],
+        k: &[T],
+        v: &[T],
+        o: &mut [T],
+        lse: Option<&mut [f32]>,
+    ) -> Result<()> {
+        self.check_owner(plan.owner, "attention plan from another backend instance")?;
+        crate::attention::check_operands(plan.lens, q, k, v, o, lse.as_deref())?;
+        bind(&self.ctx)?;
+        let mut host = match plan.host.take() {
+            Some(h) => h,
+            None => {
+                let (q_len, kv_len, lse_len) = plan.lens;
+                HostStaging {
+                    q: Staged::zeroed(&self.ctx, q_len)?,
+                    k: Staged::zeroed(&self.ctx, kv_len)?,
+                    v: Staged::zeroed(&self.ctx, kv_len)?,
+                    o: Staged::zeroed(&self.ctx, q_len)?,
+                    lse: Staged::zeroed(&self.ctx, lse_len)?,
+                }
+            }
+        };
+        let result = plan.run_host(&mut host, q, k, v, o, lse);
+        plan.host = Some(host);
+        result
+    }
+}
+
+impl<T: AttentionElement> CudaAttentionPlan<T> {
+    /// Host in, host out through the staging buffers: one synchronisation at the end.
+    fn run_host(
+        &mut self,
+        host: &mut HostStaging<T>,
+        q: &[T],
+        k: &[T],
+        v: &[T],
+        o: &mut [T],
+        lse: Option<&mut [f32]>,
+    ) -> Result<()> {
+        host.q.send(q, &self.stream)?;
+        host.k.send(k, &self.stream)?;
+        host.v.send(v, &self.stream)?;
+        let lse_ptr = if lse.is_some() { host.lse.ptr() } else { 0 };
+        self.enqueue(
+            host.q.ptr(),
+            host.k.ptr(),
+            host.v.ptr(),
+            host.o.ptr(),
+            lse_ptr,
+        )?;
+        host.o.fetch(&self.stream)?;
+        if lse.is_some() {
+            host.lse.fetch(&self.stream)?;
+        }
+        self.stream.synchronize()?;
+        o.copy_from_slice(host.o.received());
+        if let Some(l) = lse {
+            l.copy_from_slice(host.lse.received());
+        }
+        Ok(())
+    }
+}
