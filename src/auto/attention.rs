@@ -1,5 +1,6 @@
-//! Attention through `Auto`: the decision and the chosen backend's plan (the CPU today; the
-//! GPU backends' attention kernels are not built yet, so they predict `None`).
+//! Attention through `Auto`: the decision and the chosen backend's plan. Only the CPU today:
+//! the CUDA and wgpu attention kernels exist, but the cost model has no calibrated attention
+//! profile for them yet, so they predict `None` and are never picked.
 
 use super::{not_present, Auto};
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
