@@ -393,24 +393,15 @@ fn main() {
             jobs.push((Shape { ..shape }, density));
         }
     }
-    jobs.push((
-        Shape {
+    for density in [1.0, 0.5] {
+        let small = Shape {
             b: 32,
             h: 8,
             s: 128,
             d: 64,
-        },
-        1.0,
-    ));
-    jobs.push((
-        Shape {
-            b: 32,
-            h: 8,
-            s: 128,
-            d: 64,
-        },
-        0.5,
-    ));
+        };
+        jobs.push((small, density));
+    }
     for (shape, density) in &jobs {
         let case = format!(
             "B{}_H{}_S{}_D{}_p{density}",

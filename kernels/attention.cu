@@ -178,6 +178,12 @@ __device__ __forceinline__ void mb_mma(float* c, const u32* a, u32 b0, u32 b1) {
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// The two m16n8 products of one ldmatrix.x4 B load: b[0..1] feed `c0`, b[2..3] feed `c1`.
+__device__ __forceinline__ void mb_mma_pair(float* c0, float* c1, const u32* a, const u32* b) {
+    mb_mma(c0, a, b[0], b[1]);
+    mb_mma(c1, a, b[2], b[3]);
+}
+
 // Two floats rounded to the input type (nearest even), `lo` in the low half.
 __device__ __forceinline__ u32 mb_pack(float lo, float hi) {
     u32 r;
@@ -298,10 +304,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_mma(const MbAttP
                 u32 b[4];
                 mb_ldsm_x4(b, kb + (nn * 16 * LDS + kk * 16) * 2);
 #pragma unroll
-                for (int mi = 0; mi < MT; ++mi) {
-                    mb_mma(s[mi][2 * nn], a[mi], b[0], b[1]);
-                    mb_mma(s[mi][2 * nn + 1], a[mi], b[2], b[3]);
-                }
+                for (int mi = 0; mi < MT; ++mi) mb_mma_pair(s[mi][2 * nn], s[mi][2 * nn + 1], a[mi], b);
             }
         }
 
@@ -367,10 +370,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_mma(const MbAttP
                 u32 b[4];
                 mb_ldsm_x4_t(b, vb + (kk * 16 * LDS + dd * 16) * 2);
 #pragma unroll
-                for (int mi = 0; mi < MT; ++mi) {
-                    mb_mma(o_acc[mi][2 * dd], a[mi], b[0], b[1]);
-                    mb_mma(o_acc[mi][2 * dd + 1], a[mi], b[2], b[3]);
-                }
+                for (int mi = 0; mi < MT; ++mi)
+                    mb_mma_pair(o_acc[mi][2 * dd], o_acc[mi][2 * dd + 1], a[mi], b);
             }
         }
         c = next;

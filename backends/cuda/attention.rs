@@ -170,7 +170,15 @@ impl Cuda {
         }
         let (bq, bk) = mask.block_size();
         let kernel = match options.kernel {
-            None => AttentionKernel::for_shape(dtype_of::<T>(), spec.head_dim, bq, bk),
+            None => {
+                let mut k = AttentionKernel::for_shape(dtype_of::<T>(), spec.head_dim, bq, bk);
+                // GPUs with less shared memory than the H100 (an A100's 163 KiB) take shorter
+                // key chunks rather than refusing D = 256.
+                while k.shared_bytes() > self.info.max_shared_per_block && k.kv_tile > 16 {
+                    k.kv_tile /= 2;
+                }
+                k
+            }
             Some(k) => {
                 k.check_fits(dtype_of::<T>(), spec.head_dim, (bq, bk))?;
                 k

@@ -37,8 +37,8 @@ impl AttentionKernel {
     /// covers min(BQ, 128) query rows, 16 per warp (eight warps at BQ = 128), except at
     /// D = 96 and 128, where four warps of two 16-row tiles each (each K/V fragment read from
     /// shared memory feeds two MMAs, as in FlashAttention-2's 128-row tiles) measured faster.
-    /// Key chunks: 64, or 32 with two row tiles per warp or at D = 256 (where the larger
-    /// accumulators would spill registers), capped by BK.
+    /// Key chunks: 64, or 32 with two row tiles per warp (their accumulators fill the
+    /// registers), capped by BK.
     pub fn for_shape(dtype: &'static str, d: usize, bq: usize, bk: usize) -> Self {
         if dtype == "f32" {
             return Self {
@@ -56,7 +56,7 @@ impl AttentionKernel {
             _ if d == 96 || d == 128 => (4, 2),
             _ => (8, 1),
         };
-        let kv_max = if m_tiles == 2 || d == 256 { 32 } else { 64 };
+        let kv_max = if m_tiles == 2 { 32 } else { 64 };
         Self {
             dtype,
             head_dim: d,
