@@ -98,7 +98,7 @@ pub struct CudaAttentionPlan<T> {
     stream: Stream,
     params: AttentionParams,
     grid: u32,
-    _tables: Option<DeviceMemory>,
+    _tables: DeviceMemory,
     host: Option<HostStaging<T>>,
 }
 
@@ -116,10 +116,6 @@ impl<T> CudaAttentionPlan<T> {
     pub fn kernel(&self) -> AttentionKernel {
         self.kernel
     }
-}
-
-fn dtype_of<T: AttentionElement>() -> &'static str {
-    T::DTYPE
 }
 
 fn to_i32(x: usize, what: &'static str) -> Result<i32> {
@@ -171,7 +167,7 @@ impl Cuda {
         let (bq, bk) = mask.block_size();
         let kernel = match options.kernel {
             None => {
-                let mut k = AttentionKernel::for_shape(dtype_of::<T>(), spec.head_dim, bq, bk);
+                let mut k = AttentionKernel::for_shape(T::DTYPE, spec.head_dim, bq, bk);
                 // GPUs with less shared memory than the H100 (an A100's 163 KiB) take shorter
                 // key chunks rather than refusing D = 256.
                 while k.shared_bytes() > self.info.max_shared_per_block && k.kv_tile > 16 {
@@ -180,7 +176,7 @@ impl Cuda {
                 k
             }
             Some(k) => {
-                k.check_fits(dtype_of::<T>(), spec.head_dim, (bq, bk))?;
+                k.check_fits(T::DTYPE, spec.head_dim, (bq, bk))?;
                 k
             }
         };
@@ -290,7 +286,7 @@ impl Cuda {
             stream,
             params,
             grid: items_i32 as u32,
-            _tables: Some(tables),
+            _tables: tables,
             host: None,
         })
     }
