@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use megabatch::attention::{
-    AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate,
+    AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
 };
 use megabatch::backends::cuda::{
     AttentionKernel, AttentionOptions, AttentionSchedule, Cuda, CudaBuffer,

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::attention_check::{case, check_on, mask_for, run_on, spec, Case};
+use common::attention_check::{
+    case, check_on, device_path_matches_host, mask_for, run_on, spec, Case,
+};
 
 use half::{bf16, f16};
 use megabatch::attention::{
@@ -181,4 +183,17 @@ fn auto_runs_attention_and_explains_its_choice() {
         .unwrap();
     let (direct, _) = run::<f32>(&c, 2);
     assert!(o.iter().zip(&direct).all(|(a, b)| f64::from(*a) == *b));
+}
+
+/// `SparseAttention::attention` on backend buffers equals the host-slice call, on the CPU and
+/// through `Auto` (whose host buffers go straight to the CPU plan).
+#[test]
+fn device_buffers_match_host_slices() {
+    let s = spec(2, 2, 2, 150, 97, 64);
+    let mask = mask_for(150, 97, (32, 16), 4, 8);
+    let cpu = Cpu::new().unwrap();
+    device_path_matches_host::<f32, _>(&cpu, &case::<f32>(s, mask.clone(), 8));
+    device_path_matches_host::<f16, _>(&cpu, &case::<f16>(s, mask.clone(), 8));
+    let auto = megabatch::Auto::with_cpu(cpu);
+    device_path_matches_host::<f32, _>(&auto, &case::<f32>(s, mask, 8));
 }

@@ -9,7 +9,8 @@
 mod common;
 
 use common::attention_check::{
-    case, check_low_precision_on, check_on, mask_for, reference, run_on, spec, Case,
+    case, check_low_precision_on, check_on, device_path_matches_host, mask_for, reference, run_on,
+    spec, Case,
 };
 use common::cuda_or_skip;
 use half::{bf16, f16};
@@ -231,6 +232,8 @@ fn schedules_and_device_path_agree_bitwise() {
     cuda.download(&od, &mut o).unwrap();
     cuda.download(&ld, &mut lse).unwrap();
     assert_eq!((o, lse), outs[0]);
+    device_path_matches_host::<f16, _>(&cuda, &case::<f16>(s, mask.clone(), 4));
+    device_path_matches_host::<f32, _>(&cuda, &case::<f32>(s, mask, 4));
 }
 
 #[test]

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::attention_check::{case, check_on, mask_for, reference, spec};
+use common::attention_check::{
+    case, check_on, device_path_matches_host, mask_for, reference, spec,
+};
 use common::wgpu_or_skip;
 use half::{bf16, f16};
 use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention, BLOCK_SIZES};
@@ -86,4 +88,17 @@ fn unsupported_dtypes_and_bad_inputs_are_typed_errors() {
         .attention_host(&mut plan, &x[1..], &x, &x, &mut o, None)
         .unwrap_err();
     assert!(matches!(err, Error::Shape { what: "q", .. }), "{err:?}");
+}
+
+/// Device-buffer calls (a cached bind group per buffer set, with and without LSE) give the
+/// host path's bits.
+#[test]
+fn device_buffers_match_host_slices() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let s = spec(1, 2, 2, 70, 90, 32);
+    let mask = mask_for(70, 90, (16, 32), 1, 3);
+    device_path_matches_host::<f32, _>(&gpu, &case::<f32>(s, mask.clone(), 3));
+    if gpu.adapter().f16 {
+        device_path_matches_host::<f16, _>(&gpu, &case::<f16>(s, mask, 3));
+    }
 }

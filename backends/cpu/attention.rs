@@ -75,6 +75,18 @@ impl<T: AttentionElement> SparseAttention<T> for Cpu {
         })
     }
 
+    fn attention(
+        &self,
+        plan: &mut CpuAttentionPlan<T>,
+        q: &Vec<T>,
+        k: &Vec<T>,
+        v: &Vec<T>,
+        o: &mut Vec<T>,
+        lse: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
+        self.attention_host(plan, q, k, v, o, lse.map(Vec::as_mut_slice))
+    }
+
     fn attention_host(
         &self,
         plan: &mut CpuAttentionPlan<T>,

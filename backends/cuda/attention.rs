@@ -291,14 +291,9 @@ impl Cuda {
         })
     }
 
-    /// Device-resident attention: O (and LSE if given) from Q, K, V already on this device,
-    /// queued on the plan's stream (ordered after earlier work on each buffer through its
-    /// event); returns without waiting. Layouts as [`AttentionSpec`]. No allocation.
-    ///
-    /// # Errors
-    /// [`Error::Shape`] for wrong buffer lengths; [`Error::PlanMismatch`] for a plan of another
-    /// backend instance; [`Error::Device`] if the launch fails.
-    pub fn attention<T: AttentionElement>(
+    /// [`SparseAttention::attention`] on CUDA: queued on the plan's stream, ordered after
+    /// earlier work on each buffer through its event; returns without waiting.
+    fn attention_on_device<T: AttentionElement>(
         &self,
         plan: &mut CudaAttentionPlan<T>,
         q: &CudaBuffer<T>,
@@ -385,6 +380,18 @@ impl<T: AttentionElement> SparseAttention<T> for Cuda {
         mask: &BlockMask,
     ) -> Result<CudaAttentionPlan<T>> {
         self.plan_attention_with(spec, mask, AttentionOptions::default())
+    }
+
+    fn attention(
+        &self,
+        plan: &mut CudaAttentionPlan<T>,
+        q: &CudaBuffer<T>,
+        k: &CudaBuffer<T>,
+        v: &CudaBuffer<T>,
+        o: &mut CudaBuffer<T>,
+        lse: Option<&mut CudaBuffer<f32>>,
+    ) -> Result<()> {
+        self.attention_on_device(plan, q, k, v, o, lse)
     }
 
     fn attention_host(

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::context::{element_on, padded, unsupported, Binding, Context};
+use super::context::{element_on, padded, unsupported, BindCache, Binding, Context};
 
-use super::Wgpu;
+use super::{Wgpu, WgpuBuffer};
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
 };
@@ -48,6 +48,9 @@ pub struct WgpuAttentionPlan<T> {
     lse: wgpu::Buffer,
     staging: wgpu::Buffer,
     group: wgpu::BindGroup,
+    /// Row starts, entries, document ids, parameters: bound with the caller's buffers too.
+    tables: [wgpu::Buffer; 4],
+    bound: BindCache<5>,
     _t: std::marker::PhantomData<fn(T)>,
 }
 
@@ -178,8 +181,53 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
             lse,
             staging,
             group,
+            tables: [rows_buf, entries_buf, ids_buf, params_buf],
+            bound: BindCache::default(),
             _t: std::marker::PhantomData,
         })
+    }
+
+    fn attention(
+        &self,
+        plan: &mut WgpuAttentionPlan<T>,
+        q: &WgpuBuffer<T>,
+        k: &WgpuBuffer<T>,
+        v: &WgpuBuffer<T>,
+        o: &mut WgpuBuffer<T>,
+        lse: Option<&mut WgpuBuffer<f32>>,
+    ) -> Result<()> {
+        use crate::error::check_len;
+        self.check_owner(&plan.ctx, "attention plan from another backend instance")?;
+        let (q_len, kv_len, lse_len) = plan.lens;
+        check_len("q", q_len, q.len)?;
+        check_len("k", kv_len, k.len)?;
+        check_len("v", kv_len, v.len)?;
+        check_len("o", q_len, o.len)?;
+        if let Some(l) = lse.as_ref() {
+            check_len("lse", lse_len, l.len)?;
+        }
+        let lse_key = lse.as_ref().map_or(0, |l| l.key());
+        let key = [q.key(), k.key(), v.key(), o.key(), lse_key];
+        if !plan.bound.holds(key) {
+            // Without an LSE buffer the kernel writes the plan's own.
+            let lse_buf = lse.as_ref().map_or(&plan.lse, |l| &l.buffer);
+            let [rows, entries, ids, params] = &plan.tables;
+            let group = plan.ctx.bind_group(
+                &plan.pipeline,
+                &[
+                    &q.buffer, &k.buffer, &v.buffer, &o.buffer, lse_buf, rows, entries, ids, params,
+                ],
+            )?;
+            plan.bound.set(key, vec![group]);
+        }
+        let mut encoder = plan.ctx.encoder();
+        if q_len > 0 {
+            Context::record(
+                &mut encoder,
+                [(&*plan.pipeline, &plan.bound.groups()[0], plan.workgroups)],
+            );
+        }
+        plan.ctx.submit(encoder)
     }
 
     fn attention_host(

@@ -528,20 +528,21 @@ pub(crate) fn record_dispatches(
     );
 }
 
-/// The bind groups (one per dispatch) of the last three caller buffers a plan's device-buffer
-/// call bound, keyed by the buffers' ids: a loop over the same buffers creates them once.
+/// The bind groups (one per dispatch) of the last `N` caller buffers a plan's device-buffer
+/// call bound, keyed by the buffers' ids (0 for an absent one): a loop over the same buffers
+/// creates them once.
 #[derive(Default)]
-pub(crate) struct BindCache {
-    key: Option<(u64, u64, u64)>,
+pub(crate) struct BindCache<const N: usize> {
+    key: Option<[u64; N]>,
     groups: Vec<wgpu::BindGroup>,
 }
 
-impl BindCache {
-    pub(crate) fn holds(&self, key: (u64, u64, u64)) -> bool {
+impl<const N: usize> BindCache<N> {
+    pub(crate) fn holds(&self, key: [u64; N]) -> bool {
         self.key == Some(key)
     }
 
-    pub(crate) fn set(&mut self, key: (u64, u64, u64), groups: Vec<wgpu::BindGroup>) {
+    pub(crate) fn set(&mut self, key: [u64; N], groups: Vec<wgpu::BindGroup>) {
         self.key = Some(key);
         self.groups = groups;
     }

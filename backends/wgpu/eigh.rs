@@ -65,7 +65,7 @@ pub struct WgpuEighPlan<T: Real> {
     work: wgpu::Buffer,
     status: wgpu::Buffer,
     dummy_v: wgpu::Buffer,
-    bound: BindCache,
+    bound: BindCache<3>,
     host: Option<HostPath>,
     _t: std::marker::PhantomData<T>,
 }
@@ -219,7 +219,7 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
         self.check_owner(&plan.ctx, "eigh plan from another backend instance")?;
         plan.offsets
             .check(plan.vectors, a.len, w.len, v.as_ref().map(|v| v.len))?;
-        let key = (a.key(), w.key(), v.as_ref().map_or(0, |v| v.key()));
+        let key = [a.key(), w.key(), v.as_ref().map_or(0, |v| v.key())];
         if !plan.bound.holds(key) {
             let v_buf = v.as_ref().map_or(&plan.dummy_v, |v| &v.buffer);
             let groups = plan.bind_groups(&a.buffer, &w.buffer, v_buf)?;

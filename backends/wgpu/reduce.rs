@@ -48,7 +48,7 @@ pub struct WgpuReducePlan<T: Reducible> {
     offsets: wgpu::Buffer,
     params: wgpu::Buffer,
     dummy_y: wgpu::Buffer,
-    bound: BindCache,
+    bound: BindCache<3>,
     host: Option<HostPath>,
     _t: std::marker::PhantomData<T>,
 }
@@ -159,7 +159,7 @@ impl<T: Reducible> Reducer<T> for Wgpu {
     ) -> Result<()> {
         self.check_owner(&plan.ctx, "reduce plan from another backend instance")?;
         plan.shape.check(x.len, y.map(|y| y.len), out.len)?;
-        let key = (x.key(), y.map_or(0, |y| y.key()), out.key());
+        let key = [x.key(), y.map_or(0, |y| y.key()), out.key()];
         if !plan.bound.holds(key) {
             let y_buf = y.map_or(&plan.dummy_y, |y| &y.buffer);
             let groups = plan.bind_groups(&x.buffer, y_buf, &out.buffer)?;

@@ -30,6 +30,25 @@ pub trait SparseAttention<T: AttentionElement>: Backend {
     fn plan_attention(&self, spec: &AttentionSpec, mask: &BlockMask)
         -> Result<Self::AttentionPlan>;
 
+    /// Computes O (and LSE if given) from Q, K, V in this backend's buffers, layouts as in
+    /// [`AttentionSpec`]: the device-resident form, so a chain of operations on a GPU moves no
+    /// data through the host. GPU backends enqueue the work and return; later calls and
+    /// downloads on the same buffers are ordered after it. No allocation (wgpu creates one
+    /// bind group for a new set of buffers and reuses it while the buffers stay the same).
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] for wrong lengths; [`crate::Error::PlanMismatch`] for a plan of
+    /// another backend instance; [`crate::Error::Device`] if the GPU rejects the work.
+    fn attention(
+        &self,
+        plan: &mut Self::AttentionPlan,
+        q: &Self::Buffer<T>,
+        k: &Self::Buffer<T>,
+        v: &Self::Buffer<T>,
+        o: &mut Self::Buffer<T>,
+        lse: Option<&mut Self::Buffer<f32>>,
+    ) -> Result<()>;
+
     /// Computes O (and LSE if given) from Q, K, V on host slices, layouts as in
     /// [`AttentionSpec`]. No allocation.
     ///

@@ -265,3 +265,50 @@ pub fn mask_for(sq: usize, skv: usize, block: (usize, usize), kind: u8, seed: u6
         }
     }
 }
+
+/// The device-resident call ([`SparseAttention::attention`] on `backend`'s buffers, twice,
+/// to cover reuse of whatever it caches per buffer set) gives the same bits as the host call,
+/// with and without LSE.
+pub fn device_path_matches_host<T: AttentionElement + PartialEq + std::fmt::Debug, B>(
+    backend: &B,
+    c: &Case,
+) where
+    B: SparseAttention<T>,
+{
+    let conv = |x: &[f32]| x.iter().map(|&v| T::from_f32(v)).collect::<Vec<T>>();
+    let (q, k, v) = (conv(&c.q), conv(&c.k), conv(&c.v));
+    let (q_len, _, lse_len) = c.spec.lens().unwrap();
+    let mut plan = backend.plan_attention(&c.spec, &c.mask).unwrap();
+    let mut o = vec![T::from_f32(0.0); q_len];
+    let mut lse = vec![0.0f32; lse_len];
+    backend
+        .attention_host(&mut plan, &q, &k, &v, &mut o, Some(&mut lse))
+        .unwrap();
+    let upload = |x: &[T]| {
+        let mut b = backend.alloc::<T>(x.len()).unwrap();
+        backend.upload(x, &mut b).unwrap();
+        b
+    };
+    let (qd, kd, vd) = (upload(&q), upload(&k), upload(&v));
+    let mut od = backend.alloc::<T>(q_len).unwrap();
+    let mut ld = backend.alloc::<f32>(lse_len).unwrap();
+    for with_lse in [true, true, false] {
+        backend
+            .upload(&vec![T::from_f32(0.0); q_len], &mut od)
+            .unwrap();
+        let l = if with_lse { Some(&mut ld) } else { None };
+        backend
+            .attention(&mut plan, &qd, &kd, &vd, &mut od, l)
+            .unwrap();
+        let mut o2 = vec![T::from_f32(0.0); q_len];
+        backend.download(&od, &mut o2).unwrap();
+        assert_eq!(o2, o, "{}: O from device buffers", T::DTYPE);
+    }
+    let mut l2 = vec![0.0f32; lse_len];
+    backend.download(&ld, &mut l2).unwrap();
+    assert_eq!(
+        l2.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        lse.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        "LSE from device buffers"
+    );
+}
