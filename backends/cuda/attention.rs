@@ -291,37 +291,6 @@ impl Cuda {
         })
     }
 
-    /// [`SparseAttention::attention`] on CUDA: queued on the plan's stream, ordered after
-    /// earlier work on each buffer through its event; returns without waiting.
-    fn attention_on_device<T: AttentionElement>(
-        &self,
-        plan: &mut CudaAttentionPlan<T>,
-        q: &CudaBuffer<T>,
-        k: &CudaBuffer<T>,
-        v: &CudaBuffer<T>,
-        o: &mut CudaBuffer<T>,
-        lse: Option<&mut CudaBuffer<f32>>,
-    ) -> Result<()> {
-        self.check_owner(plan.owner, "attention plan from another backend instance")?;
-        plan.check_lens(q.len, k.len, v.len, o.len, lse.as_ref().map(|l| l.len))?;
-        bind(&self.ctx)?;
-        for b in [q, k, v, &*o] {
-            b.wait_on(&plan.stream)?;
-        }
-        if let Some(l) = lse.as_ref() {
-            l.wait_on(&plan.stream)?;
-        }
-        let lse_ptr = lse.as_ref().map_or(0, |l| l.mem.ptr());
-        plan.enqueue(q.mem.ptr(), k.mem.ptr(), v.mem.ptr(), o.mem.ptr(), lse_ptr)?;
-        for b in [q, k, v, &*o] {
-            b.used_by(&plan.stream)?;
-        }
-        if let Some(l) = lse {
-            l.used_by(&plan.stream)?;
-        }
-        Ok(())
-    }
-
     /// Waits for every call queued on `plan`'s stream.
     ///
     /// # Errors
@@ -391,7 +360,26 @@ impl<T: AttentionElement> SparseAttention<T> for Cuda {
         o: &mut CudaBuffer<T>,
         lse: Option<&mut CudaBuffer<f32>>,
     ) -> Result<()> {
-        self.attention_on_device(plan, q, k, v, o, lse)
+        // Queued on the plan's stream, ordered after earlier work on each buffer through its
+        // event; returns without waiting.
+        self.check_owner(plan.owner, "attention plan from another backend instance")?;
+        plan.check_lens(q.len, k.len, v.len, o.len, lse.as_ref().map(|l| l.len))?;
+        bind(&self.ctx)?;
+        for b in [q, k, v, &*o] {
+            b.wait_on(&plan.stream)?;
+        }
+        if let Some(l) = lse.as_ref() {
+            l.wait_on(&plan.stream)?;
+        }
+        let lse_ptr = lse.as_ref().map_or(0, |l| l.mem.ptr());
+        plan.enqueue(q.mem.ptr(), k.mem.ptr(), v.mem.ptr(), o.mem.ptr(), lse_ptr)?;
+        for b in [q, k, v, &*o] {
+            b.used_by(&plan.stream)?;
+        }
+        if let Some(l) = lse {
+            l.used_by(&plan.stream)?;
+        }
+        Ok(())
     }
 
     fn attention_host(
