@@ -5,17 +5,9 @@ ratios to FlexAttention and SDPA, the schedule comparison, the tile-shape sweep 
 
 Usage: python3 benches/attention_table.py MEGABATCH.jsonl PEERS.jsonl
 """
-import json
 import sys
 
-
-def load(path):
-    out = []
-    for line in open(path):
-        line = line.strip()
-        if line.startswith("{"):
-            out.append(json.loads(line))
-    return out
+from jsonl import load
 
 
 def main():

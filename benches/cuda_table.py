@@ -7,14 +7,7 @@ Usage: python3 benches/cuda_table.py MEGABATCH.jsonl PEERS.jsonl
 import json
 import sys
 
-
-def load(path):
-    rows = []
-    for line in open(path):
-        line = line.strip()
-        if line.startswith("{"):
-            rows.append(json.loads(line))
-    return rows
+from jsonl import load
 
 
 def fmt(x):
