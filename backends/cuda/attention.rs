@@ -302,19 +302,6 @@ impl Cuda {
 }
 
 impl<T> CudaAttentionPlan<T> {
-    fn check_lens(&self, q: usize, k: usize, v: usize, o: usize, lse: Option<usize>) -> Result<()> {
-        use crate::error::check_len;
-        let (q_len, kv_len, lse_len) = self.lens;
-        check_len("q", q_len, q)?;
-        check_len("k", kv_len, k)?;
-        check_len("v", kv_len, v)?;
-        check_len("o", q_len, o)?;
-        if let Some(l) = lse {
-            check_len("lse", lse_len, l)?;
-        }
-        Ok(())
-    }
-
     /// Queues the launch on the plan's stream.
     fn enqueue(&mut self, q: u64, k: u64, v: u64, o: u64, lse: u64) -> Result<()> {
         if self.grid == 0 {
@@ -363,7 +350,11 @@ impl<T: AttentionElement> SparseAttention<T> for Cuda {
         // Queued on the plan's stream, ordered after earlier work on each buffer through its
         // event; returns without waiting.
         self.check_owner(plan.owner, "attention plan from another backend instance")?;
-        plan.check_lens(q.len, k.len, v.len, o.len, lse.as_ref().map(|l| l.len))?;
+        crate::attention::check_operand_lens(
+            plan.lens,
+            [q.len, k.len, v.len, o.len],
+            lse.as_ref().map(|l| l.len),
+        )?;
         bind(&self.ctx)?;
         for b in [q, k, v, &*o] {
             b.wait_on(&plan.stream)?;

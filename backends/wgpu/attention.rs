@@ -196,16 +196,12 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
         o: &mut WgpuBuffer<T>,
         lse: Option<&mut WgpuBuffer<f32>>,
     ) -> Result<()> {
-        use crate::error::check_len;
         self.check_owner(&plan.ctx, "attention plan from another backend instance")?;
-        let (q_len, kv_len, lse_len) = plan.lens;
-        check_len("q", q_len, q.len)?;
-        check_len("k", kv_len, k.len)?;
-        check_len("v", kv_len, v.len)?;
-        check_len("o", q_len, o.len)?;
-        if let Some(l) = lse.as_ref() {
-            check_len("lse", lse_len, l.len)?;
-        }
+        crate::attention::check_operand_lens(
+            plan.lens,
+            [q.len, k.len, v.len, o.len],
+            lse.as_ref().map(|l| l.len),
+        )?;
         let lse_key = lse.as_ref().map_or(0, |l| l.key());
         let key = [q.key(), k.key(), v.key(), o.key(), lse_key];
         if !plan.bound.holds(key) {
@@ -221,7 +217,7 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
             plan.bound.set(key, vec![group]);
         }
         let mut encoder = plan.ctx.encoder();
-        if q_len > 0 {
+        if plan.lens.0 > 0 {
             Context::record(
                 &mut encoder,
                 [(&*plan.pipeline, &plan.bound.groups()[0], plan.workgroups)],

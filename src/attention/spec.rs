@@ -123,20 +123,33 @@ impl AttentionSpec {
 /// Checks the operand lengths of an attention call against `lens` (from
 /// [`AttentionSpec::lens`]): Q and O, K and V, LSE when given.
 pub(crate) fn check_operands<T>(
-    (q_len, kv_len, lse_len): (usize, usize, usize),
+    lens: (usize, usize, usize),
     q: &[T],
     k: &[T],
     v: &[T],
     o: &[T],
     lse: Option<&[f32]>,
 ) -> Result<()> {
+    check_operand_lens(
+        lens,
+        [q.len(), k.len(), v.len(), o.len()],
+        lse.map(<[f32]>::len),
+    )
+}
+
+/// [`check_operands`] on lengths alone (device buffers): the lengths of Q, K, V, O, then LSE.
+pub(crate) fn check_operand_lens(
+    (q_len, kv_len, lse_len): (usize, usize, usize),
+    [q, k, v, o]: [usize; 4],
+    lse: Option<usize>,
+) -> Result<()> {
     use crate::error::check_len;
-    check_len("q", q_len, q.len())?;
-    check_len("k", kv_len, k.len())?;
-    check_len("v", kv_len, v.len())?;
-    check_len("o", q_len, o.len())?;
+    check_len("q", q_len, q)?;
+    check_len("k", kv_len, k)?;
+    check_len("v", kv_len, v)?;
+    check_len("o", q_len, o)?;
     if let Some(l) = lse {
-        check_len("lse", lse_len, l.len())?;
+        check_len("lse", lse_len, l)?;
     }
     Ok(())
 }
