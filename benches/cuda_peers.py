@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """The peers of megabatch's CUDA bench, on the same GPU in the same run: torch.linalg.eigh,
-cupy.linalg.eigh (cuSOLVER syevjBatched for batched input) and torch reductions, all on
+cupy.linalg.eigh (cuSOLVER syevjBatched for batched input), cuSOLVER's cusolverDnXsyevBatched
+called directly through ctypes (its output checked by a residual, so a wrong call cannot look
+fast) and torch reductions, all on
 device-resident inputs timed with CUDA events; plus the device's copy bandwidth and fp64
 matmul rate as ceilings. Prints JSON lines like benches/cuda.rs.
 
 Each (library, dtype) family runs in its own subprocess with a timeout, because a cuSOLVER
 internal error can leave the CUDA context unusable; a failing case is reported with its error.
 
-Usage: python3 benches/cuda_peers.py [--quick] [--only eigh|reduce|ceilings]
+Usage: python3 benches/cuda_peers.py [--quick] [--only eigh|reduce|ceilings] [--ns 4,8]
+       [--batches 1,1024] [--libs cupy,xsyev,torch]
 """
 import json
 import subprocess
 import sys
 import time
 
-NS = [4, 8, 12, 16, 24, 32, 48, 64, 128, 256]
+NS = [4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 256]
 NS_QUICK = [4, 12, 32, 64, 128]
 BATCHES = [1, 1024, 16384, 131072]
 MAX_BYTES = 12 << 30
@@ -54,11 +57,94 @@ def matrices(torch, n, batch, dtype):
     return (a + a.transpose(-1, -2)) / 2
 
 
-def eigh_family(lib, dtype_name, quick):
+class Xsyev:
+    """cusolverDnXsyevBatched (CUDA >= 12.6.2) through ctypes: uniform batch, lower triangle,
+    column-major (a symmetric matrix is its own transpose), on torch's current stream."""
+
+    def __init__(self, torch):
+        import ctypes
+        import glob
+        import os
+        self.ct = ctypes
+        paths = []
+        for base in sys.path:
+            paths += glob.glob(os.path.join(base, "nvidia", "*", "lib", "libcusolver.so*"))
+            paths += glob.glob(os.path.join(base, "nvidia", "cusolver", "lib", "libcusolver.so*"))
+        paths += glob.glob("/usr/local/cuda*/lib64/libcusolver.so*")
+        last = None
+        for path in paths + ["libcusolver.so.12", "libcusolver.so.11"]:
+            try:
+                self.lib = ctypes.CDLL(path)
+                self.path = path
+                break
+            except OSError as e:
+                last = e
+        else:
+            raise RuntimeError(f"libcusolver not found: {last}")
+        self.handle = ctypes.c_void_p()
+        self.params = ctypes.c_void_p()
+        self.check(self.lib.cusolverDnCreate(ctypes.byref(self.handle)), "cusolverDnCreate")
+        self.check(self.lib.cusolverDnCreateParams(ctypes.byref(self.params)), "CreateParams")
+        stream = torch.cuda.current_stream().cuda_stream
+        self.check(self.lib.cusolverDnSetStream(self.handle, ctypes.c_void_p(stream)), "SetStream")
+        self.torch = torch
+
+    @staticmethod
+    def check(status, what):
+        if status != 0:
+            raise RuntimeError(f"{what}: cusolverStatus {status}")
+
+    def prepare(self, a, vectors):
+        """Workspace for a [batch, n, n] tensor; returns a callable that overwrites a copy of a
+        with the eigenvectors and fills w, and the device workspace in bytes."""
+        torch, ct = self.torch, self.ct
+        batch, n = a.shape[0], a.shape[1]
+        dtype = 1 if a.dtype == torch.float64 else 0  # CUDA_R_64F / CUDA_R_32F
+        work = a.clone()
+        w = torch.empty((batch, n), device="cuda", dtype=a.dtype)
+        info = torch.zeros(batch, device="cuda", dtype=torch.int32)
+        dev_bytes, host_bytes = ct.c_size_t(), ct.c_size_t()
+        jobz = 1 if vectors else 0
+        i64 = ct.c_int64
+        self.check(self.lib.cusolverDnXsyevBatched_bufferSize(
+            self.handle, self.params, jobz, 0, i64(n), dtype, ct.c_void_p(work.data_ptr()), i64(n),
+            dtype, ct.c_void_p(w.data_ptr()), dtype, ct.byref(dev_bytes), ct.byref(host_bytes),
+            i64(batch)), "XsyevBatched_bufferSize")
+        if dev_bytes.value > 60 << 30:
+            raise RuntimeError(f"workspace query asks {dev_bytes.value / 2**30:.1f} GiB")
+        dwork = torch.empty(max(dev_bytes.value, 1), device="cuda", dtype=torch.uint8)
+        hwork = ct.create_string_buffer(max(host_bytes.value, 1))
+
+        def call():
+            work.copy_(a)
+            self.check(self.lib.cusolverDnXsyevBatched(
+                self.handle, self.params, jobz, 0, i64(n), dtype, ct.c_void_p(work.data_ptr()),
+                i64(n), dtype, ct.c_void_p(w.data_ptr()), dtype, ct.c_void_p(dwork.data_ptr()),
+                ct.c_size_t(dev_bytes.value), hwork, ct.c_size_t(host_bytes.value),
+                ct.c_void_p(info.data_ptr()), i64(batch)), "XsyevBatched")
+            return w, work, info
+
+        return call, dev_bytes.value
+
+
+def residual_ok(torch, a, w, v):
+    """max over matrices of ||A V - V diag(w)|| / (n ||A|| eps) < 100 (a loose bound: it only
+    has to tell a working call from a broken one)."""
+    n = a.shape[-1]
+    eps = torch.finfo(a.dtype).eps
+    k = min(a.shape[0], 256)
+    a64, w64, v64 = a[:k].double(), w[:k].double(), v[:k].double()
+    r = torch.linalg.matrix_norm(a64 @ v64 - v64 * w64[:, None, :], ord=1)
+    an = torch.linalg.matrix_norm(a64, ord=1).clamp_min(1e-300)
+    return float((r / (n * an * eps)).max())
+
+
+def eigh_family(lib, dtype_name, quick, ns=None, batches=None):
     import torch
     dtype = {"f64": torch.float64, "f32": torch.float32}[dtype_name]
-    for n in NS_QUICK if quick else NS:
-        for batch in BATCHES:
+    xs = None
+    for n in ns or (NS_QUICK if quick else NS):
+        for batch in batches or BATCHES:
             row = {"bench": "eigh", "lib": lib, "dtype": dtype_name, "n": n, "batch": batch}
             if n * n * batch * (8 if dtype_name == "f64" else 4) > MAX_BYTES:
                 row["skipped"] = "input over 12 GiB"
@@ -68,10 +154,29 @@ def eigh_family(lib, dtype_name, quick):
                 a = matrices(torch, n, batch, dtype)
                 if lib == "torch":
                     fn = lambda: torch.linalg.eigh(a)
+                elif lib == "xsyev":
+                    xs = xs or Xsyev(torch)
+                    fn, ws = xs.prepare(a, True)
+                    w, v, info = fn()
+                    torch.cuda.synchronize()
+                    # Column-major output: the eigenvectors are the rows of each block.
+                    row["residual_ratio"] = residual_ok(torch, a, w, v.transpose(-1, -2))
+                    row["info_nonzero"] = int((info != 0).sum())
+                    row["workspace_bytes"] = ws
+                    if not row["residual_ratio"] < 100:
+                        raise RuntimeError(f"XsyevBatched residual {row['residual_ratio']}")
+                    fw, _ = xs.prepare(a, False)
+                    row["values_only_seconds"] = timed(fw, 0.05 if quick else 0.2)
+                    del fw
                 else:
                     import cupy
                     ac = cupy.asarray(a)
                     fn = lambda: cupy.linalg.eigh(ac)
+                    if batch <= 16384:
+                        wc, vc = cupy.linalg.eigh(ac)
+                        row["residual_ratio"] = residual_ok(
+                            torch, a, torch.as_tensor(wc, device="cuda"),
+                            torch.as_tensor(vc, device="cuda"))
                 t = timed(fn, 0.05 if quick else 0.2)
                 row.update(seconds=t, matrices_per_s=batch / t)
             except Exception as e:  # cuSOLVER errors, out of memory
@@ -150,7 +255,10 @@ def main():
             ceilings()
         else:
             lib, dtype = family.split(":")
-            eigh_family(lib, dtype, quick)
+            ns = [int(x) for x in args[args.index("--ns") + 1].split(",")] if "--ns" in args else None
+            bs = ([int(x) for x in args[args.index("--batches") + 1].split(",")]
+                  if "--batches" in args else None)
+            eigh_family(lib, dtype, quick, ns, bs)
         return
     only = args[args.index("--only") + 1] if "--only" in args else None
     families = []
@@ -159,11 +267,17 @@ def main():
     if only in (None, "reduce"):
         families.append("reduce")
     if only in (None, "eigh"):
-        families += ["cupy:f64", "cupy:f32", "torch:f64", "torch:f32"]
+        libs = args[args.index("--libs") + 1].split(",") if "--libs" in args else ["cupy", "xsyev", "torch"]
+        families += [f"{lib}:{t}" for lib in libs for t in ["f64", "f32"]]
+    passthrough = []
+    for flag in ["--ns", "--batches"]:
+        if flag in args:
+            passthrough += [flag, args[args.index(flag) + 1]]
+    timeout = int(args[args.index("--timeout") + 1]) if "--timeout" in args else 130
     for fam in families:
-        cmd = [sys.executable, __file__, "--family", fam] + (["--quick"] if quick else [])
+        cmd = [sys.executable, __file__, "--family", fam] + (["--quick"] if quick else []) + passthrough
         try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=130)
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
             sys.stdout.write(p.stdout)
             if p.returncode != 0:
                 print(json.dumps({"bench": "family_failed", "family": fam, "code": p.returncode,

@@ -47,7 +47,9 @@ if [[ ",$features," == *",cli,"* ]]; then
 fi
 strip "$out"/tests/* "$out"/examples/* "$out"/benches/* "$out"/bin/* 2>/dev/null || true
 cp -r data "$out/data"
-cp benches/cuda_peers.py benches/cuda_table.py "$out/benches/" 2>/dev/null || true
+cp benches/cuda_peers.py benches/cuda_table.py benches/eigh_classes_table.py benches/jsonl.py "$out/benches/" 2>/dev/null || true
+git rev-parse --short HEAD > "$out/COMMIT" 2>/dev/null || true
+git diff --quiet 2>/dev/null || echo "+ uncommitted changes" >> "$out/COMMIT"
 
 cat > "$out/run.sh" <<'RUN'
 #!/usr/bin/env bash

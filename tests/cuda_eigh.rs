@@ -6,10 +6,12 @@
 mod common;
 
 use common::eigh_check::{
-    check_eigh_accuracy, check_non_finite_input, check_shape_and_plan_errors, ragged_matches_cpu,
-    uniform_matches_cpu,
+    check_eigh_accuracy, check_non_finite_input, check_shape_and_plan_errors, plan_matches_cpu,
+    ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{cuda_or_skip, MatrixType, ALL_TYPES};
+use megabatch::backends::cuda::{CudaEighAlgorithm, EighClass};
+use megabatch::{BatchedEigh, EighSpec, Error};
 use proptest::prelude::*;
 
 const THRESHOLD: f64 = 30.0;
@@ -32,9 +34,12 @@ fn lapack_types_larger_orders_and_global_workspace() {
         MatrixType::NearOverflow,
         MatrixType::NearUnderflow,
     ];
-    // 96 and 128 (f64) spill out of shared memory into the global workspace; 256 too in f32.
-    check_eigh_accuracy::<f64, _>(&cuda, &[65, 96, 128, 200, 256], &types, 13, THRESHOLD);
-    check_eigh_accuracy::<f32, _>(&cuda, &[65, 96, 128, 200, 256], &types, 14, THRESHOLD);
+    // Both sides of every block-class boundary (64/65, 128/129) and of the largest order
+    // whose A fits shared memory (f64 165/166, f32 235/236 on a 227 KB device), above which
+    // Jacobi runs from the global workspace.
+    let orders = [65, 96, 128, 129, 160, 165, 166, 200, 235, 236, 256, 300];
+    check_eigh_accuracy::<f64, _>(&cuda, &orders, &types, 13, THRESHOLD);
+    check_eigh_accuracy::<f32, _>(&cuda, &orders, &types, 14, THRESHOLD);
 }
 
 #[test]
@@ -58,6 +63,69 @@ fn uniform_batches_match_the_cpu_backend() {
 fn non_finite_input_names_the_first_bad_matrix_and_writes_nothing() {
     let Some(cuda) = cuda_or_skip() else { return };
     check_non_finite_input(&cuda);
+}
+
+/// NaN or Inf in one matrix of any size class (warp classes, block classes, Jacobi) names that
+/// matrix and leaves every output untouched, in a batch holding all the classes.
+#[test]
+fn non_finite_input_in_any_class() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    let sizes = [1usize, 2, 4, 7, 12, 16, 20, 32, 33, 64, 100, 150, 300];
+    let spec = EighSpec::ragged(sizes.to_vec()).with_vectors(true);
+    let offsets = spec.offsets(8).unwrap();
+    let mut a = vec![0.0f64; offsets.a_len()];
+    for (i, &n) in sizes.iter().enumerate() {
+        let s = offsets.slot(i);
+        for d in 0..n {
+            a[s.a_start + d * n + d] = 1.0 + d as f64;
+            if d > 0 {
+                a[s.a_start + d * n + d - 1] = 0.25;
+            }
+        }
+    }
+    let mut plan = BatchedEigh::<f64>::plan_eigh(&cuda, &spec).unwrap();
+    for (bad, &n) in sizes.iter().enumerate() {
+        let s = offsets.slot(bad);
+        let at = s.a_start + (n - 1) * n; // lower triangle: last row, first column
+        let saved = a[at];
+        a[at] = if bad % 2 == 0 {
+            f64::NAN
+        } else {
+            f64::NEG_INFINITY
+        };
+        let mut w = vec![-7.0; offsets.w_len()];
+        let mut v = vec![-7.0; offsets.a_len()];
+        let err = cuda
+            .eigh_host(&mut plan, &a, &mut w, Some(&mut v))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::NonFinite { matrix } if matrix == bad),
+            "order {n}: {err:?}"
+        );
+        assert!(
+            w.iter().chain(&v).all(|&x| x == -7.0),
+            "order {n}: outputs were written"
+        );
+        a[at] = saved;
+    }
+    let mut w = vec![0.0; offsets.w_len()];
+    let mut v = vec![0.0; offsets.a_len()];
+    cuda.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap();
+}
+
+/// The Jacobi algorithm the size classes replaced, kept for comparison, still agrees with the
+/// CPU backend.
+#[test]
+fn jacobi_algorithm_matches_the_cpu_backend() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    for &(n, batch) in &[(4, 300), (12, 200), (33, 40)] {
+        let spec = EighSpec::uniform(n, batch).with_vectors(true);
+        let plan = cuda
+            .plan_eigh_with::<f64>(&spec, CudaEighAlgorithm::Jacobi)
+            .unwrap();
+        assert!(plan.classes().iter().all(|(c, _)| *c == EighClass::Jacobi));
+        plan_matches_cpu(&cuda, plan, n, batch, 40 + n as u64);
+    }
 }
 
 #[test]

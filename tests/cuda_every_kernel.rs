@@ -49,18 +49,21 @@ fn eigh_both<T: Real>(cuda: &Cuda, cpu: &Cpu, sizes: &[usize], vectors: bool) {
 fn every_eigh_variant() {
     let Some(cuda) = cuda_or_skip() else { return };
     let cpu = Cpu::with_threads(1).unwrap();
-    // compute-sanitizer's racecheck is slow on 512-thread blocks: MEGABATCH_SANITIZE_SMALL=1
-    // keeps the shared-memory variants only.
-    if std::env::var("MEGABATCH_SANITIZE_SMALL").is_ok_and(|v| v == "1") {
-        eigh_both::<f64>(&cuda, &cpu, &[1, 2, 3, 5, 8, 9, 0, 24], true);
-        eigh_both::<f32>(&cuda, &cpu, &[1, 4, 7, 16, 33], false);
-        return;
-    }
+    // Every size class: the seven warp classes (orders 1-32), the three block classes (33-64,
+    // 65-128, 129-256 while A fits shared memory) and Jacobi in the global workspace (f64 200,
+    // f32 300). compute-sanitizer's racecheck is slow on Jacobi's 512-thread blocks:
+    // MEGABATCH_SANITIZE_SMALL=1 leaves that class out.
+    let classes = [1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 0, 40, 64, 100, 150];
+    let small = std::env::var("MEGABATCH_SANITIZE_SMALL").is_ok_and(|v| v == "1");
     for vectors in [false, true] {
-        // Orders 1..=9 share blocks of many teams; 40 has one team; 130 (f64 with vectors,
-        // and 200 for f32) does not fit in shared memory and runs in the global workspace.
-        eigh_both::<f64>(&cuda, &cpu, &[1, 2, 3, 5, 8, 9, 0, 40, 130], vectors);
-        eigh_both::<f32>(&cuda, &cpu, &[1, 4, 7, 16, 33, 200], vectors);
+        let mut f64_sizes = classes.to_vec();
+        let mut f32_sizes = classes.to_vec();
+        if !small {
+            f64_sizes.push(200);
+            f32_sizes.extend([230, 300]);
+        }
+        eigh_both::<f64>(&cuda, &cpu, &f64_sizes, vectors);
+        eigh_both::<f32>(&cuda, &cpu, &f32_sizes, vectors);
     }
 }
 

@@ -3,7 +3,10 @@
 //! `nvidia-cuda-nvrtc` wheel in CI), no GPU.
 #![cfg(feature = "cuda")]
 
-use megabatch::backends::cuda::{compile_kernels, nvrtc_available, nvrtc_version, AttentionKernel};
+use megabatch::backends::cuda::{
+    compile_kernels, compile_source, nvrtc_available, nvrtc_version, AttentionKernel, EighArgs,
+    EighClass, EighKernel, KERNEL_SOURCES,
+};
 
 /// This process's kernel cache folder: fresh, so every test here really runs NVRTC once.
 fn cache_dir() -> std::path::PathBuf {
@@ -155,4 +158,80 @@ fn every_attention_variant_compiles() {
         jobs.len(),
         start.elapsed()
     );
+}
+
+/// Every eigh size-class variant (class x dtype x values/vectors) compiles for Hopper, one warp
+/// and one block class also for Ampere, and each cubin exports its entry point.
+#[test]
+fn every_eigh_class_variant_compiles() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let mut jobs: Vec<(EighKernel, &str)> = EighKernel::all()
+        .into_iter()
+        .map(|k| (k, "sm_90"))
+        .collect();
+    for class in [
+        EighClass::Warp { lanes: 16, row: 12 },
+        EighClass::Block { chunks: 4 },
+    ] {
+        jobs.push((
+            EighKernel {
+                class,
+                dtype: "f64",
+                vectors: true,
+            },
+            "sm_80",
+        ));
+    }
+    let start = std::time::Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((kernel, arch)) = jobs.get(i) else {
+                    break;
+                };
+                let cubin = kernel
+                    .compile(arch)
+                    .unwrap_or_else(|e| panic!("{kernel:?} for {arch}: {e}"));
+                let needle = format!("\0{}\0", kernel.name());
+                assert!(
+                    cubin.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{kernel:?}: entry point missing"
+                );
+            });
+        }
+    });
+    eprintln!(
+        "{} eigh variants compiled in {:.2?}",
+        jobs.len(),
+        start.elapsed()
+    );
+}
+
+/// `EighArgs` (Rust) and `MbEighArgs` (CUDA) have the same size: the kernels take the struct
+/// by value, so a field added on one side only would shift every field after it.
+#[test]
+fn eigh_argument_block_matches_the_kernels() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let mut source = String::new();
+    for (_, text) in KERNEL_SOURCES
+        .iter()
+        .filter(|(n, _)| n.ends_with("common.cuh"))
+    {
+        source.push_str(text);
+    }
+    source.push_str(&format!(
+        "static_assert(sizeof(MbEighArgs) == {}, \"EighArgs size\");\n\
+         static_assert(alignof(MbEighArgs) == {}, \"EighArgs alignment\");\n\
+         extern \"C\" __global__ void args_probe(MbEighArgs p) {{}}\n",
+        std::mem::size_of::<EighArgs>(),
+        std::mem::align_of::<EighArgs>()
+    ));
+    compile_source("sm_90", &source).unwrap_or_else(|e| panic!("{e}"));
 }

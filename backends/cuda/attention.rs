@@ -125,18 +125,7 @@ fn to_i32(x: usize, what: &'static str) -> Result<i32> {
 impl Cuda {
     /// The loaded module of `kernel`, compiled on first use in this context.
     fn attention_module(&self, kernel: &AttentionKernel) -> Result<Arc<Kernels>> {
-        let mut map = self
-            .attention_modules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = map.get(kernel) {
-            return Ok(m.clone());
-        }
-        let (major, minor) = self.info.compute_capability;
-        let cubin = kernel.compile(&format!("sm_{major}{minor}"))?;
-        let module = Arc::new(Kernels::load(&self.ctx, &cubin)?);
-        map.insert(*kernel, module.clone());
-        Ok(module)
+        self.variant_module(&format!("{kernel:?}"), || kernel.source())
     }
 
     /// [`SparseAttention::plan_attention`] with explicit [`AttentionOptions`] (the trait's

@@ -242,18 +242,27 @@ impl<T> Drop for PinnedHost<T> {
     }
 }
 
-/// A device array with a pinned host mirror: how plans move host slices in and out without
-/// allocating per call.
+/// A device array with a pinned host mirror (or, `unpinned`, none: copies then go straight
+/// between the device and the caller's pageable memory, which the driver stages itself).
 pub(crate) struct Staged<T> {
     device: DeviceMemory,
-    pinned: PinnedHost<T>,
+    pinned: Option<PinnedHost<T>>,
 }
 
 impl<T: bytemuck::Pod> Staged<T> {
     pub(crate) fn zeroed(ctx: &Arc<CudaContext>, len: usize) -> Result<Self> {
         Ok(Self {
             device: DeviceMemory::zeroed(ctx, bytes_for(len, std::mem::size_of::<T>())?)?,
-            pinned: PinnedHost::zeroed(ctx, len)?,
+            pinned: Some(PinnedHost::zeroed(ctx, len)?),
+        })
+    }
+
+    /// Device memory only: no pinned allocation (which costs about as much per byte as one
+    /// pageable copy), for arrays copied once per call where the copy is bandwidth-bound.
+    pub(crate) fn unpinned(ctx: &Arc<CudaContext>, len: usize) -> Result<Self> {
+        Ok(Self {
+            device: DeviceMemory::zeroed(ctx, bytes_for(len, std::mem::size_of::<T>())?)?,
+            pinned: None,
         })
     }
 
@@ -261,21 +270,44 @@ impl<T: bytemuck::Pod> Staged<T> {
         self.device.ptr()
     }
 
-    /// Copies `src` into the pinned mirror and queues its copy to the device.
+    /// Whether copies go through a pinned mirror.
+    pub(crate) fn is_pinned(&self) -> bool {
+        self.pinned.is_some()
+    }
+
+    /// Queues the copy of `src` to the device: through the pinned mirror (copied into it
+    /// first), or straight from `src`, which must then stay untouched until `stream` is
+    /// synchronised.
     pub(crate) fn send(&mut self, src: &[T], stream: &Stream) -> Result<()> {
-        self.pinned.as_mut_slice().copy_from_slice(src);
-        copy_to_device(self.pinned.as_slice(), self.device.ptr(), stream)
+        match &mut self.pinned {
+            Some(pinned) => {
+                pinned.as_mut_slice().copy_from_slice(src);
+                copy_to_device(pinned.as_slice(), self.device.ptr(), stream)
+            }
+            None => copy_to_device(src, self.device.ptr(), stream),
+        }
     }
 
     /// Queues the copy of the device array into the pinned mirror; read it with
-    /// [`Staged::received`] after synchronising `stream`.
+    /// [`Staged::received`] after synchronising `stream`. Unpinned: does nothing (use
+    /// [`Staged::fetch_into`]).
     pub(crate) fn fetch(&mut self, stream: &Stream) -> Result<()> {
-        copy_to_host(self.device.ptr(), self.pinned.as_mut_slice(), stream)
+        match &mut self.pinned {
+            Some(pinned) => copy_to_host(self.device.ptr(), pinned.as_mut_slice(), stream),
+            None => Ok(()),
+        }
     }
 
-    /// The pinned mirror, as the last [`Staged::fetch`] left it once its stream is synchronised.
+    /// The pinned mirror, as the last [`Staged::fetch`] left it once its stream is synchronised
+    /// (empty when unpinned).
     pub(crate) fn received(&self) -> &[T] {
-        self.pinned.as_slice()
+        self.pinned.as_ref().map_or(&[], PinnedHost::as_slice)
+    }
+
+    /// Queues the copy of the device array straight into `dst` (pageable); read `dst` only
+    /// after synchronising `stream`.
+    pub(crate) fn fetch_into(&self, dst: &mut [T], stream: &Stream) -> Result<()> {
+        copy_to_host(self.device.ptr(), dst, stream)
     }
 }
 

@@ -1,5 +1,6 @@
-//! `BatchedEigh` on CUDA: parallel-ordering Jacobi (`kernels/eigh_jacobi.cu`), one team of
-//! threads per matrix, matrices grouped into buckets of similar order, one launch per bucket.
+//! `BatchedEigh` on CUDA: a kernel per size class (`eigh_kernel.rs`): Householder + QL with a
+//! group of lanes per matrix up to order 32, a block per matrix above, parallel-order Jacobi
+//! where A no longer fits shared memory. Every class present in a batch is one launch.
 
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -10,22 +11,74 @@ use super::driver::{
     arg, bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, launch, DeviceMemory,
     DriverResultExt, PinnedHost, Staged, Stream,
 };
+use super::eigh_kernel::{EighClass, EighKernel};
 use super::module::{KernelFn, Kernels};
 use super::{Cuda, CudaBuffer};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
 
-/// Largest order the CUDA eigh accepts; larger matrices belong on the CPU backend (its
-/// Householder/faer path), where Jacobi's O(n^3) per sweep times ~10 sweeps stops paying.
+/// Largest order the CUDA eigh accepts; larger matrices belong on the CPU backend (faer's
+/// blocked solver).
 pub const CUDA_EIGH_MAX_ORDER: usize = 4096;
-/// Threads per team when a matrix lives in the global workspace.
+/// Threads per team when a Jacobi matrix lives in the global workspace.
 const GLOBAL_TEAM: usize = 512;
 /// Fraction of device memory the global workspace may take (1 / this).
 const WORKSPACE_SHARE: usize = 8;
 
-/// One launch: the matrices of one bucket.
+/// Which algorithms a CUDA eigh plan may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CudaEighAlgorithm {
+    /// The size classes of [`EighClass::for_order`]: Householder tridiagonalisation + implicit
+    /// QL in registers (n <= 32) or shared memory (while A fits), Jacobi above.
+    #[default]
+    SizeClasses,
+    /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
+    /// measure the classes against it).
+    Jacobi,
+}
+
+/// The launch arguments every eigh kernel takes as its one parameter; mirrors `MbEighArgs`
+/// in `kernels/eigh/common.cuh` field for field (the NVRTC test checks the size).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EighArgs {
+    /// Input matrices (device address).
+    pub a: u64,
+    /// Eigenvalues.
+    pub w: u64,
+    /// Eigenvectors (0 for values only).
+    pub v: u64,
+    /// Ragged: element offset of each matrix (u64 each), 0 for a uniform batch.
+    pub a_start: u64,
+    /// Ragged: element offset of each matrix's eigenvalues (u64 each).
+    pub w_start: u64,
+    /// Ragged: order of each matrix (i32 each).
+    pub order: u64,
+    /// The matrix indices (i32) this launch takes; 0: 0..count in order.
+    pub list: u64,
+    /// Jacobi's global workspace (0: shared memory).
+    pub gwork: u64,
+    /// Two i32: first non-finite matrix, first unconverged matrix.
+    pub status: u64,
+    /// Matrices in this launch.
+    pub count: i32,
+    /// Order of a uniform batch.
+    pub uniform_n: i32,
+    /// Largest (Jacobi: padded) order in this launch.
+    pub nmax: i32,
+    /// Jacobi: threads per matrix.
+    pub team: i32,
+    /// Jacobi: 1 with eigenvectors.
+    pub vectors: i32,
+    /// Padding to 8 bytes.
+    pub pad: i32,
+}
+
+/// One launch: the matrices of one size class (Jacobi: of one padded order).
 #[derive(Debug, Clone, Copy)]
-struct BucketLaunch {
-    /// Device address of this bucket's matrix indices (0: matrices 0..count in order).
+struct ClassLaunch {
+    class: EighClass,
+    kernel: KernelFn,
+    /// Device address of this launch's matrix indices (0: matrices 0..count in order).
     list: u64,
     count: i32,
     nmax: i32,
@@ -33,7 +86,7 @@ struct BucketLaunch {
     block: u32,
     grid: u32,
     shared: u32,
-    /// Device address of the global workspace (0: matrices live in shared memory).
+    /// Device address of the Jacobi global workspace (0: matrices live in shared memory).
     gwork: u64,
 }
 
@@ -45,15 +98,20 @@ struct HostStaging<T> {
     v: Staged<T>,
 }
 
-/// A CUDA eigh plan: its stream, the per-matrix tables and workspace on the device, launch
-/// parameters per bucket, and a status word (first non-finite matrix, first unconverged).
+/// A CUDA eigh plan: its stream, the per-matrix tables and workspace on the device, one
+/// launch per size class present, and a status word (first non-finite matrix, first
+/// unconverged).
 ///
 /// Layouts as [`EighSpec`] (row-major `[batch, n, n]` or ragged, lower triangle read; `w`
-/// ascending; eigenvectors as columns of `v`), `T` = f32 or f64. Algorithm: two-sided cyclic
-/// Jacobi in the parallel (round-robin) ordering, Golub & Van Loan, *Matrix Computations*
-/// (4th ed.) Alg. 8.5.1-8.5.3, with Demmel & Veselic's (1992) skip rule; at most 60 sweeps,
-/// then [`Error::NoConvergence`] from `eigh_host`. Orders above [`CUDA_EIGH_MAX_ORDER`] are
-/// rejected at plan time with [`Error::Unsupported`].
+/// ascending; eigenvectors as columns of `v`), `T` = f32 or f64. Algorithms by order
+/// ([`EighClass`]): n <= 32, Householder tridiagonalisation (LAPACK dsytd2) and implicit QL
+/// (EISPACK tql2) by a group of lanes holding the matrix in registers; larger orders while A
+/// fits a block's shared memory (f64 to 165, f32 to 235 on an H100/H200), the same with A in
+/// shared memory and Q formed as LAPACK dorg2r; above, two-sided cyclic Jacobi in the parallel
+/// ordering (Golub & Van Loan, *Matrix Computations*, 4th ed., Alg. 8.5.1-8.5.3, Demmel &
+/// Veselic's skip rule, at most 60 sweeps). QL takes at most 30 iterations per eigenvalue;
+/// either cap gives [`Error::NoConvergence`] from `eigh_host`. Orders above
+/// [`CUDA_EIGH_MAX_ORDER`] are rejected at plan time with [`Error::Unsupported`].
 pub struct CudaEighPlan<T: Real> {
     owner: u64,
     batch: usize,
@@ -61,12 +119,11 @@ pub struct CudaEighPlan<T: Real> {
     vectors: bool,
     uniform_n: i32,
     stream: Stream,
-    kernel: KernelFn,
-    _kernels: Arc<Kernels>,
-    launches: Vec<BucketLaunch>,
-    /// a_start (u64), w_start (u64), order (i32) per matrix, then the bucket lists (i32).
+    _modules: Vec<Arc<Kernels>>,
+    launches: Vec<ClassLaunch>,
+    /// a_start (u64), w_start (u64), order (i32) per matrix, then the launch lists (i32).
     tables: Option<DeviceMemory>,
-    _workspace: Option<DeviceMemory>,
+    workspace: Option<DeviceMemory>,
     status: DeviceMemory,
     status_host: PinnedHost<i32>,
     host: Option<HostStaging<T>>,
@@ -82,8 +139,27 @@ impl<T: Real> std::fmt::Debug for CudaEighPlan<T> {
     }
 }
 
-/// Threads per team: one per (pair, row) item of a rotation pass, but at most a warp up to
-/// order 32, so small matrices synchronise with warp barriers only; up to 256 above.
+impl<T: Real> CudaEighPlan<T> {
+    /// The size classes this plan launches, one entry per launch, with its matrix count.
+    pub fn classes(&self) -> Vec<(EighClass, usize)> {
+        self.launches
+            .iter()
+            .map(|l| (l.class, l.count as usize))
+            .collect()
+    }
+
+    /// Device memory the plan holds beyond the caller's buffers, in bytes: the ragged tables,
+    /// the Jacobi workspace and the status word (host-call staging, allocated by the first
+    /// `eigh_host`, not counted).
+    pub fn device_bytes(&self) -> usize {
+        self.tables.as_ref().map_or(0, DeviceMemory::bytes)
+            + self.workspace.as_ref().map_or(0, DeviceMemory::bytes)
+            + self.status.bytes()
+    }
+}
+
+/// Jacobi threads per team: one per (pair, row) item of a rotation pass, but at most a warp up
+/// to order 32, so small matrices synchronise with warp barriers only; up to 256 above.
 fn team_size(nmax: usize) -> usize {
     let items = (nmax / 2 * nmax).next_power_of_two();
     if nmax <= 32 {
@@ -93,8 +169,14 @@ fn team_size(nmax: usize) -> usize {
     }
 }
 
-/// Dynamic shared memory of a CTA, the same layout `mb_eigh_jacobi` computes.
-fn shared_bytes(elem: usize, nmax: usize, teams: usize, vectors: bool, in_global: bool) -> usize {
+/// Dynamic shared memory of a Jacobi CTA, the same layout `mb_eigh_jacobi` computes.
+fn jacobi_shared_bytes(
+    elem: usize,
+    nmax: usize,
+    teams: usize,
+    vectors: bool,
+    in_global: bool,
+) -> usize {
     let mats = if in_global {
         0
     } else {
@@ -105,35 +187,120 @@ fn shared_bytes(elem: usize, nmax: usize, teams: usize, vectors: bool, in_global
     ints_at + teams * (2 * nmax + 4) * 4 + teams * 8
 }
 
-fn kernel_name<T: Real>() -> &'static str {
-    if T::DTYPE == "f32" {
-        "eigh_jacobi_f32"
-    } else {
-        "eigh_jacobi_f64"
-    }
-}
+/// Groups of one launch: a size class, and for Jacobi the padded order of its bucket.
+type GroupKey = (EighClass, usize);
 
 impl Cuda {
-    /// Launch parameters for `count` matrices padded to `nmax`; allocates the global workspace
-    /// into `workspace` when a matrix does not fit in shared memory.
-    fn bucket_launch<T: Real>(
+    fn group_of(&self, n: usize, elem: usize, algorithm: CudaEighAlgorithm) -> GroupKey {
+        let class = match algorithm {
+            CudaEighAlgorithm::SizeClasses => {
+                EighClass::for_order(n, elem, self.info.max_shared_per_block)
+            }
+            CudaEighAlgorithm::Jacobi => EighClass::Jacobi,
+        };
+        match class {
+            EighClass::Jacobi => (class, crate::eigh::bucket_order(n)),
+            _ => (class, 0),
+        }
+    }
+
+    /// The loaded kernel of a warp or block class, compiled on first use.
+    fn eigh_class_kernel(
         &self,
+        kernel: EighKernel,
+        modules: &mut Vec<Arc<Kernels>>,
+    ) -> Result<KernelFn> {
+        let name = kernel.name();
+        let module = self.variant_module(&name, || kernel.source())?;
+        let f = module.get(&name)?;
+        modules.push(module);
+        Ok(f)
+    }
+
+    /// Sets a kernel's dynamic shared memory limit to the device's opt-in maximum.
+    fn allow_max_shared(&self, f: KernelFn) -> Result<()> {
+        // SAFETY: `f` is a live function; the value is the device's opt-in limit.
+        unsafe {
+            cudarc::driver::result::function::set_function_attribute(
+                f.0,
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                self.info.max_shared_per_block as i32,
+            )
+        }
+        .call("cuFuncSetAttribute")
+    }
+
+    /// The launch of `count` matrices of one group, largest order `nmax`.
+    fn class_launch<T: Real>(
+        &self,
+        (class, bucket): GroupKey,
+        nmax: usize,
+        count: usize,
+        vectors: bool,
+        modules: &mut Vec<Arc<Kernels>>,
+        workspace: &mut Vec<DeviceMemory>,
+    ) -> Result<ClassLaunch> {
+        let elem = std::mem::size_of::<T>();
+        let count_i32 =
+            i32::try_from(count).map_err(|_| Error::TooLarge("eigh batch over 2^31 matrices"))?;
+        if class == EighClass::Jacobi {
+            let kernel = self.kernels.get(
+                &EighKernel {
+                    class,
+                    dtype: T::DTYPE,
+                    vectors,
+                }
+                .name(),
+            )?;
+            self.allow_max_shared(kernel)?;
+            return self.jacobi_launch::<T>(kernel, bucket.max(2), count, vectors, workspace);
+        }
+        let kernel = self.eigh_class_kernel(
+            EighKernel {
+                class,
+                dtype: T::DTYPE,
+                vectors,
+            },
+            modules,
+        )?;
+        self.allow_max_shared(kernel)?;
+        Ok(ClassLaunch {
+            class,
+            kernel,
+            list: 0,
+            count: count_i32,
+            nmax: nmax as i32,
+            team: 0,
+            block: class.block_threads() as u32,
+            grid: super::blocks_for(count, class.per_block())?,
+            shared: class.shared_bytes(nmax, elem) as u32,
+            gwork: 0,
+        })
+    }
+
+    /// Launch parameters for `count` Jacobi matrices padded to `nmax`; allocates the global
+    /// workspace into `workspace` when a matrix does not fit in shared memory.
+    fn jacobi_launch<T: Real>(
+        &self,
+        kernel: KernelFn,
         nmax: usize,
         count: usize,
         vectors: bool,
         workspace: &mut Vec<DeviceMemory>,
-    ) -> Result<BucketLaunch> {
+    ) -> Result<ClassLaunch> {
         let elem = std::mem::size_of::<T>();
         let team = team_size(nmax);
         // Warp-sized teams share a block; a larger team is the whole block, since its
         // __syncthreads barriers must not be shared with a team on another sweep.
         let block = if team <= 32 { 128 } else { team };
         let teams = block / team;
-        let shared = shared_bytes(elem, nmax, teams, vectors, false);
+        let shared = jacobi_shared_bytes(elem, nmax, teams, vectors, false);
         let count_i32 =
             i32::try_from(count).map_err(|_| Error::TooLarge("eigh batch over 2^31 matrices"))?;
         if shared <= self.info.max_shared_per_block {
-            return Ok(BucketLaunch {
+            return Ok(ClassLaunch {
+                class: EighClass::Jacobi,
+                kernel,
                 list: 0,
                 count: count_i32,
                 nmax: nmax as i32,
@@ -158,23 +325,29 @@ impl Cuda {
         )?;
         let gwork = memory.ptr();
         workspace.push(memory);
-        Ok(BucketLaunch {
+        Ok(ClassLaunch {
+            class: EighClass::Jacobi,
+            kernel,
             list: 0,
             count: count_i32,
             nmax: nmax as i32,
             team: GLOBAL_TEAM as i32,
             block: GLOBAL_TEAM as u32,
             grid: slots as u32,
-            shared: shared_bytes(elem, nmax, 1, vectors, true) as u32,
+            shared: jacobi_shared_bytes(elem, nmax, 1, vectors, true) as u32,
             gwork,
         })
     }
-}
 
-impl<T: Real> BatchedEigh<T> for Cuda {
-    type EighPlan = CudaEighPlan<T>;
-
-    fn plan_eigh(&self, spec: &EighSpec) -> Result<CudaEighPlan<T>> {
+    /// A plan as [`BatchedEigh::plan_eigh`], restricted to `algorithm`.
+    ///
+    /// # Errors
+    /// As [`BatchedEigh::plan_eigh`].
+    pub fn plan_eigh_with<T: Real>(
+        &self,
+        spec: &EighSpec,
+        algorithm: CudaEighAlgorithm,
+    ) -> Result<CudaEighPlan<T>> {
         let elem = std::mem::size_of::<T>();
         let offsets = spec.offsets(elem)?;
         // Per-matrix tables are built on the host before they go to the device.
@@ -183,26 +356,17 @@ impl<T: Real> BatchedEigh<T> for Cuda {
             return Err(Error::Unsupported {
                 backend: "cuda",
                 message: format!(
-                    "eigh of order {} (the CUDA Jacobi solver takes n <= {CUDA_EIGH_MAX_ORDER}; \
+                    "eigh of order {} (the CUDA eigh takes n <= {CUDA_EIGH_MAX_ORDER}; \
                      use the CPU backend)",
                     spec.max_order()
                 ),
             });
         }
         bind(&self.ctx)?;
-        let kernel = self.kernels.get(kernel_name::<T>())?;
-        // SAFETY: `kernel` is a live function; the value is the device's opt-in limit.
-        unsafe {
-            cudarc::driver::result::function::set_function_attribute(
-                kernel.0,
-                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                self.info.max_shared_per_block as i32,
-            )
-        }
-        .call("cuFuncSetAttribute")?;
         let vectors = spec.vectors();
         let stream = Stream::new(&self.ctx)?;
         let mut workspace = Vec::new();
+        let mut modules = Vec::new();
         let mut launches = Vec::new();
         let mut tables = None;
         let mut uniform_n = 0;
@@ -210,26 +374,33 @@ impl<T: Real> BatchedEigh<T> for Cuda {
             EighLayout::Uniform { n, batch } => {
                 uniform_n = i32::try_from(*n).map_err(|_| Error::TooLarge("order"))?;
                 if *n > 0 && *batch > 0 {
-                    let nmax = *n + (*n & 1);
-                    launches.push(self.bucket_launch::<T>(
-                        nmax.max(2),
+                    let group = self.group_of(*n, elem, algorithm);
+                    launches.push(self.class_launch::<T>(
+                        group,
+                        *n,
                         *batch,
                         vectors,
+                        &mut modules,
                         &mut workspace,
                     )?);
                 }
             }
             EighLayout::Ragged { sizes } => {
                 let batch = sizes.len();
-                let mut buckets: std::collections::BTreeMap<usize, Vec<i32>> = Default::default();
+                let mut groups: std::collections::BTreeMap<GroupKey, Vec<i32>> = Default::default();
                 for (i, &n) in sizes.iter().enumerate() {
                     if n > 0 {
                         let i = i32::try_from(i).map_err(|_| Error::TooLarge("eigh batch"))?;
-                        buckets
-                            .entry(crate::eigh::bucket_order(n))
+                        groups
+                            .entry(self.group_of(n, elem, algorithm))
                             .or_default()
                             .push(i);
                     }
+                }
+                // Largest order first within a launch: neighbours (one warp, one wave of
+                // blocks) then have similar orders and similar amounts of work.
+                for list in groups.values_mut() {
+                    list.sort_by_key(|&i| std::cmp::Reverse(sizes[i as usize]));
                 }
                 let mut host: Vec<u8> = Vec::new();
                 for i in 0..batch {
@@ -242,16 +413,23 @@ impl<T: Real> BatchedEigh<T> for Cuda {
                     host.extend_from_slice(&(n as i32).to_ne_bytes());
                 }
                 let lists_at = host.len();
-                for list in buckets.values() {
+                for list in groups.values() {
                     host.extend_from_slice(bytemuck::cast_slice(list));
                 }
                 let memory = DeviceMemory::zeroed(&self.ctx, host.len())?;
                 copy_to_device(&host, memory.ptr(), &stream)?;
                 stream.synchronize()?;
                 let mut at = lists_at;
-                for (&nmax, list) in &buckets {
-                    let mut l =
-                        self.bucket_launch::<T>(nmax, list.len(), vectors, &mut workspace)?;
+                for (&group, list) in &groups {
+                    let nmax = sizes[list[0] as usize];
+                    let mut l = self.class_launch::<T>(
+                        group,
+                        nmax,
+                        list.len(),
+                        vectors,
+                        &mut modules,
+                        &mut workspace,
+                    )?;
                     l.list = memory.ptr() + at as u64;
                     at += 4 * list.len();
                     launches.push(l);
@@ -262,7 +440,7 @@ impl<T: Real> BatchedEigh<T> for Cuda {
         let workspace = match workspace.len() {
             0 => None,
             _ => {
-                // Buckets run one after another on the plan's stream, so they can share the
+                // Launches run one after another on the plan's stream, so they can share the
                 // largest workspace.
                 workspace.sort_by_key(DeviceMemory::bytes);
                 let big = workspace.pop();
@@ -280,15 +458,22 @@ impl<T: Real> BatchedEigh<T> for Cuda {
             vectors,
             uniform_n,
             stream,
-            kernel,
-            _kernels: self.kernels.clone(),
+            _modules: modules,
             launches,
             tables,
-            _workspace: workspace,
+            workspace,
             status: DeviceMemory::zeroed(&self.ctx, 8)?,
             status_host: PinnedHost::zeroed(&self.ctx, 2)?,
             host: None,
         })
+    }
+}
+
+impl<T: Real> BatchedEigh<T> for Cuda {
+    type EighPlan = CudaEighPlan<T>;
+
+    fn plan_eigh(&self, spec: &EighSpec) -> Result<CudaEighPlan<T>> {
+        self.plan_eigh_with(spec, CudaEighAlgorithm::SizeClasses)
     }
 
     fn eigh(
@@ -336,6 +521,16 @@ impl<T: Real> BatchedEigh<T> for Cuda {
     }
 }
 
+/// Input arrays at least this large go to the device straight from the caller's slice
+/// (pageable copies, which the driver pipelines through its own pinned buffers) instead of
+/// through a pinned mirror: pinning costs about as much per byte as a copy, and a mirror would
+/// be one more host copy per call. Measured on the H200 (docs/benchmarks/eigh-classes-h200.md).
+pub const DIRECT_STAGING_BYTES: usize = 16 << 20;
+
+/// Environment variable: `pinned` or `direct` forces how `eigh_host` stages its arrays
+/// (otherwise by [`DIRECT_STAGING_BYTES`]); read when a plan makes its first host call.
+pub const STAGING_ENV: &str = "MEGABATCH_CUDA_STAGING";
+
 impl Cuda {
     fn host_staging<T: Real>(
         &self,
@@ -343,16 +538,30 @@ impl Cuda {
         vectors: bool,
     ) -> Result<HostStaging<T>> {
         let v_len = if vectors { offsets.a_len() } else { 0 };
+        let direct = match std::env::var(STAGING_ENV).as_deref() {
+            Ok("direct") => true,
+            Ok("pinned") => false,
+            _ => offsets.a_len() * std::mem::size_of::<T>() >= DIRECT_STAGING_BYTES,
+        };
+        let make = |len| {
+            if direct {
+                Staged::unpinned(&self.ctx, len)
+            } else {
+                Staged::zeroed(&self.ctx, len)
+            }
+        };
         Ok(HostStaging {
-            a: Staged::zeroed(&self.ctx, offsets.a_len())?,
-            w: Staged::zeroed(&self.ctx, offsets.w_len())?,
-            v: Staged::zeroed(&self.ctx, v_len)?,
+            a: make(offsets.a_len())?,
+            w: make(offsets.w_len())?,
+            v: make(v_len)?,
         })
     }
 }
 
 impl<T: Real> CudaEighPlan<T> {
-    /// Host in, host out through the staging buffers: one synchronisation at the end.
+    /// Host in, host out through the staging buffers. Pinned: one synchronisation, then the
+    /// outputs leave the pinned mirrors only if the status is clean. Direct: the status is
+    /// checked at a first synchronisation, before anything is copied into the caller's outputs.
     fn run_host(
         &mut self,
         host: &mut HostStaging<T>,
@@ -363,9 +572,11 @@ impl<T: Real> CudaEighPlan<T> {
         host.a.send(a, &self.stream)?;
         let v_dev = if self.vectors { host.v.ptr() } else { 0 };
         self.enqueue(host.a.ptr(), host.w.ptr(), v_dev)?;
-        host.w.fetch(&self.stream)?;
-        if self.vectors {
-            host.v.fetch(&self.stream)?;
+        if host.a.is_pinned() {
+            host.w.fetch(&self.stream)?;
+            if self.vectors {
+                host.v.fetch(&self.stream)?;
+            }
         }
         copy_to_host(
             self.status.ptr(),
@@ -374,9 +585,17 @@ impl<T: Real> CudaEighPlan<T> {
         )?;
         self.stream.synchronize()?;
         self.check_status()?;
-        w.copy_from_slice(host.w.received());
-        if let Some(v) = v {
-            v.copy_from_slice(host.v.received());
+        if host.a.is_pinned() {
+            w.copy_from_slice(host.w.received());
+            if let Some(v) = v {
+                v.copy_from_slice(host.v.received());
+            }
+        } else {
+            host.w.fetch_into(w, &self.stream)?;
+            if let Some(v) = v {
+                host.v.fetch_into(v, &self.stream)?;
+            }
+            self.stream.synchronize()?;
         }
         Ok(())
     }
@@ -396,37 +615,38 @@ impl<T: Real> CudaEighPlan<T> {
             }
             None => (0, 0, 0),
         };
-        let vectors = i32::from(self.vectors);
-        let status = self.status.ptr();
         for l in &self.launches {
-            let mut args: [*mut c_void; 14] = [
-                arg(&a),
-                arg(&w),
-                arg(&v),
-                arg(&a_start),
-                arg(&w_start),
-                arg(&order),
-                arg(&l.list),
-                arg(&l.count),
-                arg(&self.uniform_n),
-                arg(&l.nmax),
-                arg(&l.team),
-                arg(&vectors),
-                arg(&l.gwork),
-                arg(&status),
-            ];
-            // SAFETY: the arguments follow `eigh_jacobi_*`'s parameter list; a, w, v hold the
-            // offsets' a_len / w_len / a_len elements (checked by `check_shapes`), the tables and
-            // workspace belong to the plan, and the caller keeps the buffers alive and ordered
-            // through their events or the stream synchronisation of `eigh_host`.
+            let args = EighArgs {
+                a,
+                w,
+                v,
+                a_start,
+                w_start,
+                order,
+                list: l.list,
+                gwork: l.gwork,
+                status: self.status.ptr(),
+                count: l.count,
+                uniform_n: self.uniform_n,
+                nmax: l.nmax,
+                team: l.team,
+                vectors: i32::from(self.vectors),
+                pad: 0,
+            };
+            let mut params: [*mut c_void; 1] = [arg(&args)];
+            // SAFETY: every eigh kernel takes one `MbEighArgs`, which `EighArgs` mirrors; a, w,
+            // v hold the offsets' a_len / w_len / a_len elements (checked by `check_shapes`),
+            // the tables and workspace belong to the plan, and the caller keeps the buffers
+            // alive and ordered through their events or the stream synchronisation of
+            // `eigh_host`.
             unsafe {
                 launch(
-                    self.kernel.0,
+                    l.kernel.0,
                     (l.grid, 1, 1),
                     l.block,
                     l.shared,
                     &self.stream,
-                    &mut args,
+                    &mut params,
                 )?;
             }
         }

@@ -12,6 +12,7 @@ mod attention;
 mod attention_kernel;
 mod driver;
 mod eigh;
+mod eigh_kernel;
 mod module;
 mod nvrtc;
 mod reduce;
@@ -27,7 +28,11 @@ use crate::{Backend, BackendKind, Element, Error, Result};
 pub use attention::{AttentionOptions, AttentionSchedule, CudaAttentionPlan};
 pub use attention_kernel::{AttentionKernel, ATTENTION_SOURCE};
 use driver::{bind, bytes_for, device_error, DeviceMemory, DriverResultExt, Event, Stream};
-pub use eigh::{CudaEighPlan, CUDA_EIGH_MAX_ORDER};
+pub use eigh::{
+    CudaEighAlgorithm, CudaEighPlan, EighArgs, CUDA_EIGH_MAX_ORDER, DIRECT_STAGING_BYTES,
+    STAGING_ENV,
+};
+pub use eigh_kernel::{EighClass, EighKernel};
 use module::Kernels;
 pub use nvrtc::{
     compile_kernels, compile_source, nvrtc_available, nvrtc_version, KERNEL_CACHE_ENV,
@@ -44,10 +49,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Cuda {
     ctx: Arc<CudaContext>,
     kernels: Arc<Kernels>,
-    /// Attention kernel variants loaded so far, compiled on first use (see
-    /// [`AttentionKernel`]); shared by clones.
-    attention_modules:
-        Arc<std::sync::Mutex<std::collections::HashMap<AttentionKernel, Arc<Kernels>>>>,
+    /// Kernel variants compiled as their own programs (attention's [`AttentionKernel`], eigh's
+    /// [`EighKernel`]) loaded so far, by name; compiled on first use, shared by clones.
+    variant_modules: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Kernels>>>>,
     info: DeviceInfo,
     id: u64,
 }
@@ -124,7 +128,7 @@ impl Cuda {
         Ok(Self {
             ctx,
             kernels,
-            attention_modules: Default::default(),
+            variant_modules: Default::default(),
             info,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
@@ -159,6 +163,23 @@ impl Cuda {
     /// The device's name, compute capability, size and limits.
     pub fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    /// The module of the variant `name`, compiled from `source()` (NVRTC, cached in the process
+    /// and on disk) and loaded on first use.
+    fn variant_module(&self, name: &str, source: impl FnOnce() -> String) -> Result<Arc<Kernels>> {
+        let mut map = self
+            .variant_modules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = map.get(name) {
+            return Ok(m.clone());
+        }
+        let (major, minor) = self.info.compute_capability;
+        let cubin = nvrtc::compile_source(&format!("sm_{major}{minor}"), &source())?;
+        let module = Arc::new(Kernels::load(&self.ctx, &cubin)?);
+        map.insert(name.to_owned(), module.clone());
+        Ok(module)
     }
 
     fn check_owner(&self, plan_owner: u64, what: &'static str) -> Result<()> {

@@ -13,11 +13,15 @@ use crate::{Error, Result};
 
 /// Every kernel source, in the order they are concatenated into one translation unit (NVRTC
 /// has no toolkit headers to include, so shared definitions come first).
-pub const KERNEL_SOURCES: [(&str, &str); 3] = [
+pub const KERNEL_SOURCES: [(&str, &str); 4] = [
     ("common.cuh", include_str!("../../kernels/common.cuh")),
     (
-        "eigh_jacobi.cu",
-        include_str!("../../kernels/eigh_jacobi.cu"),
+        "eigh/common.cuh",
+        include_str!("../../kernels/eigh/common.cuh"),
+    ),
+    (
+        "eigh/jacobi.cu",
+        include_str!("../../kernels/eigh/jacobi.cu"),
     ),
     ("reduce.cu", include_str!("../../kernels/reduce.cu")),
 ];

@@ -103,7 +103,24 @@ pub fn uniform_matches_cpu<T: Real, B: BatchedEigh<T>>(
         a.extend(to_t::<T>(&make::<T>(MatrixType::RandomDense, n, &mut r)));
     }
     let spec = EighSpec::uniform(n, batch).with_vectors(true);
-    let mut plan = BatchedEigh::<T>::plan_eigh(backend, &spec).unwrap();
+    let plan = BatchedEigh::<T>::plan_eigh(backend, &spec).unwrap();
+    plan_matches_cpu(backend, plan, n, batch, seed);
+}
+
+/// As [`uniform_matches_cpu`], with a plan the caller made (for `n`, `batch`, with vectors).
+#[allow(dead_code)]
+pub fn plan_matches_cpu<T: Real, B: BatchedEigh<T>>(
+    backend: &B,
+    mut plan: B::EighPlan,
+    n: usize,
+    batch: usize,
+    seed: u64,
+) {
+    let mut r = rng(seed);
+    let mut a: Vec<T> = Vec::with_capacity(n * n * batch);
+    for _ in 0..batch {
+        a.extend(to_t::<T>(&make::<T>(MatrixType::RandomDense, n, &mut r)));
+    }
     let mut a_dev = backend.alloc::<T>(a.len()).unwrap();
     backend.upload(&a, &mut a_dev).unwrap();
     let mut w_dev = backend.alloc::<T>(n * batch).unwrap();

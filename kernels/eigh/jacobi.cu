@@ -17,27 +17,9 @@
 // largest-magnitude component positive: the CPU backend's conventions.
 
 #define MB_MAX_SWEEPS 60
-
-__device__ __forceinline__ double mb_abs(double x) { return fabs(x); }
-__device__ __forceinline__ float mb_abs(float x) { return fabsf(x); }
-__device__ __forceinline__ double mb_sqrt(double x) { return sqrt(x); }
-__device__ __forceinline__ float mb_sqrt(float x) { return sqrtf(x); }
-__device__ __forceinline__ double mb_scale2(double x, int e) { return scalbn(x, e); }
-__device__ __forceinline__ float mb_scale2(float x, int e) { return scalbnf(x, e); }
-__device__ __forceinline__ int mb_exponent(double x) { int e; frexp(x, &e); return e; }
-__device__ __forceinline__ int mb_exponent(float x) { int e; frexpf(x, &e); return e; }
-__device__ __forceinline__ double mb_eps(double) { return 1.1102230246251565e-16; }
-__device__ __forceinline__ float mb_eps(float) { return 5.9604645e-8f; }
 // |tau| above which tau^2 + 1 would overflow or lose tau entirely: use t = 1 / (2 tau).
 __device__ __forceinline__ double mb_tau_big(double) { return 1e150; }
 __device__ __forceinline__ float mb_tau_big(float) { return 1e18f; }
-__device__ __forceinline__ double mb_nan(double) { return __longlong_as_double(0x7ff8000000000000ll); }
-__device__ __forceinline__ float mb_nan(float) { return __int_as_float(0x7fc00000); }
-// Bit patterns of non-negative floats order like the values, so atomicMax on them is a max.
-__device__ __forceinline__ u64 mb_abs_bits(double x) { return (u64)__double_as_longlong(fabs(x)); }
-__device__ __forceinline__ u64 mb_abs_bits(float x) { return (u64)__float_as_uint(fabsf(x)); }
-__device__ __forceinline__ double mb_from_bits(u64 b, double) { return __longlong_as_double((long long)b); }
-__device__ __forceinline__ float mb_from_bits(u64 b, float) { return __uint_as_float((unsigned int)b); }
 
 // The barrier of one team: a warp (or part of one) synchronises with __syncwarp on its own
 // lanes, so teams in one block run independently; a team of a whole block uses __syncthreads.
@@ -59,12 +41,14 @@ __device__ __forceinline__ void mb_circle_pair(int m, int round, int k, int* p, 
 }
 
 template <typename T>
-__device__ void mb_eigh_jacobi(const T* __restrict__ a, T* __restrict__ w, T* __restrict__ v,
-                               const u64* __restrict__ a_start, const u64* __restrict__ w_start,
-                               const int* __restrict__ order, const int* __restrict__ list,
-                               int count, int uniform_n, int nmax, int team, int vectors,
-                               T* gwork, int* status) {
-    extern __shared__ __align__(16) unsigned char mb_smem[];
+__device__ void mb_eigh_jacobi(const MbEighArgs& p) {
+    const T* __restrict__ a = (const T*)p.a;
+    T* __restrict__ w = (T*)p.w;
+    T* __restrict__ v = (T*)p.v;
+    const int count = p.count, nmax = p.nmax, team = p.team, vectors = p.vectors;
+    T* gwork = (T*)p.gwork;
+    int* status = (int*)p.status;
+    MB_DYNAMIC_SHARED(mb_smem);
     const int S = nmax + 1;
     const int half = nmax / 2;
     const int teams = blockDim.x / team;
@@ -99,20 +83,9 @@ __device__ void mb_eigh_jacobi(const T* __restrict__ a, T* __restrict__ w, T* __
     const int groups = (count + teams - 1) / teams;
     for (int g = blockIdx.x; g < groups; g += gridDim.x) {
         const int pos = g * teams + t;
-        int idx = -1, n = 0;
-        u64 a0 = 0, w0 = 0;
-        if (pos < count) {
-            idx = list ? list[pos] : pos;
-            if (order) {
-                n = order[idx];
-                a0 = a_start[idx];
-                w0 = w_start[idx];
-            } else {
-                n = uniform_n;
-                a0 = (u64)idx * n * n;
-                w0 = (u64)idx * n;
-            }
-        }
+        const MbMatrix mat_at = mb_matrix(p, pos);
+        const int idx = mat_at.idx, n = mat_at.n;
+        const u64 a0 = mat_at.a0, w0 = mat_at.w0;
         if (tid == 0) {
             flags[0] = 0;
             flags[1] = 0;
@@ -280,19 +253,5 @@ __device__ void mb_eigh_jacobi(const T* __restrict__ a, T* __restrict__ w, T* __
     }
 }
 
-extern "C" __global__ void eigh_jacobi_f32(const float* a, float* w, float* v, const u64* a_start,
-                                           const u64* w_start, const int* order, const int* list,
-                                           int count, int uniform_n, int nmax, int team,
-                                           int vectors, float* gwork, int* status) {
-    mb_eigh_jacobi<float>(a, w, v, a_start, w_start, order, list, count, uniform_n, nmax, team,
-                          vectors, gwork, status);
-}
-
-extern "C" __global__ void eigh_jacobi_f64(const double* a, double* w, double* v,
-                                           const u64* a_start, const u64* w_start,
-                                           const int* order, const int* list, int count,
-                                           int uniform_n, int nmax, int team, int vectors,
-                                           double* gwork, int* status) {
-    mb_eigh_jacobi<double>(a, w, v, a_start, w_start, order, list, count, uniform_n, nmax, team,
-                           vectors, gwork, status);
-}
+extern "C" __global__ void eigh_jacobi_f32(MbEighArgs p) { mb_eigh_jacobi<float>(p); }
+extern "C" __global__ void eigh_jacobi_f64(MbEighArgs p) { mb_eigh_jacobi<double>(p); }

@@ -1,0 +1,241 @@
+//! The size classes of the CUDA eigh and the kernel variant that runs each: which kernel takes
+//! a matrix of order `n`, with what launch shape and shared memory. The warp and block classes
+//! keep their row length and thread count as compile-time constants (register arrays), so each
+//! (class, dtype, values/vectors) is its own NVRTC program, compiled on first use and cached in
+//! the process and on disk, like the attention variants.
+//!
+//! Classes, by order (measurements in docs/benchmarks/eigh-classes-h200.md):
+//! - `Warp { lanes, row }`, n <= 32: `kernels/eigh/warp.cu`. A group of `lanes` lanes per
+//!   matrix (32 / lanes matrices per warp), each lane a row of A in registers; Householder
+//!   tridiagonalisation with shuffles inside the group, then implicit QL (`kernels/eigh/ql.cuh`).
+//! - `Block { chunks }`, 33 <= n <= 32 chunks while A fits one block's shared memory:
+//!   `kernels/eigh/block.cu`, one block of 32 chunks threads per matrix, A in shared memory.
+//! - `Jacobi`: the parallel-order Jacobi of `kernels/eigh/jacobi.cu` (in the main translation
+//!   unit), for the orders above (its matrices then live in a global workspace).
+
+use super::nvrtc::{compile_source, KERNEL_SOURCES};
+
+/// Register row lengths of the warp classes, smallest first; each runs on the smallest power
+/// of two of lanes that holds it.
+pub(crate) const WARP_ROWS: [usize; 7] = [2, 4, 8, 12, 16, 24, 32];
+/// Largest order of the warp classes.
+pub(crate) const WARP_MAX_ORDER: usize = 32;
+/// Threads per block of the warp-class kernels (`__launch_bounds__(128)` in warp.cu).
+pub(crate) const WARP_BLOCK_THREADS: usize = 128;
+/// Chunks (of 32 threads) of the block classes, smallest first.
+pub(crate) const BLOCK_CHUNKS: [usize; 3] = [2, 4, 8];
+
+/// The algorithm and layout that takes one group of matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EighClass {
+    /// `lanes` lanes per matrix, each holding a `row`-long row of A in registers (n <= row).
+    Warp {
+        /// Lanes per matrix: a power of two <= 32.
+        lanes: usize,
+        /// Register row length, >= the order.
+        row: usize,
+    },
+    /// One block of `32 chunks` threads per matrix, A in shared memory (n <= 32 chunks).
+    Block {
+        /// Warps per block.
+        chunks: usize,
+    },
+    /// Parallel-order two-sided Jacobi (shared memory or the plan's global workspace).
+    Jacobi,
+}
+
+impl EighClass {
+    /// The class for order `n` (>= 1) of `elem`-byte floats, given the largest dynamic shared
+    /// memory one block may use.
+    pub fn for_order(n: usize, elem: usize, max_shared: usize) -> Self {
+        if n <= WARP_MAX_ORDER {
+            let row = WARP_ROWS
+                .into_iter()
+                .find(|&r| r >= n)
+                .unwrap_or(WARP_MAX_ORDER);
+            return Self::Warp {
+                lanes: row.next_power_of_two(),
+                row,
+            };
+        }
+        match BLOCK_CHUNKS.into_iter().find(|&c| 32 * c >= n) {
+            Some(chunks) if block_shared_bytes(n, elem) <= max_shared => Self::Block { chunks },
+            _ => Self::Jacobi,
+        }
+    }
+
+    /// Threads per block.
+    pub fn block_threads(self) -> usize {
+        match self {
+            Self::Warp { .. } => WARP_BLOCK_THREADS,
+            Self::Block { chunks } => 32 * chunks,
+            Self::Jacobi => unreachable!("the Jacobi launch shape depends on the order"),
+        }
+    }
+
+    /// Matrices per block.
+    pub fn per_block(self) -> usize {
+        match self {
+            Self::Warp { lanes, .. } => WARP_BLOCK_THREADS / lanes,
+            _ => 1,
+        }
+    }
+
+    /// Dynamic shared memory of one block for matrices up to order `nmax`, the layout the
+    /// kernels compute.
+    pub fn shared_bytes(self, nmax: usize, elem: usize) -> usize {
+        match self {
+            Self::Warp { row, .. } => self.per_block() * (row * (row + 1) + 2 * row) * elem,
+            Self::Block { .. } => block_shared_bytes(nmax, elem),
+            Self::Jacobi => unreachable!("the Jacobi layout is computed in eigh.rs"),
+        }
+    }
+}
+
+/// Shared memory of the block kernel for order n: A with an odd row stride, five vectors, 64
+/// reduction partials (block.cu's layout).
+fn block_shared_bytes(n: usize, elem: usize) -> usize {
+    (n * (n | 1) + 5 * n + 64) * elem
+}
+
+/// One compiled eigh kernel: a warp or block class, a dtype and whether it accumulates
+/// eigenvectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EighKernel {
+    /// `Warp` or `Block` (Jacobi lives in the main translation unit).
+    pub class: EighClass,
+    /// `"f32"` or `"f64"`.
+    pub dtype: &'static str,
+    /// Eigenvectors too (false: values only).
+    pub vectors: bool,
+}
+
+impl EighKernel {
+    /// The entry point's name, e.g. `eigh_warp_f64_g16_r12_v`.
+    pub fn name(&self) -> String {
+        let suffix = if self.vectors { "v" } else { "w" };
+        match self.class {
+            EighClass::Warp { lanes, row } => {
+                format!("eigh_warp_{}_g{lanes}_r{row}_{suffix}", self.dtype)
+            }
+            EighClass::Block { chunks } => format!("eigh_block_{}_c{chunks}_{suffix}", self.dtype),
+            EighClass::Jacobi => format!("eigh_jacobi_{}", self.dtype),
+        }
+    }
+
+    /// The NVRTC program of this variant: the shared headers, the class's source, and one
+    /// instantiation line.
+    pub fn source(&self) -> String {
+        let t = if self.dtype == "f64" {
+            "double"
+        } else {
+            "float"
+        };
+        let (file, line) = match self.class {
+            EighClass::Warp { lanes, row } => (
+                EIGH_WARP_SOURCE,
+                format!(
+                    "MB_EIGH_WARP_KERNEL({}, {t}, {lanes}, {row}, {})",
+                    self.name(),
+                    self.vectors
+                ),
+            ),
+            EighClass::Block { chunks } => (
+                EIGH_BLOCK_SOURCE,
+                format!(
+                    "MB_EIGH_BLOCK_KERNEL({}, {t}, {chunks}, {})",
+                    self.name(),
+                    self.vectors
+                ),
+            ),
+            EighClass::Jacobi => unreachable!("Jacobi is in the main translation unit"),
+        };
+        let mut s = String::new();
+        for (name, text) in KERNEL_SOURCES
+            .iter()
+            .filter(|(name, _)| name.ends_with("common.cuh"))
+        {
+            s.push_str(&format!("// ---- {name}\n{text}\n"));
+        }
+        s.push_str(EIGH_QL_SOURCE);
+        s.push_str(file);
+        s.push('\n');
+        s.push_str(&line);
+        s.push('\n');
+        s
+    }
+
+    /// Compiles this variant for `arch` (e.g. `"sm_90"`), cached as [`compile_source`] caches.
+    ///
+    /// # Errors
+    /// [`crate::Error::Device`] when libnvrtc is missing or the compile fails (with the log).
+    pub fn compile(&self, arch: &str) -> crate::Result<std::sync::Arc<Vec<u8>>> {
+        compile_source(arch, &self.source())
+    }
+
+    /// Every variant the backend can compile (for the NVRTC test).
+    pub fn all() -> Vec<Self> {
+        let mut classes: Vec<EighClass> = WARP_ROWS
+            .into_iter()
+            .map(|row| EighClass::Warp {
+                lanes: row.next_power_of_two(),
+                row,
+            })
+            .collect();
+        classes.extend(
+            BLOCK_CHUNKS
+                .into_iter()
+                .map(|chunks| EighClass::Block { chunks }),
+        );
+        let mut out = Vec::new();
+        for class in classes {
+            for dtype in ["f32", "f64"] {
+                for vectors in [true, false] {
+                    out.push(Self {
+                        class,
+                        dtype,
+                        vectors,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `kernels/eigh/ql.cuh`: the tridiagonal QL shared by the warp and block classes.
+pub const EIGH_QL_SOURCE: &str = include_str!("../../kernels/eigh/ql.cuh");
+/// `kernels/eigh/warp.cu`.
+pub const EIGH_WARP_SOURCE: &str = include_str!("../../kernels/eigh/warp.cu");
+/// `kernels/eigh/block.cu`.
+pub const EIGH_BLOCK_SOURCE: &str = include_str!("../../kernels/eigh/block.cu");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_cover_every_order_with_room_for_it() {
+        let shared = 227 * 1024;
+        for elem in [4, 8] {
+            for n in 1..=512 {
+                match EighClass::for_order(n, elem, shared) {
+                    EighClass::Warp { lanes, row } => {
+                        assert!(n <= row && row <= lanes && lanes <= 32 && lanes.is_power_of_two())
+                    }
+                    EighClass::Block { chunks } => {
+                        assert!(n > 32 && n <= 32 * chunks);
+                        assert!(block_shared_bytes(n, elem) <= shared);
+                    }
+                    EighClass::Jacobi => assert!(n > 160, "order {n} elem {elem} fell to Jacobi"),
+                }
+            }
+        }
+        // f64 A at n = 128 is 132 KB: one block on an H100/H200.
+        assert_eq!(
+            EighClass::for_order(128, 8, shared),
+            EighClass::Block { chunks: 4 }
+        );
+        assert_eq!(EighClass::for_order(256, 8, shared), EighClass::Jacobi);
+    }
+}

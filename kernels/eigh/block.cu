@@ -1,0 +1,205 @@
+// Medium orders (33 <= n <= 32 NC, as long as A fits one block's shared memory): one block of
+// 32 NC threads per matrix, thread r owning row r.
+//
+// 1. A (both triangles, row stride odd against bank conflicts) in shared memory; Householder
+//    tridiagonalisation as LAPACK dsytd2 (lower): per step a block reduction for the column's
+//    norm, p = tau A v as one row dot per thread, a second reduction for p^T v, and the rank-2
+//    update row by row. The reflectors stay in the columns they annihilated.
+// 2. With vectors, Q = H_0 ... H_{n-3} is formed in place, back to front (LAPACK dorg2r after
+//    dorgtr's shift): each step applies H_k to the block already formed, y = tau v^T Q as one
+//    column dot per thread, then writes column k + 1 from the reflector in column k.
+// 3. Implicit QL on (d, e) (ql.cuh): every warp runs the same rotation chain on its own copy
+//    of (d, e) in registers, with no barrier, and rotates the rows of Q its threads own.
+// 4. Ascending order by rank, scaling undone, the CPU's sign rule.
+//
+// References: LAPACK dsytd2, dorgtr, dorg2r; EISPACK tql2. The block layout is ours.
+
+// Sum over the block; `red` holds 2 x 32 partials used alternately (`par`), so consecutive
+// reductions need one barrier each.
+template <typename T>
+__device__ __forceinline__ T mb_block_sum(T x, T* red, int par) {
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
+    const int warps = blockDim.x / 32;
+    if ((threadIdx.x & 31) == 0) red[par * 32 + threadIdx.x / 32] = x;
+    __syncthreads();
+    T s = T(0);
+    for (int i = 0; i < warps; ++i) s += red[par * 32 + i];
+    return s;
+}
+
+template <typename T>
+__device__ __forceinline__ T mb_block_max(T x, T* red, int par) {
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) x = fmax(x, __shfl_xor_sync(0xffffffffu, x, off));
+    const int warps = blockDim.x / 32;
+    if ((threadIdx.x & 31) == 0) red[par * 32 + threadIdx.x / 32] = x;
+    __syncthreads();
+    T s = T(0);
+    for (int i = 0; i < warps; ++i) s = fmax(s, red[par * 32 + i]);
+    return s;
+}
+
+// Row stride of A for order n: odd, so a column walk by consecutive threads hits distinct banks.
+__device__ __forceinline__ int mb_block_stride(int n) { return n | 1; }
+
+// Shared layout (the host's `block_shared_bytes` computes the same, nmax the launch's largest
+// order): A (nmax x stride(nmax)), then
+// v, w, d, e, tau (nmax each), then 64 reduction partials.
+template <typename T, int NC, bool VEC>
+__device__ void mb_eigh_block(const MbEighArgs& p) {
+    MB_DYNAMIC_SHARED(mb_smem);
+    const MbMatrix mat = mb_matrix(p, blockIdx.x);
+    const int n = mat.n;
+    if (n == 0) return;
+    const int S = mb_block_stride(n);
+    const int nmax = p.nmax;  // the largest order in this launch
+    T* A = (T*)mb_smem;
+    T* vs = A + (size_t)nmax * mb_block_stride(nmax);
+    T* ws = vs + nmax;
+    T* ds = ws + nmax;
+    T* es = ds + nmax;
+    T* taus = es + nmax;
+    T* red = taus + nmax;
+    const int r = threadIdx.x;
+    const int lane = r & 31;
+    const bool owner = r < n;
+    const T* a = (const T*)p.a + mat.a0;
+    int par = 0;
+
+    bool bad_here = false;
+    T amax = T(0);
+    for (int e = r; e < n * n; e += blockDim.x) {
+        const int i = e / n, j = e - i * n;
+        if (j <= i) {
+            const T x = a[e];
+            bad_here |= !mb_finite(x);
+            amax = fmax(amax, mb_abs(x));
+            A[i * S + j] = x;
+            A[j * S + i] = x;
+        }
+    }
+    const bool bad = __syncthreads_or(bad_here);
+    amax = mb_block_max(amax, red, par);
+    par ^= 1;
+    if (bad && r == 0) atomicMin((int*)p.status, mat.idx);
+    const int ex = (bad || amax == T(0)) ? 0 : mb_exponent(amax);
+    if (!bad && ex != 0 && owner) {
+        for (int j = 0; j < n; ++j) A[r * S + j] = mb_scale2(A[r * S + j], -ex);
+    }
+    __syncthreads();
+
+    if (!bad) {
+        for (int k = 0; k + 2 < n; ++k) {
+            const T x = owner ? A[r * S + k] : T(0);
+            const T sig = mb_block_sum((r > k + 1 && owner) ? x * x : T(0), red, par);
+            par ^= 1;
+            const T alpha = A[(k + 1) * S + k];
+            if (r == 0) ds[k] = A[k * S + k];
+            if (sig == T(0)) {
+                if (r == 0) {
+                    es[k] = alpha;
+                    taus[k] = T(0);
+                }
+                continue;
+            }
+            const T beta = -mb_copysign(mb_sqrt(alpha * alpha + sig), alpha);
+            const T tau = (beta - alpha) / beta;
+            const T inv = T(1) / (alpha - beta);
+            const T vr = (r == k + 1) ? T(1) : ((r > k + 1 && owner) ? x * inv : T(0));
+            if (owner) vs[r] = vr;
+            if (r == 0) {
+                es[k] = beta;
+                taus[k] = tau;
+            }
+            __syncthreads();
+            T pr = T(0);
+            if (r > k && owner) {
+                for (int j = k + 1; j < n; ++j) pr += A[r * S + j] * vs[j];
+                pr *= tau;
+            }
+            const T kk = T(-0.5) * tau * mb_block_sum(pr * vr, red, par);
+            par ^= 1;
+            const T wr = pr + kk * vr;
+            if (owner) ws[r] = wr;
+            __syncthreads();
+            if (r > k && owner) {
+                for (int j = k + 1; j < n; ++j) A[r * S + j] -= vr * ws[j] + wr * vs[j];
+                // The reflector, kept for forming Q (column k is not read again).
+                if (VEC) A[r * S + k] = vr;
+            }
+            __syncthreads();
+        }
+        if (r == 0) {
+            for (int i = n - 2 < 0 ? 0 : n - 2; i < n; ++i) {
+                ds[i] = A[i * S + i];
+                es[i] = (i + 1 < n) ? A[(i + 1) * S + i] : T(0);
+            }
+        }
+        __syncthreads();
+    }
+
+    if (VEC && !bad) {
+        // Q in place: after the step for reflector k, rows/columns >= k + 1 hold
+        // H_k ... H_{n-3} restricted to them; row k + 1 starts as e_{k+1}.
+        if (r == 0) A[(n - 1) * S + (n - 1)] = T(1);
+        __syncthreads();
+        for (int k = n - 3; k >= 0; --k) {
+            const T tau = taus[k];
+            // Row k + 1 of the formed block (columns >= k + 2) is still zero in Q: it holds
+            // A's upper triangle, which is not needed any more.
+            if (r >= k + 2 && owner) A[(k + 1) * S + r] = T(0);
+            __syncthreads();
+            if (tau != T(0)) {
+                if (r >= k + 2 && owner) {
+                    // y_j = tau sum_{i > k + 1} v_i Q[i][j], thread j owning column j.
+                    T y = T(0);
+                    for (int i = k + 2; i < n; ++i) y += A[i * S + k] * A[i * S + r];
+                    ws[r] = tau * y;
+                }
+                __syncthreads();
+                if (r >= k + 1 && owner) {
+                    const T vr = (r == k + 1) ? T(1) : A[r * S + k];
+                    for (int j = k + 2; j < n; ++j) A[r * S + j] -= vr * ws[j];
+                }
+                __syncthreads();
+            }
+            if (r > k + 1 && owner) A[r * S + (k + 1)] = -tau * A[r * S + k];
+            if (r == k + 1) A[r * S + r] = T(1) - tau;
+            __syncthreads();
+        }
+        // Row and column 0 of Q are e_0.
+        if (owner) {
+            A[r] = (r == 0) ? T(1) : T(0);
+            A[r * S] = (r == 0) ? T(1) : T(0);
+        }
+        __syncthreads();
+    }
+
+    // Each warp: its own copy of (d, e), chunk c of lane l = element 32 c + l.
+    T d[NC], e[NC];
+#pragma unroll
+    for (int c = 0; c < NC; ++c) {
+        const int i = 32 * c + lane;
+        d[c] = (i < n && !bad) ? ds[i] : T(0);
+        e[c] = (i < n && !bad) ? es[i] : T(0);
+    }
+    if (!bad) {
+        const bool ok = mb_tridiag_ql<T, NC, 32, VEC>(d, e, n, lane, 0, 0xffffffffu,
+                                                      (VEC && owner) ? A + r * S : (T*)0);
+        if (!ok && r == 0) atomicMin((int*)p.status + 1, mat.idx);
+    }
+    const int rank = mb_rank<T, NC, 32>(d, r, n, 0xffffffffu);
+    __syncthreads();
+    if (owner) {
+        ((T*)p.w)[mat.w0 + rank] = bad ? mb_nan(T(0)) : mb_scale2(mb_pick<NC>(d, r / 32), ex);
+        if (VEC) mb_store_vector<T>(A, S, n, r, rank, (T*)p.v + mat.a0, bad);
+    }
+}
+
+// One entry point per program, as for the warp classes: NC = 2, 4, 8 (64, 128, 256 threads;
+// orders up to 64, 128, 256), e.g. MB_EIGH_BLOCK_KERNEL(eigh_block_f64_c4_v, double, 4, true).
+#define MB_EIGH_BLOCK_KERNEL(NAME, T, NC, VEC)                                               \
+    extern "C" __global__ void __launch_bounds__(32 * NC) NAME(MbEighArgs p) {               \
+        mb_eigh_block<T, NC, VEC>(p);                                                        \
+    }

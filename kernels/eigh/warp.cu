@@ -1,0 +1,157 @@
+// Small orders (n <= 32): one group of G lanes per matrix (G a power of two, 32 / G matrices
+// per warp), lane r holding row r of A in registers (R >= n values, static indices only).
+//
+// 1. Householder tridiagonalisation T = Q^T A Q (LAPACK dsytd2, lower): step k reflects
+//    column k below the subdiagonal, H = I - tau v v^T; p = tau A v is each lane's dot of its
+//    row with v, and the rank-2 update A -= v w^T + w v^T, w = p - (tau / 2)(p^T v) v, is
+//    local to each row. v and w go through a few words of shared memory per group.
+// 2. With vectors, Q is accumulated forwards (Q <- Q H_k, Q = H_0 H_1 ... H_{n-3}) in the
+//    same pass, each lane its row of Q in shared memory: (Q v)_r is a local dot as well, so
+//    the accumulation needs no extra communication.
+// 3. Implicit QL on (d, e), spread over the group's lanes (ql.cuh), each lane rotating its
+//    row of Q into the eigenvectors.
+// 4. Ascending order by rank, eigenvalues scaled back, eigenvectors with the CPU's sign rule.
+//
+// References: LAPACK dsytd2 and dorg2r (Anderson et al., LAPACK Users' Guide, 3rd ed., 1999);
+// EISPACK tql2 (Bowdler, Martin, Reinsch & Wilkinson, Numer. Math. 11 (1968) 293). The warp
+// layout (matrix rows in registers, shuffles within the group) is ours.
+
+template <typename T, int G>
+__device__ __forceinline__ T mb_group_sum(T x, unsigned int mask) {
+#pragma unroll
+    for (int off = G / 2; off > 0; off /= 2) x += __shfl_xor_sync(mask, x, off, G);
+    return x;
+}
+
+template <typename T, int G>
+__device__ __forceinline__ T mb_group_max(T x, unsigned int mask) {
+#pragma unroll
+    for (int off = G / 2; off > 0; off /= 2) x = fmax(x, __shfl_xor_sync(mask, x, off, G));
+    return x;
+}
+
+// Per group: Z (R rows, stride R + 1), then v and w (R each). The host's `warp_shared_bytes`
+// computes the same size.
+template <typename T, int G, int R, bool VEC>
+__device__ void mb_eigh_warp(const MbEighArgs& p) {
+    MB_DYNAMIC_SHARED(mb_smem);
+    constexpr int S = R + 1;
+    const int lane = threadIdx.x & 31;
+    const int r = lane & (G - 1);
+    const int gbase = lane & ~(G - 1);
+    const unsigned int mask = G == 32 ? 0xffffffffu : (((1u << G) - 1u) << gbase);
+    const int gid = threadIdx.x / G;
+    T* Z = (T*)mb_smem + gid * (R * S + 2 * R);
+    T* vs = Z + R * S;
+    T* ws = vs + R;
+    const MbMatrix mat = mb_matrix(p, blockIdx.x * (blockDim.x / G) + gid);
+    const int n = mat.n;
+    if (n == 0) return;  // the whole group: a padding group or an empty matrix
+    const T* a = (const T*)p.a + mat.a0;
+    const bool owner = r < n;
+
+    // Lower triangle into Z, coalesced; non-finite test and largest magnitude.
+    bool bad_here = false;
+    T amax = T(0);
+    for (int e = r; e < n * n; e += G) {
+        const int i = e / n, j = e - i * n;
+        if (j <= i) {
+            const T x = a[e];
+            bad_here |= !mb_finite(x);
+            amax = fmax(amax, mb_abs(x));
+            Z[i * S + j] = x;
+        }
+    }
+    const bool bad = __any_sync(mask, bad_here);
+    amax = mb_group_max<T, G>(amax, mask);
+    __syncwarp(mask);
+    if (bad && r == 0) atomicMin((int*)p.status, mat.idx);
+    // Exact power-of-two scaling into [0.5, 1): no overflow in the sums of squares.
+    const int ex = (bad || amax == T(0)) ? 0 : mb_exponent(amax);
+    T arow[R];
+#pragma unroll
+    for (int j = 0; j < R; ++j) {
+        T x = T(0);
+        if (owner && j < n && !bad) x = mb_scale2(j <= r ? Z[r * S + j] : Z[j * S + r], -ex);
+        arow[j] = x;
+    }
+    __syncwarp(mask);
+    if (VEC && r < R) {
+#pragma unroll
+        for (int j = 0; j < R; ++j) Z[r * S + j] = (j == r) ? T(1) : T(0);
+    }
+    __syncwarp(mask);
+
+    T dr = T(0), er = T(0);  // this lane's entries of the tridiagonal matrix
+    if (!bad) {
+        for (int k = 0; k + 2 < n; ++k) {
+            const T x = mb_pick<R>(arow, k);  // A[r][k]
+            const T alpha = __shfl_sync(mask, x, k + 1, G);
+            const T sig = mb_group_sum<T, G>((r > k + 1 && owner) ? x * x : T(0), mask);
+            if (r == k) dr = x;
+            if (sig == T(0)) {
+                // Column already reduced: H = I.
+                if (r == k) er = alpha;
+                continue;
+            }
+            const T beta = -mb_copysign(mb_sqrt(alpha * alpha + sig), alpha);
+            const T tau = (beta - alpha) / beta;
+            const T inv = T(1) / (alpha - beta);
+            const T vr = (r == k + 1) ? T(1) : ((r > k + 1 && owner) ? x * inv : T(0));
+            if (r == k) er = beta;
+            if (r < R) vs[r] = vr;
+            __syncwarp(mask);
+            T pr = T(0), qv = T(0);
+            if (r < R) {
+#pragma unroll
+                for (int j = 0; j < R; ++j) {
+                    const T vj = vs[j];
+                    pr += arow[j] * vj;
+                    if (VEC) qv += Z[r * S + j] * vj;
+                }
+            }
+            pr = (r > k && owner) ? tau * pr : T(0);
+            const T kk = T(-0.5) * tau * mb_group_sum<T, G>(pr * vr, mask);
+            const T wr = pr + kk * vr;
+            if (r < R) ws[r] = wr;
+            __syncwarp(mask);
+            if (r < R) {
+                const T tq = tau * qv;
+#pragma unroll
+                for (int j = 0; j < R; ++j) {
+                    const T vj = vs[j];
+                    arow[j] -= vr * ws[j] + wr * vj;
+                    if (VEC) Z[r * S + j] -= tq * vj;
+                }
+            }
+            __syncwarp(mask);
+        }
+        // The last 2 x 2 block is already tridiagonal.
+        if (owner && r + 2 >= n) {
+            dr = mb_pick<R>(arow, r);
+            er = (r + 1 < n) ? mb_pick<R>(arow, r + 1) : T(0);
+        }
+    }
+    T d[1] = {dr}, e[1] = {er};
+    bool converged = true;
+    if (!bad) {
+        converged = mb_tridiag_ql<T, 1, G, VEC>(d, e, n, r, gbase, mask,
+                                                (VEC && owner) ? Z + r * S : (T*)0);
+        if (!converged && r == 0) atomicMin((int*)p.status + 1, mat.idx);
+    }
+    const int rank = mb_rank<T, 1, G>(d, r, n, mask);
+    __syncwarp(mask);
+    if (owner) {
+        ((T*)p.w)[mat.w0 + rank] = bad ? mb_nan(T(0)) : mb_scale2(d[0], ex);
+        if (VEC) mb_store_vector<T>(Z, S, n, r, rank, (T*)p.v + mat.a0, bad);
+    }
+}
+
+// One entry point; the host (backends/cuda/eigh_kernel.rs) compiles each size class and dtype
+// as its own program ending in one of these lines, e.g.
+// MB_EIGH_WARP_KERNEL(eigh_warp_f64_g16_r12_v, double, 16, 12, true). The classes (G, R):
+// (2, 2), (4, 4), (8, 8), (16, 12), (16, 16), (32, 24), (32, 32).
+#define MB_EIGH_WARP_KERNEL(NAME, T, G, R, VEC)                                              \
+    extern "C" __global__ void __launch_bounds__(128) NAME(MbEighArgs p) {                   \
+        mb_eigh_warp<T, G, R, VEC>(p);                                                       \
+    }

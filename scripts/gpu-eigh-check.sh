@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One GPU-host session for the eigh size classes: tests, compute-sanitizer, megabatch's bench
+# and the vendor peers in the same run. Runs in a folder made by
+#   scripts/gpu-bundle.sh .device-bin cuda
+# (only the binaries named below are needed) with benches/cuda_peers.py beside them.
+#
+#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench]
+# Writes OUT/tests.log, OUT/sanitizer.log, OUT/megabatch.jsonl, OUT/peers.jsonl, OUT/example.txt.
+set -uo pipefail
+bundle=$1
+out=$2
+mode=${3:-quick}
+export MEGABATCH_REQUIRE_CUDA=1
+# libnvrtc: the CUDA toolkit's or the nvidia-cuda-nvrtc wheel's.
+nvrtc=$(ls /usr/local/cuda*/lib64/libnvrtc.so.13 2>/dev/null | head -1)
+if [ -z "$nvrtc" ]; then
+  nvrtc=$(python3 -c 'import glob,sys; print(next(iter(sorted(p for b in sys.path for p in glob.glob(b + "/nvidia/*/lib/libnvrtc.so.1*"))), ""))')
+fi
+export LD_LIBRARY_PATH="$(dirname "$nvrtc")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export MEGABATCH_KERNEL_CACHE="$out/../kernel-cache"
+mkdir -p "$MEGABATCH_KERNEL_CACHE"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv | tee "$out/gpu.txt"
+echo "nvrtc: $nvrtc" | tee -a "$out/gpu.txt"
+git_rev=$(cat "$bundle/COMMIT" 2>/dev/null || echo unknown)
+echo "commit: $git_rev" | tee -a "$out/gpu.txt"
+
+if [[ $mode == quick || $mode == full || $mode == tests ]]; then
+  for t in cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto; do
+    [ -x "$bundle/tests/$t" ] || continue
+    echo "=== $t"
+    timeout 300 "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
+  done 2>&1 | tee "$out/tests.log"
+  if command -v compute-sanitizer >/dev/null; then
+    {
+      echo "=== memcheck every_eigh_variant"
+      timeout 240 compute-sanitizer --tool memcheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
+      echo "=== racecheck every_eigh_variant (MEGABATCH_SANITIZE_SMALL=1)"
+      MEGABATCH_SANITIZE_SMALL=1 timeout 300 compute-sanitizer --tool racecheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
+    } 2>&1 | tee "$out/sanitizer.log"
+  fi
+fi
+
+if [[ $mode == quick || $mode == bench ]]; then
+  ns=4,8,12,16,24,32,48,64,128
+  batches=1024,16384
+  timeout 240 "$bundle/benches/cuda" --only seed,example,eigh --ns $ns --batches $batches --jacobi --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 200 python3 "$bundle/benches/cuda_peers.py" --only eigh --libs cupy,xsyev --ns $ns --batches $batches --timeout 90 > "$out/peers.jsonl" 2> "$out/peers.err"
+elif [[ $mode == full ]]; then
+  timeout 420 "$bundle/benches/cuda" --only seed,example,eigh --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 420 python3 "$bundle/benches/cuda_peers.py" --only eigh,ceilings --timeout 200 > "$out/peers.jsonl" 2> "$out/peers.err"
+fi
+if [ -x "$bundle/examples/nuclear_shells" ]; then
+  (cd "$bundle" && for b in cuda cpu; do MEGABATCH_BACKEND=$b timeout 60 examples/nuclear_shells 2>&1 | head -3; done) > "$out/example.txt" 2>&1
+fi
+if [ -f "$out/megabatch.jsonl" ] && [ -f "$out/peers.jsonl" ]; then
+  python3 "$bundle/benches/eigh_classes_table.py" "$out/megabatch.jsonl" "$out/peers.jsonl" 2>&1 | tail -60
+fi
