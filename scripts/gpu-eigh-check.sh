@@ -4,7 +4,8 @@
 #   scripts/gpu-bundle.sh .device-bin cuda
 # (only the binaries named below are needed) with benches/cuda_peers.py beside them.
 #
-#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench]
+#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check]
+# (check: the eigh tests and the quick bench, no sanitizers)
 # Writes OUT/tests.log, OUT/sanitizer.log, OUT/megabatch.jsonl, OUT/peers.jsonl, OUT/example.txt.
 set -uo pipefail
 bundle=$1
@@ -17,13 +18,16 @@ if [ -z "$nvrtc" ]; then
   nvrtc=$(python3 -c 'import glob,sys; print(next(iter(sorted(p for b in sys.path for p in glob.glob(b + "/nvidia/*/lib/libnvrtc.so.1*"))), ""))')
 fi
 export LD_LIBRARY_PATH="$(dirname "$nvrtc")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export MEGABATCH_KERNEL_CACHE="$out/../kernel-cache"
+export MEGABATCH_KERNEL_CACHE=/tmp/megabatch-kernel-cache
 mkdir -p "$MEGABATCH_KERNEL_CACHE"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv | tee "$out/gpu.txt"
 echo "nvrtc: $nvrtc" | tee -a "$out/gpu.txt"
 git_rev=$(cat "$bundle/COMMIT" 2>/dev/null || echo unknown)
 echo "commit: $git_rev" | tee -a "$out/gpu.txt"
 
+if [[ $mode == check ]]; then
+  timeout 300 "$bundle/tests/cuda_eigh" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40 | tee "$out/tests.log"
+fi
 if [[ $mode == quick || $mode == full || $mode == tests ]]; then
   for t in cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto; do
     [ -x "$bundle/tests/$t" ] || continue
@@ -40,7 +44,7 @@ if [[ $mode == quick || $mode == full || $mode == tests ]]; then
   fi
 fi
 
-if [[ $mode == quick || $mode == bench ]]; then
+if [[ $mode == quick || $mode == bench || $mode == check ]]; then
   ns=4,8,12,16,24,32,48,64,128
   batches=1024,16384
   timeout 240 "$bundle/benches/cuda" --only seed,example,eigh --ns $ns --batches $batches --jacobi --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"

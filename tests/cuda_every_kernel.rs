@@ -53,7 +53,9 @@ fn every_eigh_variant() {
     // 65-128, 129-256 while A fits shared memory) and Jacobi in the global workspace (f64 200,
     // f32 300). compute-sanitizer's racecheck is slow on Jacobi's 512-thread blocks:
     // MEGABATCH_SANITIZE_SMALL=1 leaves that class out.
-    let classes = [1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 0, 40, 64, 100, 150];
+    let classes = [
+        1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 0, 40, 64, 100, 150,
+    ];
     let small = std::env::var("MEGABATCH_SANITIZE_SMALL").is_ok_and(|v| v == "1");
     for vectors in [false, true] {
         let mut f64_sizes = classes.to_vec();

@@ -35,7 +35,8 @@ pub enum EighClass {
         /// Register row length, >= the order.
         row: usize,
     },
-    /// One block of `32 chunks` threads per matrix, A in shared memory (n <= 32 chunks).
+    /// One block of `32 (chunks + 1)` threads per matrix, A in shared memory (n <= 32
+    /// chunks); the last warp runs QL's rotation chain.
     Block {
         /// Warps per block.
         chunks: usize,
@@ -68,7 +69,7 @@ impl EighClass {
     pub fn block_threads(self) -> usize {
         match self {
             Self::Warp { .. } => WARP_BLOCK_THREADS,
-            Self::Block { chunks } => 32 * chunks,
+            Self::Block { chunks } => 32 * (chunks + 1),
             Self::Jacobi => unreachable!("the Jacobi launch shape depends on the order"),
         }
     }
@@ -93,9 +94,9 @@ impl EighClass {
 }
 
 /// Shared memory of the block kernel for order n: A with an odd row stride, five vectors, 64
-/// reduction partials (block.cu's layout).
+/// reduction partials, two slots of 2n rotation coefficients, 4 ints (block.cu's layout).
 fn block_shared_bytes(n: usize, elem: usize) -> usize {
-    (n * (n | 1) + 5 * n + 64) * elem
+    (n * (n | 1) + 9 * n + 64) * elem + 16
 }
 
 /// One compiled eigh kernel: a warp or block class, a dtype and whether it accumulates

@@ -1,5 +1,5 @@
 // Medium orders (33 <= n <= 32 NC, as long as A fits one block's shared memory): one block of
-// 32 NC threads per matrix, thread r owning row r.
+// 32 (NC + 1) threads per matrix, thread r < 32 NC owning row r, warp NC the QL chain.
 //
 // 1. A (both triangles, row stride odd against bank conflicts) in shared memory; Householder
 //    tridiagonalisation as LAPACK dsytd2 (lower): per step a block reduction for the column's
@@ -8,8 +8,8 @@
 // 2. With vectors, Q = H_0 ... H_{n-3} is formed in place, back to front (LAPACK dorg2r after
 //    dorgtr's shift): each step applies H_k to the block already formed, y = tau v^T Q as one
 //    column dot per thread, then writes column k + 1 from the reflector in column k.
-// 3. Implicit QL on (d, e) (ql.cuh): every warp runs the same rotation chain on its own copy
-//    of (d, e) in registers, with no barrier, and rotates the rows of Q its threads own.
+// 3. Implicit QL on (d, e) (ql.cuh) by one warp, which hands each chase's rotations to the
+//    other warps through shared memory; they rotate the rows of Q they own.
 // 4. Ascending order by rank, scaling undone, the CPU's sign rule.
 //
 // References: LAPACK dsytd2, dorgtr, dorg2r; EISPACK tql2. The block layout is ours.
@@ -44,8 +44,8 @@ __device__ __forceinline__ T mb_block_max(T x, T* red, int par) {
 __device__ __forceinline__ int mb_block_stride(int n) { return n | 1; }
 
 // Shared layout (the host's `block_shared_bytes` computes the same, nmax the launch's largest
-// order): A (nmax x stride(nmax)), then
-// v, w, d, e, tau (nmax each), then 64 reduction partials.
+// order): A (nmax x stride(nmax)), then v, w, d, e, tau (nmax each), 64 reduction partials,
+// two slots of 2 nmax rotation coefficients, then 4 ints (the slots' chase bounds).
 template <typename T, int NC, bool VEC>
 __device__ void mb_eigh_block(const MbEighArgs& p) {
     MB_DYNAMIC_SHARED(mb_smem);
@@ -61,6 +61,7 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
     T* es = ds + nmax;
     T* taus = es + nmax;
     T* red = taus + nmax;
+    T* rot = red + 64;  // two slots of (c, s) pairs, 2 nmax each
     const int r = threadIdx.x;
     const int lane = r & 31;
     const bool owner = r < n;
@@ -176,30 +177,83 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
         __syncthreads();
     }
 
-    // Each warp: its own copy of (d, e), chunk c of lane l = element 32 c + l.
-    T d[NC], e[NC];
+    // QL: warp NC alone runs the rotation chain on (d, e) in its registers (chunk c of lane l
+    // = element 32 c + l). With vectors it records each chase's rotations in one of two
+    // shared slots while warps 0..NC-1 apply the previous chase to the rows of Q they own:
+    // one barrier per chase, and the chain never waits on the row updates.
+    const int warp = r / 32;
+    int* hdr = (int*)(rot + 4 * nmax);  // per slot: l, m (m < 0: no more chases)
+    if (warp == NC) {
+        T d[NC], e[NC];
 #pragma unroll
-    for (int c = 0; c < NC; ++c) {
-        const int i = 32 * c + lane;
-        d[c] = (i < n && !bad) ? ds[i] : T(0);
-        e[c] = (i < n && !bad) ? es[i] : T(0);
+        for (int c = 0; c < NC; ++c) {
+            const int i = 32 * c + lane;
+            d[c] = (i < n && !bad) ? ds[i] : T(0);
+            e[c] = (i < n && !bad) ? es[i] : T(0);
+        }
+        int state = 0;
+        MbQl<T> q = mb_ql_start<T>();
+        if (!bad) {
+            if (VEC) {
+                for (int k = 0;; ++k) {
+                    MbRecordRotations<T> rec;
+                    rec.cs = rot + (k & 1) * 2 * nmax;
+                    rec.hdr = hdr + (k & 1) * 2;
+                    rec.lane = lane;
+                    state = mb_ql_next<T, NC, 32>(q, d, e, n, lane, 0, 0xffffffffu, rec);
+                    if (state <= 0 && lane == 0) hdr[(k & 1) * 2 + 1] = -1;
+                    __syncthreads();
+                    if (state <= 0) break;
+                }
+            } else {
+                MbNoRotation<T> none;
+                while ((state = mb_ql_next<T, NC, 32>(q, d, e, n, lane, 0, 0xffffffffu, none)) > 0) {
+                }
+            }
+        }
+        if (state < 0 && lane == 0) atomicMin((int*)p.status + 1, mat.idx);
+#pragma unroll
+        for (int c = 0; c < NC; ++c) {
+            const int i = 32 * c + lane;
+            if (i < n) ds[i] = d[c];
+        }
+    } else if (VEC && !bad) {
+        T* z = owner ? A + r * S : (T*)0;
+        for (int k = 0;; ++k) {
+            if (k > 0) {
+                const int slot = (k - 1) & 1;
+                const int l = hdr[2 * slot], m = hdr[2 * slot + 1];
+                if (m < 0) break;
+                if (z) {
+                    const T* cs = rot + slot * 2 * nmax;
+                    T carry = z[m];
+                    for (int i = m - 1; i >= l; --i) {
+                        const T zi = z[i], c = cs[2 * i], sn = cs[2 * i + 1];
+                        z[i + 1] = sn * zi + c * carry;
+                        carry = c * zi - sn * carry;
+                    }
+                    z[l] = carry;
+                }
+            }
+            __syncthreads();
+        }
     }
-    if (!bad) {
-        const bool ok = mb_tridiag_ql<T, NC, 32, VEC>(d, e, n, lane, 0, 0xffffffffu,
-                                                      (VEC && owner) ? A + r * S : (T*)0);
-        if (!ok && r == 0) atomicMin((int*)p.status + 1, mat.idx);
-    }
-    const int rank = mb_rank<T, NC, 32>(d, r, n, 0xffffffffu);
     __syncthreads();
     if (owner) {
-        ((T*)p.w)[mat.w0 + rank] = bad ? mb_nan(T(0)) : mb_scale2(mb_pick<NC>(d, r / 32), ex);
+        const T dt = ds[r];
+        int rank = 0;
+        for (int j = 0; j < n; ++j) {
+            const T dj = ds[j];
+            rank += (dj < dt) || (dj == dt && j < r);
+        }
+        ((T*)p.w)[mat.w0 + rank] = bad ? mb_nan(T(0)) : mb_scale2(dt, ex);
         if (VEC) mb_store_vector<T>(A, S, n, r, rank, (T*)p.v + mat.a0, bad);
     }
 }
 
-// One entry point per program, as for the warp classes: NC = 2, 4, 8 (64, 128, 256 threads;
+// One entry point per program, as for the warp classes: NC = 2, 4, 8 (96, 160, 288 threads;
 // orders up to 64, 128, 256), e.g. MB_EIGH_BLOCK_KERNEL(eigh_block_f64_c4_v, double, 4, true).
 #define MB_EIGH_BLOCK_KERNEL(NAME, T, NC, VEC)                                               \
-    extern "C" __global__ void __launch_bounds__(32 * NC) NAME(MbEighArgs p) {               \
+    extern "C" __global__ void __launch_bounds__(32 * (NC + 1)) NAME(MbEighArgs p) {               \
         mb_eigh_block<T, NC, VEC>(p);                                                        \
     }

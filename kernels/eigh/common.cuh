@@ -90,23 +90,3 @@ __device__ __forceinline__ MbMatrix mb_matrix(const MbEighArgs& p, int pos) {
     }
     return m;
 }
-
-// The Givens rotation of QL's bulge chase: r = hypot(p, e), c = p / r, s = e / r. One
-// reciprocal square root where p^2 + e^2 neither lost bits to underflow nor overflowed,
-// libm's hypot and two divisions otherwise.
-template <typename T>
-__device__ __forceinline__ void mb_givens(T p, T e, T* r, T* c, T* s) {
-    const T t = p * p + e * e;
-    const T lo = mb_safe_min(T(0)) / mb_eps(T(0));
-    if (t >= lo && t <= T(1) / lo) {
-        const T inv = mb_rsqrt(t);
-        *r = t * inv;
-        *c = p * inv;
-        *s = e * inv;
-    } else {
-        const T h = mb_hypot(p, e);
-        *r = h;
-        *c = p / h;
-        *s = e / h;
-    }
-}

@@ -28,13 +28,16 @@ __device__ __forceinline__ void mb_put(T (&c)[NC], int k, T x) {
 // Element i of a lane-spread vector, in every lane of the group.
 template <int G, int NC, typename T>
 __device__ __forceinline__ T mb_lv_get(const T (&c)[NC], int i, unsigned int mask) {
-    return __shfl_sync(mask, mb_pick<NC>(c, i / G), i % G, G);
+    // i >= 0: unsigned division and remainder are a shift and a mask.
+    const unsigned int u = (unsigned int)i;
+    return __shfl_sync(mask, mb_pick<NC>(c, (int)(u / G)), (int)(u % G), G);
 }
 
 // Sets element i of a lane-spread vector (only its owner lane stores).
 template <int G, int NC, typename T>
 __device__ __forceinline__ void mb_lv_set(T (&c)[NC], int i, T x, int r) {
-    if (r == i % G) mb_put<NC>(c, i / G, x);
+    const unsigned int u = (unsigned int)i;
+    if ((unsigned int)r == u % G) mb_put<NC>(c, (int)(u / G), x);
 }
 
 // The first m >= l with e[m] negligible (|e[m]| <= thr), or n - 1: one ballot per chunk.
@@ -52,90 +55,238 @@ __device__ __forceinline__ int mb_first_negligible(const T (&e)[NC], int l, int 
     return m;
 }
 
-// Eigenvalues of the tridiagonal (d, e) into d (unordered); with VEC, every rotation is
-// applied to the row `zrow` (null when this lane owns no row). False if an eigenvalue took
-// more than 30 iterations (LAPACK's cap), true otherwise. All lanes of the group must call.
+// 1 / sqrt(t) for the rotations of the chase: the multifunction unit's approximation, for f64
+// refined by one third-order Newton step (as CUDA's rsqrt, without its special-case branch:
+// callers pass only t in [SAFE_MIN / eps, eps / SAFE_MIN]). f32: the approximation alone
+// (relative error about 2^-23, as rsqrtf).
+__device__ __forceinline__ double mb_rsqrt_fast(double t) {
+#ifdef __CUDA_ARCH__
+    double y;
+    asm("rsqrt.approx.ftz.f64 %0, %1;" : "=d"(y) : "d"(t));
+    const double r = fma(-t * y, y, 1.0);
+    return fma(y * r, fma(0.375, r, 0.5), y);
+#else
+    return 1.0 / sqrt(t);
+#endif
+}
+__device__ __forceinline__ float mb_rsqrt_fast(float t) {
+#ifdef __CUDA_ARCH__
+    float y;
+    asm("rsqrt.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(t));
+    return y;
+#else
+    return 1.0f / sqrtf(t);
+#endif
+}
+
+// Where the QL of one matrix stands between two bulge chases.
+template <typename T>
+struct MbQl {
+    int l;     // the eigenvalue being converged
+    int m;     // end of its unreduced block
+    int iter;  // iterations on it so far (0: not started)
+    T f;       // accumulated shift
+    T tst1;    // deflation scale
+};
+
+template <typename T>
+__device__ __forceinline__ MbQl<T> mb_ql_start() {
+    const T eps = mb_ulp(T(0));
+    MbQl<T> q;
+    q.l = 0;
+    q.m = 0;
+    q.iter = 0;
+    q.f = T(0);
+    // The CPU backend's floor (`negligible_floor`): off-diagonals below SAFE_MIN / eps are
+    // dropped, so no rotation is built in subnormal arithmetic.
+    q.tst1 = mb_safe_min(T(0)) / (eps * eps);
+    return q;
+}
+
+// Rotation sinks of the chase: `begin(m)` before the first rotation, `prefetch(i)` at the top
+// of the step that rotates (i + 1, i + 2) (so loads for rotation i are in flight while the
+// chain computes), `apply(i, c, s)` for the rotation of columns (i, i + 1), `end(l)` after the
+// last. NoRotation: eigenvalues only.
+template <typename T>
+struct MbNoRotation {
+    __device__ __forceinline__ void begin(int) {}
+    __device__ __forceinline__ void prefetch(int) {}
+    __device__ __forceinline__ void apply(int, T, T) {}
+    __device__ __forceinline__ void end(int) {}
+};
+
+// Rotates one row of Z (row-major, `z` its first element; null: this lane owns no row):
+// Z[:, i], Z[:, i + 1] <- c Z[:, i] - s Z[:, i + 1], s Z[:, i] + c Z[:, i + 1], carrying
+// column i + 1 in a register down the chase as EISPACK tql2 does.
+template <typename T>
+struct MbRotateRow {
+    T* z;
+    T carry, zi, znext;
+    __device__ __forceinline__ void begin(int m) {
+        if (z) {
+            carry = z[m];
+            zi = z[m - 1];
+        }
+    }
+    __device__ __forceinline__ void prefetch(int i) {
+        if (z) znext = z[i];
+    }
+    __device__ __forceinline__ void apply(int i, T c, T s) {
+        if (z) {
+            z[i + 1] = s * zi + c * carry;
+            carry = c * zi - s * carry;
+            zi = znext;
+        }
+    }
+    __device__ __forceinline__ void end(int l) {
+        if (z) z[l] = carry;
+    }
+};
+
+// Records a chase for other warps to apply: (c, s) of rotation i at cs[2 i], cs[2 i + 1], the
+// chase's (l, m) in hdr (lane 0 of the chain warp writes; the block barrier publishes).
+template <typename T>
+struct MbRecordRotations {
+    T* cs;
+    int* hdr;
+    int lane;
+    __device__ __forceinline__ void begin(int m) {
+        if (lane == 0) hdr[1] = m;
+    }
+    __device__ __forceinline__ void prefetch(int) {}
+    __device__ __forceinline__ void apply(int i, T c, T s) {
+        if (lane == 0) {
+            cs[2 * i] = c;
+            cs[2 * i + 1] = s;
+        }
+    }
+    __device__ __forceinline__ void end(int l) {
+        if (lane == 0) hdr[0] = l;
+    }
+};
+
+// Runs QL on the lane-spread tridiagonal (d, e) up to and through its next bulge chase,
+// handing every rotation to `rot`. Returns 1 after a chase, 0 once every eigenvalue has
+// converged (d then holds them, unordered), -1 if one took more than 30 iterations (LAPACK's
+// cap). All lanes of the group call with the same state. JAMA's tql2 step by step, with the
+// chain rearranged so that each rotation waits on one reciprocal square root: with
+// t = p^2 + e_i^2 and u = 1 / sqrt(t), c = p u, s = e_i u, and the next p = (p d_i - e_i g) u.
+template <typename T, int NC, int G, typename Rot>
+__device__ int mb_ql_next(MbQl<T>& q, T (&d)[NC], T (&e)[NC], int n, int r, int gbase,
+                          unsigned int mask, Rot& rot) {
+    const T eps = mb_ulp(T(0));
+    const T lo = mb_safe_min(T(0)) / eps;
+    for (;;) {
+        const int l = q.l;
+        if (l >= n) return 0;
+        if (q.iter == 0) {
+            const T dl = mb_lv_get<G, NC>(d, l, mask), el = mb_lv_get<G, NC>(e, l, mask);
+            q.tst1 = fmax(q.tst1, mb_abs(dl) + mb_abs(el));
+            q.m = mb_first_negligible<G, NC>(e, l, n, eps * q.tst1, r, gbase, mask);
+            if (q.m == l) {
+                mb_lv_set<G, NC>(d, l, dl + q.f, r);
+                mb_lv_set<G, NC>(e, l, T(0), r);
+                ++q.l;
+                continue;
+            }
+        }
+        if (++q.iter > 30) return -1;
+        const int m = q.m;
+        // Shift from the leading 2x2 block.
+        const T g = mb_lv_get<G, NC>(d, l, mask);
+        const T el = mb_lv_get<G, NC>(e, l, mask);
+        const T el1 = mb_lv_get<G, NC>(e, l + 1, mask);
+        T p = (mb_lv_get<G, NC>(d, l + 1, mask) - g) / (T(2) * el);
+        // sqrt(p^2 + 1), without overflow where p^2 would lose the 1 anyway.
+        T rr = mb_abs(p) < T(1) / mb_sqrt(mb_ulp(T(0))) ? mb_sqrt(p * p + T(1)) : mb_abs(p);
+        if (p < T(0)) rr = -rr;
+        const T dl = el / (p + rr);
+        const T dl1 = el * (p + rr);
+        const T h = g - dl;
+#pragma unroll
+        for (int c = 0; c < NC; ++c) {
+            const int i = c * G + r;
+            if (i == l) d[c] = dl;
+            else if (i == l + 1) d[c] = dl1;
+            else if (i >= l + 2 && i < n) d[c] -= h;
+        }
+        q.f += h;
+        p = mb_lv_get<G, NC>(d, m, mask);
+        // The chase reads each d[i], e[i] before any rotation writes it: take them from
+        // copies, one step ahead, so the shuffles do not wait on the rotation chain.
+        T dsnap[NC], esnap[NC];
+#pragma unroll
+        for (int c = 0; c < NC; ++c) {
+            dsnap[c] = d[c];
+            esnap[c] = e[c];
+        }
+        T c = T(1), c2 = T(1), c3 = T(1), s = T(0), s2 = T(0);
+        T ei = mb_lv_get<G, NC>(esnap, m - 1, mask);
+        T di = mb_lv_get<G, NC>(dsnap, m - 1, mask);
+        rot.begin(m);
+#pragma unroll 2
+        for (int i = m - 1; i >= l; --i) {
+            const int in = i > l ? i - 1 : l;
+            const T ein = mb_lv_get<G, NC>(esnap, in, mask);
+            const T din = mb_lv_get<G, NC>(dsnap, in, mask);
+            rot.prefetch(in);
+            c3 = c2;
+            c2 = c;
+            s2 = s;
+            const T gi = c * ei;
+            const T hi = c * p;
+            const T t = fma(p, p, ei * ei);
+            T u, ri;
+            if (t >= lo && t <= T(1) / lo) {
+                u = mb_rsqrt_fast(t);
+                ri = t * u;
+            } else {
+                ri = mb_hypot(p, ei);
+                u = T(1) / ri;
+            }
+            mb_lv_set<G, NC>(e, i + 1, s * ri, r);
+            const T x = fma(p, di, -(ei * gi));
+            c = p * u;
+            s = ei * u;
+            p = x * u;
+            mb_lv_set<G, NC>(d, i + 1, hi + s * fma(c, gi, s * di), r);
+            rot.apply(i, c, s);
+            ei = ein;
+            di = din;
+        }
+        rot.end(l);
+        p = -s * s2 * c3 * el1 * el / dl1;
+        mb_lv_set<G, NC>(e, l, s * p, r);
+        mb_lv_set<G, NC>(d, l, c * p, r);
+        if (mb_abs(s * p) <= eps * q.tst1) {
+            const T dlf = mb_lv_get<G, NC>(d, l, mask);
+            mb_lv_set<G, NC>(d, l, dlf + q.f, r);
+            mb_lv_set<G, NC>(e, l, T(0), r);
+            ++q.l;
+            q.iter = 0;
+        }
+        return 1;
+    }
+}
+
+// Eigenvalues of (d, e) into d, every rotation applied to the row `zrow` (null: none). False
+// if QL did not converge. All lanes of the group must call.
 template <typename T, int NC, int G, bool VEC>
 __device__ bool mb_tridiag_ql(T (&d)[NC], T (&e)[NC], int n, int r, int gbase, unsigned int mask,
                               T* zrow) {
-    const T eps = mb_ulp(T(0));
-    // The CPU backend's floor (`negligible_floor`): off-diagonals below SAFE_MIN / eps are
-    // dropped, so no rotation is built in subnormal arithmetic.
-    T tst1 = mb_safe_min(T(0)) / (eps * eps);
-    T f = T(0);
-    for (int l = 0; l < n; ++l) {
-        {
-            const T dl = mb_lv_get<G, NC>(d, l, mask), el = mb_lv_get<G, NC>(e, l, mask);
-            tst1 = fmax(tst1, mb_abs(dl) + mb_abs(el));
+    MbQl<T> q = mb_ql_start<T>();
+    int state;
+    if (VEC) {
+        MbRotateRow<T> rot;
+        rot.z = zrow;
+        while ((state = mb_ql_next<T, NC, G>(q, d, e, n, r, gbase, mask, rot)) > 0) {
         }
-        const int m = mb_first_negligible<G, NC>(e, l, n, eps * tst1, r, gbase, mask);
-        if (m > l) {
-            for (int iter = 1;; ++iter) {
-                if (iter > 30) return false;
-                // Shift from the leading 2x2 block, then chase the bulge from m up to l.
-                const T g = mb_lv_get<G, NC>(d, l, mask);
-                const T el = mb_lv_get<G, NC>(e, l, mask);
-                const T el1 = mb_lv_get<G, NC>(e, l + 1, mask);
-                T p = (mb_lv_get<G, NC>(d, l + 1, mask) - g) / (T(2) * el);
-                // sqrt(p^2 + 1), without overflow where p^2 would lose the 1 anyway.
-                T rr = mb_abs(p) < T(1) / mb_sqrt(mb_ulp(T(0))) ? mb_sqrt(p * p + T(1)) : mb_abs(p);
-                if (p < T(0)) rr = -rr;
-                const T dl = el / (p + rr);
-                const T dl1 = el * (p + rr);
-                const T h = g - dl;
-#pragma unroll
-                for (int c = 0; c < NC; ++c) {
-                    const int i = c * G + r;
-                    if (i == l) d[c] = dl;
-                    else if (i == l + 1) d[c] = dl1;
-                    else if (i >= l + 2 && i < n) d[c] -= h;
-                }
-                f += h;
-                p = mb_lv_get<G, NC>(d, m, mask);
-                // The chase reads each d[i], e[i] before any rotation writes it: take them
-                // from copies, so the shuffles do not wait on the rotation chain.
-                T dsnap[NC], esnap[NC];
-#pragma unroll
-                for (int c = 0; c < NC; ++c) {
-                    dsnap[c] = d[c];
-                    esnap[c] = e[c];
-                }
-                T c = T(1), c2 = T(1), c3 = T(1), s = T(0), s2 = T(0);
-                T carry = T(0);
-                if (VEC && zrow) carry = zrow[m];
-                for (int i = m - 1; i >= l; --i) {
-                    const T ei = mb_lv_get<G, NC>(esnap, i, mask);
-                    const T di = mb_lv_get<G, NC>(dsnap, i, mask);
-                    c3 = c2;
-                    c2 = c;
-                    s2 = s;
-                    const T gi = c * ei;
-                    const T hi = c * p;
-                    T ri, cn, sn;
-                    mb_givens(p, ei, &ri, &cn, &sn);
-                    mb_lv_set<G, NC>(e, i + 1, s * ri, r);
-                    s = sn;
-                    c = cn;
-                    p = c * di - s * gi;
-                    mb_lv_set<G, NC>(d, i + 1, hi + s * (c * gi + s * di), r);
-                    if (VEC && zrow) {
-                        const T zi = zrow[i];
-                        zrow[i + 1] = s * zi + c * carry;
-                        carry = c * zi - s * carry;
-                    }
-                }
-                if (VEC && zrow) zrow[l] = carry;
-                p = -s * s2 * c3 * el1 * el / dl1;
-                mb_lv_set<G, NC>(e, l, s * p, r);
-                mb_lv_set<G, NC>(d, l, c * p, r);
-                if (mb_abs(s * p) <= eps * tst1) break;
-            }
+    } else {
+        MbNoRotation<T> rot;
+        while ((state = mb_ql_next<T, NC, G>(q, d, e, n, r, gbase, mask, rot)) > 0) {
         }
-        const T dl = mb_lv_get<G, NC>(d, l, mask);
-        mb_lv_set<G, NC>(d, l, dl + f, r);
-        mb_lv_set<G, NC>(e, l, T(0), r);
     }
-    return true;
+    return state == 0;
 }
 
 // Position of eigenvalue t (owned by this lane: chunk t / G) in ascending order, ties by

@@ -31,6 +31,7 @@
 
 using std::copysign;
 using std::fabs;
+using std::fma;
 using std::fmax;
 using std::fmin;
 using std::frexp;

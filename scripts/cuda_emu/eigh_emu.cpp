@@ -200,9 +200,9 @@ template <typename T> Launch choose(const std::string& kind, bool vec, int nmax)
         PICK(2) PICK(4) PICK(8)
 #undef PICK
         if (!l.kernel || nmax > 32 * nc) { std::fprintf(stderr, "no block kernel for n %d\n", nmax); std::exit(2); }
-        l.threads = 32 * nc;
+        l.threads = 32 * (nc + 1);
         l.per_block = 1;
-        l.shared = ((size_t)nmax * (nmax | 1) + 5 * nmax + 64) * sizeof(T);
+        l.shared = ((size_t)nmax * (nmax | 1) + 9 * nmax + 64) * sizeof(T) + 16;
         l.nmax = nmax;
     } else {
         const int np = nmax + (nmax & 1) < 2 ? 2 : nmax + (nmax & 1);
