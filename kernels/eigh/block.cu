@@ -177,20 +177,20 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
         __syncthreads();
     }
 
-    // QL: warp NC alone runs the rotation chain on (d, e) in its registers (chunk c of lane l
-    // = element 32 c + l). With vectors it records each chase's rotations in one of two
-    // shared slots while warps 0..NC-1 apply the previous chase to the rows of Q they own:
+    // QL: warp NC alone runs the rotation chain on (d, e) in shared memory. With vectors it
+    // records each chase's rotations in one of two shared slots while warps 0..NC-1 apply the previous chase to the rows of Q they own:
     // one barrier per chase, and the chain never waits on the row updates.
     const int warp = r / 32;
     int* hdr = (int*)(rot + 4 * nmax);  // per slot: l, m (m < 0: no more chases)
     if (warp == NC) {
-        T d[NC], e[NC];
-#pragma unroll
-        for (int c = 0; c < NC; ++c) {
-            const int i = 32 * c + lane;
-            d[c] = (i < n && !bad) ? ds[i] : T(0);
-            e[c] = (i < n && !bad) ? es[i] : T(0);
-        }
+        // (d, e) stay in ds, es, which only this warp touches until the barrier after QL; vs
+        // and ws, free since Q was formed, hold the chases' copies of them.
+        MbSharedTridiag<T> tri;
+        tri.d = ds;
+        tri.e = es;
+        tri.d0 = vs;
+        tri.e0 = ws;
+        tri.lane = lane;
         int state = 0;
         MbQl<T> q = mb_ql_start<T>();
         if (!bad) {
@@ -200,23 +200,18 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
                     rec.cs = rot + (k & 1) * 2 * nmax;
                     rec.hdr = hdr + (k & 1) * 2;
                     rec.lane = lane;
-                    state = mb_ql_next<T, NC, 32>(q, d, e, n, lane, 0, 0xffffffffu, rec);
+                    state = mb_ql_next<T, true>(q, tri, n, rec);
                     if (state <= 0 && lane == 0) hdr[(k & 1) * 2 + 1] = -1;
                     __syncthreads();
                     if (state <= 0) break;
                 }
             } else {
                 MbNoRotation<T> none;
-                while ((state = mb_ql_next<T, NC, 32>(q, d, e, n, lane, 0, 0xffffffffu, none)) > 0) {
+                while ((state = mb_ql_next<T, true>(q, tri, n, none)) > 0) {
                 }
             }
         }
         if (state < 0 && lane == 0) atomicMin((int*)p.status + 1, mat.idx);
-#pragma unroll
-        for (int c = 0; c < NC; ++c) {
-            const int i = 32 * c + lane;
-            if (i < n) ds[i] = d[c];
-        }
     } else if (VEC && !bad) {
         T* z = owner ? A + r * S : (T*)0;
         for (int k = 0;; ++k) {
@@ -246,6 +241,7 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
             const T dj = ds[j];
             rank += (dj < dt) || (dj == dt && j < r);
         }
+        if (bad) rank = r;
         ((T*)p.w)[mat.w0 + rank] = bad ? mb_nan(T(0)) : mb_scale2(dt, ex);
         if (VEC) mb_store_vector<T>(A, S, n, r, rank, (T*)p.v + mat.a0, bad);
     }

@@ -165,44 +165,33 @@ struct MbRecordRotations {
     }
 };
 
-// Runs QL on the lane-spread tridiagonal (d, e) up to and through its next bulge chase,
-// handing every rotation to `rot`. Returns 1 after a chase, 0 once every eigenvalue has
-// converged (d then holds them, unordered), -1 if one took more than 30 iterations (LAPACK's
-// cap). All lanes of the group call with the same state. JAMA's tql2 step by step, with the
-// chain rearranged so that each rotation waits on one reciprocal square root: with
-// t = p^2 + e_i^2 and u = 1 / sqrt(t), c = p u, s = e_i u, and the next p = (p d_i - e_i g) u.
-template <typename T, int NC, int G, typename Rot>
-__device__ int mb_ql_next(MbQl<T>& q, T (&d)[NC], T (&e)[NC], int n, int r, int gbase,
-                          unsigned int mask, Rot& rot) {
-    const T eps = mb_ulp(T(0));
-    const T lo = mb_safe_min(T(0)) / eps;
-    for (;;) {
-        const int l = q.l;
-        if (l >= n) return 0;
-        if (q.iter == 0) {
-            const T dl = mb_lv_get<G, NC>(d, l, mask), el = mb_lv_get<G, NC>(e, l, mask);
-            q.tst1 = fmax(q.tst1, mb_abs(dl) + mb_abs(el));
-            q.m = mb_first_negligible<G, NC>(e, l, n, eps * q.tst1, r, gbase, mask);
-            if (q.m == l) {
-                mb_lv_set<G, NC>(d, l, dl + q.f, r);
-                mb_lv_set<G, NC>(e, l, T(0), r);
-                ++q.l;
-                continue;
-            }
+// The tridiagonal matrix QL works on, spread over the G lanes of a group: element i of d and e
+// is chunk i / G of lane i % G, read by shuffles (every lane of the group takes part), written
+// by its owner lane. `old_*` read the copy `snapshot` took before a chase.
+template <typename T, int NC, int G>
+struct MbLaneTridiag {
+    T d[NC], e[NC], d0[NC], e0[NC];
+    int r, gbase;
+    unsigned int mask;
+    __device__ __forceinline__ T get_d(int i) const { return mb_lv_get<G, NC>(d, i, mask); }
+    __device__ __forceinline__ T get_e(int i) const { return mb_lv_get<G, NC>(e, i, mask); }
+    __device__ __forceinline__ T old_d(int i) const { return mb_lv_get<G, NC>(d0, i, mask); }
+    __device__ __forceinline__ T old_e(int i) const { return mb_lv_get<G, NC>(e0, i, mask); }
+    __device__ __forceinline__ void set_d(int i, T x) { mb_lv_set<G, NC>(d, i, x, r); }
+    __device__ __forceinline__ void set_e(int i, T x) { mb_lv_set<G, NC>(e, i, x, r); }
+    __device__ __forceinline__ void sync() {}
+    __device__ __forceinline__ void snapshot(int, int) {
+#pragma unroll
+        for (int c = 0; c < NC; ++c) {
+            d0[c] = d[c];
+            e0[c] = e[c];
         }
-        if (++q.iter > 30) return -1;
-        const int m = q.m;
-        // Shift from the leading 2x2 block.
-        const T g = mb_lv_get<G, NC>(d, l, mask);
-        const T el = mb_lv_get<G, NC>(e, l, mask);
-        const T el1 = mb_lv_get<G, NC>(e, l + 1, mask);
-        T p = (mb_lv_get<G, NC>(d, l + 1, mask) - g) / (T(2) * el);
-        // sqrt(p^2 + 1), without overflow where p^2 would lose the 1 anyway.
-        T rr = mb_abs(p) < T(1) / mb_sqrt(mb_ulp(T(0))) ? mb_sqrt(p * p + T(1)) : mb_abs(p);
-        if (p < T(0)) rr = -rr;
-        const T dl = el / (p + rr);
-        const T dl1 = el * (p + rr);
-        const T h = g - dl;
+    }
+    __device__ __forceinline__ int first_negligible(int l, int n, T thr) const {
+        return mb_first_negligible<G, NC>(e, l, n, thr, r, gbase, mask);
+    }
+    // d[l] = dl, d[l + 1] = dl1, d[i] -= h for i >= l + 2.
+    __device__ __forceinline__ void shift(int l, int n, T dl, T dl1, T h) {
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
             const int i = c * G + r;
@@ -210,26 +199,104 @@ __device__ int mb_ql_next(MbQl<T>& q, T (&d)[NC], T (&e)[NC], int n, int r, int 
             else if (i == l + 1) d[c] = dl1;
             else if (i >= l + 2 && i < n) d[c] -= h;
         }
-        q.f += h;
-        p = mb_lv_get<G, NC>(d, m, mask);
-        // The chase reads each d[i], e[i] before any rotation writes it: take them from
-        // copies, one step ahead, so the shuffles do not wait on the rotation chain.
-        T dsnap[NC], esnap[NC];
-#pragma unroll
-        for (int c = 0; c < NC; ++c) {
-            dsnap[c] = d[c];
-            esnap[c] = e[c];
+    }
+};
+
+// The same in shared memory private to one full warp (the block classes' chain warp): reads
+// are broadcasts and lane 0 writes. A chase reads its inputs from a copy (d0, e0) taken before
+// it, since without a barrier per step a lane may still be reading an element that lane 0,
+// steps ahead, has rewritten. Cheaper than register chunks once n > 32.
+template <typename T>
+struct MbSharedTridiag {
+    T* d;
+    T* e;
+    T* d0;
+    T* e0;
+    int lane;
+    __device__ __forceinline__ T get_d(int i) const { return d[i]; }
+    __device__ __forceinline__ T get_e(int i) const { return e[i]; }
+    __device__ __forceinline__ T old_d(int i) const { return d0[i]; }
+    __device__ __forceinline__ T old_e(int i) const { return e0[i]; }
+    __device__ __forceinline__ void set_d(int i, T x) {
+        if (lane == 0) d[i] = x;
+    }
+    __device__ __forceinline__ void set_e(int i, T x) {
+        if (lane == 0) e[i] = x;
+    }
+    __device__ __forceinline__ void sync() { __syncwarp(); }
+    __device__ __forceinline__ void snapshot(int l, int m) {
+        for (int i = l + lane; i <= m; i += 32) {
+            d0[i] = d[i];
+            e0[i] = e[i];
         }
+        __syncwarp();
+    }
+    __device__ __forceinline__ int first_negligible(int l, int n, T thr) const {
+        for (int base = l & ~31;; base += 32) {
+            const int i = base + lane;
+            const bool hit = i >= l && i < n && (i == n - 1 || mb_abs(e[i]) <= thr);
+            const unsigned int bits = __ballot_sync(0xffffffffu, hit);
+            if (bits) return base + __ffs(bits) - 1;
+        }
+    }
+    __device__ __forceinline__ void shift(int l, int n, T dl, T dl1, T h) {
+        for (int i = l + lane; i < n; i += 32) {
+            if (i == l) d[i] = dl;
+            else if (i == l + 1) d[i] = dl1;
+            else d[i] -= h;
+        }
+        __syncwarp();
+    }
+};
+
+// Runs QL on the tridiagonal `t` up to and through its next bulge chase, handing every
+// rotation to `rot`. Returns 1 after a chase, 0 once every eigenvalue has converged (t's d
+// then holds them, unordered), -1 if one took more than 30 iterations (LAPACK's cap). All
+// lanes of the group call with the same state. JAMA's tql2 step by step, with the chain
+// rearranged so that each rotation waits on one reciprocal square root: with t = p^2 + e_i^2
+// and u = 1 / sqrt(t), c = p u, s = e_i u, and the next p = (p d_i - e_i g) u. AHEAD: the
+// chase reads d, e one step ahead and is unrolled twice (pays on long chases only).
+template <typename T, bool AHEAD, typename Tri, typename Rot>
+__device__ int mb_ql_next(MbQl<T>& q, Tri& tri, int n, Rot& rot) {
+    const T eps = mb_ulp(T(0));
+    const T lo = mb_safe_min(T(0)) / eps;
+    for (;;) {
+        tri.sync();
+        const int l = q.l;
+        if (l >= n) return 0;
+        if (q.iter == 0) {
+            const T dl = tri.get_d(l), el = tri.get_e(l);
+            q.tst1 = fmax(q.tst1, mb_abs(dl) + mb_abs(el));
+            q.m = tri.first_negligible(l, n, eps * q.tst1);
+            // Every lane has read before lane 0 writes (shared storage).
+            tri.sync();
+            if (q.m == l) {
+                tri.set_d(l, dl + q.f);
+                tri.set_e(l, T(0));
+                ++q.l;
+                continue;
+            }
+        }
+        if (++q.iter > 30) return -1;
+        const int m = q.m;
+        // Shift from the leading 2x2 block.
+        const T g = tri.get_d(l);
+        const T el = tri.get_e(l);
+        const T el1 = tri.get_e(l + 1);
+        T p = (tri.get_d(l + 1) - g) / (T(2) * el);
+        // sqrt(p^2 + 1), without overflow where p^2 would lose the 1 anyway.
+        T rr = mb_abs(p) < T(1) / mb_sqrt(mb_ulp(T(0))) ? mb_sqrt(p * p + T(1)) : mb_abs(p);
+        if (p < T(0)) rr = -rr;
+        const T dl = el / (p + rr);
+        const T dl1 = el * (p + rr);
+        tri.sync();
+        tri.shift(l, n, dl, dl1, g - dl);
+        q.f += g - dl;
+        p = tri.get_d(m);
+        // The chase reads each d[i], e[i] before any rotation writes it.
+        tri.snapshot(l, m);
         T c = T(1), c2 = T(1), c3 = T(1), s = T(0), s2 = T(0);
-        T ei = mb_lv_get<G, NC>(esnap, m - 1, mask);
-        T di = mb_lv_get<G, NC>(dsnap, m - 1, mask);
-        rot.begin(m);
-#pragma unroll 2
-        for (int i = m - 1; i >= l; --i) {
-            const int in = i > l ? i - 1 : l;
-            const T ein = mb_lv_get<G, NC>(esnap, in, mask);
-            const T din = mb_lv_get<G, NC>(dsnap, in, mask);
-            rot.prefetch(in);
+        auto step = [&](int i, T ei, T di) {
             c3 = c2;
             c2 = c;
             s2 = s;
@@ -244,24 +311,40 @@ __device__ int mb_ql_next(MbQl<T>& q, T (&d)[NC], T (&e)[NC], int n, int r, int 
                 ri = mb_hypot(p, ei);
                 u = T(1) / ri;
             }
-            mb_lv_set<G, NC>(e, i + 1, s * ri, r);
+            tri.set_e(i + 1, s * ri);
             const T x = fma(p, di, -(ei * gi));
             c = p * u;
             s = ei * u;
             p = x * u;
-            mb_lv_set<G, NC>(d, i + 1, hi + s * fma(c, gi, s * di), r);
+            tri.set_d(i + 1, hi + s * fma(c, gi, s * di));
             rot.apply(i, c, s);
-            ei = ein;
-            di = din;
+        };
+        rot.begin(m);
+        if (AHEAD) {
+            // Shuffles one step ahead, so they do not wait on the rotation chain.
+            T ei = tri.old_e(m - 1), di = tri.old_d(m - 1);
+#pragma unroll 2
+            for (int i = m - 1; i >= l; --i) {
+                const int in = i > l ? i - 1 : l;
+                const T ein = tri.old_e(in), din = tri.old_d(in);
+                rot.prefetch(in);
+                step(i, ei, di);
+                ei = ein;
+                di = din;
+            }
+        } else {
+            for (int i = m - 1; i >= l; --i) {
+                rot.prefetch(i > l ? i - 1 : l);
+                step(i, tri.old_e(i), tri.old_d(i));
+            }
         }
         rot.end(l);
         p = -s * s2 * c3 * el1 * el / dl1;
-        mb_lv_set<G, NC>(e, l, s * p, r);
-        mb_lv_set<G, NC>(d, l, c * p, r);
+        tri.set_e(l, s * p);
+        tri.set_d(l, c * p);
         if (mb_abs(s * p) <= eps * q.tst1) {
-            const T dlf = mb_lv_get<G, NC>(d, l, mask);
-            mb_lv_set<G, NC>(d, l, dlf + q.f, r);
-            mb_lv_set<G, NC>(e, l, T(0), r);
+            tri.set_d(l, c * p + q.f);
+            tri.set_e(l, T(0));
             ++q.l;
             q.iter = 0;
         }
@@ -269,34 +352,34 @@ __device__ int mb_ql_next(MbQl<T>& q, T (&d)[NC], T (&e)[NC], int n, int r, int 
     }
 }
 
-// Eigenvalues of (d, e) into d, every rotation applied to the row `zrow` (null: none). False
-// if QL did not converge. All lanes of the group must call.
-template <typename T, int NC, int G, bool VEC>
-__device__ bool mb_tridiag_ql(T (&d)[NC], T (&e)[NC], int n, int r, int gbase, unsigned int mask,
-                              T* zrow) {
+// Eigenvalues of `tri` into its d, every rotation applied to the row `zrow` (null: none).
+// False if QL did not converge. All lanes of the group must call.
+template <typename T, bool VEC, bool AHEAD, typename Tri>
+__device__ bool mb_tridiag_ql(Tri& tri, int n, T* zrow) {
     MbQl<T> q = mb_ql_start<T>();
     int state;
     if (VEC) {
         MbRotateRow<T> rot;
         rot.z = zrow;
-        while ((state = mb_ql_next<T, NC, G>(q, d, e, n, r, gbase, mask, rot)) > 0) {
+        while ((state = mb_ql_next<T, AHEAD>(q, tri, n, rot)) > 0) {
         }
     } else {
         MbNoRotation<T> rot;
-        while ((state = mb_ql_next<T, NC, G>(q, d, e, n, r, gbase, mask, rot)) > 0) {
+        while ((state = mb_ql_next<T, AHEAD>(q, tri, n, rot)) > 0) {
         }
     }
+    tri.sync();
     return state == 0;
 }
 
 // Position of eigenvalue t (owned by this lane: chunk t / G) in ascending order, ties by
 // index; every lane of the group must call (t >= n gives garbage, unused).
 template <typename T, int NC, int G>
-__device__ __forceinline__ int mb_rank(const T (&d)[NC], int t, int n, unsigned int mask) {
-    const T dt = mb_pick<NC>(d, t / G);
+__device__ __forceinline__ int mb_rank(const MbLaneTridiag<T, NC, G>& tri, int t, int n) {
+    const T dt = mb_pick<NC>(tri.d, t / G);
     int rank = 0;
     for (int j = 0; j < n; ++j) {
-        const T dj = mb_lv_get<G, NC>(d, j, mask);
+        const T dj = tri.get_d(j);
         rank += (dj < dt) || (dj == dt && j < t);
     }
     return rank;

@@ -132,17 +132,22 @@ __device__ void mb_eigh_warp(const MbEighArgs& p) {
             er = (r + 1 < n) ? mb_pick<R>(arow, r + 1) : T(0);
         }
     }
-    T d[1] = {dr}, e[1] = {er};
-    bool converged = true;
+    MbLaneTridiag<T, 1, G> tri;
+    tri.d[0] = dr;
+    tri.e[0] = er;
+    tri.r = r;
+    tri.gbase = gbase;
+    tri.mask = mask;
     if (!bad) {
-        converged = mb_tridiag_ql<T, 1, G, VEC>(d, e, n, r, gbase, mask,
-                                                (VEC && owner) ? Z + r * S : (T*)0);
+        // Chases of up to 31 rotations: reading ahead pays only in the 32-lane classes.
+        const bool converged =
+            mb_tridiag_ql<T, VEC, G == 32>(tri, n, (VEC && owner) ? Z + r * S : (T*)0);
         if (!converged && r == 0) atomicMin((int*)p.status + 1, mat.idx);
     }
-    const int rank = mb_rank<T, 1, G>(d, r, n, mask);
+    const int rank = mb_rank<T, 1, G>(tri, r, n);
     __syncwarp(mask);
     if (owner) {
-        ((T*)p.w)[mat.w0 + rank] = bad ? mb_nan(T(0)) : mb_scale2(d[0], ex);
+        ((T*)p.w)[mat.w0 + rank] = bad ? mb_nan(T(0)) : mb_scale2(tri.d[0], ex);
         if (VEC) mb_store_vector<T>(Z, S, n, r, rank, (T*)p.v + mat.a0, bad);
     }
 }
