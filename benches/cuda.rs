@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use megabatch::backends::cpu::Cpu;
-use megabatch::backends::cuda::{Cuda, CudaEighAlgorithm};
+use megabatch::backends::cuda::{Cuda, CudaEighAlgorithm, EighClass};
 use megabatch::{
     Backend, BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducer, RowReduceOp,
     SegmentReduceOp,
@@ -115,6 +115,16 @@ fn eigh_case<T: Real>(
     let bytes = n * n * batch * std::mem::size_of::<T>();
     if bytes > 12 << 30 {
         println!("{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"skipped\":\"{} GiB per array\"}}", T::DTYPE, bytes >> 30);
+        return;
+    }
+    let class = EighClass::for_order(
+        n,
+        std::mem::size_of::<T>(),
+        cuda.info().max_shared_per_block,
+    );
+    if class == EighClass::Jacobi && batch > 1024 {
+        // The Jacobi fallback above the block classes runs about 100 matrices/s at n = 256.
+        println!("{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"skipped\":\"Jacobi fallback, timed at batch <= 1024 only\"}}", T::DTYPE);
         return;
     }
     let a = matrices::<T>(n, batch);

@@ -50,8 +50,12 @@ if [[ $mode == quick || $mode == bench || $mode == check ]]; then
   timeout 240 "$bundle/benches/cuda" --only seed,example,eigh --ns $ns --batches $batches --jacobi --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   timeout 200 python3 "$bundle/benches/cuda_peers.py" --only eigh --libs cupy,xsyev --ns $ns --batches $batches --timeout 90 > "$out/peers.jsonl" 2> "$out/peers.err"
 elif [[ $mode == full ]]; then
-  timeout 420 "$bundle/benches/cuda" --only seed,example,eigh --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
-  timeout 420 python3 "$bundle/benches/cuda_peers.py" --only eigh,ceilings --timeout 200 > "$out/peers.jsonl" 2> "$out/peers.err"
+  # The whole grid in one lease: 50 ms per case (--quick), torch left out (it calls
+  # XsyevBatched itself for n <= 32, measured as xsyev here).
+  ns=4,8,12,16,24,32,48,64,96,128,160,256
+  batches=1,1024,16384,131072
+  timeout 210 "$bundle/benches/cuda" --quick --only seed,example,eigh --ns $ns --batches $batches --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 230 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh,ceilings --libs cupy,xsyev --ns $ns --batches $batches --timeout 100 > "$out/peers.jsonl" 2> "$out/peers.err"
 fi
 if [ -x "$bundle/examples/nuclear_shells" ]; then
   (cd "$bundle" && for b in cuda cpu; do MEGABATCH_BACKEND=$b timeout 60 examples/nuclear_shells 2>&1 | head -3; done) > "$out/example.txt" 2>&1

@@ -352,6 +352,91 @@ __device__ int mb_ql_next(MbQl<T>& q, Tri& tri, int n, Rot& rot) {
     }
 }
 
+// The Givens rotation of the nested-loop chase: r = hypot(p, e), c = p / r, s = e / r, with
+// CUDA's rsqrt where p^2 + e^2 neither lost bits to underflow nor overflowed, libm's hypot
+// and two divisions otherwise.
+template <typename T>
+__device__ __forceinline__ void mb_givens(T p, T e, T* r, T* c, T* s) {
+    const T t = p * p + e * e;
+    const T lo = mb_safe_min(T(0)) / mb_eps(T(0));
+    if (t >= lo && t <= T(1) / lo) {
+        const T inv = mb_rsqrt(t);
+        *r = t * inv;
+        *c = p * inv;
+        *s = e * inv;
+    } else {
+        const T h = mb_hypot(p, e);
+        *r = h;
+        *c = p / h;
+        *s = e / h;
+    }
+}
+
+// The same QL as `mb_ql_next`, as JAMA's nested loops with the rotations of each chase
+// applied to `zrow` inline. For groups of up to 16 lanes (orders <= 16), whose chases are a
+// few rotations long: there the per-chase bookkeeping of the resumable form, and reading
+// ahead, cost more than they save (measured on the H200: 15-20% at n = 4-16,
+// docs/benchmarks/eigh-classes-h200.md).
+template <typename T, int NC, int G, bool VEC>
+__device__ bool mb_tridiag_ql_nested(MbLaneTridiag<T, NC, G>& tri, int n, T* zrow) {
+    const T eps = mb_ulp(T(0));
+    T tst1 = mb_safe_min(T(0)) / (eps * eps);
+    T f = T(0);
+    for (int l = 0; l < n; ++l) {
+        tst1 = fmax(tst1, mb_abs(tri.get_d(l)) + mb_abs(tri.get_e(l)));
+        const int m = tri.first_negligible(l, n, eps * tst1);
+        if (m > l) {
+            for (int iter = 1;; ++iter) {
+                if (iter > 30) return false;
+                const T g = tri.get_d(l);
+                const T el = tri.get_e(l);
+                const T el1 = tri.get_e(l + 1);
+                T p = (tri.get_d(l + 1) - g) / (T(2) * el);
+                T rr = mb_abs(p) < T(1) / mb_sqrt(mb_ulp(T(0))) ? mb_sqrt(p * p + T(1)) : mb_abs(p);
+                if (p < T(0)) rr = -rr;
+                const T dl = el / (p + rr);
+                const T dl1 = el * (p + rr);
+                tri.shift(l, n, dl, dl1, g - dl);
+                f += g - dl;
+                p = tri.get_d(m);
+                tri.snapshot(l, m);
+                T c = T(1), c2 = T(1), c3 = T(1), s = T(0), s2 = T(0);
+                T carry = T(0);
+                if (VEC && zrow) carry = zrow[m];
+                for (int i = m - 1; i >= l; --i) {
+                    const T ei = tri.old_e(i);
+                    const T di = tri.old_d(i);
+                    c3 = c2;
+                    c2 = c;
+                    s2 = s;
+                    const T gi = c * ei;
+                    const T hi = c * p;
+                    T ri, cn, sn;
+                    mb_givens(p, ei, &ri, &cn, &sn);
+                    tri.set_e(i + 1, s * ri);
+                    s = sn;
+                    c = cn;
+                    p = c * di - s * gi;
+                    tri.set_d(i + 1, hi + s * (c * gi + s * di));
+                    if (VEC && zrow) {
+                        const T zi = zrow[i];
+                        zrow[i + 1] = s * zi + c * carry;
+                        carry = c * zi - s * carry;
+                    }
+                }
+                if (VEC && zrow) zrow[l] = carry;
+                p = -s * s2 * c3 * el1 * el / dl1;
+                tri.set_e(l, s * p);
+                tri.set_d(l, c * p);
+                if (mb_abs(s * p) <= eps * tst1) break;
+            }
+        }
+        tri.set_d(l, tri.get_d(l) + f);
+        tri.set_e(l, T(0));
+    }
+    return true;
+}
+
 // Eigenvalues of `tri` into its d, every rotation applied to the row `zrow` (null: none).
 // False if QL did not converge. All lanes of the group must call.
 template <typename T, bool VEC, bool AHEAD, typename Tri>

@@ -139,9 +139,10 @@ __device__ void mb_eigh_warp(const MbEighArgs& p) {
     tri.gbase = gbase;
     tri.mask = mask;
     if (!bad) {
-        // Chases of up to 31 rotations: reading ahead pays only in the 32-lane classes.
-        const bool converged =
-            mb_tridiag_ql<T, VEC, G == 32>(tri, n, (VEC && owner) ? Z + r * S : (T*)0);
+        // Short chases (n <= 16) take the nested-loop QL; the 32-lane classes read ahead.
+        T* zrow = (VEC && owner) ? Z + r * S : (T*)0;
+        const bool converged = G == 32 ? mb_tridiag_ql<T, VEC, true>(tri, n, zrow)
+                                       : mb_tridiag_ql_nested<T, 1, G, VEC>(tri, n, zrow);
         if (!converged && r == 0) atomicMin((int*)p.status + 1, mat.idx);
     }
     const int rank = mb_rank<T, 1, G>(tri, r, n);
