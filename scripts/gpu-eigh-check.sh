@@ -55,7 +55,7 @@ elif [[ $mode == full ]]; then
   ns=4,8,12,16,24,32,48,64,96,128,160,256
   batches=1,1024,16384,131072
   timeout 210 "$bundle/benches/cuda" --quick --only seed,example,eigh --ns $ns --batches $batches --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
-  timeout 230 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh,ceilings --libs cupy,xsyev --ns $ns --batches $batches --timeout 100 > "$out/peers.jsonl" 2> "$out/peers.err"
+  timeout 230 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh,ceilings --libs xsyev,cupy --ns $ns --batches $batches --timeout 52 > "$out/peers.jsonl" 2> "$out/peers.err"
 fi
 if [ -x "$bundle/examples/nuclear_shells" ]; then
   (cd "$bundle" && for b in cuda cpu; do MEGABATCH_BACKEND=$b timeout 60 examples/nuclear_shells 2>&1 | head -3; done) > "$out/example.txt" 2>&1
