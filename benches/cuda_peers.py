@@ -260,13 +260,13 @@ def main():
                   if "--batches" in args else None)
             eigh_family(lib, dtype, quick, ns, bs)
         return
-    only = args[args.index("--only") + 1] if "--only" in args else None
+    only = args[args.index("--only") + 1].split(",") if "--only" in args else None
     families = []
-    if only in (None, "ceilings"):
+    if only is None or "ceilings" in only:
         families.append("ceilings")
-    if only in (None, "reduce"):
+    if only is None or "reduce" in only:
         families.append("reduce")
-    if only in (None, "eigh"):
+    if only is None or "eigh" in only:
         libs = args[args.index("--libs") + 1].split(",") if "--libs" in args else ["cupy", "xsyev", "torch"]
         families += [f"{lib}:{t}" for lib in libs for t in ["f64", "f32"]]
     passthrough = []

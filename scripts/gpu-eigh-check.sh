@@ -4,7 +4,7 @@
 #   scripts/gpu-bundle.sh .device-bin cuda
 # (only the binaries named below are needed) with benches/cuda_peers.py beside them.
 #
-#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check]
+#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers]
 # (check: the eigh tests and the quick bench, no sanitizers)
 # Writes OUT/tests.log, OUT/sanitizer.log, OUT/megabatch.jsonl, OUT/peers.jsonl, OUT/example.txt.
 set -uo pipefail
@@ -49,15 +49,15 @@ if [[ $mode == quick || $mode == bench || $mode == check ]]; then
   batches=1024,16384
   timeout 240 "$bundle/benches/cuda" --only seed,example,eigh --ns $ns --batches $batches --jacobi --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   timeout 200 python3 "$bundle/benches/cuda_peers.py" --only eigh --libs cupy,xsyev --ns $ns --batches $batches --timeout 90 > "$out/peers.jsonl" 2> "$out/peers.err"
-elif [[ $mode == full ]]; then
+elif [[ $mode == full || $mode == peers ]]; then
   # The whole grid in one lease: 50 ms per case (--quick), torch left out (it calls
   # XsyevBatched itself for n <= 32, measured as xsyev here).
   ns=4,8,12,16,24,32,48,64,96,128,160,256
   batches=1,1024,16384,131072
-  timeout 210 "$bundle/benches/cuda" --quick --only seed,example,eigh --ns $ns --batches $batches --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  [[ $mode == full ]] && timeout 210 "$bundle/benches/cuda" --quick --only seed,example,eigh --ns $ns --batches $batches --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   timeout 230 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh,ceilings --libs xsyev,cupy --ns $ns --batches $batches --timeout 52 > "$out/peers.jsonl" 2> "$out/peers.err"
 fi
-if [ -x "$bundle/examples/nuclear_shells" ]; then
+if [ -x "$bundle/examples/nuclear_shells" ] && [[ $mode != peers ]]; then
   (cd "$bundle" && for b in cuda cpu; do MEGABATCH_BACKEND=$b timeout 60 examples/nuclear_shells 2>&1 | head -3; done) > "$out/example.txt" 2>&1
 fi
 if [ -f "$out/megabatch.jsonl" ] && [ -f "$out/peers.jsonl" ]; then
