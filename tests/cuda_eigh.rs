@@ -6,12 +6,12 @@
 mod common;
 
 use common::eigh_check::{
-    check_eigh_accuracy, check_non_finite_input, check_shape_and_plan_errors, plan_matches_cpu,
-    ragged_matches_cpu, uniform_matches_cpu,
+    check_eigh_accuracy, check_non_finite_in_each, check_non_finite_input,
+    check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{cuda_or_skip, MatrixType, ALL_TYPES};
 use megabatch::backends::cuda::{CudaEighAlgorithm, EighClass};
-use megabatch::{BatchedEigh, EighSpec, Error};
+use megabatch::EighSpec;
 use proptest::prelude::*;
 
 const THRESHOLD: f64 = 30.0;
@@ -70,47 +70,7 @@ fn non_finite_input_names_the_first_bad_matrix_and_writes_nothing() {
 #[test]
 fn non_finite_input_in_any_class() {
     let Some(cuda) = cuda_or_skip() else { return };
-    let sizes = [1usize, 2, 4, 7, 12, 16, 20, 32, 33, 64, 100, 150, 300];
-    let spec = EighSpec::ragged(sizes.to_vec()).with_vectors(true);
-    let offsets = spec.offsets(8).unwrap();
-    let mut a = vec![0.0f64; offsets.a_len()];
-    for (i, &n) in sizes.iter().enumerate() {
-        let s = offsets.slot(i);
-        for d in 0..n {
-            a[s.a_start + d * n + d] = 1.0 + d as f64;
-            if d > 0 {
-                a[s.a_start + d * n + d - 1] = 0.25;
-            }
-        }
-    }
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cuda, &spec).unwrap();
-    for (bad, &n) in sizes.iter().enumerate() {
-        let s = offsets.slot(bad);
-        let at = s.a_start + (n - 1) * n; // lower triangle: last row, first column
-        let saved = a[at];
-        a[at] = if bad % 2 == 0 {
-            f64::NAN
-        } else {
-            f64::NEG_INFINITY
-        };
-        let mut w = vec![-7.0; offsets.w_len()];
-        let mut v = vec![-7.0; offsets.a_len()];
-        let err = cuda
-            .eigh_host(&mut plan, &a, &mut w, Some(&mut v))
-            .unwrap_err();
-        assert!(
-            matches!(err, Error::NonFinite { matrix } if matrix == bad),
-            "order {n}: {err:?}"
-        );
-        assert!(
-            w.iter().chain(&v).all(|&x| x == -7.0),
-            "order {n}: outputs were written"
-        );
-        a[at] = saved;
-    }
-    let mut w = vec![0.0; offsets.w_len()];
-    let mut v = vec![0.0; offsets.a_len()];
-    cuda.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap();
+    check_non_finite_in_each(&cuda, &[1, 2, 4, 7, 12, 16, 20, 32, 33, 64, 100, 150, 300]);
 }
 
 /// The Jacobi algorithm the size classes replaced, kept for comparison, still agrees with the

@@ -120,6 +120,36 @@ fn compiled_kernels_are_cached_on_disk_with_a_checksum() {
     assert_eq!(matching, 1, "file = 8-byte checksum + cubin: {files:?}");
 }
 
+/// Compiles every (variant, architecture) job on all cores; each cubin must export the
+/// variant's entry point. Returns the wall time.
+fn compile_all<K: std::fmt::Debug + Sync>(
+    jobs: &[(K, &str)],
+    compile: impl Fn(&K, &str) -> megabatch::Result<std::sync::Arc<Vec<u8>>> + Sync,
+    entry: impl Fn(&K) -> String + Sync,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((kernel, arch)) = jobs.get(i) else {
+                    break;
+                };
+                let cubin =
+                    compile(kernel, arch).unwrap_or_else(|e| panic!("{kernel:?} for {arch}: {e}"));
+                let needle = format!("\0{}\0", entry(kernel));
+                assert!(
+                    cubin.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{kernel:?}: entry point missing"
+                );
+            });
+        }
+    });
+    start.elapsed()
+}
+
 /// Every attention variant (dtype x head dim x tile shape) compiles for Hopper, and the
 /// tensor-core kernel also for Ampere; each cubin exports its entry point. Compiled on all
 /// cores.
@@ -132,32 +162,8 @@ fn every_attention_variant_compiles() {
     let mut jobs: Vec<(AttentionKernel, &str)> = all.iter().map(|k| (*k, "sm_90")).collect();
     // Ampere: the tensor-core kernel once per 16-bit type (the same PTX instructions).
     jobs.extend(["f16", "bf16"].map(|t| (AttentionKernel::for_shape(t, 64, 128, 128), "sm_80")));
-    let start = std::time::Instant::now();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((kernel, arch)) = jobs.get(i) else {
-                    break;
-                };
-                let cubin = kernel
-                    .compile(arch)
-                    .unwrap_or_else(|e| panic!("{kernel:?} for {arch}: {e}"));
-                let needle = format!("\0{}\0", kernel.entry());
-                assert!(
-                    cubin.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                    "{kernel:?}: entry point missing"
-                );
-            });
-        }
-    });
-    eprintln!(
-        "{} attention variants compiled in {:.2?}",
-        jobs.len(),
-        start.elapsed()
-    );
+    let took = compile_all(&jobs, |k, arch| k.compile(arch), |k| k.entry().to_owned());
+    eprintln!("{} attention variants compiled in {took:.2?}", jobs.len());
 }
 
 /// Every eigh size-class variant (class x dtype x values/vectors) compiles for Hopper, one warp
@@ -184,32 +190,8 @@ fn every_eigh_class_variant_compiles() {
             "sm_80",
         ));
     }
-    let start = std::time::Instant::now();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((kernel, arch)) = jobs.get(i) else {
-                    break;
-                };
-                let cubin = kernel
-                    .compile(arch)
-                    .unwrap_or_else(|e| panic!("{kernel:?} for {arch}: {e}"));
-                let needle = format!("\0{}\0", kernel.name());
-                assert!(
-                    cubin.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                    "{kernel:?}: entry point missing"
-                );
-            });
-        }
-    });
-    eprintln!(
-        "{} eigh variants compiled in {:.2?}",
-        jobs.len(),
-        start.elapsed()
-    );
+    let took = compile_all(&jobs, |k, arch| k.compile(arch), |k| k.name());
+    eprintln!("{} eigh variants compiled in {took:.2?}", jobs.len());
 }
 
 /// `EighArgs` (Rust) and `MbEighArgs` (CUDA) have the same size: the kernels take the struct

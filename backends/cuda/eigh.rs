@@ -634,11 +634,10 @@ impl<T: Real> CudaEighPlan<T> {
                 pad: 0,
             };
             let mut params: [*mut c_void; 1] = [arg(&args)];
-            // SAFETY: every eigh kernel takes one `MbEighArgs`, which `EighArgs` mirrors; a, w,
-            // v hold the offsets' a_len / w_len / a_len elements (checked by `check_shapes`),
-            // the tables and workspace belong to the plan, and the caller keeps the buffers
-            // alive and ordered through their events or the stream synchronisation of
-            // `eigh_host`.
+            // SAFETY: every eigh kernel takes one `MbEighArgs` (mirrored by `EighArgs`); a, w, v
+            // hold the offsets' lengths (`check_shapes`), tables and workspace are the plan's,
+            // and the caller keeps the buffers alive and ordered (events, or `eigh_host`'s
+            // stream synchronisation).
             unsafe {
                 launch(
                     l.kernel.0,

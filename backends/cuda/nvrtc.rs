@@ -11,8 +11,10 @@ use cudarc::nvrtc::sys;
 
 use crate::{Error, Result};
 
-/// Every kernel source, in the order they are concatenated into one translation unit (NVRTC
-/// has no toolkit headers to include, so shared definitions come first).
+/// The sources of the shared translation unit (reductions and the Jacobi eigh), in the order
+/// they are concatenated (NVRTC has no toolkit headers to include, so shared definitions come
+/// first). The eigh size classes ([`super::EighKernel`]) and the attention variants compile as
+/// programs of their own, starting with the headers listed here.
 pub const KERNEL_SOURCES: [(&str, &str); 4] = [
     ("common.cuh", include_str!("../../kernels/common.cuh")),
     (
@@ -76,7 +78,7 @@ pub fn compile_kernels(arch: &str) -> Result<Arc<Vec<u8>>> {
 
 /// Compiles one translation unit `source` for `arch` and returns the cubin, cached for the
 /// life of the process (by architecture and source) and on disk (see [`KERNEL_CACHE_ENV`]).
-/// The attention kernels go through here once per variant (`#define`s prepended).
+/// The attention kernels and the eigh size classes go through here once per variant.
 ///
 /// # Errors
 /// As [`compile_kernels`].

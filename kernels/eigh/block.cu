@@ -70,16 +70,7 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
 
     bool bad_here = false;
     T amax = T(0);
-    for (int e = r; e < n * n; e += blockDim.x) {
-        const int i = e / n, j = e - i * n;
-        if (j <= i) {
-            const T x = a[e];
-            bad_here |= !mb_finite(x);
-            amax = fmax(amax, mb_abs(x));
-            A[i * S + j] = x;
-            A[j * S + i] = x;
-        }
-    }
+    mb_load_lower(a, n, r, blockDim.x, A, S, true, &bad_here, &amax);
     const bool bad = __syncthreads_or(bad_here);
     amax = mb_block_max(amax, red, par);
     par ^= 1;

@@ -90,3 +90,22 @@ __device__ __forceinline__ MbMatrix mb_matrix(const MbEighArgs& p, int pos) {
     }
     return m;
 }
+
+// Reads the lower triangle of the n x n row-major matrix at a into M (row stride S), thread
+// `tid` of `threads` taking every threads-th element (coalesced); with `mirror` also into the
+// upper triangle. Sets *bad if an element read is NaN or infinite, *amax to the largest
+// magnitude this thread read (reduce both over the threads afterwards).
+template <typename T>
+__device__ __forceinline__ void mb_load_lower(const T* a, int n, int tid, int threads, T* M, int S,
+                                              bool mirror, bool* bad, T* amax) {
+    for (int e = tid; e < n * n; e += threads) {
+        const int i = e / n, j = e - i * n;
+        if (j <= i) {
+            const T x = a[e];
+            *bad |= !mb_finite(x);
+            *amax = fmax(*amax, mb_abs(x));
+            M[i * S + j] = x;
+            if (mirror) M[j * S + i] = x;
+        }
+    }
+}

@@ -249,6 +249,26 @@ struct MbSharedTridiag {
     }
 };
 
+// One QL iteration's shift, from the leading 2x2 block of the unreduced block starting at l:
+// sets d[l], d[l + 1] as JAMA's tql2 does and subtracts the shift from d[l + 2 ..]; returns
+// the shift, and e[l], e[l + 1] and the new d[l + 1], which the iteration's end needs.
+template <typename T, typename Tri>
+__device__ __forceinline__ T mb_ql_shift(Tri& tri, int l, int n, T* el, T* el1, T* dl1) {
+    const T g = tri.get_d(l);
+    *el = tri.get_e(l);
+    *el1 = tri.get_e(l + 1);
+    const T p = (tri.get_d(l + 1) - g) / (T(2) * *el);
+    // sqrt(p^2 + 1), without overflow where p^2 would lose the 1 anyway.
+    T rr = mb_abs(p) < T(1) / mb_sqrt(mb_ulp(T(0))) ? mb_sqrt(p * p + T(1)) : mb_abs(p);
+    if (p < T(0)) rr = -rr;
+    const T dl = *el / (p + rr);
+    *dl1 = *el * (p + rr);
+    // Every lane has read before lane 0 writes (shared storage).
+    tri.sync();
+    tri.shift(l, n, dl, *dl1, g - dl);
+    return g - dl;
+}
+
 // Runs QL on the tridiagonal `t` up to and through its next bulge chase, handing every
 // rotation to `rot`. Returns 1 after a chase, 0 once every eigenvalue has converged (t's d
 // then holds them, unordered), -1 if one took more than 30 iterations (LAPACK's cap). All
@@ -279,20 +299,9 @@ __device__ int mb_ql_next(MbQl<T>& q, Tri& tri, int n, Rot& rot) {
         }
         if (++q.iter > 30) return -1;
         const int m = q.m;
-        // Shift from the leading 2x2 block.
-        const T g = tri.get_d(l);
-        const T el = tri.get_e(l);
-        const T el1 = tri.get_e(l + 1);
-        T p = (tri.get_d(l + 1) - g) / (T(2) * el);
-        // sqrt(p^2 + 1), without overflow where p^2 would lose the 1 anyway.
-        T rr = mb_abs(p) < T(1) / mb_sqrt(mb_ulp(T(0))) ? mb_sqrt(p * p + T(1)) : mb_abs(p);
-        if (p < T(0)) rr = -rr;
-        const T dl = el / (p + rr);
-        const T dl1 = el * (p + rr);
-        tri.sync();
-        tri.shift(l, n, dl, dl1, g - dl);
-        q.f += g - dl;
-        p = tri.get_d(m);
+        T el, el1, dl1;
+        q.f += mb_ql_shift(tri, l, n, &el, &el1, &dl1);
+        T p = tri.get_d(m);
         // The chase reads each d[i], e[i] before any rotation writes it.
         tri.snapshot(l, m);
         T c = T(1), c2 = T(1), c3 = T(1), s = T(0), s2 = T(0);
@@ -388,17 +397,9 @@ __device__ bool mb_tridiag_ql_nested(MbLaneTridiag<T, NC, G>& tri, int n, T* zro
         if (m > l) {
             for (int iter = 1;; ++iter) {
                 if (iter > 30) return false;
-                const T g = tri.get_d(l);
-                const T el = tri.get_e(l);
-                const T el1 = tri.get_e(l + 1);
-                T p = (tri.get_d(l + 1) - g) / (T(2) * el);
-                T rr = mb_abs(p) < T(1) / mb_sqrt(mb_ulp(T(0))) ? mb_sqrt(p * p + T(1)) : mb_abs(p);
-                if (p < T(0)) rr = -rr;
-                const T dl = el / (p + rr);
-                const T dl1 = el * (p + rr);
-                tri.shift(l, n, dl, dl1, g - dl);
-                f += g - dl;
-                p = tri.get_d(m);
+                T el, el1, dl1;
+                f += mb_ql_shift(tri, l, n, &el, &el1, &dl1);
+                T p = tri.get_d(m);
                 tri.snapshot(l, m);
                 T c = T(1), c2 = T(1), c3 = T(1), s = T(0), s2 = T(0);
                 T carry = T(0);

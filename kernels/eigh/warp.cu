@@ -53,15 +53,7 @@ __device__ void mb_eigh_warp(const MbEighArgs& p) {
     // Lower triangle into Z, coalesced; non-finite test and largest magnitude.
     bool bad_here = false;
     T amax = T(0);
-    for (int e = r; e < n * n; e += G) {
-        const int i = e / n, j = e - i * n;
-        if (j <= i) {
-            const T x = a[e];
-            bad_here |= !mb_finite(x);
-            amax = fmax(amax, mb_abs(x));
-            Z[i * S + j] = x;
-        }
-    }
+    mb_load_lower(a, n, r, G, Z, S, false, &bad_here, &amax);
     const bool bad = __any_sync(mask, bad_here);
     amax = mb_group_max<T, G>(amax, mask);
     __syncwarp(mask);
