@@ -4,8 +4,9 @@
 #   scripts/gpu-bundle.sh .device-bin cuda
 # (only the binaries named below are needed) with benches/cuda_peers.py beside them.
 #
-#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers]
-# (check: the eigh tests and the quick bench, no sanitizers)
+#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify]
+# (check: cuda_eigh and the quick bench, no sanitizers; verify: cuda_eigh, every kernel, no
+# allocation, memcheck)
 # Writes OUT/tests.log, OUT/sanitizer.log, OUT/megabatch.jsonl, OUT/peers.jsonl, OUT/example.txt.
 set -uo pipefail
 bundle=$1
@@ -25,8 +26,14 @@ echo "nvrtc: $nvrtc" | tee -a "$out/gpu.txt"
 git_rev=$(cat "$bundle/COMMIT" 2>/dev/null || echo unknown)
 echo "commit: $git_rev" | tee -a "$out/gpu.txt"
 
-if [[ $mode == check ]]; then
+if [[ $mode == check || $mode == verify ]]; then
   timeout 300 "$bundle/tests/cuda_eigh" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40 | tee "$out/tests.log"
+fi
+if [[ $mode == verify ]]; then
+  for t in cuda_every_kernel cuda_no_alloc; do
+    timeout 120 "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked" | head -10
+  done 2>&1 | tee -a "$out/tests.log"
+  timeout 120 compute-sanitizer --tool memcheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -2 | tee "$out/sanitizer.log"
 fi
 if [[ $mode == quick || $mode == full || $mode == tests ]]; then
   for t in cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto; do
