@@ -4,7 +4,9 @@
 //! (docs/benchmarks/wgpu-h100.md tabulates them).
 //!
 //! Usage: `cargo bench --features wgpu --bench wgpu [-- --quick] [--only eigh|seed|reduce|attention]
-//! [--ns 4,8,...]`.
+//! [--ns 4,8,...] [--batches 1024,...] [--jacobi] [--cpu]`: eigh with and without vectors, by
+//! size class (the shader each plan chose is printed), with `--jacobi` also the Jacobi shader,
+//! with `--cpu` also the CPU backend.
 //! Timing: each case is warmed up (pipelines, bind groups), then repeated until the budget
 //! (0.2 s, --quick 0.05 s) has passed, with a synchronisation every 8 calls and at the end;
 //! the figure is the mean per call. Host-to-host cases report the median of 100 calls.
@@ -16,7 +18,7 @@ use rand::{Rng, SeedableRng};
 
 use megabatch::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
-use megabatch::backends::wgpu::Wgpu;
+use megabatch::backends::wgpu::{Wgpu, WgpuEighAlgorithm};
 use megabatch::{Backend, BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducer};
 
 fn time_loop(budget: Duration, mut call: impl FnMut(), sync: impl Fn()) -> f64 {
@@ -64,49 +66,83 @@ fn matrices<T: Real>(n: usize, batch: usize) -> Vec<T> {
     a
 }
 
-/// Seconds per eigh call (values and vectors) on `backend`'s own buffers.
+/// Seconds per eigh call on `backend`'s own buffers, with the plan `plan` made.
 fn eigh_seconds<T: Real, B: BatchedEigh<T>>(
     b: &B,
+    mut plan: B::EighPlan,
     a: &[T],
     n: usize,
     batch: usize,
+    vectors: bool,
     budget: Duration,
 ) -> f64 {
     let mut a_dev = b.alloc::<T>(a.len()).unwrap();
     b.upload(a, &mut a_dev).unwrap();
     let mut w = b.alloc::<T>(n * batch).unwrap();
-    let mut v = b.alloc::<T>(a.len()).unwrap();
-    let mut plan = b
-        .plan_eigh(&EighSpec::uniform(n, batch).with_vectors(true))
-        .unwrap();
+    let mut v = b.alloc::<T>(if vectors { a.len() } else { 1 }).unwrap();
     time_loop(
         budget,
-        || b.eigh(&mut plan, &a_dev, &mut w, Some(&mut v)).unwrap(),
+        || {
+            b.eigh(&mut plan, &a_dev, &mut w, vectors.then_some(&mut v))
+                .unwrap()
+        },
         || b.synchronize().unwrap(),
     )
 }
 
-fn eigh_cases<T: Real>(gpu: &Wgpu, cpu: &Cpu, budget: Duration, ns: &[usize])
+/// What the eigh grid measures besides the size classes with vectors.
+struct EighOptions {
+    ns: Vec<usize>,
+    batches: Vec<usize>,
+    /// Also the Jacobi shader at every order (`--jacobi`).
+    jacobi: bool,
+    /// Also the CPU backend (`--cpu`; slow at large batches).
+    cpu: bool,
+}
+
+fn eigh_cases<T: Real>(gpu: &Wgpu, cpu: &Cpu, budget: Duration, opt: &EighOptions)
 where
-    Wgpu: BatchedEigh<T>,
+    Wgpu: BatchedEigh<T, EighPlan = megabatch::backends::wgpu::WgpuEighPlan<T>>,
     Cpu: BatchedEigh<T>,
 {
-    for &n in ns {
-        for batch in [1usize, 1024, 16384, 131072] {
+    for &n in &opt.ns {
+        for &batch in &opt.batches {
             let bytes = n * n * batch * std::mem::size_of::<T>();
             if bytes > gpu.adapter().max_storage_binding as usize || bytes > 1 << 30 {
                 println!("{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"skipped\":\"{bytes} bytes per array\"}}", T::DTYPE);
                 continue;
             }
             let a = matrices::<T>(n, batch);
-            let tg = eigh_seconds(gpu, &a, n, batch, budget);
-            let tc = eigh_seconds(cpu, &a, n, batch, budget);
-            println!(
-                "{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"wgpu_seconds\":{tg:e},\"cpu_seconds\":{tc:e},\"wgpu_matrices_per_s\":{:e},\"cpu_matrices_per_s\":{:e}}}",
-                T::DTYPE,
-                batch as f64 / tg,
-                batch as f64 / tc
-            );
+            let mut algorithms = vec![WgpuEighAlgorithm::SizeClasses];
+            if opt.jacobi {
+                algorithms.push(WgpuEighAlgorithm::Jacobi);
+            }
+            for algorithm in algorithms {
+                for vectors in [true, false] {
+                    let spec = EighSpec::uniform(n, batch).with_vectors(vectors);
+                    let plan = gpu.plan_eigh_with::<T>(&spec, algorithm).unwrap();
+                    let shader = plan.shaders().first().cloned().unwrap_or_default();
+                    let tg = eigh_seconds(gpu, plan, &a, n, batch, vectors, budget);
+                    println!(
+                        "{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"vectors\":{vectors},\"algorithm\":\"{algorithm:?}\",\"shader\":\"{shader}\",\"wgpu_seconds\":{tg:e},\"wgpu_matrices_per_s\":{:e}}}",
+                        T::DTYPE,
+                        batch as f64 / tg
+                    );
+                }
+            }
+            if opt.cpu {
+                let plan = BatchedEigh::<T>::plan_eigh(
+                    cpu,
+                    &EighSpec::uniform(n, batch).with_vectors(true),
+                )
+                .unwrap();
+                let tc = eigh_seconds(cpu, plan, &a, n, batch, true, budget);
+                println!(
+                    "{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"vectors\":true,\"cpu_seconds\":{tc:e},\"cpu_matrices_per_s\":{:e}}}",
+                    T::DTYPE,
+                    batch as f64 / tc
+                );
+            }
         }
     }
 }
@@ -249,19 +285,27 @@ fn main() {
         attention_cases(&gpu, &cpu);
     }
     if want("eigh") {
-        // `--ns 16,32` limits the orders.
-        let ns: Vec<usize> = std::env::args()
-            .skip_while(|a| a != "--ns")
-            .nth(1)
-            .map(|l| {
-                l.split(',')
-                    .map(|n| n.parse().expect("--ns: orders"))
-                    .collect()
-            })
-            .unwrap_or_else(|| vec![4, 8, 12, 16, 32, 64, 128]);
-        eigh_cases::<f32>(&gpu, &cpu, budget, &ns);
+        // `--ns 16,32` and `--batches 1024` limit the grid.
+        let list = |flag: &str, default: &[usize]| -> Vec<usize> {
+            std::env::args()
+                .skip_while(|a| a != flag)
+                .nth(1)
+                .map(|l| {
+                    l.split(',')
+                        .map(|n| n.parse().expect("a comma-separated list of sizes"))
+                        .collect()
+                })
+                .unwrap_or_else(|| default.to_vec())
+        };
+        let opt = EighOptions {
+            ns: list("--ns", &[4, 8, 12, 16, 32, 64, 128]),
+            batches: list("--batches", &[1, 1024, 16384, 131072]),
+            jacobi: std::env::args().any(|a| a == "--jacobi"),
+            cpu: std::env::args().any(|a| a == "--cpu"),
+        };
+        eigh_cases::<f32>(&gpu, &cpu, budget, &opt);
         if gpu.adapter().f64 {
-            eigh_cases::<f64>(&gpu, &cpu, budget, &ns);
+            eigh_cases::<f64>(&gpu, &cpu, budget, &opt);
         }
     }
 }

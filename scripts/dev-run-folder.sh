@@ -2,12 +2,26 @@
 # Gathers what scripts/gpu-eigh-check.sh needs from a gpu-bundle folder into .dev-run (git-
 # ignored, under the device tool's 64 MiB carry limit): the eigh test binaries, the CUDA bench,
 # the example and its data, the peer and table scripts.
+#
+#   scripts/dev-run-folder.sh          # CUDA
+#   scripts/dev-run-folder.sh wgpu     # also the wgpu tests and bench, and the Vulkan loader
+#                                      # (.deb files in .gl, see the device README)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/gpu-bundle.sh .device-bin cuda > /tmp/megabatch-bundle.log 2>&1
+mode=${1:-cuda}
+if [[ $mode == wgpu ]]; then
+  [ -x .device-bin/tests/wgpu_eigh ] || scripts/gpu-bundle.sh .device-bin cuda,wgpu > /tmp/megabatch-bundle.log 2>&1
+else
+  scripts/gpu-bundle.sh .device-bin cuda > /tmp/megabatch-bundle.log 2>&1
+fi
 rm -rf .dev-run && mkdir -p .dev-run/tests .dev-run/benches .dev-run/examples
 cp .device-bin/tests/{cuda_eigh,cuda_every_kernel,cuda_no_alloc,cuda_auto} .dev-run/tests/
 cp .device-bin/benches/{cuda,cuda_peers.py,eigh_classes_table.py,jsonl.py} .dev-run/benches/
+if [[ $mode == wgpu ]]; then
+  cp .device-bin/tests/{wgpu_eigh,wgpu_no_alloc} .dev-run/tests/
+  cp .device-bin/benches/wgpu .dev-run/benches/
+  mkdir -p .dev-run/gl && cp .gl/libvulkan1_*.deb .dev-run/gl/
+fi
 cp .device-bin/examples/nuclear_shells .dev-run/examples/
 cp -r .device-bin/data .device-bin/COMMIT .dev-run/
 cp scripts/gpu-eigh-check.sh .dev-run/

@@ -4,9 +4,10 @@
 #   scripts/gpu-bundle.sh .device-bin cuda
 # (only the binaries named below are needed) with benches/cuda_peers.py beside them.
 #
-#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify]
+#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu]
 # (check: cuda_eigh and the quick bench, no sanitizers; verify: cuda_eigh, every kernel, no
-# allocation, memcheck)
+# allocation, memcheck; wgpu: the wgpu eigh tests over Vulkan, then the wgpu and the CUDA eigh
+# grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb)
 # Writes OUT/tests.log, OUT/sanitizer.log, OUT/megabatch.jsonl, OUT/peers.jsonl, OUT/example.txt.
 set -uo pipefail
 bundle=$1
@@ -26,6 +27,21 @@ echo "nvrtc: $nvrtc" | tee -a "$out/gpu.txt"
 git_rev=$(cat "$bundle/COMMIT" 2>/dev/null || echo unknown)
 echo "commit: $git_rev" | tee -a "$out/gpu.txt"
 
+if [[ $mode == wgpu ]]; then
+  for f in "$bundle"/gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json MEGABATCH_REQUIRE_WGPU=1
+  export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+  for t in wgpu_eigh wgpu_no_alloc; do
+    echo "=== $t"
+    timeout 300 "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
+  done 2>&1 | tee "$out/tests.log"
+  ns=${WGPU_NS:-4,8,12,16,24,32,48,64,96,128}
+  batches=${WGPU_BATCHES:-1024,16384}
+  timeout 300 "$bundle/benches/wgpu" --quick --only eigh --ns $ns --batches $batches --jacobi > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
+  timeout 150 "$bundle/benches/cuda" --quick --only eigh --ns $ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  exit 0
+fi
 if [[ $mode == check || $mode == verify ]]; then
   timeout 300 "$bundle/tests/cuda_eigh" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40 | tee "$out/tests.log"
 fi

@@ -6,8 +6,10 @@
 
 use std::fmt::Write;
 
-/// The Jacobi eigensolver shader (`shaders/eigh_jacobi.wgsl`).
-pub const EIGH_JACOBI: &str = include_str!("../shaders/eigh_jacobi.wgsl");
+/// The Jacobi eigensolver shader (`shaders/eigh/jacobi.wgsl`).
+pub const EIGH_JACOBI: &str = include_str!("../shaders/eigh/jacobi.wgsl");
+/// The Householder + QL eigensolver shader (`shaders/eigh/tridiag.wgsl`).
+pub const EIGH_TRIDIAG: &str = include_str!("../shaders/eigh/tridiag.wgsl");
 /// The reduction shader (`shaders/reduce.wgsl`).
 pub const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 /// The block-sparse attention shader (`shaders/attention.wgsl`).
@@ -71,6 +73,33 @@ impl WgslFloat {
             WgslFloat::F16 => "4.8828125e-4",
             WgslFloat::F32 => "5.9604644775390625e-8",
             WgslFloat::F64 => "1.1102230246251565e-16",
+        }
+    }
+
+    /// Machine epsilon (the spacing of floats at 1): QL's deflation test, as JAMA's tql2.
+    fn ulp(self) -> &'static str {
+        match self {
+            WgslFloat::F16 => "9.765625e-4",
+            WgslFloat::F32 => "1.1920928955078125e-7",
+            WgslFloat::F64 => "2.220446049250313e-16",
+        }
+    }
+
+    /// 1 / sqrt(machine epsilon): above it, p^2 + 1 rounds to p^2 (naga cannot fold sqrt).
+    fn rsqrt_ulp(self) -> &'static str {
+        match self {
+            WgslFloat::F16 => "32.0",
+            WgslFloat::F32 => "2896.309375740099",
+            WgslFloat::F64 => "67108864.0",
+        }
+    }
+
+    /// Smallest normal number (LAPACK's `safmin`).
+    fn safe_min(self) -> &'static str {
+        match self {
+            WgslFloat::F16 => "6.103515625e-5",
+            WgslFloat::F32 => "1.1754943508222875e-38",
+            WgslFloat::F64 => "2.2250738585072014e-308",
         }
     }
 
@@ -231,6 +260,111 @@ impl EighShader {
         let _ = writeln!(s, "const TAU_BIG: R = R({tau_big});");
         let _ = writeln!(s, "const FINITE_MAX: R = R({});", d.finite_max());
         s.push_str(EIGH_JACOBI);
+        s
+    }
+}
+
+/// Invocations of a workgroup of the tridiagonal shader: teams of small matrices are packed up
+/// to this many.
+pub const EIGH_TRIDIAG_WORKGROUP: usize = 64;
+
+/// One specialisation of the Householder + implicit QL shader (`shaders/eigh/tridiag.wgsl`):
+/// a team of `team` invocations per matrix (one per row), `teams` matrices per workgroup, A
+/// and Q in workgroup memory. The algorithm of the CUDA block classes: LAPACK dsytd2 and
+/// dorg2r, EISPACK tql2 (JAMA's form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EighTridiagShader {
+    /// Element type (F32 or F64).
+    pub dtype: WgslFloat,
+    /// Largest order of the dispatch (at least 2).
+    pub nmax: usize,
+    /// Invocations per matrix: `nmax` rounded up to a power of two.
+    pub team: usize,
+    /// Matrices per workgroup.
+    pub teams: usize,
+    /// Accumulate eigenvectors.
+    pub vectors: bool,
+}
+
+impl EighTridiagShader {
+    /// The variant for matrices of order up to `n`, or `None` when one matrix does not fit in
+    /// `max_workgroup_bytes` of workgroup memory or its team exceeds `max_invocations`.
+    pub fn for_order(
+        dtype: WgslFloat,
+        n: usize,
+        vectors: bool,
+        max_workgroup_bytes: usize,
+        max_invocations: usize,
+    ) -> Option<Self> {
+        let nmax = n.max(2);
+        let team = nmax.next_power_of_two();
+        let mut shader = Self {
+            dtype,
+            nmax,
+            team,
+            teams: (EIGH_TRIDIAG_WORKGROUP / team).max(1),
+            vectors,
+        };
+        while shader.workgroup_bytes() > max_workgroup_bytes && shader.teams > 1 {
+            shader.teams /= 2;
+        }
+        (shader.workgroup_bytes() <= max_workgroup_bytes
+            && shader.workgroup_size() <= max_invocations)
+            .then_some(shader)
+    }
+
+    /// Row stride of A in workgroup memory: odd, so a column walk by consecutive invocations
+    /// hits distinct banks.
+    pub fn stride(&self) -> usize {
+        self.nmax | 1
+    }
+
+    /// Workgroup memory the variant declares, in bytes.
+    pub fn workgroup_bytes(&self) -> usize {
+        let per_team = self.nmax * self.stride() + 9 * self.nmax;
+        let reals = self.teams * per_team + self.team * self.teams;
+        let words = self.teams * (self.nmax + 4 + 2 + 1) + 1;
+        reals * self.dtype.size() + words * 4
+    }
+
+    /// Invocations per workgroup.
+    pub fn workgroup_size(&self) -> usize {
+        self.team * self.teams
+    }
+
+    /// A cache key naming the variant.
+    pub fn key(&self) -> String {
+        format!(
+            "eigh_tridiag/{}/n{}/t{}x{}/v{}",
+            self.dtype.name(),
+            self.nmax,
+            self.team,
+            self.teams,
+            u8::from(self.vectors)
+        )
+    }
+
+    /// The complete WGSL source of this variant.
+    pub fn source(&self) -> String {
+        let mut s = String::new();
+        let d = self.dtype;
+        d.header(&mut s);
+        let _ = writeln!(s, "alias R = {};", d.name());
+        for (name, value) in [
+            ("NMAX", self.nmax),
+            ("S", self.stride()),
+            ("TEAM", self.team),
+            ("TEAMS", self.teams),
+            ("WG", self.workgroup_size()),
+        ] {
+            let _ = writeln!(s, "const {name}: u32 = {value}u;");
+        }
+        let _ = writeln!(s, "const VECTORS: bool = {};", self.vectors);
+        let _ = writeln!(s, "const ULP: R = R({});", d.ulp());
+        let _ = writeln!(s, "const RSQRT_ULP: R = R({});", d.rsqrt_ulp());
+        let _ = writeln!(s, "const SAFE_MIN: R = R({});", d.safe_min());
+        let _ = writeln!(s, "const FINITE_MAX: R = R({});", d.finite_max());
+        s.push_str(EIGH_TRIDIAG);
         s
     }
 }

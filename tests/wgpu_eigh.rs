@@ -6,11 +6,12 @@
 mod common;
 
 use common::eigh_check::{
-    check_eigh_accuracy, check_non_finite_input, check_shape_and_plan_errors, ragged_matches_cpu,
-    uniform_matches_cpu,
+    check_eigh_accuracy, check_non_finite_in_each, check_non_finite_input,
+    check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
-use megabatch::backends::wgpu::LAVAPIPE_EIGH_MAX_ORDER;
+use megabatch::backends::wgpu::{Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER};
+use megabatch::wgsl::{EighTridiagShader, WgslFloat};
 use megabatch::{BatchedEigh, EighSpec, Error};
 use proptest::prelude::*;
 
@@ -51,6 +52,93 @@ fn lapack_types_larger_orders_and_storage_workspace() {
         let spec = EighSpec::uniform(LAVAPIPE_EIGH_MAX_ORDER + 1, 1);
         let err = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    }
+}
+
+/// The largest order the tridiagonal shader takes on this adapter (with vectors).
+fn tridiag_limit(gpu: &Wgpu, dtype: WgslFloat) -> usize {
+    let ad = gpu.adapter();
+    let fits = |n| {
+        EighTridiagShader::for_order(
+            dtype,
+            n,
+            true,
+            ad.max_workgroup_storage as usize,
+            ad.max_invocations as usize,
+        )
+        .is_some()
+    };
+    (2..=1024).take_while(|&n| fits(n)).last().unwrap_or(1)
+}
+
+#[test]
+fn class_boundaries_and_the_jacobi_fallback() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let types = [
+        MatrixType::RandomDense,
+        MatrixType::Clustered,
+        MatrixType::NearUnderflow,
+    ];
+    let cap = if gpu.adapter().is_llvmpipe() {
+        LAVAPIPE_EIGH_MAX_ORDER
+    } else {
+        usize::MAX
+    };
+    for (dtype, f64_only) in [(WgslFloat::F32, false), (WgslFloat::F64, true)] {
+        if f64_only && !gpu.adapter().f64 {
+            continue;
+        }
+        let limit = tridiag_limit(&gpu, dtype);
+        let orders: Vec<usize> = [limit, limit + 1]
+            .into_iter()
+            .filter(|&n| n <= cap)
+            .collect();
+        for &n in &orders {
+            let spec = EighSpec::uniform(n, 2).with_vectors(true);
+            let shaders = if f64_only {
+                BatchedEigh::<f64>::plan_eigh(&gpu, &spec)
+                    .unwrap()
+                    .shaders()
+                    .to_vec()
+            } else {
+                BatchedEigh::<f32>::plan_eigh(&gpu, &spec)
+                    .unwrap()
+                    .shaders()
+                    .to_vec()
+            };
+            let want = if n == limit {
+                "eigh_tridiag/"
+            } else {
+                "eigh_jacobi/"
+            };
+            assert!(shaders[0].starts_with(want), "{dtype:?} n {n}: {shaders:?}");
+        }
+        if f64_only {
+            check_eigh_accuracy::<f64, _>(&gpu, &orders, &types, 21, THRESHOLD);
+        } else {
+            check_eigh_accuracy::<f32, _>(&gpu, &orders, &types, 22, THRESHOLD);
+        }
+    }
+    // Jacobi at orders the size classes now take, so it stays tested.
+    for (n, batch) in [(4, 300), (12, 100), (33, 20)] {
+        let spec = EighSpec::uniform(n, batch).with_vectors(true);
+        let plan = gpu
+            .plan_eigh_with::<f32>(&spec, WgpuEighAlgorithm::Jacobi)
+            .unwrap();
+        assert!(plan.shaders()[0].starts_with("eigh_jacobi/"));
+        plan_matches_cpu(&gpu, plan, n, batch, 50 + n as u64);
+    }
+}
+
+#[test]
+fn non_finite_input_in_a_matrix_of_each_class() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    if gpu.adapter().f64 {
+        let limit = tridiag_limit(&gpu, WgslFloat::F64);
+        check_non_finite_in_each(
+            &gpu,
+            &[1, 2, 4, 7, 12, 16, 20, 32, 33, limit, limit + 1, 90],
+        );
     }
 }
 

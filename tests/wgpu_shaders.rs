@@ -3,7 +3,7 @@
 //! on any machine, without an adapter or the `wgpu` feature.
 
 use megabatch::attention::HEAD_DIMS;
-use megabatch::wgsl::{AttentionShader, EighShader, ReduceShader, WgslFloat};
+use megabatch::wgsl::{AttentionShader, EighShader, EighTridiagShader, ReduceShader, WgslFloat};
 use megabatch::{ReduceOp, ReduceSpec, RowReduceOp, SegmentReduceOp};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -40,6 +40,31 @@ fn eigh_variants_validate() {
         }
     }
     assert!(seen.len() > 20);
+}
+
+#[test]
+fn eigh_tridiag_variants_validate() {
+    let mut seen = std::collections::HashSet::new();
+    for dtype in [WgslFloat::F32, WgslFloat::F64] {
+        for vectors in [false, true] {
+            for n in [1, 2, 3, 4, 7, 12, 16, 33, 64, 72, 96, 128] {
+                for limit in [49_152, 16_384] {
+                    let Some(s) = EighTridiagShader::for_order(dtype, n, vectors, limit, 256)
+                    else {
+                        // Only a matrix too large for the limit has no variant.
+                        assert!(n * (n | 1) * dtype.size() > limit / 2, "{dtype:?} n {n}");
+                        continue;
+                    };
+                    assert!(s.workgroup_bytes() <= limit);
+                    assert!(s.team >= s.nmax && s.nmax >= n);
+                    if seen.insert(s) {
+                        validate(&s.key(), &s.source());
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen.len() > 30, "{}", seen.len());
 }
 
 #[test]

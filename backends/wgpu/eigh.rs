@@ -1,6 +1,7 @@
-//! `BatchedEigh` on wgpu: the parallel-ordering Jacobi shader (`shaders/eigh_jacobi.wgsl`),
-//! a team of invocations per matrix, matrices bucketed by order, one dispatch per bucket, all
-//! in one compute pass of one submission.
+//! `BatchedEigh` on wgpu: Householder tridiagonalisation + implicit QL in workgroup memory
+//! (`shaders/eigh/tridiag.wgsl`) wherever a matrix fits there, the parallel-ordering Jacobi
+//! shader (`shaders/eigh/jacobi.wgsl`) above; a team of invocations per matrix, matrices
+//! bucketed by order, one dispatch per bucket, all in one compute pass of one submission.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use super::context::{
     padded, record_dispatches, unsupported, BindCache, Binding, Context, Dispatch,
 };
 use super::{Wgpu, WgpuBuffer};
-use crate::wgsl::{EighShader, WgslFloat};
+use crate::wgsl::{EighShader, EighTridiagShader, WgslFloat};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
 
 /// Largest order the wgpu eigh accepts. Above it, Jacobi's O(n^3) per sweep on one workgroup
@@ -21,6 +22,83 @@ pub const WGPU_EIGH_MAX_ORDER: usize = 1024;
 /// return unconverged results for larger matrices; measured: order 112 still converges there,
 /// 120 does not. Real GPUs have no such limit.
 pub const LAVAPIPE_EIGH_MAX_ORDER: usize = 96;
+
+/// Which algorithms a wgpu eigh plan may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WgpuEighAlgorithm {
+    /// Householder tridiagonalisation + implicit QL ([`EighTridiagShader`]) for every bucket
+    /// whose matrices fit one workgroup's memory, Jacobi above.
+    #[default]
+    SizeClasses,
+    /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
+    /// measure the classes against it).
+    Jacobi,
+}
+
+/// The shader one bucket of a plan runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Tridiag(EighTridiagShader),
+    Jacobi(EighShader),
+}
+
+impl Variant {
+    fn choose(
+        algorithm: WgpuEighAlgorithm,
+        d: WgslFloat,
+        n: usize,
+        vectors: bool,
+        ctx: &Context,
+    ) -> Self {
+        let max_wg = ctx.summary.max_workgroup_storage as usize;
+        let max_inv = ctx.summary.max_invocations as usize;
+        let tridiag = match algorithm {
+            WgpuEighAlgorithm::SizeClasses => {
+                EighTridiagShader::for_order(d, n, vectors, max_wg, max_inv)
+            }
+            WgpuEighAlgorithm::Jacobi => None,
+        };
+        tridiag.map_or_else(
+            || Variant::Jacobi(EighShader::for_order(d, n, vectors, max_wg)),
+            Variant::Tridiag,
+        )
+    }
+
+    fn teams(&self) -> usize {
+        match self {
+            Variant::Tridiag(s) => s.teams,
+            Variant::Jacobi(s) => s.teams,
+        }
+    }
+
+    fn workgroup_size(&self) -> usize {
+        match self {
+            Variant::Tridiag(s) => s.workgroup_size(),
+            Variant::Jacobi(s) => s.workgroup_size(),
+        }
+    }
+
+    fn storage_slot_len(&self) -> usize {
+        match self {
+            Variant::Tridiag(_) => 0,
+            Variant::Jacobi(s) => s.storage_slot_len(),
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Variant::Tridiag(s) => s.key(),
+            Variant::Jacobi(s) => s.key(),
+        }
+    }
+
+    fn source(&self) -> String {
+        match self {
+            Variant::Tridiag(s) => s.source(),
+            Variant::Jacobi(s) => s.source(),
+        }
+    }
+}
 
 /// Largest global workspace (matrices that do not fit in workgroup memory), in bytes.
 const WORKSPACE_BUDGET: usize = 256 << 20;
@@ -60,6 +138,8 @@ pub struct WgpuEighPlan<T: Real> {
     vectors: bool,
     /// One dispatch per bucket of matrix orders, with its parameters.
     dispatches: Vec<Dispatch>,
+    /// The shader of each dispatch (its cache key).
+    shaders: Vec<String>,
     params: Vec<wgpu::Buffer>,
     tables: wgpu::Buffer,
     work: wgpu::Buffer,
@@ -75,7 +155,7 @@ impl<T: Real> std::fmt::Debug for WgpuEighPlan<T> {
         f.debug_struct("WgpuEighPlan")
             .field("dtype", &T::DTYPE)
             .field("vectors", &self.vectors)
-            .field("dispatches", &self.dispatches.len())
+            .field("shaders", &self.shaders)
             .finish()
     }
 }
@@ -87,11 +167,19 @@ fn dtype<T: Real>() -> WgslFloat {
 /// Bytes of the status word at the start of the staging buffer, padded to the map alignment.
 const STATUS_BYTES: u64 = 8;
 
-impl<T: Real> BatchedEigh<T> for Wgpu {
-    type EighPlan = WgpuEighPlan<T>;
-
-    fn plan_eigh(&self, spec: &EighSpec) -> Result<WgpuEighPlan<T>> {
+impl Wgpu {
+    /// [`BatchedEigh::plan_eigh`] with a choice of algorithm (the default is
+    /// [`WgpuEighAlgorithm::SizeClasses`]).
+    ///
+    /// # Errors
+    /// As [`BatchedEigh::plan_eigh`].
+    pub fn plan_eigh_with<T: Real>(
+        &self,
+        spec: &EighSpec,
+        algorithm: WgpuEighAlgorithm,
+    ) -> Result<WgpuEighPlan<T>> {
         let ctx = &self.ctx;
+
         ctx.check()?;
         let elem = std::mem::size_of::<T>();
         let offsets = spec.offsets(elem)?;
@@ -129,14 +217,13 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
         }
         crate::limits::host_bytes(spec.batch(), 16, "eigh batch exceeds this machine's memory")?;
         let vectors = spec.vectors();
-        let max_wg = ctx.summary.max_workgroup_storage as usize;
         // (shader, params, slots of workspace) per bucket; tables: ragged triples, then lists.
-        let mut buckets: Vec<(EighShader, [u32; 4])> = Vec::new();
+        let mut buckets: Vec<(Variant, [u32; 4])> = Vec::new();
         let mut tables: Vec<u32> = Vec::new();
         match spec.layout() {
             EighLayout::Uniform { n, batch } => {
                 if *batch > 0 && *n > 0 {
-                    let shader = EighShader::for_order(d, *n, vectors, max_wg);
+                    let shader = Variant::choose(algorithm, d, *n, vectors, ctx);
                     buckets.push((shader, [*batch as u32, u32::MAX, *n as u32, 0]));
                 }
             }
@@ -153,7 +240,7 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
                     }
                 }
                 for (nmax, list) in lists {
-                    let shader = EighShader::for_order(d, nmax, vectors, max_wg);
+                    let shader = Variant::choose(algorithm, d, nmax, vectors, ctx);
                     let at = tables.len() as u32;
                     buckets.push((shader, [list.len() as u32, at, 0, 1]));
                     tables.extend(list);
@@ -173,7 +260,7 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
                     ctx.summary.max_invocations
                 )));
             }
-            let groups = (params[0] as usize).div_ceil(shader.teams);
+            let groups = (params[0] as usize).div_ceil(shader.teams());
             let mut workgroups = groups.min(ctx.summary.max_workgroups_per_dim as usize);
             if shader.storage_slot_len() > 0 {
                 let slot = shader.storage_slot_len() * elem;
@@ -198,6 +285,7 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
             offsets,
             vectors,
             dispatches,
+            shaders: buckets.iter().map(|(v, _)| v.key()).collect(),
             params: params_bufs,
             tables: tables_buf,
             work: ctx.storage_buffer("eigh workspace", work_len, elem)?,
@@ -207,6 +295,14 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
             host: None,
             _t: std::marker::PhantomData,
         })
+    }
+}
+
+impl<T: Real> BatchedEigh<T> for Wgpu {
+    type EighPlan = WgpuEighPlan<T>;
+
+    fn plan_eigh(&self, spec: &EighSpec) -> Result<WgpuEighPlan<T>> {
+        self.plan_eigh_with(spec, WgpuEighAlgorithm::SizeClasses)
     }
 
     fn eigh(
@@ -297,6 +393,12 @@ fn staging_offsets(w_bytes: u64) -> (u64, u64) {
 }
 
 impl<T: Real> WgpuEighPlan<T> {
+    /// The shader of each dispatch, as a cache key (`eigh_tridiag/f32/n16/t16x4/v1`,
+    /// `eigh_jacobi/...`), one per bucket of orders, in dispatch order.
+    pub fn shaders(&self) -> &[String] {
+        &self.shaders
+    }
+
     fn byte_lens(&self) -> (u64, u64) {
         let elem = std::mem::size_of::<T>() as u64;
         (

@@ -1,0 +1,525 @@
+// Batched symmetric eigendecomposition by Householder tridiagonalisation and implicit QL, a
+// team of TEAM invocations per matrix (invocation r owning row r), TEAMS matrices per
+// workgroup, everything in workgroup memory. The algorithm of the CUDA block classes
+// (kernels/eigh/block.cu), which documents it step by step:
+// 1. A (both triangles, odd row stride S) scaled by a power of two into [0.5, 1); Householder
+//    tridiagonalisation as LAPACK dsytd2 (lower), reflectors kept in the columns they
+//    annihilate. The sums every invocation needs (the column norm, p^T v) are computed by each
+//    invocation from workgroup memory (broadcast reads) instead of a tree reduction: three
+//    barriers per step.
+// 2. With vectors, Q formed in place back to front (LAPACK dorgtr / dorg2r).
+// 3. Implicit QL on (d, e) (EISPACK tql2 in JAMA's form, the CPU backend's `implicit_ql`) by one
+//    invocation of the team, which records each bulge chase's rotations in one of two slots
+//    while the row owners apply the previous chase to their rows of Q: one chase per round,
+//    two barriers per round.
+// 4. Ascending order by a stable rank, scaling undone, the sign rule of every backend (each
+//    eigenvector's first largest entry positive).
+//
+// The host prepends a header defining: alias R (f32 or f64); constants NMAX (largest order),
+// S (odd row stride >= NMAX), TEAM (a power of two >= NMAX), TEAMS, WG (= TEAM * TEAMS),
+// VECTORS, ULP (machine epsilon), RSQRT_ULP (1 / sqrt(ULP)), SAFE_MIN (smallest normal), FINITE_MAX. WGSL lets
+// implementations assume no NaN/Inf, so inputs are tested by comparison for Inf and by the
+// bits of their f32 conversion for NaN (as shaders/eigh/jacobi.wgsl); nothing later relies on
+// NaN semantics.
+
+struct Params {
+    // Matrices in this dispatch.
+    count: u32,
+    // Where this dispatch's matrix indices start in `tables`; 0xffffffff: matrices 0..count.
+    list_at: u32,
+    // Order of every matrix when `ragged` is 0.
+    uniform_n: u32,
+    // 1: per-matrix (a_start, w_start, n) triples at the start of `tables`.
+    ragged: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<R>;
+@group(0) @binding(1) var<storage, read_write> w: array<R>;
+@group(0) @binding(2) var<storage, read_write> v: array<R>;
+@group(0) @binding(3) var<storage, read> tables: array<u32>;
+// [0]: !(first matrix with a non-finite entry), [1]: !(first matrix that did not converge);
+// zero (cleared before each dispatch) when none, so atomicMax keeps the first.
+@group(0) @binding(5) var<storage, read_write> status: array<atomic<u32>, 2>;
+@group(0) @binding(6) var<uniform> params: Params;
+
+const MAT: u32 = NMAX * S;
+
+// Per team: A (then Q), the reflector v and p (then the y of Q's formation, then the signs),
+// d, e, tau, the ranks, two rotation slots of (c, s) pairs and their chase bounds (l, m).
+var<workgroup> sh: array<R, TEAMS * MAT>;
+var<workgroup> vs: array<R, TEAMS * NMAX>;
+var<workgroup> ws: array<R, TEAMS * NMAX>;
+var<workgroup> dd: array<R, TEAMS * NMAX>;
+var<workgroup> ee: array<R, TEAMS * NMAX>;
+var<workgroup> taus: array<R, TEAMS * NMAX>;
+var<workgroup> rnk: array<u32, TEAMS * NMAX>;
+var<workgroup> cs: array<R, TEAMS * 4u * NMAX>;
+var<workgroup> hdr: array<u32, TEAMS * 4u>;
+// Per slot parity and team: 1 when the team's chain recorded a chase in that slot.
+var<workgroup> chased: array<u32, 2u * TEAMS>;
+var<workgroup> red: array<R, WG>;
+var<workgroup> bad: array<atomic<u32>, TEAMS>;
+var<workgroup> wg_go: u32;
+
+// The e with x = f 2^e, f in [0.5, 1), for finite x > 0: frexp, by exact power-of-two steps
+// (naga's f64 frexp needs 64-bit integers, which not every adapter has).
+fn exponent(x: R) -> i32 {
+    let big = R(18446744073709551616.0); // 2^64
+    let small = R(5.42101086242752217e-20); // 2^-64
+    var f = x;
+    var e = 0i;
+    while f >= big {
+        f *= small;
+        e += 64;
+    }
+    while f < small {
+        f *= big;
+        e -= 64;
+    }
+    while f >= R(1.0) {
+        f *= R(0.5);
+        e += 1;
+    }
+    while f < R(0.5) {
+        f *= R(2.0);
+        e -= 1;
+    }
+    return e;
+}
+
+// sqrt(x^2 + y^2): directly where x^2 + y^2 neither underflows nor overflows, else scaled.
+fn hypot(x: R, y: R) -> R {
+    let t = fma(x, x, y * y);
+    let lo = SAFE_MIN / ULP;
+    if t >= lo && t <= R(1.0) / lo {
+        return sqrt(t);
+    }
+    let mx = max(abs(x), abs(y));
+    if mx == R(0.0) {
+        return R(0.0);
+    }
+    let q = min(abs(x), abs(y)) / mx;
+    return mx * sqrt(R(1.0) + q * q);
+}
+
+// Where the QL of one matrix stands between two bulge chases.
+struct Ql {
+    // The eigenvalue being converged.
+    l: u32,
+    // End of its unreduced block.
+    m: u32,
+    // Iterations on it so far (0: not started).
+    iter: u32,
+    // Accumulated shift.
+    f: R,
+    // Deflation scale.
+    tst1: R,
+}
+
+// Runs QL on the team's (d, e) at `tb` up to and through its next bulge chase, recording the
+// chase's rotations at cs[cb ..] (rotation i of columns (i, i + 1) as c, s at 2 i, 2 i + 1)
+// and its bounds at hdr[hb], hdr[hb + 1]. Returns 1 after a chase, 0 once every eigenvalue has
+// converged (d then holds them, unordered), -1 if one took more than 30 iterations (LAPACK's
+// cap). JAMA's tql2, step by step.
+fn ql_next(q: ptr<function, Ql>, tb: u32, n: u32, cb: u32, hb: u32) -> i32 {
+    loop {
+        let l = (*q).l;
+        if l >= n {
+            return 0;
+        }
+        if (*q).iter == 0u {
+            let dl = dd[tb + l];
+            let el = ee[tb + l];
+            (*q).tst1 = max((*q).tst1, abs(dl) + abs(el));
+            let thr = ULP * (*q).tst1;
+            var m = l;
+            while m + 1u < n && abs(ee[tb + m]) > thr {
+                m++;
+            }
+            (*q).m = m;
+            if m == l {
+                dd[tb + l] = dl + (*q).f;
+                ee[tb + l] = R(0.0);
+                (*q).l = l + 1u;
+                continue;
+            }
+        }
+        (*q).iter += 1u;
+        if (*q).iter > 30u {
+            return -1;
+        }
+        let m = (*q).m;
+        // The shift from the leading 2 x 2 block of the unreduced block.
+        let g = dd[tb + l];
+        let el = ee[tb + l];
+        let el1 = ee[tb + l + 1u];
+        let p0 = (dd[tb + l + 1u] - g) / (R(2.0) * el);
+        var rr = abs(p0);
+        if rr < RSQRT_ULP {
+            rr = sqrt(p0 * p0 + R(1.0));
+        }
+        if p0 < R(0.0) {
+            rr = -rr;
+        }
+        let dl = el / (p0 + rr);
+        let dl1 = el * (p0 + rr);
+        let h = g - dl;
+        dd[tb + l] = dl;
+        dd[tb + l + 1u] = dl1;
+        for (var i = l + 2u; i < n; i++) {
+            dd[tb + i] -= h;
+        }
+        (*q).f += h;
+        // The bulge chase, from m - 1 down to l.
+        var p = dd[tb + m];
+        var c = R(1.0);
+        var c2 = R(1.0);
+        var c3 = R(1.0);
+        var s = R(0.0);
+        var s2 = R(0.0);
+        for (var i1 = m; i1 > l; i1--) {
+            let i = i1 - 1u;
+            c3 = c2;
+            c2 = c;
+            s2 = s;
+            let ei = ee[tb + i];
+            let di = dd[tb + i];
+            let gi = c * ei;
+            let hi = c * p;
+            let ri = hypot(p, ei);
+            ee[tb + i + 1u] = s * ri;
+            let u = R(1.0) / ri;
+            c = p * u;
+            s = ei * u;
+            p = fma(p, di, -(ei * gi)) * u;
+            dd[tb + i + 1u] = hi + s * fma(c, gi, s * di);
+            cs[cb + 2u * i] = c;
+            cs[cb + 2u * i + 1u] = s;
+        }
+        p = -s * s2 * c3 * el1 * el / dl1;
+        ee[tb + l] = s * p;
+        dd[tb + l] = c * p;
+        if abs(s * p) <= ULP * (*q).tst1 {
+            dd[tb + l] = c * p + (*q).f;
+            ee[tb + l] = R(0.0);
+            (*q).l = l + 1u;
+            (*q).iter = 0u;
+        }
+        hdr[hb] = l;
+        hdr[hb + 1u] = m;
+        return 1;
+    }
+    return 0;
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let t = lid / TEAM;
+    let r = lid % TEAM;
+    // This team's matrix and vectors in workgroup memory.
+    let base = t * MAT;
+    let tb = t * NMAX;
+    let row = base + r * S;
+    let count = params.count;
+    let groups = (count + TEAMS - 1u) / TEAMS;
+    for (var g = wid.x; g < groups; g += nwg.x) {
+        let pos = g * TEAMS + t;
+        var idx = 0xffffffffu;
+        var n = 0u;
+        var a0 = 0u;
+        var w0 = 0u;
+        if pos < count {
+            idx = select(tables[params.list_at + pos], pos, params.list_at == 0xffffffffu);
+            if params.ragged != 0u {
+                a0 = tables[3u * idx];
+                w0 = tables[3u * idx + 1u];
+                n = tables[3u * idx + 2u];
+            } else {
+                n = params.uniform_n;
+                a0 = idx * n * n;
+                w0 = idx * n;
+            }
+        }
+        if r == 0u {
+            atomicStore(&bad[t], 0u);
+        }
+        workgroupBarrier();
+        var big = R(0.0);
+        for (var e = r; e < n * n; e += TEAM) {
+            let i = e / n;
+            let j = e % n;
+            if j <= i {
+                let x = a[a0 + e];
+                if !(abs(x) <= FINITE_MAX) || (bitcast<u32>(f32(x)) & 0x7fffffffu) > 0x7f800000u {
+                    atomicOr(&bad[t], 1u);
+                } else {
+                    big = max(big, abs(x));
+                }
+                sh[base + i * S + j] = x;
+                sh[base + j * S + i] = x;
+            }
+        }
+        red[lid] = big;
+        workgroupBarrier();
+        let is_bad = atomicLoad(&bad[t]) != 0u;
+        var anrm = R(0.0);
+        for (var i = 0u; i < TEAM; i++) {
+            anrm = max(anrm, red[t * TEAM + i]);
+        }
+        // Exact power-of-two scaling into [0.5, 1): no overflow in the reflectors or the
+        // rotations, no lost underflow.
+        var ex = 0i;
+        if !is_bad && anrm > R(0.0) {
+            ex = exponent(anrm);
+            if r < n {
+                for (var j = 0u; j < n; j++) {
+                    sh[row + j] = ldexp(sh[row + j], -ex);
+                }
+            }
+        }
+        if is_bad && r == 0u {
+            atomicMax(&status[0], ~idx);
+        }
+        let live = !is_bad && n > 0u;
+        workgroupBarrier();
+
+        // 1. Tridiagonalisation (dsytd2, lower): d[k], e[k], tau[k] for k < n - 2.
+        for (var k = 0u; k + 2u < NMAX; k++) {
+            let act = live && k + 2u < n;
+            var tau = R(0.0);
+            var vr = R(0.0);
+            if act {
+                let alpha = sh[base + (k + 1u) * S + k];
+                var sig = R(0.0);
+                for (var i = k + 2u; i < n; i++) {
+                    let x = sh[base + i * S + k];
+                    sig += x * x;
+                }
+                if r == 0u {
+                    dd[tb + k] = sh[base + k * S + k];
+                }
+                if sig == R(0.0) {
+                    if r == 0u {
+                        ee[tb + k] = alpha;
+                        taus[tb + k] = R(0.0);
+                    }
+                } else {
+                    var beta = sqrt(alpha * alpha + sig);
+                    if alpha >= R(0.0) {
+                        beta = -beta;
+                    }
+                    tau = (beta - alpha) / beta;
+                    let inv = R(1.0) / (alpha - beta);
+                    if r == k + 1u {
+                        vr = R(1.0);
+                    } else if r > k + 1u && r < n {
+                        vr = sh[row + k] * inv;
+                    }
+                    if r == 0u {
+                        ee[tb + k] = beta;
+                        taus[tb + k] = tau;
+                    }
+                }
+            }
+            if r < NMAX {
+                vs[tb + r] = vr;
+            }
+            workgroupBarrier();
+            // p = tau A v, row by row.
+            var pr = R(0.0);
+            if tau != R(0.0) && r > k && r < n {
+                for (var j = k + 1u; j < n; j++) {
+                    pr += sh[row + j] * vs[tb + j];
+                }
+                pr *= tau;
+            }
+            if r < NMAX {
+                ws[tb + r] = pr;
+            }
+            workgroupBarrier();
+            // A -= v w^T + w v^T with w = p - (tau / 2) (p^T v) v.
+            if tau != R(0.0) {
+                var pv = R(0.0);
+                for (var j = k + 1u; j < n; j++) {
+                    pv += ws[tb + j] * vs[tb + j];
+                }
+                let kk = R(-0.5) * tau * pv;
+                if r > k && r < n {
+                    let wr = pr + kk * vr;
+                    for (var j = k + 1u; j < n; j++) {
+                        let vj = vs[tb + j];
+                        sh[row + j] -= vr * (ws[tb + j] + kk * vj) + wr * vj;
+                    }
+                    // The reflector, kept for forming Q (column k is not read again).
+                    if VECTORS {
+                        sh[row + k] = vr;
+                    }
+                }
+            }
+            workgroupBarrier();
+        }
+        if live && r == 0u {
+            for (var i = select(n - 2u, 0u, n < 2u); i < n; i++) {
+                dd[tb + i] = sh[base + i * S + i];
+                ee[tb + i] = R(0.0);
+                if i + 1u < n {
+                    ee[tb + i] = sh[base + (i + 1u) * S + i];
+                }
+            }
+        }
+        workgroupBarrier();
+
+        // 2. Q = H_0 ... H_{n-3} in place, back to front: after the step for reflector k, rows
+        // and columns >= k + 1 hold H_k ... H_{n-3} restricted to them.
+        if VECTORS {
+            if live && r == 0u {
+                sh[base + (n - 1u) * S + n - 1u] = R(1.0);
+            }
+            workgroupBarrier();
+            for (var k1 = NMAX - 2u; k1 > 0u; k1--) {
+                let k = k1 - 1u;
+                let act = live && k + 2u < n;
+                var tau = R(0.0);
+                if act {
+                    tau = taus[tb + k];
+                }
+                // Row k + 1 of the formed block (columns >= k + 2) is zero in Q.
+                if act && r >= k + 2u && r < n {
+                    sh[base + (k + 1u) * S + r] = R(0.0);
+                }
+                workgroupBarrier();
+                // y_j = tau sum_{i > k + 1} v_i Q[i][j], invocation j owning column j.
+                if tau != R(0.0) && r >= k + 2u && r < n {
+                    var y = R(0.0);
+                    for (var i = k + 2u; i < n; i++) {
+                        y += sh[base + i * S + k] * sh[base + i * S + r];
+                    }
+                    ws[tb + r] = tau * y;
+                }
+                workgroupBarrier();
+                if tau != R(0.0) && r >= k + 1u && r < n {
+                    var vr = R(1.0);
+                    if r > k + 1u {
+                        vr = sh[row + k];
+                    }
+                    for (var j = k + 2u; j < n; j++) {
+                        sh[row + j] -= vr * ws[tb + j];
+                    }
+                }
+                workgroupBarrier();
+                if act && r > k + 1u && r < n {
+                    sh[row + k + 1u] = -tau * sh[row + k];
+                }
+                if act && r == k + 1u {
+                    sh[row + r] = R(1.0) - tau;
+                }
+                workgroupBarrier();
+            }
+            // Row and column 0 of Q are e_0.
+            if live && r < n {
+                sh[base + r] = select(R(0.0), R(1.0), r == 0u);
+                sh[row] = select(R(0.0), R(1.0), r == 0u);
+            }
+            workgroupBarrier();
+        }
+
+        // 3. QL. The chain runs on a spare invocation when the team has one, else on the owner
+        // of row 0, which applies the previous chase to its row before computing the next.
+        // Values only: the chain runs to the end on its own.
+        let chain = select(0u, TEAM - 1u, n < TEAM);
+        var q = Ql(0u, 0u, 0u, R(0.0), SAFE_MIN / (ULP * ULP));
+        var state = select(0, 1, live);
+        if !VECTORS && r == chain {
+            while state > 0 {
+                state = ql_next(&q, tb, n, t * 4u * NMAX, t * 4u);
+            }
+            if state < 0 {
+                atomicMax(&status[1], ~idx);
+            }
+        }
+        let owns_row = VECTORS && live && r < n;
+        for (var k = 0u; VECTORS; k++) {
+            if owns_row && k > 0u {
+                let slot = (k - 1u) & 1u;
+                if chased[slot * TEAMS + t] != 0u {
+                    let l = hdr[t * 4u + 2u * slot];
+                    let m = hdr[t * 4u + 2u * slot + 1u];
+                    let cb = t * 4u * NMAX + slot * 2u * NMAX;
+                    var carry = sh[row + m];
+                    for (var i1 = m; i1 > l; i1--) {
+                        let i = i1 - 1u;
+                        let zi = sh[row + i];
+                        let c = cs[cb + 2u * i];
+                        let s = cs[cb + 2u * i + 1u];
+                        sh[row + i + 1u] = s * zi + c * carry;
+                        carry = c * zi - s * carry;
+                    }
+                    sh[row + l] = carry;
+                }
+            }
+            if r == chain {
+                let slot = k & 1u;
+                if state > 0 {
+                    state = ql_next(&q, tb, n, t * 4u * NMAX + slot * 2u * NMAX, t * 4u + 2u * slot);
+                    if state < 0 {
+                        atomicMax(&status[1], ~idx);
+                    }
+                }
+                // 1: this round recorded a chase in the slot.
+                chased[slot * TEAMS + t] = u32(state > 0);
+            }
+            workgroupBarrier();
+            if lid == 0u {
+                var any = 0u;
+                for (var i = 0u; i < TEAMS; i++) {
+                    any |= chased[(k & 1u) * TEAMS + i];
+                }
+                wg_go = any;
+            }
+            if workgroupUniformLoad(&wg_go) == 0u {
+                break;
+            }
+        }
+        workgroupBarrier();
+
+        // 4. Ascending order by a stable rank sort; signs from each column's first largest
+        // entry; scaling undone.
+        if live && r < n {
+            let di = dd[tb + r];
+            var rank = 0u;
+            for (var j = 0u; j < n; j++) {
+                let dj = dd[tb + j];
+                if dj < di || (dj == di && j < r) {
+                    rank++;
+                }
+            }
+            rnk[tb + r] = rank;
+            w[w0 + rank] = ldexp(di, ex);
+            if VECTORS {
+                var at = 0u;
+                var bv = abs(sh[base + r]);
+                for (var i = 1u; i < n; i++) {
+                    let x = abs(sh[base + i * S + r]);
+                    if x > bv {
+                        bv = x;
+                        at = i;
+                    }
+                }
+                ws[tb + r] = select(R(1.0), R(-1.0), sh[base + at * S + r] < R(0.0));
+            }
+        }
+        workgroupBarrier();
+        if VECTORS && live {
+            for (var e = r; e < n * n; e += TEAM) {
+                let i = e / n;
+                let j = e % n;
+                v[a0 + i * n + rnk[tb + j]] = ws[tb + j] * sh[base + i * S + j];
+            }
+        }
+        workgroupBarrier();
+    }
+}
