@@ -20,7 +20,7 @@ cp .device-bin/benches/{cuda,cuda_peers.py,eigh_classes_table.py,jsonl.py} .dev-
 if [[ $mode == wgpu ]]; then
   cp .device-bin/tests/{wgpu_eigh,wgpu_no_alloc} .dev-run/tests/
   cp .device-bin/benches/wgpu .dev-run/benches/
-  mkdir -p .dev-run/gl && cp .gl/libvulkan1_*.deb .dev-run/gl/
+  mkdir -p .dev-run/gl && cp .gl/*.deb .dev-run/gl/
 fi
 cp .device-bin/examples/nuclear_shells .dev-run/examples/
 cp -r .device-bin/data .device-bin/COMMIT .dev-run/

@@ -10,7 +10,9 @@ use common::eigh_check::{
     check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
-use megabatch::backends::wgpu::{Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER};
+use megabatch::backends::wgpu::{
+    Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER,
+};
 use megabatch::wgsl::{EighTridiagShader, WgslFloat};
 use megabatch::{BatchedEigh, EighSpec, Error};
 use proptest::prelude::*;
@@ -89,7 +91,7 @@ fn class_boundaries_and_the_jacobi_fallback() {
             continue;
         }
         let limit = tridiag_limit(&gpu, dtype);
-        let orders: Vec<usize> = [limit, limit + 1]
+        let orders: Vec<usize> = [TRIDIAG_MIN_ORDER - 1, TRIDIAG_MIN_ORDER, limit, limit + 1]
             .into_iter()
             .filter(|&n| n <= cap)
             .collect();
@@ -106,7 +108,7 @@ fn class_boundaries_and_the_jacobi_fallback() {
                     .shaders()
                     .to_vec()
             };
-            let want = if n == limit {
+            let want = if (TRIDIAG_MIN_ORDER..=limit).contains(&n) {
                 "eigh_tridiag/"
             } else {
                 "eigh_jacobi/"

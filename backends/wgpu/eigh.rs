@@ -27,13 +27,19 @@ pub const LAVAPIPE_EIGH_MAX_ORDER: usize = 96;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum WgpuEighAlgorithm {
     /// Householder tridiagonalisation + implicit QL ([`EighTridiagShader`]) for every bucket
-    /// whose matrices fit one workgroup's memory, Jacobi above.
+    /// from [`TRIDIAG_MIN_ORDER`] whose matrices fit one workgroup's memory, Jacobi below and
+    /// above.
     #[default]
     SizeClasses,
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
     /// measure the classes against it).
     Jacobi,
 }
+
+/// Smallest order the size classes give to the tridiagonal shader: at n = 4 Jacobi was
+/// 1.07-1.15x faster on an H200 (Vulkan), from n = 8 the tridiagonal shader 1.2-2.3x
+/// (docs/benchmarks/eigh-wgpu-h200.md).
+pub const TRIDIAG_MIN_ORDER: usize = 5;
 
 /// The shader one bucket of a plan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +59,10 @@ impl Variant {
         let max_wg = ctx.summary.max_workgroup_storage as usize;
         let max_inv = ctx.summary.max_invocations as usize;
         let tridiag = match algorithm {
-            WgpuEighAlgorithm::SizeClasses => {
+            WgpuEighAlgorithm::SizeClasses if n >= TRIDIAG_MIN_ORDER => {
                 EighTridiagShader::for_order(d, n, vectors, max_wg, max_inv)
             }
-            WgpuEighAlgorithm::Jacobi => None,
+            _ => None,
         };
         tridiag.map_or_else(
             || Variant::Jacobi(EighShader::for_order(d, n, vectors, max_wg)),

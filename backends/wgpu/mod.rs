@@ -23,7 +23,10 @@ use crate::{Backend, BackendKind, Element, Error, Result};
 pub use attention::WgpuAttentionPlan;
 use context::Context;
 pub use context::{AdapterSummary, ADAPTER_ENV};
-pub use eigh::{WgpuEighAlgorithm, WgpuEighPlan, LAVAPIPE_EIGH_MAX_ORDER, WGPU_EIGH_MAX_ORDER};
+pub use eigh::{
+    WgpuEighAlgorithm, WgpuEighPlan, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER,
+    WGPU_EIGH_MAX_ORDER,
+};
 pub use reduce::WgpuReducePlan;
 
 static NEXT_BUFFER_ID: AtomicU64 = AtomicU64::new(1);

@@ -177,24 +177,41 @@ fn ql_next(q: ptr<function, Ql>, tb: u32, n: u32, cb: u32, hb: u32) -> i32 {
         var c3 = R(1.0);
         var s = R(0.0);
         var s2 = R(0.0);
+        // Each step's d[i], e[i] are read one step ahead, so the loads do not wait behind the
+        // previous step's stores (which touch i + 1 only).
+        var ei = ee[tb + m - 1u];
+        var di = dd[tb + m - 1u];
         for (var i1 = m; i1 > l; i1--) {
             let i = i1 - 1u;
+            let ahead = select(i - 1u, i, i == l);
+            let ei_next = ee[tb + ahead];
+            let di_next = dd[tb + ahead];
             c3 = c2;
             c2 = c;
             s2 = s;
-            let ei = ee[tb + i];
-            let di = dd[tb + i];
             let gi = c * ei;
             let hi = c * p;
-            let ri = hypot(p, ei);
+            // r = hypot(p, e_i), c = p / r, s = e_i / r from one reciprocal square root where
+            // p^2 + e_i^2 neither underflowed nor overflowed.
+            let tt = fma(p, p, ei * ei);
+            var u = R(0.0);
+            var ri = R(0.0);
+            if tt >= SAFE_MIN / ULP && tt <= ULP / SAFE_MIN {
+                u = inverseSqrt(tt);
+                ri = tt * u;
+            } else {
+                ri = hypot(p, ei);
+                u = R(1.0) / ri;
+            }
             ee[tb + i + 1u] = s * ri;
-            let u = R(1.0) / ri;
             c = p * u;
             s = ei * u;
             p = fma(p, di, -(ei * gi)) * u;
             dd[tb + i + 1u] = hi + s * fma(c, gi, s * di);
             cs[cb + 2u * i] = c;
             cs[cb + 2u * i + 1u] = s;
+            ei = ei_next;
+            di = di_next;
         }
         p = -s * s2 * c3 * el1 * el / dl1;
         ee[tb + l] = s * p;
