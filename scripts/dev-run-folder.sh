@@ -9,11 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-cuda}
-if [[ $mode == wgpu ]]; then
-  [ -x .device-bin/tests/wgpu_eigh ] || scripts/gpu-bundle.sh .device-bin cuda,wgpu > /tmp/megabatch-bundle.log 2>&1
-else
-  scripts/gpu-bundle.sh .device-bin cuda > /tmp/megabatch-bundle.log 2>&1
-fi
+features=cuda
+[[ $mode == wgpu ]] && features=cuda,wgpu
+scripts/gpu-bundle.sh .device-bin $features > /tmp/megabatch-bundle.log 2>&1
 rm -rf .dev-run && mkdir -p .dev-run/tests .dev-run/benches .dev-run/examples
 cp .device-bin/tests/{cuda_eigh,cuda_every_kernel,cuda_no_alloc,cuda_auto} .dev-run/tests/
 cp .device-bin/benches/{cuda,cuda_peers.py,eigh_classes_table.py,jsonl.py} .dev-run/benches/
