@@ -6,6 +6,9 @@
 
 use std::fmt::Write;
 
+/// What both eigensolver shaders start with (`shaders/eigh/common.wgsl`): bindings, matrix
+/// lookup, input test, exponent.
+pub const EIGH_COMMON: &str = include_str!("../shaders/eigh/common.wgsl");
 /// The Jacobi eigensolver shader (`shaders/eigh/jacobi.wgsl`).
 pub const EIGH_JACOBI: &str = include_str!("../shaders/eigh/jacobi.wgsl");
 /// The Householder + QL eigensolver shader (`shaders/eigh/tridiag.wgsl`).
@@ -259,6 +262,7 @@ impl EighShader {
         let _ = writeln!(s, "const EPS: R = R({});", d.eps());
         let _ = writeln!(s, "const TAU_BIG: R = R({tau_big});");
         let _ = writeln!(s, "const FINITE_MAX: R = R({});", d.finite_max());
+        s.push_str(EIGH_COMMON);
         s.push_str(EIGH_JACOBI);
         s
     }
@@ -364,6 +368,7 @@ impl EighTridiagShader {
         let _ = writeln!(s, "const RSQRT_ULP: R = R({});", d.rsqrt_ulp());
         let _ = writeln!(s, "const SAFE_MIN: R = R({});", d.safe_min());
         let _ = writeln!(s, "const FINITE_MAX: R = R({});", d.finite_max());
+        s.push_str(EIGH_COMMON);
         s.push_str(EIGH_TRIDIAG);
         s
     }

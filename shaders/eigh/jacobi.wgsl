@@ -4,36 +4,16 @@
 // Alg. 8.5.1-8.5.2; the 2x2 block is set exactly (Rutishauser's Handbook `jacobi`); a rotation
 // is skipped when |a_pq| <= eps sqrt|a_pp| sqrt|a_qq| (Demmel & Veselic 1992); a matrix has
 // converged when a whole sweep skipped every rotation. The same algorithm and conventions as
-// kernels/eigh_jacobi.cu (CUDA) and the CPU backend's output conventions.
+// kernels/eigh/jacobi.cu (CUDA) and the CPU backend's output conventions.
 //
 // The host prepends a header defining: alias R (f32 or f64); constants NMAX (even), S
 // (NMAX + 1, the row stride), HALF, TEAM (threads per matrix), TEAMS (matrices per workgroup),
 // WG (= TEAM * TEAMS), VECTORS, IN_WG (A in workgroup memory, else in `work`), V_IN_WG (V
 // likewise), SH_LEN, WG_SLOT (elements per team in `sh`), ST_SLOT (per workgroup in `work`),
-// EPS, TAU_BIG, FINITE_MAX, MAX_SWEEPS. WGSL lets implementations assume no NaN/Inf (Mesa
-// folds `x != x` to false), so loaded inputs are tested by comparison for Inf and by the bits
-// of their f32 conversion for NaN; nothing later relies on NaN semantics.
+// EPS, TAU_BIG, FINITE_MAX, MAX_SWEEPS; then shaders/eigh/common.wgsl (bindings, matrix
+// lookup, input test, exponent).
 
-struct Params {
-    // Matrices in this dispatch.
-    count: u32,
-    // Where this dispatch's matrix indices start in `tables`; 0xffffffff: matrices 0..count.
-    list_at: u32,
-    // Order of every matrix when `ragged` is 0.
-    uniform_n: u32,
-    // 1: per-matrix (a_start, w_start, n) triples at the start of `tables`.
-    ragged: u32,
-}
-
-@group(0) @binding(0) var<storage, read> a: array<R>;
-@group(0) @binding(1) var<storage, read_write> w: array<R>;
-@group(0) @binding(2) var<storage, read_write> v: array<R>;
-@group(0) @binding(3) var<storage, read> tables: array<u32>;
 @group(0) @binding(4) var<storage, read_write> work: array<R>;
-// [0]: !(first matrix with a non-finite entry), [1]: !(first matrix that did not converge);
-// zero (cleared before each dispatch) when none, so atomicMax keeps the first.
-@group(0) @binding(5) var<storage, read_write> status: array<atomic<u32>, 2>;
-@group(0) @binding(6) var<uniform> params: Params;
 
 const MAT: u32 = NMAX * S;
 
@@ -103,32 +83,6 @@ fn rotate(in_wg: bool, i: u32, j: u32, c: R, s: R) {
     store(in_wg, j, s * x + c * y);
 }
 
-// The e with x = f 2^e, f in [0.5, 1), for finite x > 0: frexp, by exact power-of-two steps
-// (naga's f64 frexp needs 64-bit integers, which not every adapter has).
-fn exponent(x: R) -> i32 {
-    let big = R(18446744073709551616.0); // 2^64
-    let small = R(5.42101086242752217e-20); // 2^-64
-    var f = x;
-    var e = 0i;
-    while f >= big {
-        f *= small;
-        e += 64;
-    }
-    while f < small {
-        f *= big;
-        e -= 64;
-    }
-    while f >= R(1.0) {
-        f *= R(0.5);
-        e += 1;
-    }
-    while f < R(0.5) {
-        f *= R(2.0);
-        e -= 1;
-    }
-    return e;
-}
-
 // Round `round` of the circle method over m (even) players: player 0 stays, the others rotate
 // through positions 1..m-1; position k plays position m-1-k.
 fn circle_pair(m: u32, round: u32, k: u32) -> vec2<u32> {
@@ -153,22 +107,11 @@ fn main(
     let groups = (count + TEAMS - 1u) / TEAMS;
     for (var g = wid.x; g < groups; g += nwg.x) {
         let pos = g * TEAMS + t;
-        var idx = 0xffffffffu;
-        var n = 0u;
-        var a0 = 0u;
-        var w0 = 0u;
-        if pos < count {
-            idx = select(tables[params.list_at + pos], pos, params.list_at == 0xffffffffu);
-            if params.ragged != 0u {
-                a0 = tables[3u * idx];
-                w0 = tables[3u * idx + 1u];
-                n = tables[3u * idx + 2u];
-            } else {
-                n = params.uniform_n;
-                a0 = idx * n * n;
-                w0 = idx * n;
-            }
-        }
+        let mat = matrix_at(pos);
+        let idx = mat.idx;
+        let n = mat.n;
+        let a0 = mat.a0;
+        let w0 = mat.w0;
         if tid == 0u {
             atomicStore(&bad[t], 0u);
             atomicStore(&rotated[t], 0u);
@@ -180,7 +123,7 @@ fn main(
             let c = e % n;
             if c <= r {
                 let x = a[a0 + e];
-                if !(abs(x) <= FINITE_MAX) || (bitcast<u32>(f32(x)) & 0x7fffffffu) > 0x7f800000u {
+                if non_finite(x) {
                     atomicOr(&bad[t], 1u);
                 } else {
                     big = max(big, abs(x));

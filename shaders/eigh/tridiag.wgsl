@@ -17,30 +17,8 @@
 //
 // The host prepends a header defining: alias R (f32 or f64); constants NMAX (largest order),
 // S (odd row stride >= NMAX), TEAM (a power of two >= NMAX), TEAMS, WG (= TEAM * TEAMS),
-// VECTORS, ULP (machine epsilon), RSQRT_ULP (1 / sqrt(ULP)), SAFE_MIN (smallest normal), FINITE_MAX. WGSL lets
-// implementations assume no NaN/Inf, so inputs are tested by comparison for Inf and by the
-// bits of their f32 conversion for NaN (as shaders/eigh/jacobi.wgsl); nothing later relies on
-// NaN semantics.
-
-struct Params {
-    // Matrices in this dispatch.
-    count: u32,
-    // Where this dispatch's matrix indices start in `tables`; 0xffffffff: matrices 0..count.
-    list_at: u32,
-    // Order of every matrix when `ragged` is 0.
-    uniform_n: u32,
-    // 1: per-matrix (a_start, w_start, n) triples at the start of `tables`.
-    ragged: u32,
-}
-
-@group(0) @binding(0) var<storage, read> a: array<R>;
-@group(0) @binding(1) var<storage, read_write> w: array<R>;
-@group(0) @binding(2) var<storage, read_write> v: array<R>;
-@group(0) @binding(3) var<storage, read> tables: array<u32>;
-// [0]: !(first matrix with a non-finite entry), [1]: !(first matrix that did not converge);
-// zero (cleared before each dispatch) when none, so atomicMax keeps the first.
-@group(0) @binding(5) var<storage, read_write> status: array<atomic<u32>, 2>;
-@group(0) @binding(6) var<uniform> params: Params;
+// VECTORS, ULP (machine epsilon), RSQRT_ULP (1 / sqrt(ULP)), SAFE_MIN (smallest normal),
+// FINITE_MAX; then shaders/eigh/common.wgsl (bindings, matrix lookup, input test, exponent).
 
 const MAT: u32 = NMAX * S;
 
@@ -60,32 +38,6 @@ var<workgroup> chased: array<u32, 2u * TEAMS>;
 var<workgroup> red: array<R, WG>;
 var<workgroup> bad: array<atomic<u32>, TEAMS>;
 var<workgroup> wg_go: u32;
-
-// The e with x = f 2^e, f in [0.5, 1), for finite x > 0: frexp, by exact power-of-two steps
-// (naga's f64 frexp needs 64-bit integers, which not every adapter has).
-fn exponent(x: R) -> i32 {
-    let big = R(18446744073709551616.0); // 2^64
-    let small = R(5.42101086242752217e-20); // 2^-64
-    var f = x;
-    var e = 0i;
-    while f >= big {
-        f *= small;
-        e += 64;
-    }
-    while f < small {
-        f *= big;
-        e -= 64;
-    }
-    while f >= R(1.0) {
-        f *= R(0.5);
-        e += 1;
-    }
-    while f < R(0.5) {
-        f *= R(2.0);
-        e -= 1;
-    }
-    return e;
-}
 
 // sqrt(x^2 + y^2): directly where x^2 + y^2 neither underflows nor overflows, else scaled.
 fn hypot(x: R, y: R) -> R {
@@ -245,22 +197,11 @@ fn main(
     let groups = (count + TEAMS - 1u) / TEAMS;
     for (var g = wid.x; g < groups; g += nwg.x) {
         let pos = g * TEAMS + t;
-        var idx = 0xffffffffu;
-        var n = 0u;
-        var a0 = 0u;
-        var w0 = 0u;
-        if pos < count {
-            idx = select(tables[params.list_at + pos], pos, params.list_at == 0xffffffffu);
-            if params.ragged != 0u {
-                a0 = tables[3u * idx];
-                w0 = tables[3u * idx + 1u];
-                n = tables[3u * idx + 2u];
-            } else {
-                n = params.uniform_n;
-                a0 = idx * n * n;
-                w0 = idx * n;
-            }
-        }
+        let mat = matrix_at(pos);
+        let idx = mat.idx;
+        let n = mat.n;
+        let a0 = mat.a0;
+        let w0 = mat.w0;
         if r == 0u {
             atomicStore(&bad[t], 0u);
         }
@@ -271,7 +212,7 @@ fn main(
             let j = e % n;
             if j <= i {
                 let x = a[a0 + e];
-                if !(abs(x) <= FINITE_MAX) || (bitcast<u32>(f32(x)) & 0x7fffffffu) > 0x7f800000u {
+                if non_finite(x) {
                     atomicOr(&bad[t], 1u);
                 } else {
                     big = max(big, abs(x));
