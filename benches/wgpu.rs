@@ -4,9 +4,10 @@
 //! (docs/benchmarks/wgpu-h100.md tabulates them).
 //!
 //! Usage: `cargo bench --features wgpu --bench wgpu [-- --quick] [--only eigh|seed|reduce|attention]
-//! [--ns 4,8,...] [--batches 1024,...] [--jacobi] [--cpu]`: eigh with and without vectors, by
-//! size class (the shader each plan chose is printed), with `--jacobi` also the Jacobi shader,
-//! with `--cpu` also the CPU backend.
+//! [--ns 4,8,...] [--batches 1024,...] [--jacobi] [--layouts] [--cpu]`: eigh with and without
+//! vectors, by size class (the shader each plan chose is printed), with `--jacobi` also the
+//! Jacobi shader, with `--layouts` also both layouts of the tridiagonal shader, with `--cpu`
+//! also the CPU backend.
 //! Timing: each case is warmed up (pipelines, bind groups), then repeated until the budget
 //! (0.2 s, --quick 0.05 s) has passed, with a synchronisation every 8 calls and at the end;
 //! the figure is the mean per call. Host-to-host cases report the median of 100 calls.
@@ -96,6 +97,8 @@ struct EighOptions {
     batches: Vec<usize>,
     /// Also the Jacobi shader at every order (`--jacobi`).
     jacobi: bool,
+    /// Also both layouts of the tridiagonal shader wherever they fit (`--layouts`).
+    layouts: bool,
     /// Also the CPU backend (`--cpu`; slow at large batches).
     cpu: bool,
 }
@@ -116,6 +119,10 @@ where
             let mut algorithms = vec![WgpuEighAlgorithm::SizeClasses];
             if opt.jacobi {
                 algorithms.push(WgpuEighAlgorithm::Jacobi);
+            }
+            if opt.layouts {
+                algorithms.push(WgpuEighAlgorithm::TridiagWorkgroup);
+                algorithms.push(WgpuEighAlgorithm::TridiagRows);
             }
             for algorithm in algorithms {
                 for vectors in [true, false] {
@@ -301,6 +308,7 @@ fn main() {
             ns: list("--ns", &[4, 8, 12, 16, 32, 64, 128]),
             batches: list("--batches", &[1, 1024, 16384, 131072]),
             jacobi: std::env::args().any(|a| a == "--jacobi"),
+            layouts: std::env::args().any(|a| a == "--layouts"),
             cpu: std::env::args().any(|a| a == "--cpu"),
         };
         eigh_cases::<f32>(&gpu, &cpu, budget, &opt);

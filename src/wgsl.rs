@@ -13,6 +13,10 @@ pub const EIGH_COMMON: &str = include_str!("../shaders/eigh/common.wgsl");
 pub const EIGH_JACOBI: &str = include_str!("../shaders/eigh/jacobi.wgsl");
 /// The Householder + QL eigensolver shader (`shaders/eigh/tridiag.wgsl`).
 pub const EIGH_TRIDIAG: &str = include_str!("../shaders/eigh/tridiag.wgsl");
+/// The same with rows in function-scope arrays (`shaders/eigh/tridiag_rows.wgsl`).
+pub const EIGH_TRIDIAG_ROWS: &str = include_str!("../shaders/eigh/tridiag_rows.wgsl");
+/// The QL both tridiagonal shaders run (`shaders/eigh/ql.wgsl`).
+pub const EIGH_QL: &str = include_str!("../shaders/eigh/ql.wgsl");
 /// The reduction shader (`shaders/reduce.wgsl`).
 pub const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 /// The block-sparse attention shader (`shaders/attention.wgsl`).
@@ -272,10 +276,13 @@ impl EighShader {
 /// to this many.
 pub const EIGH_TRIDIAG_WORKGROUP: usize = 64;
 
-/// One specialisation of the Householder + implicit QL shader (`shaders/eigh/tridiag.wgsl`):
-/// a team of `team` invocations per matrix (one per row), `teams` matrices per workgroup, A
-/// and Q in workgroup memory. The algorithm of the CUDA block classes: LAPACK dsytd2 and
-/// dorg2r, EISPACK tql2 (JAMA's form).
+/// One specialisation of the Householder + implicit QL shaders: a team of `team` invocations
+/// per matrix (one per row), `teams` matrices per workgroup. `private_rows: false`
+/// (`shaders/eigh/tridiag.wgsl`): A and Q in workgroup memory, the algorithm of the CUDA block
+/// classes (LAPACK dsytd2 and dorg2r, EISPACK tql2 in JAMA's form); `true`
+/// (`shaders/eigh/tridiag_rows.wgsl`): each invocation's rows of A and Q in its own arrays,
+/// Q accumulated forwards, the layout of the CUDA warp classes, so that workgroup memory holds
+/// only vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EighTridiagShader {
     /// Element type (F32 or F64).
@@ -288,6 +295,8 @@ pub struct EighTridiagShader {
     pub teams: usize,
     /// Accumulate eigenvectors.
     pub vectors: bool,
+    /// Rows of A and Q in function-scope arrays (else in workgroup memory).
+    pub private_rows: bool,
 }
 
 impl EighTridiagShader {
@@ -297,6 +306,7 @@ impl EighTridiagShader {
         dtype: WgslFloat,
         n: usize,
         vectors: bool,
+        private_rows: bool,
         max_workgroup_bytes: usize,
         max_invocations: usize,
     ) -> Option<Self> {
@@ -308,6 +318,7 @@ impl EighTridiagShader {
             team,
             teams: (EIGH_TRIDIAG_WORKGROUP / team).max(1),
             vectors,
+            private_rows,
         };
         while shader.workgroup_bytes() > max_workgroup_bytes && shader.teams > 1 {
             shader.teams /= 2;
@@ -325,7 +336,11 @@ impl EighTridiagShader {
 
     /// Workgroup memory the variant declares, in bytes.
     pub fn workgroup_bytes(&self) -> usize {
-        let per_team = self.nmax * self.stride() + 9 * self.nmax;
+        let per_team = if self.private_rows {
+            8 * self.nmax
+        } else {
+            self.nmax * self.stride() + 9 * self.nmax
+        };
         let reals = self.teams * per_team + self.team * self.teams;
         let words = self.teams * (self.nmax + 4 + 2 + 1) + 1;
         reals * self.dtype.size() + words * 4
@@ -339,7 +354,8 @@ impl EighTridiagShader {
     /// A cache key naming the variant.
     pub fn key(&self) -> String {
         format!(
-            "eigh_tridiag/{}/n{}/t{}x{}/v{}",
+            "eigh_tridiag{}/{}/n{}/t{}x{}/v{}",
+            if self.private_rows { "_rows" } else { "" },
             self.dtype.name(),
             self.nmax,
             self.team,
@@ -369,7 +385,12 @@ impl EighTridiagShader {
         let _ = writeln!(s, "const SAFE_MIN: R = R({});", d.safe_min());
         let _ = writeln!(s, "const FINITE_MAX: R = R({});", d.finite_max());
         s.push_str(EIGH_COMMON);
-        s.push_str(EIGH_TRIDIAG);
+        s.push_str(EIGH_QL);
+        s.push_str(if self.private_rows {
+            EIGH_TRIDIAG_ROWS
+        } else {
+            EIGH_TRIDIAG
+        });
         s
     }
 }

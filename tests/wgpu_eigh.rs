@@ -11,7 +11,7 @@ use common::eigh_check::{
 };
 use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
 use megabatch::backends::wgpu::{
-    Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER,
+    Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER, TRIDIAG_ROWS_MAX_ORDER,
 };
 use megabatch::wgsl::{EighTridiagShader, WgslFloat};
 use megabatch::{BatchedEigh, EighSpec, Error};
@@ -65,6 +65,7 @@ fn tridiag_limit(gpu: &Wgpu, dtype: WgslFloat) -> usize {
             dtype,
             n,
             true,
+            false,
             ad.max_workgroup_storage as usize,
             ad.max_invocations as usize,
         )
@@ -91,10 +92,17 @@ fn class_boundaries_and_the_jacobi_fallback() {
             continue;
         }
         let limit = tridiag_limit(&gpu, dtype);
-        let orders: Vec<usize> = [TRIDIAG_MIN_ORDER - 1, TRIDIAG_MIN_ORDER, limit, limit + 1]
-            .into_iter()
-            .filter(|&n| n <= cap)
-            .collect();
+        let orders: Vec<usize> = [
+            TRIDIAG_MIN_ORDER - 1,
+            TRIDIAG_MIN_ORDER,
+            TRIDIAG_ROWS_MAX_ORDER,
+            TRIDIAG_ROWS_MAX_ORDER + 1,
+            limit,
+            limit + 1,
+        ]
+        .into_iter()
+        .filter(|&n| n <= cap)
+        .collect();
         for &n in &orders {
             let spec = EighSpec::uniform(n, 2).with_vectors(true);
             let shaders = if f64_only {
@@ -108,7 +116,9 @@ fn class_boundaries_and_the_jacobi_fallback() {
                     .shaders()
                     .to_vec()
             };
-            let want = if (TRIDIAG_MIN_ORDER..=limit).contains(&n) {
+            let want = if (TRIDIAG_MIN_ORDER..=TRIDIAG_ROWS_MAX_ORDER).contains(&n) {
+                "eigh_tridiag_rows/"
+            } else if (TRIDIAG_MIN_ORDER..=limit).contains(&n) {
                 "eigh_tridiag/"
             } else {
                 "eigh_jacobi/"
@@ -121,13 +131,23 @@ fn class_boundaries_and_the_jacobi_fallback() {
             check_eigh_accuracy::<f32, _>(&gpu, &orders, &types, 22, THRESHOLD);
         }
     }
-    // Jacobi at orders the size classes now take, so it stays tested.
-    for (n, batch) in [(4, 300), (12, 100), (33, 20)] {
+    // Each shader at orders the size classes give to another, so every one stays tested.
+    for (algorithm, name, n, batch) in [
+        (WgpuEighAlgorithm::Jacobi, "eigh_jacobi/", 12, 100),
+        (WgpuEighAlgorithm::Jacobi, "eigh_jacobi/", 33, 20),
+        (WgpuEighAlgorithm::TridiagWorkgroup, "eigh_tridiag/", 3, 300),
+        (
+            WgpuEighAlgorithm::TridiagWorkgroup,
+            "eigh_tridiag/",
+            12,
+            100,
+        ),
+        (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 2, 300),
+        (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 40, 20),
+    ] {
         let spec = EighSpec::uniform(n, batch).with_vectors(true);
-        let plan = gpu
-            .plan_eigh_with::<f32>(&spec, WgpuEighAlgorithm::Jacobi)
-            .unwrap();
-        assert!(plan.shaders()[0].starts_with("eigh_jacobi/"));
+        let plan = gpu.plan_eigh_with::<f32>(&spec, algorithm).unwrap();
+        assert!(plan.shaders()[0].starts_with(name), "{:?}", plan.shaders());
         plan_matches_cpu(&gpu, plan, n, batch, 50 + n as u64);
     }
 }

@@ -46,12 +46,13 @@ fn eigh_variants_validate() {
 fn eigh_tridiag_variants_validate() {
     let mut seen = std::collections::HashSet::new();
     for dtype in [WgslFloat::F32, WgslFloat::F64] {
-        for vectors in [false, true] {
+        for (vectors, rows) in [(false, false), (true, false), (false, true), (true, true)] {
             for n in [1, 2, 3, 4, 7, 12, 16, 33, 64, 72, 96, 128] {
                 for limit in [49_152, 16_384] {
-                    let Some(s) = EighTridiagShader::for_order(dtype, n, vectors, limit, 256)
+                    let Some(s) = EighTridiagShader::for_order(dtype, n, vectors, rows, limit, 256)
                     else {
                         // Only a matrix too large for the limit has no variant.
+                        assert!(!rows, "{dtype:?} n {n}");
                         assert!(n * (n | 1) * dtype.size() > limit / 2, "{dtype:?} n {n}");
                         continue;
                     };
@@ -64,7 +65,7 @@ fn eigh_tridiag_variants_validate() {
             }
         }
     }
-    assert!(seen.len() > 30, "{}", seen.len());
+    assert!(seen.len() > 60, "{}", seen.len());
 }
 
 #[test]

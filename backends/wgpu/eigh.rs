@@ -34,7 +34,17 @@ pub enum WgpuEighAlgorithm {
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
     /// measure the classes against it).
     Jacobi,
+    /// The tridiagonal shader with A and Q in workgroup memory wherever it fits (from order
+    /// 1), Jacobi elsewhere: to measure one layout against the other.
+    TridiagWorkgroup,
+    /// The tridiagonal shader with rows of A and Q in each invocation's own arrays at every
+    /// order, to measure it.
+    TridiagRows,
 }
+
+/// Largest order the size classes give to the rows-in-private-arrays tridiagonal shader
+/// (`shaders/eigh/tridiag_rows.wgsl`); above it, A and Q in workgroup memory.
+pub const TRIDIAG_ROWS_MAX_ORDER: usize = 32;
 
 /// Smallest order the size classes give to the tridiagonal shader: at n = 4 Jacobi was
 /// 1.07-1.15x faster on an H200 (Vulkan), from n = 8 the tridiagonal shader 1.2-2.3x
@@ -58,11 +68,14 @@ impl Variant {
     ) -> Self {
         let max_wg = ctx.summary.max_workgroup_storage as usize;
         let max_inv = ctx.summary.max_invocations as usize;
+        let tridiag = |rows| EighTridiagShader::for_order(d, n, vectors, rows, max_wg, max_inv);
         let tridiag = match algorithm {
             WgpuEighAlgorithm::SizeClasses if n >= TRIDIAG_MIN_ORDER => {
-                EighTridiagShader::for_order(d, n, vectors, max_wg, max_inv)
+                tridiag(n <= TRIDIAG_ROWS_MAX_ORDER)
             }
-            _ => None,
+            WgpuEighAlgorithm::SizeClasses | WgpuEighAlgorithm::Jacobi => None,
+            WgpuEighAlgorithm::TridiagWorkgroup => tridiag(false),
+            WgpuEighAlgorithm::TridiagRows => tridiag(true),
         };
         tridiag.map_or_else(
             || Variant::Jacobi(EighShader::for_order(d, n, vectors, max_wg)),
