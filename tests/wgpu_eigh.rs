@@ -101,7 +101,7 @@ fn class_boundaries_and_the_jacobi_fallback() {
             limit + 1,
         ]
         .into_iter()
-        .filter(|&n| n <= cap)
+        .filter(|&n| (1..=cap).contains(&n))
         .collect();
         for &n in &orders {
             let spec = EighSpec::uniform(n, 2).with_vectors(true);
@@ -142,7 +142,16 @@ fn class_boundaries_and_the_jacobi_fallback() {
             12,
             100,
         ),
+        (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 1, 50),
         (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 2, 300),
+        (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 5, 300),
+        (
+            WgpuEighAlgorithm::TridiagRows,
+            "eigh_tridiag_rows/",
+            16,
+            100,
+        ),
+        (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 32, 50),
         (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 40, 20),
     ] {
         let spec = EighSpec::uniform(n, batch).with_vectors(true);
