@@ -43,10 +43,11 @@ pub enum WgpuEighAlgorithm {
 }
 
 /// Largest order the size classes give to the rows-in-private-arrays tridiagonal shader
-/// (`shaders/eigh/tridiag_rows.wgsl`); above it, A and Q in workgroup memory. 0 for now: the
-/// layout passes every accuracy test (lavapipe) but has not yet been measured on a GPU, so
-/// the default stays the measured workgroup layout; `WgpuEighAlgorithm::TridiagRows` runs it.
-pub const TRIDIAG_ROWS_MAX_ORDER: usize = 0;
+/// (`shaders/eigh/tridiag_rows.wgsl`); above it, A and Q in workgroup memory. `None` for now:
+/// the layout passes every accuracy test (lavapipe) but has not yet been measured on a GPU, so
+/// the default stays the measured workgroup layout;
+/// `WgpuEighAlgorithm::TridiagRows` runs it.
+pub const TRIDIAG_ROWS_MAX_ORDER: Option<usize> = None;
 
 /// Smallest order the size classes give to the tridiagonal shader: at n = 4 Jacobi was
 /// 1.07-1.15x faster on an H200 (Vulkan), from n = 8 the tridiagonal shader 1.2-2.3x
@@ -73,7 +74,7 @@ impl Variant {
         let tridiag = |rows| EighTridiagShader::for_order(d, n, vectors, rows, max_wg, max_inv);
         let tridiag = match algorithm {
             WgpuEighAlgorithm::SizeClasses if n >= TRIDIAG_MIN_ORDER => {
-                tridiag((1..=TRIDIAG_ROWS_MAX_ORDER).contains(&n))
+                tridiag(TRIDIAG_ROWS_MAX_ORDER.is_some_and(|max| n <= max))
             }
             WgpuEighAlgorithm::SizeClasses | WgpuEighAlgorithm::Jacobi => None,
             WgpuEighAlgorithm::TridiagWorkgroup => tridiag(false),
