@@ -2,7 +2,8 @@
 // (d, e) in workgroup memory, EISPACK tql2 in JAMA's form (the CPU backend's `implicit_ql`), one
 // bulge chase per call, its rotations recorded for the row owners. The shader that appends
 // it declares the workgroup arrays dd, ee (d and e, NMAX per team), cs (rotation slots) and
-// hdr (their chase bounds), and the constants ULP, RSQRT_ULP and SAFE_MIN.
+// hdr (their chase bounds), and the constants ULP, RSQRT_ULP and SAFE_MIN; d and e of team t
+// start at t * NMAX.
 
 // sqrt(x^2 + y^2): directly where x^2 + y^2 neither underflows nor overflows, else scaled.
 fn hypot(x: R, y: R) -> R {
@@ -144,4 +145,15 @@ fn ql_next(q: ptr<function, Ql>, tb: u32, n: u32, cb: u32, hb: u32) -> i32 {
         return 1;
     }
     return 0;
+}
+
+// One call of ql_next for team t's chain (while `state` says it is still running), recording
+// into rotation slot `slot`; a matrix that does not converge is reported in the status word.
+fn ql_step(q: ptr<function, Ql>, state: ptr<function, i32>, t: u32, n: u32, slot: u32, idx: u32) {
+    if *state > 0 {
+        *state = ql_next(q, t * NMAX, n, t * 4u * NMAX + slot * 2u * NMAX, t * 4u + 2u * slot);
+        if *state < 0 {
+            atomicMax(&status[1], ~idx);
+        }
+    }
 }

@@ -189,10 +189,7 @@ fn main(
         var state = select(0, 1, live);
         if !VECTORS && r == chain {
             while state > 0 {
-                state = ql_next(&q, tb, n, t * 4u * NMAX, t * 4u);
-            }
-            if state < 0 {
-                atomicMax(&status[1], ~idx);
+                ql_step(&q, &state, t, n, 0u, idx);
             }
         }
         let owns_row = VECTORS && live && owner;
@@ -217,12 +214,7 @@ fn main(
             }
             if r == chain {
                 let slot = k & 1u;
-                if state > 0 {
-                    state = ql_next(&q, tb, n, t * 4u * NMAX + slot * 2u * NMAX, t * 4u + 2u * slot);
-                    if state < 0 {
-                        atomicMax(&status[1], ~idx);
-                    }
-                }
+                ql_step(&q, &state, t, n, slot, idx);
                 chased[slot * TEAMS + t] = u32(state > 0);
             }
             workgroupBarrier();
