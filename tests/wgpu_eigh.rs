@@ -11,7 +11,7 @@ use common::eigh_check::{
 };
 use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
 use megabatch::backends::wgpu::{
-    Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER, TRIDIAG_ROWS_MAX_ORDER,
+    Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER, TRIDIAG_ROWS_ORDERS,
 };
 use megabatch::wgsl::{EighTridiagShader, WgslFloat};
 use megabatch::{BatchedEigh, EighSpec, Error};
@@ -92,12 +92,13 @@ fn class_boundaries_and_the_jacobi_fallback() {
             continue;
         }
         let limit = tridiag_limit(&gpu, dtype);
-        let rows_max = TRIDIAG_ROWS_MAX_ORDER.unwrap_or(0);
         let orders: Vec<usize> = [
             TRIDIAG_MIN_ORDER - 1,
             TRIDIAG_MIN_ORDER,
-            rows_max,
-            rows_max + 1,
+            TRIDIAG_ROWS_ORDERS.start() - 1,
+            *TRIDIAG_ROWS_ORDERS.start(),
+            *TRIDIAG_ROWS_ORDERS.end(),
+            TRIDIAG_ROWS_ORDERS.end() + 1,
             limit,
             limit + 1,
         ]
@@ -117,7 +118,7 @@ fn class_boundaries_and_the_jacobi_fallback() {
                     .shaders()
                     .to_vec()
             };
-            let want = if (TRIDIAG_MIN_ORDER..=rows_max).contains(&n) {
+            let want = if TRIDIAG_ROWS_ORDERS.contains(&n) {
                 "eigh_tridiag_rows/"
             } else if (TRIDIAG_MIN_ORDER..=limit).contains(&n) {
                 "eigh_tridiag/"

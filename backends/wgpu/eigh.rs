@@ -42,12 +42,13 @@ pub enum WgpuEighAlgorithm {
     TridiagRows,
 }
 
-/// Largest order the size classes give to the rows-in-private-arrays tridiagonal shader
-/// (`shaders/eigh/tridiag_rows.wgsl`); above it, A and Q in workgroup memory. `None` for now:
-/// the layout passes every accuracy test (lavapipe) but has not yet been measured on a GPU, so
-/// the default stays the measured workgroup layout;
-/// `WgpuEighAlgorithm::TridiagRows` runs it.
-pub const TRIDIAG_ROWS_MAX_ORDER: Option<usize> = None;
+/// Orders the size classes give to the rows-in-private-arrays tridiagonal shader
+/// (`shaders/eigh/tridiag_rows.wgsl`); outside, A and Q in workgroup memory. Measured on an
+/// H200 over Vulkan (docs/benchmarks/eigh-wgpu-h200.md): at batch 16384 the rows layout is
+/// 1.1-2.8x (f32) and 1.4-4.3x (f64) faster from n = 12, 0.84-0.96x at n = 5-8 (f64 n = 8:
+/// 1.46x); at batch 1024
+/// 0.83-0.97x up to 32 (f32) and 1.4-3.3x from 48; 64 is the largest order measured.
+pub const TRIDIAG_ROWS_ORDERS: std::ops::RangeInclusive<usize> = 12..=64;
 
 /// Smallest order the size classes give to the tridiagonal shader: at n = 4 Jacobi was
 /// 1.07-1.15x faster on an H200 (Vulkan), from n = 8 the tridiagonal shader 1.2-2.3x
@@ -74,7 +75,7 @@ impl Variant {
         let tridiag = |rows| EighTridiagShader::for_order(d, n, vectors, rows, max_wg, max_inv);
         let tridiag = match algorithm {
             WgpuEighAlgorithm::SizeClasses if n >= TRIDIAG_MIN_ORDER => {
-                tridiag(TRIDIAG_ROWS_MAX_ORDER.is_some_and(|max| n <= max))
+                tridiag(TRIDIAG_ROWS_ORDERS.contains(&n))
             }
             WgpuEighAlgorithm::SizeClasses | WgpuEighAlgorithm::Jacobi => None,
             WgpuEighAlgorithm::TridiagWorkgroup => tridiag(false),

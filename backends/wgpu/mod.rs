@@ -25,7 +25,7 @@ use context::Context;
 pub use context::{AdapterSummary, ADAPTER_ENV};
 pub use eigh::{
     WgpuEighAlgorithm, WgpuEighPlan, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER,
-    TRIDIAG_ROWS_MAX_ORDER, WGPU_EIGH_MAX_ORDER,
+    TRIDIAG_ROWS_ORDERS, WGPU_EIGH_MAX_ORDER,
 };
 pub use reduce::WgpuReducePlan;
 
