@@ -1,9 +1,19 @@
 // Shared by the tridiagonal eigh shaders (shaders/eigh/tridiag*.wgsl): implicit QL on a team's
 // (d, e) in workgroup memory, EISPACK tql2 in JAMA's form (the CPU backend's `implicit_ql`), one
-// bulge chase per call, its rotations recorded for the row owners. The shader that appends
-// it declares the workgroup arrays dd, ee (d and e, NMAX per team), cs (rotation slots) and
-// hdr (their chase bounds), and the constants ULP, RSQRT_ULP and SAFE_MIN; d and e of team t
-// start at t * NMAX.
+// bulge chase per call, its rotations recorded for the row owners, and the workgroup memory
+// both shaders share. The header defines NMAX, TEAMS, WG, ULP, RSQRT_ULP and SAFE_MIN.
+
+// Per team (at t * NMAX): d and e. Per team, two rotation slots of (c, s) pairs and their chase
+// bounds (l, m); per slot parity and team: 1 when the team's chain recorded a chase in that
+// slot. Per workgroup: reduction partials, the teams' non-finite flags, the loop's go flag.
+var<workgroup> dd: array<R, TEAMS * NMAX>;
+var<workgroup> ee: array<R, TEAMS * NMAX>;
+var<workgroup> cs: array<R, TEAMS * 4u * NMAX>;
+var<workgroup> hdr: array<u32, TEAMS * 4u>;
+var<workgroup> chased: array<u32, 2u * TEAMS>;
+var<workgroup> red: array<R, WG>;
+var<workgroup> bad: array<atomic<u32>, TEAMS>;
+var<workgroup> wg_go: u32;
 
 // sqrt(x^2 + y^2): directly where x^2 + y^2 neither underflows nor overflows, else scaled.
 fn hypot(x: R, y: R) -> R {

@@ -23,21 +23,13 @@
 const MAT: u32 = NMAX * S;
 
 // Per team: A (then Q), the reflector v and p (then the y of Q's formation, then the signs),
-// d, e, tau, the ranks, two rotation slots of (c, s) pairs and their chase bounds (l, m).
+// tau, the ranks (d, e, the rotation slots and the
+// per-workgroup flags are in shaders/eigh/ql.wgsl).
 var<workgroup> sh: array<R, TEAMS * MAT>;
 var<workgroup> vs: array<R, TEAMS * NMAX>;
 var<workgroup> ws: array<R, TEAMS * NMAX>;
-var<workgroup> dd: array<R, TEAMS * NMAX>;
-var<workgroup> ee: array<R, TEAMS * NMAX>;
 var<workgroup> taus: array<R, TEAMS * NMAX>;
 var<workgroup> rnk: array<u32, TEAMS * NMAX>;
-var<workgroup> cs: array<R, TEAMS * 4u * NMAX>;
-var<workgroup> hdr: array<u32, TEAMS * 4u>;
-// Per slot parity and team: 1 when the team's chain recorded a chase in that slot.
-var<workgroup> chased: array<u32, 2u * TEAMS>;
-var<workgroup> red: array<R, WG>;
-var<workgroup> bad: array<atomic<u32>, TEAMS>;
-var<workgroup> wg_go: u32;
 
 @compute @workgroup_size(WG)
 fn main(

@@ -20,20 +20,11 @@
 // The host prepends the header of tridiag.wgsl, then shaders/eigh/common.wgsl and
 // shaders/eigh/ql.wgsl.
 
-// Per team: column k (then the signs), p, d, e, the ranks, two rotation slots and their chase
-// bounds.
+// Per team: column k (then the signs), p and the ranks (d, e, the rotation slots and the
+// per-workgroup flags are in shaders/eigh/ql.wgsl).
 var<workgroup> col: array<R, TEAMS * NMAX>;
 var<workgroup> ws: array<R, TEAMS * NMAX>;
-var<workgroup> dd: array<R, TEAMS * NMAX>;
-var<workgroup> ee: array<R, TEAMS * NMAX>;
 var<workgroup> rnk: array<u32, TEAMS * NMAX>;
-var<workgroup> cs: array<R, TEAMS * 4u * NMAX>;
-var<workgroup> hdr: array<u32, TEAMS * 4u>;
-// Per slot parity and team: 1 when the team's chain recorded a chase in that slot.
-var<workgroup> chased: array<u32, 2u * TEAMS>;
-var<workgroup> red: array<R, WG>;
-var<workgroup> bad: array<atomic<u32>, TEAMS>;
-var<workgroup> wg_go: u32;
 
 @compute @workgroup_size(WG)
 fn main(
