@@ -4,7 +4,7 @@
 //! `benches/cuda_peers.py` output into docs/benchmarks/cuda-h100.md).
 //!
 //! Usage: `cargo bench --features cuda --bench cuda [-- --quick] [--only seed,example,reduce,eigh]
-//! [--ns 4,8] [--batches 1024] [--jacobi] [--cpu]`. Timing: each case is
+//! [--ns 4,8] [--batches 1024] [--jacobi] [--groups] [--cpu]`. Timing: each case is
 //! warmed up, then repeated until 0.2 s (--quick: 0.05 s) have passed with a device
 //! synchronisation at the end; the figure is the mean per call. Host-to-host cases report
 //! the median of their repetitions.
@@ -76,12 +76,14 @@ fn matrices<T: Real>(n: usize, batch: usize) -> Vec<T> {
     a
 }
 
-/// Options of the eigh cases (`--ns 4,8`, `--batches 1,1024`, `--jacobi`, `--cpu`).
+/// Options of the eigh cases (`--ns 4,8`, `--batches 1,1024`, `--jacobi`, `--groups`, `--cpu`).
 struct EighOptions {
     ns: Vec<usize>,
     batches: Vec<usize>,
     /// Also time the Jacobi algorithm the size classes replaced (n <= 64, batch >= 1024).
     jacobi: bool,
+    /// Also time the group-computed QL the chains classes replaced (n = 9..32).
+    groups: bool,
     /// Also time the CPU backend, host to host, at batch 1024.
     cpu: bool,
 }
@@ -164,6 +166,17 @@ fn eigh_case<T: Real>(
         let jacobi = CudaEighAlgorithm::Jacobi;
         let (tj, _, _) = rate_case(cuda, &spec, jacobi, &a_dev, &mut w_dev, &mut v_dev, budget);
         extra.push_str(&format!(",\"jacobi_seconds\":{tj:e}"));
+    }
+    if opts.groups && (9..=32).contains(&n) {
+        let groups = CudaEighAlgorithm::GroupChains;
+        let (tg, _, _) = rate_case(cuda, &spec, groups, &a_dev, &mut w_dev, &mut v_dev, budget);
+        let values = EighSpec::uniform(n, batch);
+        let (tgw, _, _) = rate_case(
+            cuda, &values, groups, &a_dev, &mut w_dev, &mut v_dev, budget,
+        );
+        extra.push_str(&format!(
+            ",\"group_seconds\":{tg:e},\"group_values_only_seconds\":{tgw:e}"
+        ));
     }
     if opts.cpu && batch == 1024 {
         let mut plan = BatchedEigh::<T>::plan_eigh(cpu, &spec).unwrap();
@@ -429,6 +442,7 @@ fn main() {
             ns: list_arg("--ns").unwrap_or_else(|| default_ns.to_vec()),
             batches: list_arg("--batches").unwrap_or_else(|| vec![1, 1024, 16384, 131072]),
             jacobi: args.iter().any(|a| a == "--jacobi"),
+            groups: args.iter().any(|a| a == "--groups"),
             cpu: args.iter().any(|a| a == "--cpu"),
         };
         for &n in &opts.ns {

@@ -4,10 +4,11 @@
 #   scripts/gpu-bundle.sh .device-bin cuda
 # (only the binaries named below are needed) with benches/cuda_peers.py beside them.
 #
-#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu]
+#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu|chains]
 # (check: cuda_eigh and the quick bench, no sanitizers; verify: cuda_eigh, every kernel, no
 # allocation, memcheck; wgpu: the wgpu eigh tests over Vulkan, then the wgpu and the CUDA eigh
-# grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb)
+# grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb; chains: the tests,
+# sanitizers, the n = 8..32 grid with --groups, the peers there and the example under Auto)
 # Writes OUT/tests.log, OUT/sanitizer.log, OUT/megabatch.jsonl, OUT/peers.jsonl, OUT/example.txt.
 set -uo pipefail
 bundle=$1
@@ -40,6 +41,34 @@ if [[ $mode == wgpu ]]; then
   batches=${WGPU_BATCHES:-1024,16384}
   timeout 300 "$bundle/benches/wgpu" --quick --only eigh --ns $ns --batches $batches --jacobi > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
   timeout 150 "$bundle/benches/cuda" --quick --only eigh --ns $ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  exit 0
+fi
+if [[ $mode == chains ]]; then
+  # The chains classes (n = 9..32) against the group-computed QL they replace and the
+  # vendors, with tests and sanitizers, in one lease.
+  for t in cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto cuda_nvrtc; do
+    [ -x "$bundle/tests/$t" ] || continue
+    echo "=== $t"
+    timeout 200 "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
+  done 2>&1 | tee "$out/tests.log"
+  {
+    echo "=== memcheck every_eigh_variant"
+    timeout 100 compute-sanitizer --tool memcheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
+    echo "=== racecheck every_eigh_variant (MEGABATCH_SANITIZE_SMALL=1)"
+    MEGABATCH_SANITIZE_SMALL=1 timeout 120 compute-sanitizer --tool racecheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
+  } 2>&1 | tee "$out/sanitizer.log"
+  ns=${CHAINS_NS:-8,12,16,24,32}
+  timeout 120 "$bundle/benches/cuda" --quick --only seed,example,eigh --ns $ns --batches 1,1024,16384,131072 --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  MEGABATCH_CUDA_STAGING=direct timeout 30 "$bundle/benches/cuda" --quick --only seed >> "$out/megabatch.jsonl" 2>> "$out/bench.err"
+  timeout 150 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev,cupy --ns 12,16,24,32 --batches 1,1024,16384,131072 --timeout 40 > "$out/peers.jsonl" 2> "$out/peers.err"
+  (cd "$bundle" && for b in auto cuda cpu; do
+     echo "--- MEGABATCH_BACKEND=$b"
+     if [[ $b == auto ]]; then timeout 60 examples/nuclear_shells 2>&1 | head -3
+     else MEGABATCH_BACKEND=$b timeout 60 examples/nuclear_shells 2>&1 | head -3; fi
+   done
+   echo "--- cuda, CUDA_MODULE_LOADING=EAGER"
+   CUDA_MODULE_LOADING=EAGER MEGABATCH_BACKEND=cuda timeout 60 examples/nuclear_shells 2>&1 | head -3) > "$out/example.txt" 2>&1
+  python3 "$bundle/benches/eigh_classes_table.py" "$out/megabatch.jsonl" "$out/peers.jsonl" 2>&1 | tail -60
   exit 0
 fi
 if [[ $mode == check || $mode == verify ]]; then

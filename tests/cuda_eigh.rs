@@ -53,6 +53,8 @@ fn uniform_batches_match_the_cpu_backend() {
         (16, 513),
         (32, 300),
         (48, 64),
+        // Enough matrices for full chains blocks (32 per block on 132 multiprocessors).
+        (24, 20000),
     ] {
         uniform_matches_cpu::<f64, _>(&cuda, n, batch, n as u64);
         uniform_matches_cpu::<f32, _>(&cuda, n, batch, 100 + n as u64);
@@ -85,6 +87,43 @@ fn jacobi_algorithm_matches_the_cpu_backend() {
             .unwrap();
         assert!(plan.classes().iter().all(|(c, _)| *c == EighClass::Jacobi));
         plan_matches_cpu(&cuda, plan, n, batch, 40 + n as u64);
+    }
+}
+
+/// The warp classes whose QL chain every lane of a group computes (replaced by the chains
+/// classes from n = 9, kept for comparison) still agree with the CPU backend.
+#[test]
+fn group_chains_algorithm_matches_the_cpu_backend() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    for &(n, batch) in &[(9, 300), (12, 1582), (16, 513), (32, 300)] {
+        let spec = EighSpec::uniform(n, batch).with_vectors(true);
+        let plan = cuda
+            .plan_eigh_with::<f64>(&spec, CudaEighAlgorithm::GroupChains)
+            .unwrap();
+        assert!(plan
+            .classes()
+            .iter()
+            .all(|(c, _)| matches!(c, EighClass::Warp { .. })));
+        plan_matches_cpu(&cuda, plan, n, batch, 50 + n as u64);
+    }
+}
+
+/// Orders 9-32 take the chains classes by default, 1-8 the warp classes.
+#[test]
+fn chains_classes_take_orders_9_to_32() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    for n in 1..=33 {
+        let plan =
+            megabatch::BatchedEigh::<f64>::plan_eigh(&cuda, &EighSpec::uniform(n, 64)).unwrap();
+        let class = plan.classes()[0].0;
+        match n {
+            1..=8 => assert!(matches!(class, EighClass::Warp { .. }), "n {n}: {class:?}"),
+            9..=32 => assert!(
+                matches!(class, EighClass::Chains { .. }),
+                "n {n}: {class:?}"
+            ),
+            _ => assert!(matches!(class, EighClass::Block { .. }), "n {n}: {class:?}"),
+        }
     }
 }
 

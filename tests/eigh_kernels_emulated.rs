@@ -5,7 +5,8 @@
 //! dsyt21's residual and orthogonality ratios (< 30) and a long-double Jacobi reference for the
 //! eigenvalues, on LAPACK-style matrix types including zero, graded, clustered, tiny, huge and
 //! NaN inputs. The classes checked span every kernel path: a 16-lane group with 12-long rows
-//! (nested-loop QL), a 32-lane group (read-ahead chase), a block with its chain warp.
+//! (nested-loop QL), a 32-lane group (read-ahead chase), a block with its chain warp, and the
+//! chains kernel (a chain per lane, rotations replayed in rounds).
 //! Needs g++ (C++20); skips with a notice without it unless `CI` is set.
 
 use std::path::PathBuf;
@@ -39,10 +40,14 @@ fn emulator() -> Option<PathBuf> {
 #[test]
 fn eigh_size_class_kernels_pass_the_lapack_checks_under_emulation() {
     let Some(bin) = emulator() else { return };
-    let cases: [&[&str]; 3] = [
+    let cases: [&[&str]; 5] = [
         &["warp:16:12", "f64", "1", "2", "9", "12"],
         &["warp:32:24", "f32", "17", "24"],
         &["block:2", "f64", "33"],
+        // Full blocks of 32 chains, and 5 per block (a partial last block), each pausing
+        // when a matrix's rotation list fills.
+        &["chains:16:12:32", "f64", "1", "9", "12"],
+        &["chains:32:32:5", "f32", "2", "17", "32"],
     ];
     let results: Vec<(String, std::process::Output)> = std::thread::scope(|s| {
         let handles: Vec<_> = cases

@@ -31,6 +31,10 @@ pub enum CudaEighAlgorithm {
     /// QL in registers (n <= 32) or shared memory (while A fits), Jacobi above.
     #[default]
     SizeClasses,
+    /// The size classes with every order <= 32 on the warp classes whose QL chain every lane
+    /// of a matrix's group computes (the layout before the chains classes; kept to measure
+    /// them against it).
+    GroupChains,
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
     /// measure the classes against it).
     Jacobi,
@@ -55,7 +59,8 @@ pub struct EighArgs {
     pub order: u64,
     /// The matrix indices (i32) this launch takes; 0: 0..count in order.
     pub list: u64,
-    /// Jacobi's global workspace (0: shared memory).
+    /// Jacobi's global workspace (0: shared memory); chains: the rotation lists (one element
+    /// per element of A).
     pub gwork: u64,
     /// Two i32: first non-finite matrix, first unconverged matrix.
     pub status: u64,
@@ -65,7 +70,7 @@ pub struct EighArgs {
     pub uniform_n: i32,
     /// Largest (Jacobi: padded) order in this launch.
     pub nmax: i32,
-    /// Jacobi: threads per matrix.
+    /// Jacobi: threads per matrix; chains: matrices per block.
     pub team: i32,
     /// Jacobi: 1 with eigenvectors.
     pub vectors: i32,
@@ -104,8 +109,9 @@ struct HostStaging<T> {
 ///
 /// Layouts as [`EighSpec`] (row-major `[batch, n, n]` or ragged, lower triangle read; `w`
 /// ascending; eigenvectors as columns of `v`), `T` = f32 or f64. Algorithms by order
-/// ([`EighClass`]): n <= 32, Householder tridiagonalisation (LAPACK dsytd2) and implicit QL
-/// (EISPACK tql2) by a group of lanes holding the matrix in registers; larger orders while A
+/// ([`EighClass`]): n <= 32, Householder tridiagonalisation (LAPACK dsytd2) by a group of
+/// lanes holding the matrix in registers, then implicit QL (EISPACK tql2), from n = 9 one
+/// chain per lane with the rotations replayed on Q afterwards; larger orders while A
 /// fits a block's shared memory (f64 to 165, f32 to 235 on an H100/H200), the same with A in
 /// shared memory and Q formed as LAPACK dorg2r; above, two-sided cyclic Jacobi in the parallel
 /// ordering (Golub & Van Loan, *Matrix Computations*, 4th ed., Alg. 8.5.1-8.5.3, Demmel &
@@ -196,6 +202,8 @@ impl Cuda {
             CudaEighAlgorithm::SizeClasses => {
                 EighClass::for_order(n, elem, self.info.max_shared_per_block)
             }
+            CudaEighAlgorithm::GroupChains => EighClass::warp_for_order(n)
+                .unwrap_or_else(|| EighClass::for_order(n, elem, self.info.max_shared_per_block)),
             CudaEighAlgorithm::Jacobi => EighClass::Jacobi,
         };
         match class {
@@ -230,12 +238,15 @@ impl Cuda {
         .call("cuFuncSetAttribute")
     }
 
-    /// The launch of `count` matrices of one group, largest order `nmax`.
+    /// The launch of `count` matrices of one group, largest order `nmax`, in a batch whose
+    /// matrices take `a_len` elements.
+    #[allow(clippy::too_many_arguments)]
     fn class_launch<T: Real>(
         &self,
         (class, bucket): GroupKey,
         nmax: usize,
         count: usize,
+        a_len: usize,
         vectors: bool,
         modules: &mut Vec<Arc<Kernels>>,
         workspace: &mut Vec<DeviceMemory>,
@@ -264,17 +275,25 @@ impl Cuda {
             modules,
         )?;
         self.allow_max_shared(kernel)?;
+        let per_block = class.per_block_for(count, self.info.multiprocessors);
+        let mut gwork = 0;
+        if matches!(class, EighClass::Chains { .. }) && vectors {
+            // Each matrix's rotation list sits at its own offset: one word per element of A.
+            let memory = DeviceMemory::zeroed(&self.ctx, bytes_for(a_len, elem)?)?;
+            gwork = memory.ptr();
+            workspace.push(memory);
+        }
         Ok(ClassLaunch {
             class,
             kernel,
             list: 0,
             count: count_i32,
             nmax: nmax as i32,
-            team: 0,
+            team: per_block as i32,
             block: class.block_threads() as u32,
-            grid: super::blocks_for(count, class.per_block())?,
+            grid: super::blocks_for(count, per_block)?,
             shared: class.shared_bytes(nmax, elem) as u32,
-            gwork: 0,
+            gwork,
         })
     }
 
@@ -379,6 +398,7 @@ impl Cuda {
                         group,
                         *n,
                         *batch,
+                        offsets.a_len(),
                         vectors,
                         &mut modules,
                         &mut workspace,
@@ -426,6 +446,7 @@ impl Cuda {
                         group,
                         nmax,
                         list.len(),
+                        offsets.a_len(),
                         vectors,
                         &mut modules,
                         &mut workspace,
@@ -532,6 +553,23 @@ pub const DIRECT_STAGING_BYTES: usize = 16 << 20;
 pub const STAGING_ENV: &str = "MEGABATCH_CUDA_STAGING";
 
 impl Cuda {
+    /// Allocates the host-call staging of `plan` now rather than in its first
+    /// [`BatchedEigh::eigh_host`] (device arrays for A, W and V, and pinned mirrors below
+    /// [`DIRECT_STAGING_BYTES`]), so that no call allocates. [`crate::Auto`] does this for
+    /// plans made for host data. Does nothing if the plan has its staging already.
+    ///
+    /// # Errors
+    /// [`Error::PlanMismatch`] for a plan of another backend instance; [`Error::Device`] when
+    /// the allocation fails.
+    pub fn prepare_eigh_host<T: Real>(&self, plan: &mut CudaEighPlan<T>) -> Result<()> {
+        self.check_owner(plan.owner, "eigh plan from another backend instance")?;
+        if plan.host.is_none() {
+            bind(&self.ctx)?;
+            plan.host = Some(self.host_staging(&plan.offsets, plan.vectors)?);
+        }
+        Ok(())
+    }
+
     fn host_staging<T: Real>(
         &self,
         offsets: &EighOffsets,

@@ -5,9 +5,13 @@
 //! the process and on disk, like the attention variants.
 //!
 //! Classes, by order (measurements in docs/benchmarks/eigh-classes-h200.md):
-//! - `Warp { lanes, row }`, n <= 32: `kernels/eigh/warp.cu`. A group of `lanes` lanes per
+//! - `Warp { lanes, row }`, n <= 8: `kernels/eigh/warp.cu`. A group of `lanes` lanes per
 //!   matrix (32 / lanes matrices per warp), each lane a row of A in registers; Householder
-//!   tridiagonalisation with shuffles inside the group, then implicit QL (`kernels/eigh/ql.cuh`).
+//!   tridiagonalisation with shuffles inside the group, then implicit QL (`kernels/eigh/ql.cuh`)
+//!   computed by every lane of the group.
+//! - `Chains { lanes, row }`, 9 <= n <= 32: `kernels/eigh/chains.cu`. The same reduction, then
+//!   one QL chain per lane (up to 32 matrices per block), the recorded rotations replayed on Q
+//!   by the groups.
 //! - `Block { chunks }`, 33 <= n <= 32 chunks while A fits one block's shared memory:
 //!   `kernels/eigh/block.cu`, one block of 32 chunks threads per matrix, A in shared memory.
 //! - `Jacobi`: the parallel-order Jacobi of `kernels/eigh/jacobi.cu` (in the main translation
@@ -20,6 +24,11 @@ use super::nvrtc::{compile_source, KERNEL_SOURCES};
 pub(crate) const WARP_ROWS: [usize; 7] = [2, 4, 8, 12, 16, 24, 32];
 /// Largest order of the warp classes.
 pub(crate) const WARP_MAX_ORDER: usize = 32;
+/// Smallest order of the chains classes (below, a chain is a few rotations long and the
+/// group-computed QL of warp.cu has less bookkeeping).
+pub(crate) const CHAINS_MIN_ORDER: usize = 9;
+/// Most matrices one chains block takes (one chain per lane of its first warp).
+pub(crate) const CHAINS_MAX_PER_BLOCK: usize = 32;
 /// Threads per block of the warp-class kernels (`__launch_bounds__(128)` in warp.cu).
 pub(crate) const WARP_BLOCK_THREADS: usize = 128;
 /// Chunks (of 32 threads) of the block classes, smallest first.
@@ -31,6 +40,14 @@ pub enum EighClass {
     /// `lanes` lanes per matrix, each holding a `row`-long row of A in registers (n <= row).
     Warp {
         /// Lanes per matrix: a power of two <= 32.
+        lanes: usize,
+        /// Register row length, >= the order.
+        row: usize,
+    },
+    /// As `Warp` for the reduction, then one QL chain per lane: a block of 128 threads takes
+    /// up to 32 matrices (the launch's `team`).
+    Chains {
+        /// Lanes per matrix in the reduction and the replay: 16 or 32.
         lanes: usize,
         /// Register row length, >= the order.
         row: usize,
@@ -49,16 +66,28 @@ impl EighClass {
     /// The class for order `n` (>= 1) of `elem`-byte floats, given the largest dynamic shared
     /// memory one block may use.
     pub fn for_order(n: usize, elem: usize, max_shared: usize) -> Self {
-        if n <= WARP_MAX_ORDER {
+        match Self::warp_for_order(n) {
+            Some(Self::Warp { lanes, row }) if n >= CHAINS_MIN_ORDER => Self::Chains { lanes, row },
+            Some(class) => class,
+            None => Self::block_for_order(n, elem, max_shared),
+        }
+    }
+
+    /// The warp class (every lane of a group computing QL) for n <= 32, else none.
+    pub fn warp_for_order(n: usize) -> Option<Self> {
+        (n <= WARP_MAX_ORDER).then(|| {
             let row = WARP_ROWS
                 .into_iter()
                 .find(|&r| r >= n)
                 .unwrap_or(WARP_MAX_ORDER);
-            return Self::Warp {
+            Self::Warp {
                 lanes: row.next_power_of_two(),
                 row,
-            };
-        }
+            }
+        })
+    }
+
+    fn block_for_order(n: usize, elem: usize, max_shared: usize) -> Self {
         match BLOCK_CHUNKS.into_iter().find(|&c| 32 * c >= n) {
             Some(chunks) if block_shared_bytes(n, elem) <= max_shared => Self::Block { chunks },
             _ => Self::Jacobi,
@@ -68,17 +97,30 @@ impl EighClass {
     /// Threads per block.
     pub fn block_threads(self) -> usize {
         match self {
-            Self::Warp { .. } => WARP_BLOCK_THREADS,
+            Self::Warp { .. } | Self::Chains { .. } => WARP_BLOCK_THREADS,
             Self::Block { chunks } => 32 * (chunks + 1),
             Self::Jacobi => unreachable!("the Jacobi launch shape depends on the order"),
         }
     }
 
-    /// Matrices per block.
+    /// Matrices per block (`Chains`: the most; a launch may take fewer).
     pub fn per_block(self) -> usize {
         match self {
             Self::Warp { lanes, .. } => WARP_BLOCK_THREADS / lanes,
+            Self::Chains { .. } => CHAINS_MAX_PER_BLOCK,
             _ => 1,
+        }
+    }
+
+    /// Matrices per block for a launch of `count` matrices on `sms` multiprocessors: as many
+    /// as make about four blocks per multiprocessor, at least one per group (fewer chains per
+    /// block leave more blocks, so small batches still reach every multiprocessor).
+    pub fn per_block_for(self, count: usize, sms: usize) -> usize {
+        match self {
+            Self::Chains { lanes, .. } => count
+                .div_ceil(4 * sms.max(1))
+                .clamp(WARP_BLOCK_THREADS / lanes, CHAINS_MAX_PER_BLOCK),
+            _ => self.per_block(),
         }
     }
 
@@ -87,6 +129,11 @@ impl EighClass {
     pub fn shared_bytes(self, nmax: usize, elem: usize) -> usize {
         match self {
             Self::Warp { row, .. } => self.per_block() * (row * (row + 1) + 2 * row) * elem,
+            // chains.cu: d and e column-wise, a Z, v, w per group, three ints per matrix.
+            Self::Chains { lanes, row } => {
+                (2 * 32 * row + WARP_BLOCK_THREADS / lanes * (row * (row + 1) + 2 * row)) * elem
+                    + 3 * 32 * 4
+            }
             Self::Block { .. } => block_shared_bytes(nmax, elem),
             Self::Jacobi => unreachable!("the Jacobi layout is computed in eigh.rs"),
         }
@@ -119,6 +166,9 @@ impl EighKernel {
             EighClass::Warp { lanes, row } => {
                 format!("eigh_warp_{}_g{lanes}_r{row}_{suffix}", self.dtype)
             }
+            EighClass::Chains { lanes, row } => {
+                format!("eigh_chains_{}_g{lanes}_r{row}_{suffix}", self.dtype)
+            }
             EighClass::Block { chunks } => format!("eigh_block_{}_c{chunks}_{suffix}", self.dtype),
             EighClass::Jacobi => format!("eigh_jacobi_{}", self.dtype),
         }
@@ -133,8 +183,16 @@ impl EighKernel {
             "float"
         };
         let (file, line) = match self.class {
+            EighClass::Chains { lanes, row } => (
+                EIGH_CHAINS_SOURCE,
+                format!(
+                    "MB_EIGH_CHAINS_KERNEL({}, {t}, {lanes}, {row}, {})",
+                    self.name(),
+                    self.vectors
+                ),
+            ),
             EighClass::Warp { lanes, row } => (
-                EIGH_WARP_SOURCE,
+                "",
                 format!(
                     "MB_EIGH_WARP_KERNEL({}, {t}, {lanes}, {row}, {})",
                     self.name(),
@@ -159,6 +217,12 @@ impl EighKernel {
             s.push_str(&format!("// ---- {name}\n{text}\n"));
         }
         s.push_str(EIGH_QL_SOURCE);
+        if matches!(
+            self.class,
+            EighClass::Warp { .. } | EighClass::Chains { .. }
+        ) {
+            s.push_str(EIGH_WARP_SOURCE);
+        }
         s.push_str(file);
         s.push('\n');
         s.push_str(&line);
@@ -184,6 +248,15 @@ impl EighKernel {
             })
             .collect();
         classes.extend(
+            WARP_ROWS
+                .into_iter()
+                .filter(|&row| row >= CHAINS_MIN_ORDER)
+                .map(|row| EighClass::Chains {
+                    lanes: row.next_power_of_two(),
+                    row,
+                }),
+        );
+        classes.extend(
             BLOCK_CHUNKS
                 .into_iter()
                 .map(|chunks| EighClass::Block { chunks }),
@@ -208,6 +281,8 @@ impl EighKernel {
 pub const EIGH_QL_SOURCE: &str = include_str!("../../kernels/eigh/ql.cuh");
 /// `kernels/eigh/warp.cu`.
 pub const EIGH_WARP_SOURCE: &str = include_str!("../../kernels/eigh/warp.cu");
+/// `kernels/eigh/chains.cu` (after warp.cu, whose reduction it shares).
+pub const EIGH_CHAINS_SOURCE: &str = include_str!("../../kernels/eigh/chains.cu");
 /// `kernels/eigh/block.cu`.
 pub const EIGH_BLOCK_SOURCE: &str = include_str!("../../kernels/eigh/block.cu");
 
@@ -221,6 +296,9 @@ mod tests {
         for elem in [4, 8] {
             for n in 1..=512 {
                 match EighClass::for_order(n, elem, shared) {
+                    EighClass::Chains { lanes, row } => {
+                        assert!((CHAINS_MIN_ORDER..=32).contains(&n) && n <= row && row <= lanes)
+                    }
                     EighClass::Warp { lanes, row } => {
                         assert!(n <= row && row <= lanes && lanes <= 32 && lanes.is_power_of_two())
                     }

@@ -64,8 +64,23 @@ impl Kernels {
                 backend: "cuda",
                 message: format!("cuModuleGetFunction({name}): {e}"),
             })?;
+        load_now(f);
         map.insert(name.to_owned(), KernelFn(f));
         Ok(KernelFn(f))
+    }
+}
+
+/// Loads a function's code onto the device at plan time: under lazy loading (the default since
+/// CUDA 12.2) the first launch would load it, inside a caller's timed call. `cuFuncLoad`
+/// exists from driver 12.4; on older drivers the first launch loads as before.
+fn load_now(f: sys::CUfunction) {
+    type FuncLoad = unsafe extern "C" fn(sys::CUfunction) -> sys::CUresult;
+    // SAFETY: a symbol lookup in the loaded driver library; nothing is called.
+    let present = unsafe { sys::culib().get::<FuncLoad>(b"cuFuncLoad").is_ok() };
+    if present {
+        // SAFETY: `f` is a function handle of a module loaded in the current context. A
+        // failure here resurfaces at the first launch, which reports it.
+        let _ = unsafe { sys::cuFuncLoad(f) };
     }
 }
 

@@ -103,12 +103,14 @@ __device__ __forceinline__ MbQl<T> mb_ql_start() {
     return q;
 }
 
-// Rotation sinks of the chase: `begin(m)` before the first rotation, `prefetch(i)` at the top
-// of the step that rotates (i + 1, i + 2) (so loads for rotation i are in flight while the
-// chain computes), `apply(i, c, s)` for the rotation of columns (i, i + 1), `end(l)` after the
-// last. NoRotation: eigenvalues only.
+// Rotation sinks of the chase: `room(l, m)` before a chase of rotations m - 1 .. l (false:
+// the sink is full, QL pauses before the chase and resumes there), `begin(m)` before the first
+// rotation, `prefetch(i)` at the top of the step that rotates (i + 1, i + 2) (so loads for
+// rotation i are in flight while the chain computes), `apply(i, c, s)` for the rotation of
+// columns (i, i + 1), `end(l)` after the last. NoRotation: eigenvalues only.
 template <typename T>
 struct MbNoRotation {
+    __device__ __forceinline__ bool room(int, int) const { return true; }
     __device__ __forceinline__ void begin(int) {}
     __device__ __forceinline__ void prefetch(int) {}
     __device__ __forceinline__ void apply(int, T, T) {}
@@ -122,6 +124,7 @@ template <typename T>
 struct MbRotateRow {
     T* z;
     T carry, zi, znext;
+    __device__ __forceinline__ bool room(int, int) const { return true; }
     __device__ __forceinline__ void begin(int m) {
         if (z) {
             carry = z[m];
@@ -150,6 +153,7 @@ struct MbRecordRotations {
     T* cs;
     int* hdr;
     int lane;
+    __device__ __forceinline__ bool room(int, int) const { return true; }
     __device__ __forceinline__ void begin(int m) {
         if (lane == 0) hdr[1] = m;
     }
@@ -249,6 +253,57 @@ struct MbSharedTridiag {
     }
 };
 
+// The tridiagonal matrix of one lane's own matrix (the chains kernel: one QL chain per lane),
+// in shared memory column-wise: element i at d[32 i] (consecutive lanes, consecutive words, so
+// lanes at different i never share a bank). Sequential within the lane, as JAMA's tql2: no
+// copy before a chase and no barrier.
+template <typename T>
+struct MbColumnTridiag {
+    T* d;
+    T* e;
+    __device__ __forceinline__ T get_d(int i) const { return d[32 * i]; }
+    __device__ __forceinline__ T get_e(int i) const { return e[32 * i]; }
+    __device__ __forceinline__ T old_d(int i) const { return d[32 * i]; }
+    __device__ __forceinline__ T old_e(int i) const { return e[32 * i]; }
+    __device__ __forceinline__ void set_d(int i, T x) { d[32 * i] = x; }
+    __device__ __forceinline__ void set_e(int i, T x) { e[32 * i] = x; }
+    __device__ __forceinline__ void sync() {}
+    __device__ __forceinline__ void snapshot(int, int) {}
+    __device__ __forceinline__ int first_negligible(int l, int n, T thr) const {
+        int m = l;
+        while (m + 1 < n && mb_abs(e[32 * m]) > thr) ++m;
+        return m;
+    }
+    __device__ __forceinline__ void shift(int l, int n, T dl, T dl1, T h) {
+        d[32 * l] = dl;
+        d[32 * (l + 1)] = dl1;
+        for (int i = l + 2; i < n; ++i) d[32 * i] -= h;
+    }
+};
+
+// Records one lane's chases into its own list in global memory, `cap` words: per chase m and
+// l (exact as T), then (c, s) of rotations m - 1 down to l; `used` words so far.
+template <typename T>
+struct MbRecordChain {
+    T* cs;
+    int used, cap, at;
+    __device__ __forceinline__ bool room(int l, int m) const { return used + 2 * (m - l + 1) <= cap; }
+    __device__ __forceinline__ void begin(int m) {
+        cs[used] = T(m);
+        at = used + 2;
+    }
+    __device__ __forceinline__ void prefetch(int) {}
+    __device__ __forceinline__ void apply(int, T c, T s) {
+        cs[at] = c;
+        cs[at + 1] = s;
+        at += 2;
+    }
+    __device__ __forceinline__ void end(int l) {
+        cs[used + 1] = T(l);
+        used = at;
+    }
+};
+
 // One QL iteration's shift, from the leading 2x2 block of the unreduced block starting at l:
 // sets d[l], d[l + 1] as JAMA's tql2 does and subtracts the shift from d[l + 2 ..]; returns
 // the shift, and e[l], e[l + 1] and the new d[l + 1], which the iteration's end needs.
@@ -271,7 +326,8 @@ __device__ __forceinline__ T mb_ql_shift(Tri& tri, int l, int n, T* el, T* el1, 
 
 // Runs QL on the tridiagonal `t` up to and through its next bulge chase, handing every
 // rotation to `rot`. Returns 1 after a chase, 0 once every eigenvalue has converged (t's d
-// then holds them, unordered), -1 if one took more than 30 iterations (LAPACK's cap). All
+// then holds them, unordered), -1 if one took more than 30 iterations (LAPACK's cap), 2 if
+// `rot` has no room for the next chase (nothing changed: call again once it has). All
 // lanes of the group call with the same state. JAMA's tql2 step by step, with the chain
 // rearranged so that each rotation waits on one reciprocal square root: with t = p^2 + e_i^2
 // and u = 1 / sqrt(t), c = p u, s = e_i u, and the next p = (p d_i - e_i g) u. AHEAD: the
@@ -297,6 +353,7 @@ __device__ int mb_ql_next(MbQl<T>& q, Tri& tri, int n, Rot& rot) {
                 continue;
             }
         }
+        if (!rot.room(l, q.m)) return 2;
         if (++q.iter > 30) return -1;
         const int m = q.m;
         T el, el1, dl1;

@@ -30,23 +30,24 @@ __device__ __forceinline__ T mb_group_max(T x, unsigned int mask) {
     return x;
 }
 
-// Per group: Z (R rows, stride R + 1), then v and w (R each). The host's `warp_shared_bytes`
-// computes the same size.
+// One matrix's reduction by its group of G lanes: lane r's entries of the tridiagonal matrix
+// (d[r], e[r]), the power-of-two scale applied, and whether the input held NaN or Inf (then
+// the status word has the matrix and nothing else was computed).
+template <typename T>
+struct MbLaneReduction {
+    T dr, er;
+    int ex;
+    bool bad;
+};
+
+// Steps 1 and 2 for the matrix `mat` (n >= 1): Householder tridiagonalisation by the group
+// (lane r, mask its lanes), with VEC Q accumulated forwards in Z (R rows, stride R + 1); vs,
+// ws: R words each.
 template <typename T, int G, int R, bool VEC>
-__device__ void mb_eigh_warp(const MbEighArgs& p) {
-    MB_DYNAMIC_SHARED(mb_smem);
+__device__ MbLaneReduction<T> mb_warp_tridiag(const MbEighArgs& p, const MbMatrix& mat, T* Z,
+                                              T* vs, T* ws, int r, unsigned int mask) {
     constexpr int S = R + 1;
-    const int lane = threadIdx.x & 31;
-    const int r = lane & (G - 1);
-    const int gbase = lane & ~(G - 1);
-    const unsigned int mask = G == 32 ? 0xffffffffu : (((1u << G) - 1u) << gbase);
-    const int gid = threadIdx.x / G;
-    T* Z = (T*)mb_smem + gid * (R * S + 2 * R);
-    T* vs = Z + R * S;
-    T* ws = vs + R;
-    const MbMatrix mat = mb_matrix(p, blockIdx.x * (blockDim.x / G) + gid);
     const int n = mat.n;
-    if (n == 0) return;  // the whole group: a padding group or an empty matrix
     const T* a = (const T*)p.a + mat.a0;
     const bool owner = r < n;
 
@@ -124,6 +125,36 @@ __device__ void mb_eigh_warp(const MbEighArgs& p) {
             er = (r + 1 < n) ? mb_pick<R>(arow, r + 1) : T(0);
         }
     }
+    MbLaneReduction<T> out;
+    out.dr = dr;
+    out.er = er;
+    out.ex = ex;
+    out.bad = bad;
+    return out;
+}
+
+// Per group: Z (R rows, stride R + 1), then v and w (R each). The host's `warp_shared_bytes`
+// computes the same size.
+template <typename T, int G, int R, bool VEC>
+__device__ void mb_eigh_warp(const MbEighArgs& p) {
+    MB_DYNAMIC_SHARED(mb_smem);
+    constexpr int S = R + 1;
+    const int lane = threadIdx.x & 31;
+    const int r = lane & (G - 1);
+    const int gbase = lane & ~(G - 1);
+    const unsigned int mask = G == 32 ? 0xffffffffu : (((1u << G) - 1u) << gbase);
+    const int gid = threadIdx.x / G;
+    T* Z = (T*)mb_smem + gid * (R * S + 2 * R);
+    T* vs = Z + R * S;
+    T* ws = vs + R;
+    const MbMatrix mat = mb_matrix(p, blockIdx.x * (blockDim.x / G) + gid);
+    const int n = mat.n;
+    if (n == 0) return;  // the whole group: a padding group or an empty matrix
+    const bool owner = r < n;
+    const MbLaneReduction<T> red = mb_warp_tridiag<T, G, R, VEC>(p, mat, Z, vs, ws, r, mask);
+    const bool bad = red.bad;
+    const int ex = red.ex;
+    const T dr = red.dr, er = red.er;
     MbLaneTridiag<T, 1, G> tri;
     tri.d[0] = dr;
     tri.e[0] = er;

@@ -14,6 +14,7 @@
 #include "../../kernels/eigh/ql.cuh"
 #include "../../kernels/eigh/warp.cu"
 #include "../../kernels/eigh/block.cu"
+#include "../../kernels/eigh/chains.cu"
 
 #define MB_EIGH_WARP(G, R)                                                               \
     MB_EIGH_WARP_KERNEL(eigh_warp_f32_g##G##_r##R##_v, float, G, R, true)                \
@@ -27,6 +28,15 @@ MB_EIGH_WARP(16, 12)
 MB_EIGH_WARP(16, 16)
 MB_EIGH_WARP(32, 24)
 MB_EIGH_WARP(32, 32)
+#define MB_EIGH_CHAINS(G, R)                                                             \
+    MB_EIGH_CHAINS_KERNEL(eigh_chains_f32_g##G##_r##R##_v, float, G, R, true)            \
+    MB_EIGH_CHAINS_KERNEL(eigh_chains_f32_g##G##_r##R##_w, float, G, R, false)           \
+    MB_EIGH_CHAINS_KERNEL(eigh_chains_f64_g##G##_r##R##_v, double, G, R, true)           \
+    MB_EIGH_CHAINS_KERNEL(eigh_chains_f64_g##G##_r##R##_w, double, G, R, false)
+MB_EIGH_CHAINS(16, 12)
+MB_EIGH_CHAINS(16, 16)
+MB_EIGH_CHAINS(32, 24)
+MB_EIGH_CHAINS(32, 32)
 #define MB_EIGH_BLOCK(NC)                                                                \
     MB_EIGH_BLOCK_KERNEL(eigh_block_f32_c##NC##_v, float, NC, true)                      \
     MB_EIGH_BLOCK_KERNEL(eigh_block_f32_c##NC##_w, float, NC, false)                     \
@@ -173,6 +183,7 @@ struct Launch {
     unsigned int threads, per_block;  // threads per block, matrices per block
     size_t shared;
     int nmax, team;
+    bool workspace;  // a global workspace as large as A (chains)
 };
 
 template <typename T> Launch choose(const std::string& kind, bool vec, int nmax) {
@@ -191,6 +202,21 @@ template <typename T> Launch choose(const std::string& kind, bool vec, int nmax)
         l.threads = 128;
         l.per_block = 128 / g;
         l.shared = l.per_block * (r * (r + 1) + 2 * r) * sizeof(T);
+    } else if (kind.rfind("chains:", 0) == 0) {
+        int g = 0, r = 0, m = 32;
+        std::sscanf(kind.c_str(), "chains:%d:%d:%d", &g, &r, &m);
+#define PICK(G, R)                                                                           \
+    if (g == G && r == R)                                                                    \
+        l.kernel = f64 ? (vec ? eigh_chains_f64_g##G##_r##R##_v : eigh_chains_f64_g##G##_r##R##_w) \
+                       : (vec ? eigh_chains_f32_g##G##_r##R##_v : eigh_chains_f32_g##G##_r##R##_w);
+        PICK(16, 12) PICK(16, 16) PICK(32, 24) PICK(32, 32)
+#undef PICK
+        if (!l.kernel || nmax > r || m < 1 || m > 32) { std::fprintf(stderr, "no chains kernel %s for n %d\n", kind.c_str(), nmax); std::exit(2); }
+        l.threads = 128;
+        l.per_block = m;
+        l.team = m;
+        l.shared = (2 * 32 * r + (128 / g) * (r * (r + 1) + 2 * r)) * sizeof(T) + 3 * 32 * 4;
+        l.workspace = true;
     } else if (kind.rfind("block:", 0) == 0) {
         int nc = std::atoi(kind.c_str() + 6);
 #define PICK(NC)                                                                             \
@@ -255,6 +281,7 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     int status[2] = {0x7f7f7f7f, 0x7f7f7f7f};
     std::vector<T> gwork;
     Launch l = choose<T>(kind, vec, nmax);
+    if (l.workspace) gwork.assign(at, (T)-9.5);
     MbEighArgs p{};
     p.a = (u64)a.data();
     p.w = (u64)w.data();
@@ -264,6 +291,7 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     p.order = (u64)order.data();
     p.list = (u64)list.data();
     p.status = (u64)status;
+    p.gwork = l.workspace ? (u64)gwork.data() : 0;
     p.count = batch;
     p.nmax = l.nmax;
     p.team = l.team;

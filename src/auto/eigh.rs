@@ -60,7 +60,8 @@ impl Auto {
     }
 
     /// Makes an eigh plan on the backend the cost model picks for data on `residency`
-    /// ([`BatchedEigh::plan_eigh`] assumes host data).
+    /// ([`BatchedEigh::plan_eigh`] assumes host data). A GPU plan for host data allocates its
+    /// staging here, so calls do not.
     ///
     /// # Errors
     /// As the chosen backend's `plan_eigh`; [`Error::Unsupported`] if a forced backend cannot
@@ -74,7 +75,14 @@ impl Auto {
         let inner = match decision.chosen {
             BackendKind::Cpu => Inner::Cpu(self.cpu.plan_eigh(spec)?, Default::default()),
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Inner::Cuda(self.cuda_or_err()?.plan_eigh(spec)?),
+            BackendKind::Cuda => {
+                let cuda = self.cuda_or_err()?;
+                let mut plan = cuda.plan_eigh(spec)?;
+                if residency == Residency::Host {
+                    cuda.prepare_eigh_host(&mut plan)?;
+                }
+                Inner::Cuda(plan)
+            }
             other => return Err(not_present(other, "eigh")),
         };
         Ok(AutoEighPlan { inner, decision })

@@ -1,0 +1,167 @@
+// Small orders (9 <= n <= 32), many matrices: a block of 128 threads takes M <= 32 matrices
+// (M a launch parameter, `team`), and each QL rotation chain is computed once, by one lane,
+// instead of by every lane of the matrix's group as in warp.cu.
+//
+// 1. Each group of G lanes reduces its share of the block's matrices as warp.cu does
+//    (Householder with rows in registers, Q accumulated forwards in shared memory), then
+//    leaves the tridiagonal matrix in shared memory column-wise (matrix s in column s) and,
+//    with vectors, Q in the matrix's slot of the output V.
+// 2. Lane s of warp 0 runs implicit QL on matrix s (ql.cuh, MbColumnTridiag): 32 chains per
+//    warp instruction. With vectors, each chase's rotations go to the matrix's list in the
+//    global workspace (n^2 words, as many bytes as the matrix); a chain whose list is full
+//    pauses before its next chase.
+// 3. With vectors, the groups replay each matrix's list on its Q (Z in shared memory, lane r
+//    rotating row r), write Q back if the chain paused, else finish as warp.cu: ascending
+//    order by rank, scaling undone, the CPU's sign rule. 2 and 3 repeat while a chain is
+//    paused.
+// Issue per matrix-rotation falls from about 70 instructions per group to 70 / 32 on the
+// chain plus about 8 on the replay (docs/benchmarks/eigh-classes-h200.md).
+//
+// References: LAPACK dsytd2; EISPACK tql2 (recording the rotations for a later pass is
+// LAPACK dsteqr's approach with dlasr, applied here row by row).
+
+// Shared layout (the host's `chains_shared_bytes` computes the same): d and e (32 R each,
+// column-wise), per group Z (R rows, stride R + 1), v, w (R each), then 3 x 32 ints: words
+// recorded this round, state, scaling exponent per matrix.
+template <typename T, int G, int R, bool VEC>
+__device__ void mb_eigh_chains(const MbEighArgs& p) {
+    MB_DYNAMIC_SHARED(mb_smem);
+    constexpr int S = R + 1;
+    constexpr int GROUPS = 128 / G;
+    // Slot states.
+    constexpr int RUNNING = 0, CONVERGED = 1, FAILED = 2, BAD = 3, EMPTY = 4, DONE = 5;
+    const int M = p.team;
+    const int lane = threadIdx.x & 31;
+    const int r = lane & (G - 1);
+    const int gbase = lane & ~(G - 1);
+    const unsigned int mask = G == 32 ? 0xffffffffu : (((1u << G) - 1u) << gbase);
+    const int gid = threadIdx.x / G;
+    T* dsh = (T*)mb_smem;
+    T* esh = dsh + 32 * R;
+    T* Z = esh + 32 * R + gid * (R * S + 2 * R);
+    T* vs = Z + R * S;
+    T* ws = vs + R;
+    int* cnt = (int*)(esh + 32 * R + GROUPS * (R * S + 2 * R));
+    int* state = cnt + 32;
+    int* exs = state + 32;
+    const int first = blockIdx.x * M;
+
+    // 1. Reduce the block's matrices, a group at a time.
+    for (int s = gid; s < M; s += GROUPS) {
+        const MbMatrix mat = mb_matrix(p, first + s);
+        const int n = mat.n;
+        if (n == 0) {
+            if (r == 0) state[s] = EMPTY;
+            continue;
+        }
+        const MbLaneReduction<T> red = mb_warp_tridiag<T, G, R, VEC>(p, mat, Z, vs, ws, r, mask);
+        if (r < n) {
+            dsh[32 * r + s] = red.dr;
+            esh[32 * r + s] = red.er;
+        }
+        if (r == 0) {
+            exs[s] = red.ex;
+            state[s] = red.bad ? BAD : RUNNING;
+        }
+        if (VEC && !red.bad) {
+            T* v = (T*)p.v + mat.a0;
+            for (int e = r; e < n * n; e += G) v[e] = Z[(e / n) * S + e % n];
+        }
+        __syncwarp(mask);
+    }
+    __syncthreads();
+
+    // Lane s of warp 0: the chain of matrix s, resumed round after round.
+    MbQl<T> q = mb_ql_start<T>();
+    MbMatrix own = mb_matrix(p, first + (threadIdx.x < 32 ? threadIdx.x : 0));
+    MbRecordChain<T> rec;
+    rec.cs = (T*)p.gwork + own.a0;
+    rec.cap = own.n * own.n;
+    rec.used = 0;
+    rec.at = 0;
+    for (;;) {
+        // 2. Chains.
+        if (threadIdx.x < M && state[threadIdx.x] == RUNNING) {
+            MbColumnTridiag<T> tri;
+            tri.d = dsh + threadIdx.x;
+            tri.e = esh + threadIdx.x;
+            int st;
+            if (VEC) {
+                rec.used = 0;
+                while ((st = mb_ql_next<T, false>(q, tri, own.n, rec)) == 1) {
+                }
+                cnt[threadIdx.x] = rec.used;
+            } else {
+                MbNoRotation<T> none;
+                while ((st = mb_ql_next<T, false>(q, tri, own.n, none)) == 1) {
+                }
+            }
+            if (st == 0) state[threadIdx.x] = CONVERGED;
+            if (st < 0) {
+                state[threadIdx.x] = FAILED;
+                atomicMin((int*)p.status + 1, own.idx);
+            }
+        }
+        __syncthreads();
+
+        // 3. Replay and finish.
+        for (int s = gid; s < M; s += GROUPS) {
+            const int st = state[s];
+            if (st == EMPTY || st == DONE) continue;
+            const MbMatrix mat = mb_matrix(p, first + s);
+            const int n = mat.n;
+            T* v = (T*)p.v + mat.a0;
+            if (VEC && st != BAD) {
+                for (int e = r; e < n * n; e += G) Z[(e / n) * S + e % n] = v[e];
+                __syncwarp(mask);
+                if (r < n) {
+                    const T* cs = (const T*)p.gwork + mat.a0;
+                    const int words = cnt[s];
+                    T* z = Z + r * S;
+                    for (int at = 0; at < words;) {
+                        const int m = (int)cs[at], l = (int)cs[at + 1];
+                        at += 2;
+                        T carry = z[m];
+                        for (int i = m - 1; i >= l; --i, at += 2) {
+                            const T c = cs[at], sn = cs[at + 1];
+                            const T zi = z[i];
+                            z[i + 1] = sn * zi + c * carry;
+                            carry = c * zi - sn * carry;
+                        }
+                        z[l] = carry;
+                    }
+                }
+                __syncwarp(mask);
+                if (st == RUNNING) {
+                    for (int e = r; e < n * n; e += G) v[e] = Z[(e / n) * S + e % n];
+                    __syncwarp(mask);
+                    continue;
+                }
+            }
+            if (st == RUNNING) continue;
+            if (r < n) {
+                const T* d = dsh + s;
+                const T dt = d[32 * r];
+                int rank = 0;
+                for (int j = 0; j < n; ++j) {
+                    const T dj = d[32 * j];
+                    rank += (dj < dt) || (dj == dt && j < r);
+                }
+                ((T*)p.w)[mat.w0 + rank] = st == BAD ? mb_nan(T(0)) : mb_scale2(dt, exs[s]);
+                if (VEC) mb_store_vector<T>(Z, S, n, r, rank, v, st == BAD);
+            }
+            __syncwarp(mask);
+            if (r == 0) state[s] = DONE;
+        }
+        __syncthreads();
+        if (!__syncthreads_or(threadIdx.x < M && state[threadIdx.x] == RUNNING)) break;
+    }
+}
+
+// The host (backends/cuda/eigh_kernel.rs) compiles each class and dtype as its own program
+// ending in one of these lines, e.g.
+// MB_EIGH_CHAINS_KERNEL(eigh_chains_f64_g16_r12_v, double, 16, 12, true).
+#define MB_EIGH_CHAINS_KERNEL(NAME, T, G, R, VEC)                                            \
+    extern "C" __global__ void __launch_bounds__(128) NAME(MbEighArgs p) {                   \
+        mb_eigh_chains<T, G, R, VEC>(p);                                                     \
+    }
