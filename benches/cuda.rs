@@ -82,7 +82,8 @@ struct EighOptions {
     batches: Vec<usize>,
     /// Also time the Jacobi algorithm the size classes replaced (n <= 64, batch >= 1024).
     jacobi: bool,
-    /// Also time the group-computed QL the chains classes replaced (n = 9..32).
+    /// Also time the group-computed QL (the warp classes) and the chains classes, each forced,
+    /// at n = 9..32.
     groups: bool,
     /// Also time the CPU backend, host to host, at batch 1024.
     cpu: bool,
@@ -168,15 +169,21 @@ fn eigh_case<T: Real>(
         extra.push_str(&format!(",\"jacobi_seconds\":{tj:e}"));
     }
     if opts.groups && (9..=32).contains(&n) {
-        let groups = CudaEighAlgorithm::GroupChains;
-        let (tg, _, _) = rate_case(cuda, &spec, groups, &a_dev, &mut w_dev, &mut v_dev, budget);
         let values = EighSpec::uniform(n, batch);
-        let (tgw, _, _) = rate_case(
-            cuda, &values, groups, &a_dev, &mut w_dev, &mut v_dev, budget,
-        );
-        extra.push_str(&format!(
-            ",\"group_seconds\":{tg:e},\"group_values_only_seconds\":{tgw:e}"
-        ));
+        for (key, algorithm) in [
+            ("group", CudaEighAlgorithm::GroupChains),
+            ("lane", CudaEighAlgorithm::LaneChains),
+        ] {
+            let (t, _, _) = rate_case(
+                cuda, &spec, algorithm, &a_dev, &mut w_dev, &mut v_dev, budget,
+            );
+            let (tw, _, _) = rate_case(
+                cuda, &values, algorithm, &a_dev, &mut w_dev, &mut v_dev, budget,
+            );
+            extra.push_str(&format!(
+                ",\"{key}_seconds\":{t:e},\"{key}_values_only_seconds\":{tw:e}"
+            ));
+        }
     }
     if opts.cpu && batch == 1024 {
         let mut plan = BatchedEigh::<T>::plan_eigh(cpu, &spec).unwrap();

@@ -10,7 +10,7 @@ use common::eigh_check::{
     check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{cuda_or_skip, MatrixType, ALL_TYPES};
-use megabatch::backends::cuda::{CudaEighAlgorithm, EighClass};
+use megabatch::backends::cuda::{CudaEighAlgorithm, EighClass, CHAINS_MIN_BATCH};
 use megabatch::EighSpec;
 use proptest::prelude::*;
 
@@ -108,22 +108,50 @@ fn group_chains_algorithm_matches_the_cpu_backend() {
     }
 }
 
-/// Orders 9-32 take the chains classes by default, 1-8 the warp classes.
+/// Orders 9-32 take the chains classes by default from `CHAINS_MIN_BATCH` matrices (below,
+/// and for orders 1-8, the warp classes); `LaneChains` forces them at any batch.
 #[test]
-fn chains_classes_take_orders_9_to_32() {
+fn chains_classes_take_orders_9_to_32_in_large_batches() {
     let Some(cuda) = cuda_or_skip() else { return };
+    let class_of = |n, batch, algorithm| {
+        cuda.plan_eigh_with::<f64>(&EighSpec::uniform(n, batch), algorithm)
+            .unwrap()
+            .classes()[0]
+            .0
+    };
     for n in 1..=33 {
-        let plan =
-            megabatch::BatchedEigh::<f64>::plan_eigh(&cuda, &EighSpec::uniform(n, 64)).unwrap();
-        let class = plan.classes()[0].0;
+        let large = class_of(n, CHAINS_MIN_BATCH, CudaEighAlgorithm::SizeClasses);
+        let small = class_of(n, CHAINS_MIN_BATCH - 1, CudaEighAlgorithm::SizeClasses);
+        let forced = class_of(n, 64, CudaEighAlgorithm::LaneChains);
         match n {
-            1..=8 => assert!(matches!(class, EighClass::Warp { .. }), "n {n}: {class:?}"),
-            9..=32 => assert!(
-                matches!(class, EighClass::Chains { .. }),
-                "n {n}: {class:?}"
-            ),
-            _ => assert!(matches!(class, EighClass::Block { .. }), "n {n}: {class:?}"),
+            1..=8 => assert!(matches!(large, EighClass::Warp { .. }), "n {n}: {large:?}"),
+            9..=32 => {
+                assert!(
+                    matches!(large, EighClass::Chains { .. }),
+                    "n {n}: {large:?}"
+                );
+                assert!(matches!(small, EighClass::Warp { .. }), "n {n}: {small:?}");
+                assert!(
+                    matches!(forced, EighClass::Chains { .. }),
+                    "n {n}: {forced:?}"
+                );
+            }
+            _ => assert!(matches!(large, EighClass::Block { .. }), "n {n}: {large:?}"),
         }
+    }
+}
+
+/// The chains classes forced at small batches (partial blocks of 4-8 matrices) agree with the
+/// CPU backend, as the default's full blocks do (`uniform_batches_match_the_cpu_backend`).
+#[test]
+fn lane_chains_at_small_batches_match_the_cpu_backend() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    for &(n, batch) in &[(9, 37), (12, 1582), (20, 300), (32, 129)] {
+        let spec = EighSpec::uniform(n, batch).with_vectors(true);
+        let plan = cuda
+            .plan_eigh_with::<f32>(&spec, CudaEighAlgorithm::LaneChains)
+            .unwrap();
+        plan_matches_cpu(&cuda, plan, n, batch, 60 + n as u64);
     }
 }
 

@@ -11,7 +11,7 @@ use super::driver::{
     arg, bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, launch, DeviceMemory,
     DriverResultExt, PinnedHost, Staged, Stream,
 };
-use super::eigh_kernel::{EighClass, EighKernel};
+use super::eigh_kernel::{EighClass, EighKernel, CHAINS_MIN_BATCH};
 use super::module::{KernelFn, Kernels};
 use super::{Cuda, CudaBuffer};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
@@ -35,6 +35,9 @@ pub enum CudaEighAlgorithm {
     /// of a matrix's group computes (the layout before the chains classes; kept to measure
     /// them against it).
     GroupChains,
+    /// The size classes with orders 9-32 on the chains classes whatever the batch (the default
+    /// takes them from [`CHAINS_MIN_BATCH`] matrices of a class).
+    LaneChains,
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
     /// measure the classes against it).
     Jacobi,
@@ -199,7 +202,7 @@ type GroupKey = (EighClass, usize);
 impl Cuda {
     fn group_of(&self, n: usize, elem: usize, algorithm: CudaEighAlgorithm) -> GroupKey {
         let class = match algorithm {
-            CudaEighAlgorithm::SizeClasses => {
+            CudaEighAlgorithm::SizeClasses | CudaEighAlgorithm::LaneChains => {
                 EighClass::for_order(n, elem, self.info.max_shared_per_block)
             }
             CudaEighAlgorithm::GroupChains => EighClass::warp_for_order(n)
@@ -209,6 +212,19 @@ impl Cuda {
         match class {
             EighClass::Jacobi => (class, crate::eigh::bucket_order(n)),
             _ => (class, 0),
+        }
+    }
+
+    /// The group a launch of `count` matrices of `key` runs as: the size classes give a chains
+    /// class under [`CHAINS_MIN_BATCH`] matrices to the warp class of the same rows.
+    fn settle(key: GroupKey, count: usize, algorithm: CudaEighAlgorithm) -> GroupKey {
+        match key {
+            (EighClass::Chains { lanes, row }, bucket)
+                if algorithm == CudaEighAlgorithm::SizeClasses && count < CHAINS_MIN_BATCH =>
+            {
+                (EighClass::Warp { lanes, row }, bucket)
+            }
+            _ => key,
         }
     }
 
@@ -393,7 +409,7 @@ impl Cuda {
             EighLayout::Uniform { n, batch } => {
                 uniform_n = i32::try_from(*n).map_err(|_| Error::TooLarge("order"))?;
                 if *n > 0 && *batch > 0 {
-                    let group = self.group_of(*n, elem, algorithm);
+                    let group = Self::settle(self.group_of(*n, elem, algorithm), *batch, algorithm);
                     launches.push(self.class_launch::<T>(
                         group,
                         *n,
@@ -443,7 +459,7 @@ impl Cuda {
                 for (&group, list) in &groups {
                     let nmax = sizes[list[0] as usize];
                     let mut l = self.class_launch::<T>(
-                        group,
+                        Self::settle(group, list.len(), algorithm),
                         nmax,
                         list.len(),
                         offsets.a_len(),

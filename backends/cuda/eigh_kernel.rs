@@ -29,6 +29,12 @@ pub(crate) const WARP_MAX_ORDER: usize = 32;
 pub(crate) const CHAINS_MIN_ORDER: usize = 9;
 /// Most matrices one chains block takes (one chain per lane of its first warp).
 pub(crate) const CHAINS_MAX_PER_BLOCK: usize = 32;
+/// Words of a rotation list staged in shared memory at a time (`MB_CHAINS_STAGE`, chains.cu).
+const CHAINS_STAGE_WORDS: usize = 128;
+/// Fewest matrices of one order class for which the size classes take the chains kernel:
+/// below, few chains share a warp and the group-computed QL of the warp classes, which needs
+/// no replay, is faster (measured on the H200, docs/benchmarks/eigh-classes-h200.md).
+pub const CHAINS_MIN_BATCH: usize = 4096;
 /// Threads per block of the warp-class kernels (`__launch_bounds__(128)` in warp.cu).
 pub(crate) const WARP_BLOCK_THREADS: usize = 128;
 /// Chunks (of 32 threads) of the block classes, smallest first.
@@ -129,10 +135,11 @@ impl EighClass {
     pub fn shared_bytes(self, nmax: usize, elem: usize) -> usize {
         match self {
             Self::Warp { row, .. } => self.per_block() * (row * (row + 1) + 2 * row) * elem,
-            // chains.cu: d and e column-wise, a Z, v, w per group, three ints per matrix.
+            // chains.cu: d and e column-wise, a Z, v, w and staging chunk per group, three
+            // ints per matrix.
             Self::Chains { lanes, row } => {
-                (2 * 32 * row + WARP_BLOCK_THREADS / lanes * (row * (row + 1) + 2 * row)) * elem
-                    + 3 * 32 * 4
+                let per_group = row * (row + 1) + 2 * row + CHAINS_STAGE_WORDS;
+                (2 * 32 * row + WARP_BLOCK_THREADS / lanes * per_group) * elem + 3 * 32 * 4
             }
             Self::Block { .. } => block_shared_bytes(nmax, elem),
             Self::Jacobi => unreachable!("the Jacobi layout is computed in eigh.rs"),

@@ -20,9 +20,57 @@
 // References: LAPACK dsytd2; EISPACK tql2 (recording the rotations for a later pass is
 // LAPACK dsteqr's approach with dlasr, applied here row by row).
 
-// Shared layout (the host's `chains_shared_bytes` computes the same): d and e (32 R each,
-// column-wise), per group Z (R rows, stride R + 1), v, w (R each), then 3 x 32 ints: words
-// recorded this round, state, scaling exponent per matrix.
+// Words of a rotation list a group stages in shared memory at a time (even, so a chase's
+// header and each (c, s) pair never straddle two chunks).
+#define MB_CHAINS_STAGE 128
+
+// Replays `words` words of the rotation list of matrix `mat` on row z of Q (owner: this lane
+// holds a row), as MbRotateRow would have applied them during the chase. The group copies the
+// list into `stage` a chunk at a time (coalesced, all loads in flight together), since read
+// one rotation at a time from global memory each would wait on L2 latency. All lanes of the
+// group call.
+template <typename T, int G>
+__device__ __forceinline__ void mb_replay_chases(const MbEighArgs& p, const MbMatrix& mat,
+                                                 int words, T* z, bool owner, T* stage, int r,
+                                                 unsigned int mask) {
+    const T* cs = (const T*)p.gwork + mat.a0;
+    int i = 0, l = 0;
+    bool chasing = false;
+    T carry = T(0);
+    for (int base = 0; base < words; base += MB_CHAINS_STAGE) {
+        const int len = min(MB_CHAINS_STAGE, words - base);
+        __syncwarp(mask);
+        for (int k = r; k < len; k += G) stage[k] = cs[base + k];
+        __syncwarp(mask);
+        for (int k = 0; k < len;) {
+            if (!chasing) {
+                const int m = (int)stage[k];
+                l = (int)stage[k + 1];
+                k += 2;
+                i = m - 1;
+                if (owner) carry = z[m];
+                chasing = true;
+            }
+            for (; i >= l && k < len; --i, k += 2) {
+                const T c = stage[k], sn = stage[k + 1];
+                if (owner) {
+                    const T zi = z[i];
+                    z[i + 1] = sn * zi + c * carry;
+                    carry = c * zi - sn * carry;
+                }
+            }
+            if (i < l) {
+                if (owner) z[l] = carry;
+                chasing = false;
+            }
+        }
+    }
+}
+
+// Shared layout (the host's `EighClass::shared_bytes` computes the same): d and e (32 R each,
+// column-wise), per group Z (R rows, stride R + 1), v, w (R each) and a staging chunk
+// (MB_CHAINS_STAGE), then 3 x 32 ints: words recorded this round, state, scaling exponent per
+// matrix.
 template <typename T, int G, int R, bool VEC>
 __device__ void mb_eigh_chains(const MbEighArgs& p) {
     MB_DYNAMIC_SHARED(mb_smem);
@@ -38,10 +86,12 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
     const int gid = threadIdx.x / G;
     T* dsh = (T*)mb_smem;
     T* esh = dsh + 32 * R;
-    T* Z = esh + 32 * R + gid * (R * S + 2 * R);
+    constexpr int PER_GROUP = R * S + 2 * R + MB_CHAINS_STAGE;
+    T* Z = esh + 32 * R + gid * PER_GROUP;
     T* vs = Z + R * S;
     T* ws = vs + R;
-    int* cnt = (int*)(esh + 32 * R + GROUPS * (R * S + 2 * R));
+    T* stage = ws + R;
+    int* cnt = (int*)(esh + 32 * R + GROUPS * PER_GROUP);
     int* state = cnt + 32;
     int* exs = state + 32;
     const int first = blockIdx.x * M;
@@ -88,12 +138,12 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
             int st;
             if (VEC) {
                 rec.used = 0;
-                while ((st = mb_ql_next<T, false>(q, tri, own.n, rec)) == 1) {
+                while ((st = mb_ql_next<T, true>(q, tri, own.n, rec)) == 1) {
                 }
                 cnt[threadIdx.x] = rec.used;
             } else {
                 MbNoRotation<T> none;
-                while ((st = mb_ql_next<T, false>(q, tri, own.n, none)) == 1) {
+                while ((st = mb_ql_next<T, true>(q, tri, own.n, none)) == 1) {
                 }
             }
             if (st == 0) state[threadIdx.x] = CONVERGED;
@@ -113,24 +163,7 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
             T* v = (T*)p.v + mat.a0;
             if (VEC && st != BAD) {
                 for (int e = r; e < n * n; e += G) Z[(e / n) * S + e % n] = v[e];
-                __syncwarp(mask);
-                if (r < n) {
-                    const T* cs = (const T*)p.gwork + mat.a0;
-                    const int words = cnt[s];
-                    T* z = Z + r * S;
-                    for (int at = 0; at < words;) {
-                        const int m = (int)cs[at], l = (int)cs[at + 1];
-                        at += 2;
-                        T carry = z[m];
-                        for (int i = m - 1; i >= l; --i, at += 2) {
-                            const T c = cs[at], sn = cs[at + 1];
-                            const T zi = z[i];
-                            z[i + 1] = sn * zi + c * carry;
-                            carry = c * zi - sn * carry;
-                        }
-                        z[l] = carry;
-                    }
-                }
+                mb_replay_chases<T, G>(p, mat, cnt[s], Z + r * S, r < n, stage, r, mask);
                 __syncwarp(mask);
                 if (st == RUNNING) {
                     for (int e = r; e < n * n; e += G) v[e] = Z[(e / n) * S + e % n];

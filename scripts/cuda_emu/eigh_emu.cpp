@@ -215,7 +215,7 @@ template <typename T> Launch choose(const std::string& kind, bool vec, int nmax)
         l.threads = 128;
         l.per_block = m;
         l.team = m;
-        l.shared = (2 * 32 * r + (128 / g) * (r * (r + 1) + 2 * r)) * sizeof(T) + 3 * 32 * 4;
+        l.shared = (2 * 32 * r + (128 / g) * (r * (r + 1) + 2 * r + MB_CHAINS_STAGE)) * sizeof(T) + 3 * 32 * 4;
         l.workspace = true;
     } else if (kind.rfind("block:", 0) == 0) {
         int nc = std::atoi(kind.c_str() + 6);
