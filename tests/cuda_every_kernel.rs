@@ -10,13 +10,19 @@ use common::reduce_check::run;
 use common::{cuda_or_skip, make, rng, to_t, MatrixType};
 use half::{bf16, f16};
 use megabatch::backends::cpu::Cpu;
-use megabatch::backends::cuda::Cuda;
+use megabatch::backends::cuda::{Cuda, CudaEighAlgorithm};
 use megabatch::{
     BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducible, RowReduceOp, SegmentReduceOp,
 };
 use rand::Rng;
 
-fn eigh_both<T: Real>(cuda: &Cuda, cpu: &Cpu, sizes: &[usize], vectors: bool) {
+fn eigh_both<T: Real>(
+    cuda: &Cuda,
+    cpu: &Cpu,
+    sizes: &[usize],
+    vectors: bool,
+    algorithm: CudaEighAlgorithm,
+) {
     let mut r = rng(sizes.len() as u64);
     let mut a: Vec<T> = Vec::new();
     for &n in sizes {
@@ -28,7 +34,7 @@ fn eigh_both<T: Real>(cuda: &Cuda, cpu: &Cpu, sizes: &[usize], vectors: bool) {
     let mut w_cpu = w.clone();
     let mut v = vec![T::zero(); if vectors { offsets.a_len() } else { 0 }];
     let mut v_cpu = v.clone();
-    let mut plan = BatchedEigh::<T>::plan_eigh(cuda, &spec).unwrap();
+    let mut plan = cuda.plan_eigh_with::<T>(&spec, algorithm).unwrap();
     cuda.eigh_host(&mut plan, &a, &mut w, vectors.then_some(&mut v[..]))
         .unwrap();
     let mut plan = BatchedEigh::<T>::plan_eigh(cpu, &spec).unwrap();
@@ -49,7 +55,8 @@ fn eigh_both<T: Real>(cuda: &Cuda, cpu: &Cpu, sizes: &[usize], vectors: bool) {
 fn every_eigh_variant() {
     let Some(cuda) = cuda_or_skip() else { return };
     let cpu = Cpu::with_threads(1).unwrap();
-    // Every size class: the seven warp classes (orders 1-32), the three block classes (33-64,
+    // Every size class: the seven warp classes (orders 1-32), the four chains classes (9-32,
+    // forced: a batch this small takes the warp classes), the three block classes (33-64,
     // 65-128, 129-256 while A fits shared memory) and Jacobi in the global workspace (f64 200,
     // f32 300). compute-sanitizer's racecheck is slow on Jacobi's 512-thread blocks:
     // MEGABATCH_SANITIZE_SMALL=1 leaves that class out.
@@ -64,8 +71,14 @@ fn every_eigh_variant() {
             f64_sizes.push(200);
             f32_sizes.extend([230, 300]);
         }
-        eigh_both::<f64>(&cuda, &cpu, &f64_sizes, vectors);
-        eigh_both::<f32>(&cuda, &cpu, &f32_sizes, vectors);
+        let classes = CudaEighAlgorithm::SizeClasses;
+        eigh_both::<f64>(&cuda, &cpu, &f64_sizes, vectors, classes);
+        eigh_both::<f32>(&cuda, &cpu, &f32_sizes, vectors, classes);
+        // The chains classes, which the size classes take only from CHAINS_MIN_BATCH matrices.
+        let chains = [10, 12, 14, 16, 20, 24, 28, 32, 9];
+        let lanes = CudaEighAlgorithm::LaneChains;
+        eigh_both::<f64>(&cuda, &cpu, &chains, vectors, lanes);
+        eigh_both::<f32>(&cuda, &cpu, &chains, vectors, lanes);
     }
 }
 
