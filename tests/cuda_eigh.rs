@@ -10,7 +10,7 @@ use common::eigh_check::{
     check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{cuda_or_skip, MatrixType, ALL_TYPES};
-use megabatch::backends::cuda::{CudaEighAlgorithm, EighClass, CHAINS_MIN_BATCH};
+use megabatch::backends::cuda::{CudaEighAlgorithm, EighClass, CHAINS_MIN_BATCH_F64};
 use megabatch::EighSpec;
 use proptest::prelude::*;
 
@@ -108,7 +108,7 @@ fn group_chains_algorithm_matches_the_cpu_backend() {
     }
 }
 
-/// Orders 9-32 take the chains classes by default from `CHAINS_MIN_BATCH` matrices (below,
+/// Orders 9-32 take the chains classes by default from `CHAINS_MIN_BATCH_F64` f64 matrices (below,
 /// and for orders 1-8, the warp classes); `LaneChains` forces them at any batch.
 #[test]
 fn chains_classes_take_orders_9_to_32_in_large_batches() {
@@ -120,8 +120,8 @@ fn chains_classes_take_orders_9_to_32_in_large_batches() {
             .0
     };
     for n in 1..=33 {
-        let large = class_of(n, CHAINS_MIN_BATCH, CudaEighAlgorithm::SizeClasses);
-        let small = class_of(n, CHAINS_MIN_BATCH - 1, CudaEighAlgorithm::SizeClasses);
+        let large = class_of(n, CHAINS_MIN_BATCH_F64, CudaEighAlgorithm::SizeClasses);
+        let small = class_of(n, CHAINS_MIN_BATCH_F64 - 1, CudaEighAlgorithm::SizeClasses);
         let forced = class_of(n, 64, CudaEighAlgorithm::LaneChains);
         match n {
             1..=8 => assert!(matches!(large, EighClass::Warp { .. }), "n {n}: {large:?}"),

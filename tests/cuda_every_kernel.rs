@@ -74,7 +74,7 @@ fn every_eigh_variant() {
         let classes = CudaEighAlgorithm::SizeClasses;
         eigh_both::<f64>(&cuda, &cpu, &f64_sizes, vectors, classes);
         eigh_both::<f32>(&cuda, &cpu, &f32_sizes, vectors, classes);
-        // The chains classes, which the size classes take only from CHAINS_MIN_BATCH matrices.
+        // The chains classes, which the size classes take only from `chains_min_batch` matrices.
         let chains = [10, 12, 14, 16, 20, 24, 28, 32, 9];
         let lanes = CudaEighAlgorithm::LaneChains;
         eigh_both::<f64>(&cuda, &cpu, &chains, vectors, lanes);

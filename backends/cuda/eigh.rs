@@ -11,7 +11,7 @@ use super::driver::{
     arg, bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, launch, DeviceMemory,
     DriverResultExt, PinnedHost, Staged, Stream,
 };
-use super::eigh_kernel::{EighClass, EighKernel, CHAINS_MIN_BATCH};
+use super::eigh_kernel::{chains_min_batch, EighClass, EighKernel};
 use super::module::{KernelFn, Kernels};
 use super::{Cuda, CudaBuffer};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
@@ -36,7 +36,7 @@ pub enum CudaEighAlgorithm {
     /// them against it).
     GroupChains,
     /// The size classes with orders 9-32 on the chains classes whatever the batch (the default
-    /// takes them from [`CHAINS_MIN_BATCH`] matrices of a class).
+    /// takes them from [`chains_min_batch`] matrices of a class).
     LaneChains,
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
     /// measure the classes against it).
@@ -215,12 +215,14 @@ impl Cuda {
         }
     }
 
-    /// The group a launch of `count` matrices of `key` runs as: the size classes give a chains
-    /// class under [`CHAINS_MIN_BATCH`] matrices to the warp class of the same rows.
-    fn settle(key: GroupKey, count: usize, algorithm: CudaEighAlgorithm) -> GroupKey {
+    /// The group a launch of `count` matrices of `elem`-byte floats of `key` runs as: the size
+    /// classes give a chains class under [`chains_min_batch`] matrices to the warp class of
+    /// the same rows.
+    fn settle(key: GroupKey, count: usize, elem: usize, algorithm: CudaEighAlgorithm) -> GroupKey {
         match key {
             (EighClass::Chains { lanes, row }, bucket)
-                if algorithm == CudaEighAlgorithm::SizeClasses && count < CHAINS_MIN_BATCH =>
+                if algorithm == CudaEighAlgorithm::SizeClasses
+                    && count < chains_min_batch(elem) =>
             {
                 (EighClass::Warp { lanes, row }, bucket)
             }
@@ -409,7 +411,8 @@ impl Cuda {
             EighLayout::Uniform { n, batch } => {
                 uniform_n = i32::try_from(*n).map_err(|_| Error::TooLarge("order"))?;
                 if *n > 0 && *batch > 0 {
-                    let group = Self::settle(self.group_of(*n, elem, algorithm), *batch, algorithm);
+                    let group =
+                        Self::settle(self.group_of(*n, elem, algorithm), *batch, elem, algorithm);
                     launches.push(self.class_launch::<T>(
                         group,
                         *n,
@@ -459,7 +462,7 @@ impl Cuda {
                 for (&group, list) in &groups {
                     let nmax = sizes[list[0] as usize];
                     let mut l = self.class_launch::<T>(
-                        Self::settle(group, list.len(), algorithm),
+                        Self::settle(group, list.len(), elem, algorithm),
                         nmax,
                         list.len(),
                         offsets.a_len(),

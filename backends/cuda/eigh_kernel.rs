@@ -31,10 +31,23 @@ pub(crate) const CHAINS_MIN_ORDER: usize = 9;
 pub(crate) const CHAINS_MAX_PER_BLOCK: usize = 32;
 /// Words of a rotation list staged in shared memory at a time (`MB_CHAINS_STAGE`, chains.cu).
 const CHAINS_STAGE_WORDS: usize = 128;
-/// Fewest matrices of one order class for which the size classes take the chains kernel:
+/// Fewest f64 matrices of one order class for which the size classes take the chains kernel:
 /// below, few chains share a warp and the group-computed QL of the warp classes, which needs
-/// no replay, is faster (measured on the H200, docs/benchmarks/eigh-classes-h200.md).
-pub const CHAINS_MIN_BATCH: usize = 4096;
+/// no replay, is faster. Measured on the H200 (docs/benchmarks/eigh-classes-h200.md): with
+/// vectors the chains ran 0.70-0.97x the warp classes at 4096 matrices and 1.00-1.26x at 8192.
+pub const CHAINS_MIN_BATCH_F64: usize = 8192;
+/// The same for f32, whose redundant QL costs the warp classes half as much: the chains ran
+/// 0.79-0.99x the warp classes at 16384 matrices and 0.99-1.22x at 131072.
+pub const CHAINS_MIN_BATCH_F32: usize = 65536;
+
+/// Fewest matrices of `elem`-byte floats for which the size classes take the chains kernel.
+pub fn chains_min_batch(elem: usize) -> usize {
+    if elem == 8 {
+        CHAINS_MIN_BATCH_F64
+    } else {
+        CHAINS_MIN_BATCH_F32
+    }
+}
 /// Threads per block of the warp-class kernels (`__launch_bounds__(128)` in warp.cu).
 pub(crate) const WARP_BLOCK_THREADS: usize = 128;
 /// Chunks (of 32 threads) of the block classes, smallest first.

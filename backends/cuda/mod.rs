@@ -32,7 +32,9 @@ pub use eigh::{
     CudaEighAlgorithm, CudaEighPlan, EighArgs, CUDA_EIGH_MAX_ORDER, DIRECT_STAGING_BYTES,
     STAGING_ENV,
 };
-pub use eigh_kernel::{EighClass, EighKernel, CHAINS_MIN_BATCH};
+pub use eigh_kernel::{
+    chains_min_batch, EighClass, EighKernel, CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64,
+};
 use module::Kernels;
 pub use nvrtc::{
     compile_kernels, compile_source, nvrtc_available, nvrtc_version, KERNEL_CACHE_ENV,
