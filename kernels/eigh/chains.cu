@@ -64,7 +64,6 @@ __device__ __forceinline__ void mb_replay_chases(const MbEighArgs& p, const MbMa
                 if (owner) carry = z[m];
                 chasing = true;
             }
-#pragma unroll 2
             for (; i >= l && k < len; --i, k += 2) {
                 const T c = stage[k], sn = stage[k + 1];
                 if (owner) {
@@ -209,9 +208,9 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
 // The host (backends/cuda/eigh_kernel.rs) compiles each class and dtype as its own program
 // ending in one of these lines, e.g.
 // MB_EIGH_CHAINS_KERNEL(eigh_chains_f64_g16_r12_v, double, 16, 12, true).
-// Rows of up to 16 fit in about 80 registers: six blocks per multiprocessor (at 128 registers
-// the register file held four, ncu on the H200).
+// (__launch_bounds__(128, 6) for rows <= 16, six blocks per multiprocessor instead of four,
+// measured 10-20% slower on the H200.)
 #define MB_EIGH_CHAINS_KERNEL(NAME, T, G, R, VEC)                                            \
-    extern "C" __global__ void __launch_bounds__(128, (R) <= 16 ? 6 : 4) NAME(MbEighArgs p) { \
+    extern "C" __global__ void __launch_bounds__(128) NAME(MbEighArgs p) {                   \
         mb_eigh_chains<T, G, R, VEC>(p);                                                     \
     }
