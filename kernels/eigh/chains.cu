@@ -24,21 +24,8 @@
 // header and each (c, s) pair never straddle two chunks).
 #define MB_CHAINS_STAGE 128
 
-// Q between Z (shared, row stride S) and the matrix's slot of V (row-major n x n): row by
-// row, lane r taking columns r, r + G, ... (coalesced without a division per element).
-template <typename T, int G, bool TO_V>
-__device__ __forceinline__ void mb_copy_q(T* Z, int S, T* v, int n, int r) {
-    for (int row = 0; row < n; ++row) {
-        for (int col = r; col < n; col += G) {
-            if (TO_V) v[row * n + col] = Z[row * S + col];
-            else Z[row * S + col] = v[row * n + col];
-        }
-    }
-}
-
 // Replays `words` words of the rotation list of matrix `mat` on row z of Q (owner: this lane
-// has a row of Z; rows past the order take the rotations harmlessly), as MbRotateRow would
-// have applied them during the chase. The group copies the
+// holds a row), as MbRotateRow would have applied them during the chase. The group copies the
 // list into `stage` a chunk at a time (coalesced, all loads in flight together), since read
 // one rotation at a time from global memory each would wait on L2 latency. All lanes of the
 // group call.
@@ -128,7 +115,7 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
         }
         if (VEC && !red.bad) {
             T* v = (T*)p.v + mat.a0;
-            mb_copy_q<T, G, true>(Z, S, v, n, r);
+            for (int e = r; e < n * n; e += G) v[e] = Z[(e / n) * S + e % n];
         }
         __syncwarp(mask);
     }
@@ -175,12 +162,11 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
             const int n = mat.n;
             T* v = (T*)p.v + mat.a0;
             if (VEC && st != BAD) {
-                mb_copy_q<T, G, false>(Z, S, v, n, r);
-                // Rows n..R-1 of Z are rotated too (never stored): for G = R no lane branches.
-                mb_replay_chases<T, G>(p, mat, cnt[s], Z + r * S, r < R, stage, r, mask);
+                for (int e = r; e < n * n; e += G) Z[(e / n) * S + e % n] = v[e];
+                mb_replay_chases<T, G>(p, mat, cnt[s], Z + r * S, r < n, stage, r, mask);
                 __syncwarp(mask);
                 if (st == RUNNING) {
-                    mb_copy_q<T, G, true>(Z, S, v, n, r);
+                    for (int e = r; e < n * n; e += G) v[e] = Z[(e / n) * S + e % n];
                     __syncwarp(mask);
                     continue;
                 }
@@ -208,8 +194,9 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
 // The host (backends/cuda/eigh_kernel.rs) compiles each class and dtype as its own program
 // ending in one of these lines, e.g.
 // MB_EIGH_CHAINS_KERNEL(eigh_chains_f64_g16_r12_v, double, 16, 12, true).
-// (__launch_bounds__(128, 6) for rows <= 16, six blocks per multiprocessor instead of four,
-// measured 10-20% slower on the H200.)
+// Measured on the H200 and left out (10-20% slower at n = 12-32): __launch_bounds__(128, 6)
+// for rows <= 16 (six blocks per multiprocessor instead of four), unrolling the replay, and
+// copying Q row by row instead of with a division per element.
 #define MB_EIGH_CHAINS_KERNEL(NAME, T, G, R, VEC)                                            \
     extern "C" __global__ void __launch_bounds__(128) NAME(MbEighArgs p) {                   \
         mb_eigh_chains<T, G, R, VEC>(p);                                                     \
