@@ -64,8 +64,8 @@ pub use auto::{Auto, AutoAttentionPlan, AutoBuffer, AutoEighPlan, AutoReducePlan
 pub use backend::{Backend, BackendKind};
 pub use cost::{
     default_calibration_path, load_calibration, save_calibration, AttentionProfile, BackendProfile,
-    CalibrationOptions, CostModel, Decision, EighProfile, ModelSource, Prediction, ReduceProfile,
-    Residency, CALIBRATION_ENV, MODEL_VERSION,
+    CalibrationOptions, CostModel, Decision, EighMaxOrders, EighProfile, ModelSource, Prediction,
+    ReduceProfile, Residency, CALIBRATION_ENV, MODEL_VERSION,
 };
 pub use eigh::{BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot};
 pub use element::{Element, Real, Reducible};

@@ -4,16 +4,21 @@
 
 use megabatch::backends::cpu::Cpu;
 use megabatch::{
-    load_calibration, save_calibration, Auto, BackendKind, CalibrationOptions, CostModel, EighSpec,
-    Error, ModelSource, Residency, MODEL_VERSION,
+    load_calibration, save_calibration, Auto, BackendKind, CalibrationOptions, CostModel,
+    EighMaxOrders, EighSpec, Error, ModelSource, Residency, MODEL_VERSION,
 };
 
 const CUDA: BackendKind = BackendKind::Cuda;
 const CPU: BackendKind = BackendKind::Cpu;
 
+/// The same eigh order limit for both dtypes.
+fn up_to(n: usize) -> EighMaxOrders {
+    EighMaxOrders { f32: n, f64: n }
+}
+
 /// The default model of a 16-thread machine with a CUDA device: two profiles to compare.
 fn two_backend_model() -> CostModel {
-    CostModel::defaults("test-machine", 16, &[(CUDA, 4096)])
+    CostModel::defaults("test-machine", 16, &[(CUDA, up_to(4096))])
 }
 
 fn eigh_seconds(model: &CostModel, kind: BackendKind, spec: &EighSpec, at: Residency) -> f64 {
@@ -107,7 +112,7 @@ fn resident_data_is_free_where_it_lives_and_costs_a_copy_elsewhere() {
 
 #[test]
 fn orders_beyond_a_backend_limit_are_unsupported_there() {
-    let model = CostModel::defaults("m", 4, &[(CUDA, 32)]);
+    let model = CostModel::defaults("m", 4, &[(CUDA, up_to(32))]);
     let spec = EighSpec::uniform(33, 10);
     assert!(model
         .predict_eigh(CUDA, "f64", &spec, Residency::Host, 0.0)
@@ -118,6 +123,23 @@ fn orders_beyond_a_backend_limit_are_unsupported_there() {
     assert!(model
         .predict_eigh(CUDA, "f16", &EighSpec::uniform(4, 1), Residency::Host, 0.0)
         .is_none());
+}
+
+/// A GPU's limit is per dtype (CUDA's size classes hold f64 A to 165, f32 to 235 on a
+/// 227 KB device; its Jacobi fallback above is slower than the CPU).
+#[test]
+fn gpu_eigh_limits_are_per_dtype() {
+    let limits = EighMaxOrders { f32: 235, f64: 165 };
+    let model = CostModel::defaults("m", 4, &[(CUDA, limits)]);
+    let at = Residency::Host;
+    for (n, f32_ok, f64_ok) in [(165, true, true), (166, true, false), (236, false, false)] {
+        let spec = EighSpec::uniform(n, 1024);
+        let ok = |dtype| model.predict_eigh(CUDA, dtype, &spec, at, 0.0).is_some();
+        assert_eq!((ok("f32"), ok("f64")), (f32_ok, f64_ok), "n {n}");
+        assert!(model.predict_eigh(CPU, "f64", &spec, at, 0.0).is_some());
+    }
+    assert_eq!(limits.of("f64"), 165);
+    assert_eq!(limits.of("f32"), 235);
 }
 
 #[test]
@@ -159,7 +181,7 @@ fn temp_path(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn calibration_file_round_trips_and_refuses_stale_files() {
-    let model = CostModel::defaults("machine-a", 8, &[(CUDA, 4096)]);
+    let model = CostModel::defaults("machine-a", 8, &[(CUDA, up_to(4096))]);
     let path = temp_path("round-trip/calibration.json");
     save_calibration(&model, &path).unwrap();
     assert_eq!(
@@ -195,7 +217,8 @@ fn calibration_file_round_trips_and_refuses_stale_files() {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&corrupt, &text[..text.len() / 2]).unwrap();
     expect_refusal(&corrupt, "JSON");
-    std::fs::write(&corrupt, "{\"version\": 1, \"machine\": 3}").unwrap();
+    let wrong_shape = format!("{{\"version\": {MODEL_VERSION}, \"machine\": 3}}");
+    std::fs::write(&corrupt, wrong_shape).unwrap();
     expect_refusal(&corrupt, "not a calibration");
     std::fs::write(&corrupt, [0xff, 0xfe, 0x00]).unwrap();
     assert!(matches!(

@@ -44,6 +44,30 @@ fn large_batches_on_device_data_go_to_the_gpu_and_single_host_matrices_stay_on_t
     assert!(d.predictions[1].seconds.is_none());
 }
 
+/// Orders above CUDA's size classes (its Jacobi fallback, 0.11-0.13x the CPU on the H200 at
+/// n = 256) stay on the CPU, per dtype; the largest class order still goes to the GPU.
+#[test]
+fn orders_above_the_cuda_size_classes_stay_on_the_cpu() {
+    let Some(auto) = auto_with_cuda() else { return };
+    let cuda = common::cuda_or_skip().unwrap();
+    let on_gpu = Residency::Device(BackendKind::Cuda);
+    let f64_max = cuda.eigh_fast_max_order::<f64>();
+    let f32_max = cuda.eigh_fast_max_order::<f32>();
+    assert!(f64_max >= 64 && f32_max >= f64_max, "{f64_max} {f32_max}");
+    let spec = |n| EighSpec::uniform(n, 16_384).with_vectors(true);
+    assert_eq!(
+        auto.explain_eigh::<f64>(&spec(f64_max), on_gpu).chosen,
+        BackendKind::Cuda
+    );
+    let above = auto.explain_eigh::<f64>(&spec(f64_max + 1), on_gpu);
+    assert_eq!(above.chosen, BackendKind::Cpu);
+    assert!(above.predictions[1].seconds.is_none());
+    assert_eq!(
+        auto.explain_eigh::<f32>(&spec(f32_max + 1), on_gpu).chosen,
+        BackendKind::Cpu
+    );
+}
+
 #[test]
 fn device_buffers_work_with_plans_on_either_backend() {
     let Some(auto) = auto_with_cuda() else { return };

@@ -572,6 +572,13 @@ pub const DIRECT_STAGING_BYTES: usize = 16 << 20;
 pub const STAGING_ENV: &str = "MEGABATCH_CUDA_STAGING";
 
 impl Cuda {
+    /// The largest eigh order of `T` this device's size classes take before the Jacobi
+    /// fallback (f64 165, f32 235 with 227 KB of shared memory per block); [`crate::Auto`]
+    /// sends no larger eigh to this backend, since the fallback is slower than the CPU.
+    pub fn eigh_fast_max_order<T: Real>(&self) -> usize {
+        EighClass::largest_fast_order(std::mem::size_of::<T>(), self.info.max_shared_per_block)
+    }
+
     /// Allocates the host-call staging of `plan` now rather than in its first
     /// [`BatchedEigh::eigh_host`] (device arrays for A, W and V, and pinned mirrors below
     /// [`DIRECT_STAGING_BYTES`]), so that no call allocates. [`crate::Auto`] does this for

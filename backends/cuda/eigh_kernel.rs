@@ -92,6 +92,15 @@ impl EighClass {
         }
     }
 
+    /// The largest order of `elem`-byte floats a warp, chains or block class takes (above,
+    /// the Jacobi fallback: on the H200 0.11-0.13x the CPU backend at n = 256).
+    pub fn largest_fast_order(elem: usize, max_shared: usize) -> usize {
+        (1..=32 * BLOCK_CHUNKS[BLOCK_CHUNKS.len() - 1])
+            .rev()
+            .find(|&n| Self::for_order(n, elem, max_shared) != Self::Jacobi)
+            .unwrap_or(WARP_MAX_ORDER)
+    }
+
     /// The warp class (every lane of a group computing QL) for n <= 32, else none.
     pub fn warp_for_order(n: usize) -> Option<Self> {
         (n <= WARP_MAX_ORDER).then(|| {
@@ -336,5 +345,8 @@ mod tests {
             EighClass::Block { chunks: 4 }
         );
         assert_eq!(EighClass::for_order(256, 8, shared), EighClass::Jacobi);
+        // 227 KB of shared memory: A fits to f64 165, f32 235 (the block classes' limits).
+        assert_eq!(EighClass::largest_fast_order(8, shared), 165);
+        assert_eq!(EighClass::largest_fast_order(4, shared), 235);
     }
 }

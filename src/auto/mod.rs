@@ -12,10 +12,10 @@ pub use reduce::AutoReducePlan;
 
 use crate::backends::cpu::Cpu;
 #[cfg(feature = "cuda")]
-use crate::backends::cuda::{Cuda, CUDA_EIGH_MAX_ORDER};
+use crate::backends::cuda::Cuda;
 use crate::cost::{
     calibrate, cheapest, default_calibration_path, load_calibration, CalibrationOptions, CostModel,
-    Decision, ModelSource, Prediction,
+    Decision, EighMaxOrders, ModelSource, Prediction,
 };
 use crate::{BackendKind, Error, Result};
 
@@ -136,13 +136,14 @@ impl Auto {
         auto
     }
 
-    /// The GPU backends present with the largest eigh order each runs.
-    fn gpus(&self) -> Vec<(BackendKind, usize)> {
+    /// The GPU backends present with the largest eigh order (f32, f64) Auto gives each: the
+    /// orders of CUDA's size classes, not its Jacobi fallback (slower than the CPU there).
+    fn gpus(&self) -> Vec<(BackendKind, EighMaxOrders)> {
         #[allow(unused_mut)]
         let mut gpus = Vec::new();
         #[cfg(feature = "cuda")]
-        if self.cuda.is_some() {
-            gpus.push((BackendKind::Cuda, CUDA_EIGH_MAX_ORDER));
+        if let Some(cuda) = &self.cuda {
+            gpus.push((BackendKind::Cuda, cuda_max_orders(cuda)));
         }
         gpus
     }
@@ -278,7 +279,11 @@ impl Auto {
     /// Any error a measured call returns (for example [`Error::Device`] from a GPU).
     pub fn calibrate(&mut self, options: CalibrationOptions) -> Result<&CostModel> {
         let threads = self.cpu.threads();
-        let mut cpu = calibrate::backend_profile(&self.cpu, &options, threads, usize::MAX)?;
+        let unlimited = EighMaxOrders {
+            f32: usize::MAX,
+            f64: usize::MAX,
+        };
+        let mut cpu = calibrate::backend_profile(&self.cpu, &options, threads, unlimited)?;
         for (dtype, profile) in [
             (
                 "f32",
@@ -303,7 +308,7 @@ impl Auto {
                 cuda,
                 &options,
                 threads,
-                CUDA_EIGH_MAX_ORDER,
+                cuda_max_orders(cuda),
             )?);
         }
         self.model = CostModel {
@@ -356,5 +361,14 @@ fn not_present(kind: BackendKind, what: &str) -> Error {
     Error::Unsupported {
         backend: kind.name(),
         message: format!("{what} is not implemented on this backend or the backend is absent"),
+    }
+}
+
+/// The largest eigh orders (f32, f64) Auto plans on CUDA.
+#[cfg(feature = "cuda")]
+fn cuda_max_orders(cuda: &Cuda) -> EighMaxOrders {
+    EighMaxOrders {
+        f32: cuda.eigh_fast_max_order::<f32>(),
+        f64: cuda.eigh_fast_max_order::<f64>(),
     }
 }

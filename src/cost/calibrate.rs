@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::model::{AttentionProfile, BackendProfile, EighProfile, ReduceProfile};
+use super::model::{AttentionProfile, BackendProfile, EighMaxOrders, EighProfile, ReduceProfile};
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use crate::{
     BackendKind, BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducer, Reducible, Result,
@@ -323,7 +323,7 @@ pub(crate) fn backend_profile<B>(
     backend: &B,
     options: &CalibrationOptions,
     threads: usize,
-    eigh_max_order: usize,
+    eigh_max_order: EighMaxOrders,
 ) -> Result<BackendProfile>
 where
     B: BatchedEigh<f32>
@@ -341,11 +341,11 @@ where
     let mut eigh = BTreeMap::new();
     eigh.insert(
         "f32".into(),
-        eigh_profile::<B, f32>(backend, options, threads, eigh_max_order, staging)?,
+        eigh_profile::<B, f32>(backend, options, threads, eigh_max_order.f32, staging)?,
     );
     eigh.insert(
         "f64".into(),
-        eigh_profile::<B, f64>(backend, options, threads, eigh_max_order, staging)?,
+        eigh_profile::<B, f64>(backend, options, threads, eigh_max_order.f64, staging)?,
     );
     let mut reduce = BTreeMap::new();
     reduce.insert("f32".into(), reduce_profile::<B, f32>(backend, options)?);

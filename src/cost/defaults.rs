@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::model::{
-    AttentionProfile, BackendProfile, CostModel, EighProfile, ModelSource, ReduceProfile,
-    MODEL_VERSION,
+    AttentionProfile, BackendProfile, CostModel, EighMaxOrders, EighProfile, ModelSource,
+    ReduceProfile, MODEL_VERSION,
 };
 use crate::BackendKind;
 
@@ -60,19 +60,19 @@ fn cpu_profile(threads: usize) -> BackendProfile {
     }
 }
 
-fn cuda_profile(eigh_max_order: usize) -> BackendProfile {
+fn cuda_profile(eigh_max_order: EighMaxOrders) -> BackendProfile {
     // Values and vectors: (n^2 + n + n^2) elements of 8 bytes cross the bus per matrix.
     let host: Vec<f64> = ORDERS
         .iter()
         .zip(CUDA_PER_MATRIX_S)
         .map(|(&n, s)| s + (8 * (2 * n * n + n)) as f64 / CUDA_TRANSFER_BYTES_PER_S)
         .collect();
-    let eigh = EighProfile {
+    let eigh = |dtype: &str| EighProfile {
         orders: ORDERS.to_vec(),
         single_s: CUDA_SINGLE_S.to_vec(),
-        per_matrix_host_s: host,
+        per_matrix_host_s: host.clone(),
         per_matrix_resident_s: CUDA_PER_MATRIX_S.to_vec(),
-        max_order: eigh_max_order,
+        max_order: eigh_max_order.of(dtype),
         batch_overhead_s: 0.0,
     };
     let reduce = ReduceProfile {
@@ -84,7 +84,7 @@ fn cuda_profile(eigh_max_order: usize) -> BackendProfile {
         backend: BackendKind::Cuda.name().into(),
         transfer_bytes_per_s: Some(CUDA_TRANSFER_BYTES_PER_S),
         transfer_latency_s: 20e-6,
-        eigh: by_dtype(&["f32", "f64"], eigh),
+        eigh: ["f32", "f64"].map(|d| (d.to_string(), eigh(d))).into(),
         reduce: by_dtype(&["f32", "f64", "f16", "bf16"], reduce),
         attention: BTreeMap::new(),
     }
@@ -92,8 +92,12 @@ fn cuda_profile(eigh_max_order: usize) -> BackendProfile {
 
 impl CostModel {
     /// The conservative built-in model for a machine with `cpu_threads` CPU threads and the
-    /// GPU backends in `gpus` (each with the largest eigh order it runs).
-    pub fn defaults(machine: &str, cpu_threads: usize, gpus: &[(BackendKind, usize)]) -> Self {
+    /// GPU backends in `gpus` (each with the largest eigh orders Auto gives it).
+    pub fn defaults(
+        machine: &str,
+        cpu_threads: usize,
+        gpus: &[(BackendKind, EighMaxOrders)],
+    ) -> Self {
         let mut backends = vec![cpu_profile(cpu_threads)];
         for &(kind, eigh_max_order) in gpus {
             if kind == BackendKind::Cuda {

@@ -9,7 +9,30 @@ use crate::{BackendKind, EighLayout, EighSpec};
 
 /// Version of the calibration file format and of the model's meaning. A file with another
 /// version is ignored (with a warning) and the defaults apply until `calibrate` runs again.
-pub const MODEL_VERSION: u32 = 1;
+/// Version 2: a GPU's eigh profile ends at the largest order of its size classes (CUDA: f64
+/// 165, f32 235 on a 227 KB device), not at the largest order it accepts.
+pub const MODEL_VERSION: u32 = 2;
+
+/// The largest eigh order a GPU profile covers, per dtype (the model predicts nothing above,
+/// so Auto keeps such orders off that GPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EighMaxOrders {
+    /// For f32.
+    pub f32: usize,
+    /// For f64.
+    pub f64: usize,
+}
+
+impl EighMaxOrders {
+    /// The limit for `dtype` (`"f32"` or `"f64"`).
+    pub fn of(&self, dtype: &str) -> usize {
+        if dtype == "f64" {
+            self.f64
+        } else {
+            self.f32
+        }
+    }
+}
 
 /// Where a [`CostModel`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
