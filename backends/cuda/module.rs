@@ -74,6 +74,7 @@ impl Kernels {
 /// CUDA 12.2) the first launch would load it, inside a caller's timed call. `cuFuncLoad`
 /// exists from driver 12.4; on older drivers the first launch loads as before.
 fn load_now(f: sys::CUfunction) {
+    // SAFETY: a function-pointer type only; nothing unsafe happens until it is called below.
     type FuncLoad = unsafe extern "C" fn(sys::CUfunction) -> sys::CUresult;
     // SAFETY: a symbol lookup in the loaded driver library; nothing is called.
     let present = unsafe { sys::culib().get::<FuncLoad>(b"cuFuncLoad").is_ok() };
