@@ -33,7 +33,7 @@ pub(crate) const CHAINS_MAX_PER_BLOCK: usize = 32;
 const CHAINS_STAGE_WORDS: usize = 128;
 /// Fewest f64 matrices of one order class for which the size classes take the chains kernel:
 /// below, few chains share a warp and the group-computed QL of the warp classes, which needs
-/// no replay, is faster. Measured on the H200 (docs/benchmarks/eigh-classes-h200.md): with
+/// no replay, is faster. Measured on the H200 (docs/benchmarks/eigh-chains-h200.md): with
 /// vectors the chains ran 0.70-0.97x the warp classes at 4096 matrices and 1.00-1.26x at 8192.
 pub const CHAINS_MIN_BATCH_F64: usize = 8192;
 /// The same for f32, whose redundant QL costs the warp classes half as much: the chains ran

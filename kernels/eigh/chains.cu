@@ -14,8 +14,8 @@
 //    rotating row r), write Q back if the chain paused, else finish as warp.cu: ascending
 //    order by rank, scaling undone, the CPU's sign rule. 2 and 3 repeat while a chain is
 //    paused.
-// Issue per matrix-rotation falls from about 70 instructions per group to 70 / 32 on the
-// chain plus about 8 on the replay (docs/benchmarks/eigh-classes-h200.md).
+// ncu at f64 n = 32, batch 16384: 2.1x fewer instructions than the warp class, 1.5x faster
+// (docs/benchmarks/eigh-chains-h200.md).
 //
 // References: LAPACK dsytd2; EISPACK tql2 (recording the rotations for a later pass is
 // LAPACK dsteqr's approach with dlasr, applied here row by row).
@@ -24,11 +24,22 @@
 // header and each (c, s) pair never straddle two chunks).
 #define MB_CHAINS_STAGE 128
 
+// Q between Z (shared, row stride S) and the matrix's slot of V (row-major n x n), lane r
+// taking elements r, r + G, ... (coalesced).
+template <typename T, int G, bool TO_V>
+__device__ __forceinline__ void mb_copy_q(T* Z, int S, T* v, int n, int r) {
+    for (int e = r; e < n * n; e += G) {
+        if (TO_V) v[e] = Z[(e / n) * S + e % n];
+        else Z[(e / n) * S + e % n] = v[e];
+    }
+}
+
 // Replays `words` words of the rotation list of matrix `mat` on row z of Q (owner: this lane
-// holds a row), as MbRotateRow would have applied them during the chase. The group copies the
-// list into `stage` a chunk at a time (coalesced, all loads in flight together), since read
-// one rotation at a time from global memory each would wait on L2 latency. All lanes of the
-// group call.
+// holds a row), the arithmetic of MbRotateRow (ql.cuh) written out: the loop as measured on
+// the H200 (docs/benchmarks/eigh-chains-h200.md; driving MbRotateRow here is not measured).
+// The group copies the list into `stage` a chunk at a time (coalesced, all loads in flight
+// together), since read one rotation at a time from global memory each would wait on L2
+// latency. All lanes of the group call.
 template <typename T, int G>
 __device__ __forceinline__ void mb_replay_chases(const MbEighArgs& p, const MbMatrix& mat,
                                                  int words, T* z, bool owner, T* stage, int r,
@@ -115,7 +126,7 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
         }
         if (VEC && !red.bad) {
             T* v = (T*)p.v + mat.a0;
-            for (int e = r; e < n * n; e += G) v[e] = Z[(e / n) * S + e % n];
+            mb_copy_q<T, G, true>(Z, S, v, n, r);
         }
         __syncwarp(mask);
     }
@@ -162,11 +173,11 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
             const int n = mat.n;
             T* v = (T*)p.v + mat.a0;
             if (VEC && st != BAD) {
-                for (int e = r; e < n * n; e += G) Z[(e / n) * S + e % n] = v[e];
+                mb_copy_q<T, G, false>(Z, S, v, n, r);
                 mb_replay_chases<T, G>(p, mat, cnt[s], Z + r * S, r < n, stage, r, mask);
                 __syncwarp(mask);
                 if (st == RUNNING) {
-                    for (int e = r; e < n * n; e += G) v[e] = Z[(e / n) * S + e % n];
+                    mb_copy_q<T, G, true>(Z, S, v, n, r);
                     __syncwarp(mask);
                     continue;
                 }
@@ -196,7 +207,7 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
 // MB_EIGH_CHAINS_KERNEL(eigh_chains_f64_g16_r12_v, double, 16, 12, true).
 // Measured on the H200 and left out (10-20% slower at n = 12-32): __launch_bounds__(128, 6)
 // for rows <= 16 (six blocks per multiprocessor instead of four), unrolling the replay, and
-// copying Q row by row instead of with a division per element.
+// copying Q row by row instead of with a division per element (mb_copy_q).
 #define MB_EIGH_CHAINS_KERNEL(NAME, T, G, R, VEC)                                            \
     extern "C" __global__ void __launch_bounds__(128) NAME(MbEighArgs p) {                   \
         mb_eigh_chains<T, G, R, VEC>(p);                                                     \
