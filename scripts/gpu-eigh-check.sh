@@ -28,15 +28,31 @@ echo "nvrtc: $nvrtc" | tee -a "$out/gpu.txt"
 git_rev=$(cat "$bundle/COMMIT" 2>/dev/null || echo unknown)
 echo "commit: $git_rev" | tee -a "$out/gpu.txt"
 
+# run_tests SECONDS TEST...: each test binary present in the bundle, its result lines.
+run_tests() {
+  local limit=$1
+  shift
+  for t in "$@"; do
+    [ -x "$bundle/tests/$t" ] || continue
+    echo "=== $t"
+    timeout "$limit" "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
+  done
+}
+# run_sanitizers SECONDS: memcheck and racecheck on every eigh kernel variant.
+run_sanitizers() {
+  command -v compute-sanitizer >/dev/null || return 0
+  echo "=== memcheck every_eigh_variant"
+  timeout "$1" compute-sanitizer --tool memcheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
+  echo "=== racecheck every_eigh_variant (MEGABATCH_SANITIZE_SMALL=1)"
+  MEGABATCH_SANITIZE_SMALL=1 timeout "$1" compute-sanitizer --tool racecheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
+}
+
 if [[ $mode == wgpu ]]; then
   for f in "$bundle"/gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json MEGABATCH_REQUIRE_WGPU=1
   export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
-  for t in wgpu_eigh wgpu_no_alloc; do
-    echo "=== $t"
-    timeout 300 "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
-  done 2>&1 | tee "$out/tests.log"
+  run_tests 300 wgpu_eigh wgpu_no_alloc 2>&1 | tee "$out/tests.log"
   ns=${WGPU_NS:-4,8,12,16,24,32,48,64,96,128}
   batches=${WGPU_BATCHES:-1024,16384}
   timeout 300 "$bundle/benches/wgpu" --quick --only eigh --ns $ns --batches $batches --jacobi > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
@@ -46,17 +62,8 @@ fi
 if [[ $mode == chains ]]; then
   # The chains classes (n = 9..32) against the group-computed QL they replace and the
   # vendors, with tests and sanitizers, in one lease.
-  for t in cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto cuda_nvrtc; do
-    [ -x "$bundle/tests/$t" ] || continue
-    echo "=== $t"
-    timeout 200 "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
-  done 2>&1 | tee "$out/tests.log"
-  {
-    echo "=== memcheck every_eigh_variant"
-    timeout 100 compute-sanitizer --tool memcheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
-    echo "=== racecheck every_eigh_variant (MEGABATCH_SANITIZE_SMALL=1)"
-    MEGABATCH_SANITIZE_SMALL=1 timeout 120 compute-sanitizer --tool racecheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
-  } 2>&1 | tee "$out/sanitizer.log"
+  run_tests 200 cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto cuda_nvrtc 2>&1 | tee "$out/tests.log"
+  run_sanitizers 120 2>&1 | tee "$out/sanitizer.log"
   ns=${CHAINS_NS:-8,12,16,24,32}
   timeout 120 "$bundle/benches/cuda" --quick --only seed,example,eigh --ns $ns --batches 1,1024,16384,131072 --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   MEGABATCH_CUDA_STAGING=direct timeout 30 "$bundle/benches/cuda" --quick --only seed >> "$out/megabatch.jsonl" 2>> "$out/bench.err"
@@ -79,19 +86,8 @@ if [[ $mode == verify ]]; then
   timeout 120 compute-sanitizer --tool memcheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -2 | tee "$out/sanitizer.log"
 fi
 if [[ $mode == quick || $mode == full || $mode == tests ]]; then
-  for t in cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto; do
-    [ -x "$bundle/tests/$t" ] || continue
-    echo "=== $t"
-    timeout 300 "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
-  done 2>&1 | tee "$out/tests.log"
-  if command -v compute-sanitizer >/dev/null; then
-    {
-      echo "=== memcheck every_eigh_variant"
-      timeout 240 compute-sanitizer --tool memcheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
-      echo "=== racecheck every_eigh_variant (MEGABATCH_SANITIZE_SMALL=1)"
-      MEGABATCH_SANITIZE_SMALL=1 timeout 300 compute-sanitizer --tool racecheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
-    } 2>&1 | tee "$out/sanitizer.log"
-  fi
+  run_tests 300 cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto 2>&1 | tee "$out/tests.log"
+  run_sanitizers 300 2>&1 | tee "$out/sanitizer.log"
 fi
 
 if [[ $mode == quick || $mode == bench || $mode == check ]]; then
