@@ -82,8 +82,9 @@ struct EighOptions {
     batches: Vec<usize>,
     /// Also time the Jacobi algorithm the size classes replaced (n <= 64, batch >= 1024).
     jacobi: bool,
-    /// Also time the group-computed QL (the warp classes) and the chains classes, each forced,
-    /// at n = 9..32.
+    /// Also time the layouts a size class chose between, each forced: the group-computed QL
+    /// (warp classes) and the chains classes at n = 9..32, the block classes and the split
+    /// classes from n = 33 while A fits shared memory.
     groups: bool,
     /// Also time the CPU backend, host to host, at batch 1024.
     cpu: bool,
@@ -130,12 +131,12 @@ fn eigh_case<T: Real>(
         println!("{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"skipped\":\"{} GiB per array\"}}", T::DTYPE, bytes >> 30);
         return;
     }
-    let class = EighClass::for_order(
+    let order_class = EighClass::for_order(
         n,
         std::mem::size_of::<T>(),
         cuda.info().max_shared_per_block,
     );
-    if class == EighClass::Jacobi && batch > 1024 {
+    if order_class == EighClass::Jacobi && batch > 1024 {
         // The Jacobi fallback above the block classes runs about 100 matrices/s at n = 256.
         println!("{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"skipped\":\"Jacobi fallback, timed at batch <= 1024 only\"}}", T::DTYPE);
         return;
@@ -168,12 +169,20 @@ fn eigh_case<T: Real>(
         let (tj, _, _) = rate_case(cuda, &spec, jacobi, &a_dev, &mut w_dev, &mut v_dev, budget);
         extra.push_str(&format!(",\"jacobi_seconds\":{tj:e}"));
     }
-    if opts.groups && (9..=32).contains(&n) {
-        let values = EighSpec::uniform(n, batch);
-        for (key, algorithm) in [
+    let layouts: &[(&str, CudaEighAlgorithm)] = match n {
+        9..=32 => &[
             ("group", CudaEighAlgorithm::GroupChains),
             ("lane", CudaEighAlgorithm::LaneChains),
-        ] {
+        ],
+        33.. if order_class != EighClass::Jacobi => &[
+            ("fused", CudaEighAlgorithm::FusedBlocks),
+            ("split", CudaEighAlgorithm::SplitBlocks),
+        ],
+        _ => &[],
+    };
+    if opts.groups {
+        let values = EighSpec::uniform(n, batch);
+        for &(key, algorithm) in layouts {
             let (t, _, _) = rate_case(
                 cuda, &spec, algorithm, &a_dev, &mut w_dev, &mut v_dev, budget,
             );

@@ -10,7 +10,9 @@ use common::eigh_check::{
     check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{cuda_or_skip, MatrixType, ALL_TYPES};
-use megabatch::backends::cuda::{CudaEighAlgorithm, EighClass, CHAINS_MIN_BATCH_F64};
+use megabatch::backends::cuda::{
+    CudaEighAlgorithm, EighClass, CHAINS_MIN_BATCH_F64, SPLIT_MIN_ORDER,
+};
 use megabatch::EighSpec;
 use proptest::prelude::*;
 
@@ -34,7 +36,8 @@ fn lapack_types_larger_orders_and_global_workspace() {
         MatrixType::NearOverflow,
         MatrixType::NearUnderflow,
     ];
-    // Both sides of every block-class boundary (64/65, 128/129) and of the largest order
+    // Both sides of every block-class boundary (64/65, where the split classes start, and
+    // 128/129) and of the largest order
     // whose A fits shared memory (f64 165/166, f32 235/236 on a 227 KB device), above which
     // Jacobi runs from the global workspace.
     let orders = [65, 96, 128, 129, 160, 165, 166, 200, 235, 236, 256, 300];
@@ -138,6 +141,55 @@ fn chains_classes_take_orders_9_to_32_in_large_batches() {
             }
             _ => assert!(matches!(large, EighClass::Block { .. }), "n {n}: {large:?}"),
         }
+    }
+}
+
+/// Orders 65 up to the largest whose A fits shared memory take the split classes; 33-64 the
+/// block class; `FusedBlocks` and `SplitBlocks` force either.
+#[test]
+fn split_classes_take_orders_from_65() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    let class_of = |n, algorithm| {
+        cuda.plan_eigh_with::<f64>(&EighSpec::uniform(n, 3).with_vectors(true), algorithm)
+            .unwrap()
+            .classes()
+    };
+    for n in [33, 64, 65, 128, 129, 165] {
+        let default = class_of(n, CudaEighAlgorithm::SizeClasses);
+        assert_eq!(default.len(), 1, "n {n}: one class per launch group");
+        let (class, count) = default[0];
+        assert_eq!(count, 3);
+        if n >= SPLIT_MIN_ORDER {
+            assert!(matches!(class, EighClass::Split { .. }), "n {n}: {class:?}");
+        } else {
+            assert!(matches!(class, EighClass::Block { .. }), "n {n}: {class:?}");
+        }
+        let fused = class_of(n, CudaEighAlgorithm::FusedBlocks)[0].0;
+        let split = class_of(n, CudaEighAlgorithm::SplitBlocks)[0].0;
+        assert!(matches!(fused, EighClass::Block { .. }), "n {n}: {fused:?}");
+        assert!(matches!(split, EighClass::Split { .. }), "n {n}: {split:?}");
+    }
+}
+
+/// The split classes (forced below 65) and the block classes they replaced (forced above)
+/// agree with the CPU backend, in batches of several chains warps and partial ones.
+#[test]
+fn split_and_fused_block_classes_match_the_cpu_backend() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    for &(n, batch, algorithm) in &[
+        (33, 70, CudaEighAlgorithm::SplitBlocks),
+        (64, 33, CudaEighAlgorithm::SplitBlocks),
+        (65, 100, CudaEighAlgorithm::SizeClasses),
+        (128, 300, CudaEighAlgorithm::SizeClasses),
+        (160, 65, CudaEighAlgorithm::SizeClasses),
+        (100, 40, CudaEighAlgorithm::FusedBlocks),
+        (160, 20, CudaEighAlgorithm::FusedBlocks),
+    ] {
+        let spec = EighSpec::uniform(n, batch).with_vectors(true);
+        let plan = cuda.plan_eigh_with::<f64>(&spec, algorithm).unwrap();
+        plan_matches_cpu(&cuda, plan, n, batch, 70 + n as u64);
+        let plan = cuda.plan_eigh_with::<f32>(&spec, algorithm).unwrap();
+        plan_matches_cpu(&cuda, plan, n, batch, 80 + n as u64);
     }
 }
 

@@ -56,8 +56,9 @@ fn every_eigh_variant() {
     let Some(cuda) = cuda_or_skip() else { return };
     let cpu = Cpu::with_threads(1).unwrap();
     // Every size class: the seven warp classes (orders 1-32), the four chains classes (9-32,
-    // forced: a batch this small takes the warp classes), the three block classes (33-64,
-    // 65-128, 129-256 while A fits shared memory) and Jacobi in the global workspace (f64 200,
+    // forced: a batch this small takes the warp classes), the block class (33-64), the split
+    // classes (65-128, 129-256 while A fits shared memory; forced at 33-64), the block classes
+    // they replaced (forced) and Jacobi in the global workspace (f64 200,
     // f32 300). compute-sanitizer's racecheck is slow on Jacobi's 512-thread blocks:
     // MEGABATCH_SANITIZE_SMALL=1 leaves that class out.
     let classes = [
@@ -79,6 +80,16 @@ fn every_eigh_variant() {
         let lanes = CudaEighAlgorithm::LaneChains;
         eigh_both::<f64>(&cuda, &cpu, &chains, vectors, lanes);
         eigh_both::<f32>(&cuda, &cpu, &chains, vectors, lanes);
+        // The block classes the split classes replaced from order 65, and the split classes
+        // forced at 33-64.
+        let blocks = [40, 64, 100, 150, 0, 33];
+        for algorithm in [
+            CudaEighAlgorithm::FusedBlocks,
+            CudaEighAlgorithm::SplitBlocks,
+        ] {
+            eigh_both::<f64>(&cuda, &cpu, &blocks, vectors, algorithm);
+            eigh_both::<f32>(&cuda, &cpu, &blocks, vectors, algorithm);
+        }
     }
 }
 

@@ -125,7 +125,7 @@ fn compiled_kernels_are_cached_on_disk_with_a_checksum() {
 fn compile_all<K: std::fmt::Debug + Sync>(
     jobs: &[(K, &str)],
     compile: impl Fn(&K, &str) -> megabatch::Result<std::sync::Arc<Vec<u8>>> + Sync,
-    entry: impl Fn(&K) -> String + Sync,
+    entries: impl Fn(&K) -> Vec<String> + Sync,
 ) -> std::time::Duration {
     let start = std::time::Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -139,11 +139,13 @@ fn compile_all<K: std::fmt::Debug + Sync>(
                 };
                 let cubin =
                     compile(kernel, arch).unwrap_or_else(|e| panic!("{kernel:?} for {arch}: {e}"));
-                let needle = format!("\0{}\0", entry(kernel));
-                assert!(
-                    cubin.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                    "{kernel:?}: entry point missing"
-                );
+                for entry in entries(kernel) {
+                    let needle = format!("\0{entry}\0");
+                    assert!(
+                        cubin.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                        "{kernel:?}: entry point {entry} missing"
+                    );
+                }
             });
         }
     });
@@ -162,7 +164,11 @@ fn every_attention_variant_compiles() {
     let mut jobs: Vec<(AttentionKernel, &str)> = all.iter().map(|k| (*k, "sm_90")).collect();
     // Ampere: the tensor-core kernel once per 16-bit type (the same PTX instructions).
     jobs.extend(["f16", "bf16"].map(|t| (AttentionKernel::for_shape(t, 64, 128, 128), "sm_80")));
-    let took = compile_all(&jobs, |k, arch| k.compile(arch), |k| k.entry().to_owned());
+    let took = compile_all(
+        &jobs,
+        |k, arch| k.compile(arch),
+        |k| vec![k.entry().to_owned()],
+    );
     eprintln!("{} attention variants compiled in {took:.2?}", jobs.len());
 }
 
@@ -190,7 +196,7 @@ fn every_eigh_class_variant_compiles() {
             "sm_80",
         ));
     }
-    let took = compile_all(&jobs, |k, arch| k.compile(arch), |k| k.name());
+    let took = compile_all(&jobs, |k, arch| k.compile(arch), |k| k.entries());
     eprintln!("{} eigh variants compiled in {took:.2?}", jobs.len());
 }
 

@@ -40,7 +40,7 @@ fn emulator() -> Option<PathBuf> {
 #[test]
 fn eigh_size_class_kernels_pass_the_lapack_checks_under_emulation() {
     let Some(bin) = emulator() else { return };
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 7] = [
         &["warp:16:12", "f64", "1", "2", "9", "12"],
         &["warp:32:24", "f32", "17", "24"],
         &["block:2", "f64", "33"],
@@ -48,6 +48,10 @@ fn eigh_size_class_kernels_pass_the_lapack_checks_under_emulation() {
         // when a matrix's rotation list fills.
         &["chains:16:12:32", "f64", "1", "9", "12"],
         &["chains:32:32:5", "f32", "2", "17", "32"],
+        // The split classes' launch sequence: three rounds, and one (every chain still running
+        // after the first list finishes inside its replay block).
+        &["split:2:3", "f64", "1", "33", "40"],
+        &["split:2:1", "f32", "2", "34"],
     ];
     let results: Vec<(String, std::process::Output)> = std::thread::scope(|s| {
         let handles: Vec<_> = cases

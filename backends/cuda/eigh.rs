@@ -11,7 +11,10 @@ use super::driver::{
     arg, bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, launch, DeviceMemory,
     DriverResultExt, PinnedHost, Staged, Stream,
 };
-use super::eigh_kernel::{chains_min_batch, EighClass, EighKernel};
+use super::eigh_kernel::{
+    chains_min_batch, split_chains_shared_bytes, split_state_words, EighClass, EighKernel,
+    SPLIT_ROUNDS,
+};
 use super::module::{KernelFn, Kernels};
 use super::{Cuda, CudaBuffer};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
@@ -38,6 +41,13 @@ pub enum CudaEighAlgorithm {
     /// The size classes with orders 9-32 on the chains classes whatever the batch (the default
     /// takes them from [`chains_min_batch`] matrices of a class).
     LaneChains,
+    /// The size classes with the block classes (QL's chain and the replay in one kernel) at
+    /// every order they cover, none split (the layout before the split classes; kept to
+    /// measure them against it).
+    FusedBlocks,
+    /// The size classes with every block-class order (from 33) split into the reduction,
+    /// chains and replay kernels.
+    SplitBlocks,
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
     /// measure the classes against it).
     Jacobi,
@@ -77,8 +87,8 @@ pub struct EighArgs {
     pub team: i32,
     /// Jacobi: 1 with eigenvectors.
     pub vectors: i32,
-    /// Padding to 8 bytes.
-    pub pad: i32,
+    /// Split replay: 1 on the last round (the blocks finish chains still paused).
+    pub phase: i32,
 }
 
 /// One launch: the matrices of one size class (Jacobi: of one padded order).
@@ -94,8 +104,13 @@ struct ClassLaunch {
     block: u32,
     grid: u32,
     shared: u32,
-    /// Device address of the Jacobi global workspace (0: matrices live in shared memory).
+    /// Device address of the Jacobi global workspace (0: matrices live in shared memory), the
+    /// chains' rotation lists, or the split classes' workspace.
     gwork: u64,
+    /// `EighArgs::phase`.
+    phase: i32,
+    /// The first launch of its group (a split class queues several).
+    first: bool,
 }
 
 /// Host-side staging for [`BatchedEigh::eigh_host`], allocated by the plan's first host call
@@ -153,6 +168,7 @@ impl<T: Real> CudaEighPlan<T> {
     pub fn classes(&self) -> Vec<(EighClass, usize)> {
         self.launches
             .iter()
+            .filter(|l| l.first)
             .map(|l| (l.class, l.count as usize))
             .collect()
     }
@@ -207,6 +223,12 @@ impl Cuda {
             }
             CudaEighAlgorithm::GroupChains => EighClass::warp_for_order(n)
                 .unwrap_or_else(|| EighClass::for_order(n, elem, self.info.max_shared_per_block)),
+            CudaEighAlgorithm::FusedBlocks => {
+                EighClass::for_order(n, elem, self.info.max_shared_per_block).fused()
+            }
+            CudaEighAlgorithm::SplitBlocks => {
+                EighClass::for_order(n, elem, self.info.max_shared_per_block).split()
+            }
             CudaEighAlgorithm::Jacobi => EighClass::Jacobi,
         };
         match class {
@@ -256,8 +278,9 @@ impl Cuda {
         .call("cuFuncSetAttribute")
     }
 
-    /// The launch of `count` matrices of one group, largest order `nmax`, in a batch whose
-    /// matrices take `a_len` elements.
+    /// The launches of `count` matrices of one group, largest order `nmax`, in a batch whose
+    /// matrices take `a_len` elements (one, but a split class's reduction, then
+    /// [`SPLIT_ROUNDS`] rounds of chains and replay).
     #[allow(clippy::too_many_arguments)]
     fn class_launch<T: Real>(
         &self,
@@ -268,10 +291,14 @@ impl Cuda {
         vectors: bool,
         modules: &mut Vec<Arc<Kernels>>,
         workspace: &mut Vec<DeviceMemory>,
-    ) -> Result<ClassLaunch> {
+    ) -> Result<Vec<ClassLaunch>> {
         let elem = std::mem::size_of::<T>();
         let count_i32 =
             i32::try_from(count).map_err(|_| Error::TooLarge("eigh batch over 2^31 matrices"))?;
+        if let EighClass::Split { .. } = class {
+            return self
+                .split_launches::<T>(class, nmax, count, a_len, vectors, modules, workspace);
+        }
         if class == EighClass::Jacobi {
             let kernel = self.kernels.get(
                 &EighKernel {
@@ -282,7 +309,13 @@ impl Cuda {
                 .name(),
             )?;
             self.allow_max_shared(kernel)?;
-            return self.jacobi_launch::<T>(kernel, bucket.max(2), count, vectors, workspace);
+            return Ok(vec![self.jacobi_launch::<T>(
+                kernel,
+                bucket.max(2),
+                count,
+                vectors,
+                workspace,
+            )?]);
         }
         let kernel = self.eigh_class_kernel(
             EighKernel {
@@ -301,7 +334,7 @@ impl Cuda {
             gwork = memory.ptr();
             workspace.push(memory);
         }
-        Ok(ClassLaunch {
+        Ok(vec![ClassLaunch {
             class,
             kernel,
             list: 0,
@@ -312,7 +345,73 @@ impl Cuda {
             grid: super::blocks_for(count, per_block)?,
             shared: class.shared_bytes(nmax, elem) as u32,
             gwork,
-        })
+            phase: 0,
+            first: true,
+        }])
+    }
+
+    /// A split class's launches (split.cu): the reduction, then per round the chains (a warp
+    /// per 32 matrices) and, with vectors, the replay; the workspace holds each matrix's QL
+    /// state and, with vectors, a rotation list as long as A.
+    #[allow(clippy::too_many_arguments)]
+    fn split_launches<T: Real>(
+        &self,
+        class: EighClass,
+        nmax: usize,
+        count: usize,
+        a_len: usize,
+        vectors: bool,
+        modules: &mut Vec<Arc<Kernels>>,
+        workspace: &mut Vec<DeviceMemory>,
+    ) -> Result<Vec<ClassLaunch>> {
+        let elem = std::mem::size_of::<T>();
+        let kernel = EighKernel {
+            class,
+            dtype: T::DTYPE,
+            vectors,
+        };
+        let module = self.variant_module(&kernel.name(), || kernel.source())?;
+        let entries = kernel.entries();
+        let step = |entry: &str, block: usize, per_block: usize, shared: usize, phase| {
+            let f = module.get(entry)?;
+            self.allow_max_shared(f)?;
+            Ok::<_, Error>(ClassLaunch {
+                class,
+                kernel: f,
+                list: 0,
+                count: count as i32,
+                nmax: nmax as i32,
+                team: 0,
+                block: block as u32,
+                grid: super::blocks_for(count, per_block)?,
+                shared: shared as u32,
+                gwork: 0,
+                phase,
+                first: false,
+            })
+        };
+        let block = class.block_threads();
+        let block_shared = class.shared_bytes(nmax, elem);
+        let chains_shared = split_chains_shared_bytes(nmax, elem);
+        let mut out = vec![step(&entries[0], block, 1, block_shared, 0)?];
+        for round in 0..if vectors { SPLIT_ROUNDS } else { 1 } {
+            out.push(step(&entries[1], 32, 32, chains_shared, 0)?);
+            if vectors {
+                let last = i32::from(round + 1 == SPLIT_ROUNDS);
+                out.push(step(&entries[2], block, 1, block_shared, last)?);
+            }
+        }
+        modules.push(module);
+        let words = split_state_words(count, nmax, elem)
+            .checked_add(if vectors { a_len } else { 0 })
+            .ok_or(Error::TooLarge("eigh workspace"))?;
+        let memory = DeviceMemory::zeroed(&self.ctx, bytes_for(words, elem)?)?;
+        for l in &mut out {
+            l.gwork = memory.ptr();
+        }
+        out[0].first = true;
+        workspace.push(memory);
+        Ok(out)
     }
 
     /// Launch parameters for `count` Jacobi matrices padded to `nmax`; allocates the global
@@ -346,6 +445,8 @@ impl Cuda {
                 grid: super::blocks_for(count, teams)?,
                 shared: shared as u32,
                 gwork: 0,
+                phase: 0,
+                first: true,
             });
         }
         // One matrix per CTA in a global-memory slot; the grid loops over the bucket.
@@ -373,6 +474,8 @@ impl Cuda {
             grid: slots as u32,
             shared: jacobi_shared_bytes(elem, nmax, 1, vectors, true) as u32,
             gwork,
+            phase: 0,
+            first: true,
         })
     }
 
@@ -413,7 +516,7 @@ impl Cuda {
                 if *n > 0 && *batch > 0 {
                     let group =
                         Self::settle(self.group_of(*n, elem, algorithm), *batch, elem, algorithm);
-                    launches.push(self.class_launch::<T>(
+                    launches.extend(self.class_launch::<T>(
                         group,
                         *n,
                         *batch,
@@ -461,7 +564,7 @@ impl Cuda {
                 let mut at = lists_at;
                 for (&group, list) in &groups {
                     let nmax = sizes[list[0] as usize];
-                    let mut l = self.class_launch::<T>(
+                    let mut group_launches = self.class_launch::<T>(
                         Self::settle(group, list.len(), elem, algorithm),
                         nmax,
                         list.len(),
@@ -470,9 +573,11 @@ impl Cuda {
                         &mut modules,
                         &mut workspace,
                     )?;
-                    l.list = memory.ptr() + at as u64;
+                    for l in &mut group_launches {
+                        l.list = memory.ptr() + at as u64;
+                    }
                     at += 4 * list.len();
-                    launches.push(l);
+                    launches.extend(group_launches);
                 }
                 tables = Some(memory);
             }
@@ -695,7 +800,7 @@ impl<T: Real> CudaEighPlan<T> {
                 nmax: l.nmax,
                 team: l.team,
                 vectors: i32::from(self.vectors),
-                pad: 0,
+                phase: l.phase,
             };
             let mut params: [*mut c_void; 1] = [arg(&args)];
             // SAFETY: every eigh kernel takes one `MbEighArgs` (mirrored by `EighArgs`); a, w, v

@@ -14,6 +14,9 @@
 //!   by the groups.
 //! - `Block { chunks }`, 33 <= n <= 32 chunks while A fits one block's shared memory:
 //!   `kernels/eigh/block.cu`, one block of 32 chunks threads per matrix, A in shared memory.
+//! - `Split { chunks }`, from [`SPLIT_MIN_ORDER`] where `Block` would run:
+//!   `kernels/eigh/split.cu`, the block classes' reduction, QL and replay as three kernels, one
+//!   QL chain per lane (32 matrices per warp) in between.
 //! - `Jacobi`: the parallel-order Jacobi of `kernels/eigh/jacobi.cu` (in the main translation
 //!   unit), for the orders above (its matrices then live in a global workspace).
 
@@ -48,6 +51,13 @@ pub fn chains_min_batch(elem: usize) -> usize {
         CHAINS_MIN_BATCH_F32
     }
 }
+/// Smallest order the size classes give to the split classes instead of the block classes.
+pub const SPLIT_MIN_ORDER: usize = 65;
+/// Chain and replay rounds the host queues for a split class (each round records up to n^2
+/// words of chases per matrix, about 2.4 n^2 in all for random matrices; the last round
+/// finishes the rest inside the replay blocks).
+pub const SPLIT_ROUNDS: usize = 3;
+
 /// Threads per block of the warp-class kernels (`__launch_bounds__(128)` in warp.cu).
 pub(crate) const WARP_BLOCK_THREADS: usize = 128;
 /// Chunks (of 32 threads) of the block classes, smallest first.
@@ -75,6 +85,13 @@ pub enum EighClass {
     /// chunks); the last warp runs QL's rotation chain.
     Block {
         /// Warps per block.
+        chunks: usize,
+    },
+    /// The block classes' steps as three kernels: the reduction by a block of `32 chunks`
+    /// threads per matrix (A in shared memory), QL by one lane per matrix, the recorded
+    /// rotations replayed on Q by a block per matrix.
+    Split {
+        /// Warps per reduction and replay block (n <= 32 chunks).
         chunks: usize,
     },
     /// Parallel-order two-sided Jacobi (shared memory or the plan's global workspace).
@@ -117,16 +134,40 @@ impl EighClass {
 
     fn block_for_order(n: usize, elem: usize, max_shared: usize) -> Self {
         match BLOCK_CHUNKS.into_iter().find(|&c| 32 * c >= n) {
-            Some(chunks) if block_shared_bytes(n, elem) <= max_shared => Self::Block { chunks },
+            Some(chunks) if block_shared_bytes(n, elem) <= max_shared => {
+                if n >= SPLIT_MIN_ORDER {
+                    Self::Split { chunks }
+                } else {
+                    Self::Block { chunks }
+                }
+            }
             _ => Self::Jacobi,
         }
     }
 
-    /// Threads per block.
+    /// The block class of the same chunks for a split class; other classes as they are.
+    pub fn fused(self) -> Self {
+        match self {
+            Self::Split { chunks } => Self::Block { chunks },
+            other => other,
+        }
+    }
+
+    /// The split class of the same chunks for a block class; other classes as they are.
+    pub fn split(self) -> Self {
+        match self {
+            Self::Block { chunks } => Self::Split { chunks },
+            other => other,
+        }
+    }
+
+    /// Threads per block (`Split`: of its reduction and replay kernels; its chains kernel
+    /// runs one warp per block).
     pub fn block_threads(self) -> usize {
         match self {
             Self::Warp { .. } | Self::Chains { .. } => WARP_BLOCK_THREADS,
             Self::Block { chunks } => 32 * (chunks + 1),
+            Self::Split { chunks } => 32 * chunks,
             Self::Jacobi => unreachable!("the Jacobi launch shape depends on the order"),
         }
     }
@@ -163,10 +204,22 @@ impl EighClass {
                 let per_group = row * (row + 1) + 2 * row + CHAINS_STAGE_WORDS;
                 (2 * 32 * row + WARP_BLOCK_THREADS / lanes * per_group) * elem + 3 * 32 * 4
             }
-            Self::Block { .. } => block_shared_bytes(nmax, elem),
+            Self::Block { .. } | Self::Split { .. } => block_shared_bytes(nmax, elem),
             Self::Jacobi => unreachable!("the Jacobi layout is computed in eigh.rs"),
         }
     }
+}
+
+/// Dynamic shared memory of the split classes' chains kernel: d and e of 32 matrices.
+pub fn split_chains_shared_bytes(nmax: usize, elem: usize) -> usize {
+    2 * 32 * nmax * elem
+}
+
+/// Words (of the element type) of a split launch's workspace before its rotation lists:
+/// d, e (count x nmax each), f and tst1 (count each), 8 ints per matrix (split.cu's
+/// `mb_split_work`).
+pub fn split_state_words(count: usize, nmax: usize, elem: usize) -> usize {
+    count * (2 * nmax + 2) + (count * 8 * 4).div_ceil(elem)
 }
 
 /// Shared memory of the block kernel for order n: A with an odd row stride, five vectors, 64
@@ -199,7 +252,25 @@ impl EighKernel {
                 format!("eigh_chains_{}_g{lanes}_r{row}_{suffix}", self.dtype)
             }
             EighClass::Block { chunks } => format!("eigh_block_{}_c{chunks}_{suffix}", self.dtype),
+            EighClass::Split { chunks } => format!("eigh_split_{}_c{chunks}_{suffix}", self.dtype),
             EighClass::Jacobi => format!("eigh_jacobi_{}", self.dtype),
+        }
+    }
+
+    /// The program's entry points in launch order: the name itself, or for `Split` the
+    /// name with `_reduce`, `_chains` and (with vectors) `_replay`.
+    pub fn entries(&self) -> Vec<String> {
+        let name = self.name();
+        match self.class {
+            EighClass::Split { .. } => {
+                let steps: &[&str] = if self.vectors {
+                    &["reduce", "chains", "replay"]
+                } else {
+                    &["reduce", "chains"]
+                };
+                steps.iter().map(|s| format!("{name}_{s}")).collect()
+            }
+            _ => vec![name],
         }
     }
 
@@ -236,6 +307,14 @@ impl EighKernel {
                     self.vectors
                 ),
             ),
+            EighClass::Split { chunks } => (
+                EIGH_SPLIT_SOURCE,
+                format!(
+                    "MB_EIGH_SPLIT_KERNELS({}, {t}, {chunks}, {})",
+                    self.name(),
+                    self.vectors
+                ),
+            ),
             EighClass::Jacobi => unreachable!("Jacobi is in the main translation unit"),
         };
         let mut s = String::new();
@@ -246,6 +325,10 @@ impl EighKernel {
             s.push_str(&format!("// ---- {name}\n{text}\n"));
         }
         s.push_str(EIGH_QL_SOURCE);
+        if matches!(self.class, EighClass::Split { .. }) {
+            // split.cu runs block.cu's reduction.
+            s.push_str(EIGH_BLOCK_SOURCE);
+        }
         if matches!(
             self.class,
             EighClass::Warp { .. } | EighClass::Chains { .. }
@@ -290,6 +373,11 @@ impl EighKernel {
                 .into_iter()
                 .map(|chunks| EighClass::Block { chunks }),
         );
+        classes.extend(
+            BLOCK_CHUNKS
+                .into_iter()
+                .map(|chunks| EighClass::Split { chunks }),
+        );
         let mut out = Vec::new();
         for class in classes {
             for dtype in ["f32", "f64"] {
@@ -314,6 +402,8 @@ pub const EIGH_WARP_SOURCE: &str = include_str!("../../kernels/eigh/warp.cu");
 pub const EIGH_CHAINS_SOURCE: &str = include_str!("../../kernels/eigh/chains.cu");
 /// `kernels/eigh/block.cu`.
 pub const EIGH_BLOCK_SOURCE: &str = include_str!("../../kernels/eigh/block.cu");
+/// `kernels/eigh/split.cu` (after block.cu, whose reduction it runs).
+pub const EIGH_SPLIT_SOURCE: &str = include_str!("../../kernels/eigh/split.cu");
 
 #[cfg(test)]
 mod tests {
@@ -332,8 +422,13 @@ mod tests {
                         assert!(n <= row && row <= lanes && lanes <= 32 && lanes.is_power_of_two())
                     }
                     EighClass::Block { chunks } => {
-                        assert!(n > 32 && n <= 32 * chunks);
+                        assert!(n > 32 && n < SPLIT_MIN_ORDER && n <= 32 * chunks);
                         assert!(block_shared_bytes(n, elem) <= shared);
+                    }
+                    EighClass::Split { chunks } => {
+                        assert!(n >= SPLIT_MIN_ORDER && n <= 32 * chunks);
+                        assert!(block_shared_bytes(n, elem) <= shared);
+                        assert!(split_chains_shared_bytes(n, elem) <= shared);
                     }
                     EighClass::Jacobi => assert!(n > 160, "order {n} elem {elem} fell to Jacobi"),
                 }
@@ -342,7 +437,11 @@ mod tests {
         // f64 A at n = 128 is 132 KB: one block on an H100/H200.
         assert_eq!(
             EighClass::for_order(128, 8, shared),
-            EighClass::Block { chunks: 4 }
+            EighClass::Split { chunks: 4 }
+        );
+        assert_eq!(
+            EighClass::for_order(64, 8, shared),
+            EighClass::Block { chunks: 2 }
         );
         assert_eq!(EighClass::for_order(256, 8, shared), EighClass::Jacobi);
         // 227 KB of shared memory: A fits to f64 165, f32 235 (the block classes' limits).

@@ -46,24 +46,56 @@ __device__ __forceinline__ int mb_block_stride(int n) { return n | 1; }
 // Shared layout (the host's `block_shared_bytes` computes the same, nmax the launch's largest
 // order): A (nmax x stride(nmax)), then v, w, d, e, tau (nmax each), 64 reduction partials,
 // two slots of 2 nmax rotation coefficients, then 4 ints (the slots' chase bounds).
-template <typename T, int NC, bool VEC>
-__device__ void mb_eigh_block(const MbEighArgs& p) {
-    MB_DYNAMIC_SHARED(mb_smem);
-    const MbMatrix mat = mb_matrix(p, blockIdx.x);
+template <typename T>
+struct MbBlockShared {
+    T* A;
+    T* vs;
+    T* ws;
+    T* ds;
+    T* es;
+    T* taus;
+    T* red;
+    T* rot;  // 4 nmax words
+    int* hdr;
+};
+
+template <typename T>
+__device__ __forceinline__ MbBlockShared<T> mb_block_shared(unsigned char* smem, int nmax) {
+    MbBlockShared<T> sh;
+    sh.A = (T*)smem;
+    sh.vs = sh.A + (size_t)nmax * mb_block_stride(nmax);
+    sh.ws = sh.vs + nmax;
+    sh.ds = sh.ws + nmax;
+    sh.es = sh.ds + nmax;
+    sh.taus = sh.es + nmax;
+    sh.red = sh.taus + nmax;
+    sh.rot = sh.red + 64;
+    sh.hdr = (int*)(sh.rot + 4 * nmax);
+    return sh;
+}
+
+// What the reduction leaves besides (d, e) in ds, es and (VEC) Q in A: whether A held a NaN or
+// infinity (then reported in the status word and nothing else computed) and the power of two
+// A was scaled by.
+struct MbBlockReduced {
+    bool bad;
+    int ex;
+};
+
+// Steps 1 and 2 for matrix `mat` (n >= 1) by the whole block (row r owned by thread r < n).
+template <typename T, bool VEC>
+__device__ MbBlockReduced mb_block_reduce(const MbEighArgs& p, const MbMatrix& mat,
+                                          const MbBlockShared<T>& sh) {
     const int n = mat.n;
-    if (n == 0) return;
     const int S = mb_block_stride(n);
-    const int nmax = p.nmax;  // the largest order in this launch
-    T* A = (T*)mb_smem;
-    T* vs = A + (size_t)nmax * mb_block_stride(nmax);
-    T* ws = vs + nmax;
-    T* ds = ws + nmax;
-    T* es = ds + nmax;
-    T* taus = es + nmax;
-    T* red = taus + nmax;
-    T* rot = red + 64;  // two slots of (c, s) pairs, 2 nmax each
+    T* A = sh.A;
+    T* vs = sh.vs;
+    T* ws = sh.ws;
+    T* ds = sh.ds;
+    T* es = sh.es;
+    T* taus = sh.taus;
+    T* red = sh.red;
     const int r = threadIdx.x;
-    const int lane = r & 31;
     const bool owner = r < n;
     const T* a = (const T*)p.a + mat.a0;
     int par = 0;
@@ -80,7 +112,6 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
         for (int j = 0; j < n; ++j) A[r * S + j] = mb_scale2(A[r * S + j], -ex);
     }
     __syncthreads();
-
     if (!bad) {
         for (int k = 0; k + 2 < n; ++k) {
             const T x = owner ? A[r * S + k] : T(0);
@@ -168,11 +199,39 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
         __syncthreads();
     }
 
+    MbBlockReduced out;
+    out.bad = bad;
+    out.ex = ex;
+    return out;
+}
+
+template <typename T, int NC, bool VEC>
+__device__ void mb_eigh_block(const MbEighArgs& p) {
+    MB_DYNAMIC_SHARED(mb_smem);
+    const MbMatrix mat = mb_matrix(p, blockIdx.x);
+    const int n = mat.n;
+    if (n == 0) return;
+    const int S = mb_block_stride(n);
+    const int nmax = p.nmax;  // the largest order in this launch
+    const MbBlockShared<T> sh = mb_block_shared<T>(mb_smem, nmax);
+    T* A = sh.A;
+    T* vs = sh.vs;
+    T* ws = sh.ws;
+    T* ds = sh.ds;
+    T* es = sh.es;
+    T* rot = sh.rot;
+    const int r = threadIdx.x;
+    const int lane = r & 31;
+    const bool owner = r < n;
+    const MbBlockReduced reduced = mb_block_reduce<T, VEC>(p, mat, sh);
+    const bool bad = reduced.bad;
+    const int ex = reduced.ex;
+
     // QL: warp NC alone runs the rotation chain on (d, e) in shared memory. With vectors it
     // records each chase's rotations in one of two shared slots while warps 0..NC-1 apply the previous chase to the rows of Q they own:
     // one barrier per chase, and the chain never waits on the row updates.
     const int warp = r / 32;
-    int* hdr = (int*)(rot + 4 * nmax);  // per slot: l, m (m < 0: no more chases)
+    int* hdr = sh.hdr;  // per slot: l, m (m < 0: no more chases)
     if (warp == NC) {
         // (d, e) stay in ds, es, which only this warp touches until the barrier after QL; vs
         // and ws, free since Q was formed, hold the chases' copies of them.

@@ -34,50 +34,6 @@ __device__ __forceinline__ void mb_copy_q(T* Z, int S, T* v, int n, int r) {
     }
 }
 
-// Replays `words` words of the rotation list of matrix `mat` on row z of Q (owner: this lane
-// holds a row), the arithmetic of MbRotateRow (ql.cuh) written out: the loop as measured on
-// the H200 (docs/benchmarks/eigh-chains-h200.md; driving MbRotateRow here is not measured).
-// The group copies the list into `stage` a chunk at a time (coalesced, all loads in flight
-// together), since read one rotation at a time from global memory each would wait on L2
-// latency. All lanes of the group call.
-template <typename T, int G>
-__device__ __forceinline__ void mb_replay_chases(const MbEighArgs& p, const MbMatrix& mat,
-                                                 int words, T* z, bool owner, T* stage, int r,
-                                                 unsigned int mask) {
-    const T* cs = (const T*)p.gwork + mat.a0;
-    int i = 0, l = 0;
-    bool chasing = false;
-    T carry = T(0);
-    for (int base = 0; base < words; base += MB_CHAINS_STAGE) {
-        const int len = min(MB_CHAINS_STAGE, words - base);
-        __syncwarp(mask);
-        for (int k = r; k < len; k += G) stage[k] = cs[base + k];
-        __syncwarp(mask);
-        for (int k = 0; k < len;) {
-            if (!chasing) {
-                const int m = (int)stage[k];
-                l = (int)stage[k + 1];
-                k += 2;
-                i = m - 1;
-                if (owner) carry = z[m];
-                chasing = true;
-            }
-            for (; i >= l && k < len; --i, k += 2) {
-                const T c = stage[k], sn = stage[k + 1];
-                if (owner) {
-                    const T zi = z[i];
-                    z[i + 1] = sn * zi + c * carry;
-                    carry = c * zi - sn * carry;
-                }
-            }
-            if (i < l) {
-                if (owner) z[l] = carry;
-                chasing = false;
-            }
-        }
-    }
-}
-
 // Shared layout (the host's `EighClass::shared_bytes` computes the same): d and e (32 R each,
 // column-wise), per group Z (R rows, stride R + 1), v, w (R each) and a staging chunk
 // (MB_CHAINS_STAGE), then 3 x 32 ints: words recorded this round, state, scaling exponent per
@@ -174,7 +130,11 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
             T* v = (T*)p.v + mat.a0;
             if (VEC && st != BAD) {
                 mb_copy_q<T, G, false>(Z, S, v, n, r);
-                mb_replay_chases<T, G>(p, mat, cnt[s], Z + r * S, r < n, stage, r, mask);
+                MbLaneGroup<G> group;
+                group.mask = mask;
+                group.rank = r;
+                mb_replay_list<T>((const T*)p.gwork + mat.a0, cnt[s], Z + r * S, r < n, stage,
+                                  MB_CHAINS_STAGE, group);
                 __syncwarp(mask);
                 if (st == RUNNING) {
                     mb_copy_q<T, G, true>(Z, S, v, n, r);

@@ -52,14 +52,14 @@ struct MbEighArgs {
     u64 w_start;  // ragged: element offset of each matrix's eigenvalues (u64)
     u64 order;    // ragged: order of each matrix (i32)
     u64 list;     // matrix indices (i32) this launch takes, 0 for 0..count in order
-    u64 gwork;    // Jacobi: global workspace (0: shared memory); chains: rotation lists, a word per element of A
+    u64 gwork;    // Jacobi: global workspace (0: shared memory); chains: rotation lists, a word per element of A; split: split.cu's workspace
     u64 status;   // 2 x i32: first non-finite matrix, first unconverged matrix (atomicMin)
     int count;    // matrices in this launch
     int uniform_n;
     int nmax;     // largest (Jacobi: padded) order in this launch
     int team;     // Jacobi: threads per matrix; chains: matrices per block
     int vectors;  // Jacobi only: 1 with eigenvectors (the other kernels take it as a template)
-    int pad;
+    int phase;    // split replay: 1 on the last round (finish paused chains in the block)
 };
 
 // One matrix of the batch: its index (-1 for none), order and element offsets.

@@ -257,27 +257,28 @@ struct MbSharedTridiag {
 // in shared memory column-wise: element i at d[32 i] (consecutive lanes, consecutive words, so
 // lanes at different i never share a bank). Sequential within the lane, as JAMA's tql2: no
 // copy before a chase and no barrier.
-template <typename T>
+// STRIDE 1: one thread's chain over contiguous d, e (the split classes' fallback).
+template <typename T, int STRIDE = 32>
 struct MbColumnTridiag {
     T* d;
     T* e;
-    __device__ __forceinline__ T get_d(int i) const { return d[32 * i]; }
-    __device__ __forceinline__ T get_e(int i) const { return e[32 * i]; }
-    __device__ __forceinline__ T old_d(int i) const { return d[32 * i]; }
-    __device__ __forceinline__ T old_e(int i) const { return e[32 * i]; }
-    __device__ __forceinline__ void set_d(int i, T x) { d[32 * i] = x; }
-    __device__ __forceinline__ void set_e(int i, T x) { e[32 * i] = x; }
+    __device__ __forceinline__ T get_d(int i) const { return d[STRIDE * i]; }
+    __device__ __forceinline__ T get_e(int i) const { return e[STRIDE * i]; }
+    __device__ __forceinline__ T old_d(int i) const { return d[STRIDE * i]; }
+    __device__ __forceinline__ T old_e(int i) const { return e[STRIDE * i]; }
+    __device__ __forceinline__ void set_d(int i, T x) { d[STRIDE * i] = x; }
+    __device__ __forceinline__ void set_e(int i, T x) { e[STRIDE * i] = x; }
     __device__ __forceinline__ void sync() {}
     __device__ __forceinline__ void snapshot(int, int) {}
     __device__ __forceinline__ int first_negligible(int l, int n, T thr) const {
         int m = l;
-        while (m + 1 < n && mb_abs(e[32 * m]) > thr) ++m;
+        while (m + 1 < n && mb_abs(e[STRIDE * m]) > thr) ++m;
         return m;
     }
     __device__ __forceinline__ void shift(int l, int n, T dl, T dl1, T h) {
-        d[32 * l] = dl;
-        d[32 * (l + 1)] = dl1;
-        for (int i = l + 2; i < n; ++i) d[32 * i] -= h;
+        d[STRIDE * l] = dl;
+        d[STRIDE * (l + 1)] = dl1;
+        for (int i = l + 2; i < n; ++i) d[STRIDE * i] -= h;
     }
 };
 
@@ -303,6 +304,64 @@ struct MbRecordChain {
         used = at;
     }
 };
+
+// The threads that replay a rotation list together: G lanes of a warp (`mask`, this lane's
+// `rank` in the group), or the whole block.
+template <int G>
+struct MbLaneGroup {
+    unsigned int mask;
+    int rank;
+    __device__ __forceinline__ int size() const { return G; }
+    __device__ __forceinline__ void sync() const { __syncwarp(mask); }
+};
+
+struct MbBlockGroup {
+    __device__ __forceinline__ int size() const { return blockDim.x; }
+    __device__ __forceinline__ void sync() const { __syncthreads(); }
+    int rank;
+};
+
+// Replays the first `words` words of a rotation list recorded by MbRecordChain (at `cs`, in
+// global memory) on row z of Q (owner: this thread holds a row), the arithmetic of
+// MbRotateRow written out: the loop as measured on the H200 (docs/benchmarks/
+// eigh-chains-h200.md). The group copies the list into `stage` (`stage_len` words, even) a
+// chunk at a time (coalesced, all loads in flight together), since read one rotation at a
+// time from global memory each would wait on L2 latency. Every thread of the group calls.
+template <typename T, typename Group>
+__device__ __forceinline__ void mb_replay_list(const T* cs, int words, T* z, bool owner,
+                                               T* stage, int stage_len, const Group& g) {
+    int i = 0, l = 0;
+    bool chasing = false;
+    T carry = T(0);
+    for (int base = 0; base < words; base += stage_len) {
+        const int len = min(stage_len, words - base);
+        g.sync();
+        for (int k = g.rank; k < len; k += g.size()) stage[k] = cs[base + k];
+        g.sync();
+        for (int k = 0; k < len;) {
+            if (!chasing) {
+                const int m = (int)stage[k];
+                l = (int)stage[k + 1];
+                k += 2;
+                i = m - 1;
+                if (owner) carry = z[m];
+                chasing = true;
+            }
+            for (; i >= l && k < len; --i, k += 2) {
+                const T c = stage[k], sn = stage[k + 1];
+                if (owner) {
+                    const T zi = z[i];
+                    z[i + 1] = sn * zi + c * carry;
+                    carry = c * zi - sn * carry;
+                }
+            }
+            if (i < l) {
+                if (owner) z[l] = carry;
+                chasing = false;
+            }
+        }
+    }
+}
 
 // One QL iteration's shift, from the leading 2x2 block of the unreduced block starting at l:
 // sets d[l], d[l + 1] as JAMA's tql2 does and subtracts the shift from d[l + 2 ..]; returns

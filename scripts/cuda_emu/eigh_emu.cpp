@@ -5,7 +5,8 @@
 // ascending order, the sign rule, NaN input reported in the status word with NaN outputs.
 //
 // Build and run: scripts/cuda_emu/run.sh [kernel] [dtype] [orders...]
-//   kernel: warp:G:R (e.g. warp:16:12), block:NC (e.g. block:2), jacobi
+//   kernel: warp:G:R (e.g. warp:16:12), chains:G:R:M, block:NC (e.g. block:2),
+//           split:NC:ROUNDS (the host's sequence of launches, ROUNDS replay rounds), jacobi
 #include "cuda_emu.h"
 
 #include "../../kernels/common.cuh"
@@ -15,6 +16,7 @@
 #include "../../kernels/eigh/warp.cu"
 #include "../../kernels/eigh/block.cu"
 #include "../../kernels/eigh/chains.cu"
+#include "../../kernels/eigh/split.cu"
 
 #define MB_EIGH_WARP(G, R)                                                               \
     MB_EIGH_WARP_KERNEL(eigh_warp_f32_g##G##_r##R##_v, float, G, R, true)                \
@@ -45,6 +47,14 @@ MB_EIGH_CHAINS(32, 32)
 MB_EIGH_BLOCK(2)
 MB_EIGH_BLOCK(4)
 MB_EIGH_BLOCK(8)
+#define MB_EIGH_SPLIT(NC)                                                                \
+    MB_EIGH_SPLIT_KERNELS(eigh_split_f32_c##NC##_v, float, NC, true)                     \
+    MB_EIGH_SPLIT_KERNELS(eigh_split_f32_c##NC##_w, float, NC, false)                    \
+    MB_EIGH_SPLIT_KERNELS(eigh_split_f64_c##NC##_v, double, NC, true)                    \
+    MB_EIGH_SPLIT_KERNELS(eigh_split_f64_c##NC##_w, double, NC, false)
+MB_EIGH_SPLIT(2)
+MB_EIGH_SPLIT(4)
+MB_EIGH_SPLIT(8)
 
 #include <algorithm>
 #include <random>
@@ -280,7 +290,7 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     std::vector<T> w(wt, (T)-7.25), v(at, (T)-7.25);
     int status[2] = {0x7f7f7f7f, 0x7f7f7f7f};
     std::vector<T> gwork;
-    Launch l = choose<T>(kind, vec, nmax);
+    Launch l = kind.rfind("split:", 0) == 0 ? Launch{} : choose<T>(kind, vec, nmax);
     if (l.workspace) gwork.assign(at, (T)-9.5);
     MbEighArgs p{};
     p.a = (u64)a.data();
@@ -296,8 +306,40 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     p.nmax = l.nmax;
     p.team = l.team;
     p.vectors = vec;
-    const unsigned int grid = (batch + l.per_block - 1) / l.per_block;
-    emu::launch(l.kernel, grid, l.threads, l.shared, p);
+    if (kind.rfind("split:", 0) == 0) {
+        int nc = 0, rounds = 3;
+        std::sscanf(kind.c_str(), "split:%d:%d", &nc, &rounds);
+        Kernel reduce = nullptr, chains = nullptr, replay = nullptr;
+        const bool f64 = sizeof(T) == 8;
+#define PICK(NC)                                                                             \
+    if (nc == NC) {                                                                          \
+        reduce = f64 ? (vec ? eigh_split_f64_c##NC##_v_reduce : eigh_split_f64_c##NC##_w_reduce) \
+                     : (vec ? eigh_split_f32_c##NC##_v_reduce : eigh_split_f32_c##NC##_w_reduce); \
+        chains = f64 ? (vec ? eigh_split_f64_c##NC##_v_chains : eigh_split_f64_c##NC##_w_chains) \
+                     : (vec ? eigh_split_f32_c##NC##_v_chains : eigh_split_f32_c##NC##_w_chains); \
+        replay = f64 ? eigh_split_f64_c##NC##_v_replay : eigh_split_f32_c##NC##_v_replay;     \
+    }
+        PICK(2) PICK(4) PICK(8)
+#undef PICK
+        if (!reduce || nmax > 32 * nc || rounds < 1) { std::fprintf(stderr, "no split kernel %s for n %d\n", kind.c_str(), nmax); std::exit(2); }
+        // split.cu's workspace: d, e, f, tst1, the ints, then the lists (as many words as A).
+        const size_t ints = ((size_t)batch * MB_SPLIT_INTS * 4 + sizeof(T) - 1) / sizeof(T);
+        const size_t state = (size_t)batch * (2 * nmax + 2) + ints;
+        gwork.assign(state + (vec ? at : 0), (T)-9.5);
+        p.gwork = (u64)gwork.data();
+        p.nmax = nmax;
+        const size_t block_shared = ((size_t)nmax * (nmax | 1) + 9 * nmax + 64) * sizeof(T) + 16;
+        emu::launch(reduce, batch, 32 * nc, block_shared, p);
+        for (int round = 0; round < (vec ? rounds : 1); ++round) {
+            emu::launch(chains, (batch + 31) / 32, 32, 2 * 32 * (size_t)nmax * sizeof(T), p);
+            if (!vec) break;
+            p.phase = round + 1 == rounds;
+            emu::launch(replay, batch, 32 * nc, block_shared, p);
+        }
+    } else {
+        const unsigned int grid = (batch + l.per_block - 1) / l.per_block;
+        emu::launch(l.kernel, grid, l.threads, l.shared, p);
+    }
 
     const ld eps = sizeof(T) == 8 ? 1.1102230246251565e-16L : 5.9604645e-8L;
     int failures = 0;
