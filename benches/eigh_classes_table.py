@@ -4,8 +4,8 @@ benches/cuda_peers.py output (cupy = cuSOLVER syevjBatched, xsyev = cusolverDnXs
 torch) into the table of docs/benchmarks/eigh-classes-h200.md: per (dtype, n, batch) the
 megabatch rate, the best vendor and megabatch / best vendor with vectors and values only, and
 where measured megabatch / CPU backend, size classes / Jacobi and (--groups) the chains classes
-/ the group-computed QL of the warp classes, each forced (speed-up, > 1: chains faster), with
-vectors and values only.
+/ the group-computed QL of the warp classes, each forced (speed-up, > 1: chains faster), or the
+split classes / the block classes (> 1: split faster), with vectors and values only.
 
 Usage: python3 benches/eigh_classes_table.py MEGABATCH.jsonl PEERS.jsonl
 """
@@ -30,7 +30,7 @@ def main():
     ours, peers = load(sys.argv[1]), load(sys.argv[2])
     peer = {(r["lib"], r["dtype"], r["n"], r["batch"]): r for r in peers if r.get("bench") == "eigh"}
     print("| dtype | n | batch | class | megabatch matrices/s | best vendor | megabatch / best | "
-          "values only: megabatch / best | / CPU | / Jacobi | chains / group QL (values only) | "
+          "values only: megabatch / best | / CPU | / Jacobi | chains / group QL or split / block (values only) | "
           "plan device bytes / matrix bytes |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = [r for r in ours if r.get("bench") == "eigh" and "seconds" in r]
@@ -54,9 +54,10 @@ def main():
         cpu = r["cpu_seconds"] / r["seconds"] if "cpu_seconds" in r else None
         jac = r["jacobi_seconds"] / r["seconds"] if "jacobi_seconds" in r else None
         grp = "-"
-        if "lane_seconds" in r:
-            grp = (f"{ratio(r['group_seconds'] / r['lane_seconds'])} "
-                   f"({ratio(r['group_values_only_seconds'] / r['lane_values_only_seconds'])})")
+        for slow, fast in (("group", "lane"), ("fused", "split")):
+            if f"{fast}_seconds" in r:
+                grp = (f"{ratio(r[slow + '_seconds'] / r[fast + '_seconds'])} "
+                       f"({ratio(r[slow + '_values_only_seconds'] / r[fast + '_values_only_seconds'])})")
         mem = f"{r['device_bytes'] / max(r['matrix_bytes'], 1):.3f}" if "device_bytes" in r else "-"
         flag = "" if r.get("finite", True) else " (NaN output!)"
         print(f"| {r['dtype']} | {r['n']} | {batch} | {r.get('class', '-')} | {sci(rate)}{flag} | {vendor} | "

@@ -4,11 +4,13 @@
 #   scripts/gpu-bundle.sh .device-bin cuda
 # (only the binaries named below are needed) with benches/cuda_peers.py beside them.
 #
-#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu|chains]
+#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu|chains|split]
 # (check: cuda_eigh and the quick bench, no sanitizers; verify: cuda_eigh, every kernel, no
 # allocation, memcheck; wgpu: the wgpu eigh tests over Vulkan, then the wgpu and the CUDA eigh
 # grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb; chains: the tests,
-# sanitizers, the n = 8..32 grid with --groups, the peers there and the example under Auto)
+# sanitizers, the n = 8..32 grid with --groups, the peers there and the example under Auto;
+# split: the tests, the n = 48..256 grid with --groups (block and split layouts) and the
+# peers there; sanitizers with SPLIT_SANITIZE=1)
 # Writes OUT/tests.log, OUT/sanitizer.log, OUT/megabatch.jsonl, OUT/peers.jsonl, OUT/example.txt.
 set -uo pipefail
 bundle=$1
@@ -74,6 +76,16 @@ if [[ $mode == chains ]]; then
      else MEGABATCH_BACKEND=$b timeout 60 examples/nuclear_shells 2>&1 | head -3; fi
    done) > "$out/example.txt" 2>&1
   python3 "$bundle/benches/eigh_classes_table.py" "$out/megabatch.jsonl" "$out/peers.jsonl" 2>&1 | tail -60
+  exit 0
+fi
+if [[ $mode == split ]]; then
+  run_tests 240 cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto 2>&1 | tee "$out/tests.log"
+  [[ ${SPLIT_SANITIZE:-0} == 1 ]] && run_sanitizers 200 2>&1 | tee "$out/sanitizer.log"
+  ns=${SPLIT_NS:-48,64,96,128,160,256}
+  batches=${SPLIT_BATCHES:-1,1024,16384}
+  timeout 200 "$bundle/benches/cuda" --quick --only eigh --ns $ns --batches $batches --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  [[ ${SPLIT_PEERS:-1} == 1 ]] && timeout 200 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev,cupy --ns $ns --batches $batches --timeout 60 > "$out/peers.jsonl" 2> "$out/peers.err"
+  [ -f "$out/peers.jsonl" ] && python3 "$bundle/benches/eigh_classes_table.py" "$out/megabatch.jsonl" "$out/peers.jsonl" 2>&1 | tail -60
   exit 0
 fi
 if [[ $mode == check || $mode == verify ]]; then

@@ -11,7 +11,7 @@ use common::eigh_check::{
 };
 use common::{cuda_or_skip, MatrixType, ALL_TYPES};
 use megabatch::backends::cuda::{
-    CudaEighAlgorithm, EighClass, CHAINS_MIN_BATCH_F64, SPLIT_MIN_ORDER,
+    split_min_batch, CudaEighAlgorithm, EighClass, CHAINS_MIN_BATCH_F64, SPLIT_MIN_ORDER,
 };
 use megabatch::EighSpec;
 use proptest::prelude::*;
@@ -144,44 +144,55 @@ fn chains_classes_take_orders_9_to_32_in_large_batches() {
     }
 }
 
-/// Orders 65 up to the largest whose A fits shared memory take the split classes; 33-64 the
-/// block class; `FusedBlocks` and `SplitBlocks` force either.
+/// Orders 65 up to the largest whose A fits shared memory take the split classes from
+/// `split_min_batch` matrices (else the block class of the same chunks, which 33-64 always
+/// take); `FusedBlocks` and `SplitBlocks` force either.
 #[test]
-fn split_classes_take_orders_from_65() {
+fn split_classes_take_orders_from_65_in_large_batches() {
     let Some(cuda) = cuda_or_skip() else { return };
-    let class_of = |n, algorithm| {
-        cuda.plan_eigh_with::<f64>(&EighSpec::uniform(n, 3).with_vectors(true), algorithm)
+    let class_of = |n, batch, vectors, algorithm| {
+        let spec = EighSpec::uniform(n, batch).with_vectors(vectors);
+        let classes = cuda
+            .plan_eigh_with::<f64>(&spec, algorithm)
             .unwrap()
-            .classes()
+            .classes();
+        assert_eq!(classes.len(), 1, "n {n}: one class per launch group");
+        assert_eq!(classes[0].1, batch);
+        classes[0].0
     };
+    let values = split_min_batch(8, false);
     for n in [33, 64, 65, 128, 129, 165] {
-        let default = class_of(n, CudaEighAlgorithm::SizeClasses);
-        assert_eq!(default.len(), 1, "n {n}: one class per launch group");
-        let (class, count) = default[0];
-        assert_eq!(count, 3);
+        let large = class_of(n, values, false, CudaEighAlgorithm::SizeClasses);
+        let small = class_of(n, values - 1, false, CudaEighAlgorithm::SizeClasses);
+        assert!(matches!(small, EighClass::Block { .. }), "n {n}: {small:?}");
         if n >= SPLIT_MIN_ORDER {
-            assert!(matches!(class, EighClass::Split { .. }), "n {n}: {class:?}");
+            assert!(matches!(large, EighClass::Split { .. }), "n {n}: {large:?}");
         } else {
-            assert!(matches!(class, EighClass::Block { .. }), "n {n}: {class:?}");
+            assert!(matches!(large, EighClass::Block { .. }), "n {n}: {large:?}");
         }
-        let fused = class_of(n, CudaEighAlgorithm::FusedBlocks)[0].0;
-        let split = class_of(n, CudaEighAlgorithm::SplitBlocks)[0].0;
+        let fused = class_of(n, 3, true, CudaEighAlgorithm::FusedBlocks);
+        let split = class_of(n, 3, true, CudaEighAlgorithm::SplitBlocks);
         assert!(matches!(fused, EighClass::Block { .. }), "n {n}: {fused:?}");
         assert!(matches!(split, EighClass::Split { .. }), "n {n}: {split:?}");
     }
+    let vectors = split_min_batch(8, true);
+    let large = class_of(96, vectors, true, CudaEighAlgorithm::SizeClasses);
+    let small = class_of(96, vectors - 1, true, CudaEighAlgorithm::SizeClasses);
+    assert!(matches!(large, EighClass::Split { .. }), "{large:?}");
+    assert!(matches!(small, EighClass::Block { .. }), "{small:?}");
 }
 
-/// The split classes (forced below 65) and the block classes they replaced (forced above)
-/// agree with the CPU backend, in batches of several chains warps and partial ones.
+/// The split classes and the block classes, each forced, agree with the CPU backend, in
+/// batches of several chains warps and partial ones.
 #[test]
 fn split_and_fused_block_classes_match_the_cpu_backend() {
     let Some(cuda) = cuda_or_skip() else { return };
     for &(n, batch, algorithm) in &[
         (33, 70, CudaEighAlgorithm::SplitBlocks),
         (64, 33, CudaEighAlgorithm::SplitBlocks),
-        (65, 100, CudaEighAlgorithm::SizeClasses),
-        (128, 300, CudaEighAlgorithm::SizeClasses),
-        (160, 65, CudaEighAlgorithm::SizeClasses),
+        (65, 100, CudaEighAlgorithm::SplitBlocks),
+        (128, 300, CudaEighAlgorithm::SplitBlocks),
+        (160, 65, CudaEighAlgorithm::SplitBlocks),
         (100, 40, CudaEighAlgorithm::FusedBlocks),
         (160, 20, CudaEighAlgorithm::FusedBlocks),
     ] {

@@ -12,8 +12,8 @@ use super::driver::{
     DriverResultExt, PinnedHost, Staged, Stream,
 };
 use super::eigh_kernel::{
-    chains_min_batch, split_chains_shared_bytes, split_state_words, EighClass, EighKernel,
-    SPLIT_ROUNDS,
+    chains_min_batch, split_chains_shared_bytes, split_min_batch, split_state_words, EighClass,
+    EighKernel, SPLIT_ROUNDS,
 };
 use super::module::{KernelFn, Kernels};
 use super::{Cuda, CudaBuffer};
@@ -239,14 +239,24 @@ impl Cuda {
 
     /// The group a launch of `count` matrices of `elem`-byte floats of `key` runs as: the size
     /// classes give a chains class under [`chains_min_batch`] matrices to the warp class of
-    /// the same rows.
-    fn settle(key: GroupKey, count: usize, elem: usize, algorithm: CudaEighAlgorithm) -> GroupKey {
+    /// the same rows, and a split class under [`split_min_batch`] to the block class of the
+    /// same chunks.
+    fn settle(
+        key: GroupKey,
+        count: usize,
+        elem: usize,
+        vectors: bool,
+        algorithm: CudaEighAlgorithm,
+    ) -> GroupKey {
+        if algorithm != CudaEighAlgorithm::SizeClasses {
+            return key;
+        }
         match key {
-            (EighClass::Chains { lanes, row }, bucket)
-                if algorithm == CudaEighAlgorithm::SizeClasses
-                    && count < chains_min_batch(elem) =>
-            {
+            (EighClass::Chains { lanes, row }, bucket) if count < chains_min_batch(elem) => {
                 (EighClass::Warp { lanes, row }, bucket)
+            }
+            (EighClass::Split { chunks }, bucket) if count < split_min_batch(elem, vectors) => {
+                (EighClass::Block { chunks }, bucket)
             }
             _ => key,
         }
@@ -514,8 +524,13 @@ impl Cuda {
             EighLayout::Uniform { n, batch } => {
                 uniform_n = i32::try_from(*n).map_err(|_| Error::TooLarge("order"))?;
                 if *n > 0 && *batch > 0 {
-                    let group =
-                        Self::settle(self.group_of(*n, elem, algorithm), *batch, elem, algorithm);
+                    let group = Self::settle(
+                        self.group_of(*n, elem, algorithm),
+                        *batch,
+                        elem,
+                        vectors,
+                        algorithm,
+                    );
                     launches.extend(self.class_launch::<T>(
                         group,
                         *n,
@@ -565,7 +580,7 @@ impl Cuda {
                 for (&group, list) in &groups {
                     let nmax = sizes[list[0] as usize];
                     let mut group_launches = self.class_launch::<T>(
-                        Self::settle(group, list.len(), elem, algorithm),
+                        Self::settle(group, list.len(), elem, vectors, algorithm),
                         nmax,
                         list.len(),
                         offsets.a_len(),

@@ -53,6 +53,26 @@ pub fn chains_min_batch(elem: usize) -> usize {
 }
 /// Smallest order the size classes give to the split classes instead of the block classes.
 pub const SPLIT_MIN_ORDER: usize = 65;
+/// Fewest f64 matrices of one split class for which the size classes take the split kernels
+/// (below, the block class of the same chunks), with vectors and values only. Measured on the
+/// H200 (docs/benchmarks/eigh-split-h200.md, split / block at n = 96-160): with vectors
+/// 0.80-0.99x at 1024 matrices, 0.98-1.13x at 2048, 1.11-1.22x at 4096; values only 1.31-2.18x
+/// from 1024.
+pub const SPLIT_MIN_BATCH_F64: [usize; 2] = [4096, 1024];
+/// The same for f32: with vectors 0.89-0.94x at 4096, 0.96-1.00x at 8192, 1.00-1.03x at 16384;
+/// values only 0.75-1.12x at 1024, 1.19-1.61x at 2048.
+pub const SPLIT_MIN_BATCH_F32: [usize; 2] = [16384, 2048];
+
+/// Fewest matrices of `elem`-byte floats for which the size classes take a split class.
+pub fn split_min_batch(elem: usize, vectors: bool) -> usize {
+    let table = if elem == 8 {
+        SPLIT_MIN_BATCH_F64
+    } else {
+        SPLIT_MIN_BATCH_F32
+    };
+    table[usize::from(!vectors)]
+}
+
 /// Chain and replay rounds the host queues for a split class (each round records up to n^2
 /// words of chases per matrix, about 2.4 n^2 in all for random matrices; the last round
 /// finishes the rest inside the replay blocks).

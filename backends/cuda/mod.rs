@@ -33,8 +33,9 @@ pub use eigh::{
     STAGING_ENV,
 };
 pub use eigh_kernel::{
-    chains_min_batch, split_chains_shared_bytes, split_state_words, EighClass, EighKernel,
-    CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64, SPLIT_MIN_ORDER, SPLIT_ROUNDS,
+    chains_min_batch, split_chains_shared_bytes, split_min_batch, split_state_words, EighClass,
+    EighKernel, CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64, SPLIT_MIN_BATCH_F32,
+    SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER, SPLIT_ROUNDS,
 };
 use module::Kernels;
 pub use nvrtc::{
