@@ -481,14 +481,14 @@ pub fn npy(data: &[u8]) {
                 npy::FloatArray::F64(a) => (&a.shape, a.data.len()),
             };
             assert_eq!(
-                shape.iter().product::<usize>(),
-                len,
+                npy::element_count(shape),
+                Some(len),
                 "shape and data disagree"
             );
         }
         Err(npy::NpyError::Io { .. } | npy::NpyError::Format { .. }) => {}
     }
     if let Ok(Some(array)) = npy::npz_ints_from_bytes(data, "input", "kv_indices") {
-        assert_eq!(array.shape.iter().product::<usize>(), array.data.len());
+        assert_eq!(npy::element_count(&array.shape), Some(array.data.len()));
     }
 }

@@ -42,11 +42,13 @@ pub enum Error {
         index: usize,
     },
     /// An invalid block mask. `position` is `[batch, head, query block, slot]` of the offending
-    /// entry (slot 0 for count and shape errors).
-    #[error("invalid block mask at {position:?}: {reason}")]
+    /// entry (slot 0 for a count), or `None` when the whole mask is wrong (block sizes, tensor
+    /// lengths, a mask that does not fit the spec).
+    #[error("invalid block mask{}: {reason}", mask_position(position))]
     Mask {
-        /// `[b, h, q_block, slot]` in the mask's own (possibly broadcast) dimensions.
-        position: [usize; 4],
+        /// `[b, h, q_block, slot]` in the mask's own (possibly broadcast) dimensions, for an
+        /// error in one entry.
+        position: Option<[usize; 4]>,
         /// What is wrong there.
         reason: &'static str,
     },
@@ -83,6 +85,14 @@ pub enum Error {
         /// The driver's or runtime's message.
         message: String,
     },
+}
+
+/// " at batch b, head h, query block q, slot s" for an entry's error, nothing for the mask's.
+fn mask_position(position: &Option<[usize; 4]>) -> String {
+    match position {
+        Some([b, h, q, slot]) => format!(" at batch {b}, head {h}, query block {q}, slot {slot}"),
+        None => String::new(),
+    }
 }
 
 /// `Result` with megabatch's [`Error`].

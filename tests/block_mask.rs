@@ -151,7 +151,7 @@ fn validation_names_the_bad_entry() {
     assert_eq!(
         err(good_counts.clone(), bad),
         Error::Mask {
-            position: [1, 0, 0, 1],
+            position: Some([1, 0, 0, 1]),
             reason: "key-block index out of range"
         }
     );
@@ -160,7 +160,7 @@ fn validation_names_the_bad_entry() {
     assert_eq!(
         err(good_counts.clone(), dup),
         Error::Mask {
-            position: [1, 0, 0, 2],
+            position: Some([1, 0, 0, 2]),
             reason: "key block listed twice in one row"
         }
     );
@@ -169,7 +169,7 @@ fn validation_names_the_bad_entry() {
     assert_eq!(
         err(count, idx.clone()),
         Error::Mask {
-            position: [0, 0, 2, 0],
+            position: Some([0, 0, 2, 0]),
             reason: "block count outside 0..=ceil(Skv/BK)"
         }
     );
@@ -179,7 +179,7 @@ fn validation_names_the_bad_entry() {
     assert!(matches!(
         err(neg, idx.clone()),
         Error::Mask {
-            position: [1, 0, 2, 0],
+            position: Some([1, 0, 2, 0]),
             ..
         }
     ));
@@ -192,7 +192,7 @@ fn validation_names_the_bad_entry() {
     assert!(matches!(
         BlockMask::from_parts(p),
         Err(Error::Mask {
-            position: [0, 0, 1, 0],
+            position: Some([0, 0, 1, 0]),
             ..
         })
     ));

@@ -58,6 +58,33 @@ fn read_npy<T: npyz::Deserialize>(path: &Path) -> (Vec<u64>, Vec<T>) {
     (shape, npy.into_vec().unwrap())
 }
 
+/// An `.npz` of int32 mask tensors (name, shape, data) and an optional int64 `block_size`.
+fn write_npz(path: &Path, arrays: &[(&str, &[u64], &[i32])], block: Option<[i64; 2]>) {
+    let mut npz = npyz::npz::NpzWriter::create(path).unwrap();
+    for (name, shape, data) in arrays {
+        let mut w = npz
+            .array::<i32>(name, Default::default())
+            .unwrap()
+            .default_dtype()
+            .shape(shape)
+            .begin_nd()
+            .unwrap();
+        w.extend(data.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+    if let Some(block) = block {
+        let mut w = npz
+            .array::<i64>("block_size", Default::default())
+            .unwrap()
+            .default_dtype()
+            .shape(&[2])
+            .begin_nd()
+            .unwrap();
+        w.extend(block).unwrap();
+        w.finish().unwrap();
+    }
+}
+
 fn random(len: usize, seed: u64) -> Vec<f64> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
@@ -187,33 +214,16 @@ fn attention_with_a_flex_mask_archive_matches_the_library() {
     let kv_indices: Vec<i32> = vec![0, 0, 0, 1, 0, 0, 2, 0, 0];
     let full_num: Vec<i32> = vec![0, 1, 2];
     let full_idx: Vec<i32> = vec![0, 0, 0, 0, 0, 0, 0, 1, 0];
-    {
-        let mut npz = npyz::npz::NpzWriter::create(dir.path("mask.npz")).unwrap();
-        let mut put = |name: &str, shape: &[u64], data: &[i32]| {
-            let mut w = npz
-                .array::<i32>(name, Default::default())
-                .unwrap()
-                .default_dtype()
-                .shape(shape)
-                .begin_nd()
-                .unwrap();
-            w.extend(data.iter().copied()).unwrap();
-            w.finish().unwrap();
-        };
-        put("kv_num_blocks", &[1, 1, 3], &kv_num_blocks);
-        put("kv_indices", &[1, 1, 3, 3], &kv_indices);
-        put("full_kv_num_blocks", &[1, 1, 3], &full_num);
-        put("full_kv_indices", &[1, 1, 3, 3], &full_idx);
-        let mut w = npz
-            .array::<i64>("block_size", Default::default())
-            .unwrap()
-            .default_dtype()
-            .shape(&[2])
-            .begin_nd()
-            .unwrap();
-        w.extend([32i64, 32]).unwrap();
-        w.finish().unwrap();
-    }
+    write_npz(
+        &dir.path("mask.npz"),
+        &[
+            ("kv_num_blocks", &[1, 1, 3], &kv_num_blocks),
+            ("kv_indices", &[1, 1, 3, 3], &kv_indices),
+            ("full_kv_num_blocks", &[1, 1, 3], &full_num),
+            ("full_kv_indices", &[1, 1, 3, 3], &full_idx),
+        ],
+        Some([32, 32]),
+    );
     megabatch(&dir)
         .args([
             "attention",
@@ -388,3 +398,431 @@ fn info_calibrate_bench_and_plot_run() {
 }
 
 use predicates::prelude::PredicateBooleanExt;
+
+/// Files in `dir` other than the test's own inputs: what a run left behind.
+fn left_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Q, K and V of shape [1, 2, 64, 32] (float32) in `folder`.
+fn write_qkv(folder: &Path) {
+    let shape = [1u64, 2, 64, 32];
+    for (i, name) in ["q.npy", "k.npy", "v.npy"].into_iter().enumerate() {
+        let data: Vec<f32> = random(2 * 64 * 32, i as u64)
+            .iter()
+            .map(|&x| x as f32)
+            .collect();
+        write_npy(&folder.join(name), &shape, &data);
+    }
+}
+
+/// `megabatch attention` on the Q, K and V of [`write_qkv`] in `dir`'s folder `in`.
+fn attention(dir: &Dir) -> assert_cmd::Command {
+    let mut cmd = megabatch(dir);
+    cmd.args(["attention", "--backend", "cpu", "--q"])
+        .arg(dir.path("in/q.npy"))
+        .arg("--k")
+        .arg(dir.path("in/k.npy"))
+        .arg("--v")
+        .arg(dir.path("in/v.npy"));
+    cmd
+}
+
+#[test]
+fn a_failed_run_leaves_no_output_and_keeps_old_results_whole() {
+    let dir = Dir::new("outputs");
+    std::fs::create_dir_all(dir.path("in")).unwrap();
+    std::fs::create_dir_all(dir.path("o")).unwrap();
+    write_npy(&dir.path("in/a.npy"), &[2, 2], &[2.0f64, 1.0, 1.0, 2.0]);
+    let missing = dir.path("missing/v.npy");
+    megabatch(&dir)
+        .args(["eigh", "--input"])
+        .arg(dir.path("in/a.npy"))
+        .arg("--values")
+        .arg(dir.path("o/w.npy"))
+        .arg("--vectors")
+        .arg(&missing)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("does not exist"));
+    assert!(
+        left_in(&dir.path("o")).is_empty(),
+        "{:?}",
+        left_in(&dir.path("o"))
+    );
+
+    // An old result stays as it was when a later output cannot be written.
+    std::fs::write(dir.path("o/w.npy"), b"old result").unwrap();
+    megabatch(&dir)
+        .args(["eigh", "--input"])
+        .arg(dir.path("in/a.npy"))
+        .arg("--values")
+        .arg(dir.path("o/w.npy"))
+        .arg("--vectors")
+        .arg(&missing)
+        .assert()
+        .failure();
+    assert_eq!(std::fs::read(dir.path("o/w.npy")).unwrap(), b"old result");
+    assert_eq!(left_in(&dir.path("o")), ["w.npy"]);
+
+    // The same for attention, and for a failure found only after the inputs were read.
+    std::fs::remove_file(dir.path("o/w.npy")).unwrap();
+    write_qkv(&dir.path("in"));
+    attention(&dir)
+        .arg("--out")
+        .arg(dir.path("o/o.npy"))
+        .arg("--lse")
+        .arg(dir.path("missing/l.npy"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("--lse"));
+    write_npz(
+        &dir.path("in/mask.npz"),
+        &[
+            ("kv_num_blocks", &[1, 1, 2], &[2, 1]),
+            ("kv_indices", &[1, 1, 2, 2], &[0, 0, 1, 0]),
+        ],
+        Some([32, 32]),
+    );
+    attention(&dir)
+        .arg("--mask")
+        .arg(dir.path("in/mask.npz"))
+        .arg("--out")
+        .arg(dir.path("o/o.npy"))
+        .arg("--lse")
+        .arg(dir.path("o/l.npy"))
+        .assert()
+        .failure();
+    assert!(
+        left_in(&dir.path("o")).is_empty(),
+        "{:?}",
+        left_in(&dir.path("o"))
+    );
+    attention(&dir)
+        .arg("--out")
+        .arg(dir.path("o/o.npy"))
+        .arg("--lse")
+        .arg(dir.path("o/l.npy"))
+        .assert()
+        .success();
+    assert_eq!(left_in(&dir.path("o")), ["l.npy", "o.npy"]);
+}
+
+#[test]
+fn eigh_prints_values_with_vectors_and_refuses_one_file_for_two_outputs() {
+    let dir = Dir::new("eigh-outputs");
+    write_npy(&dir.path("a.npy"), &[2, 2], &[2.0f64, 1.0, 1.0, 2.0]);
+    let out = megabatch(&dir)
+        .args(["eigh", "--input"])
+        .arg(dir.path("a.npy"))
+        .arg("--vectors")
+        .arg(dir.path("v.npy"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let values: Vec<f64> = String::from_utf8(out)
+        .unwrap()
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert_eq!(values.len(), 2);
+    assert!((values[0] - 1.0).abs() < 1e-12 && (values[1] - 3.0).abs() < 1e-12);
+    assert_eq!(read_npy::<f64>(&dir.path("v.npy")).0, [2, 2]);
+
+    // Two spellings of one file: an argument error (status 2), nothing written.
+    let same = dir.0.join(".").join("x.npy");
+    megabatch(&dir)
+        .args(["eigh", "--input"])
+        .arg(dir.path("a.npy"))
+        .arg("--values")
+        .arg(dir.path("x.npy"))
+        .arg("--vectors")
+        .arg(&same)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "--values and --vectors name the same file",
+        ));
+    assert!(!dir.path("x.npy").exists());
+
+    std::fs::create_dir_all(dir.path("in")).unwrap();
+    write_qkv(&dir.path("in"));
+    attention(&dir)
+        .arg("--out")
+        .arg(dir.path("o.npy"))
+        .arg("--lse")
+        .arg(dir.0.join(".").join("o.npy"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "--out and --lse name the same file",
+        ));
+    assert!(!dir.path("o.npy").exists());
+}
+
+#[test]
+fn mask_tensors_are_checked_against_flex_attention_shapes() {
+    let dir = Dir::new("mask-shapes");
+    std::fs::create_dir_all(dir.path("in")).unwrap();
+    write_qkv(&dir.path("in"));
+    let run = |mask: &str| {
+        let mut cmd = attention(&dir);
+        cmd.arg("--mask")
+            .arg(dir.path(mask))
+            .arg("--out")
+            .arg(dir.path("o.npy"));
+        cmd
+    };
+    // The element count of [1, 1, 2, 2, 1] is right; its rank is not.
+    write_npz(
+        &dir.path("rank.npz"),
+        &[
+            ("kv_num_blocks", &[1, 1, 2], &[1, 1]),
+            ("kv_indices", &[1, 1, 2, 2, 1], &[0, 0, 1, 0]),
+        ],
+        Some([32, 32]),
+    );
+    run("rank.npz").assert().failure().stderr(predicates::str::contains(
+        "rank.npz: kv_indices: expected rank 4 [B, H, Q_BLOCKS, KV_BLOCKS], got shape [1, 1, 2, 2, 1]",
+    ));
+    // Q_BLOCKS and KV_BLOCKS swapped in shape, same element count.
+    write_npz(
+        &dir.path("swap.npz"),
+        &[
+            ("kv_num_blocks", &[1, 1, 2], &[1, 1]),
+            ("kv_indices", &[1, 1, 1, 4], &[0, 0, 1, 0]),
+        ],
+        Some([32, 32]),
+    );
+    run("swap.npz")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "swap.npz: kv_indices: expected shape [1, 1, 2, 2]",
+        ));
+    // H = 3 is neither Q's 2 heads nor 1.
+    write_npz(
+        &dir.path("heads.npz"),
+        &[
+            ("kv_num_blocks", &[1, 3, 2], &[1; 6]),
+            ("kv_indices", &[1, 3, 2, 2], &[0; 12]),
+        ],
+        Some([32, 32]),
+    );
+    run("heads.npz")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "heads.npz: kv_num_blocks: H = 3 is neither Q's heads 2 nor 1",
+        ));
+    // An entry's error has its position; a whole-mask error has none (no fake [0, 0, 0, 0]).
+    write_npz(
+        &dir.path("dup.npz"),
+        &[
+            ("kv_num_blocks", &[1, 2, 2], &[1, 1, 2, 1]),
+            ("kv_indices", &[1, 2, 2, 2], &[0, 0, 1, 0, 1, 1, 1, 0]),
+        ],
+        Some([32, 32]),
+    );
+    run("dup.npz").assert().failure().stderr(predicates::str::contains(
+        "dup.npz: invalid block mask at batch 0, head 1, query block 0, slot 1: key block listed twice",
+    ));
+    attention(&dir)
+        .args(["--block", "7", "--out"])
+        .arg(dir.path("o.npy"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "invalid block mask: block sizes must be 16, 32, 64 or 128",
+        ))
+        .stderr(predicates::str::contains("[0, 0, 0, 0]").not());
+    assert!(!dir.path("o.npy").exists());
+}
+
+#[test]
+fn calibrate_without_a_gpu_says_so_instead_of_an_empty_table() {
+    let dir = Dir::new("calibrate-cpu");
+    let info = megabatch(&dir).arg("info").output().unwrap();
+    let info = String::from_utf8(info.stdout).unwrap();
+    if !info.lines().any(|l| l == "backends usable: cpu") {
+        return; // A GPU machine has a crossover table to print.
+    }
+    megabatch(&dir)
+        .args(["calibrate", "--quick"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("no GPU backend found"))
+        .stdout(predicates::str::contains("gpu_faster_for").not());
+    assert!(dir.path("calibration.json").exists());
+}
+
+#[test]
+fn names_and_numbers_have_one_spelling_and_floats_are_checked() {
+    let dir = Dir::new("spelling");
+    let csv = megabatch(&dir)
+        .args([
+            "bench",
+            "reduce",
+            "--op",
+            "max-abs-diff",
+            "--len",
+            "10,100000",
+        ])
+        .args(["--backend", "cpu", "--min-time", "0.001", "--format", "csv"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let csv = String::from_utf8(csv).unwrap();
+    assert_eq!(
+        csv.lines()
+            .skip(1)
+            .filter(|l| l.contains(",max-abs-diff,"))
+            .count(),
+        2
+    );
+    assert!(!csv.contains("MaxAbsDiff"));
+    megabatch(&dir)
+        .args(["bench", "reduce", "--op", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("max-abs-diff, max-rel-diff"));
+
+    // One notation per column: sub-microsecond and millisecond times side by side.
+    let table = megabatch(&dir)
+        .args(["bench", "reduce", "--len", "10,1000000", "--backend", "cpu"])
+        .args(["--min-time", "0.001"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let table = String::from_utf8(table).unwrap();
+    let seconds: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(6).unwrap())
+        .collect();
+    let scientific = seconds.iter().filter(|s| s.contains('e')).count();
+    assert!(
+        scientific == 0 || scientific == seconds.len(),
+        "{seconds:?}"
+    );
+
+    let help = megabatch(&dir)
+        .args(["bench", "eigh", "--help"])
+        .output()
+        .unwrap()
+        .stdout;
+    let help = String::from_utf8(help).unwrap();
+    assert!(help.contains("[default: every backend this machine has, then auto]"));
+    assert!(!help.contains("(the default)"), "{help}");
+
+    for bad in ["-1", "0", "nan", "inf"] {
+        for args in [
+            &["bench", "eigh", "--min-time"][..],
+            &["bench", "regret", "--min-time"],
+            &["plot", "crossover", "--out", "x.svg", "--min-time"],
+        ] {
+            megabatch(&dir)
+                .args(args)
+                .arg(bad)
+                .assert()
+                .code(2)
+                .stderr(predicates::str::contains(
+                    "must be finite and greater than 0",
+                ));
+        }
+    }
+    attention(&dir)
+        .args(["--out", "o.npy", "--scale", "nan"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "must be finite and greater than 0",
+        ));
+}
+
+/// The header text of an `.npy` file (read by hand: npyz multiplies the dimensions unchecked).
+fn header_text(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let len = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+    assert_eq!(bytes.len(), 10 + len, "an empty array has no data");
+    String::from_utf8(bytes[10..].to_vec()).unwrap()
+}
+
+#[test]
+fn empty_arrays_give_empty_results_and_truncation_is_named() {
+    let dir = Dir::new("empty");
+    let t = 1_000_000_000_000u64;
+    // Written through npyz: its product of (0, t, t) does not overflow (it starts at 0).
+    write_npy::<f64>(&dir.path("e.npy"), &[0, t, t], &[]);
+    megabatch(&dir)
+        .args(["eigh", "--input"])
+        .arg(dir.path("e.npy"))
+        .arg("--values")
+        .arg(dir.path("w.npy"))
+        .arg("--vectors")
+        .arg(dir.path("v.npy"))
+        .assert()
+        .success();
+    assert!(header_text(&dir.path("w.npy")).contains("'shape': (0, 1000000000000)"));
+    assert!(header_text(&dir.path("v.npy")).contains("'shape': (0, 1000000000000, 1000000000000)"));
+    // Printing an empty stack prints nothing.
+    megabatch(&dir)
+        .args(["eigh", "--input"])
+        .arg(dir.path("e.npy"))
+        .assert()
+        .success()
+        .stdout("");
+
+    let bytes = std::fs::read(dir.path("e.npy")).unwrap();
+    std::fs::write(dir.path("cut.npy"), &bytes[..40]).unwrap();
+    megabatch(&dir)
+        .args(["eigh", "--input"])
+        .arg(dir.path("cut.npy"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(format!(
+            "cut.npy: truncated .npy header (expected {} bytes, file has 40)",
+            bytes.len()
+        )));
+}
+
+#[test]
+fn long_measurements_report_progress_when_stderr_is_not_a_terminal() {
+    let dir = Dir::new("progress");
+    megabatch(&dir)
+        .args(["plot", "crossover", "--n", "2,3,4", "--batch", "2"])
+        .args(["--min-time", "0.001", "--out"])
+        .arg(dir.path("p.svg"))
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("crossover f64: cpu n = 2 (1/"))
+        .stderr(predicates::str::contains("crossover f64: cpu n = 4 (3/"));
+    megabatch(&dir)
+        .args([
+            "bench",
+            "eigh",
+            "--n",
+            "4",
+            "--batch",
+            "1,2",
+            "--backend",
+            "cpu",
+        ])
+        .args(["--min-time", "0.001"])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(
+            "bench eigh: cpu f64 n = 4 batch = 2 (2/2)",
+        ));
+}

@@ -57,15 +57,27 @@ pub struct BlockMaskParts {
     pub predicate: MaskPredicate,
 }
 
-fn mask_err(position: [usize; 4], reason: &'static str) -> Error {
-    Error::Mask { position, reason }
+/// An error in the entry at `position` (`[b, h, q_block, slot]`).
+fn entry_err(position: [usize; 4], reason: &'static str) -> Error {
+    Error::Mask {
+        position: Some(position),
+        reason,
+    }
+}
+
+/// An error of the whole mask: no entry to point at.
+fn mask_err(reason: &'static str) -> Error {
+    Error::Mask {
+        position: None,
+        reason,
+    }
 }
 
 fn check_block_sizes(block: (usize, usize)) -> Result<()> {
     if BLOCK_SIZES.contains(&block.0) && BLOCK_SIZES.contains(&block.1) {
         Ok(())
     } else {
-        Err(mask_err([0; 4], "block sizes must be 16, 32, 64 or 128"))
+        Err(mask_err("block sizes must be 16, 32, 64 or 128"))
     }
 }
 
@@ -86,7 +98,7 @@ impl BlockMask {
     /// together), predicate consistent with the lengths. Cost: one pass over the listed entries.
     ///
     /// # Errors
-    /// [`Error::Mask`] with the position of the first problem; [`Error::TooLarge`] if the tensor
+    /// [`Error::Mask`] with the position of the first wrong entry (none for whole-mask problems); [`Error::TooLarge`] if the tensor
     /// lengths overflow.
     pub fn from_parts(parts: BlockMaskParts) -> Result<Self> {
         let BlockMaskParts {
@@ -100,13 +112,9 @@ impl BlockMask {
             full,
             predicate,
         } = parts;
-        let origin = [0; 4];
         check_block_sizes(block)?;
         if batch == 0 || heads == 0 {
-            return Err(mask_err(
-                origin,
-                "batch and head dimensions must be at least 1",
-            ));
+            return Err(mask_err("batch and head dimensions must be at least 1"));
         }
         let (qb, kb) = (seq_q.div_ceil(block.0), seq_kv.div_ceil(block.1));
         check_block_index_range(kb)?;
@@ -119,17 +127,14 @@ impl BlockMask {
             .ok_or(Error::TooLarge("block mask dimensions overflow"))?;
         match &predicate {
             MaskPredicate::SlidingWindow { window: 0 } => {
-                return Err(mask_err(origin, "sliding window must be at least 1"))
+                return Err(mask_err("sliding window must be at least 1"))
             }
             MaskPredicate::Documents { ids, .. } => {
                 if seq_q != seq_kv || ids.len() != seq_q {
-                    return Err(mask_err(
-                        origin,
-                        "document ids need seq_q == seq_kv == ids.len()",
-                    ));
+                    return Err(mask_err("document ids need seq_q == seq_kv == ids.len()"));
                 }
                 if ids.windows(2).any(|w| w[1] < w[0]) {
-                    return Err(mask_err(origin, "document ids must be non-decreasing"));
+                    return Err(mask_err("document ids must be non-decreasing"));
                 }
             }
             _ => {}
@@ -139,7 +144,6 @@ impl BlockMask {
         for (counts, indices) in lists.clone() {
             if counts.len() != rows || indices.len() != cells {
                 return Err(mask_err(
-                    origin,
                     "tensor lengths do not match [B|1, H|1, ceil(Sq/BQ)(, ceil(Skv/BK))]",
                 ));
             }
@@ -151,7 +155,7 @@ impl BlockMask {
             for (counts, indices) in lists.clone() {
                 let count = counts[row];
                 if count < 0 || count as usize > kb {
-                    return Err(mask_err(
+                    return Err(entry_err(
                         position(0),
                         "block count outside 0..=ceil(Skv/BK)",
                     ));
@@ -159,10 +163,10 @@ impl BlockMask {
                 for slot in 0..count as usize {
                     let k = indices[row * kb + slot];
                     if k < 0 || k as usize >= kb {
-                        return Err(mask_err(position(slot), "key-block index out of range"));
+                        return Err(entry_err(position(slot), "key-block index out of range"));
                     }
                     if std::mem::replace(&mut seen[k as usize], true) {
-                        return Err(mask_err(
+                        return Err(entry_err(
                             position(slot),
                             "key block listed twice in one row",
                         ));
@@ -197,10 +201,7 @@ impl BlockMask {
         check_block_sizes(block)?;
         if let MaskPredicate::Documents { ids, .. } = &predicate {
             if ids.len() != seq_q || seq_q != seq_kv {
-                return Err(mask_err(
-                    [0; 4],
-                    "document ids need seq_q == seq_kv == ids.len()",
-                ));
+                return Err(mask_err("document ids need seq_q == seq_kv == ids.len()"));
             }
         }
         Self::from_classifier(
@@ -288,7 +289,7 @@ impl BlockMask {
         window: usize,
     ) -> Result<Self> {
         if window == 0 {
-            return Err(mask_err([0; 4], "sliding window must be at least 1"));
+            return Err(mask_err("sliding window must be at least 1"));
         }
         Self::from_predicate(
             seq_q,
@@ -328,7 +329,6 @@ impl BlockMask {
         let kb = seq_kv.div_ceil(block.1);
         if blocks.len() != seq_q.div_ceil(block.0) * kb {
             return Err(mask_err(
-                [0; 4],
                 "block matrix must have ceil(Sq/BQ) * ceil(Skv/BK) entries",
             ));
         }

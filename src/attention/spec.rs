@@ -106,13 +106,13 @@ impl AttentionSpec {
         let lens = self.lens()?;
         if mask.seq_lens() != (self.seq_q, self.seq_kv) {
             return Err(Error::Mask {
-                position: [0; 4],
+                position: None,
                 reason: "mask sequence lengths differ from the spec's",
             });
         }
         if !mask.fits(self.batch, self.heads_q) {
             return Err(Error::Mask {
-                position: [0; 4],
+                position: None,
                 reason: "mask batch/head dimensions must equal the spec's or be 1",
             });
         }

@@ -1,27 +1,29 @@
 //! `megabatch bench`: timings per backend, and the regret sweep of `Auto`'s decisions.
 
 use half::{bf16, f16};
-use indicatif::{ProgressBar, ProgressStyle};
 use megabatch::attention::{AttentionSpec, BlockMask};
 use megabatch::{Auto, BackendKind, EighSpec, ReduceOp, ReduceSpec, Residency};
 use serde_json::json;
 
+use crate::ops::{op_name, parse_op};
+use crate::progress::Progress;
 use crate::regret;
 use crate::table::Table;
 use crate::timing::{arg_name, auto_for, backends_to_run, time_attention, time_eigh, time_reduce};
+use crate::values::positive_finite;
 use crate::{BackendArg, CliError, CliResult, Format};
 
 /// Options every bench takes.
 #[derive(clap::Args, Clone)]
 pub struct Common {
-    /// Backends to time, comma-separated (default: every present backend, then auto).
+    /// Backends to time, comma-separated [default: every backend this machine has, then auto].
     #[arg(long, value_enum, value_delimiter = ',')]
     backend: Vec<BackendArg>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// Seconds of repeated calls per case (the median call is reported).
-    #[arg(long, default_value_t = 0.2)]
+    /// Seconds of repeated calls per case (the median call is reported), finite and > 0.
+    #[arg(long, default_value_t = 0.2, value_parser = positive_finite::<f64>, allow_negative_numbers = true)]
     min_time: f64,
     /// Keep the data in the backend's own memory between calls (GPU-resident) instead of
     /// passing host arrays each call.
@@ -53,16 +55,6 @@ pub enum AttentionDtype {
     Bf16,
 }
 
-fn parse_op(name: &str) -> Result<ReduceOp, String> {
-    ReduceOp::ALL
-        .into_iter()
-        .find(|op| format!("{op:?}").eq_ignore_ascii_case(&name.replace(['-', '_'], "")))
-        .ok_or_else(|| {
-            let names: Vec<String> = ReduceOp::ALL.iter().map(|op| format!("{op:?}")).collect();
-            format!("unknown operation `{name}`; one of {}", names.join(", "))
-        })
-}
-
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
     /// Batched eigh, values and vectors: matrices per second.
@@ -92,7 +84,7 @@ pub enum BenchCommand {
         /// Input types.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "f32")]
         dtype: Vec<ReduceDtype>,
-        /// Operation (sum, mean, min, max, max-abs, dot, max-abs-diff, max-rel-diff).
+        /// Operation: sum, mean, min, max, max-abs, dot, max-abs-diff or max-rel-diff.
         #[arg(long, value_parser = parse_op, default_value = "sum")]
         op: ReduceOp,
     },
@@ -121,15 +113,7 @@ pub enum BenchCommand {
     Regret(regret::RegretArgs),
 }
 
-/// A progress bar on stderr for `len` cases; hidden when stderr is not a terminal.
-pub fn progress(len: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed}]") {
-        bar.set_style(style);
-    }
-    bar
-}
-
+/// Runs `megabatch bench`.
 pub fn run(command: BenchCommand) -> CliResult {
     match command {
         BenchCommand::Eigh {
@@ -205,13 +189,20 @@ fn bench_eigh(
         "seconds",
         "matrices_per_s",
     ]);
-    let bar = progress(setups.len() * orders.len() * batches.len() * dtypes.len());
+    let mut bar = Progress::new(
+        "bench eigh",
+        setups.len() * orders.len() * batches.len() * dtypes.len(),
+    );
     for &dtype in dtypes {
         for &n in orders {
             for &batch in batches {
                 for (arg, auto, residency) in &setups {
                     let spec = EighSpec::uniform(n, batch).with_vectors(!values_only);
-                    bar.set_message(format!("{} n={n} batch={batch}", arg_name(*arg)));
+                    bar.start(format!(
+                        "{} {} n = {n} batch = {batch}",
+                        arg_name(*arg),
+                        format!("{dtype:?}").to_lowercase()
+                    ));
                     let (seconds, ran_on) = match dtype {
                         RealArg::F32 => time_eigh::<f32>(auto, &spec, *residency, common.min_time),
                         RealArg::F64 => time_eigh::<f64>(auto, &spec, *residency, common.min_time),
@@ -226,12 +217,12 @@ fn bench_eigh(
                         json!(seconds),
                         json!(batch as f64 / seconds),
                     ]);
-                    bar.inc(1);
+                    bar.done();
                 }
             }
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     table.print(common.format)
 }
 
@@ -245,11 +236,19 @@ fn bench_reduce(
     let mut table = Table::new(vec![
         "backend", "ran_on", "data", "dtype", "op", "len", "seconds", "gb_per_s",
     ]);
-    let bar = progress(setups.len() * lens.len() * dtypes.len());
+    let mut bar = Progress::new(
+        format!("bench reduce {}", op_name(op)),
+        setups.len() * lens.len() * dtypes.len(),
+    );
     for &dtype in dtypes {
         for &len in lens {
             let spec = ReduceSpec::Full { op, len };
             for (arg, auto, residency) in &setups {
+                bar.start(format!(
+                    "{} {} len = {len}",
+                    arg_name(*arg),
+                    format!("{dtype:?}").to_lowercase()
+                ));
                 let (r, m) = (*residency, common.min_time);
                 let (seconds, ran_on) = match dtype {
                     ReduceDtype::F32 => time_reduce::<f32>(auto, &spec, r, m),
@@ -268,16 +267,16 @@ fn bench_reduce(
                     json!(ran_on.name()),
                     json!(data_name(r)),
                     json!(format!("{dtype:?}").to_lowercase()),
-                    json!(format!("{op:?}")),
+                    json!(op_name(op)),
                     json!(len),
                     json!(seconds),
                     json!((operands * elem * len) as f64 / seconds / 1e9),
                 ]);
-                bar.inc(1);
+                bar.done();
             }
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     table.print(common.format)
 }
 
@@ -306,7 +305,7 @@ fn bench_attention(
         "seconds",
         "tflop_per_s",
     ]);
-    let bar = progress(setups.len() * seqs.len() * dtypes.len());
+    let mut bar = Progress::new("bench attention", setups.len() * seqs.len() * dtypes.len());
     for &dtype in dtypes {
         for &seq in seqs {
             let spec = AttentionSpec {
@@ -325,6 +324,11 @@ fn bench_attention(
             };
             let flops = 4.0 * (64 * 64 * dim) as f64 * mask.kept_blocks(1, heads) as f64;
             for (arg, auto, _) in &setups {
+                bar.start(format!(
+                    "{} {} seq = {seq}",
+                    arg_name(*arg),
+                    format!("{dtype:?}").to_lowercase()
+                ));
                 let m = common.min_time;
                 let (seconds, ran_on) = match dtype {
                     AttentionDtype::F32 => time_attention::<f32>(auto, &spec, &mask, m),
@@ -342,10 +346,10 @@ fn bench_attention(
                     json!(seconds),
                     json!(flops / seconds / 1e12),
                 ]);
-                bar.inc(1);
+                bar.done();
             }
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     table.print(common.format)
 }

@@ -8,16 +8,21 @@ mod calibrate;
 mod crossover;
 mod eigh_cmd;
 mod info;
+mod mask_npz;
 mod npy;
+mod ops;
+mod outputs;
 mod plot;
+mod progress;
 mod regret;
 mod table;
 mod timing;
+mod values;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Many small problems at once: batched eigh, reductions and block-sparse attention on CPU and
 /// GPU, with a calibrated per-call choice of backend.
@@ -42,7 +47,7 @@ pub enum Format {
 /// Which backend runs a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
-    /// The cost model decides per call (the default).
+    /// The cost model decides per call.
     Auto,
     /// The CPU backend.
     Cpu,
@@ -61,7 +66,8 @@ enum Command {
         /// Fewer sizes, one repetition each (about a third of the time).
         #[arg(long)]
         quick: bool,
-        /// Where to write the calibration (default: the user's cache directory).
+        /// Where to write the calibration, in an existing folder (default: the user's cache
+        /// directory).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Output format of the crossover table.
@@ -85,7 +91,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let subcommand = matches.subcommand_name().map(str::to_owned);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Info => info::run(),
         Command::Calibrate { quick, out, format } => calibrate::run(quick, out, format),
@@ -96,6 +104,17 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Reported as clap reports its own argument errors: the subcommand's usage, status 2.
+        Err(CliError::Conflict(message)) => {
+            let mut root = Cli::command();
+            root.build();
+            let mut command = subcommand
+                .and_then(|name| root.find_subcommand(&name).cloned())
+                .unwrap_or(root);
+            command
+                .error(clap::error::ErrorKind::ArgumentConflict, message)
+                .exit()
+        }
         Err(e) => {
             eprintln!("megabatch: error: {e}");
             ExitCode::FAILURE
@@ -115,6 +134,10 @@ pub enum CliError {
     /// Anything else the user can fix.
     #[error("{0}")]
     Usage(String),
+    /// Arguments that contradict each other (found after parsing, e.g. two outputs naming one
+    /// file): an argument error, reported like clap's.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// The tool's result type.

@@ -72,8 +72,150 @@ fn io_err(name: &str) -> impl FnOnce(std::io::Error) -> NpyError + '_ {
     }
 }
 
-/// An `.npy` whose header passed [`parse`]: the reader, the shape, the dtype string.
-type Parsed<'a> = (NpyFile<&'a [u8]>, Vec<usize>, String);
+/// The data of an `.npy` whose header passed [`parse`]: a reader positioned at the elements,
+/// or nothing to read (the shape has a zero dimension).
+enum Body<'a> {
+    Data(NpyFile<&'a [u8]>),
+    Empty,
+}
+
+/// An `.npy` whose header passed [`parse`]: its body, the shape, the dtype string.
+type Parsed<'a> = (Body<'a>, Vec<usize>, String);
+
+/// Elements of an array of `shape`: 0 when any dimension is 0 (however large the others, as
+/// in NumPy), else the product, `None` when it overflows `usize`.
+pub fn element_count(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// Where the header text of an `.npy` starts and how long it is, from its preamble; `None`
+/// when the bytes do not start with an `.npy` magic string and a known version.
+fn header_bounds(bytes: &[u8]) -> Option<(usize, Option<usize>)> {
+    if !bytes.starts_with(b"\x93NUMPY") {
+        return None;
+    }
+    let start = match bytes.get(6)? {
+        1 => 10,
+        2 | 3 => 12,
+        _ => return None,
+    };
+    let len = match start {
+        10 => bytes
+            .get(8..10)
+            .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]]))),
+        _ => bytes
+            .get(8..12)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize),
+    };
+    Some((start, len))
+}
+
+/// Refuses a file that ends inside its header, with the sizes (npyz would say only "failed to
+/// fill whole buffer"). Returns where the data starts.
+fn check_header_complete(bytes: &[u8], name: &str) -> Result<Option<usize>, NpyError> {
+    let Some((start, len)) = header_bounds(bytes) else {
+        return Ok(None); // Not an .npy header: npyz reports the missing magic.
+    };
+    let truncated = |expected: String| {
+        format_err(
+            name,
+            format!(
+                "truncated .npy header (expected {expected} bytes, file has {})",
+                bytes.len()
+            ),
+        )
+    };
+    let Some(len) = len else {
+        return Err(truncated(format!("at least {start}")));
+    };
+    let end = start.saturating_add(len);
+    if bytes.len() < end {
+        return Err(truncated(end.to_string()));
+    }
+    Ok(Some(end))
+}
+
+/// The dimensions of the `'shape'` tuple of header text and the tuple's byte range, read
+/// without npyz: npyz multiplies the dimensions unchecked, so a shape like (0, 10**12, 10**12),
+/// empty but with overflowing products, must not reach it. `None` for anything but a plain
+/// tuple of decimal integers outside strings (then npyz's own parser decides).
+fn scan_shape(text: &[u8]) -> Option<(std::ops::Range<usize>, Vec<u64>)> {
+    if text.contains(&b'\\') {
+        return None; // Escapes would make the string tracking below unreliable.
+    }
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        if c != b'\'' && c != b'"' {
+            i += 1;
+            continue;
+        }
+        let close = i + 1 + text[i + 1..].iter().position(|&x| x == c)?;
+        let is_shape = &text[i + 1..close] == b"shape";
+        i = close + 1;
+        if !is_shape {
+            continue;
+        }
+        let skip_space = |mut j: usize| {
+            while text.get(j).is_some_and(|b| b.is_ascii_whitespace()) {
+                j += 1;
+            }
+            j
+        };
+        i = skip_space(i);
+        if text.get(i) != Some(&b':') {
+            continue; // "shape" as a value, not the key.
+        }
+        let open = skip_space(i + 1);
+        if text.get(open) != Some(&b'(') {
+            return None;
+        }
+        let end = open + text[open..].iter().position(|&x| x == b')')?;
+        let inner = std::str::from_utf8(&text[open + 1..end]).ok()?;
+        let mut dims = Vec::new();
+        for (k, item) in inner.split(',').map(str::trim).enumerate() {
+            let last = k == inner.split(',').count() - 1;
+            match item {
+                "" if last && !dims.is_empty() => {}
+                d if !d.is_empty()
+                    && d.bytes().all(|b| b.is_ascii_digit())
+                    && (d == "0" || !d.starts_with('0')) =>
+                {
+                    dims.push(d.parse().ok()?)
+                }
+                _ => return None,
+            }
+        }
+        // Python needs the trailing comma for one dimension: "(5)" is not a tuple.
+        if dims.len() == 1 && !inner.trim_end().ends_with(',') {
+            return None;
+        }
+        return Some((open..end + 1, dims));
+    }
+    None
+}
+
+/// `bytes` with the header's shape tuple replaced by `(0,)`: an empty array npyz reads
+/// without multiplying the real dimensions.
+fn with_empty_shape(
+    bytes: &[u8],
+    text_start: usize,
+    data_start: usize,
+    tuple: std::ops::Range<usize>,
+) -> Vec<u8> {
+    let mut text = bytes[text_start..data_start].to_vec();
+    text.splice(tuple, *b"(0,)");
+    let mut out = bytes[..text_start].to_vec();
+    match text_start {
+        10 => out[8..10].copy_from_slice(&(text.len() as u16).to_le_bytes()),
+        _ => out[8..12].copy_from_slice(&(text.len() as u32).to_le_bytes()),
+    }
+    out.extend_from_slice(&text);
+    out
+}
 
 /// Deepest bracket nesting a plain-dtype header needs: the dict and the shape tuple.
 const MAX_HEADER_NESTING: usize = 2;
@@ -83,23 +225,10 @@ const MAX_HEADER_NESTING: usize = 2;
 /// backtracks exponentially on nested brackets (a 200-byte header of `{{{{...` ran for
 /// minutes under the `npy` fuzzer).
 fn check_header_shape(bytes: &[u8], name: &str) -> Result<(), NpyError> {
-    let (len, start): (Option<usize>, usize) = match bytes.get(6) {
-        Some(1) => (
-            bytes
-                .get(8..10)
-                .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]]))),
-            10,
-        ),
-        Some(2 | 3) => (
-            bytes
-                .get(8..12)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize),
-            12,
-        ),
-        _ => (None, 0),
-    };
-    let Some(text) = len.and_then(|len| bytes.get(start..start.checked_add(len)?)) else {
-        // Not a header npyz can read either; let it report the problem.
+    let Some(text) =
+        header_bounds(bytes).and_then(|(start, len)| bytes.get(start..start.checked_add(len?)?))
+    else {
+        // Not a header npyz can read either; let it (or the truncation check) report it.
         return Ok(());
     };
     let (mut depth, mut deepest, mut dicts) = (0usize, 0usize, 0usize);
@@ -127,44 +256,86 @@ fn check_header_shape(bytes: &[u8], name: &str) -> Result<(), NpyError> {
     Ok(())
 }
 
-/// Parses the header of `bytes`: C order, a plain dtype, and a shape whose elements of
-/// `size_of(dtype)` bytes fit in `bytes`.
+/// Parses the header of `bytes`: complete, C order, a plain dtype, and a shape whose elements
+/// of `size_of(dtype)` bytes are all in the file after the header.
 fn parse<'a>(bytes: &'a [u8], name: &str) -> Result<Parsed<'a>, NpyError> {
     check_header_shape(bytes, name)?;
-    let npy = NpyFile::new(bytes).map_err(io_err(name))?;
+    let data_start = check_header_complete(bytes, name)?;
+    let text_start = header_bounds(bytes).map_or(0, |(start, _)| start);
+    let scanned = data_start.and_then(|end| scan_shape(&bytes[text_start..end]));
+    let too_large = || {
+        format_err(
+            name,
+            "the header's shape has more elements than fit in memory",
+        )
+    };
+    let empty = match (&scanned, data_start) {
+        (Some((tuple, dims)), Some(end)) if dims.contains(&0) => Some((
+            with_empty_shape(bytes, text_start, end, tuple.clone()),
+            dims.clone(),
+        )),
+        (Some((_, dims)), _) => {
+            // Refused here, before npyz's unchecked product of the dimensions.
+            dims.iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d))
+                .ok_or_else(too_large)?;
+            None
+        }
+        _ => None,
+    };
+    let (body, dims, dtype) = match empty {
+        Some((substituted, dims)) => {
+            let npy = NpyFile::new(&substituted[..]).map_err(io_err(name))?;
+            (Body::Empty, dims, plain_c_dtype(&npy, name)?)
+        }
+        None => {
+            let npy = NpyFile::new(bytes).map_err(io_err(name))?;
+            let dtype = plain_c_dtype(&npy, name)?;
+            let dims = npy.shape().to_vec();
+            (Body::Data(npy), dims, dtype)
+        }
+    };
+    let shape: Vec<usize> = dims
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<_, _>>()
+        .map_err(|_| format_err(name, "dimension exceeds usize"))?;
+    let elem = usize::try_from(dtype.size_field()).unwrap_or(usize::MAX);
+    let needed = element_count(&shape)
+        .and_then(|n| n.checked_mul(elem))
+        .ok_or_else(too_large)?;
+    let available = bytes.len() - data_start.unwrap_or(0);
+    if needed > available {
+        return Err(format_err(
+            name,
+            format!(
+                "truncated .npy data (shape {shape:?} of {dtype} needs {needed} bytes after the \
+                 header, the file has {available})"
+            ),
+        ));
+    }
+    Ok((body, shape, dtype.to_string()))
+}
+
+/// The dtype of a C-order, plain-dtype array; refuses Fortran order and record dtypes.
+fn plain_c_dtype(npy: &NpyFile<&[u8]>, name: &str) -> Result<npyz::TypeStr, NpyError> {
     if npy.order() != Order::C {
         return Err(format_err(
             name,
             "Fortran-order array; save it with np.ascontiguousarray first",
         ));
     }
-    let dtype = match npy.dtype() {
-        npyz::DType::Plain(ts) => ts,
-        other => return Err(format_err(name, format!("unsupported dtype {other:?}"))),
-    };
-    let shape: Vec<usize> = npy
-        .shape()
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<_, _>>()
-        .map_err(|_| format_err(name, "dimension exceeds usize"))?;
-    let elem = usize::try_from(dtype.size_field()).unwrap_or(usize::MAX);
-    shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .and_then(|n| n.checked_mul(elem))
-        .filter(|&needed| needed <= bytes.len())
-        .ok_or_else(|| {
-            format_err(
-                name,
-                "the header's shape needs more data than the file holds",
-            )
-        })?;
-    Ok((npy, shape, dtype.to_string()))
+    match npy.dtype() {
+        npyz::DType::Plain(ts) => Ok(ts),
+        other => Err(format_err(name, format!("unsupported dtype {other:?}"))),
+    }
 }
 
-fn elements<T: Deserialize>(npy: NpyFile<&[u8]>, name: &str) -> Result<Vec<T>, NpyError> {
-    npy.into_vec::<T>().map_err(io_err(name))
+fn elements<T: Deserialize>(body: Body, name: &str) -> Result<Vec<T>, NpyError> {
+    match body {
+        Body::Data(npy) => npy.into_vec::<T>().map_err(io_err(name)),
+        Body::Empty => Ok(Vec::new()),
+    }
 }
 
 /// Reads a float16, float32 or float64 array (either byte order) from `.npy` bytes.
@@ -253,6 +424,9 @@ pub fn write<T: AutoSerialize + Copy>(
     data: &[T],
 ) -> Result<(), NpyError> {
     let name = path.display().to_string();
+    if element_count(shape) == Some(0) {
+        return std::fs::write(path, empty_npy::<T>(shape)).map_err(io_err(&name));
+    }
     let file = std::fs::File::create(path).map_err(io_err(&name))?;
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut writer = npyz::WriteOptions::new()
@@ -263,4 +437,35 @@ pub fn write<T: AutoSerialize + Copy>(
         .map_err(io_err(&name))?;
     writer.extend(data.iter().copied()).map_err(io_err(&name))?;
     writer.finish().map_err(io_err(&name))
+}
+
+/// A whole `.npy` (version 1.0) of an array without elements. Written here, not by npyz,
+/// which multiplies the dimensions unchecked: (0, 10**12, 10**12) is a valid empty array.
+fn empty_npy<T: AutoSerialize>(shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let tuple = match dims.as_slice() {
+        [one] => format!("({one},)"),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut text = format!(
+        "{{'descr': {}, 'fortran_order': False, 'shape': {tuple}, }}",
+        T::default_dtype().descr()
+    );
+    // NumPy pads the header with spaces and a newline to a multiple of 64 bytes.
+    let padded = (10 + text.len() + 1).next_multiple_of(64) - 10;
+    while text.len() + 1 < padded {
+        text.push(' ');
+    }
+    text.push('\n');
+    // Version 1.0 counts the header in 16 bits; 2.0 in 32, for shapes of very high rank.
+    let mut out = b"\x93NUMPY".to_vec();
+    match u16::try_from(text.len()) {
+        Ok(len) => out.extend([1, 0].into_iter().chain(len.to_le_bytes())),
+        Err(_) => {
+            text.insert_str(text.len() - 1, "  "); // 12-byte preamble: stay 64-aligned.
+            out.extend([2, 0].into_iter().chain((text.len() as u32).to_le_bytes()));
+        }
+    }
+    out.extend_from_slice(text.as_bytes());
+    out
 }

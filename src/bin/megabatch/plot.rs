@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use megabatch::{Auto, BackendKind, EighSpec, Residency};
 use plotters::prelude::*;
 
-use crate::bench::{progress, RealArg};
+use crate::bench::RealArg;
+use crate::outputs::Outputs;
+use crate::progress::Progress;
 use crate::timing::{auto_for, backends_to_run, time_eigh};
+use crate::values::positive_finite;
 use crate::{BackendArg, CliError, CliResult};
 
 #[derive(clap::Subcommand)]
@@ -33,12 +36,13 @@ pub enum PlotCommand {
         /// Plot the cost model's predictions instead of measuring (instant).
         #[arg(long)]
         from_model: bool,
-        /// Seconds of repeated calls per measured point.
-        #[arg(long, default_value_t = 0.05)]
+        /// Seconds of repeated calls per measured point, finite and > 0.
+        #[arg(long, default_value_t = 0.05, value_parser = positive_finite::<f64>, allow_negative_numbers = true)]
         min_time: f64,
     },
 }
 
+/// Runs `megabatch plot`.
 pub fn run(command: PlotCommand) -> CliResult {
     let PlotCommand::Crossover {
         out,
@@ -48,6 +52,8 @@ pub fn run(command: PlotCommand) -> CliResult {
         from_model,
         min_time,
     } = command;
+    let mut outputs = Outputs::new();
+    let svg = outputs.add("--out", &out)?;
     let auto = Auto::new()?;
     let spec = |n: usize| EighSpec::uniform(n, batch).with_vectors(true);
     let explain = |n: usize| match dtype {
@@ -68,10 +74,12 @@ pub fn run(command: PlotCommand) -> CliResult {
         .filter(|&a| a != BackendArg::Auto)
         .collect();
     let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    let bar = progress(if from_model {
-        0
-    } else {
-        kinds.len() * orders.len()
+    let dtype_name = format!("{dtype:?}").to_lowercase();
+    let mut bar = (!from_model).then(|| {
+        Progress::new(
+            format!("crossover {dtype_name}"),
+            kinds.len() * orders.len(),
+        )
     });
     for arg in kinds {
         let forced = auto_for(&auto, arg)?;
@@ -85,12 +93,16 @@ pub fn run(command: PlotCommand) -> CliResult {
                     .find(|p| p.backend == kind)
                     .and_then(|p| p.seconds)
             } else {
-                bar.set_message(format!("{} n={n}", kind.name()));
-                bar.inc(1);
+                if let Some(bar) = &mut bar {
+                    bar.start(format!("{} n = {n}", kind.name()));
+                }
                 let timed = match dtype {
                     RealArg::F32 => time_eigh::<f32>(&forced, &spec(n), Residency::Host, min_time),
                     RealArg::F64 => time_eigh::<f64>(&forced, &spec(n), Residency::Host, min_time),
                 };
+                if let Some(bar) = &bar {
+                    bar.done();
+                }
                 Some(timed?.0)
             };
             if let Some(s) = seconds {
@@ -100,7 +112,9 @@ pub fn run(command: PlotCommand) -> CliResult {
         let what = if from_model { "predicted" } else { "measured" };
         curves.push((format!("{} ({what})", kind.name()), points));
     }
-    bar.finish_and_clear();
+    if let Some(bar) = bar {
+        bar.finish();
+    }
     // Orders where the model's pick changes, scanning every integer order in the range.
     let mut switches = Vec::new();
     let (first, last) = (orders[0], orders[orders.len() - 1]);
@@ -113,7 +127,8 @@ pub fn run(command: PlotCommand) -> CliResult {
             previous = chosen;
         }
     }
-    draw(&out, &curves, &switches, batch, dtype)?;
+    draw(outputs.temp(svg), &curves, &switches, batch, dtype)?;
+    outputs.commit()?;
     eprintln!("wrote {}", out.display());
     for (_, label) in &switches {
         eprintln!("{label}");

@@ -6,9 +6,10 @@ use megabatch::attention::{AttentionSpec, BlockMask};
 use megabatch::{Auto, BackendKind, EighSpec, ReduceOp, ReduceSpec, Residency};
 use serde_json::json;
 
-use crate::bench::progress;
+use crate::progress::Progress;
 use crate::table::Table;
 use crate::timing::{auto_for, backends_to_run, time_attention, time_eigh, time_reduce};
+use crate::values::positive_finite;
 use crate::{BackendArg, CliResult, Format};
 
 /// Arguments of `megabatch bench regret`.
@@ -20,8 +21,8 @@ pub struct RegretArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// Seconds of repeated calls per case, backend and round.
-    #[arg(long, default_value_t = 0.05)]
+    /// Seconds of repeated calls per case, backend and round, finite and > 0.
+    #[arg(long, default_value_t = 0.05, value_parser = positive_finite::<f64>, allow_negative_numbers = true)]
     min_time: f64,
     /// Rounds per case: every backend and Auto are timed once per round, in turn, and each
     /// one's median over the rounds is reported, so drifts of a shared machine hit all alike.
@@ -160,6 +161,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// Runs `megabatch bench regret`.
 pub fn run(args: &RegretArgs) -> CliResult {
     let auto = Auto::new()?;
     eprintln!(
@@ -190,10 +192,10 @@ pub fn run(args: &RegretArgs) -> CliResult {
     columns.extend(["auto_s", "auto_ran_on", "best", "regret"]);
     let mut table = Table::new(columns);
     let mut regrets: Vec<(&'static str, f64)> = Vec::new();
-    let bar = progress(cases.len());
+    let mut bar = Progress::new("bench regret", cases.len());
     for case in &cases {
         let (op, dtype, data, size) = describe(case);
-        bar.set_message(format!("{op} {dtype} {size}"));
+        bar.start(format!("{op} {dtype} {data} {size}"));
         let mut row = vec![json!(op), json!(dtype), json!(data), json!(size)];
         // Index len(fixed) is Auto; None marks a backend that cannot run the case.
         let mut times: Vec<Option<Vec<f64>>> = vec![Some(Vec::new()); fixed.len() + 1];
@@ -249,9 +251,9 @@ pub fn run(args: &RegretArgs) -> CliResult {
             json!(regret),
         ]);
         table.push(row);
-        bar.inc(1);
+        bar.done();
     }
-    bar.finish_and_clear();
+    bar.finish();
     table.print(args.format)?;
     let mut summary = Table::new(vec![
         "op",
