@@ -63,9 +63,9 @@ pub mod backends;
 pub use auto::{Auto, AutoAttentionPlan, AutoBuffer, AutoEighPlan, AutoReducePlan, BACKEND_ENV};
 pub use backend::{Backend, BackendKind};
 pub use cost::{
-    default_calibration_path, load_calibration, save_calibration, AttentionProfile, BackendProfile,
-    CalibrationOptions, CostModel, Decision, EighMaxOrders, EighProfile, ModelSource, Prediction,
-    ReduceProfile, Residency, CALIBRATION_ENV, MODEL_VERSION,
+    default_calibration_path, load_calibration, save_calibration, AttentionProfile, AttentionWork,
+    BackendProfile, CalibrationOptions, CostModel, Decision, EighMaxOrders, EighProfile,
+    ModelSource, Prediction, ReduceProfile, Residency, CALIBRATION_ENV, MODEL_VERSION,
 };
 pub use eigh::{BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot};
 pub use element::{Element, Real, Reducible};

@@ -173,7 +173,9 @@ fn auto_runs_attention_and_explains_its_choice() {
     let mask = BlockMask::causal(70, 90, (32, 32)).unwrap();
     // 3 x 3 blocks, causal bottom-right (offset 20): 2 + 3 + 3 kept per head, 4 heads.
     assert_eq!(mask.kept_blocks(1, 4), 32);
-    let decision = auto.explain_attention::<f32>(&s, &mask).unwrap();
+    let decision = auto
+        .explain_attention::<f32>(&s, &mask, megabatch::Residency::Host)
+        .unwrap();
     assert_eq!(decision.chosen, BackendKind::Cpu);
     let c = case::<f32>(s, mask.clone(), 3);
     let mut plan = SparseAttention::<f32>::plan_attention(&auto, &s, &mask).unwrap();

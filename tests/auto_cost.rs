@@ -4,11 +4,13 @@
 
 use megabatch::backends::cpu::Cpu;
 use megabatch::{
-    load_calibration, save_calibration, Auto, BackendKind, CalibrationOptions, CostModel,
-    EighMaxOrders, EighSpec, Error, ModelSource, Residency, MODEL_VERSION,
+    load_calibration, save_calibration, AttentionProfile, AttentionWork, Auto, BackendKind,
+    CalibrationOptions, CostModel, EighMaxOrders, EighSpec, Error, ModelSource, Residency,
+    MODEL_VERSION,
 };
 
 const CUDA: BackendKind = BackendKind::Cuda;
+const WGPU: BackendKind = BackendKind::Wgpu;
 const CPU: BackendKind = BackendKind::Cpu;
 
 /// The same eigh order limit for both dtypes.
@@ -73,14 +75,76 @@ fn reduce_and_attention_predictions_grow_with_size() {
             last = t;
         }
     }
-    let small = model.predict_attention(CPU, "f16", 1e6).unwrap();
-    let large = model.predict_attention(CPU, "f16", 1e9).unwrap();
-    assert!(large > small);
-    assert_eq!(
-        model.predict_attention(CUDA, "f16", 1e6),
-        None,
-        "no CUDA attention kernel yet: must never be picked"
+    let work = |flops: f64, head_dim| AttentionWork {
+        flops,
+        head_dim,
+        bytes: flops / 1e3,
+    };
+    for kind in [CPU, CUDA] {
+        let small = model
+            .predict_attention(kind, "f16", &work(1e6, 64), Residency::Host)
+            .unwrap();
+        let large = model
+            .predict_attention(kind, "f16", &work(1e9, 64), Residency::Host)
+            .unwrap();
+        assert!(large > small, "{kind:?}");
+    }
+}
+
+/// A GPU given host tensors pays their transfer; resident ones do not; and a dtype missing
+/// from a profile (bf16 on wgpu) is never predicted.
+#[test]
+fn attention_predictions_count_transfers_and_missing_dtypes() {
+    let model = CostModel::defaults("m", 16, &[(CUDA, up_to(165)), (WGPU, up_to(64))]);
+    let work = AttentionWork {
+        flops: 1e9,
+        head_dim: 64,
+        bytes: 1e8,
+    };
+    let host = model
+        .predict_attention(CUDA, "f16", &work, Residency::Host)
+        .unwrap();
+    let resident = model
+        .predict_attention(CUDA, "f16", &work, Residency::Device(CUDA))
+        .unwrap();
+    let cuda = model.profile(CUDA).unwrap();
+    let expected = 2.0 * cuda.transfer_latency_s + 1e8 / cuda.transfer_bytes_per_s.unwrap();
+    assert!(((host - resident) - expected).abs() <= 1e-9 * expected);
+    let cpu_host = model
+        .predict_attention(CPU, "f16", &work, Residency::Host)
+        .unwrap();
+    let cpu_from_gpu = model
+        .predict_attention(CPU, "f16", &work, Residency::Device(CUDA))
+        .unwrap();
+    assert!(
+        cpu_from_gpu > cpu_host,
+        "tensors on the GPU cost a copy to the CPU"
     );
+    assert!(model
+        .predict_attention(WGPU, "bf16", &work, Residency::Host)
+        .is_none());
+    assert!(model
+        .predict_attention(WGPU, "f16", &work, Residency::Host)
+        .is_some());
+}
+
+/// Rates between measured head dimensions are interpolated, outside them the nearest is used.
+#[test]
+fn attention_rate_follows_the_head_dimension() {
+    let profile = AttentionProfile {
+        call_s: 0.0,
+        head_dims: vec![64, 128],
+        flops_per_s: vec![1e12, 2e12],
+    };
+    assert_eq!(profile.rate(32), Some(1e12));
+    assert_eq!(profile.rate(96), Some(1.5e12));
+    assert_eq!(profile.rate(256), Some(2e12));
+    let broken = AttentionProfile {
+        head_dims: vec![64],
+        flops_per_s: vec![],
+        ..profile
+    };
+    assert_eq!(broken.rate(64), None);
 }
 
 #[test]
@@ -253,8 +317,11 @@ fn calibration_measures_positive_rates_on_this_machine() {
     for r in cpu.reduce.values() {
         assert!(r.call_s > 0.0 && r.host_bytes_per_s > 0.0 && r.host_bytes_per_s.is_finite());
     }
+    assert_eq!(cpu.attention.len(), 3, "f32, f16 and bf16 attention");
     for a in cpu.attention.values() {
-        assert!(a.flops_per_s > 0.0 && a.flops_per_s.is_finite());
+        assert!(!a.head_dims.is_empty() && a.head_dims.len() == a.flops_per_s.len());
+        assert!(a.flops_per_s.iter().all(|r| *r > 0.0 && r.is_finite()));
+        assert!(a.call_s > 0.0 && a.call_s.is_finite());
     }
     let decision = auto.explain_eigh::<f64>(&EighSpec::uniform(12, 1582), Residency::Host);
     assert_eq!(decision.chosen, CPU);

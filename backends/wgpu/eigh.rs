@@ -191,6 +191,50 @@ fn dtype<T: Real>() -> WgslFloat {
 const STATUS_BYTES: u64 = 8;
 
 impl Wgpu {
+    /// The largest order for which the size classes run a tridiagonal shader on this adapter
+    /// (with eigenvectors: A and its workspace fit one workgroup's memory), or 0 when the
+    /// adapter cannot run `T` at all (f64 without `SHADER_F64`). Above it the plan falls back
+    /// to the parallel-order Jacobi shader, slower than the CPU backend there (measured on an
+    /// H200, docs/benchmarks/eigh-wgpu-h200.md), so [`crate::Auto`]'s model ends here.
+    pub fn eigh_fast_max_order<T: Real>(&self) -> usize {
+        let summary = &self.ctx.summary;
+        let d = dtype::<T>();
+        if d == WgslFloat::F64 && !summary.f64 {
+            return 0;
+        }
+        let cap = if summary.is_llvmpipe() {
+            LAVAPIPE_EIGH_MAX_ORDER
+        } else {
+            WGPU_EIGH_MAX_ORDER
+        };
+        let fits = |n| {
+            matches!(
+                Variant::choose(WgpuEighAlgorithm::SizeClasses, d, n, true, &self.ctx),
+                Variant::Tridiag(_)
+            )
+        };
+        (TRIDIAG_MIN_ORDER..=cap)
+            .take_while(|&n| fits(n))
+            .last()
+            .unwrap_or(TRIDIAG_MIN_ORDER - 1)
+    }
+
+    /// Allocates the host-call buffers of `plan` (device copies of A, W, V and the mapped
+    /// staging buffer) now rather than in its first [`BatchedEigh::eigh_host`], so that no
+    /// call allocates. [`crate::Auto`] does this for plans made for host data. Does nothing if
+    /// the plan has them already.
+    ///
+    /// # Errors
+    /// [`Error::PlanMismatch`] for a plan of another backend instance; [`Error::Device`] when
+    /// the allocation fails.
+    pub fn prepare_eigh_host<T: Real>(&self, plan: &mut WgpuEighPlan<T>) -> Result<()> {
+        self.check_owner(&plan.ctx, "eigh plan from another backend instance")?;
+        if plan.host.is_none() {
+            plan.host = Some(plan.host_path()?);
+        }
+        Ok(())
+    }
+
     /// [`BatchedEigh::plan_eigh`] with a choice of algorithm (the default is
     /// [`WgpuEighAlgorithm::SizeClasses`]).
     ///
@@ -360,9 +404,7 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
         self.check_owner(&plan.ctx, "eigh plan from another backend instance")?;
         plan.offsets
             .check(plan.vectors, a.len(), w.len(), v.as_ref().map(|v| v.len()))?;
-        if plan.host.is_none() {
-            plan.host = Some(plan.host_path()?);
-        }
+        self.prepare_eigh_host(plan)?;
         let ctx = Arc::clone(&plan.ctx);
         let host = plan.host.as_ref().expect("made above");
         ctx.write(&host.a, bytemuck::cast_slice(a))?;

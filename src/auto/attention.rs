@@ -1,27 +1,37 @@
-//! Attention through `Auto`: the decision and the chosen backend's plan. Only the CPU today:
-//! the CUDA and wgpu attention kernels exist, but the cost model has no calibrated attention
-//! profile for them yet, so they predict `None` and are never picked.
+//! Attention through `Auto`: the decision and the chosen backend's plan.
 
-use super::{not_present, Auto, AutoBuffer};
+use super::member::{on_plan, plan_on, Member};
+use super::{Auto, AutoBuffer};
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use crate::backends::cpu::CpuAttentionPlan;
-use crate::cost::Decision;
+#[cfg(feature = "cuda")]
+use crate::backends::cuda::CudaAttentionPlan;
+#[cfg(feature = "wgpu")]
+use crate::backends::wgpu::WgpuAttentionPlan;
+use crate::cost::{AttentionWork, Decision, Residency};
 use crate::{BackendKind, Result};
 
-/// An attention plan of [`Auto`]: the chosen backend's own plan.
+/// An attention plan of [`Auto`]: the chosen backend's own plan, and host staging for
+/// buffers that live on another backend (allocated on the first call that needs it).
 #[derive(Debug)]
 pub struct AutoAttentionPlan<T: AttentionElement> {
     inner: Inner<T>,
+    stage: Box<Staging<T>>,
     decision: Decision,
 }
 
+// A plan is made once and lives as long as its user keeps it: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Inner<T: AttentionElement> {
-    /// The CPU plan and host staging for device-resident operands (filled on their first use).
-    Cpu(CpuAttentionPlan<T>, Box<Staging<T>>),
+    Cpu(CpuAttentionPlan<T>),
+    #[cfg(feature = "cuda")]
+    Cuda(CudaAttentionPlan<T>),
+    #[cfg(feature = "wgpu")]
+    Wgpu(WgpuAttentionPlan<T>),
 }
 
-/// Host copies of Q, K, V, O and LSE for a CPU plan given device buffers.
+/// Host copies of Q, K, V, O and LSE.
 #[derive(Debug)]
 struct Staging<T> {
     q: Vec<T>,
@@ -55,23 +65,97 @@ impl<T: AttentionElement> AutoAttentionPlan<T> {
     }
 }
 
+/// The operands of one attention call.
+struct Operands<'a, T: AttentionElement> {
+    q: &'a AutoBuffer<T>,
+    k: &'a AutoBuffer<T>,
+    v: &'a AutoBuffer<T>,
+    o: &'a mut AutoBuffer<T>,
+    lse: Option<&'a mut AutoBuffer<f32>>,
+}
+
+/// Runs `plan` of `backend` in place when every buffer is the backend's own, else through
+/// host memory (host buffers directly, other devices' buffers copied via `stage`).
+fn run<B: Member + SparseAttention<T>, T: AttentionElement>(
+    auto: &Auto,
+    backend: &B,
+    plan: &mut B::AttentionPlan,
+    s: &mut Staging<T>,
+    ops: Operands<'_, T>,
+) -> Result<()> {
+    let Operands { q, k, v, o, lse } = ops;
+    let lse_own = lse.as_deref().is_none_or(|l| B::own(l).is_some());
+    if Auto::all_own::<B, T>(&[Some(q), Some(k), Some(v), Some(o)]) && lse_own {
+        let (q, k, v) = (
+            B::own(q).expect("checked by all_own"),
+            B::own(k).expect("checked by all_own"),
+            B::own(v).expect("checked by all_own"),
+        );
+        let o = B::own_mut(o).expect("checked by all_own");
+        let lse = lse.map(|l| B::own_mut(l).expect("checked above"));
+        return backend.attention(plan, q, k, v, o, lse);
+    }
+    let (q_host, k_host, v_host) = (
+        auto.read_host(q, &mut s.q)?,
+        auto.read_host(k, &mut s.k)?,
+        auto.read_host(v, &mut s.v)?,
+    );
+    let o_host = Auto::write_host(o, &mut s.o);
+    match lse {
+        None => {
+            backend.attention_host(plan, q_host, k_host, v_host, o_host, None)?;
+            auto.finish_write(o, &s.o)
+        }
+        Some(l) => {
+            let l_host = Auto::write_host(l, &mut s.lse);
+            backend.attention_host(plan, q_host, k_host, v_host, o_host, Some(l_host))?;
+            auto.finish_write(o, &s.o)?;
+            auto.finish_write(l, &s.lse)
+        }
+    }
+}
+
 impl Auto {
-    /// Predicted time per backend for an attention call of dtype `T`: `4 BQ BK D` flops per
-    /// kept block per (batch, head). The pick `plan_attention` would make.
+    /// Predicted time per backend for an attention call of dtype `T` with its tensors on
+    /// `residency` (see [`AttentionWork`] for what the model counts), and the pick
+    /// [`Auto::plan_attention_for`] would make.
     ///
     /// # Errors
-    /// As [`AttentionSpec::lens`].
+    /// As [`AttentionSpec::lens_for`].
     pub fn explain_attention<T: AttentionElement>(
         &self,
         spec: &AttentionSpec,
         mask: &BlockMask,
+        residency: Residency,
     ) -> Result<Decision> {
-        spec.lens()?;
-        let (bq, bk) = mask.block_size();
-        let flops = 4.0
-            * (bq * bk * spec.head_dim) as f64
-            * mask.kept_blocks(spec.batch, spec.heads_q) as f64;
-        Ok(self.decide(|backend| self.model.predict_attention(backend, T::DTYPE, flops)))
+        let work = AttentionWork::of::<T>(spec, mask)?;
+        Ok(self.decide(|backend| {
+            self.model
+                .predict_attention(backend, T::DTYPE, &work, residency)
+        }))
+    }
+
+    /// Makes an attention plan on the backend the cost model picks for tensors on
+    /// `residency` ([`SparseAttention::plan_attention`] assumes host tensors).
+    ///
+    /// # Errors
+    /// As the chosen backend's `plan_attention`; [`crate::Error::Unsupported`] if a forced
+    /// backend cannot run the spec (for example bf16 on wgpu).
+    pub fn plan_attention_for<T: AttentionElement>(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+        residency: Residency,
+    ) -> Result<AutoAttentionPlan<T>> {
+        let decision = self.explain_attention::<T>(spec, mask, residency)?;
+        let (inner, decision) = self.plan_first(decision, |kind| {
+            Ok(plan_on!(self, kind, "attention", |b| b.plan_attention(spec, mask)?))
+        })?;
+        Ok(AutoAttentionPlan {
+            inner,
+            stage: Box::default(),
+            decision,
+        })
     }
 }
 
@@ -83,12 +167,7 @@ impl<T: AttentionElement> SparseAttention<T> for Auto {
         spec: &AttentionSpec,
         mask: &BlockMask,
     ) -> Result<AutoAttentionPlan<T>> {
-        let decision = self.explain_attention::<T>(spec, mask)?;
-        let inner = match decision.chosen {
-            BackendKind::Cpu => Inner::Cpu(self.cpu.plan_attention(spec, mask)?, Box::default()),
-            other => return Err(not_present(other, "attention")),
-        };
-        Ok(AutoAttentionPlan { inner, decision })
+        self.plan_attention_for(spec, mask, Residency::Host)
     }
 
     fn attention(
@@ -100,30 +179,9 @@ impl<T: AttentionElement> SparseAttention<T> for Auto {
         o: &mut AutoBuffer<T>,
         lse: Option<&mut AutoBuffer<f32>>,
     ) -> Result<()> {
-        match &mut plan.inner {
-            Inner::Cpu(p, s) => {
-                let (q_host, k_host, v_host) = (
-                    self.read_host(q, &mut s.q)?,
-                    self.read_host(k, &mut s.k)?,
-                    self.read_host(v, &mut s.v)?,
-                );
-                let o_host = Self::write_host(o, &mut s.o);
-                match lse {
-                    None => {
-                        self.cpu
-                            .attention_host(p, q_host, k_host, v_host, o_host, None)?;
-                        self.finish_write(o, &s.o)
-                    }
-                    Some(l) => {
-                        let l_host = Self::write_host(l, &mut s.lse);
-                        self.cpu
-                            .attention_host(p, q_host, k_host, v_host, o_host, Some(l_host))?;
-                        self.finish_write(o, &s.o)?;
-                        self.finish_write(l, &s.lse)
-                    }
-                }
-            }
-        }
+        let stage = &mut plan.stage;
+        let ops = Operands { q, k, v, o, lse };
+        on_plan!(self, &mut plan.inner, |b, p| run(self, b, p, stage, ops))
     }
 
     fn attention_host(
@@ -135,8 +193,7 @@ impl<T: AttentionElement> SparseAttention<T> for Auto {
         o: &mut [T],
         lse: Option<&mut [f32]>,
     ) -> Result<()> {
-        match &mut plan.inner {
-            Inner::Cpu(p, _) => self.cpu.attention_host(p, q, k, v, o, lse),
-        }
+        on_plan!(self, &mut plan.inner, |b, p| b
+            .attention_host(p, q, k, v, o, lse))
     }
 }

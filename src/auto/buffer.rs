@@ -1,16 +1,22 @@
 //! [`AutoBuffer`]: host memory or a GPU backend's buffer, and the staging that lets a plan on
 //! one backend read and write buffers of another.
 
+use super::member::{on_place, Member};
+use crate::backends::cpu::Cpu;
 #[cfg(feature = "cuda")]
 use crate::backends::cuda::CudaBuffer;
+#[cfg(feature = "wgpu")]
+use crate::backends::wgpu::WgpuBuffer;
 use crate::cost::Residency;
 use crate::error::check_len;
 use crate::{Auto, Backend, BackendKind, Element, Error, Result};
 
 /// A buffer of [`Auto`]: host memory (from [`Backend::alloc`] or [`AutoBuffer::from_vec`]) or
 /// a GPU backend's device memory (from [`Auto::alloc_on`]). Operations take buffers where
-/// they are: a GPU plan works on its own device buffers in place, and a CPU plan given device
-/// buffers copies through host staging that the plan keeps (allocated on its first such call).
+/// they are: a plan whose buffers are all its backend's own (host memory for the CPU) works
+/// on them in place; given buffers of other places (a CPU plan given device buffers, a CUDA
+/// plan given wgpu or mixed buffers) it copies through host staging that the plan keeps
+/// (allocated on its first such call) and runs its host path.
 #[derive(Debug)]
 pub struct AutoBuffer<T: Element> {
     pub(crate) place: Place<T>,
@@ -21,6 +27,8 @@ pub(crate) enum Place<T: Element> {
     Host(Vec<T>),
     #[cfg(feature = "cuda")]
     Cuda(CudaBuffer<T>),
+    #[cfg(feature = "wgpu")]
+    Wgpu(WgpuBuffer<T>),
 }
 
 impl<T: Element> AutoBuffer<T> {
@@ -33,29 +41,24 @@ impl<T: Element> AutoBuffer<T> {
 
     /// The data, if it lives in host memory.
     pub fn as_host(&self) -> Option<&[T]> {
-        match &self.place {
-            Place::Host(v) => Some(v),
-            #[cfg(feature = "cuda")]
-            Place::Cuda(_) => None,
-        }
+        Cpu::own(self).map(Vec::as_slice)
     }
 
     /// The data, mutably, if it lives in host memory.
     pub fn as_host_mut(&mut self) -> Option<&mut [T]> {
-        match &mut self.place {
-            Place::Host(v) => Some(v),
-            #[cfg(feature = "cuda")]
-            Place::Cuda(_) => None,
-        }
+        Cpu::own_mut(self).map(Vec::as_mut_slice)
     }
 
     /// The CUDA buffer, if the data lives on the CUDA device.
     #[cfg(feature = "cuda")]
     pub fn as_cuda(&self) -> Option<&CudaBuffer<T>> {
-        match &self.place {
-            Place::Cuda(b) => Some(b),
-            Place::Host(_) => None,
-        }
+        crate::backends::cuda::Cuda::own(self)
+    }
+
+    /// The wgpu buffer, if the data lives on the wgpu device.
+    #[cfg(feature = "wgpu")]
+    pub fn as_wgpu(&self) -> Option<&WgpuBuffer<T>> {
+        crate::backends::wgpu::Wgpu::own(self)
     }
 
     /// Number of elements.
@@ -64,6 +67,8 @@ impl<T: Element> AutoBuffer<T> {
             Place::Host(v) => v.len(),
             #[cfg(feature = "cuda")]
             Place::Cuda(b) => b.len(),
+            #[cfg(feature = "wgpu")]
+            Place::Wgpu(b) => b.len(),
         }
     }
 
@@ -78,6 +83,8 @@ impl<T: Element> AutoBuffer<T> {
             Place::Host(_) => Residency::Host,
             #[cfg(feature = "cuda")]
             Place::Cuda(_) => Residency::Device(BackendKind::Cuda),
+            #[cfg(feature = "wgpu")]
+            Place::Wgpu(_) => Residency::Device(BackendKind::Wgpu),
         }
     }
 }
@@ -90,12 +97,16 @@ impl Auto {
     /// # Errors
     /// [`Error::Unsupported`] if `kind` is not present; otherwise as [`Backend::alloc`].
     pub fn alloc_on<T: Element>(&self, kind: BackendKind, len: usize) -> Result<AutoBuffer<T>> {
+        fn on<B: Member, T: Element>(backend: &B, len: usize) -> Result<AutoBuffer<T>> {
+            backend.alloc(len).map(B::wrap)
+        }
         match kind {
-            BackendKind::Cpu => self.alloc(len),
+            BackendKind::Cpu => on(&self.cpu, len),
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Ok(AutoBuffer {
-                place: Place::Cuda(self.cuda_or_err()?.alloc(len)?),
-            }),
+            BackendKind::Cuda => on(self.cuda_or_err()?, len),
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => on(self.wgpu_or_err()?, len),
+            #[allow(unreachable_patterns)]
             other => Err(Error::Unsupported {
                 backend: other.name(),
                 message: "backend not built or no device found".into(),
@@ -104,52 +115,55 @@ impl Auto {
     }
 
     /// `buf` as a host slice: the buffer itself, or a copy of device data into `stage`.
-    #[cfg_attr(not(feature = "cuda"), allow(unused_variables, clippy::ptr_arg))]
+    #[cfg_attr(
+        not(any(feature = "cuda", feature = "wgpu")),
+        allow(unused_variables, clippy::ptr_arg)
+    )]
     pub(crate) fn read_host<'a, T: Element>(
         &self,
         buf: &'a AutoBuffer<T>,
         stage: &'a mut Vec<T>,
     ) -> Result<&'a [T]> {
-        match &buf.place {
-            Place::Host(v) => Ok(v),
-            #[cfg(feature = "cuda")]
-            Place::Cuda(b) => {
-                stage.resize(b.len(), T::zeroed());
-                self.cuda_or_err()?.download(b, stage)?;
-                Ok(stage)
-            }
-        }
+        on_place!(self, &buf.place, |v| Ok(v), |dev, b| {
+            stage.resize(b.len(), T::zeroed());
+            dev.download(b, stage)?;
+            Ok(stage)
+        })
     }
 
     /// A host slice to write `buf`'s new contents into: the buffer itself, or `stage`, which
     /// [`Auto::finish_write`] then copies to the device.
-    #[cfg_attr(not(feature = "cuda"), allow(unused_variables, clippy::ptr_arg))]
+    #[cfg_attr(
+        not(any(feature = "cuda", feature = "wgpu")),
+        allow(unused_variables, clippy::ptr_arg)
+    )]
     pub(crate) fn write_host<'a, T: Element>(
         buf: &'a mut AutoBuffer<T>,
         stage: &'a mut Vec<T>,
     ) -> &'a mut [T] {
+        let len = buf.len();
         match &mut buf.place {
             Place::Host(v) => v,
-            #[cfg(feature = "cuda")]
-            Place::Cuda(b) => {
-                stage.resize(b.len(), T::zeroed());
+            #[allow(unreachable_patterns)]
+            _ => {
+                stage.resize(len, T::zeroed());
                 stage
             }
         }
     }
 
     /// Copies `stage` to `buf` if `buf` is device memory (after [`Auto::write_host`]).
-    #[cfg_attr(not(feature = "cuda"), allow(unused_variables, clippy::ptr_arg))]
+    #[cfg_attr(
+        not(any(feature = "cuda", feature = "wgpu")),
+        allow(unused_variables, clippy::ptr_arg)
+    )]
     pub(crate) fn finish_write<T: Element>(
         &self,
         buf: &mut AutoBuffer<T>,
         stage: &[T],
     ) -> Result<()> {
-        match &mut buf.place {
-            Place::Host(_) => Ok(()),
-            #[cfg(feature = "cuda")]
-            Place::Cuda(b) => self.cuda_or_err()?.upload(stage, b),
-        }
+        on_place!(self, &mut buf.place, |_v| Ok(()), |dev, b| dev
+            .upload(stage, b))
     }
 }
 
@@ -165,27 +179,29 @@ impl Backend for Auto {
     }
 
     fn upload<T: Element>(&self, src: &[T], dst: &mut AutoBuffer<T>) -> Result<()> {
-        match &mut dst.place {
-            Place::Host(v) => {
+        on_place!(
+            self,
+            &mut dst.place,
+            |v| {
                 check_len("upload source", v.len(), src.len())?;
                 v.copy_from_slice(src);
                 Ok(())
-            }
-            #[cfg(feature = "cuda")]
-            Place::Cuda(b) => self.cuda_or_err()?.upload(src, b),
-        }
+            },
+            |dev, b| dev.upload(src, b)
+        )
     }
 
     fn download<T: Element>(&self, src: &AutoBuffer<T>, dst: &mut [T]) -> Result<()> {
-        match &src.place {
-            Place::Host(v) => {
+        on_place!(
+            self,
+            &src.place,
+            |v| {
                 check_len("download destination", v.len(), dst.len())?;
                 dst.copy_from_slice(v);
                 Ok(())
-            }
-            #[cfg(feature = "cuda")]
-            Place::Cuda(b) => self.cuda_or_err()?.download(b, dst),
-        }
+            },
+            |dev, b| dev.download(b, dst)
+        )
     }
 
     fn synchronize(&self) -> Result<()> {
@@ -193,6 +209,10 @@ impl Backend for Auto {
         #[cfg(feature = "cuda")]
         if let Some(cuda) = &self.cuda {
             cuda.synchronize()?;
+        }
+        #[cfg(feature = "wgpu")]
+        if let Some(wgpu) = &self.wgpu {
+            wgpu.synchronize()?;
         }
         Ok(())
     }

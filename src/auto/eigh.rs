@@ -1,29 +1,33 @@
 //! Eigh through `Auto`: the decision and the chosen backend's plan.
 
-#[cfg(feature = "cuda")]
-use super::buffer::Place;
-use super::{not_present, Auto, AutoBuffer};
+use super::member::{on_plan, plan_on, Member, PrepareEighHost};
+use super::{Auto, AutoBuffer};
 use crate::backends::cpu::CpuEighPlan;
 #[cfg(feature = "cuda")]
 use crate::backends::cuda::CudaEighPlan;
+#[cfg(feature = "wgpu")]
+use crate::backends::wgpu::WgpuEighPlan;
 use crate::cost::{Decision, Residency};
-#[cfg(feature = "cuda")]
-use crate::Error;
 use crate::{BackendKind, BatchedEigh, EighSpec, Real, Result};
 
-/// A plan of [`Auto`]: the chosen backend's own plan, and host staging for a CPU plan that is
-/// given device buffers.
+/// A plan of [`Auto`]: the chosen backend's own plan, and host staging for buffers that live
+/// on another backend (allocated on the first call that needs it).
 #[derive(Debug)]
 pub struct AutoEighPlan<T: Real> {
     inner: Inner<T>,
+    stage: [Vec<T>; 3],
     decision: Decision,
 }
 
+// A plan is made once and lives as long as its user keeps it: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Inner<T: Real> {
-    Cpu(CpuEighPlan<T>, [Vec<T>; 3]),
+    Cpu(CpuEighPlan<T>),
     #[cfg(feature = "cuda")]
     Cuda(CudaEighPlan<T>),
+    #[cfg(feature = "wgpu")]
+    Wgpu(WgpuEighPlan<T>),
 }
 
 impl<T: Real> AutoEighPlan<T> {
@@ -48,6 +52,53 @@ fn eigh_bytes<T: Real>(spec: &EighSpec) -> f64 {
     })
 }
 
+/// `backend`'s plan for `spec`, with its host staging made now when the data is on the host.
+fn plan<B: PrepareEighHost<T>, T: Real>(
+    backend: &B,
+    spec: &EighSpec,
+    residency: Residency,
+) -> Result<B::EighPlan> {
+    let mut plan = backend.plan_eigh(spec)?;
+    if residency == Residency::Host {
+        backend.prepare_eigh_host(&mut plan)?;
+    }
+    Ok(plan)
+}
+
+/// Runs `plan` of `backend` in place when every buffer is the backend's own, else through
+/// host memory (host buffers directly, other devices' buffers copied via `stage`).
+fn run<B: Member + BatchedEigh<T>, T: Real>(
+    auto: &Auto,
+    backend: &B,
+    plan: &mut B::EighPlan,
+    stage: &mut [Vec<T>; 3],
+    a: &AutoBuffer<T>,
+    w: &mut AutoBuffer<T>,
+    v: Option<&mut AutoBuffer<T>>,
+) -> Result<()> {
+    if Auto::all_own::<B, T>(&[Some(a), Some(w), v.as_deref()]) {
+        let a = B::own(a).expect("checked by all_own");
+        let w = B::own_mut(w).expect("checked by all_own");
+        let v = v.map(|v| B::own_mut(v).expect("checked by all_own"));
+        return backend.eigh(plan, a, w, v);
+    }
+    let [sa, sw, sv] = stage;
+    let a_host = auto.read_host(a, sa)?;
+    let w_host = Auto::write_host(w, sw);
+    match v {
+        None => {
+            backend.eigh_host(plan, a_host, w_host, None)?;
+            auto.finish_write(w, sw)
+        }
+        Some(v) => {
+            let v_host = Auto::write_host(v, sv);
+            backend.eigh_host(plan, a_host, w_host, Some(v_host))?;
+            auto.finish_write(w, sw)?;
+            auto.finish_write(v, sv)
+        }
+    }
+}
+
 impl Auto {
     /// Predicted time per backend for an eigh spec of dtype `T` with its data on `residency`,
     /// and the pick [`Auto::plan_eigh_for`] would make.
@@ -64,35 +115,26 @@ impl Auto {
     /// staging here, so calls do not.
     ///
     /// # Errors
-    /// As the chosen backend's `plan_eigh`; [`Error::Unsupported`] if a forced backend cannot
-    /// run the spec.
+    /// As the chosen backend's `plan_eigh`; [`crate::Error::Unsupported`] if a forced backend
+    /// cannot run the spec.
     pub fn plan_eigh_for<T: Real>(
         &self,
         spec: &EighSpec,
         residency: Residency,
     ) -> Result<AutoEighPlan<T>> {
         let decision = self.explain_eigh::<T>(spec, residency);
-        let inner = match decision.chosen {
-            BackendKind::Cpu => Inner::Cpu(self.cpu.plan_eigh(spec)?, Default::default()),
-            #[cfg(feature = "cuda")]
-            BackendKind::Cuda => {
-                let cuda = self.cuda_or_err()?;
-                let mut plan = cuda.plan_eigh(spec)?;
-                if residency == Residency::Host {
-                    cuda.prepare_eigh_host(&mut plan)?;
-                }
-                Inner::Cuda(plan)
-            }
-            other => return Err(not_present(other, "eigh")),
-        };
-        Ok(AutoEighPlan { inner, decision })
+        let (inner, decision) = self.plan_first(decision, |kind| {
+            Ok(plan_on!(self, kind, "eigh", |b| plan::<_, T>(
+                b, spec, residency
+            )?))
+        })?;
+        Ok(AutoEighPlan {
+            inner,
+            stage: Default::default(),
+            decision,
+        })
     }
 }
-
-#[cfg(feature = "cuda")]
-/// A GPU plan takes its buffers all on its device or all in host memory.
-const MIXED: Error =
-    Error::PlanMismatch("a GPU plan's buffers must all be on its device or all in host memory");
 
 impl<T: Real> BatchedEigh<T> for Auto {
     type EighPlan = AutoEighPlan<T>;
@@ -108,39 +150,10 @@ impl<T: Real> BatchedEigh<T> for Auto {
         w: &mut AutoBuffer<T>,
         v: Option<&mut AutoBuffer<T>>,
     ) -> Result<()> {
-        match &mut plan.inner {
-            Inner::Cpu(p, [sa, sw, sv]) => {
-                let a_host = self.read_host(a, sa)?;
-                let w_host = Self::write_host(w, sw);
-                match v {
-                    None => {
-                        self.cpu.eigh_host(p, a_host, w_host, None)?;
-                        self.finish_write(w, sw)
-                    }
-                    Some(v) => {
-                        let v_host = Self::write_host(v, sv);
-                        self.cpu.eigh_host(p, a_host, w_host, Some(v_host))?;
-                        self.finish_write(w, sw)?;
-                        self.finish_write(v, sv)
-                    }
-                }
-            }
-            #[cfg(feature = "cuda")]
-            Inner::Cuda(p) => {
-                let cuda = self.cuda_or_err()?;
-                match (&a.place, &mut w.place, v.map(|v| &mut v.place)) {
-                    (Place::Cuda(a), Place::Cuda(w), None) => cuda.eigh(p, a, w, None),
-                    (Place::Cuda(a), Place::Cuda(w), Some(Place::Cuda(v))) => {
-                        cuda.eigh(p, a, w, Some(v))
-                    }
-                    (Place::Host(a), Place::Host(w), None) => cuda.eigh_host(p, a, w, None),
-                    (Place::Host(a), Place::Host(w), Some(Place::Host(v))) => {
-                        cuda.eigh_host(p, a, w, Some(v))
-                    }
-                    _ => Err(MIXED),
-                }
-            }
-        }
+        let stage = &mut plan.stage;
+        on_plan!(self, &mut plan.inner, |b, p| run(
+            self, b, p, stage, a, w, v
+        ))
     }
 
     fn eigh_host(
@@ -150,10 +163,6 @@ impl<T: Real> BatchedEigh<T> for Auto {
         w: &mut [T],
         v: Option<&mut [T]>,
     ) -> Result<()> {
-        match &mut plan.inner {
-            Inner::Cpu(p, _) => self.cpu.eigh_host(p, a, w, v),
-            #[cfg(feature = "cuda")]
-            Inner::Cuda(p) => self.cuda_or_err()?.eigh_host(p, a, w, v),
-        }
+        on_plan!(self, &mut plan.inner, |b, p| b.eigh_host(p, a, w, v))
     }
 }

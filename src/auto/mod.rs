@@ -3,6 +3,7 @@
 mod attention;
 mod buffer;
 mod eigh;
+mod member;
 mod reduce;
 
 pub use attention::AutoAttentionPlan;
@@ -13,6 +14,8 @@ pub use reduce::AutoReducePlan;
 use crate::backends::cpu::Cpu;
 #[cfg(feature = "cuda")]
 use crate::backends::cuda::Cuda;
+#[cfg(feature = "wgpu")]
+use crate::backends::wgpu::Wgpu;
 use crate::cost::{
     calibrate, cheapest, default_calibration_path, load_calibration, CalibrationOptions, CostModel,
     Decision, EighMaxOrders, ModelSource, Prediction,
@@ -40,6 +43,8 @@ pub struct Auto {
     cpu: Cpu,
     #[cfg(feature = "cuda")]
     cuda: Option<Cuda>,
+    #[cfg(feature = "wgpu")]
+    wgpu: Option<Wgpu>,
     model: CostModel,
     forced: Option<BackendKind>,
     notes: Vec<String>,
@@ -72,7 +77,9 @@ fn cpu_model_name() -> String {
 
 impl Auto {
     /// Starts every backend this build has (a CPU backend on all cores, plus GPU backends that
-    /// find a device: a GPU that fails to start is left out and noted in [`Auto::notes`]),
+    /// find a device: a GPU that fails to start is left out and noted in [`Auto::notes`]; so is
+    /// a wgpu adapter that is a CPU rasteriser such as lavapipe, slower than the CPU backend
+    /// at everything, unless `MEGABATCH_WGPU_ADAPTER` names it),
     /// loads this machine's calibration file if there is a valid one (a stale or corrupt file
     /// is ignored with a warning on stderr and in the notes) and reads `MEGABATCH_BACKEND`.
     ///
@@ -90,11 +97,17 @@ impl Auto {
                 None
             }
         };
-        let mut auto = Self::assemble(
-            Cpu::new()?,
-            #[cfg(feature = "cuda")]
-            cuda,
-        );
+        #[allow(unused_mut)]
+        let mut auto = Self::with_cpu(Cpu::new()?);
+        #[cfg(feature = "cuda")]
+        if let Some(cuda) = cuda {
+            auto = auto.add_cuda(cuda);
+        }
+        #[cfg(feature = "wgpu")]
+        match wgpu_for_auto() {
+            Ok(wgpu) => auto = auto.add_wgpu(wgpu),
+            Err(why) => notes.push(format!("wgpu not used: {why}")),
+        }
         auto.notes.append(&mut notes);
         auto.load_calibration_file();
         match std::env::var(BACKEND_ENV) {
@@ -109,41 +122,73 @@ impl Auto {
     /// An `Auto` over the given CPU backend only, with the default model, ignoring the
     /// environment and the calibration file.
     pub fn with_cpu(cpu: Cpu) -> Self {
-        Self::assemble(
+        let mut auto = Self {
             cpu,
             #[cfg(feature = "cuda")]
-            None,
-        )
+            cuda: None,
+            #[cfg(feature = "wgpu")]
+            wgpu: None,
+            model: CostModel::defaults("", 1, &[]),
+            forced: None,
+            notes: Vec::new(),
+        };
+        auto.reset_model();
+        auto
     }
 
     /// An `Auto` over the given CPU and CUDA backends, with the default model, ignoring the
     /// environment and the calibration file.
     #[cfg(feature = "cuda")]
     pub fn with_cuda(cpu: Cpu, cuda: Cuda) -> Self {
-        Self::assemble(cpu, Some(cuda))
+        Self::with_cpu(cpu).add_cuda(cuda)
     }
 
-    fn assemble(cpu: Cpu, #[cfg(feature = "cuda")] cuda: Option<Cuda>) -> Self {
-        let mut auto = Self {
-            cpu,
-            #[cfg(feature = "cuda")]
-            cuda,
-            model: CostModel::defaults("", 1, &[]),
-            forced: None,
-            notes: Vec::new(),
-        };
-        auto.model = CostModel::defaults(&auto.machine_key(), auto.cpu.threads(), &auto.gpus());
-        auto
+    /// This `Auto` with `cuda` added (replacing any CUDA backend it had) and the default
+    /// model for the new set of backends; a forced backend stays forced.
+    #[cfg(feature = "cuda")]
+    pub fn add_cuda(mut self, cuda: Cuda) -> Self {
+        self.cuda = Some(cuda);
+        self.reset_model();
+        self
+    }
+
+    /// This `Auto` with `wgpu` added (replacing any wgpu backend it had; any adapter,
+    /// lavapipe included) and the default model for the new set of backends.
+    #[cfg(feature = "wgpu")]
+    pub fn add_wgpu(mut self, wgpu: Wgpu) -> Self {
+        self.wgpu = Some(wgpu);
+        self.reset_model();
+        self
+    }
+
+    fn reset_model(&mut self) {
+        self.model = CostModel::defaults(&self.machine_key(), self.cpu.threads(), &self.gpus());
     }
 
     /// The GPU backends present with the largest eigh order (f32, f64) Auto gives each: the
-    /// orders of CUDA's size classes, not its Jacobi fallback (slower than the CPU there).
+    /// orders of their size classes, not their Jacobi fallbacks (slower than the CPU there).
     fn gpus(&self) -> Vec<(BackendKind, EighMaxOrders)> {
         #[allow(unused_mut)]
         let mut gpus = Vec::new();
         #[cfg(feature = "cuda")]
         if let Some(cuda) = &self.cuda {
-            gpus.push((BackendKind::Cuda, cuda_max_orders(cuda)));
+            gpus.push((
+                BackendKind::Cuda,
+                EighMaxOrders {
+                    f32: cuda.eigh_fast_max_order::<f32>(),
+                    f64: cuda.eigh_fast_max_order::<f64>(),
+                },
+            ));
+        }
+        #[cfg(feature = "wgpu")]
+        if let Some(wgpu) = &self.wgpu {
+            gpus.push((
+                BackendKind::Wgpu,
+                EighMaxOrders {
+                    f32: wgpu.eigh_fast_max_order::<f32>(),
+                    f64: wgpu.eigh_fast_max_order::<f64>(),
+                },
+            ));
         }
         gpus
     }
@@ -183,6 +228,14 @@ impl Auto {
                 info.compute_capability.0,
                 info.compute_capability.1,
                 info.driver_version
+            ));
+        }
+        #[cfg(feature = "wgpu")]
+        if let Some(wgpu) = &self.wgpu {
+            let adapter = wgpu.adapter();
+            key.push_str(&format!(
+                "|wgpu:{}:{}:{}",
+                adapter.name, adapter.backend, adapter.driver
             ));
         }
         key
@@ -227,11 +280,25 @@ impl Auto {
         self.cuda.as_ref()
     }
 
+    /// The wgpu backend, if it started.
+    #[cfg(feature = "wgpu")]
+    pub fn wgpu(&self) -> Option<&Wgpu> {
+        self.wgpu.as_ref()
+    }
+
     #[cfg(feature = "cuda")]
     fn cuda_or_err(&self) -> Result<&Cuda> {
         self.cuda.as_ref().ok_or_else(|| Error::Unsupported {
             backend: "cuda",
             message: "no CUDA device in this Auto".into(),
+        })
+    }
+
+    #[cfg(feature = "wgpu")]
+    fn wgpu_or_err(&self) -> Result<&Wgpu> {
+        self.wgpu.as_ref().ok_or_else(|| Error::Unsupported {
+            backend: "wgpu",
+            message: "no wgpu adapter in this Auto".into(),
         })
     }
 
@@ -255,6 +322,8 @@ impl Auto {
         match kind {
             #[cfg(feature = "cuda")]
             BackendKind::Cuda => self.cuda.as_ref().is_some_and(Cuda::is_lost),
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => self.wgpu.as_ref().is_some_and(Wgpu::is_lost),
             _ => false,
         }
     }
@@ -277,39 +346,29 @@ impl Auto {
     ///
     /// # Errors
     /// Any error a measured call returns (for example [`Error::Device`] from a GPU).
+    #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(unused_variables))]
     pub fn calibrate(&mut self, options: CalibrationOptions) -> Result<&CostModel> {
         let threads = self.cpu.threads();
         let unlimited = EighMaxOrders {
             f32: usize::MAX,
             f64: usize::MAX,
         };
-        let mut cpu = calibrate::backend_profile(&self.cpu, &options, threads, unlimited)?;
-        for (dtype, profile) in [
-            (
-                "f32",
-                calibrate::attention_profile::<_, f32>(&self.cpu, &options)?,
-            ),
-            (
-                "f16",
-                calibrate::attention_profile::<_, half::f16>(&self.cpu, &options)?,
-            ),
-            (
-                "bf16",
-                calibrate::attention_profile::<_, half::bf16>(&self.cpu, &options)?,
-            ),
-        ] {
-            cpu.attention.insert(dtype.into(), profile);
-        }
-        #[allow(unused_mut)]
-        let mut backends = vec![cpu];
-        #[cfg(feature = "cuda")]
-        if let Some(cuda) = &self.cuda {
-            backends.push(calibrate::backend_profile(
-                cuda,
-                &options,
-                threads,
-                cuda_max_orders(cuda),
-            )?);
+        let mut backends = vec![calibrate::backend_profile(
+            &self.cpu, &options, threads, unlimited,
+        )?];
+        for (kind, max_orders) in self.gpus() {
+            let profile = match kind {
+                #[cfg(feature = "cuda")]
+                BackendKind::Cuda => {
+                    calibrate::backend_profile(self.cuda_or_err()?, &options, threads, max_orders)
+                }
+                #[cfg(feature = "wgpu")]
+                BackendKind::Wgpu => {
+                    calibrate::backend_profile(self.wgpu_or_err()?, &options, threads, max_orders)
+                }
+                other => Err(not_present(other, "calibration")),
+            };
+            backends.push(profile?);
         }
         self.model = CostModel {
             version: crate::cost::MODEL_VERSION,
@@ -356,6 +415,46 @@ impl Auto {
     }
 }
 
+impl Auto {
+    /// Makes a plan with `make` on the backend `decision` chose; if that backend answers
+    /// [`Error::Unsupported`] (a dtype or size its device lacks, which the model cannot
+    /// always know: f16 on a wgpu adapter without `SHADER_F16`, say) and the choice was not
+    /// forced, on the next cheapest backend, and so on, the CPU last. The returned decision
+    /// names the backend that made the plan.
+    pub(crate) fn plan_first<P>(
+        &self,
+        mut decision: Decision,
+        mut make: impl FnMut(BackendKind) -> Result<P>,
+    ) -> Result<(P, Decision)> {
+        let mut order = vec![decision.chosen];
+        if !decision.forced {
+            let mut rest: Vec<(f64, BackendKind)> = decision
+                .predictions
+                .iter()
+                .filter(|p| p.backend != decision.chosen)
+                .filter_map(|p| p.seconds.map(|s| (s, p.backend)))
+                .collect();
+            rest.sort_by(|a, b| a.0.total_cmp(&b.0));
+            order.extend(rest.into_iter().map(|(_, kind)| kind));
+            if !order.contains(&BackendKind::Cpu) {
+                order.push(BackendKind::Cpu);
+            }
+        }
+        let mut refused = None;
+        for kind in order {
+            match make(kind) {
+                Ok(plan) => {
+                    decision.chosen = kind;
+                    return Ok((plan, decision));
+                }
+                Err(e @ Error::Unsupported { .. }) if !decision.forced => refused = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(refused.expect("the CPU is always tried"))
+    }
+}
+
 /// The error for a forced or chosen backend that has no plan for this operation.
 fn not_present(kind: BackendKind, what: &str) -> Error {
     Error::Unsupported {
@@ -364,11 +463,19 @@ fn not_present(kind: BackendKind, what: &str) -> Error {
     }
 }
 
-/// The largest eigh orders (f32, f64) Auto plans on CUDA.
-#[cfg(feature = "cuda")]
-fn cuda_max_orders(cuda: &Cuda) -> EighMaxOrders {
-    EighMaxOrders {
-        f32: cuda.eigh_fast_max_order::<f32>(),
-        f64: cuda.eigh_fast_max_order::<f64>(),
+/// The wgpu backend for [`Auto::new`]: the preferred adapter, unless it is a CPU rasteriser
+/// (lavapipe) that `MEGABATCH_WGPU_ADAPTER` did not ask for.
+#[cfg(feature = "wgpu")]
+fn wgpu_for_auto() -> std::result::Result<Wgpu, String> {
+    let wgpu = Wgpu::new().map_err(|e| e.to_string())?;
+    let adapter = wgpu.adapter();
+    let asked = std::env::var(crate::backends::wgpu::ADAPTER_ENV).is_ok();
+    if adapter.device_type == "Cpu" && !asked {
+        return Err(format!(
+            "the adapter is a CPU rasteriser ({}), slower than the CPU backend; set {} to use it",
+            adapter.name,
+            crate::backends::wgpu::ADAPTER_ENV
+        ));
     }
+    Ok(wgpu)
 }

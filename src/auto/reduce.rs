@@ -1,28 +1,42 @@
 //! Reductions through `Auto`: the decision and the chosen backend's plan.
 
 use super::buffer::Place;
-use super::{not_present, Auto, AutoBuffer};
+use super::member::{on_place, on_plan, plan_on, Member};
+use super::{Auto, AutoBuffer};
 use crate::backends::cpu::CpuReducePlan;
 #[cfg(feature = "cuda")]
 use crate::backends::cuda::CudaReducePlan;
+#[cfg(feature = "wgpu")]
+use crate::backends::wgpu::WgpuReducePlan;
 use crate::cost::{Decision, Residency};
-#[cfg(feature = "cuda")]
-use crate::Error;
 use crate::{BackendKind, ReduceSpec, Reducer, Reducible, Result};
 
-/// A reduction plan of [`Auto`]: the chosen backend's own plan, and host staging for a CPU
-/// plan that is given device buffers.
+/// A reduction plan of [`Auto`]: the chosen backend's own plan, and host staging for buffers
+/// that live on another backend (allocated on the first call that needs it).
 #[derive(Debug)]
 pub struct AutoReducePlan<T: Reducible> {
     inner: Inner<T>,
+    stage: Staging<T>,
     decision: Decision,
 }
 
+// A plan is made once and lives as long as its user keeps it: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Inner<T: Reducible> {
-    Cpu(CpuReducePlan<T>, [Vec<T>; 2], Vec<T::Acc>),
+    Cpu(CpuReducePlan<T>),
     #[cfg(feature = "cuda")]
     Cuda(CudaReducePlan<T>),
+    #[cfg(feature = "wgpu")]
+    Wgpu(WgpuReducePlan<T>),
+}
+
+/// Host copies of x, y and the output.
+#[derive(Debug)]
+struct Staging<T: Reducible> {
+    x: Vec<T>,
+    y: Vec<T>,
+    out: Vec<T::Acc>,
 }
 
 impl<T: Reducible> AutoReducePlan<T> {
@@ -35,6 +49,33 @@ impl<T: Reducible> AutoReducePlan<T> {
     pub fn decision(&self) -> &Decision {
         &self.decision
     }
+}
+
+/// Runs `plan` of `backend` in place when every buffer is the backend's own, else through
+/// host memory (host buffers directly, other devices' buffers copied via `stage`).
+fn run<B: Member + Reducer<T>, T: Reducible>(
+    auto: &Auto,
+    backend: &B,
+    plan: &mut B::ReducePlan,
+    stage: &mut Staging<T>,
+    x: &AutoBuffer<T>,
+    y: Option<&AutoBuffer<T>>,
+    out: &mut AutoBuffer<T::Acc>,
+) -> Result<()> {
+    if Auto::all_own::<B, T>(&[Some(x), y]) && B::own(out).is_some() {
+        let x = B::own(x).expect("checked by all_own");
+        let y = y.map(|y| B::own(y).expect("checked by all_own"));
+        let out = B::own_mut(out).expect("checked above");
+        return backend.reduce(plan, x, y, out);
+    }
+    let x_host = auto.read_host(x, &mut stage.x)?;
+    let y_host = match y {
+        Some(y) => Some(auto.read_host(y, &mut stage.y)?),
+        None => None,
+    };
+    let out_host = Auto::write_host(out, &mut stage.out);
+    backend.reduce_host(plan, x_host, y_host, out_host)?;
+    auto.finish_write(out, &stage.out)
 }
 
 impl Auto {
@@ -68,15 +109,18 @@ impl Auto {
         residency: Residency,
     ) -> Result<AutoReducePlan<T>> {
         let decision = self.explain_reduce::<T>(spec, residency)?;
-        let inner = match decision.chosen {
-            BackendKind::Cpu => {
-                Inner::Cpu(self.cpu.plan_reduce(spec)?, Default::default(), Vec::new())
-            }
-            #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Inner::Cuda(self.cuda_or_err()?.plan_reduce(spec)?),
-            other => return Err(not_present(other, "reduce")),
-        };
-        Ok(AutoReducePlan { inner, decision })
+        let (inner, decision) = self.plan_first(decision, |kind| {
+            Ok(plan_on!(self, kind, "reduce", |b| b.plan_reduce(spec)?))
+        })?;
+        Ok(AutoReducePlan {
+            inner,
+            stage: Staging {
+                x: Vec::new(),
+                y: Vec::new(),
+                out: Vec::new(),
+            },
+            decision,
+        })
     }
 }
 
@@ -94,35 +138,10 @@ impl<T: Reducible> Reducer<T> for Auto {
         y: Option<&AutoBuffer<T>>,
         out: &mut AutoBuffer<T::Acc>,
     ) -> Result<()> {
-        match &mut plan.inner {
-            Inner::Cpu(p, [sx, sy], so) => {
-                let x_host = self.read_host(x, sx)?;
-                let y_host = match y {
-                    Some(y) => Some(self.read_host(y, sy)?),
-                    None => None,
-                };
-                let out_host = Self::write_host(out, so);
-                self.cpu.reduce_host(p, x_host, y_host, out_host)?;
-                self.finish_write(out, so)
-            }
-            #[cfg(feature = "cuda")]
-            Inner::Cuda(p) => {
-                let cuda = self.cuda_or_err()?;
-                match (&x.place, y.map(|y| &y.place), &mut out.place) {
-                    (Place::Cuda(x), None, Place::Cuda(o)) => cuda.reduce(p, x, None, o),
-                    (Place::Cuda(x), Some(Place::Cuda(y)), Place::Cuda(o)) => {
-                        cuda.reduce(p, x, Some(y), o)
-                    }
-                    (Place::Host(x), None, Place::Host(o)) => cuda.reduce_host(p, x, None, o),
-                    (Place::Host(x), Some(Place::Host(y)), Place::Host(o)) => {
-                        cuda.reduce_host(p, x, Some(y), o)
-                    }
-                    _ => Err(Error::PlanMismatch(
-                        "a GPU plan's buffers must all be on its device or all in host memory",
-                    )),
-                }
-            }
-        }
+        let stage = &mut plan.stage;
+        on_plan!(self, &mut plan.inner, |b, p| run(
+            self, b, p, stage, x, y, out
+        ))
     }
 
     fn reduce_host(
@@ -132,18 +151,15 @@ impl<T: Reducible> Reducer<T> for Auto {
         y: Option<&[T]>,
         out: &mut [T::Acc],
     ) -> Result<()> {
-        match &mut plan.inner {
-            Inner::Cpu(p, _, _) => self.cpu.reduce_host(p, x, y, out),
-            #[cfg(feature = "cuda")]
-            Inner::Cuda(p) => self.cuda_or_err()?.reduce_host(p, x, y, out),
-        }
+        on_plan!(self, &mut plan.inner, |b, p| b.reduce_host(p, x, y, out))
     }
 
     fn read_scalar(&self, out: &AutoBuffer<T::Acc>) -> Result<T::Acc> {
-        match &out.place {
-            Place::Host(v) => Reducer::<T>::read_scalar(&self.cpu, v),
-            #[cfg(feature = "cuda")]
-            Place::Cuda(b) => Reducer::<T>::read_scalar(self.cuda_or_err()?, b),
-        }
+        on_place!(
+            self,
+            &out.place,
+            |v| Reducer::<T>::read_scalar(&self.cpu, v),
+            |dev, b| Reducer::<T>::read_scalar(dev, b)
+        )
     }
 }

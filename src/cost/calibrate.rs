@@ -7,7 +7,8 @@ use std::time::Instant;
 use super::model::{AttentionProfile, BackendProfile, EighMaxOrders, EighProfile, ReduceProfile};
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use crate::{
-    BackendKind, BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducer, Reducible, Result,
+    BackendKind, BatchedEigh, EighSpec, Error, Real, ReduceOp, ReduceSpec, Reducer, Reducible,
+    Result,
 };
 
 /// How much to measure.
@@ -110,14 +111,15 @@ fn eigh_bytes_per_matrix<T>(n: usize) -> f64 {
     ((2 * n * n + n) * std::mem::size_of::<T>()) as f64
 }
 
-/// Bytes per second of a GPU's host path for eigh (copy into pinned staging, to the device,
-/// back, out of staging): the host call's time minus the resident call's, at order 16 and
-/// batch 16,384 of f64 (69 MB each way, the size where the copies dominate).
-fn staging_rate<B: BatchedEigh<f64>>(backend: &B, options: &CalibrationOptions) -> Result<f64> {
+/// Bytes per second of a GPU's host path for eigh (copy into staging, to the device, back,
+/// out of staging): the host call's time minus the resident call's, at order 16 and batch
+/// 16,384 of f32 (35 MB each way, the size where the copies dominate; f32 because not every
+/// wgpu adapter has f64).
+fn staging_rate<B: BatchedEigh<f32>>(backend: &B, options: &CalibrationOptions) -> Result<f64> {
     let (n, batch) = (16, 16_384);
-    let host = time_eigh_host::<B, f64>(backend, n, batch, options.reps())?;
-    let resident = time_eigh_resident::<B, f64>(backend, n, batch, options.reps())?;
-    let bytes = batch as f64 * eigh_bytes_per_matrix::<f64>(n);
+    let host = time_eigh_host::<B, f32>(backend, n, batch, options.reps())?;
+    let resident = time_eigh_resident::<B, f32>(backend, n, batch, options.reps())?;
+    let bytes = batch as f64 * eigh_bytes_per_matrix::<f32>(n);
     Ok(bytes / (host - resident).max(1e-6))
 }
 
@@ -256,43 +258,85 @@ pub(crate) fn reduce_profile<B: Reducer<T>, T: Reducible>(
     })
 }
 
-/// Attention profile of `backend` for `T`: a one-block call for the fixed cost and a dense
-/// 512 x 512, D = 64 call for the rate.
+/// (heads, sequence length) of the dense attention calls that measure a rate, smallest first:
+/// the first that takes at least [`ATTENTION_MIN_S`] is used, so a CPU measures a few
+/// milliseconds and a GPU enough work to hide its launch.
+const ATTENTION_SIZES: [(usize, usize); 6] = [
+    (1, 512),
+    (4, 512),
+    (16, 512),
+    (16, 1024),
+    (16, 2048),
+    (64, 2048),
+];
+const ATTENTION_MIN_S: f64 = 2e-3;
+
+/// Seconds of one dense attention call of `heads` heads of `seq` tokens and head dimension
+/// `head_dim` on data in `backend`'s buffers (waiting for a GPU to finish), and its flops.
+fn time_attention_resident<B: SparseAttention<T>, T: AttentionElement>(
+    backend: &B,
+    heads: usize,
+    seq: usize,
+    head_dim: usize,
+    reps: usize,
+) -> Result<(f64, f64)> {
+    let spec = AttentionSpec {
+        batch: 1,
+        heads_q: heads,
+        heads_kv: heads,
+        seq_q: seq,
+        seq_kv: seq,
+        head_dim,
+        scale: None,
+    };
+    let block = seq.min(64);
+    let mask = BlockMask::dense(seq, seq, (block, block))?;
+    let mut plan = backend.plan_attention(&spec, &mask)?;
+    let (q_len, kv_len, _) = spec.lens()?;
+    let filled = |len, seed| -> Result<B::Buffer<T>> {
+        let values: Vec<T> = uniform_values(len, seed)
+            .map(|x| T::from_f32(x as f32))
+            .collect();
+        let mut buffer = backend.alloc::<T>(len)?;
+        backend.upload(&values, &mut buffer)?;
+        Ok(buffer)
+    };
+    let (q, k, v) = (filled(q_len, 1)?, filled(kv_len, 2)?, filled(kv_len, 3)?);
+    let mut o = backend.alloc::<T>(q_len)?;
+    let seconds = best_of_steady(reps, || {
+        backend.attention(&mut plan, &q, &k, &v, &mut o, None)?;
+        backend.synchronize()
+    })?;
+    let flops = 4.0 * (block * block * head_dim) as f64 * mask.kept_blocks(1, heads) as f64;
+    Ok((seconds, flops))
+}
+
+/// Attention profile of `backend` for `T` on device-resident data: a one-block call for the
+/// fixed cost, and per head dimension (64 and 128; 64 alone with `quick`) the rate of the
+/// first dense call in [`ATTENTION_SIZES`] that takes [`ATTENTION_MIN_S`].
 pub(crate) fn attention_profile<B: SparseAttention<T>, T: AttentionElement>(
     backend: &B,
     options: &CalibrationOptions,
 ) -> Result<AttentionProfile> {
-    let time = |seq: usize| -> Result<(f64, f64)> {
-        let spec = AttentionSpec {
-            batch: 1,
-            heads_q: 1,
-            heads_kv: 1,
-            seq_q: seq,
-            seq_kv: seq,
-            head_dim: 64,
-            scale: None,
-        };
-        let mask = BlockMask::dense(seq, seq, (64, 64))?;
-        let mut plan = backend.plan_attention(&spec, &mask)?;
-        let (q_len, kv_len, _) = spec.lens()?;
-        let values = |len, seed| -> Vec<T> {
-            uniform_values(len, seed)
-                .map(|x| T::from_f32(x as f32))
-                .collect()
-        };
-        let (q, k, v) = (values(q_len, 1), values(kv_len, 2), values(kv_len, 3));
-        let mut o = vec![T::zeroed(); q_len];
-        let seconds = best_of(options.reps(), || {
-            backend.attention_host(&mut plan, &q, &k, &v, &mut o, None)
-        })?;
-        let flops = 4.0 * (64 * 64 * 64) as f64 * mask.kept_blocks(1, 1) as f64;
-        Ok((seconds, flops))
-    };
-    let (call_s, small_flops) = time(64)?;
-    let (big_s, big_flops) = time(512)?;
+    let reps = options.reps();
+    let (call_s, _) = time_attention_resident(backend, 1, 64, 64, reps)?;
+    let head_dims: &[usize] = if options.quick { &[64] } else { &[64, 128] };
+    let mut flops_per_s = Vec::new();
+    for &d in head_dims {
+        let mut rate = 0.0;
+        for (heads, seq) in ATTENTION_SIZES {
+            let (seconds, flops) = time_attention_resident(backend, heads, seq, d, reps)?;
+            rate = flops / (seconds - call_s).max(1e-7);
+            if seconds >= ATTENTION_MIN_S {
+                break;
+            }
+        }
+        flops_per_s.push(rate);
+    }
     Ok(AttentionProfile {
         call_s,
-        flops_per_s: (big_flops - small_flops) / (big_s - call_s).max(1e-7),
+        head_dims: head_dims.to_vec(),
+        flops_per_s,
     })
 }
 
@@ -317,8 +361,18 @@ pub(crate) fn transfer_rate<B: crate::Backend>(
     Ok((rate, latency))
 }
 
-/// The profile of one backend: eigh for f32 and f64, reductions for every input dtype, and
-/// the transfer rate for GPUs. Attention is added by the caller for backends that have it.
+/// `Ok(None)` for what the backend does not run (a dtype its adapter lacks), else `r`.
+fn unless_unsupported<P>(r: Result<P>) -> Result<Option<P>> {
+    match r {
+        Ok(p) => Ok(Some(p)),
+        Err(Error::Unsupported { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The profile of one backend: eigh for f32 and f64 up to `eigh_max_order`, reductions and
+/// attention for every dtype it runs, and the transfer rate for GPUs. A dtype the backend
+/// answers `Unsupported` for gets no entry, so the model never picks the backend for it.
 pub(crate) fn backend_profile<B>(
     backend: &B,
     options: &CalibrationOptions,
@@ -331,7 +385,10 @@ where
         + Reducer<f32>
         + Reducer<f64>
         + Reducer<half::f16>
-        + Reducer<half::bf16>,
+        + Reducer<half::bf16>
+        + SparseAttention<f32>
+        + SparseAttention<half::f16>
+        + SparseAttention<half::bf16>,
 {
     let kind = backend.kind();
     let staging = match kind {
@@ -339,25 +396,40 @@ where
         _ => Some(staging_rate(backend, options)?),
     };
     let mut eigh = BTreeMap::new();
-    eigh.insert(
-        "f32".into(),
-        eigh_profile::<B, f32>(backend, options, threads, eigh_max_order.f32, staging)?,
-    );
-    eigh.insert(
-        "f64".into(),
-        eigh_profile::<B, f64>(backend, options, threads, eigh_max_order.f64, staging)?,
-    );
+    let first_order = options.eigh_orders()[0];
+    if eigh_max_order.f32 >= first_order {
+        eigh.insert(
+            "f32".into(),
+            eigh_profile::<B, f32>(backend, options, threads, eigh_max_order.f32, staging)?,
+        );
+    }
+    if eigh_max_order.f64 >= first_order {
+        eigh.insert(
+            "f64".into(),
+            eigh_profile::<B, f64>(backend, options, threads, eigh_max_order.f64, staging)?,
+        );
+    }
     let mut reduce = BTreeMap::new();
-    reduce.insert("f32".into(), reduce_profile::<B, f32>(backend, options)?);
-    reduce.insert("f64".into(), reduce_profile::<B, f64>(backend, options)?);
-    reduce.insert(
-        "f16".into(),
-        reduce_profile::<B, half::f16>(backend, options)?,
-    );
-    reduce.insert(
-        "bf16".into(),
-        reduce_profile::<B, half::bf16>(backend, options)?,
-    );
+    let mut attention = BTreeMap::new();
+    for (dtype, profile) in [
+        ("f32", reduce_profile::<B, f32>(backend, options)),
+        ("f64", reduce_profile::<B, f64>(backend, options)),
+        ("f16", reduce_profile::<B, half::f16>(backend, options)),
+        ("bf16", reduce_profile::<B, half::bf16>(backend, options)),
+    ] {
+        if let Some(p) = unless_unsupported(profile)? {
+            reduce.insert(dtype.to_string(), p);
+        }
+    }
+    for (dtype, profile) in [
+        ("f32", attention_profile::<B, f32>(backend, options)),
+        ("f16", attention_profile::<B, half::f16>(backend, options)),
+        ("bf16", attention_profile::<B, half::bf16>(backend, options)),
+    ] {
+        if let Some(p) = unless_unsupported(profile)? {
+            attention.insert(dtype.to_string(), p);
+        }
+    }
     let (transfer_bytes_per_s, transfer_latency_s) = match kind {
         BackendKind::Cpu => (None, 0.0),
         _ => {
@@ -371,6 +443,6 @@ where
         transfer_latency_s,
         eigh,
         reduce,
-        attention: BTreeMap::new(),
+        attention,
     })
 }

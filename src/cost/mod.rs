@@ -14,8 +14,8 @@ pub use calibrate::CalibrationOptions;
 pub(crate) use decision::cheapest;
 pub use decision::{Decision, Prediction, Residency};
 pub use model::{
-    AttentionProfile, BackendProfile, CostModel, EighMaxOrders, EighProfile, ModelSource,
-    ReduceProfile, MODEL_VERSION,
+    AttentionProfile, AttentionWork, BackendProfile, CostModel, EighMaxOrders, EighProfile,
+    ModelSource, ReduceProfile, MODEL_VERSION,
 };
 #[cfg(feature = "cuda")]
 pub(crate) use store::stable_hash;

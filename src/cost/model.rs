@@ -5,13 +5,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Residency;
-use crate::{BackendKind, EighLayout, EighSpec};
+use crate::attention::{AttentionElement, AttentionSpec, BlockMask};
+use crate::{BackendKind, EighLayout, EighSpec, Result};
 
 /// Version of the calibration file format and of the model's meaning. A file with another
 /// version is ignored (with a warning) and the defaults apply until `calibrate` runs again.
 /// Version 2: a GPU's eigh profile ends at the largest order of its size classes (CUDA: f64
-/// 165, f32 235 on a 227 KB device), not at the largest order it accepts.
-pub const MODEL_VERSION: u32 = 2;
+/// 165, f32 235 on a 227 KB device), not at the largest order it accepts. Version 3: attention
+/// profiles per head dimension, measured on device-resident data, for every backend (GPUs
+/// included), and wgpu profiles.
+pub const MODEL_VERSION: u32 = 3;
 
 /// The largest eigh order a GPU profile covers, per dtype (the model predicts nothing above,
 /// so Auto keeps such orders off that GPU).
@@ -80,14 +83,51 @@ pub struct ReduceProfile {
     pub resident_bytes_per_s: f64,
 }
 
-/// Attention timings of one backend and dtype: `seconds = call_s + kept-block flops / rate`,
-/// counting `4 BQ BK D` flops per kept block per (batch, head).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// Attention timings of one backend and dtype: `seconds = call_s + kept-block flops / rate(D)`,
+/// counting `4 BQ BK D` flops per kept block per (batch, query head), with the rate measured
+/// at a few head dimensions `D` (linear in `D` between them, the nearest outside). Measured on
+/// data in this backend's buffers; a GPU given host tensors also pays their transfer at the
+/// backend's [`BackendProfile::transfer_bytes_per_s`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttentionProfile {
-    /// Fixed seconds per call.
+    /// Fixed seconds per call (launch, synchronisation, the CPU's thread wake-up).
     pub call_s: f64,
-    /// Flops per second on kept blocks.
-    pub flops_per_s: f64,
+    /// Head dimensions measured, ascending.
+    pub head_dims: Vec<usize>,
+    /// Kept-block flops per second at each of `head_dims`.
+    pub flops_per_s: Vec<f64>,
+}
+
+/// What an attention call costs the model: its kept-block flops, head dimension and the bytes
+/// of Q, K, V, O and LSE (what a GPU moves when the tensors are in host memory).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionWork {
+    /// `4 BQ BK D` per kept block per (batch, query head).
+    pub flops: f64,
+    /// The head dimension `D`.
+    pub head_dim: usize,
+    /// Bytes of Q, K, V, O (elements of `T`) and LSE (f32).
+    pub bytes: f64,
+}
+
+impl AttentionWork {
+    /// The work of an attention call of dtype `T` with `spec` and `mask`.
+    ///
+    /// # Errors
+    /// As [`AttentionSpec::lens_for`].
+    pub fn of<T: AttentionElement>(spec: &AttentionSpec, mask: &BlockMask) -> Result<Self> {
+        let (q_len, kv_len, lse_len) = spec.lens_for(mask)?;
+        let (bq, bk) = mask.block_size();
+        let flops = 4.0
+            * (bq * bk * spec.head_dim) as f64
+            * mask.kept_blocks(spec.batch, spec.heads_q) as f64;
+        let elem = std::mem::size_of::<T>() as f64;
+        Ok(Self {
+            flops,
+            head_dim: spec.head_dim,
+            bytes: (2 * q_len + 2 * kv_len) as f64 * elem + lse_len as f64 * 4.0,
+        })
+    }
 }
 
 /// Everything the model knows about one backend. Missing entries (an operation or dtype the
@@ -196,9 +236,28 @@ impl ReduceProfile {
 }
 
 impl AttentionProfile {
-    /// Predicted seconds for `flops` of kept-block work.
-    pub fn predict(&self, flops: f64) -> f64 {
-        self.call_s + flops / self.flops_per_s
+    /// Kept-block flops per second at head dimension `head_dim`; `None` for an empty or
+    /// malformed profile.
+    pub fn rate(&self, head_dim: usize) -> Option<f64> {
+        let (dims, rates) = (&self.head_dims, &self.flops_per_s);
+        if dims.is_empty() || dims.len() != rates.len() {
+            return None;
+        }
+        let d = head_dim as f64;
+        let i = dims.iter().position(|&x| x >= head_dim);
+        Some(match i {
+            Some(0) => rates[0],
+            None => rates[rates.len() - 1],
+            Some(i) => {
+                let (d0, d1) = (dims[i - 1] as f64, dims[i] as f64);
+                rates[i - 1] + (d - d0) * (rates[i] - rates[i - 1]) / (d1 - d0)
+            }
+        })
+    }
+
+    /// Predicted seconds for `work` on data in this backend's buffers.
+    pub fn predict(&self, work: &AttentionWork) -> Option<f64> {
+        Some(self.call_s + work.flops / self.rate(work.head_dim)?)
     }
 }
 
@@ -267,8 +326,25 @@ impl CostModel {
         Some(profile.predict(bytes, local) + self.relocation_s(backend, residency, bytes)?)
     }
 
-    /// Predicted seconds for an attention call with `flops` of kept-block work on `backend`.
-    pub fn predict_attention(&self, backend: BackendKind, dtype: &str, flops: f64) -> Option<f64> {
-        Some(self.profile(backend)?.attention.get(dtype)?.predict(flops))
+    /// Predicted seconds for an attention call of `dtype` doing `work` on `backend` with its
+    /// tensors on `residency`: the resident rate, plus the host transfers of a GPU given host
+    /// tensors, plus the copies off another device.
+    pub fn predict_attention(
+        &self,
+        backend: BackendKind,
+        dtype: &str,
+        work: &AttentionWork,
+        residency: Residency,
+    ) -> Option<f64> {
+        let profile = self.profile(backend)?;
+        let compute = profile.attention.get(dtype)?.predict(work)?;
+        let staging = match (
+            Self::is_local(backend, residency),
+            profile.transfer_bytes_per_s,
+        ) {
+            (false, Some(rate)) => 2.0 * profile.transfer_latency_s + work.bytes / rate,
+            _ => 0.0,
+        };
+        Some(compute + staging + self.relocation_s(backend, residency, work.bytes)?)
     }
 }

@@ -1,9 +1,38 @@
 //! Where each GPU backend starts beating the CPU, read off the cost model.
 
+use megabatch::attention::{AttentionSpec, BlockMask};
 use megabatch::{Auto, BackendKind, EighSpec, Residency};
 use serde_json::json;
 
 use crate::table::Table;
+
+/// Sequence lengths at which the attention crossover is reported (dense masks of 64 x 64
+/// blocks, batch 1, 8 heads).
+const ATTENTION_SEQS: [usize; 8] = [64, 128, 256, 512, 1024, 2048, 4096, 8192];
+
+/// The model's decision for a dense attention call of `dtype` on host tensors.
+fn attention_decision(
+    auto: &Auto,
+    dtype: &str,
+    head_dim: usize,
+    seq: usize,
+) -> megabatch::Result<megabatch::Decision> {
+    let spec = AttentionSpec {
+        batch: 1,
+        heads_q: 8,
+        heads_kv: 8,
+        seq_q: seq,
+        seq_kv: seq,
+        head_dim,
+        scale: None,
+    };
+    let mask = BlockMask::dense(seq, seq, (64, 64))?;
+    match dtype {
+        "f32" => auto.explain_attention::<f32>(&spec, &mask, Residency::Host),
+        "f16" => auto.explain_attention::<half::f16>(&spec, &mask, Residency::Host),
+        _ => auto.explain_attention::<half::bf16>(&spec, &mask, Residency::Host),
+    }
+}
 
 /// Batches at which the eigh crossover order is reported.
 pub const EIGH_BATCHES: [usize; 6] = [1, 16, 256, 4096, 65_536, 1_048_576];
@@ -125,14 +154,22 @@ pub fn table(auto: &Auto) -> Table {
                 ]);
             }
         }
-        table.push(vec![
-            json!("attention"),
-            json!("all"),
-            json!("host"),
-            json!(null),
-            json!(gpu.name()),
-            json!("never (no GPU attention kernel yet)"),
-        ]);
+        for dtype in ["f32", "f16", "bf16"] {
+            for head_dim in [64, 128] {
+                let sizes = runs(&ATTENTION_SEQS, |seq| {
+                    let d = attention_decision(auto, dtype, head_dim, seq);
+                    d.is_ok_and(|d| wins(&d, gpu))
+                });
+                table.push(vec![
+                    json!("attention"),
+                    json!(dtype),
+                    json!("host"),
+                    json!(1),
+                    json!(gpu.name()),
+                    json!(format!("D{head_dim} dense, 8 heads, seq {sizes}")),
+                ]);
+            }
+        }
     }
     table
 }

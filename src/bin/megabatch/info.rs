@@ -15,13 +15,10 @@ pub fn run() -> CliResult {
     println!(
         "backends built: cpu{}{}",
         if cfg!(feature = "cuda") { ", cuda" } else { "" },
-        if cfg!(feature = "wgpu") {
-            ", wgpu (declared; no kernels yet)"
-        } else {
-            ""
-        }
+        if cfg!(feature = "wgpu") { ", wgpu" } else { "" }
     );
     cuda_devices()?;
+    wgpu_adapters(&auto);
     let names: Vec<&str> = auto.backends().iter().map(|k| k.name()).collect();
     println!("backends usable: {}", names.join(", "));
     if let Some(kind) = auto.forced() {
@@ -77,4 +74,33 @@ fn cuda_devices() -> CliResult {
 fn cuda_devices() -> CliResult {
     println!("cuda devices: not built (feature `cuda`)");
     Ok(())
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_adapters(auto: &Auto) {
+    use megabatch::backends::wgpu::Wgpu;
+    let adapters = Wgpu::adapters();
+    println!("wgpu adapters: {}", adapters.len());
+    let used = auto.wgpu().map(|w| w.adapter().name.clone());
+    for a in adapters {
+        let mark = if used.as_deref() == Some(a.name.as_str()) {
+            " [used by auto]"
+        } else {
+            ""
+        };
+        println!(
+            "  {} ({}, {}; f64 {}, f16 {}; {} KiB workgroup memory){mark}",
+            a.name,
+            a.backend,
+            a.device_type,
+            if a.f64 { "yes" } else { "no" },
+            if a.f16 { "yes" } else { "no" },
+            a.max_workgroup_storage / 1024
+        );
+    }
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_adapters(_: &Auto) {
+    println!("wgpu adapters: not built (feature `wgpu`)");
 }

@@ -43,6 +43,7 @@ enum Case {
         residency: Residency,
     },
     Attention {
+        dtype: &'static str,
         seq: usize,
     },
 }
@@ -83,8 +84,15 @@ fn grid(quick: bool, gpu: Option<BackendKind>) -> Vec<Case> {
             }
         }
     }
-    for seq in [256, 1024] {
-        cases.push(Case::Attention { seq });
+    let (attention_dtypes, seqs): (&[&str], &[usize]) = if quick {
+        (&["f16"], &[256, 1024])
+    } else {
+        (&["f32", "f16"], &[128, 512, 2048])
+    };
+    for &dtype in attention_dtypes {
+        for &seq in seqs {
+            cases.push(Case::Attention { dtype, seq });
+        }
     }
     cases
 }
@@ -113,7 +121,7 @@ fn time_case(auto: &Auto, case: &Case, min_s: f64) -> CliResult<(f64, BackendKin
                 _ => time_reduce::<f64>(auto, &spec, residency, min_s),
             }
         }
-        Case::Attention { seq } => {
+        Case::Attention { dtype, seq } => {
             let spec = AttentionSpec {
                 batch: 1,
                 heads_q: 8,
@@ -124,7 +132,10 @@ fn time_case(auto: &Auto, case: &Case, min_s: f64) -> CliResult<(f64, BackendKin
                 scale: None,
             };
             let mask = BlockMask::dense(seq, seq, (64, 64))?;
-            time_attention::<f16>(auto, &spec, &mask, min_s)
+            match dtype {
+                "f32" => time_attention::<f32>(auto, &spec, &mask, min_s),
+                _ => time_attention::<f16>(auto, &spec, &mask, min_s),
+            }
         }
     }
 }
@@ -148,9 +159,9 @@ fn describe(case: &Case) -> (&'static str, &'static str, String, String) {
             };
             ("reduce", *dtype, data, format!("len={len}"))
         }
-        Case::Attention { seq } => (
+        Case::Attention { dtype, seq } => (
             "attention",
-            "f16",
+            *dtype,
             "host".into(),
             format!("B1 H8 S{seq} D64 dense"),
         ),
