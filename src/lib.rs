@@ -1,10 +1,11 @@
 //! # megabatch
 //!
 //! Many small problems at once, on whatever hardware is there: batched symmetric
-//! eigendecomposition ([`BatchedEigh`]) and deterministic reductions ([`Reducer`]), with
-//! block-sparse attention masks in [`attention`] (the attention kernels are in progress), on CPU,
-//! wgpu and CUDA backends (GPU backends behind the `wgpu` and `cuda` features), preallocated plans so the hot path never allocates, and an
-//! [`Auto`] dispatcher that picks a backend per plan from a cost model.
+//! eigendecomposition ([`BatchedEigh`]), deterministic reductions ([`Reducer`]) and attention
+//! over FlexAttention-format block-sparse masks ([`attention::SparseAttention`]), each on the
+//! CPU, wgpu and CUDA backends (the GPU backends behind the `wgpu` and `cuda` features). Plans
+//! allocate up front so the hot path never allocates, and an [`Auto`] dispatcher picks a
+//! backend per plan from a cost model.
 //!
 //! Every operation follows the same contract:
 //! 1. **Plan, then execute.** `plan_*` validates the spec and allocates every buffer and

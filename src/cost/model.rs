@@ -44,7 +44,7 @@ pub enum ModelSource {
     /// Built-in conservative constants (no calibration found): GPU rates are set well below what
     /// an H100 measured, so the CPU is kept unless a GPU wins by a wide margin.
     Defaults,
-    /// Measured on this machine by [`super::calibrate`].
+    /// Measured on this machine by [`Auto::calibrate`](crate::Auto::calibrate).
     Calibrated,
 }
 

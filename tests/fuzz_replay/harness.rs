@@ -1,5 +1,6 @@
 //! What each fuzz target does with its bytes. Shared by the libFuzzer targets
-//! (`fuzz/fuzz_targets/*.rs`) and the stable-Rust regression replay (`tests/fuzz_replay.rs`).
+//! (`fuzz/fuzz_targets/*.rs`) and the stable-Rust regression replay
+//! (`tests/fuzz_replay/main.rs`).
 //!
 //! Every target turns arbitrary bytes into specs, masks, buffers or files, calls the public
 //! API, and checks that the outcome is either a result with the documented properties or one
@@ -18,7 +19,7 @@ use megabatch::{
     BatchedEigh, EighSpec, Error, Real, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
 };
 
-#[path = "../src/bin/megabatch/npy.rs"]
+#[path = "../../src/bin/megabatch/npy.rs"]
 mod npy;
 
 fn cpu() -> &'static Cpu {

@@ -1,15 +1,16 @@
-//! Replays every input under `fuzz/regressions/<target>/` (inputs that once found a bug, and
+//! Replays every input under `regressions/<target>/` (inputs that once found a bug, and
 //! hand-made seeds of the hostile cases) through the same harness the libFuzzer targets run,
 //! on stable Rust, so CI keeps them fixed. See `fuzz/README.md` for the fuzzers themselves.
+//! The harness and the inputs live here rather than in `fuzz/` because `cargo package` leaves
+//! out `fuzz/` (a package of its own), and the published crate's tests need them.
 
-#[path = "../fuzz/harness.rs"]
 mod harness;
 
 use std::path::Path;
 
 fn replay(target: &str, run: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/regressions")
+        .join("tests/fuzz_replay/regressions")
         .join(target);
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
