@@ -143,24 +143,30 @@ fn eigh_on_npy_files_matches_the_library_and_diagonalises() {
     }
 }
 
+/// The numbers a successful command printed on stdout, in order.
+fn printed_numbers<T: std::str::FromStr>(run: assert_cmd::assert::Assert) -> Vec<T>
+where
+    T::Err: std::fmt::Debug,
+{
+    let out = run.success().get_output().stdout.clone();
+    String::from_utf8(out)
+        .unwrap()
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn eigh_prints_values_and_rejects_bad_shapes() {
     let dir = Dir::new("eigh-print");
     let a: Vec<f32> = vec![2.0, 1.0, 1.0, 2.0];
     write_npy(&dir.path("a.npy"), &[2, 2], &a);
-    let out = megabatch(&dir)
-        .args(["eigh", "--input"])
-        .arg(dir.path("a.npy"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let values: Vec<f32> = String::from_utf8(out)
-        .unwrap()
-        .split_whitespace()
-        .map(|t| t.parse().unwrap())
-        .collect();
+    let values: Vec<f32> = printed_numbers(
+        megabatch(&dir)
+            .args(["eigh", "--input"])
+            .arg(dir.path("a.npy"))
+            .assert(),
+    );
     assert_eq!(values.len(), 2);
     assert!((values[0] - 1.0).abs() < 1e-6 && (values[1] - 3.0).abs() < 1e-6);
 
@@ -517,21 +523,14 @@ fn a_failed_run_leaves_no_output_and_keeps_old_results_whole() {
 fn eigh_prints_values_with_vectors_and_refuses_one_file_for_two_outputs() {
     let dir = Dir::new("eigh-outputs");
     write_npy(&dir.path("a.npy"), &[2, 2], &[2.0f64, 1.0, 1.0, 2.0]);
-    let out = megabatch(&dir)
-        .args(["eigh", "--input"])
-        .arg(dir.path("a.npy"))
-        .arg("--vectors")
-        .arg(dir.path("v.npy"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let values: Vec<f64> = String::from_utf8(out)
-        .unwrap()
-        .split_whitespace()
-        .map(|t| t.parse().unwrap())
-        .collect();
+    let values: Vec<f64> = printed_numbers(
+        megabatch(&dir)
+            .args(["eigh", "--input"])
+            .arg(dir.path("a.npy"))
+            .arg("--vectors")
+            .arg(dir.path("v.npy"))
+            .assert(),
+    );
     assert_eq!(values.len(), 2);
     assert!((values[0] - 1.0).abs() < 1e-12 && (values[1] - 3.0).abs() < 1e-12);
     assert_eq!(read_npy::<f64>(&dir.path("v.npy")).0, [2, 2]);

@@ -98,8 +98,8 @@ impl BlockMask {
     /// together), predicate consistent with the lengths. Cost: one pass over the listed entries.
     ///
     /// # Errors
-    /// [`Error::Mask`] with the position of the first wrong entry (none for whole-mask problems); [`Error::TooLarge`] if the tensor
-    /// lengths overflow.
+    /// [`Error::Mask`] with the position of the first wrong entry (none for whole-mask
+    /// problems); [`Error::TooLarge`] if the tensor lengths overflow.
     pub fn from_parts(parts: BlockMaskParts) -> Result<Self> {
         let BlockMaskParts {
             seq_q,
