@@ -56,6 +56,7 @@ mod error;
 pub mod faults;
 mod limits;
 mod reduce;
+mod stable_hash;
 pub mod wgsl;
 
 #[path = "../backends/mod.rs"]

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cudarc::nvrtc::result as rtc;
 use cudarc::nvrtc::sys;
 
+use crate::stable_hash::stable_hash;
 use crate::{Error, Result};
 
 /// The sources of the shared translation unit (reductions and the Jacobi eigh), in the order
@@ -155,10 +156,6 @@ fn write_cached(path: &std::path::Path, cubin: &[u8]) {
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
-}
-
-fn stable_hash(bytes: &[u8]) -> u64 {
-    crate::cost::stable_hash(bytes)
 }
 
 fn compile_cached_on_disk(arch: &str, source: &str) -> Result<Vec<u8>> {

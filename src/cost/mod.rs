@@ -17,6 +17,4 @@ pub use model::{
     AttentionProfile, AttentionWork, BackendProfile, CostModel, EighMaxOrders, EighProfile,
     ModelSource, ReduceProfile, MODEL_VERSION,
 };
-#[cfg(feature = "cuda")]
-pub(crate) use store::stable_hash;
 pub use store::{default_calibration_path, load_calibration, save_calibration, CALIBRATION_ENV};

@@ -3,19 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use super::model::{CostModel, MODEL_VERSION};
+use crate::stable_hash::stable_hash;
 use crate::{Error, Result};
 
 /// Environment variable naming the calibration file to read and write instead of the default
 /// under the user's cache directory.
 pub const CALIBRATION_ENV: &str = "MEGABATCH_CALIBRATION";
-
-/// FNV-1a: file names and checksums must not change between Rust releases, as
-/// `DefaultHasher` may.
-pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
 
 /// Where the calibration of `machine` is kept: `$MEGABATCH_CALIBRATION` if set, else
 /// `<cache dir>/megabatch/calibration-v<MODEL_VERSION>-<hash of machine>.json`
