@@ -62,6 +62,21 @@ pub struct AttentionSpec {
 }
 
 impl AttentionSpec {
+    /// One sequence of `seq` tokens attending to itself: batch 1, `heads` query and key/value
+    /// heads (plain multi-head), head dimension `head_dim`, the default scale
+    /// `1 / sqrt(head_dim)`. The shape the calibration, crossover and benchmark grids time.
+    pub fn self_attention(heads: usize, seq: usize, head_dim: usize) -> Self {
+        Self {
+            batch: 1,
+            heads_q: heads,
+            heads_kv: heads,
+            seq_q: seq,
+            seq_kv: seq,
+            head_dim,
+            scale: None,
+        }
+    }
+
     /// The scale applied to Q K^T.
     pub fn softmax_scale(&self) -> f32 {
         self.scale.unwrap_or(1.0 / (self.head_dim as f32).sqrt())

@@ -280,15 +280,7 @@ fn time_attention_resident<B: SparseAttention<T>, T: AttentionElement>(
     head_dim: usize,
     reps: usize,
 ) -> Result<(f64, f64)> {
-    let spec = AttentionSpec {
-        batch: 1,
-        heads_q: heads,
-        heads_kv: heads,
-        seq_q: seq,
-        seq_kv: seq,
-        head_dim,
-        scale: None,
-    };
+    let spec = AttentionSpec::self_attention(heads, seq, head_dim);
     let block = seq.min(64);
     let mask = BlockMask::dense(seq, seq, (block, block))?;
     let mut plan = backend.plan_attention(&spec, &mask)?;

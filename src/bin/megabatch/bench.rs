@@ -308,15 +308,7 @@ fn bench_attention(
     let mut bar = Progress::new("bench attention", setups.len() * seqs.len() * dtypes.len());
     for &dtype in dtypes {
         for &seq in seqs {
-            let spec = AttentionSpec {
-                batch: 1,
-                heads_q: heads,
-                heads_kv: heads,
-                seq_q: seq,
-                seq_kv: seq,
-                head_dim: dim,
-                scale: None,
-            };
+            let spec = AttentionSpec::self_attention(heads, seq, dim);
             let block = (64, 64);
             let mask = match causal {
                 true => BlockMask::causal(seq, seq, block)?,

@@ -17,15 +17,7 @@ fn attention_decision(
     head_dim: usize,
     seq: usize,
 ) -> megabatch::Result<megabatch::Decision> {
-    let spec = AttentionSpec {
-        batch: 1,
-        heads_q: 8,
-        heads_kv: 8,
-        seq_q: seq,
-        seq_kv: seq,
-        head_dim,
-        scale: None,
-    };
+    let spec = AttentionSpec::self_attention(8, seq, head_dim);
     let mask = BlockMask::dense(seq, seq, (64, 64))?;
     match dtype {
         "f32" => auto.explain_attention::<f32>(&spec, &mask, Residency::Host),

@@ -122,15 +122,7 @@ fn time_case(auto: &Auto, case: &Case, min_s: f64) -> CliResult<(f64, BackendKin
             }
         }
         Case::Attention { dtype, seq } => {
-            let spec = AttentionSpec {
-                batch: 1,
-                heads_q: 8,
-                heads_kv: 8,
-                seq_q: seq,
-                seq_kv: seq,
-                head_dim: 64,
-                scale: None,
-            };
+            let spec = AttentionSpec::self_attention(8, seq, 64);
             let mask = BlockMask::dense(seq, seq, (64, 64))?;
             match dtype {
                 "f32" => time_attention::<f32>(auto, &spec, &mask, min_s),
