@@ -25,6 +25,12 @@ impl BackendKind {
     }
 }
 
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A device with its own memory. Buffers are allocated at plan time; `upload`/`download` copy
 /// between host slices and device buffers of equal length.
 ///

@@ -1,5 +1,7 @@
 //! The one error type every backend returns.
 
+use crate::BackendKind;
+
 /// Everything that can go wrong in megabatch. No input reachable through the public API panics:
 /// it returns one of these.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -63,8 +65,8 @@ pub enum Error {
     /// shaders). Reported at plan time.
     #[error("unsupported on {backend}: {message}")]
     Unsupported {
-        /// The backend's name (`"cpu"`, `"wgpu"`, `"cuda"`).
-        backend: &'static str,
+        /// The backend that refused.
+        backend: BackendKind,
         /// What is missing.
         message: String,
     },
@@ -77,14 +79,65 @@ pub enum Error {
         /// Why it was not used.
         reason: String,
     },
-    /// An error reported by the device or its driver, with the backend's own message.
-    #[error("{backend} device error: {message}")]
+    /// An error reported by the device or its driver, with the backend's own message. Match
+    /// on `kind` to react: free memory and plan smaller after
+    /// [`DeviceErrorKind::OutOfMemory`], drop the backend after [`DeviceErrorKind::Lost`].
+    #[error("{backend} device error ({kind}): {message}")]
     Device {
-        /// The backend's name.
-        backend: &'static str,
-        /// The driver's or runtime's message.
+        /// What kind of failure it was.
+        kind: DeviceErrorKind,
+        /// The backend whose device failed.
+        backend: BackendKind,
+        /// The driver's or runtime's message, naming the call that failed.
         message: String,
     },
+}
+
+/// The kind of an [`Error::Device`], as wgpu-hal's `DeviceError` sorts device failures: what a
+/// caller can do next differs by kind, the driver's message does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeviceErrorKind {
+    /// A device (or pinned host) allocation failed: `CUDA_ERROR_OUT_OF_MEMORY`, wgpu's
+    /// out-of-memory error scope. Plans allocate, so this comes from `plan_*` or `alloc`; the
+    /// backend stays usable.
+    OutOfMemory,
+    /// The device is gone for this process: a sticky CUDA error (illegal address, failed
+    /// launch, ECC error, device off the bus) or wgpu's device-lost callback. Every later call
+    /// on that backend fails the same way; `Auto` stops choosing it.
+    Lost,
+    /// A kernel launch or queue submission was refused without losing the device (for example
+    /// `CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES`). The backend stays usable.
+    LaunchFailure,
+    /// Anything else: no driver or device, a kernel that fails to compile (with the NVRTC
+    /// log), a validation error, a worker thread the OS refused.
+    Other,
+}
+
+impl std::fmt::Display for DeviceErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeviceErrorKind::OutOfMemory => "out of memory",
+            DeviceErrorKind::Lost => "device lost",
+            DeviceErrorKind::LaunchFailure => "launch failure",
+            DeviceErrorKind::Other => "other",
+        })
+    }
+}
+
+impl Error {
+    /// `Error::Device` of `kind` on `backend`.
+    pub(crate) fn device(
+        backend: BackendKind,
+        kind: DeviceErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Device {
+            kind,
+            backend,
+            message: message.into(),
+        }
+    }
 }
 
 /// " at batch b, head h, query block q, slot s" for an entry's error, nothing for the mask's.

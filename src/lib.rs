@@ -71,7 +71,7 @@ pub use cost::{
 };
 pub use eigh::{BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot};
 pub use element::{Element, Real, Reducible};
-pub use error::{Error, Result};
+pub use error::{DeviceErrorKind, Error, Result};
 pub use reduce::{ReduceOp, ReduceShape, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp};
 
 /// The README's Rust example, compiled and run by `cargo test` so that it stays true.

@@ -232,7 +232,7 @@ fn force_overrides_the_model_and_rejects_absent_backends() {
             .forced
     );
     match auto.force(CUDA) {
-        Err(Error::Unsupported { backend, .. }) => assert_eq!(backend, "cuda"),
+        Err(Error::Unsupported { backend, .. }) => assert_eq!(backend, BackendKind::Cuda),
         other => panic!("expected Unsupported, got {other:?}"),
     }
 }

@@ -47,7 +47,7 @@ fn environment_overrides_and_calibration_file_handling() {
     assert!(matches!(
         Auto::new(),
         Err(Error::Unsupported {
-            backend: "wgpu",
+            backend: BackendKind::Wgpu,
             ..
         })
     ));

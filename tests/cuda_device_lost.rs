@@ -9,7 +9,7 @@ mod common;
 
 use megabatch::backends::cpu::Cpu;
 use megabatch::faults::{inject, Fault};
-use megabatch::{Auto, BackendKind, BatchedEigh, EighSpec, Error, Residency};
+use megabatch::{Auto, BackendKind, BatchedEigh, DeviceErrorKind, EighSpec, Error, Residency};
 
 #[test]
 fn a_lost_device_fails_fast_and_auto_falls_back_to_the_cpu() {
@@ -29,18 +29,27 @@ fn a_lost_device_fails_fast_and_auto_falls_back_to_the_cpu() {
 
     inject(Fault::DeviceLost);
     match auto.eigh_host(&mut plan, &a, &mut w, Some(&mut v)) {
-        Err(Error::Device { message, .. }) => assert!(message.contains("device lost"), "{message}"),
+        Err(Error::Device { kind, message, .. }) => {
+            assert_eq!(kind, DeviceErrorKind::Lost, "{message}");
+            assert!(message.contains("device lost"), "{message}");
+        }
         other => panic!("expected Error::Device, got {other:?}"),
     }
     assert!(cuda.is_lost() && auto.is_lost(BackendKind::Cuda));
     // Every later CUDA call fails fast, never hangs or panics.
     assert!(matches!(
         auto.eigh_host(&mut plan, &a, &mut w, Some(&mut v)),
-        Err(Error::Device { .. })
+        Err(Error::Device {
+            kind: DeviceErrorKind::Lost,
+            ..
+        })
     ));
     assert!(matches!(
         BatchedEigh::<f64>::plan_eigh(&cuda, &big),
-        Err(Error::Device { .. })
+        Err(Error::Device {
+            kind: DeviceErrorKind::Lost,
+            ..
+        })
     ));
     // Auto no longer predicts or picks CUDA, says why, and its CPU plans work.
     let decision = auto.explain_eigh::<f64>(&big, Residency::Host);

@@ -7,12 +7,23 @@
 mod common;
 
 use megabatch::faults::{inject, Fault};
-use megabatch::{BatchedEigh, EighSpec, Error, ReduceOp, ReduceSpec, Reducer};
+use megabatch::{
+    BackendKind, BatchedEigh, DeviceErrorKind, EighSpec, Error, ReduceOp, ReduceSpec, Reducer,
+};
 
-fn is_device_error(result: Result<impl std::fmt::Debug, Error>, needle: &str) {
+fn is_device_error(
+    result: Result<impl std::fmt::Debug, Error>,
+    expected: DeviceErrorKind,
+    needle: &str,
+) {
     match result {
-        Err(Error::Device { backend, message }) => {
-            assert_eq!(backend, "cuda");
+        Err(Error::Device {
+            kind,
+            backend,
+            message,
+        }) => {
+            assert_eq!(backend, BackendKind::Cuda);
+            assert_eq!(kind, expected, "{message}");
             assert!(message.contains(needle), "{message}");
         }
         other => panic!("expected Error::Device, got {other:?}"),
@@ -26,7 +37,11 @@ fn out_of_memory_at_plan_time_is_a_device_error_and_the_handle_survives() {
     };
     let spec = EighSpec::uniform(8, 1000).with_vectors(true);
     inject(Fault::OutOfMemory);
-    is_device_error(BatchedEigh::<f64>::plan_eigh(&cuda, &spec), "OUT_OF_MEMORY");
+    is_device_error(
+        BatchedEigh::<f64>::plan_eigh(&cuda, &spec),
+        DeviceErrorKind::OutOfMemory,
+        "OUT_OF_MEMORY",
+    );
     let mut plan = BatchedEigh::<f64>::plan_eigh(&cuda, &spec).unwrap();
     let a: Vec<f64> = (0..64 * 1000).map(|i| (i % 17) as f64).collect();
     let (mut w, mut v) = (vec![0.0; 8000], vec![0.0; 64 * 1000]);
@@ -49,6 +64,7 @@ fn a_failed_launch_is_a_device_error_for_that_call_only() {
     inject(Fault::LaunchError);
     is_device_error(
         cuda.reduce_host(&mut plan, &x, None, &mut out),
+        DeviceErrorKind::LaunchFailure,
         "LAUNCH_OUT_OF_RESOURCES",
     );
     cuda.reduce_host(&mut plan, &x, None, &mut out).unwrap();

@@ -7,7 +7,7 @@
 mod common;
 
 use megabatch::faults::{self, Fault};
-use megabatch::{BatchedEigh, EighSpec, Error};
+use megabatch::{BackendKind, BatchedEigh, DeviceErrorKind, EighSpec, Error};
 
 fn eigh_once(gpu: &megabatch::backends::wgpu::Wgpu) -> megabatch::Result<Vec<f32>> {
     let mut plan = BatchedEigh::<f32>::plan_eigh(gpu, &EighSpec::uniform(2, 1))?;
@@ -29,7 +29,8 @@ fn injected_faults_are_device_errors_and_lost_devices_stay_lost() {
         matches!(
             err,
             Error::Device {
-                backend: "wgpu",
+                kind: DeviceErrorKind::OutOfMemory,
+                backend: BackendKind::Wgpu,
                 ..
             }
         ),
@@ -43,7 +44,16 @@ fn injected_faults_are_device_errors_and_lost_devices_stay_lost() {
     let err = gpu
         .eigh_host(&mut plan, &[2.0, 1.0, 1.0, 2.0], &mut w, None)
         .unwrap_err();
-    assert!(matches!(err, Error::Device { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Device {
+                kind: DeviceErrorKind::LaunchFailure,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     gpu.eigh_host(&mut plan, &[2.0, 1.0, 1.0, 2.0], &mut w, None)
         .unwrap();
     assert_eq!(w, [1.0, 3.0], "usable after a failed submission");
@@ -53,8 +63,17 @@ fn injected_faults_are_device_errors_and_lost_devices_stay_lost() {
     let err = gpu
         .eigh_host(&mut plan, &[2.0, 1.0, 1.0, 2.0], &mut w, None)
         .unwrap_err();
-    assert!(matches!(err, Error::Device { .. }), "{err:?}");
+    let lost = |e: &Error| {
+        matches!(
+            e,
+            Error::Device {
+                kind: DeviceErrorKind::Lost,
+                ..
+            }
+        )
+    };
+    assert!(lost(&err), "{err:?}");
     assert!(gpu.is_lost());
-    assert!(matches!(eigh_once(&gpu), Err(Error::Device { .. })));
+    assert!(eigh_once(&gpu).is_err_and(|e| lost(&e)));
     faults::clear();
 }

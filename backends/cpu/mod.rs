@@ -17,7 +17,7 @@ use pool::WorkerPool;
 pub use reduce::CpuReducePlan;
 
 use crate::error::check_len;
-use crate::{Backend, BackendKind, Element, Error, Result};
+use crate::{Backend, BackendKind, DeviceErrorKind, Element, Error, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -63,7 +63,8 @@ impl Cpu {
             return Err(Error::InvalidArgument("thread count must be at least 1"));
         }
         let pool = WorkerPool::new(threads).map_err(|e| Error::Device {
-            backend: "cpu",
+            kind: DeviceErrorKind::Other,
+            backend: BackendKind::Cpu,
             message: format!("spawning threads: {e}"),
         })?;
         Ok(Self {

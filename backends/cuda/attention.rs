@@ -7,15 +7,14 @@ use std::sync::Arc;
 use cudarc::driver::sys;
 
 use super::attention_kernel::AttentionKernel;
-use super::driver::{
-    arg, bind, copy_to_device, launch, DeviceMemory, DriverResultExt, Staged, Stream,
-};
+use super::driver::{arg, bind, copy_to_device, launch, DeviceMemory, Staged, Stream};
+use super::error::DriverResultExt;
 use super::module::{KernelFn, Kernels};
 use super::{Cuda, CudaBuffer};
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
 };
-use crate::{Error, Result};
+use crate::{BackendKind, Error, Result};
 
 /// The order in which CTAs take work items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,7 +145,7 @@ impl Cuda {
         let lens = spec.lens_for(mask)?;
         if self.info.compute_capability.0 < 8 {
             return Err(Error::Unsupported {
-                backend: "cuda",
+                backend: BackendKind::Cuda,
                 message: format!(
                     "attention needs sm_80 or newer (this GPU is sm_{}{})",
                     self.info.compute_capability.0, self.info.compute_capability.1
@@ -207,7 +206,7 @@ impl Cuda {
         let function = module.get(kernel.entry())?;
         if kernel.shared_bytes() > self.info.max_shared_per_block {
             return Err(Error::Unsupported {
-                backend: "cuda",
+                backend: BackendKind::Cuda,
                 message: format!(
                     "attention tile needs {} bytes of shared memory, the device allows {}",
                     kernel.shared_bytes(),

@@ -1,5 +1,5 @@
 //! Owned handles over the CUDA driver API (device memory, pinned host memory, streams,
-//! events), each freed on drop, and the mapping of driver errors to [`Error::Device`].
+//! events), each freed on drop.
 //!
 //! cudarc's safe layer tracks events per buffer and builds argument vectors per launch, which
 //! allocates on every call; megabatch keeps cudarc for loading the driver and the context, and
@@ -8,98 +8,17 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use cudarc::driver::result::{self as cu, DriverError};
+use cudarc::driver::result as cu;
 use cudarc::driver::sys;
 use cudarc::driver::CudaContext;
 
-use std::sync::atomic::AtomicBool;
-
+use super::error::{device_error, device_lost, injected, lost_error, DriverResultExt};
 use crate::{Error, Result};
-
-/// Set once a sticky error (see [`is_sticky`]) was seen: the process's CUDA contexts are
-/// unusable until it exits, and every later call fails fast.
-static DEVICE_LOST: AtomicBool = AtomicBool::new(false);
-
-/// Whether a sticky CUDA error has been seen in this process.
-pub(crate) fn device_lost() -> bool {
-    DEVICE_LOST.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Errors after which the CUDA context is corrupt and every later call fails (CUDA driver API
-/// documentation, "Error Handling": such errors are sticky).
-fn is_sticky(e: DriverError) -> bool {
-    use sys::cudaError_enum as E;
-    matches!(
-        e.0,
-        E::CUDA_ERROR_ILLEGAL_ADDRESS
-            | E::CUDA_ERROR_LAUNCH_FAILED
-            | E::CUDA_ERROR_HARDWARE_STACK_ERROR
-            | E::CUDA_ERROR_ILLEGAL_INSTRUCTION
-            | E::CUDA_ERROR_MISALIGNED_ADDRESS
-            | E::CUDA_ERROR_INVALID_ADDRESS_SPACE
-            | E::CUDA_ERROR_INVALID_PC
-            | E::CUDA_ERROR_ECC_UNCORRECTABLE
-            | E::CUDA_ERROR_CONTEXT_IS_DESTROYED
-            | E::CUDA_ERROR_DEVICE_UNAVAILABLE
-    )
-}
-
-/// `Error::Device` naming the driver call that failed and the driver's message; a sticky
-/// error also marks the device lost.
-pub(crate) fn device_error(call: &str, e: DriverError) -> Error {
-    let lost = is_sticky(e);
-    if lost {
-        DEVICE_LOST.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    Error::Device {
-        backend: "cuda",
-        message: if lost {
-            format!("{call}: {e} (device lost: CUDA is unusable in this process)")
-        } else {
-            format!("{call}: {e}")
-        },
-    }
-}
-
-/// The fault armed by `megabatch::faults::inject` for a call of this kind, as the driver
-/// error it stands for.
-#[cfg(feature = "fault-injection")]
-fn injected(launch: bool) -> Option<DriverError> {
-    use crate::faults::Fault;
-    use sys::cudaError_enum as E;
-    let fault = crate::faults::take(|f| (f == Fault::OutOfMemory) != launch)?;
-    Some(DriverError(match fault {
-        Fault::OutOfMemory => E::CUDA_ERROR_OUT_OF_MEMORY,
-        Fault::LaunchError => E::CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES,
-        Fault::DeviceLost => E::CUDA_ERROR_LAUNCH_FAILED,
-    }))
-}
-
-#[cfg(not(feature = "fault-injection"))]
-fn injected(_launch: bool) -> Option<DriverError> {
-    None
-}
-
-/// Shorthand: map a driver result, naming the call.
-pub(crate) trait DriverResultExt<T> {
-    fn call(self, call: &str) -> Result<T>;
-}
-
-impl<T> DriverResultExt<T> for std::result::Result<T, DriverError> {
-    fn call(self, call: &str) -> Result<T> {
-        self.map_err(|e| device_error(call, e))
-    }
-}
 
 /// Makes `ctx` current on the calling thread (a no-op when it already is).
 pub(crate) fn bind(ctx: &CudaContext) -> Result<()> {
     if device_lost() {
-        return Err(Error::Device {
-            backend: "cuda",
-            message: "device lost earlier in this process (a sticky CUDA error); \
-                      restart the process to use the GPU again"
-                .into(),
-        });
+        return Err(lost_error());
     }
     ctx.bind_to_thread().call("cuCtxSetCurrent")
 }

@@ -9,15 +9,16 @@ use cudarc::driver::sys;
 
 use super::driver::{
     arg, bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, launch, DeviceMemory,
-    DriverResultExt, PinnedHost, Staged, Stream,
+    PinnedHost, Staged, Stream,
 };
 use super::eigh_kernel::{
     chains_min_batch, split_chains_shared_bytes, split_min_batch, split_state_words, EighClass,
     EighKernel, SPLIT_ROUNDS,
 };
+use super::error::DriverResultExt;
 use super::module::{KernelFn, Kernels};
 use super::{Cuda, CudaBuffer};
-use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
+use crate::{BackendKind, BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
 
 /// Largest order the CUDA eigh accepts; larger matrices belong on the CPU backend (faer's
 /// blocked solver).
@@ -504,7 +505,7 @@ impl Cuda {
         crate::limits::host_bytes(spec.batch(), 32, "eigh batch exceeds this machine's memory")?;
         if spec.max_order() > CUDA_EIGH_MAX_ORDER {
             return Err(Error::Unsupported {
-                backend: "cuda",
+                backend: BackendKind::Cuda,
                 message: format!(
                     "eigh of order {} (the CUDA eigh takes n <= {CUDA_EIGH_MAX_ORDER}; \
                      use the CPU backend)",

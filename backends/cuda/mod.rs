@@ -13,6 +13,7 @@ mod attention_kernel;
 mod driver;
 mod eigh;
 mod eigh_kernel;
+mod error;
 mod module;
 mod nvrtc;
 mod reduce;
@@ -24,10 +25,10 @@ use cudarc::driver::sys;
 use cudarc::driver::CudaContext;
 
 use crate::error::check_len;
-use crate::{Backend, BackendKind, Element, Error, Result};
+use crate::{Backend, BackendKind, DeviceErrorKind, Element, Error, Result};
 pub use attention::{AttentionOptions, AttentionSchedule, CudaAttentionPlan};
 pub use attention_kernel::{AttentionKernel, ATTENTION_SOURCE};
-use driver::{bind, bytes_for, device_error, DeviceMemory, DriverResultExt, Event, Stream};
+use driver::{bind, bytes_for, DeviceMemory, Event, Stream};
 pub use eigh::{
     CudaEighAlgorithm, CudaEighPlan, EighArgs, CUDA_EIGH_MAX_ORDER, DIRECT_STAGING_BYTES,
     STAGING_ENV,
@@ -37,6 +38,7 @@ pub use eigh_kernel::{
     EighKernel, CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64, SPLIT_MIN_BATCH_F32,
     SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER, SPLIT_ROUNDS,
 };
+use error::{cuda_error, device_error, DriverResultExt};
 use module::Kernels;
 pub use nvrtc::{
     compile_kernels, compile_source, nvrtc_available, nvrtc_version, KERNEL_CACHE_ENV,
@@ -102,17 +104,17 @@ impl Cuda {
     pub fn with_device(ordinal: usize) -> Result<Self> {
         // SAFETY: only tries to dlopen the library.
         if !unsafe { sys::is_culib_present() } {
-            return Err(Error::Device {
-                backend: "cuda",
-                message: "libcuda not found: no NVIDIA driver on this machine".into(),
-            });
+            return Err(cuda_error(
+                DeviceErrorKind::Other,
+                "libcuda not found: no NVIDIA driver on this machine",
+            ));
         }
         let count = CudaContext::device_count().call("cuDeviceGetCount")?;
         if ordinal >= count.max(0) as usize {
-            return Err(Error::Device {
-                backend: "cuda",
-                message: format!("no CUDA device {ordinal} ({count} present)"),
-            });
+            return Err(cuda_error(
+                DeviceErrorKind::Other,
+                format!("no CUDA device {ordinal} ({count} present)"),
+            ));
         }
         let ctx = CudaContext::new(ordinal).call("cuDevicePrimaryCtxRetain")?;
         let attr = |a| ctx.attribute(a).call("cuDeviceGetAttribute");
@@ -161,7 +163,7 @@ impl Cuda {
     /// device that fell off the bus) has made CUDA unusable in this process. Every call on
     /// any `Cuda` handle then returns `Error::Device` at once; `Auto` stops choosing CUDA.
     pub fn is_lost(&self) -> bool {
-        driver::device_lost()
+        error::device_lost()
     }
 
     /// The device's name, compute capability, size and limits.

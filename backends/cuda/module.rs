@@ -8,8 +8,10 @@ use cudarc::driver::result as cu;
 use cudarc::driver::sys;
 use cudarc::driver::CudaContext;
 
-use super::driver::{bind, DriverResultExt};
-use crate::{Error, Result};
+use super::driver::bind;
+use super::error::cuda_error;
+use super::error::DriverResultExt;
+use crate::{DeviceErrorKind, Error, Result};
 
 /// A loaded module (`cuModuleLoadData`) and the functions plans have asked for.
 pub(crate) struct Kernels {
@@ -59,11 +61,12 @@ impl Kernels {
         bind(&self.ctx)?;
         let cname = CString::new(name).map_err(|_| Error::InvalidArgument("kernel name"))?;
         // SAFETY: the module is loaded in this context.
-        let f =
-            unsafe { cu::module::get_function(self.module, cname) }.map_err(|e| Error::Device {
-                backend: "cuda",
-                message: format!("cuModuleGetFunction({name}): {e}"),
-            })?;
+        let f = unsafe { cu::module::get_function(self.module, cname) }.map_err(|e| {
+            cuda_error(
+                DeviceErrorKind::Other,
+                format!("cuModuleGetFunction({name}): {e}"),
+            )
+        })?;
         load_now(f);
         map.insert(name.to_owned(), KernelFn(f));
         Ok(KernelFn(f))

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cudarc::nvrtc::result as rtc;
 use cudarc::nvrtc::sys;
 
+use super::error::cuda_error;
 use crate::stable_hash::stable_hash;
-use crate::{Error, Result};
+use crate::{DeviceErrorKind, Error, Result};
 
 /// The sources of the shared translation unit (reductions and the Jacobi eigh), in the order
 /// they are concatenated (NVRTC has no toolkit headers to include, so shared definitions come
@@ -52,19 +53,15 @@ pub fn nvrtc_version() -> Result<(i32, i32)> {
 }
 
 fn no_nvrtc() -> Error {
-    Error::Device {
-        backend: "cuda",
-        message: "libnvrtc not found (install the CUDA toolkit or the nvidia-cuda-nvrtc wheel \
-                  and put its lib folder on LD_LIBRARY_PATH)"
-            .into(),
-    }
+    cuda_error(
+        DeviceErrorKind::Other,
+        "libnvrtc not found (install the CUDA toolkit or the nvidia-cuda-nvrtc wheel \
+         and put its lib folder on LD_LIBRARY_PATH)",
+    )
 }
 
 fn nvrtc_error(call: &str, e: rtc::NvrtcError) -> Error {
-    Error::Device {
-        backend: "cuda",
-        message: format!("{call}: {e}"),
-    }
+    cuda_error(DeviceErrorKind::Other, format!("{call}: {e}"))
 }
 
 /// Compiles every kernel for `arch` (e.g. `"sm_90"`) and returns the cubin. Results are cached
@@ -183,13 +180,13 @@ fn compile_uncached(arch: &str, source: &str) -> Result<Vec<u8>> {
     let compiled = unsafe { rtc::compile_program(prog, &options) };
     let outcome = match compiled {
         Ok(()) => cubin_of(prog),
-        Err(e) => Err(Error::Device {
-            backend: "cuda",
-            message: format!(
+        Err(e) => Err(cuda_error(
+            DeviceErrorKind::Other,
+            format!(
                 "NVRTC failed to compile the kernels for {arch}: {e}\n{}",
                 log_of(prog)
             ),
-        }),
+        )),
     };
     // SAFETY: `prog` is live and not used after this.
     let _ = unsafe { rtc::destroy_program(prog) };
@@ -219,10 +216,10 @@ fn cubin_of(prog: sys::nvrtcProgram) -> Result<Vec<u8>> {
         .result()
         .map_err(|e| nvrtc_error("nvrtcGetCUBIN", e))?;
     if cubin.is_empty() {
-        return Err(Error::Device {
-            backend: "cuda",
-            message: "NVRTC produced no cubin (a virtual compute_XX architecture?)".into(),
-        });
+        return Err(cuda_error(
+            DeviceErrorKind::Other,
+            "NVRTC produced no cubin (a virtual compute_XX architecture?)",
+        ));
     }
     Ok(cubin)
 }

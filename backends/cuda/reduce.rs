@@ -271,7 +271,7 @@ impl<T: Reducible> Reducer<T> for Cuda {
         let mut value = [<T::Acc as num_traits::Zero>::zero()];
         // SAFETY: `out` holds at least one element and its last use has completed.
         unsafe { cudarc::driver::result::memcpy_dtoh_sync(&mut value, out.mem.ptr()) }
-            .map_err(|e| super::driver::device_error("cuMemcpyDtoH", e))?;
+            .map_err(|e| super::error::device_error("cuMemcpyDtoH", e))?;
         Ok(value[0])
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::wgsl::WgslFloat;
-use crate::{Error, Result};
+use crate::{BackendKind, DeviceErrorKind, Error, Result};
 
 /// Selects an adapter by a case-insensitive substring of its name (e.g. `H100`, `llvmpipe`).
 pub const ADAPTER_ENV: &str = "MEGABATCH_WGPU_ADAPTER";
@@ -68,16 +68,13 @@ impl AdapterSummary {
     }
 }
 
-fn device_error(message: impl Into<String>) -> Error {
-    Error::Device {
-        backend: "wgpu",
-        message: message.into(),
-    }
+fn device_error(kind: DeviceErrorKind, message: impl Into<String>) -> Error {
+    Error::device(BackendKind::Wgpu, kind, message)
 }
 
 pub(crate) fn unsupported(message: impl Into<String>) -> Error {
     Error::Unsupported {
-        backend: "wgpu",
+        backend: BackendKind::Wgpu,
         message: message.into(),
     }
 }
@@ -140,7 +137,8 @@ pub(crate) struct Context {
     pub(crate) queue: wgpu::Queue,
     pub(crate) summary: AdapterSummary,
     lost: Arc<AtomicBool>,
-    uncaptured: Arc<Mutex<Option<String>>>,
+    /// The first error wgpu reported outside an error scope since the last `check`.
+    uncaptured: Arc<Mutex<Option<(DeviceErrorKind, String)>>>,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     /// 8 bytes for `read_first`: one scalar read back without allocating.
     scalar: Mutex<wgpu::Buffer>,
@@ -156,10 +154,13 @@ impl Context {
         }
         adapters.sort_by_key(|a| rank(a.get_info().device_type));
         let adapter = adapters.into_iter().next().ok_or_else(|| {
-            device_error(match std::env::var(ADAPTER_ENV) {
-                Ok(w) => format!("no wgpu adapter matches {ADAPTER_ENV}={w}"),
-                Err(_) => "no wgpu adapter (no Vulkan driver on this machine?)".into(),
-            })
+            device_error(
+                DeviceErrorKind::Other,
+                match std::env::var(ADAPTER_ENV) {
+                    Ok(w) => format!("no wgpu adapter matches {ADAPTER_ENV}={w}"),
+                    Err(_) => "no wgpu adapter (no Vulkan driver on this machine?)".into(),
+                },
+            )
         })?;
         let summary = AdapterSummary::of(&adapter);
         let wanted = wgpu::Features::SHADER_F64
@@ -174,7 +175,12 @@ impl Context {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| device_error(format!("request_device on {}: {e}", summary.name)))?;
+        .map_err(|e| {
+            device_error(
+                DeviceErrorKind::Other,
+                format!("request_device on {}: {e}", summary.name),
+            )
+        })?;
         let lost = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&lost);
         device.set_device_lost_callback(move |_, _| flag.store(true, Ordering::SeqCst));
@@ -182,7 +188,11 @@ impl Context {
         let sink = Arc::clone(&uncaptured);
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| e.to_string());
+            let kind = match e {
+                wgpu::Error::OutOfMemory { .. } => DeviceErrorKind::OutOfMemory,
+                _ => DeviceErrorKind::Other,
+            };
+            slot.get_or_insert_with(|| (kind, e.to_string()));
         }));
         let scalar = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("megabatch scalar"),
@@ -213,9 +223,18 @@ impl Context {
         match crate::faults::take(|f| (f == Fault::OutOfMemory) != launch) {
             Some(Fault::DeviceLost) => {
                 self.lost.store(true, Ordering::SeqCst);
-                Err(device_error("the wgpu device was lost (injected)"))
+                Err(device_error(
+                    DeviceErrorKind::Lost,
+                    "the wgpu device was lost (injected)",
+                ))
             }
-            Some(f) => Err(device_error(format!("{f:?} (injected)"))),
+            Some(f) => Err(device_error(
+                match f {
+                    Fault::OutOfMemory => DeviceErrorKind::OutOfMemory,
+                    _ => DeviceErrorKind::LaunchFailure,
+                },
+                format!("{f:?} (injected)"),
+            )),
             None => Ok(()),
         }
     }
@@ -229,11 +248,14 @@ impl Context {
     /// `Err` if the device is lost or wgpu reported an error since the last check.
     pub(crate) fn check(&self) -> Result<()> {
         if self.is_lost() {
-            return Err(device_error("the wgpu device was lost"));
+            return Err(device_error(
+                DeviceErrorKind::Lost,
+                "the wgpu device was lost",
+            ));
         }
         let mut slot = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
         match slot.take() {
-            Some(e) => Err(device_error(e)),
+            Some((kind, e)) => Err(device_error(kind, e)),
             None => Ok(()),
         }
     }
@@ -248,8 +270,13 @@ impl Context {
         let made = make();
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
-        match v.or(o) {
-            Some(e) => Err(device_error(format!("{what}: {e}"))),
+        let failed = match (v, o) {
+            (Some(e), _) => Some((DeviceErrorKind::Other, e)),
+            (None, Some(e)) => Some((DeviceErrorKind::OutOfMemory, e)),
+            (None, None) => None,
+        };
+        match failed {
+            Some((kind, e)) => Err(device_error(kind, format!("{what}: {e}"))),
             None => Ok(made),
         }
     }
@@ -343,7 +370,7 @@ impl Context {
     pub(crate) fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| device_error(format!("poll: {e}")))?;
+            .map_err(|e| device_error(DeviceErrorKind::Other, format!("poll: {e}")))?;
         self.check()
     }
 
@@ -383,7 +410,7 @@ impl Context {
         let out = {
             let view = staging
                 .get_mapped_range(..bytes)
-                .map_err(|e| device_error(format!("map: {e}")))?;
+                .map_err(|e| device_error(DeviceErrorKind::Other, format!("map: {e}")))?;
             read(&view)
         };
         staging.unmap();

@@ -108,7 +108,7 @@ impl Auto {
             BackendKind::Wgpu => on(self.wgpu_or_err()?, len),
             #[allow(unreachable_patterns)]
             other => Err(Error::Unsupported {
-                backend: other.name(),
+                backend: other,
                 message: "backend not built or no device found".into(),
             }),
         }

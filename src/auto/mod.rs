@@ -248,7 +248,7 @@ impl Auto {
     pub fn force(mut self, kind: BackendKind) -> Result<Self> {
         if !self.backends().contains(&kind) {
             return Err(Error::Unsupported {
-                backend: kind.name(),
+                backend: kind,
                 message: "backend not built or no device found".into(),
             });
         }
@@ -289,7 +289,7 @@ impl Auto {
     #[cfg(feature = "cuda")]
     fn cuda_or_err(&self) -> Result<&Cuda> {
         self.cuda.as_ref().ok_or_else(|| Error::Unsupported {
-            backend: "cuda",
+            backend: BackendKind::Cuda,
             message: "no CUDA device in this Auto".into(),
         })
     }
@@ -297,7 +297,7 @@ impl Auto {
     #[cfg(feature = "wgpu")]
     fn wgpu_or_err(&self) -> Result<&Wgpu> {
         self.wgpu.as_ref().ok_or_else(|| Error::Unsupported {
-            backend: "wgpu",
+            backend: BackendKind::Wgpu,
             message: "no wgpu adapter in this Auto".into(),
         })
     }
@@ -458,7 +458,7 @@ impl Auto {
 /// The error for a forced or chosen backend that has no plan for this operation.
 fn not_present(kind: BackendKind, what: &str) -> Error {
     Error::Unsupported {
-        backend: kind.name(),
+        backend: kind,
         message: format!("{what} is not implemented on this backend or the backend is absent"),
     }
 }
