@@ -237,37 +237,52 @@ __device__ void mb_reduce_segments(const T* __restrict__ x, const T* __restrict_
     }
 }
 
+// The one parameter of every reduction kernel, mirrored by `ReduceArgs` in
+// backends/cuda/params.rs (the NVRTC test checks size and offsets). Unused fields are 0.
+struct MbReduceArgs {
+    u64 x;              // first operand (T)
+    u64 y;              // second operand (T) or row weights, 0 when unused
+    u64 offsets;        // segments: segments + 1 element offsets (u64)
+    u64 partials;       // per-block partial accumulators (Acc) of a two-stage reduction
+    u64 wpartials;      // rows: per-block weight sums
+    u64 out;            // results (Acc)
+    u64 len;            // full: elements
+    u64 rows;           // rows: rows of x
+    u64 cols;           // rows: columns of x
+    u64 rows_per_block; // rows: rows per first-stage block
+    u64 segments;       // segments: number of segments
+    int blocks;         // second stages: first-stage blocks to combine
+    int group;          // segments: threads per segment (32: a warp, else a block)
+    int fin;            // mb_finish's mode
+    int pad;
+};
+
 #define MB_FULL(NAME, T, OP)                                                                    \
-    extern "C" __global__ void reduce_full_##NAME(const T* x, const T* y, u64 len,              \
-                                                  MbElem<T>::Acc* partials,                     \
-                                                  MbElem<T>::Acc* out, int fin) {               \
-        mb_reduce_full<T, OP>(x, y, len, partials, out, fin);                                   \
+    extern "C" __global__ void reduce_full_##NAME(MbReduceArgs p) {                             \
+        using A = MbElem<T>::Acc;                                                               \
+        mb_reduce_full<T, OP>((const T*)p.x, (const T*)p.y, p.len, (A*)p.partials, (A*)p.out,   \
+                              p.fin);                                                           \
     }
 #define MB_FULL_FINAL(NAME, A, OP)                                                              \
-    extern "C" __global__ void reduce_full_final_##NAME(const A* partials, int count, u64 len,  \
-                                                        A* out, int fin) {                      \
-        mb_reduce_full_final<A, OP>(partials, count, len, out, fin);                            \
+    extern "C" __global__ void reduce_full_final_##NAME(MbReduceArgs p) {                       \
+        mb_reduce_full_final<A, OP>((const A*)p.partials, p.blocks, p.len, (A*)p.out, p.fin);   \
     }
 #define MB_ROWS(NAME, T, OP)                                                                    \
-    extern "C" __global__ void reduce_rows_##NAME(const T* x, const T* wts, u64 rows, u64 cols, \
-                                                  u64 rows_per_block, MbElem<T>::Acc* partials, \
-                                                  MbElem<T>::Acc* wpartials,                    \
-                                                  MbElem<T>::Acc* out, int fin) {               \
-        mb_reduce_rows<T, OP>(x, wts, rows, cols, rows_per_block, partials, wpartials, out,     \
-                              fin);                                                             \
+    extern "C" __global__ void reduce_rows_##NAME(MbReduceArgs p) {                             \
+        using A = MbElem<T>::Acc;                                                               \
+        mb_reduce_rows<T, OP>((const T*)p.x, (const T*)p.y, p.rows, p.cols, p.rows_per_block,   \
+                              (A*)p.partials, (A*)p.wpartials, (A*)p.out, p.fin);               \
     }
 #define MB_ROWS_FINAL(NAME, A, OP)                                                              \
-    extern "C" __global__ void reduce_rows_final_##NAME(const A* partials, const A* wpartials,  \
-                                                        int blocks, u64 rows, u64 cols, A* out, \
-                                                        int fin) {                              \
-        mb_reduce_rows_final<A, OP>(partials, wpartials, blocks, rows, cols, out, fin);         \
+    extern "C" __global__ void reduce_rows_final_##NAME(MbReduceArgs p) {                       \
+        mb_reduce_rows_final<A, OP>((const A*)p.partials, (const A*)p.wpartials, p.blocks,      \
+                                    p.rows, p.cols, (A*)p.out, p.fin);                          \
     }
 #define MB_SEGMENTS(NAME, T, OP)                                                                \
-    extern "C" __global__ void reduce_segments_##NAME(const T* x, const T* y,                   \
-                                                      const u64* offsets, u64 segments,         \
-                                                      int gsize, MbElem<T>::Acc* out,           \
-                                                      int fin) {                                \
-        mb_reduce_segments<T, OP>(x, y, offsets, segments, gsize, out, fin);                    \
+    extern "C" __global__ void reduce_segments_##NAME(MbReduceArgs p) {                         \
+        using A = MbElem<T>::Acc;                                                               \
+        mb_reduce_segments<T, OP>((const T*)p.x, (const T*)p.y, (const u64*)p.offsets,          \
+                                  p.segments, p.group, (A*)p.out, p.fin);                       \
     }
 
 #define MB_FOR_TYPE(T, TN)                                                                      \

@@ -4,8 +4,8 @@
 #![cfg(feature = "cuda")]
 
 use megabatch::backends::cuda::{
-    compile_kernels, compile_source, nvrtc_available, nvrtc_version, AttentionKernel, EighArgs,
-    EighClass, EighKernel, KERNEL_SOURCES,
+    compile_kernels, compile_source, kernel_params_layout_checks, nvrtc_available, nvrtc_version,
+    AttentionKernel, EighClass, EighKernel, KERNEL_SOURCES,
 };
 
 /// This process's kernel cache folder: fresh, so every test here really runs NVRTC once.
@@ -200,26 +200,30 @@ fn every_eigh_class_variant_compiles() {
     eprintln!("{} eigh variants compiled in {took:.2?}", jobs.len());
 }
 
-/// `EighArgs` (Rust) and `MbEighArgs` (CUDA) have the same size: the kernels take the struct
-/// by value, so a field added on one side only would shift every field after it.
+/// Every kernel parameter struct (`MbEighArgs`, `MbReduceArgs`, `MbAttParams`) has the size,
+/// alignment and field offsets of its Rust mirror: the kernels take the struct by value, so a
+/// field added on one side only would shift every field after it. Each check compiles after
+/// the source that defines its struct.
 #[test]
-fn eigh_argument_block_matches_the_kernels() {
+fn kernel_parameter_structs_match_their_rust_mirrors() {
     if !nvrtc_or_skip() {
         return;
     }
-    let mut source = String::new();
-    for (_, text) in KERNEL_SOURCES
-        .iter()
-        .filter(|(n, _)| n.ends_with("common.cuh"))
-    {
-        source.push_str(text);
+    let shared: String = KERNEL_SOURCES.iter().map(|(_, text)| *text).collect();
+    let attention = AttentionKernel::all()[0].source();
+    let checks = kernel_params_layout_checks();
+    assert_eq!(checks.len(), 3, "one check per kernel parameter struct");
+    for (c_name, asserts) in checks {
+        let defining = if c_name == "MbAttParams" {
+            &attention
+        } else {
+            &shared
+        };
+        assert!(
+            defining.contains(&format!("struct {c_name} {{")),
+            "{c_name} is not defined where the check expects it"
+        );
+        let source = format!("{defining}\n{asserts}");
+        compile_source("sm_90", &source).unwrap_or_else(|e| panic!("{c_name}: {e}"));
     }
-    source.push_str(&format!(
-        "static_assert(sizeof(MbEighArgs) == {}, \"EighArgs size\");\n\
-         static_assert(alignof(MbEighArgs) == {}, \"EighArgs alignment\");\n\
-         extern \"C\" __global__ void args_probe(MbEighArgs p) {{}}\n",
-        std::mem::size_of::<EighArgs>(),
-        std::mem::align_of::<EighArgs>()
-    ));
-    compile_source("sm_90", &source).unwrap_or_else(|e| panic!("{e}"));
 }

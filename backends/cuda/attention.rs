@@ -7,9 +7,12 @@ use std::sync::Arc;
 use cudarc::driver::sys;
 
 use super::attention_kernel::AttentionKernel;
-use super::driver::{arg, bind, copy_to_device, launch, DeviceMemory, Staged, Stream};
+use super::command::{arg, enqueue_ordered, launch};
+use super::driver::{bind, copy_to_device, DeviceMemory, Stream};
 use super::error::DriverResultExt;
-use super::module::{KernelFn, Kernels};
+use super::params::AttentionParams;
+use super::pipeline::{KernelFn, Kernels};
+use super::staging::Staged;
 use super::{Cuda, CudaBuffer};
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
@@ -37,37 +40,6 @@ pub struct AttentionOptions {
     /// A kernel variant other than [`AttentionKernel::for_shape`]'s, for tuning: its dtype and
     /// head dimension must be the call's, its query tile must divide BQ and its key chunk BK.
     pub kernel: Option<AttentionKernel>,
-}
-
-/// Mirrors `MbAttParams` in `kernels/attention.cu`, field for field.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-struct AttentionParams {
-    q: u64,
-    k: u64,
-    v: u64,
-    o: u64,
-    lse: u64,
-    rows: u64,
-    entries: u64,
-    ids: u64,
-    work: u64,
-    heads_q: i32,
-    heads_kv: i32,
-    seq_q: i32,
-    seq_kv: i32,
-    bq: i32,
-    bk: i32,
-    qb_count: i32,
-    mask_heads: i32,
-    mask_b_bcast: i32,
-    mask_h_bcast: i32,
-    predicate: i32,
-    window: i32,
-    tiles: i32,
-    items: i32,
-    scale_log2: f32,
-    pad: i32,
 }
 
 /// Host-side staging for [`SparseAttention::attention_host`], allocated by the plan's first
@@ -291,7 +263,7 @@ impl Cuda {
 
 impl<T> CudaAttentionPlan<T> {
     /// Queues the launch on the plan's stream.
-    fn enqueue(&mut self, q: u64, k: u64, v: u64, o: u64, lse: u64) -> Result<()> {
+    fn enqueue(&self, q: u64, k: u64, v: u64, o: u64, lse: u64) -> Result<()> {
         if self.grid == 0 {
             return Ok(());
         }
@@ -344,21 +316,17 @@ impl<T: AttentionElement> SparseAttention<T> for Cuda {
             lse.as_ref().map(|l| l.len),
         )?;
         bind(&self.ctx)?;
-        for b in [q, k, v, &*o] {
-            b.wait_on(&plan.stream)?;
-        }
-        if let Some(l) = lse.as_ref() {
-            l.wait_on(&plan.stream)?;
-        }
         let lse_ptr = lse.as_ref().map_or(0, |l| l.mem.ptr());
-        plan.enqueue(q.mem.ptr(), k.mem.ptr(), v.mem.ptr(), o.mem.ptr(), lse_ptr)?;
-        for b in [q, k, v, &*o] {
-            b.used_by(&plan.stream)?;
-        }
-        if let Some(l) = lse {
-            l.used_by(&plan.stream)?;
-        }
-        Ok(())
+        let uses = [
+            Some(&q.last_use),
+            Some(&k.last_use),
+            Some(&v.last_use),
+            Some(&o.last_use),
+            lse.as_ref().map(|l| &l.last_use),
+        ];
+        enqueue_ordered(&plan.stream, &uses, || {
+            plan.enqueue(q.mem.ptr(), k.mem.ptr(), v.mem.ptr(), o.mem.ptr(), lse_ptr)
+        })
     }
 
     fn attention_host(

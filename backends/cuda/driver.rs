@@ -1,11 +1,10 @@
-//! Owned handles over the CUDA driver API (device memory, pinned host memory, streams,
-//! events), each freed on drop.
+//! Owned handles over the CUDA driver API (device memory, streams, events), each freed on
+//! drop, and the stream-ordered copies between them.
 //!
 //! cudarc's safe layer tracks events per buffer and builds argument vectors per launch, which
 //! allocates on every call; megabatch keeps cudarc for loading the driver and the context, and
 //! calls its `result` layer (thin `cu*` wrappers) on the hot path.
 
-use std::ffi::c_void;
 use std::sync::Arc;
 
 use cudarc::driver::result as cu;
@@ -105,134 +104,9 @@ pub(crate) fn legacy_stream_sync() -> Result<()> {
     unsafe { cu::stream::synchronize(std::ptr::null_mut()) }.call("cuStreamSynchronize(0)")
 }
 
-/// Page-locked host memory (`cuMemHostAlloc`) holding `len` values of `T`, for asynchronous
-/// copies.
-pub(crate) struct PinnedHost<T> {
-    ptr: *mut T,
-    len: usize,
-    ctx: Arc<CudaContext>,
-}
-
-// SAFETY: the memory is owned exclusively by this value; `T` values are plain data.
-unsafe impl<T: Send> Send for PinnedHost<T> {}
-// SAFETY: shared access only reads through `as_slice`.
-unsafe impl<T: Sync> Sync for PinnedHost<T> {}
-
-impl<T: bytemuck::Pod> PinnedHost<T> {
-    /// Allocates `len` zeroed values.
-    pub(crate) fn zeroed(ctx: &Arc<CudaContext>, len: usize) -> Result<Self> {
-        let bytes = bytes_for(len, std::mem::size_of::<T>())?;
-        crate::limits::host_bytes(bytes, 1, "pinned staging exceeds this machine's memory")?;
-        bind(ctx)?;
-        let ptr = if bytes == 0 {
-            std::ptr::NonNull::<T>::dangling().as_ptr()
-        } else {
-            // SAFETY: the context is current; the allocation is owned by the returned value.
-            let raw = unsafe { cu::malloc_host(bytes, 0) }.call("cuMemHostAlloc")?;
-            // SAFETY: `raw` points to `bytes` writable bytes; all-zero is a valid `T` (Pod).
-            unsafe { std::ptr::write_bytes(raw.cast::<u8>(), 0, bytes) };
-            raw.cast::<T>()
-        };
-        Ok(Self {
-            ptr,
-            len,
-            ctx: ctx.clone(),
-        })
-    }
-
-    pub(crate) fn as_slice(&self) -> &[T] {
-        // SAFETY: `ptr` is valid for `len` initialised values for the lifetime of `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
-        // SAFETY: as above, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-}
-
-impl<T> Drop for PinnedHost<T> {
-    fn drop(&mut self) {
-        if self.len > 0 && std::mem::size_of::<T>() > 0 && self.ctx.bind_to_thread().is_ok() {
-            // SAFETY: allocated by `cuMemHostAlloc` and freed exactly once; no copy into it is
-            // pending (plans synchronise their stream before returning host results).
-            let _ = unsafe { cu::free_host(self.ptr.cast::<c_void>()) };
-        }
-    }
-}
-
-/// A device array with a pinned host mirror (or, `unpinned`, none: copies then go straight
-/// between the device and the caller's pageable memory, which the driver stages itself).
-pub(crate) struct Staged<T> {
-    device: DeviceMemory,
-    pinned: Option<PinnedHost<T>>,
-}
-
-impl<T: bytemuck::Pod> Staged<T> {
-    pub(crate) fn zeroed(ctx: &Arc<CudaContext>, len: usize) -> Result<Self> {
-        Ok(Self {
-            device: DeviceMemory::zeroed(ctx, bytes_for(len, std::mem::size_of::<T>())?)?,
-            pinned: Some(PinnedHost::zeroed(ctx, len)?),
-        })
-    }
-
-    /// Device memory only: no pinned allocation (which costs about as much per byte as one
-    /// pageable copy), for arrays copied once per call where the copy is bandwidth-bound.
-    pub(crate) fn unpinned(ctx: &Arc<CudaContext>, len: usize) -> Result<Self> {
-        Ok(Self {
-            device: DeviceMemory::zeroed(ctx, bytes_for(len, std::mem::size_of::<T>())?)?,
-            pinned: None,
-        })
-    }
-
-    pub(crate) fn ptr(&self) -> sys::CUdeviceptr {
-        self.device.ptr()
-    }
-
-    /// Whether copies go through a pinned mirror.
-    pub(crate) fn is_pinned(&self) -> bool {
-        self.pinned.is_some()
-    }
-
-    /// Queues the copy of `src` to the device: through the pinned mirror (copied into it
-    /// first), or straight from `src`, which must then stay untouched until `stream` is
-    /// synchronised.
-    pub(crate) fn send(&mut self, src: &[T], stream: &Stream) -> Result<()> {
-        match &mut self.pinned {
-            Some(pinned) => {
-                pinned.as_mut_slice().copy_from_slice(src);
-                copy_to_device(pinned.as_slice(), self.device.ptr(), stream)
-            }
-            None => copy_to_device(src, self.device.ptr(), stream),
-        }
-    }
-
-    /// Queues the copy of the device array into the pinned mirror; read it with
-    /// [`Staged::received`] after synchronising `stream`. Unpinned: does nothing (use
-    /// [`Staged::fetch_into`]).
-    pub(crate) fn fetch(&mut self, stream: &Stream) -> Result<()> {
-        match &mut self.pinned {
-            Some(pinned) => copy_to_host(self.device.ptr(), pinned.as_mut_slice(), stream),
-            None => Ok(()),
-        }
-    }
-
-    /// The pinned mirror, as the last [`Staged::fetch`] left it once its stream is synchronised
-    /// (empty when unpinned).
-    pub(crate) fn received(&self) -> &[T] {
-        self.pinned.as_ref().map_or(&[], PinnedHost::as_slice)
-    }
-
-    /// Queues the copy of the device array straight into `dst` (pageable); read `dst` only
-    /// after synchronising `stream`.
-    pub(crate) fn fetch_into(&self, dst: &mut [T], stream: &Stream) -> Result<()> {
-        copy_to_host(self.device.ptr(), dst, stream)
-    }
-}
-
 /// A non-blocking stream (`cuStreamCreate`), one per plan.
 pub(crate) struct Stream {
-    raw: sys::CUstream,
+    pub(super) raw: sys::CUstream,
     ctx: Arc<CudaContext>,
 }
 
@@ -354,31 +228,4 @@ pub(crate) fn fill_bytes(
 ) -> Result<()> {
     // SAFETY: callers pass an allocation of at least `bytes` bytes.
     unsafe { cu::memset_d8_async(dst, value, bytes, stream.raw) }.call("cuMemsetD8Async")
-}
-
-/// A kernel argument: a pointer to the value, as `cuLaunchKernel` takes them.
-pub(crate) fn arg<T>(value: &T) -> *mut c_void {
-    (value as *const T).cast_mut().cast::<c_void>()
-}
-
-/// Launches `f` on `stream`.
-///
-/// # Safety
-/// `args` must match the kernel's parameter list in number, order and types, every pointer
-/// argument must address device memory large enough for what the kernel touches given the
-/// other arguments, and that memory must stay allocated until the stream passes this launch.
-pub(crate) unsafe fn launch(
-    f: sys::CUfunction,
-    grid: (u32, u32, u32),
-    block: u32,
-    shared_bytes: u32,
-    stream: &Stream,
-    args: &mut [*mut c_void],
-) -> Result<()> {
-    if let Some(e) = injected(true) {
-        return Err(device_error("cuLaunchKernel", e));
-    }
-    // SAFETY: forwarded to the caller's contract above.
-    unsafe { cu::launch_kernel(f, grid, (block, 1, 1), shared_bytes, stream.raw, args) }
-        .call("cuLaunchKernel")
 }

@@ -7,16 +7,18 @@ use std::sync::Arc;
 
 use cudarc::driver::sys;
 
+use super::command::{arg, blocks_for, enqueue_ordered, launch};
 use super::driver::{
-    arg, bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, launch, DeviceMemory,
-    PinnedHost, Staged, Stream,
+    bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, DeviceMemory, Stream,
 };
 use super::eigh_kernel::{
     chains_min_batch, split_chains_shared_bytes, split_min_batch, split_state_words, EighClass,
     EighKernel, SPLIT_ROUNDS,
 };
 use super::error::DriverResultExt;
-use super::module::{KernelFn, Kernels};
+use super::params::EighArgs;
+use super::pipeline::{KernelFn, Kernels};
+use super::staging::{PinnedHost, Staged};
 use super::{Cuda, CudaBuffer};
 use crate::{BackendKind, BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
 
@@ -52,44 +54,6 @@ pub enum CudaEighAlgorithm {
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
     /// measure the classes against it).
     Jacobi,
-}
-
-/// The launch arguments every eigh kernel takes as its one parameter; mirrors `MbEighArgs`
-/// in `kernels/eigh/common.cuh` field for field (the NVRTC test checks the size).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EighArgs {
-    /// Input matrices (device address).
-    pub a: u64,
-    /// Eigenvalues.
-    pub w: u64,
-    /// Eigenvectors (0 for values only).
-    pub v: u64,
-    /// Ragged: element offset of each matrix (u64 each), 0 for a uniform batch.
-    pub a_start: u64,
-    /// Ragged: element offset of each matrix's eigenvalues (u64 each).
-    pub w_start: u64,
-    /// Ragged: order of each matrix (i32 each).
-    pub order: u64,
-    /// The matrix indices (i32) this launch takes; 0: 0..count in order.
-    pub list: u64,
-    /// Jacobi's global workspace (0: shared memory); chains: the rotation lists (one element
-    /// per element of A).
-    pub gwork: u64,
-    /// Two i32: first non-finite matrix, first unconverged matrix.
-    pub status: u64,
-    /// Matrices in this launch.
-    pub count: i32,
-    /// Order of a uniform batch.
-    pub uniform_n: i32,
-    /// Largest (Jacobi: padded) order in this launch.
-    pub nmax: i32,
-    /// Jacobi: threads per matrix; chains: matrices per block.
-    pub team: i32,
-    /// Jacobi: 1 with eigenvectors.
-    pub vectors: i32,
-    /// Split replay: 1 on the last round (the blocks finish chains still paused).
-    pub phase: i32,
 }
 
 /// One launch: the matrices of one size class (Jacobi: of one padded order).
@@ -353,7 +317,7 @@ impl Cuda {
             nmax: nmax as i32,
             team: per_block as i32,
             block: class.block_threads() as u32,
-            grid: super::blocks_for(count, per_block)?,
+            grid: blocks_for(count, per_block)?,
             shared: class.shared_bytes(nmax, elem) as u32,
             gwork,
             phase: 0,
@@ -394,7 +358,7 @@ impl Cuda {
                 nmax: nmax as i32,
                 team: 0,
                 block: block as u32,
-                grid: super::blocks_for(count, per_block)?,
+                grid: blocks_for(count, per_block)?,
                 shared: shared as u32,
                 gwork: 0,
                 phase,
@@ -453,7 +417,7 @@ impl Cuda {
                 nmax: nmax as i32,
                 team: team as i32,
                 block: block as u32,
-                grid: super::blocks_for(count, teams)?,
+                grid: blocks_for(count, teams)?,
                 shared: shared as u32,
                 gwork: 0,
                 phase: 0,
@@ -647,19 +611,15 @@ impl<T: Real> BatchedEigh<T> for Cuda {
         self.check_owner(plan.owner, "eigh plan from another backend instance")?;
         plan.check_shapes(a.len(), w.len(), v.as_ref().map(|v| v.len()))?;
         bind(&self.ctx)?;
-        a.wait_on(&plan.stream)?;
-        w.wait_on(&plan.stream)?;
-        if let Some(v) = v.as_ref() {
-            v.wait_on(&plan.stream)?;
-        }
         let v_ptr = v.as_ref().map_or(0, |v| v.mem.ptr());
-        plan.enqueue(a.mem.ptr(), w.mem.ptr(), v_ptr)?;
-        a.used_by(&plan.stream)?;
-        w.used_by(&plan.stream)?;
-        if let Some(v) = v {
-            v.used_by(&plan.stream)?;
-        }
-        Ok(())
+        let uses = [
+            Some(&a.last_use),
+            Some(&w.last_use),
+            v.as_ref().map(|v| &v.last_use),
+        ];
+        enqueue_ordered(&plan.stream, &uses, || {
+            plan.enqueue(a.mem.ptr(), w.mem.ptr(), v_ptr)
+        })
     }
 
     fn eigh_host(
@@ -790,7 +750,7 @@ impl<T: Real> CudaEighPlan<T> {
     }
 
     /// Queues the status reset and one launch per bucket on the plan's stream.
-    fn enqueue(&mut self, a: u64, w: u64, v: u64) -> Result<()> {
+    fn enqueue(&self, a: u64, w: u64, v: u64) -> Result<()> {
         // 0x7f7f7f7f: larger than any matrix index, so atomicMin finds the first bad one.
         fill_bytes(self.status.ptr(), 0x7f, 8, &self.stream)?;
         let (a_start, w_start, order) = match &self.tables {

@@ -4,12 +4,12 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use super::driver::{
-    arg, bind, bytes_for, copy_to_device, copy_to_host, launch, DeviceMemory, PinnedHost, Staged,
-    Stream,
-};
-use super::module::{KernelFn, Kernels};
-use super::{blocks_for, Cuda, CudaBuffer};
+use super::command::{arg, blocks_for, enqueue_ordered, launch};
+use super::driver::{bind, bytes_for, copy_to_device, copy_to_host, DeviceMemory, Stream};
+use super::params::ReduceArgs;
+use super::pipeline::{KernelFn, Kernels};
+use super::staging::{PinnedHost, Staged};
+use super::{Cuda, CudaBuffer};
 use crate::{
     Element, Error, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result, RowReduceOp,
     SegmentReduceOp,
@@ -226,17 +226,14 @@ impl<T: Reducible> Reducer<T> for Cuda {
         plan.shape
             .check(x.len(), y.map(CudaBuffer::len), out.len())?;
         bind(&self.ctx)?;
-        x.wait_on(&plan.stream)?;
-        if let Some(y) = y {
-            y.wait_on(&plan.stream)?;
-        }
-        out.wait_on(&plan.stream)?;
-        plan.enqueue(x.mem.ptr(), y.map_or(0, |y| y.mem.ptr()), out.mem.ptr())?;
-        x.used_by(&plan.stream)?;
-        if let Some(y) = y {
-            y.used_by(&plan.stream)?;
-        }
-        out.used_by(&plan.stream)
+        let uses = [
+            Some(&x.last_use),
+            y.map(|y| &y.last_use),
+            Some(&out.last_use),
+        ];
+        enqueue_ordered(&plan.stream, &uses, || {
+            plan.enqueue(x.mem.ptr(), y.map_or(0, |y| y.mem.ptr()), out.mem.ptr())
+        })
     }
 
     fn reduce_host(
@@ -306,17 +303,13 @@ impl Cuda {
         }
         plan.shape.check(x.len(), y.map(CudaBuffer::len), 1)?;
         bind(&self.ctx)?;
-        x.wait_on(&plan.stream)?;
-        if let Some(y) = y {
-            y.wait_on(&plan.stream)?;
-        }
         let out = plan.out_dev.ptr();
-        plan.enqueue(x.mem.ptr(), y.map_or(0, |y| y.mem.ptr()), out)?;
+        let uses = [Some(&x.last_use), y.map(|y| &y.last_use)];
+        enqueue_ordered(&plan.stream, &uses, || {
+            plan.enqueue(x.mem.ptr(), y.map_or(0, |y| y.mem.ptr()), out)
+        })?;
+        // The plan's own result slot: read after the launches, not a tracked buffer.
         copy_to_host(out, plan.scalar_pin.as_mut_slice(), &plan.stream)?;
-        x.used_by(&plan.stream)?;
-        if let Some(y) = y {
-            y.used_by(&plan.stream)?;
-        }
         plan.stream.synchronize()?;
         Ok(plan.scalar_pin.as_slice()[0])
     }
@@ -343,10 +336,27 @@ impl<T: Reducible> CudaReducePlan<T> {
         Ok(())
     }
 
-    /// Queues this plan's kernels on its stream.
-    fn enqueue(&mut self, x: u64, y: u64, out: u64) -> Result<()> {
-        let partials = self.partials.ptr();
+    /// Queues this plan's kernels on its stream: each takes the plan's one [`ReduceArgs`].
+    fn enqueue(&self, x: u64, y: u64, out: u64) -> Result<()> {
+        let mut args = ReduceArgs {
+            x,
+            y,
+            offsets: self.offsets.as_ref().map_or(0, DeviceMemory::ptr),
+            partials: self.partials.ptr(),
+            wpartials: self.wpartials,
+            out,
+            ..ReduceArgs::default()
+        };
         let stream = &self.stream;
+        let run = |f: KernelFn, grid: (u32, u32), args: &ReduceArgs| {
+            let mut params: [*mut c_void; 1] = [arg(args)];
+            // SAFETY: every reduction kernel takes one `MbReduceArgs` (mirrored by
+            // `ReduceArgs`); x and y hold the shape's elements (y is only read by two-operand
+            // kernels and weighted means, which the shape check requires a y for), partials
+            // and wpartials the first stage's accumulators (sized at plan time for `grid`),
+            // offsets the plan's segments + 1 offsets, out the shape's outputs.
+            unsafe { launch(f.0, (grid.0, grid.1, 1), THREADS, 0, stream, &mut params) }
+        };
         match self.launches {
             Launches::None => Ok(()),
             Launches::Full {
@@ -356,25 +366,10 @@ impl<T: Reducible> CudaReducePlan<T> {
                 len,
                 fin,
             } => {
-                let mut args: [*mut c_void; 6] = [
-                    arg(&x),
-                    arg(&y),
-                    arg(&len),
-                    arg(&partials),
-                    arg(&out),
-                    arg(&fin),
-                ];
-                // SAFETY: `reduce_full_*(x, y, len, partials, out, fin)`; x and y hold `len`
-                // elements (y is only read by two-operand kernels, which the shape check
-                // requires a y for), partials holds 2 * grid accumulators, out one.
-                unsafe { launch(stage1.0, (grid, 1, 1), THREADS, 0, stream, &mut args)? };
+                (args.len, args.fin, args.blocks) = (len, fin, grid as i32);
+                run(stage1, (grid, 1), &args)?;
                 if grid > 1 {
-                    let count = grid as i32;
-                    let mut args: [*mut c_void; 5] =
-                        [arg(&partials), arg(&count), arg(&len), arg(&out), arg(&fin)];
-                    // SAFETY: `reduce_full_final_*(partials, count, len, out, fin)` over the
-                    // 2 * grid partials the first stage wrote.
-                    unsafe { launch(stage2.0, (1, 1, 1), THREADS, 0, stream, &mut args)? };
+                    run(stage2, (1, 1), &args)?;
                 }
                 Ok(())
             }
@@ -387,36 +382,15 @@ impl<T: Reducible> CudaReducePlan<T> {
                 rows_per_block,
                 fin,
             } => {
-                let wpartials = self.wpartials;
-                let mut args: [*mut c_void; 9] = [
-                    arg(&x),
-                    arg(&y),
-                    arg(&rows),
-                    arg(&cols),
-                    arg(&rows_per_block),
-                    arg(&partials),
-                    arg(&wpartials),
-                    arg(&out),
-                    arg(&fin),
-                ];
-                // SAFETY: `reduce_rows_*(x, wts, rows, cols, rows_per_block, partials,
-                // wpartials, out, fin)`; x holds rows * cols elements, wts `rows` weights
-                // (weighted mean only), partials grid.0 * cols + grid.0 accumulators, out cols.
-                unsafe { launch(stage1.0, (grid.0, grid.1, 1), THREADS, 0, stream, &mut args)? };
+                (args.rows, args.cols, args.rows_per_block) = (rows, cols, rows_per_block);
+                (args.fin, args.blocks) = (fin, grid.0 as i32);
+                run(stage1, grid, &args)?;
                 if grid.0 > 1 {
-                    let blocks = grid.0 as i32;
-                    let mut args: [*mut c_void; 7] = [
-                        arg(&partials),
-                        arg(&wpartials),
-                        arg(&blocks),
-                        arg(&rows),
-                        arg(&cols),
-                        arg(&out),
-                        arg(&fin),
-                    ];
-                    let col_grid = blocks_for(cols as usize, THREADS as usize)?;
-                    // SAFETY: `reduce_rows_final_*` over the partials the first stage wrote.
-                    unsafe { launch(stage2.0, (col_grid, 1, 1), THREADS, 0, stream, &mut args)? };
+                    run(
+                        stage2,
+                        (blocks_for(cols as usize, THREADS as usize)?, 1),
+                        &args,
+                    )?;
                 }
                 Ok(())
             }
@@ -427,20 +401,8 @@ impl<T: Reducible> CudaReducePlan<T> {
                 group,
                 fin,
             } => {
-                let offsets = self.offsets.as_ref().map_or(0, DeviceMemory::ptr);
-                let mut args: [*mut c_void; 7] = [
-                    arg(&x),
-                    arg(&y),
-                    arg(&offsets),
-                    arg(&segments),
-                    arg(&group),
-                    arg(&out),
-                    arg(&fin),
-                ];
-                // SAFETY: `reduce_segments_*(x, y, offsets, segments, gsize, out, fin)`; the
-                // plan's offsets (segments + 1 values, non-decreasing, last = x.len()) index
-                // inside x and y; out holds `segments` values.
-                unsafe { launch(kernel.0, (grid, 1, 1), THREADS, 0, stream, &mut args) }
+                (args.segments, args.group, args.fin) = (segments, group, fin);
+                run(kernel, (grid, 1), &args)
             }
         }
     }
