@@ -62,10 +62,12 @@ impl Cpu {
         if threads == 0 {
             return Err(Error::InvalidArgument("thread count must be at least 1"));
         }
-        let pool = WorkerPool::new(threads).map_err(|e| Error::Device {
-            kind: DeviceErrorKind::Other,
-            backend: BackendKind::Cpu,
-            message: format!("spawning threads: {e}"),
+        let pool = WorkerPool::new(threads).map_err(|e| {
+            Error::device(
+                BackendKind::Cpu,
+                DeviceErrorKind::Other,
+                format!("spawning threads: {e}"),
+            )
         })?;
         Ok(Self {
             pool: Arc::new(pool),

@@ -184,7 +184,10 @@ fn lane_group<T: Real, const L: usize>(
     // SAFETY: as in `eigh_slices`: these matrices' output ranges are disjoint from each other
     // and from every other unit's.
     let w = slots.map(|sl| unsafe { w_out.range(sl.w_start, n) });
-    let v = v_out.map(|v| slots.map(|sl| unsafe { v.range(sl.a_start, nn) }));
+    let v = v_out.map(|v| {
+        // SAFETY: as for `w`.
+        slots.map(|sl| unsafe { v.range(sl.a_start, nn) })
+    });
     solve_lane_group(inputs, n, w, v, s).err()
 }
 

@@ -136,6 +136,10 @@ pub(crate) fn solve<T: Real>(
     solve_portable(a, n, w, v, s)
 }
 
+/// [`solve_portable`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn solve_avx2<T: Real>(
@@ -320,6 +324,10 @@ pub(crate) fn solve_lane_group<T: Real, const L: usize>(
     solve_lane_group_portable(a, n, w, v, s)
 }
 
+/// [`solve_lane_group_portable`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn solve_lane_group_avx2<T: Real, const L: usize>(
