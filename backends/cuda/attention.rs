@@ -7,13 +7,14 @@ use std::sync::Arc;
 use cudarc::driver::sys;
 
 use super::attention_kernel::AttentionKernel;
+use super::buffer::CudaBuffer;
 use super::command::{arg, enqueue_ordered, launch};
+use super::device::Cuda;
 use super::driver::{bind, copy_to_device, DeviceMemory, Stream};
 use super::error::DriverResultExt;
 use super::params::AttentionParams;
 use super::pipeline::{KernelFn, Kernels};
 use super::staging::Staged;
-use super::{Cuda, CudaBuffer};
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
 };

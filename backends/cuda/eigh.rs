@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use cudarc::driver::sys;
 
+use super::buffer::CudaBuffer;
 use super::command::{arg, blocks_for, enqueue_ordered, launch};
+use super::device::Cuda;
 use super::driver::{
     bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, DeviceMemory, Stream,
 };
@@ -19,7 +21,6 @@ use super::error::DriverResultExt;
 use super::params::EighArgs;
 use super::pipeline::{KernelFn, Kernels};
 use super::staging::{PinnedHost, Staged};
-use super::{Cuda, CudaBuffer};
 use crate::{BackendKind, BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
 
 /// Largest order the CUDA eigh accepts; larger matrices belong on the CPU backend (faer's

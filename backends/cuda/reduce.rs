@@ -4,12 +4,13 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
+use super::buffer::CudaBuffer;
 use super::command::{arg, blocks_for, enqueue_ordered, launch};
+use super::device::Cuda;
 use super::driver::{bind, bytes_for, copy_to_device, copy_to_host, DeviceMemory, Stream};
 use super::params::ReduceArgs;
 use super::pipeline::{KernelFn, Kernels};
 use super::staging::{PinnedHost, Staged};
-use super::{Cuda, CudaBuffer};
 use crate::{
     Element, Error, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result, RowReduceOp,
     SegmentReduceOp,
