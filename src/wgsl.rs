@@ -11,10 +11,12 @@ use std::fmt::Write;
 pub const EIGH_COMMON: &str = include_str!("../shaders/eigh/common.wgsl");
 /// The Jacobi eigensolver shader (`shaders/eigh/jacobi.wgsl`).
 pub const EIGH_JACOBI: &str = include_str!("../shaders/eigh/jacobi.wgsl");
-/// The Householder + QL eigensolver shader (`shaders/eigh/tridiag.wgsl`).
-pub const EIGH_TRIDIAG: &str = include_str!("../shaders/eigh/tridiag.wgsl");
-/// The same with rows in function-scope arrays (`shaders/eigh/tridiag_rows.wgsl`).
-pub const EIGH_TRIDIAG_ROWS: &str = include_str!("../shaders/eigh/tridiag_rows.wgsl");
+/// The Householder + QL eigensolver shader with A and Q in workgroup memory
+/// (`shaders/eigh/block.wgsl`, the algorithm of CUDA's `kernels/eigh/block.cu`).
+pub const EIGH_TRIDIAG: &str = include_str!("../shaders/eigh/block.wgsl");
+/// The same with rows in function-scope arrays (`shaders/eigh/warp.wgsl`, the layout of CUDA's
+/// `kernels/eigh/warp.cu`).
+pub const EIGH_TRIDIAG_ROWS: &str = include_str!("../shaders/eigh/warp.wgsl");
 /// The QL both tridiagonal shaders run (`shaders/eigh/ql.wgsl`).
 pub const EIGH_QL: &str = include_str!("../shaders/eigh/ql.wgsl");
 /// The reduction shader (`shaders/reduce.wgsl`).
@@ -278,9 +280,9 @@ pub const EIGH_TRIDIAG_WORKGROUP: usize = 64;
 
 /// One specialisation of the Householder + implicit QL shaders: a team of `team` invocations
 /// per matrix (one per row), `teams` matrices per workgroup. `private_rows: false`
-/// (`shaders/eigh/tridiag.wgsl`): A and Q in workgroup memory, the algorithm of the CUDA block
+/// (`shaders/eigh/block.wgsl`): A and Q in workgroup memory, the algorithm of the CUDA block
 /// classes (LAPACK dsytd2 and dorg2r, EISPACK tql2 in JAMA's form); `true`
-/// (`shaders/eigh/tridiag_rows.wgsl`): each invocation's rows of A and Q in its own arrays,
+/// (`shaders/eigh/warp.wgsl`): each invocation's rows of A and Q in its own arrays,
 /// Q accumulated forwards, the layout of the CUDA warp classes, so that workgroup memory holds
 /// only vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

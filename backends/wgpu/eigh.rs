@@ -1,5 +1,5 @@
 //! `BatchedEigh` on wgpu: Householder tridiagonalisation + implicit QL in workgroup memory
-//! (`shaders/eigh/tridiag.wgsl`) wherever a matrix fits there, the parallel-ordering Jacobi
+//! (`shaders/eigh/block.wgsl`) wherever a matrix fits there, the parallel-ordering Jacobi
 //! shader (`shaders/eigh/jacobi.wgsl`) above; a team of invocations per matrix, matrices
 //! bucketed by order, one dispatch per bucket, all in one compute pass of one submission.
 
@@ -43,7 +43,7 @@ pub enum WgpuEighAlgorithm {
 }
 
 /// Orders the size classes give to the rows-in-private-arrays tridiagonal shader
-/// (`shaders/eigh/tridiag_rows.wgsl`); outside, A and Q in workgroup memory. Measured on an
+/// (`shaders/eigh/warp.wgsl`); outside, A and Q in workgroup memory. Measured on an
 /// H200 over Vulkan (docs/benchmarks/eigh-wgpu-h200.md): at batch 16384 the rows layout is
 /// 1.1-2.8x (f32) and 1.4-4.3x (f64) faster from n = 12, 0.84-0.96x at n = 5-8 (f64 n = 8:
 /// 1.46x); at batch 1024
