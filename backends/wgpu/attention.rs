@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use super::context::{element_on, padded, unsupported, BindCache, Binding, Context};
 
+use super::wgsl::{AttentionShader, ATTENTION_WORKGROUP};
 use super::{Wgpu, WgpuBuffer};
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
 };
-use crate::wgsl::{AttentionShader, ATTENTION_WORKGROUP};
 use crate::{Error, Result};
 
 const BINDINGS: [Binding; 9] = [

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::wgsl::WgslFloat;
+use super::wgsl::WgslFloat;
 use crate::{BackendKind, DeviceErrorKind, Error, Result};
 
 /// Selects an adapter by a case-insensitive substring of its name (e.g. `H100`, `llvmpipe`).

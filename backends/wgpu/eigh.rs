@@ -8,8 +8,8 @@ use std::sync::Arc;
 use super::context::{
     padded, record_dispatches, unsupported, BindCache, Binding, Context, Dispatch,
 };
+use super::wgsl::{EighShader, EighTridiagShader, WgslFloat};
 use super::{Wgpu, WgpuBuffer};
-use crate::wgsl::{EighShader, EighTridiagShader, WgslFloat};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
 
 /// Largest order the wgpu eigh accepts. Above it, Jacobi's O(n^3) per sweep on one workgroup

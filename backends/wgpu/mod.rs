@@ -13,6 +13,7 @@ mod attention;
 mod context;
 mod eigh;
 mod reduce;
+mod wgsl;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,12 @@ pub use eigh::{
     TRIDIAG_ROWS_ORDERS, WGPU_EIGH_MAX_ORDER,
 };
 pub use reduce::WgpuReducePlan;
+pub use wgsl::{
+    AttentionShader, EighShader, EighTridiagShader, ReduceShader, ReduceStage, WgslFloat,
+    ATTENTION, ATTENTION_WORKGROUP, EIGH_COMMON, EIGH_JACOBI, EIGH_MAX_TEAM, EIGH_MIN_WORKGROUP,
+    EIGH_QL, EIGH_TRIDIAG, EIGH_TRIDIAG_ROWS, EIGH_TRIDIAG_WORKGROUP, REDUCE, REDUCE_ROW_LANES,
+    REDUCE_WORKGROUP,
+};
 
 static NEXT_BUFFER_ID: AtomicU64 = AtomicU64::new(1);
 

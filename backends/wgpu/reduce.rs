@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::context::{element_on, record_dispatches, BindCache, Binding, Context, Dispatch};
+use super::wgsl::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use super::{Wgpu, WgpuBuffer};
-use crate::wgsl::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use crate::{Error, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
 
 /// Stage-1 workgroups of a whole-array reduction at most: enough to fill a large GPU, few

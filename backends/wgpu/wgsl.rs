@@ -1,28 +1,27 @@
 //! The WGSL shaders of the wgpu backend (`shaders/*.wgsl`) and the headers that specialise
 //! them: WGSL has no generics, so each variant (dtype, matrix order, team shape) is the shader
-//! text with a header of `alias` and `const` declarations in front. Compiled into every build,
-//! so that `cargo test` validates each variant with naga without an adapter or the `wgpu`
-//! feature.
+//! text with a header of `alias` and `const` declarations in front. `tests/wgpu_shaders.rs`
+//! validates each variant with naga, without an adapter.
 
 use std::fmt::Write;
 
 /// What both eigensolver shaders start with (`shaders/eigh/common.wgsl`): bindings, matrix
 /// lookup, input test, exponent.
-pub const EIGH_COMMON: &str = include_str!("../shaders/eigh/common.wgsl");
+pub const EIGH_COMMON: &str = include_str!("../../shaders/eigh/common.wgsl");
 /// The Jacobi eigensolver shader (`shaders/eigh/jacobi.wgsl`).
-pub const EIGH_JACOBI: &str = include_str!("../shaders/eigh/jacobi.wgsl");
+pub const EIGH_JACOBI: &str = include_str!("../../shaders/eigh/jacobi.wgsl");
 /// The Householder + QL eigensolver shader with A and Q in workgroup memory
 /// (`shaders/eigh/block.wgsl`, the algorithm of CUDA's `kernels/eigh/block.cu`).
-pub const EIGH_TRIDIAG: &str = include_str!("../shaders/eigh/block.wgsl");
+pub const EIGH_TRIDIAG: &str = include_str!("../../shaders/eigh/block.wgsl");
 /// The same with rows in function-scope arrays (`shaders/eigh/warp.wgsl`, the layout of CUDA's
 /// `kernels/eigh/warp.cu`).
-pub const EIGH_TRIDIAG_ROWS: &str = include_str!("../shaders/eigh/warp.wgsl");
+pub const EIGH_TRIDIAG_ROWS: &str = include_str!("../../shaders/eigh/warp.wgsl");
 /// The QL both tridiagonal shaders run (`shaders/eigh/ql.wgsl`).
-pub const EIGH_QL: &str = include_str!("../shaders/eigh/ql.wgsl");
+pub const EIGH_QL: &str = include_str!("../../shaders/eigh/ql.wgsl");
 /// The reduction shader (`shaders/reduce.wgsl`).
-pub const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
+pub const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 /// The block-sparse attention shader (`shaders/attention.wgsl`).
-pub const ATTENTION: &str = include_str!("../shaders/attention.wgsl");
+pub const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 
 /// A floating-point type as WGSL names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
