@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::context::{element_on, padded, unsupported, BindCache, Binding, Context};
 
-use super::wgsl::{AttentionShader, ATTENTION_WORKGROUP};
+use super::attention_kernel::{AttentionShader, ATTENTION_WORKGROUP};
 use super::{Wgpu, WgpuBuffer};
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,

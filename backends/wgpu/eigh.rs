@@ -8,7 +8,8 @@ use std::sync::Arc;
 use super::context::{
     padded, record_dispatches, unsupported, BindCache, Binding, Context, Dispatch,
 };
-use super::wgsl::{EighShader, EighTridiagShader, WgslFloat};
+use super::eigh_kernel::{EighShader, EighTridiagShader};
+use super::wgsl::WgslFloat;
 use super::{Wgpu, WgpuBuffer};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
 

@@ -10,9 +10,12 @@
 //! submits it.
 
 mod attention;
+mod attention_kernel;
 mod context;
 mod eigh;
+mod eigh_kernel;
 mod reduce;
+mod reduce_kernel;
 mod wgsl;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,18 +25,21 @@ use crate::error::check_len;
 use crate::{Backend, BackendKind, Element, Error, Result};
 
 pub use attention::WgpuAttentionPlan;
+pub use attention_kernel::{AttentionShader, ATTENTION_WORKGROUP};
 use context::Context;
 pub use context::{AdapterSummary, ADAPTER_ENV};
 pub use eigh::{
     WgpuEighAlgorithm, WgpuEighPlan, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER,
     TRIDIAG_ROWS_ORDERS, WGPU_EIGH_MAX_ORDER,
 };
+pub use eigh_kernel::{
+    EighShader, EighTridiagShader, EIGH_MAX_TEAM, EIGH_MIN_WORKGROUP, EIGH_TRIDIAG_WORKGROUP,
+};
 pub use reduce::WgpuReducePlan;
+pub use reduce_kernel::{ReduceShader, ReduceStage, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 pub use wgsl::{
-    AttentionShader, EighShader, EighTridiagShader, ReduceShader, ReduceStage, WgslFloat,
-    ATTENTION, ATTENTION_WORKGROUP, EIGH_COMMON, EIGH_JACOBI, EIGH_MAX_TEAM, EIGH_MIN_WORKGROUP,
-    EIGH_QL, EIGH_TRIDIAG, EIGH_TRIDIAG_ROWS, EIGH_TRIDIAG_WORKGROUP, REDUCE, REDUCE_ROW_LANES,
-    REDUCE_WORKGROUP,
+    WgslFloat, ATTENTION, EIGH_COMMON, EIGH_JACOBI, EIGH_QL, EIGH_TRIDIAG, EIGH_TRIDIAG_ROWS,
+    REDUCE,
 };
 
 static NEXT_BUFFER_ID: AtomicU64 = AtomicU64::new(1);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::context::{element_on, record_dispatches, BindCache, Binding, Context, Dispatch};
-use super::wgsl::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
+use super::reduce_kernel::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use super::{Wgpu, WgpuBuffer};
 use crate::{Error, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
 
