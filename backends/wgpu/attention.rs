@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::context::{element_on, padded, unsupported, BindCache, Binding, Context};
+use super::device::{element_on, padded, unsupported, BindCache, Binding, Context};
 
 use super::attention_kernel::{AttentionShader, ATTENTION_WORKGROUP};
 use super::{Wgpu, WgpuBuffer};

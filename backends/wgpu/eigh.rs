@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::context::{
+use super::device::{
     padded, record_dispatches, unsupported, BindCache, Binding, Context, Dispatch,
 };
 use super::eigh_kernel::{EighShader, EighTridiagShader};

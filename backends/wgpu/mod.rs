@@ -11,7 +11,7 @@
 
 mod attention;
 mod attention_kernel;
-mod context;
+mod device;
 mod eigh;
 mod eigh_kernel;
 mod reduce;
@@ -26,8 +26,8 @@ use crate::{Backend, BackendKind, Element, Error, Result};
 
 pub use attention::WgpuAttentionPlan;
 pub use attention_kernel::{AttentionShader, ATTENTION_WORKGROUP};
-use context::Context;
-pub use context::{AdapterSummary, ADAPTER_ENV};
+use device::Context;
+pub use device::{AdapterSummary, ADAPTER_ENV};
 pub use eigh::{
     WgpuEighAlgorithm, WgpuEighPlan, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER,
     TRIDIAG_ROWS_ORDERS, WGPU_EIGH_MAX_ORDER,
@@ -73,7 +73,7 @@ impl Wgpu {
 
     /// Every adapter this build of wgpu can see: name, backend, device type, dtypes.
     pub fn adapters() -> Vec<AdapterSummary> {
-        context::list_adapters()
+        device::list_adapters()
     }
 
     /// The opened adapter: name, driver, which dtypes and features it has, its limits.
@@ -166,7 +166,7 @@ impl Backend for Wgpu {
         let staging = self.ctx.staging_buffer(bytes)?;
         let mut encoder = self.ctx.encoder();
         if bytes > 0 {
-            encoder.copy_buffer_to_buffer(&src.buffer, 0, &staging, 0, context::padded(bytes));
+            encoder.copy_buffer_to_buffer(&src.buffer, 0, &staging, 0, device::padded(bytes));
         }
         self.ctx.submit(encoder)?;
         self.ctx.read_back(&staging, bytemuck::cast_slice_mut(dst))

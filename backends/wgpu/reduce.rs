@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::context::{element_on, record_dispatches, BindCache, Binding, Context, Dispatch};
+use super::device::{element_on, record_dispatches, BindCache, Binding, Context, Dispatch};
 use super::reduce_kernel::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use super::{Wgpu, WgpuBuffer};
 use crate::{Error, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
@@ -197,7 +197,7 @@ impl<T: Reducible> Reducer<T> for Wgpu {
                 0,
                 &host.staging,
                 0,
-                super::context::padded(bytes),
+                super::device::padded(bytes),
             );
         }
         ctx.submit(encoder)?;
