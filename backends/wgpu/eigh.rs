@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
-use super::device::{
-    padded, record_dispatches, unsupported, BindCache, Binding, Context, Dispatch,
-};
+use super::bind::{BindCache, Binding};
+use super::buffer::padded;
+use super::command::{enqueue_dispatches, Dispatch};
+use super::device::Context;
 use super::eigh_kernel::{EighShader, EighTridiagShader};
+use super::error::unsupported;
 use super::wgsl::WgslFloat;
 use super::{Wgpu, WgpuBuffer};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
@@ -389,10 +391,8 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
             let groups = plan.bind_groups(&a.buffer, &w.buffer, v_buf)?;
             plan.bound.set(key, groups);
         }
-        let mut encoder = plan.ctx.encoder();
         let groups = plan.bound.groups();
-        plan.record(&mut encoder, groups);
-        plan.ctx.submit(encoder)
+        plan.ctx.run(|encoder| plan.enqueue(encoder, groups))
     }
 
     fn eigh_host(
@@ -409,18 +409,18 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
         let ctx = Arc::clone(&plan.ctx);
         let host = plan.host.as_ref().expect("made above");
         ctx.write(&host.a, bytemuck::cast_slice(a))?;
-        let mut encoder = ctx.encoder();
-        plan.record(&mut encoder, &host.groups);
         let (w_bytes, v_bytes) = plan.byte_lens();
         let (w_at, v_at) = staging_offsets(w_bytes);
-        encoder.copy_buffer_to_buffer(&plan.status, 0, &host.staging, 0, STATUS_BYTES);
-        if w_bytes > 0 {
-            encoder.copy_buffer_to_buffer(&host.w, 0, &host.staging, w_at, padded(w_bytes));
-        }
-        if plan.vectors && v_bytes > 0 {
-            encoder.copy_buffer_to_buffer(&host.v, 0, &host.staging, v_at, padded(v_bytes));
-        }
-        ctx.submit(encoder)?;
+        ctx.run(|encoder| {
+            plan.enqueue(encoder, &host.groups);
+            encoder.copy_buffer_to_buffer(&plan.status, 0, &host.staging, 0, STATUS_BYTES);
+            if w_bytes > 0 {
+                encoder.copy_buffer_to_buffer(&host.w, 0, &host.staging, w_at, padded(w_bytes));
+            }
+            if plan.vectors && v_bytes > 0 {
+                encoder.copy_buffer_to_buffer(&host.v, 0, &host.staging, v_at, padded(v_bytes));
+            }
+        })?;
         let total = if plan.vectors {
             v_at + v_bytes
         } else {
@@ -491,10 +491,10 @@ impl<T: Real> WgpuEighPlan<T> {
             .collect()
     }
 
-    /// Clears the status word and records every dispatch in one compute pass.
-    fn record(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
+    /// Clears the status word and enqueues every dispatch in one compute pass.
+    fn enqueue(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
         encoder.clear_buffer(&self.status, 0, None);
-        record_dispatches(encoder, &self.dispatches, groups);
+        enqueue_dispatches(encoder, &self.dispatches, groups);
     }
 
     fn host_path(&self) -> Result<HostPath> {

@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use super::device::{element_on, record_dispatches, BindCache, Binding, Context, Dispatch};
+use super::adapter::element_on;
+use super::bind::{BindCache, Binding};
+use super::buffer::padded;
+use super::command::{enqueue_dispatches, Dispatch};
+use super::device::Context;
 use super::reduce_kernel::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use super::{Wgpu, WgpuBuffer};
 use crate::{Error, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
@@ -165,9 +169,8 @@ impl<T: Reducible> Reducer<T> for Wgpu {
             let groups = plan.bind_groups(&x.buffer, y_buf, &out.buffer)?;
             plan.bound.set(key, groups);
         }
-        let mut encoder = plan.ctx.encoder();
-        plan.record(&mut encoder, plan.bound.groups());
-        plan.ctx.submit(encoder)
+        plan.ctx
+            .run(|encoder| plan.enqueue(encoder, plan.bound.groups()))
     }
 
     fn reduce_host(
@@ -188,19 +191,13 @@ impl<T: Reducible> Reducer<T> for Wgpu {
         if let Some(y) = y {
             ctx.write(&host.y, bytemuck::cast_slice(y))?;
         }
-        let mut encoder = ctx.encoder();
-        plan.record(&mut encoder, &host.groups);
         let bytes = std::mem::size_of_val(out) as u64;
-        if bytes > 0 {
-            encoder.copy_buffer_to_buffer(
-                &host.out,
-                0,
-                &host.staging,
-                0,
-                super::device::padded(bytes),
-            );
-        }
-        ctx.submit(encoder)?;
+        ctx.run(|encoder| {
+            plan.enqueue(encoder, &host.groups);
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(&host.out, 0, &host.staging, 0, padded(bytes));
+            }
+        })?;
         ctx.read_back(&host.staging, bytemuck::cast_slice_mut(out))
     }
 
@@ -237,8 +234,8 @@ impl<T: Reducible> WgpuReducePlan<T> {
             .collect()
     }
 
-    fn record(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
-        record_dispatches(encoder, &self.dispatches, groups);
+    fn enqueue(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
+        enqueue_dispatches(encoder, &self.dispatches, groups);
     }
 
     fn host_path(&self) -> Result<HostPath> {
