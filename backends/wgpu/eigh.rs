@@ -141,7 +141,7 @@ const BINDINGS: [Binding; 7] = [
 
 /// Buffers for [`BatchedEigh::eigh_host`]: device copies of a, w, v and one staging buffer
 /// holding status, w and v for a single mapping per call.
-struct HostPath {
+struct HostStaging {
     a: wgpu::Buffer,
     w: wgpu::Buffer,
     v: wgpu::Buffer,
@@ -172,7 +172,7 @@ pub struct WgpuEighPlan<T: Real> {
     status: wgpu::Buffer,
     dummy_v: wgpu::Buffer,
     bound: BindCache<3>,
-    host: Option<HostPath>,
+    host: Option<HostStaging>,
     _t: std::marker::PhantomData<T>,
 }
 
@@ -233,7 +233,7 @@ impl Wgpu {
     pub fn prepare_eigh_host<T: Real>(&self, plan: &mut WgpuEighPlan<T>) -> Result<()> {
         self.check_owner(&plan.ctx, "eigh plan from another backend instance")?;
         if plan.host.is_none() {
-            plan.host = Some(plan.host_path()?);
+            plan.host = Some(plan.host_staging()?);
         }
         Ok(())
     }
@@ -497,7 +497,7 @@ impl<T: Real> WgpuEighPlan<T> {
         enqueue_dispatches(encoder, &self.dispatches, groups);
     }
 
-    fn host_path(&self) -> Result<HostPath> {
+    fn host_staging(&self) -> Result<HostStaging> {
         let ctx = &self.ctx;
         let elem = std::mem::size_of::<T>();
         let (w_bytes, v_bytes) = self.byte_lens();
@@ -511,7 +511,7 @@ impl<T: Real> WgpuEighPlan<T> {
         let (_, v_at) = staging_offsets(w_bytes);
         let staging = ctx.staging_buffer(v_at + if self.vectors { v_bytes } else { 0 })?;
         let groups = self.bind_groups(&a, &w, &v)?;
-        Ok(HostPath {
+        Ok(HostStaging {
             a,
             w,
             v,

@@ -29,7 +29,7 @@ const BINDINGS: [Binding; 6] = [
     Binding::Uniform,   // params
 ];
 
-struct HostPath {
+struct HostStaging {
     x: wgpu::Buffer,
     y: wgpu::Buffer,
     out: wgpu::Buffer,
@@ -53,7 +53,7 @@ pub struct WgpuReducePlan<T: Reducible> {
     params: wgpu::Buffer,
     dummy_y: wgpu::Buffer,
     bound: BindCache<3>,
-    host: Option<HostPath>,
+    host: Option<HostStaging>,
     _t: std::marker::PhantomData<T>,
 }
 
@@ -183,7 +183,7 @@ impl<T: Reducible> Reducer<T> for Wgpu {
         self.check_owner(&plan.ctx, "reduce plan from another backend instance")?;
         plan.shape.check(x.len(), y.map(<[T]>::len), out.len())?;
         if plan.host.is_none() {
-            plan.host = Some(plan.host_path()?);
+            plan.host = Some(plan.host_staging()?);
         }
         let ctx = Arc::clone(&plan.ctx);
         let host = plan.host.as_ref().expect("made above");
@@ -238,7 +238,7 @@ impl<T: Reducible> WgpuReducePlan<T> {
         enqueue_dispatches(encoder, &self.dispatches, groups);
     }
 
-    fn host_path(&self) -> Result<HostPath> {
+    fn host_staging(&self) -> Result<HostStaging> {
         let ctx = &self.ctx;
         let size = std::mem::size_of::<T>();
         let acc = std::mem::size_of::<T::Acc>();
@@ -250,7 +250,7 @@ impl<T: Reducible> WgpuReducePlan<T> {
         let out = ctx.storage_buffer("reduce out", self.shape.out_len, acc)?;
         let staging = ctx.staging_buffer((self.shape.out_len * acc) as u64)?;
         let groups = self.bind_groups(&x, &y, &out)?;
-        Ok(HostPath {
+        Ok(HostStaging {
             x,
             y,
             out,
