@@ -230,7 +230,7 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
             plan.bound.set(key, vec![group]);
         }
         plan.ctx
-            .run(|encoder| plan.enqueue(encoder, &plan.bound.groups()[0]))
+            .enqueue_ordered(|encoder| plan.enqueue(encoder, &plan.bound.groups()[0]))
     }
 
     fn attention_host(
@@ -252,7 +252,7 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
         let o_bytes = std::mem::size_of_val(o);
         let lse_at = lse_offset(o_bytes);
         let lse_bytes = 4 * lse_len as u64;
-        ctx.run(|encoder| {
+        ctx.enqueue_ordered(|encoder| {
             plan.enqueue(encoder, &plan.group);
             if o_bytes > 0 {
                 encoder.copy_buffer_to_buffer(&plan.o, 0, &plan.staging, 0, padded(o_bytes as u64));

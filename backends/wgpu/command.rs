@@ -1,5 +1,5 @@
-//! Encoding and submitting work: [`Context::run`], the one way plans (and the handle's own
-//! copies) put work on the queue, the dispatches a plan enqueues, and waiting for the queue.
+//! Putting work on the queue: [`Context::enqueue_ordered`], the one way plans (and the
+//! handle's own copies) queue work, the dispatches a plan enqueues, and waiting for the queue.
 
 use std::sync::Arc;
 
@@ -11,9 +11,13 @@ impl Context {
     /// Runs one call's work: `encode` enqueues it (a plan's dispatches, the copies into its
     /// staging buffer) into one command encoder; then the device is checked (lost, or an error
     /// since the last check), the encoder submitted, and the device checked again. The wgpu
-    /// counterpart of the CUDA plans' "wait on inputs, enqueue, mark outputs": wgpu's one
-    /// queue runs submissions in order, so there is nothing to wait on or mark.
-    pub(crate) fn run(&self, encode: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
+    /// counterpart of the CUDA backend's `enqueue_ordered` (wait on inputs, enqueue, mark
+    /// outputs): wgpu's one queue runs submissions in order, so there is nothing to wait on or
+    /// mark.
+    pub(crate) fn enqueue_ordered(
+        &self,
+        encode: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> Result<()> {
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });

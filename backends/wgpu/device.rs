@@ -84,7 +84,7 @@ impl Backend for Wgpu {
         check_len("dst", src.len, dst.len())?;
         let bytes = std::mem::size_of_val(dst) as u64;
         let staging = self.ctx.staging_buffer(bytes)?;
-        self.ctx.run(|encoder| {
+        self.ctx.enqueue_ordered(|encoder| {
             if bytes > 0 {
                 encoder.copy_buffer_to_buffer(&src.buffer, 0, &staging, 0, padded(bytes));
             }

@@ -392,7 +392,8 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
             plan.bound.set(key, groups);
         }
         let groups = plan.bound.groups();
-        plan.ctx.run(|encoder| plan.enqueue(encoder, groups))
+        plan.ctx
+            .enqueue_ordered(|encoder| plan.enqueue(encoder, groups))
     }
 
     fn eigh_host(
@@ -411,7 +412,7 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
         ctx.write(&host.a, bytemuck::cast_slice(a))?;
         let (w_bytes, v_bytes) = plan.byte_lens();
         let (w_at, v_at) = staging_offsets(w_bytes);
-        ctx.run(|encoder| {
+        ctx.enqueue_ordered(|encoder| {
             plan.enqueue(encoder, &host.groups);
             encoder.copy_buffer_to_buffer(&plan.status, 0, &host.staging, 0, STATUS_BYTES);
             if w_bytes > 0 {

@@ -9,13 +9,14 @@
 //! groups, parameter and staging buffers once; an execute call records one command buffer and
 //! submits it.
 //!
-//! Files, named as in the CUDA backend where the concept is the same: `adapter.rs` (finding
-//! and describing the adapter), `device.rs` (the [`Wgpu`] handle, the device and queue, error
-//! capture, fault injection), `buffer.rs`, `error.rs`, `pipeline.rs` (the compiled pipeline
-//! cache), `bind.rs` (bind groups), `command.rs` (encoding and submitting a plan's work),
-//! `staging.rs` (mapped reads back to the host); per operation the plan (`eigh.rs`,
-//! `reduce.rs`, `attention.rs`) and its shader variants (`eigh_kernel.rs`, `reduce_kernel.rs`,
-//! `attention_kernel.rs`, sharing `wgsl.rs`).
+//! Files, one concept each and named as in `backends/cuda`: `adapter.rs` (finding and
+//! describing the adapter), `device.rs` (the [`Wgpu`] handle, the device and queue, error
+//! capture, fault injection), `buffer.rs` ([`WgpuBuffer`]), `error.rs` (wgpu failures as
+//! `Error::Device` kinds), `pipeline.rs` (the compiled pipeline cache), `bind.rs` (bind
+//! groups), `command.rs` (encoding, submitting and `enqueue_ordered`, the one path every plan's
+//! work takes), `staging.rs` (mapped reads back to the host); per operation the plan
+//! (`eigh.rs`, `reduce.rs`, `attention.rs`) and its shader variants (`eigh_kernel.rs`,
+//! `reduce_kernel.rs`, `attention_kernel.rs`, sharing `wgsl.rs`).
 
 mod adapter;
 mod attention;

@@ -170,7 +170,7 @@ impl<T: Reducible> Reducer<T> for Wgpu {
             plan.bound.set(key, groups);
         }
         plan.ctx
-            .run(|encoder| plan.enqueue(encoder, plan.bound.groups()))
+            .enqueue_ordered(|encoder| plan.enqueue(encoder, plan.bound.groups()))
     }
 
     fn reduce_host(
@@ -192,7 +192,7 @@ impl<T: Reducible> Reducer<T> for Wgpu {
             ctx.write(&host.y, bytemuck::cast_slice(y))?;
         }
         let bytes = std::mem::size_of_val(out) as u64;
-        ctx.run(|encoder| {
+        ctx.enqueue_ordered(|encoder| {
             plan.enqueue(encoder, &host.groups);
             if bytes > 0 {
                 encoder.copy_buffer_to_buffer(&host.out, 0, &host.staging, 0, padded(bytes));

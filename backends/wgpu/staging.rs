@@ -32,7 +32,7 @@ impl Context {
     pub(crate) fn read_first(&self, src: &wgpu::Buffer, dst: &mut [u8]) -> Result<()> {
         let staging = self.scalar.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = padded(dst.len() as u64);
-        self.run(|encoder| encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes))?;
+        self.enqueue_ordered(|encoder| encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes))?;
         self.read_back(&staging, dst)
     }
 
