@@ -57,7 +57,6 @@ pub mod faults;
 mod limits;
 mod reduce;
 mod stable_hash;
-pub mod wgsl;
 
 #[path = "../backends/mod.rs"]
 pub mod backends;

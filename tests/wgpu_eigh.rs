@@ -10,10 +10,10 @@ use common::eigh_check::{
     check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
+use megabatch::backends::wgpu::{EighTridiagShader, WgslFloat};
 use megabatch::backends::wgpu::{
     Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER, TRIDIAG_ROWS_ORDERS,
 };
-use megabatch::wgsl::{EighTridiagShader, WgslFloat};
 use megabatch::{BatchedEigh, EighSpec, Error};
 use proptest::prelude::*;
 

@@ -1,9 +1,12 @@
 //! naga parses and validates every WGSL shader variant the wgpu backend can build, with the
 //! capabilities the backend requests (f64, f16, subgroups), so WGSL errors fail `cargo test`
 //! on any machine, without an adapter or the `wgpu` feature.
+#![cfg(feature = "wgpu")]
 
 use megabatch::attention::HEAD_DIMS;
-use megabatch::wgsl::{AttentionShader, EighShader, EighTridiagShader, ReduceShader, WgslFloat};
+use megabatch::backends::wgpu::{
+    AttentionShader, EighShader, EighTridiagShader, ReduceShader, WgslFloat,
+};
 use megabatch::{ReduceOp, ReduceSpec, RowReduceOp, SegmentReduceOp};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 

@@ -3,13 +3,17 @@
 
 use std::sync::Arc;
 
-use super::context::{element_on, padded, unsupported, BindCache, Binding, Context};
-
+use super::adapter::element_on;
+use super::attention_kernel::{AttentionShader, ATTENTION_WORKGROUP};
+use super::bind::{BindCache, Binding};
+use super::buffer::padded;
+use super::command::enqueue;
+use super::device::Context;
+use super::error::unsupported;
 use super::{Wgpu, WgpuBuffer};
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
 };
-use crate::wgsl::{AttentionShader, ATTENTION_WORKGROUP};
 use crate::{Error, Result};
 
 const BINDINGS: [Binding; 9] = [
@@ -60,6 +64,15 @@ impl<T> std::fmt::Debug for WgpuAttentionPlan<T> {
             .field("lens", &self.lens)
             .field("workgroups", &self.workgroups)
             .finish()
+    }
+}
+
+impl<T> WgpuAttentionPlan<T> {
+    /// Enqueues the plan's one dispatch with bind group `group` (nothing for an empty query).
+    fn enqueue(&self, encoder: &mut wgpu::CommandEncoder, group: &wgpu::BindGroup) {
+        if self.lens.0 > 0 {
+            enqueue(encoder, [(&*self.pipeline, group, self.workgroups)]);
+        }
     }
 }
 
@@ -216,14 +229,8 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
             )?;
             plan.bound.set(key, vec![group]);
         }
-        let mut encoder = plan.ctx.encoder();
-        if plan.lens.0 > 0 {
-            Context::record(
-                &mut encoder,
-                [(&*plan.pipeline, &plan.bound.groups()[0], plan.workgroups)],
-            );
-        }
-        plan.ctx.submit(encoder)
+        plan.ctx
+            .enqueue_ordered(|encoder| plan.enqueue(encoder, &plan.bound.groups()[0]))
     }
 
     fn attention_host(
@@ -237,28 +244,23 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
     ) -> Result<()> {
         self.check_owner(&plan.ctx, "attention plan from another backend instance")?;
         crate::attention::check_operands(plan.lens, q, k, v, o, lse.as_deref())?;
-        let (q_len, _, lse_len) = plan.lens;
+        let (_, _, lse_len) = plan.lens;
         let ctx = &plan.ctx;
         ctx.write(&plan.q, bytemuck::cast_slice(q))?;
         ctx.write(&plan.k, bytemuck::cast_slice(k))?;
         ctx.write(&plan.v, bytemuck::cast_slice(v))?;
-        let mut encoder = ctx.encoder();
-        if q_len > 0 {
-            Context::record(
-                &mut encoder,
-                [(&*plan.pipeline, &plan.group, plan.workgroups)],
-            );
-        }
         let o_bytes = std::mem::size_of_val(o);
         let lse_at = lse_offset(o_bytes);
         let lse_bytes = 4 * lse_len as u64;
-        if o_bytes > 0 {
-            encoder.copy_buffer_to_buffer(&plan.o, 0, &plan.staging, 0, padded(o_bytes as u64));
-        }
-        if lse.is_some() && lse_bytes > 0 {
-            encoder.copy_buffer_to_buffer(&plan.lse, 0, &plan.staging, lse_at, lse_bytes);
-        }
-        ctx.submit(encoder)?;
+        ctx.enqueue_ordered(|encoder| {
+            plan.enqueue(encoder, &plan.group);
+            if o_bytes > 0 {
+                encoder.copy_buffer_to_buffer(&plan.o, 0, &plan.staging, 0, padded(o_bytes as u64));
+            }
+            if lse.is_some() && lse_bytes > 0 {
+                encoder.copy_buffer_to_buffer(&plan.lse, 0, &plan.staging, lse_at, lse_bytes);
+            }
+        })?;
         let total = if lse.is_some() {
             lse_at + lse_bytes
         } else {

@@ -1,15 +1,18 @@
 //! `BatchedEigh` on wgpu: Householder tridiagonalisation + implicit QL in workgroup memory
-//! (`shaders/eigh/tridiag.wgsl`) wherever a matrix fits there, the parallel-ordering Jacobi
+//! (`shaders/eigh/block.wgsl`) wherever a matrix fits there, the parallel-ordering Jacobi
 //! shader (`shaders/eigh/jacobi.wgsl`) above; a team of invocations per matrix, matrices
 //! bucketed by order, one dispatch per bucket, all in one compute pass of one submission.
 
 use std::sync::Arc;
 
-use super::context::{
-    padded, record_dispatches, unsupported, BindCache, Binding, Context, Dispatch,
-};
+use super::bind::{BindCache, Binding};
+use super::buffer::padded;
+use super::command::{enqueue_dispatches, Dispatch};
+use super::device::Context;
+use super::eigh_kernel::{EighShader, EighTridiagShader};
+use super::error::unsupported;
+use super::wgsl::WgslFloat;
 use super::{Wgpu, WgpuBuffer};
-use crate::wgsl::{EighShader, EighTridiagShader, WgslFloat};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
 
 /// Largest order the wgpu eigh accepts. Above it, Jacobi's O(n^3) per sweep on one workgroup
@@ -43,7 +46,7 @@ pub enum WgpuEighAlgorithm {
 }
 
 /// Orders the size classes give to the rows-in-private-arrays tridiagonal shader
-/// (`shaders/eigh/tridiag_rows.wgsl`); outside, A and Q in workgroup memory. Measured on an
+/// (`shaders/eigh/warp.wgsl`); outside, A and Q in workgroup memory. Measured on an
 /// H200 over Vulkan (docs/benchmarks/eigh-wgpu-h200.md): at batch 16384 the rows layout is
 /// 1.1-2.8x (f32) and 1.4-4.3x (f64) faster from n = 12, 0.84-0.96x at n = 5-8 (f64 n = 8:
 /// 1.46x); at batch 1024
@@ -138,7 +141,7 @@ const BINDINGS: [Binding; 7] = [
 
 /// Buffers for [`BatchedEigh::eigh_host`]: device copies of a, w, v and one staging buffer
 /// holding status, w and v for a single mapping per call.
-struct HostPath {
+struct HostStaging {
     a: wgpu::Buffer,
     w: wgpu::Buffer,
     v: wgpu::Buffer,
@@ -169,7 +172,7 @@ pub struct WgpuEighPlan<T: Real> {
     status: wgpu::Buffer,
     dummy_v: wgpu::Buffer,
     bound: BindCache<3>,
-    host: Option<HostPath>,
+    host: Option<HostStaging>,
     _t: std::marker::PhantomData<T>,
 }
 
@@ -230,7 +233,7 @@ impl Wgpu {
     pub fn prepare_eigh_host<T: Real>(&self, plan: &mut WgpuEighPlan<T>) -> Result<()> {
         self.check_owner(&plan.ctx, "eigh plan from another backend instance")?;
         if plan.host.is_none() {
-            plan.host = Some(plan.host_path()?);
+            plan.host = Some(plan.host_staging()?);
         }
         Ok(())
     }
@@ -388,10 +391,9 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
             let groups = plan.bind_groups(&a.buffer, &w.buffer, v_buf)?;
             plan.bound.set(key, groups);
         }
-        let mut encoder = plan.ctx.encoder();
         let groups = plan.bound.groups();
-        plan.record(&mut encoder, groups);
-        plan.ctx.submit(encoder)
+        plan.ctx
+            .enqueue_ordered(|encoder| plan.enqueue(encoder, groups))
     }
 
     fn eigh_host(
@@ -408,18 +410,18 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
         let ctx = Arc::clone(&plan.ctx);
         let host = plan.host.as_ref().expect("made above");
         ctx.write(&host.a, bytemuck::cast_slice(a))?;
-        let mut encoder = ctx.encoder();
-        plan.record(&mut encoder, &host.groups);
         let (w_bytes, v_bytes) = plan.byte_lens();
         let (w_at, v_at) = staging_offsets(w_bytes);
-        encoder.copy_buffer_to_buffer(&plan.status, 0, &host.staging, 0, STATUS_BYTES);
-        if w_bytes > 0 {
-            encoder.copy_buffer_to_buffer(&host.w, 0, &host.staging, w_at, padded(w_bytes));
-        }
-        if plan.vectors && v_bytes > 0 {
-            encoder.copy_buffer_to_buffer(&host.v, 0, &host.staging, v_at, padded(v_bytes));
-        }
-        ctx.submit(encoder)?;
+        ctx.enqueue_ordered(|encoder| {
+            plan.enqueue(encoder, &host.groups);
+            encoder.copy_buffer_to_buffer(&plan.status, 0, &host.staging, 0, STATUS_BYTES);
+            if w_bytes > 0 {
+                encoder.copy_buffer_to_buffer(&host.w, 0, &host.staging, w_at, padded(w_bytes));
+            }
+            if plan.vectors && v_bytes > 0 {
+                encoder.copy_buffer_to_buffer(&host.v, 0, &host.staging, v_at, padded(v_bytes));
+            }
+        })?;
         let total = if plan.vectors {
             v_at + v_bytes
         } else {
@@ -490,13 +492,13 @@ impl<T: Real> WgpuEighPlan<T> {
             .collect()
     }
 
-    /// Clears the status word and records every dispatch in one compute pass.
-    fn record(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
+    /// Clears the status word and enqueues every dispatch in one compute pass.
+    fn enqueue(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
         encoder.clear_buffer(&self.status, 0, None);
-        record_dispatches(encoder, &self.dispatches, groups);
+        enqueue_dispatches(encoder, &self.dispatches, groups);
     }
 
-    fn host_path(&self) -> Result<HostPath> {
+    fn host_staging(&self) -> Result<HostStaging> {
         let ctx = &self.ctx;
         let elem = std::mem::size_of::<T>();
         let (w_bytes, v_bytes) = self.byte_lens();
@@ -510,7 +512,7 @@ impl<T: Real> WgpuEighPlan<T> {
         let (_, v_at) = staging_offsets(w_bytes);
         let staging = ctx.staging_buffer(v_at + if self.vectors { v_bytes } else { 0 })?;
         let groups = self.bind_groups(&a, &w, &v)?;
-        Ok(HostPath {
+        Ok(HostStaging {
             a,
             w,
             v,

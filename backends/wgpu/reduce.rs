@@ -3,9 +3,13 @@
 
 use std::sync::Arc;
 
-use super::context::{element_on, record_dispatches, BindCache, Binding, Context, Dispatch};
+use super::adapter::element_on;
+use super::bind::{BindCache, Binding};
+use super::buffer::padded;
+use super::command::{enqueue_dispatches, Dispatch};
+use super::device::Context;
+use super::reduce_kernel::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use super::{Wgpu, WgpuBuffer};
-use crate::wgsl::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use crate::{Error, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
 
 /// Stage-1 workgroups of a whole-array reduction at most: enough to fill a large GPU, few
@@ -25,7 +29,7 @@ const BINDINGS: [Binding; 6] = [
     Binding::Uniform,   // params
 ];
 
-struct HostPath {
+struct HostStaging {
     x: wgpu::Buffer,
     y: wgpu::Buffer,
     out: wgpu::Buffer,
@@ -49,7 +53,7 @@ pub struct WgpuReducePlan<T: Reducible> {
     params: wgpu::Buffer,
     dummy_y: wgpu::Buffer,
     bound: BindCache<3>,
-    host: Option<HostPath>,
+    host: Option<HostStaging>,
     _t: std::marker::PhantomData<T>,
 }
 
@@ -165,9 +169,8 @@ impl<T: Reducible> Reducer<T> for Wgpu {
             let groups = plan.bind_groups(&x.buffer, y_buf, &out.buffer)?;
             plan.bound.set(key, groups);
         }
-        let mut encoder = plan.ctx.encoder();
-        plan.record(&mut encoder, plan.bound.groups());
-        plan.ctx.submit(encoder)
+        plan.ctx
+            .enqueue_ordered(|encoder| plan.enqueue(encoder, plan.bound.groups()))
     }
 
     fn reduce_host(
@@ -180,7 +183,7 @@ impl<T: Reducible> Reducer<T> for Wgpu {
         self.check_owner(&plan.ctx, "reduce plan from another backend instance")?;
         plan.shape.check(x.len(), y.map(<[T]>::len), out.len())?;
         if plan.host.is_none() {
-            plan.host = Some(plan.host_path()?);
+            plan.host = Some(plan.host_staging()?);
         }
         let ctx = Arc::clone(&plan.ctx);
         let host = plan.host.as_ref().expect("made above");
@@ -188,19 +191,13 @@ impl<T: Reducible> Reducer<T> for Wgpu {
         if let Some(y) = y {
             ctx.write(&host.y, bytemuck::cast_slice(y))?;
         }
-        let mut encoder = ctx.encoder();
-        plan.record(&mut encoder, &host.groups);
         let bytes = std::mem::size_of_val(out) as u64;
-        if bytes > 0 {
-            encoder.copy_buffer_to_buffer(
-                &host.out,
-                0,
-                &host.staging,
-                0,
-                super::context::padded(bytes),
-            );
-        }
-        ctx.submit(encoder)?;
+        ctx.enqueue_ordered(|encoder| {
+            plan.enqueue(encoder, &host.groups);
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(&host.out, 0, &host.staging, 0, padded(bytes));
+            }
+        })?;
         ctx.read_back(&host.staging, bytemuck::cast_slice_mut(out))
     }
 
@@ -237,11 +234,11 @@ impl<T: Reducible> WgpuReducePlan<T> {
             .collect()
     }
 
-    fn record(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
-        record_dispatches(encoder, &self.dispatches, groups);
+    fn enqueue(&self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup]) {
+        enqueue_dispatches(encoder, &self.dispatches, groups);
     }
 
-    fn host_path(&self) -> Result<HostPath> {
+    fn host_staging(&self) -> Result<HostStaging> {
         let ctx = &self.ctx;
         let size = std::mem::size_of::<T>();
         let acc = std::mem::size_of::<T::Acc>();
@@ -253,7 +250,7 @@ impl<T: Reducible> WgpuReducePlan<T> {
         let out = ctx.storage_buffer("reduce out", self.shape.out_len, acc)?;
         let staging = ctx.staging_buffer((self.shape.out_len * acc) as u64)?;
         let groups = self.bind_groups(&x, &y, &out)?;
-        Ok(HostPath {
+        Ok(HostStaging {
             x,
             y,
             out,

@@ -1,4 +1,4 @@
-// The tridiagonal eigh shader (shaders/eigh/tridiag.wgsl) with each invocation's row of A and
+// The tridiagonal eigh shader (shaders/eigh/block.wgsl) with each invocation's row of A and
 // of Q in its own function-scope arrays instead of workgroup memory, the layout of the CUDA
 // warp classes (kernels/eigh/warp.cu): on NVIDIA's Vulkan driver a workgroup gets a share of
 // only about 48 KiB of workgroup memory per SM, which held the matrix-in-workgroup-memory
@@ -11,13 +11,13 @@
 //    tau A v row by row, then the rank-2 update of its own row. Three barriers a step.
 // 2. With vectors, Q accumulated forwards with the same reflectors: q_r <- q_r - tau (q_r . v) v^T,
 //    row by row (no column access).
-// 3. QL as tridiag.wgsl (shaders/eigh/ql.wgsl): one invocation runs the chain and records each
+// 3. QL as block.wgsl (shaders/eigh/ql.wgsl): one invocation runs the chain and records each
 //    chase's rotations; the row owners apply the previous chase to their rows of Q.
 // 4. Output: each row of Q goes to v unpermuted, then (after a storage barrier) invocation j
 //    takes the sign of column j from v (first largest entry positive) and the rank of d[j];
 //    each invocation rewrites its row with the columns permuted and signed.
 //
-// The host prepends the header of tridiag.wgsl, then shaders/eigh/common.wgsl and
+// The host prepends the header of block.wgsl, then shaders/eigh/common.wgsl and
 // shaders/eigh/ql.wgsl.
 
 // Per team: column k (then the signs), p and the ranks (d, e, the rotation slots and the
@@ -174,7 +174,7 @@ fn main(
         }
         workgroupBarrier();
 
-        // 3. QL (see tridiag.wgsl).
+        // 3. QL (see block.wgsl).
         let chain = select(0u, TEAM - 1u, n < TEAM);
         var q = Ql(0u, 0u, 0u, R(0.0), SAFE_MIN / (ULP * ULP));
         var state = select(0, 1, live);
