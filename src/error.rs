@@ -127,7 +127,6 @@ impl std::fmt::Display for DeviceErrorKind {
 
 impl Error {
     /// `Error::Device` of `kind` on `backend`.
-    #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
     pub(crate) fn device(
         backend: BackendKind,
         kind: DeviceErrorKind,

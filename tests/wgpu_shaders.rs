@@ -1,6 +1,6 @@
 //! naga parses and validates every WGSL shader variant the wgpu backend can build, with the
-//! capabilities the backend requests (f64, f16, subgroups), so WGSL errors fail `cargo test`
-//! on any machine, without an adapter or the `wgpu` feature.
+//! capabilities the backend requests (f64, f16, subgroups), so WGSL errors fail
+//! `cargo test --features wgpu` on any machine, without an adapter (CI runs it).
 #![cfg(feature = "wgpu")]
 
 use megabatch::attention::HEAD_DIMS;
