@@ -13,10 +13,9 @@ features=cuda
 [[ $mode == wgpu ]] && features=cuda,wgpu
 scripts/gpu-bundle.sh .device-bin $features > /tmp/megabatch-bundle.log 2>&1
 rm -rf .dev-run && mkdir -p .dev-run/tests .dev-run/benches .dev-run/examples
-cp .device-bin/tests/{cuda_eigh,cuda_every_kernel,cuda_no_alloc,cuda_auto} .dev-run/tests/
+cp .device-bin/tests/{eigh,kernels,contracts,auto} .dev-run/tests/
 cp .device-bin/benches/{cuda,cuda_peers.py,eigh_classes_table.py,jsonl.py} .dev-run/benches/
 if [[ $mode == wgpu ]]; then
-  cp .device-bin/tests/{wgpu_eigh,wgpu_no_alloc} .dev-run/tests/
   cp .device-bin/benches/wgpu .dev-run/benches/
   mkdir -p .dev-run/gl && cp .gl/*.deb .dev-run/gl/
 fi

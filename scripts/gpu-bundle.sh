@@ -5,7 +5,8 @@
 #
 #   scripts/gpu-bundle.sh [OUT_DIR] [FEATURES]     (defaults: gpu-bundle, cuda)
 #   # then on the GPU host, in the copied folder:
-#   ./run.sh tests                  # every test binary, MEGABATCH_REQUIRE_CUDA=1
+#   ./run.sh tests [FILTER...]      # every test binary, MEGABATCH_REQUIRE_CUDA=1 (cuda:: for
+#                                   # the CUDA modules only: tests/eigh cuda:: and so on)
 #   ./run.sh bench [ARGS...]        # the CUDA bench binary (JSON lines on stdout)
 #   ./run.sh example                # the nuclear_shells example (reads data/ next to it)
 #   ./run.sh megabatch ARGS         # the command-line tool (when FEATURES include cli)
