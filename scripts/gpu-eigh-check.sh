@@ -58,8 +58,8 @@ if [[ $mode == wgpu ]]; then
   run_tests 300 eigh:wgpu contracts:wgpu::no_alloc 2>&1 | tee "$out/tests.log"
   ns=${WGPU_NS:-4,8,12,16,24,32,48,64,96,128}
   batches=${WGPU_BATCHES:-1024,16384}
-  timeout 300 "$bundle/benches/wgpu" --quick --only eigh --ns $ns --batches $batches --jacobi > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
-  timeout 150 "$bundle/benches/cuda" --quick --only eigh --ns $ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 300 "$bundle/benches/eigh_wgpu" --quick --only eigh --ns $ns --batches $batches --jacobi > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
+  timeout 150 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
   exit 0
 fi
 if [[ $mode == chains ]]; then
@@ -68,8 +68,8 @@ if [[ $mode == chains ]]; then
   run_tests 200 eigh:cuda kernels:cuda::every_kernel contracts:cuda::no_alloc auto:cuda kernels:cuda::nvrtc 2>&1 | tee "$out/tests.log"
   run_sanitizers 120 2>&1 | tee "$out/sanitizer.log"
   ns=${CHAINS_NS:-8,12,16,24,32}
-  timeout 120 "$bundle/benches/cuda" --quick --only seed,example,eigh --ns $ns --batches 1,1024,16384,131072 --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
-  MEGABATCH_CUDA_STAGING=direct timeout 30 "$bundle/benches/cuda" --quick --only seed >> "$out/megabatch.jsonl" 2>> "$out/bench.err"
+  timeout 120 "$bundle/benches/eigh_cuda" --quick --only seed,example,eigh --ns $ns --batches 1,1024,16384,131072 --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  MEGABATCH_CUDA_STAGING=direct timeout 30 "$bundle/benches/eigh_cuda" --quick --only seed >> "$out/megabatch.jsonl" 2>> "$out/bench.err"
   timeout 150 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev,cupy --ns 12,16,24,32 --batches 1,1024,16384,131072 --timeout 40 > "$out/peers.jsonl" 2> "$out/peers.err"
   (cd "$bundle" && for b in auto cuda cpu; do
      echo "--- MEGABATCH_BACKEND=$b"
@@ -84,7 +84,7 @@ if [[ $mode == split ]]; then
   [[ ${SPLIT_SANITIZE:-0} == 1 ]] && run_sanitizers 200 2>&1 | tee "$out/sanitizer.log"
   ns=${SPLIT_NS:-48,64,96,128,160,256}
   batches=${SPLIT_BATCHES:-1,1024,16384}
-  timeout 200 "$bundle/benches/cuda" --quick --only eigh --ns $ns --batches $batches --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 200 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $ns --batches $batches --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   [[ ${SPLIT_PEERS:-1} == 1 ]] && timeout 200 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev,cupy --ns $ns --batches $batches --timeout 60 > "$out/peers.jsonl" 2> "$out/peers.err"
   [ -f "$out/peers.jsonl" ] && python3 "$bundle/benches/eigh_classes_table.py" "$out/megabatch.jsonl" "$out/peers.jsonl" 2>&1 | tail -60
   exit 0
@@ -106,14 +106,14 @@ fi
 if [[ $mode == quick || $mode == bench || $mode == check ]]; then
   ns=4,8,12,16,24,32,48,64,128
   batches=1024,16384
-  timeout 240 "$bundle/benches/cuda" --only seed,example,eigh --ns $ns --batches $batches --jacobi --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 240 "$bundle/benches/eigh_cuda" --only seed,example,eigh --ns $ns --batches $batches --jacobi --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   timeout 200 python3 "$bundle/benches/cuda_peers.py" --only eigh --libs cupy,xsyev --ns $ns --batches $batches --timeout 90 > "$out/peers.jsonl" 2> "$out/peers.err"
 elif [[ $mode == full || $mode == peers ]]; then
   # The whole grid in one lease: 50 ms per case (--quick), torch left out (it calls
   # XsyevBatched itself for n <= 32, measured as xsyev here).
   ns=4,8,12,16,24,32,48,64,96,128,160,256
   batches=1,1024,16384,131072
-  [[ $mode == full ]] && timeout 210 "$bundle/benches/cuda" --quick --only seed,example,eigh --ns $ns --batches $batches --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  [[ $mode == full ]] && timeout 210 "$bundle/benches/eigh_cuda" --quick --only seed,example,eigh --ns $ns --batches $batches --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   timeout 230 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh,ceilings --libs xsyev,cupy --ns $ns --batches $batches --timeout 52 > "$out/peers.jsonl" 2> "$out/peers.err"
 fi
 if [ -x "$bundle/examples/nuclear_shells" ] && [[ $mode != peers ]]; then

@@ -1,80 +1,23 @@
-//! megabatch on CUDA: eigh matrices/s over (dtype, n, batch), the seed workload host to host,
-//! reductions in GB/s, and the latency of a small reduction with its scalar readback. Prints
-//! one JSON object per line (`benches/cuda_table.py` joins them with the peers'
-//! `benches/cuda_peers.py` output into docs/benchmarks/cuda-h100.md).
+//! megabatch's eigh on CUDA: matrices/s over (dtype, n, batch), the seed workload and the main
+//! example's batch host to host. Prints one JSON object per line (`benches/cuda_table.py`
+//! joins them, with `reduce_cuda`'s, and the peers' `benches/cuda_peers.py` output into
+//! docs/benchmarks/cuda-h100.md).
 //!
-//! Usage: `cargo bench --features cuda --bench cuda [-- --quick] [--only seed,example,reduce,eigh]
+//! Usage: `cargo bench --features cuda --bench eigh_cuda [-- --quick] [--only seed,example,eigh]
 //! [--ns 4,8] [--batches 1024] [--jacobi] [--groups] [--cpu]`. Timing: each case is
 //! warmed up, then repeated until 0.2 s (--quick: 0.05 s) have passed with a device
 //! synchronisation at the end; the figure is the mean per call. Host-to-host cases report
 //! the median of their repetitions.
 
+#[path = "common/cuda.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
+use common::{list_arg, matrices, median, time_loop};
 use megabatch::backends::cpu::Cpu;
 use megabatch::backends::cuda::{Cuda, CudaEighAlgorithm, EighClass};
-use megabatch::{
-    Backend, BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducer, RowReduceOp,
-    SegmentReduceOp,
-};
-
-fn time_loop(budget: Duration, mut call: impl FnMut(), sync: impl Fn()) -> f64 {
-    let warm = Instant::now();
-    call();
-    sync();
-    if warm.elapsed() > budget {
-        // Long cases: one timed call after the warm-up.
-        let start = Instant::now();
-        call();
-        sync();
-        return start.elapsed().as_secs_f64();
-    }
-    let start = Instant::now();
-    let mut reps = 0u32;
-    while start.elapsed() < budget || reps < 3 {
-        call();
-        reps += 1;
-        if reps.is_multiple_of(8) {
-            sync();
-        }
-    }
-    sync();
-    start.elapsed().as_secs_f64() / f64::from(reps)
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
-/// Symmetric test matrices with entries uniform in [-1, 1], as the CPU eigh bench makes them.
-/// Beyond 4,096 matrices the first 4,096 repeat: drawing billions of entries would take longer
-/// than the case, and a batch that large streams through memory either way.
-fn matrices<T: Real>(n: usize, batch: usize) -> Vec<T> {
-    let mut rng = StdRng::seed_from_u64(7);
-    let size = n * n;
-    let distinct = batch.min(4096);
-    let mut a = vec![T::zero(); size * batch];
-    for m in a.chunks_exact_mut(size.max(1)).take(distinct) {
-        for i in 0..n {
-            for j in 0..=i {
-                let v = T::of(rng.random_range(-1.0..1.0));
-                m[i * n + j] = v;
-                m[j * n + i] = v;
-            }
-        }
-    }
-    if size > 0 {
-        let (head, tail) = a.split_at_mut(size * distinct);
-        for chunk in tail.chunks_mut(head.len()) {
-            chunk.copy_from_slice(&head[..chunk.len()]);
-        }
-    }
-    a
-}
+use megabatch::{Backend, BatchedEigh, EighSpec, Real};
 
 /// Options of the eigh cases (`--ns 4,8`, `--batches 1,1024`, `--jacobi`, `--groups`, `--cpu`).
 struct EighOptions {
@@ -306,127 +249,6 @@ fn seed_workload(cuda: &Cuda, cpu: &Cpu) {
     }
 }
 
-fn reduce_cases(cuda: &Cuda, budget: Duration) {
-    for &len in &[
-        1_000usize, 10_000, 100_000, 1_000_000, 10_000_000, 67_108_864,
-    ] {
-        let x: Vec<f32> = (0..len).map(|i| (i % 1000) as f32 * 1e-3).collect();
-        let mut x_dev = cuda.alloc::<f32>(len).unwrap();
-        cuda.upload(&x, &mut x_dev).unwrap();
-        let mut y_dev = cuda.alloc::<f32>(len).unwrap();
-        cuda.upload(&x, &mut y_dev).unwrap();
-        let sync = || cuda.synchronize().unwrap();
-        let report = |name: &str, spec: ReduceSpec, two: bool, bytes: usize| {
-            let mut plan = Reducer::<f32>::plan_reduce(cuda, &spec).unwrap();
-            let out_len = spec.shape().unwrap().out_len;
-            let mut o = cuda.alloc::<f32>(out_len).unwrap();
-            let t = time_loop(
-                budget,
-                || {
-                    cuda.reduce(&mut plan, &x_dev, two.then_some(&y_dev), &mut o)
-                        .unwrap()
-                },
-                sync,
-            );
-            println!("{{\"bench\":\"reduce\",\"op\":\"{name}\",\"dtype\":\"f32\",\"len\":{len},\"seconds\":{t:e},\"gb_per_s\":{:.3}}}", bytes as f64 / t / 1e9);
-        };
-        report(
-            "sum",
-            ReduceSpec::Full {
-                op: ReduceOp::Sum,
-                len,
-            },
-            false,
-            4 * len,
-        );
-        report(
-            "max_abs_diff",
-            ReduceSpec::Full {
-                op: ReduceOp::MaxAbsDiff,
-                len,
-            },
-            true,
-            8 * len,
-        );
-        let rows = len / 7;
-        if rows > 0 {
-            let mut w_dev = cuda.alloc::<f32>(rows).unwrap();
-            cuda.upload(&x[..rows], &mut w_dev).unwrap();
-            let spec = ReduceSpec::Rows {
-                op: RowReduceOp::WeightedMean,
-                rows,
-                cols: 7,
-            };
-            let mut plan = Reducer::<f32>::plan_reduce(cuda, &spec).unwrap();
-            let mut xs = cuda.alloc::<f32>(rows * 7).unwrap();
-            cuda.upload(&x[..rows * 7], &mut xs).unwrap();
-            let mut o = cuda.alloc::<f32>(7).unwrap();
-            let t = time_loop(
-                budget,
-                || cuda.reduce(&mut plan, &xs, Some(&w_dev), &mut o).unwrap(),
-                sync,
-            );
-            println!("{{\"bench\":\"reduce\",\"op\":\"weighted_mean_rows7\",\"dtype\":\"f32\",\"len\":{},\"seconds\":{t:e},\"gb_per_s\":{:.3}}}", rows * 7, (rows * 8 * 4) as f64 / t / 1e9);
-        }
-        // Segments of mean length 100 with a deterministic spread (37..163).
-        let mut offsets = vec![0usize];
-        let mut k = 0usize;
-        while *offsets.last().unwrap() < len {
-            let l = 37 + (k * 61) % 127;
-            offsets.push((offsets.last().unwrap() + l).min(len));
-            k += 1;
-        }
-        report(
-            "segment_sum",
-            ReduceSpec::Segments {
-                op: SegmentReduceOp::Sum,
-                offsets,
-            },
-            false,
-            4 * len,
-        );
-    }
-    // Latency: 1,000 elements, reduce plus scalar readback, host wall clock.
-    let x: Vec<f32> = (0..1000).map(|i| i as f32).collect();
-    let mut x_dev = cuda.alloc::<f32>(1000).unwrap();
-    cuda.upload(&x, &mut x_dev).unwrap();
-    let mut plan = Reducer::<f32>::plan_reduce(
-        cuda,
-        &ReduceSpec::Full {
-            op: ReduceOp::Sum,
-            len: 1000,
-        },
-    )
-    .unwrap();
-    for _ in 0..100 {
-        cuda.reduce_scalar(&mut plan, &x_dev, None).unwrap();
-    }
-    let times: Vec<f64> = (0..2000)
-        .map(|_| {
-            let s = Instant::now();
-            std::hint::black_box(cuda.reduce_scalar(&mut plan, &x_dev, None).unwrap());
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    println!(
-        "{{\"bench\":\"scalar_latency\",\"len\":1000,\"median_seconds\":{:e},\"p90_seconds\":{:e},\"min_seconds\":{:e}}}",
-        sorted[sorted.len() / 2],
-        sorted[sorted.len() * 9 / 10],
-        sorted[0]
-    );
-}
-
-fn list_arg(name: &str) -> Option<Vec<usize>> {
-    let v = std::env::args().skip_while(|a| a != name).nth(1)?;
-    Some(
-        v.split(',')
-            .map(|x| x.parse().expect("a list of integers"))
-            .collect(),
-    )
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -444,9 +266,6 @@ fn main() {
     }
     if want("example") {
         example_workload(&cuda, &cpu);
-    }
-    if want("reduce") {
-        reduce_cases(&cuda, budget);
     }
     if want("eigh") {
         let default_ns: &[usize] = if quick {

@@ -4,7 +4,7 @@
 //! `DIR/cases.jsonl`) so `benches/attention_peers.py` runs FlexAttention on the identical
 //! masks; prints one JSON object per line (`benches/attention_table.py` joins both).
 //!
-//! Usage: `cargo bench --features cuda --bench cuda_attention -- [--masks DIR] [--qps SECONDS]
+//! Usage: `cargo bench --features cuda --bench attention_cuda -- [--masks DIR] [--qps SECONDS]
 //! [--quick]`. Timing: device-resident Q/K/V/O/LSE, one warm-up call, then calls repeated until
 //! 0.3 s have passed, synchronised at the end; the figure is the mean per call. FLOPs are
 //! counted on kept blocks: 4 BQ BK D per kept block per (batch, head).
