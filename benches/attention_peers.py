@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The peers of benches/cuda_attention.rs on the same GPU in the same run: FlexAttention
+"""The peers of benches/attention_cuda.rs on the same GPU in the same run: FlexAttention
 (torch.compile'd) on the identical block masks, read from the int32 tensors the Rust bench
 wrote (kv_num_blocks / kv_indices / full_kv_num_blocks / full_kv_indices, broadcast over batch
 and heads), and torch's SDPA with the flash backend (dense; is_causal for the causal masks).

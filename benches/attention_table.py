@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Joins benches/cuda_attention.rs and benches/attention_peers.py output (JSON lines) into the
+"""Joins benches/attention_cuda.rs and benches/attention_peers.py output (JSON lines) into the
 markdown tables of docs/benchmarks/attention-h100.md: TFLOP/s per case and dtype with the
 ratios to FlexAttention and SDPA, the schedule comparison, the tile-shape sweep and queries/s.
 

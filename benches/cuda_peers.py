@@ -4,7 +4,7 @@ cupy.linalg.eigh (cuSOLVER syevjBatched for batched input), cuSOLVER's cusolverD
 called directly through ctypes (its output checked by a residual, so a wrong call cannot look
 fast) and torch reductions, all on
 device-resident inputs timed with CUDA events; plus the device's copy bandwidth and fp64
-matmul rate as ceilings. Prints JSON lines like benches/cuda.rs.
+matmul rate as ceilings. Prints JSON lines like benches/eigh_cuda.rs and reduce_cuda.rs.
 
 Each (library, dtype) family runs in its own subprocess with a timeout, because a cuSOLVER
 internal error can leave the CUDA context unusable; a failing case is reported with its error.

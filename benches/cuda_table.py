@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Joins benches/cuda.rs output (megabatch) and benches/cuda_peers.py output (torch, cupy)
-into the markdown tables of docs/benchmarks/cuda-h100.md.
+"""Joins benches/eigh_cuda.rs and reduce_cuda.rs output (megabatch, in one file) and
+benches/cuda_peers.py output (torch, cupy) into the markdown tables of
+docs/benchmarks/cuda-h100.md.
 
 Usage: python3 benches/cuda_table.py MEGABATCH.jsonl PEERS.jsonl
 """

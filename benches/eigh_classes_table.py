@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Joins benches/cuda.rs eigh output (megabatch, with --jacobi/--cpu extras) and
+"""Joins benches/eigh_cuda.rs output (megabatch, with --jacobi/--cpu extras) and
 benches/cuda_peers.py output (cupy = cuSOLVER syevjBatched, xsyev = cusolverDnXsyevBatched,
 torch) into the table of docs/benchmarks/eigh-classes-h200.md: per (dtype, n, batch) the
 megabatch rate, the best vendor and megabatch / best vendor with vectors and values only, and

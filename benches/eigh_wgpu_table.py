@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Joins benches/wgpu.rs eigh output (size classes and, with --jacobi, the Jacobi shader) and
-benches/cuda.rs eigh output from the same GPU host into the wgpu table of
+"""Joins benches/eigh_wgpu.rs output (size classes and, with --jacobi, the Jacobi shader) and
+benches/eigh_cuda.rs output from the same GPU host into the wgpu table of
 docs/benchmarks/eigh-wgpu-h200.md: per (dtype, n, batch) the wgpu rates, the CUDA backend's,
 and CUDA / wgpu with vectors and values only (the target: at most 2 for f32, n <= 64).
 

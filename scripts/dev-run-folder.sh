@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gathers what scripts/gpu-eigh-check.sh needs from a gpu-bundle folder into .dev-run (git-
-# ignored, under the device tool's 64 MiB carry limit): the eigh test binaries, the CUDA bench,
+# ignored, under the device tool's 64 MiB carry limit): the test binaries, the CUDA eigh bench,
 # the example and its data, the peer and table scripts.
 #
 #   scripts/dev-run-folder.sh          # CUDA
@@ -13,11 +13,10 @@ features=cuda
 [[ $mode == wgpu ]] && features=cuda,wgpu
 scripts/gpu-bundle.sh .device-bin $features > /tmp/megabatch-bundle.log 2>&1
 rm -rf .dev-run && mkdir -p .dev-run/tests .dev-run/benches .dev-run/examples
-cp .device-bin/tests/{cuda_eigh,cuda_every_kernel,cuda_no_alloc,cuda_auto} .dev-run/tests/
-cp .device-bin/benches/{cuda,cuda_peers.py,eigh_classes_table.py,jsonl.py} .dev-run/benches/
+cp .device-bin/tests/{eigh,kernels,contracts,auto} .dev-run/tests/
+cp .device-bin/benches/{eigh_cuda,cuda_peers.py,eigh_classes_table.py,jsonl.py} .dev-run/benches/
 if [[ $mode == wgpu ]]; then
-  cp .device-bin/tests/{wgpu_eigh,wgpu_no_alloc} .dev-run/tests/
-  cp .device-bin/benches/wgpu .dev-run/benches/
+  cp .device-bin/benches/eigh_wgpu .dev-run/benches/
   mkdir -p .dev-run/gl && cp .gl/*.deb .dev-run/gl/
 fi
 cp .device-bin/examples/nuclear_shells .dev-run/examples/

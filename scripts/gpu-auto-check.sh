@@ -2,7 +2,7 @@
 # One GPU-host session for Auto over every backend (CPU, CUDA, wgpu over Vulkan): the Auto
 # tests, `megabatch info`, a calibration, the main example through Auto and on each backend,
 # and the regret sweep. Runs in a folder BUNDLE holding bin/megabatch,
-# examples/nuclear_shells, data/, tests/{cuda_auto,wgpu_auto}, benches/regret_table.py and
+# examples/nuclear_shells, data/, tests/auto, benches/regret_table.py and
 # the Vulkan loader's .deb files in gl/ (see the device notes in docs/benchmarks/auto-h200.md).
 #
 #   scripts/gpu-auto-check.sh BUNDLE OUT [REGRET_ARGS...]
@@ -22,9 +22,9 @@ export MEGABATCH_KERNEL_CACHE=/tmp/megabatch-kernel-cache MEGABATCH_CALIBRATION=
 mkdir -p "$MEGABATCH_KERNEL_CACHE"
 tool="$bundle/bin/megabatch"
 { nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv; echo "commit: $(cat "$bundle/COMMIT")"; "$tool" info; } > "$out/info.txt" 2>&1
-for t in cuda_auto wgpu_auto; do
-  echo "=== $t"
-  timeout 120 "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked|FAILED"
+for t in cuda wgpu; do
+  echo "=== auto $t::"
+  timeout 120 "$bundle/tests/auto" "$t::" 2>&1 | grep -E "^test |test result|panicked|FAILED"
 done > "$out/tests.log" 2>&1
 timeout 120 "$tool" calibrate > "$out/calibrate.txt" 2>&1
 (cd "$bundle" && for b in auto auto cpu cuda wgpu; do

@@ -5,8 +5,9 @@
 #
 #   scripts/gpu-bundle.sh [OUT_DIR] [FEATURES]     (defaults: gpu-bundle, cuda)
 #   # then on the GPU host, in the copied folder:
-#   ./run.sh tests                  # every test binary, MEGABATCH_REQUIRE_CUDA=1
-#   ./run.sh bench [ARGS...]        # the CUDA bench binary (JSON lines on stdout)
+#   ./run.sh tests [FILTER...]      # every test binary, MEGABATCH_REQUIRE_CUDA=1 (cuda:: for
+#                                   # the CUDA modules only: tests/eigh cuda:: and so on)
+#   ./run.sh bench NAME [ARGS...]   # a bench binary, e.g. eigh_cuda (JSON lines on stdout)
 #   ./run.sh example                # the nuclear_shells example (reads data/ next to it)
 #   ./run.sh megabatch ARGS         # the command-line tool (when FEATURES include cli)
 #
@@ -69,10 +70,10 @@ case "${1:-tests}" in
       "$t" "$@" || status=1
     done
     exit $status ;;
-  bench) shift; exec benches/cuda "$@" ;;
+  bench) shift; b=${1:?which bench: $(ls benches | grep -v "\.py$" | tr "\n" " ")}; shift; exec "benches/$b" "$@" ;;
   megabatch) shift; exec bin/megabatch "$@" ;;
   example) shift; exec examples/nuclear_shells "$@" ;;
-  *) echo "usage: run.sh tests|bench|megabatch|example [ARGS]"; exit 2 ;;
+  *) echo "usage: run.sh tests [FILTER...]|bench NAME [ARGS]|megabatch ARGS|example"; exit 2 ;;
 esac
 RUN
 chmod +x "$out/run.sh"

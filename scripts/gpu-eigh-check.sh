@@ -5,8 +5,8 @@
 # (only the binaries named below are needed) with benches/cuda_peers.py beside them.
 #
 #   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu|chains|split]
-# (check: cuda_eigh and the quick bench, no sanitizers; verify: cuda_eigh, every kernel, no
-# allocation, memcheck; wgpu: the wgpu eigh tests over Vulkan, then the wgpu and the CUDA eigh
+# (check: the CUDA eigh tests and the quick bench, no sanitizers; verify: the CUDA eigh tests,
+# every kernel, no allocation, memcheck; wgpu: the wgpu eigh tests over Vulkan, then the wgpu and the CUDA eigh
 # grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb; chains: the tests,
 # sanitizers, the n = 8..32 grid with --groups, the peers there and the example under Auto;
 # split: the tests, the n = 48..256 grid with --groups (block and split layouts) and the
@@ -30,23 +30,24 @@ echo "nvrtc: $nvrtc" | tee -a "$out/gpu.txt"
 git_rev=$(cat "$bundle/COMMIT" 2>/dev/null || echo unknown)
 echo "commit: $git_rev" | tee -a "$out/gpu.txt"
 
-# run_tests SECONDS TEST...: each test binary present in the bundle, its result lines.
+# run_tests SECONDS BINARY:MODULE...: each module's tests (`eigh:cuda` runs `tests/eigh cuda::`)
+# when its binary is in the bundle, their result lines.
 run_tests() {
   local limit=$1
   shift
   for t in "$@"; do
-    [ -x "$bundle/tests/$t" ] || continue
+    [ -x "$bundle/tests/${t%%:*}" ] || continue
     echo "=== $t"
-    timeout "$limit" "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
+    timeout "$limit" "$bundle/tests/${t%%:*}" "${t#*:}::" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
   done
 }
 # run_sanitizers SECONDS: memcheck and racecheck on every eigh kernel variant.
 run_sanitizers() {
   command -v compute-sanitizer >/dev/null || return 0
   echo "=== memcheck every_eigh_variant"
-  timeout "$1" compute-sanitizer --tool memcheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
+  timeout "$1" compute-sanitizer --tool memcheck "$bundle/tests/kernels" cuda::every_kernel::every_eigh_variant 2>&1 | tail -4
   echo "=== racecheck every_eigh_variant (MEGABATCH_SANITIZE_SMALL=1)"
-  MEGABATCH_SANITIZE_SMALL=1 timeout "$1" compute-sanitizer --tool racecheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -4
+  MEGABATCH_SANITIZE_SMALL=1 timeout "$1" compute-sanitizer --tool racecheck "$bundle/tests/kernels" cuda::every_kernel::every_eigh_variant 2>&1 | tail -4
 }
 
 if [[ $mode == wgpu ]]; then
@@ -54,21 +55,21 @@ if [[ $mode == wgpu ]]; then
   ldconfig
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json MEGABATCH_REQUIRE_WGPU=1
   export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
-  run_tests 300 wgpu_eigh wgpu_no_alloc 2>&1 | tee "$out/tests.log"
+  run_tests 300 eigh:wgpu contracts:wgpu::no_alloc 2>&1 | tee "$out/tests.log"
   ns=${WGPU_NS:-4,8,12,16,24,32,48,64,96,128}
   batches=${WGPU_BATCHES:-1024,16384}
-  timeout 300 "$bundle/benches/wgpu" --quick --only eigh --ns $ns --batches $batches --jacobi > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
-  timeout 150 "$bundle/benches/cuda" --quick --only eigh --ns $ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 300 "$bundle/benches/eigh_wgpu" --quick --only eigh --ns $ns --batches $batches --jacobi > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
+  timeout 150 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
   exit 0
 fi
 if [[ $mode == chains ]]; then
   # The chains classes (n = 9..32) against the group-computed QL they replace and the
   # vendors, with tests and sanitizers, in one lease.
-  run_tests 200 cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto cuda_nvrtc 2>&1 | tee "$out/tests.log"
+  run_tests 200 eigh:cuda kernels:cuda::every_kernel contracts:cuda::no_alloc auto:cuda kernels:cuda::nvrtc 2>&1 | tee "$out/tests.log"
   run_sanitizers 120 2>&1 | tee "$out/sanitizer.log"
   ns=${CHAINS_NS:-8,12,16,24,32}
-  timeout 120 "$bundle/benches/cuda" --quick --only seed,example,eigh --ns $ns --batches 1,1024,16384,131072 --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
-  MEGABATCH_CUDA_STAGING=direct timeout 30 "$bundle/benches/cuda" --quick --only seed >> "$out/megabatch.jsonl" 2>> "$out/bench.err"
+  timeout 120 "$bundle/benches/eigh_cuda" --quick --only seed,example,eigh --ns $ns --batches 1,1024,16384,131072 --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  MEGABATCH_CUDA_STAGING=direct timeout 30 "$bundle/benches/eigh_cuda" --quick --only seed >> "$out/megabatch.jsonl" 2>> "$out/bench.err"
   timeout 150 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev,cupy --ns 12,16,24,32 --batches 1,1024,16384,131072 --timeout 40 > "$out/peers.jsonl" 2> "$out/peers.err"
   (cd "$bundle" && for b in auto cuda cpu; do
      echo "--- MEGABATCH_BACKEND=$b"
@@ -79,40 +80,40 @@ if [[ $mode == chains ]]; then
   exit 0
 fi
 if [[ $mode == split ]]; then
-  run_tests 240 cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto 2>&1 | tee "$out/tests.log"
+  run_tests 240 eigh:cuda kernels:cuda::every_kernel contracts:cuda::no_alloc auto:cuda 2>&1 | tee "$out/tests.log"
   [[ ${SPLIT_SANITIZE:-0} == 1 ]] && run_sanitizers 200 2>&1 | tee "$out/sanitizer.log"
   ns=${SPLIT_NS:-48,64,96,128,160,256}
   batches=${SPLIT_BATCHES:-1,1024,16384}
-  timeout 200 "$bundle/benches/cuda" --quick --only eigh --ns $ns --batches $batches --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 200 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $ns --batches $batches --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   [[ ${SPLIT_PEERS:-1} == 1 ]] && timeout 200 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev,cupy --ns $ns --batches $batches --timeout 60 > "$out/peers.jsonl" 2> "$out/peers.err"
   [ -f "$out/peers.jsonl" ] && python3 "$bundle/benches/eigh_classes_table.py" "$out/megabatch.jsonl" "$out/peers.jsonl" 2>&1 | tail -60
   exit 0
 fi
 if [[ $mode == check || $mode == verify ]]; then
-  timeout 300 "$bundle/tests/cuda_eigh" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40 | tee "$out/tests.log"
+  timeout 300 "$bundle/tests/eigh" cuda:: 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40 | tee "$out/tests.log"
 fi
 if [[ $mode == verify ]]; then
-  for t in cuda_every_kernel cuda_no_alloc; do
-    timeout 120 "$bundle/tests/$t" 2>&1 | grep -E "^test |test result|panicked" | head -10
+  for t in kernels:cuda::every_kernel contracts:cuda::no_alloc; do
+    timeout 120 "$bundle/tests/${t%%:*}" "${t#*:}::" 2>&1 | grep -E "^test |test result|panicked" | head -10
   done 2>&1 | tee -a "$out/tests.log"
-  timeout 120 compute-sanitizer --tool memcheck "$bundle/tests/cuda_every_kernel" every_eigh_variant 2>&1 | tail -2 | tee "$out/sanitizer.log"
+  timeout 120 compute-sanitizer --tool memcheck "$bundle/tests/kernels" cuda::every_kernel::every_eigh_variant 2>&1 | tail -2 | tee "$out/sanitizer.log"
 fi
 if [[ $mode == quick || $mode == full || $mode == tests ]]; then
-  run_tests 300 cuda_eigh cuda_every_kernel cuda_no_alloc cuda_auto 2>&1 | tee "$out/tests.log"
+  run_tests 300 eigh:cuda kernels:cuda::every_kernel contracts:cuda::no_alloc auto:cuda 2>&1 | tee "$out/tests.log"
   run_sanitizers 300 2>&1 | tee "$out/sanitizer.log"
 fi
 
 if [[ $mode == quick || $mode == bench || $mode == check ]]; then
   ns=4,8,12,16,24,32,48,64,128
   batches=1024,16384
-  timeout 240 "$bundle/benches/cuda" --only seed,example,eigh --ns $ns --batches $batches --jacobi --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 240 "$bundle/benches/eigh_cuda" --only seed,example,eigh --ns $ns --batches $batches --jacobi --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   timeout 200 python3 "$bundle/benches/cuda_peers.py" --only eigh --libs cupy,xsyev --ns $ns --batches $batches --timeout 90 > "$out/peers.jsonl" 2> "$out/peers.err"
 elif [[ $mode == full || $mode == peers ]]; then
   # The whole grid in one lease: 50 ms per case (--quick), torch left out (it calls
   # XsyevBatched itself for n <= 32, measured as xsyev here).
   ns=4,8,12,16,24,32,48,64,96,128,160,256
   batches=1,1024,16384,131072
-  [[ $mode == full ]] && timeout 210 "$bundle/benches/cuda" --quick --only seed,example,eigh --ns $ns --batches $batches --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  [[ $mode == full ]] && timeout 210 "$bundle/benches/eigh_cuda" --quick --only seed,example,eigh --ns $ns --batches $batches --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   timeout 230 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh,ceilings --libs xsyev,cupy --ns $ns --batches $batches --timeout 52 > "$out/peers.jsonl" 2> "$out/peers.err"
 fi
 if [ -x "$bundle/examples/nuclear_shells" ] && [[ $mode != peers ]]; then

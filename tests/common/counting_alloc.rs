@@ -1,5 +1,6 @@
-//! A global allocator that counts allocations, for the plan/execute tests. Each test binary
-//! installs it with `#[global_allocator] static GLOBAL: Counting = Counting;`.
+//! A global allocator that counts allocations, for the plan/execute tests. The contracts test
+//! binary installs it (`#[global_allocator]`); its tests that count run alone in a child
+//! process (`child.rs`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

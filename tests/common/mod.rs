@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod attention_check;
+pub mod child;
 pub mod counting_alloc;
 pub mod eigh_check;
 pub mod reduce_check;

@@ -1,0 +1,74 @@
+//! The timing harness of the CUDA benches (`eigh_cuda`, `reduce_cuda`): each case warmed up,
+//! then repeated until a time budget has passed with a device synchronisation at the end.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use megabatch::Real;
+
+pub fn time_loop(budget: Duration, mut call: impl FnMut(), sync: impl Fn()) -> f64 {
+    let warm = Instant::now();
+    call();
+    sync();
+    if warm.elapsed() > budget {
+        // Long cases: one timed call after the warm-up.
+        let start = Instant::now();
+        call();
+        sync();
+        return start.elapsed().as_secs_f64();
+    }
+    let start = Instant::now();
+    let mut reps = 0u32;
+    while start.elapsed() < budget || reps < 3 {
+        call();
+        reps += 1;
+        if reps.is_multiple_of(8) {
+            sync();
+        }
+    }
+    sync();
+    start.elapsed().as_secs_f64() / f64::from(reps)
+}
+
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Symmetric test matrices with entries uniform in [-1, 1], as the CPU eigh bench makes them.
+/// Beyond 4,096 matrices the first 4,096 repeat: drawing billions of entries would take longer
+/// than the case, and a batch that large streams through memory either way.
+pub fn matrices<T: Real>(n: usize, batch: usize) -> Vec<T> {
+    let mut rng = StdRng::seed_from_u64(7);
+    let size = n * n;
+    let distinct = batch.min(4096);
+    let mut a = vec![T::zero(); size * batch];
+    for m in a.chunks_exact_mut(size.max(1)).take(distinct) {
+        for i in 0..n {
+            for j in 0..=i {
+                let v = T::of(rng.random_range(-1.0..1.0));
+                m[i * n + j] = v;
+                m[j * n + i] = v;
+            }
+        }
+    }
+    if size > 0 {
+        let (head, tail) = a.split_at_mut(size * distinct);
+        for chunk in tail.chunks_mut(head.len()) {
+            chunk.copy_from_slice(&head[..chunk.len()]);
+        }
+    }
+    a
+}
+
+pub fn list_arg(name: &str) -> Option<Vec<usize>> {
+    let v = std::env::args().skip_while(|a| a != name).nth(1)?;
+    Some(
+        v.split(',')
+            .map(|x| x.parse().expect("a list of integers"))
+            .collect(),
+    )
+}

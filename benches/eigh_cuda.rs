@@ -1,0 +1,290 @@
+//! megabatch's eigh on CUDA: matrices/s over (dtype, n, batch), the seed workload and the main
+//! example's batch host to host. Prints one JSON object per line (`benches/cuda_table.py`
+//! joins them, with `reduce_cuda`'s, and the peers' `benches/cuda_peers.py` output into
+//! docs/benchmarks/cuda-h100.md).
+//!
+//! Usage: `cargo bench --features cuda --bench eigh_cuda [-- --quick] [--only seed,example,eigh]
+//! [--ns 4,8] [--batches 1024] [--jacobi] [--groups] [--cpu]`. Timing: each case is
+//! warmed up, then repeated until 0.2 s (--quick: 0.05 s) have passed with a device
+//! synchronisation at the end; the figure is the mean per call. Host-to-host cases report
+//! the median of their repetitions.
+
+#[path = "common/cuda.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{list_arg, matrices, median, time_loop};
+use megabatch::backends::cpu::Cpu;
+use megabatch::backends::cuda::{Cuda, CudaEighAlgorithm, EighClass};
+use megabatch::{Backend, BatchedEigh, EighSpec, Real};
+
+/// Options of the eigh cases (`--ns 4,8`, `--batches 1,1024`, `--jacobi`, `--groups`, `--cpu`).
+struct EighOptions {
+    ns: Vec<usize>,
+    batches: Vec<usize>,
+    /// Also time the Jacobi algorithm the size classes replaced (n <= 64, batch >= 1024).
+    jacobi: bool,
+    /// Also time the layouts a size class chose between, each forced: the group-computed QL
+    /// (warp classes) and the chains classes at n = 9..32, the block classes and the split
+    /// classes from n = 33 while A fits shared memory.
+    groups: bool,
+    /// Also time the CPU backend, host to host, at batch 1024.
+    cpu: bool,
+}
+
+fn rate_case<T: Real>(
+    cuda: &Cuda,
+    spec: &EighSpec,
+    algorithm: CudaEighAlgorithm,
+    a_dev: &megabatch::backends::cuda::CudaBuffer<T>,
+    w_dev: &mut megabatch::backends::cuda::CudaBuffer<T>,
+    v_dev: &mut megabatch::backends::cuda::CudaBuffer<T>,
+    budget: Duration,
+) -> (f64, usize, String) {
+    let mut plan = cuda.plan_eigh_with::<T>(spec, algorithm).unwrap();
+    let vectors = spec.vectors();
+    let t = time_loop(
+        budget,
+        || {
+            cuda.eigh(&mut plan, a_dev, w_dev, vectors.then_some(&mut *v_dev))
+                .unwrap()
+        },
+        || cuda.synchronize().unwrap(),
+    );
+    let classes = plan
+        .classes()
+        .iter()
+        .map(|(c, _)| format!("{c:?}"))
+        .collect::<Vec<_>>()
+        .join("+");
+    (t, plan.device_bytes(), classes)
+}
+
+fn eigh_case<T: Real>(
+    cuda: &Cuda,
+    cpu: &Cpu,
+    n: usize,
+    batch: usize,
+    budget: Duration,
+    opts: &EighOptions,
+) {
+    let bytes = n * n * batch * std::mem::size_of::<T>();
+    if bytes > 12 << 30 {
+        println!("{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"skipped\":\"{} GiB per array\"}}", T::DTYPE, bytes >> 30);
+        return;
+    }
+    let order_class = EighClass::for_order(
+        n,
+        std::mem::size_of::<T>(),
+        cuda.info().max_shared_per_block,
+    );
+    if order_class == EighClass::Jacobi && batch > 1024 {
+        // The Jacobi fallback above the block classes runs about 100 matrices/s at n = 256.
+        println!("{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"skipped\":\"Jacobi fallback, timed at batch <= 1024 only\"}}", T::DTYPE);
+        return;
+    }
+    let a = matrices::<T>(n, batch);
+    let mut a_dev = cuda.alloc::<T>(a.len()).unwrap();
+    cuda.upload(&a, &mut a_dev).unwrap();
+    let mut w_dev = cuda.alloc::<T>(n * batch).unwrap();
+    let mut v_dev = cuda.alloc::<T>(a.len()).unwrap();
+    let spec = EighSpec::uniform(n, batch).with_vectors(true);
+    let classes = CudaEighAlgorithm::SizeClasses;
+    let (t, device_bytes, class) =
+        rate_case(cuda, &spec, classes, &a_dev, &mut w_dev, &mut v_dev, budget);
+    let (tw, _, _) = rate_case(
+        cuda,
+        &EighSpec::uniform(n, batch),
+        classes,
+        &a_dev,
+        &mut w_dev,
+        &mut v_dev,
+        budget,
+    );
+    // Every output checked for NaN once, so a broken kernel cannot look fast.
+    let mut w = vec![T::zero(); n * batch];
+    cuda.download(&w_dev, &mut w).unwrap();
+    let finite = w.iter().all(|x| x.is_finite());
+    let mut extra = String::new();
+    if opts.jacobi && n <= 64 && batch >= 1024 {
+        let jacobi = CudaEighAlgorithm::Jacobi;
+        let (tj, _, _) = rate_case(cuda, &spec, jacobi, &a_dev, &mut w_dev, &mut v_dev, budget);
+        extra.push_str(&format!(",\"jacobi_seconds\":{tj:e}"));
+    }
+    let layouts: &[(&str, CudaEighAlgorithm)] = match n {
+        9..=32 => &[
+            ("group", CudaEighAlgorithm::GroupChains),
+            ("lane", CudaEighAlgorithm::LaneChains),
+        ],
+        33.. if order_class != EighClass::Jacobi => &[
+            ("fused", CudaEighAlgorithm::FusedBlocks),
+            ("split", CudaEighAlgorithm::SplitBlocks),
+        ],
+        _ => &[],
+    };
+    if opts.groups {
+        let values = EighSpec::uniform(n, batch);
+        for &(key, algorithm) in layouts {
+            let (t, _, _) = rate_case(
+                cuda, &spec, algorithm, &a_dev, &mut w_dev, &mut v_dev, budget,
+            );
+            let (tw, _, _) = rate_case(
+                cuda, &values, algorithm, &a_dev, &mut w_dev, &mut v_dev, budget,
+            );
+            extra.push_str(&format!(
+                ",\"{key}_seconds\":{t:e},\"{key}_values_only_seconds\":{tw:e}"
+            ));
+        }
+    }
+    if opts.cpu && batch == 1024 {
+        let mut plan = BatchedEigh::<T>::plan_eigh(cpu, &spec).unwrap();
+        let mut v = vec![T::zero(); a.len()];
+        let tc = time_loop(
+            budget,
+            || cpu.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap(),
+            || (),
+        );
+        let mut plan = BatchedEigh::<T>::plan_eigh(cpu, &EighSpec::uniform(n, batch)).unwrap();
+        let tcw = time_loop(
+            budget,
+            || cpu.eigh_host(&mut plan, &a, &mut w, None).unwrap(),
+            || (),
+        );
+        extra.push_str(&format!(
+            ",\"cpu_seconds\":{tc:e},\"cpu_values_only_seconds\":{tcw:e},\"cpu_threads\":{}",
+            cpu.threads()
+        ));
+    }
+    println!(
+        "{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"seconds\":{t:e},\"matrices_per_s\":{:e},\"values_only_seconds\":{tw:e},\"class\":\"{class}\",\"device_bytes\":{device_bytes},\"matrix_bytes\":{bytes},\"finite\":{finite}{extra}}}",
+        T::DTYPE,
+        batch as f64 / t
+    );
+}
+
+/// A planned host-to-host eigh call.
+type HostCall<'a> = Box<dyn FnMut(&[f64], &mut [f64]) + 'a>;
+
+/// The main example's batch: 199,916 blocks, orders 1-10 (19,504 each) and 11 (4,876),
+/// interleaved as the example lays them out; values only, host to host, on CUDA with either
+/// staging and on the CPU: plan, first call and the median of repeated calls.
+fn example_workload<'c>(cuda: &'c Cuda, cpu: &'c Cpu) {
+    let mut sizes = Vec::new();
+    for _ in 0..4876 {
+        for n in 1..=10 {
+            sizes.extend([n; 4]);
+        }
+        sizes.push(11);
+    }
+    let spec = EighSpec::ragged(sizes.clone());
+    let offsets = spec.offsets(8).unwrap();
+    let mut a = Vec::with_capacity(offsets.a_len());
+    for &n in &sizes {
+        a.extend(matrices::<f64>(n, 1));
+    }
+    let mut w = vec![0.0; offsets.w_len()];
+    let mut run = |name: &str, plan_fn: &mut dyn FnMut() -> HostCall<'c>| {
+        let s = Instant::now();
+        let mut call = plan_fn();
+        let plan_s = s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        call(&a, &mut w);
+        let first_s = s.elapsed().as_secs_f64();
+        let repeat = median(
+            (0..15)
+                .map(|_| {
+                    let s = Instant::now();
+                    call(&a, &mut w);
+                    s.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        println!("{{\"bench\":\"example\",\"matrices\":{},\"a_bytes\":{},\"backend\":\"{name}\",\"plan_seconds\":{plan_s:e},\"first_call_seconds\":{first_s:e},\"repeat_seconds\":{repeat:e}}}", sizes.len(), 8 * offsets.a_len());
+    };
+    for staging in ["direct", "pinned"] {
+        std::env::set_var(megabatch::backends::cuda::STAGING_ENV, staging);
+        run(&format!("cuda-{staging}"), &mut || {
+            let mut plan = BatchedEigh::<f64>::plan_eigh(cuda, &spec).unwrap();
+            Box::new(move |a: &[f64], w: &mut [f64]| cuda.eigh_host(&mut plan, a, w, None).unwrap())
+        });
+    }
+    std::env::remove_var(megabatch::backends::cuda::STAGING_ENV);
+    run("cpu", &mut || {
+        let mut plan = BatchedEigh::<f64>::plan_eigh(cpu, &spec).unwrap();
+        Box::new(move |a: &[f64], w: &mut [f64]| cpu.eigh_host(&mut plan, a, w, None).unwrap())
+    });
+}
+
+fn seed_workload(cuda: &Cuda, cpu: &Cpu) {
+    let (n, batch) = (12, 1582);
+    let a = matrices::<f64>(n, batch);
+    let mut w = vec![0.0; n * batch];
+    let mut v = vec![0.0; n * n * batch];
+    for vectors in [true, false] {
+        let spec = EighSpec::uniform(n, batch).with_vectors(vectors);
+        let mut gpu = BatchedEigh::<f64>::plan_eigh(cuda, &spec).unwrap();
+        let mut host = BatchedEigh::<f64>::plan_eigh(cpu, &spec).unwrap();
+        let times = |run: &mut dyn FnMut()| {
+            run();
+            median(
+                (0..200)
+                    .map(|_| {
+                        let s = Instant::now();
+                        run();
+                        s.elapsed().as_secs_f64()
+                    })
+                    .collect(),
+            )
+        };
+        let tg = times(&mut || {
+            cuda.eigh_host(&mut gpu, &a, &mut w, vectors.then_some(&mut v[..]))
+                .unwrap()
+        });
+        let tc = times(&mut || {
+            cpu.eigh_host(&mut host, &a, &mut w, vectors.then_some(&mut v[..]))
+                .unwrap()
+        });
+        println!("{{\"bench\":\"seed\",\"n\":12,\"batch\":1582,\"vectors\":{vectors},\"cuda_seconds\":{tg:e},\"cpu_seconds\":{tc:e},\"cpu_threads\":{}}}", cpu.threads());
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args.iter().skip_while(|a| *a != "--only").nth(1).cloned();
+    let budget = Duration::from_millis(if quick { 50 } else { 200 });
+    let cuda = Cuda::new().expect("a CUDA device");
+    let cpu = Cpu::new().unwrap();
+    eprintln!("{:?}, CPU threads {}", cuda.info(), cpu.threads());
+    let want = |what: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == what))
+    };
+    if want("seed") {
+        seed_workload(&cuda, &cpu);
+    }
+    if want("example") {
+        example_workload(&cuda, &cpu);
+    }
+    if want("eigh") {
+        let default_ns: &[usize] = if quick {
+            &[4, 12, 32, 64, 128]
+        } else {
+            &[4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 256]
+        };
+        let opts = EighOptions {
+            ns: list_arg("--ns").unwrap_or_else(|| default_ns.to_vec()),
+            batches: list_arg("--batches").unwrap_or_else(|| vec![1, 1024, 16384, 131072]),
+            jacobi: args.iter().any(|a| a == "--jacobi"),
+            groups: args.iter().any(|a| a == "--groups"),
+            cpu: args.iter().any(|a| a == "--cpu"),
+        };
+        for &n in &opts.ns {
+            for &batch in &opts.batches {
+                eigh_case::<f64>(&cuda, &cpu, n, batch, budget, &opts);
+                eigh_case::<f32>(&cuda, &cpu, n, batch, budget, &opts);
+            }
+        }
+    }
+}

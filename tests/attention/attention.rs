@@ -1,0 +1,12 @@
+//! Block-sparse attention, a module per backend over the shared checks of `tests/common`, and
+//! its block masks (`mask`): `cargo test --test attention cuda::` runs the CUDA part.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
+mod mask;
+#[cfg(feature = "wgpu")]
+mod wgpu;

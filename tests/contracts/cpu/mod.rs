@@ -1,0 +1,5 @@
+//! The contracts on the CPU.
+
+pub(crate) mod concurrency;
+mod hostile_sizes;
+mod no_alloc;

@@ -1,0 +1,6 @@
+//! The contracts on wgpu; each test skips without an adapter unless `MEGABATCH_REQUIRE_WGPU=1`.
+
+mod concurrency;
+#[cfg(feature = "fault-injection")]
+mod faults;
+mod no_alloc;

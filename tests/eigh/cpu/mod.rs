@@ -1,0 +1,5 @@
+//! Eigh on the CPU: accuracy on LAPACK's matrix types, argument errors, properties.
+
+mod accuracy;
+mod errors;
+mod properties;

@@ -1,0 +1,11 @@
+//! Batched eigh, a module per backend over the shared checks of `tests/common`:
+//! `cargo test --test eigh cuda::` runs the CUDA part.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
+#[cfg(feature = "wgpu")]
+mod wgpu;

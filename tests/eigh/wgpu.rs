@@ -1,0 +1,226 @@
+//! The wgpu eigh against the same LAPACK ratios as the CPU backend, against the CPU backend's
+//! eigenvalues on uniform and ragged batches, and its errors. Skips without an adapter unless
+//! `MEGABATCH_REQUIRE_WGPU=1` (CI sets it and runs this on Mesa's lavapipe).
+#![cfg(feature = "wgpu")]
+
+use crate::common;
+
+use common::eigh_check::{
+    check_eigh_accuracy, check_non_finite_in_each, check_non_finite_input,
+    check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
+};
+use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
+use megabatch::backends::wgpu::{EighTridiagShader, WgslFloat};
+use megabatch::backends::wgpu::{
+    Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER, TRIDIAG_ROWS_ORDERS,
+};
+use megabatch::{BatchedEigh, EighSpec, Error};
+use proptest::prelude::*;
+
+const THRESHOLD: f64 = 30.0;
+
+#[test]
+fn lapack_types_orders_1_to_40() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let orders: Vec<usize> = (1..=40).collect();
+    check_eigh_accuracy::<f32, _>(&gpu, &orders, &ALL_TYPES, 12, THRESHOLD);
+    if gpu.adapter().f64 {
+        check_eigh_accuracy::<f64, _>(&gpu, &orders, &ALL_TYPES, 11, THRESHOLD);
+    }
+}
+
+#[test]
+fn lapack_types_larger_orders_and_storage_workspace() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let types = [
+        MatrixType::RandomDense,
+        MatrixType::Clustered,
+        MatrixType::NearOverflow,
+        MatrixType::NearUnderflow,
+    ];
+    // f64 with vectors from order ~40 up no longer fits 32-48 KiB of workgroup memory: the
+    // matrices move to the storage workspace.
+    // lavapipe refuses orders above LAVAPIPE_EIGH_MAX_ORDER (its loop limit).
+    let orders: &[usize] = if gpu.adapter().is_llvmpipe() {
+        &[64, 96]
+    } else {
+        &[64, 96, 130, 256]
+    };
+    check_eigh_accuracy::<f32, _>(&gpu, orders, &types, 14, THRESHOLD);
+    if gpu.adapter().f64 {
+        check_eigh_accuracy::<f64, _>(&gpu, orders, &types, 13, THRESHOLD);
+    }
+    if gpu.adapter().is_llvmpipe() {
+        let spec = EighSpec::uniform(LAVAPIPE_EIGH_MAX_ORDER + 1, 1);
+        let err = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    }
+}
+
+/// The largest order the tridiagonal shader takes on this adapter (with vectors).
+fn tridiag_limit(gpu: &Wgpu, dtype: WgslFloat) -> usize {
+    let ad = gpu.adapter();
+    let fits = |n| {
+        EighTridiagShader::for_order(
+            dtype,
+            n,
+            true,
+            false,
+            ad.max_workgroup_storage as usize,
+            ad.max_invocations as usize,
+        )
+        .is_some()
+    };
+    (2..=1024).take_while(|&n| fits(n)).last().unwrap_or(1)
+}
+
+#[test]
+fn class_boundaries_and_the_jacobi_fallback() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let types = [
+        MatrixType::RandomDense,
+        MatrixType::Clustered,
+        MatrixType::NearUnderflow,
+    ];
+    let cap = if gpu.adapter().is_llvmpipe() {
+        LAVAPIPE_EIGH_MAX_ORDER
+    } else {
+        usize::MAX
+    };
+    for (dtype, f64_only) in [(WgslFloat::F32, false), (WgslFloat::F64, true)] {
+        if f64_only && !gpu.adapter().f64 {
+            continue;
+        }
+        let limit = tridiag_limit(&gpu, dtype);
+        let orders: Vec<usize> = [
+            TRIDIAG_MIN_ORDER - 1,
+            TRIDIAG_MIN_ORDER,
+            TRIDIAG_ROWS_ORDERS.start() - 1,
+            *TRIDIAG_ROWS_ORDERS.start(),
+            *TRIDIAG_ROWS_ORDERS.end(),
+            TRIDIAG_ROWS_ORDERS.end() + 1,
+            limit,
+            limit + 1,
+        ]
+        .into_iter()
+        .filter(|&n| (1..=cap).contains(&n))
+        .collect();
+        for &n in &orders {
+            let spec = EighSpec::uniform(n, 2).with_vectors(true);
+            let shaders = if f64_only {
+                BatchedEigh::<f64>::plan_eigh(&gpu, &spec)
+                    .unwrap()
+                    .shaders()
+                    .to_vec()
+            } else {
+                BatchedEigh::<f32>::plan_eigh(&gpu, &spec)
+                    .unwrap()
+                    .shaders()
+                    .to_vec()
+            };
+            let want = if TRIDIAG_ROWS_ORDERS.contains(&n) {
+                "eigh_tridiag_rows/"
+            } else if (TRIDIAG_MIN_ORDER..=limit).contains(&n) {
+                "eigh_tridiag/"
+            } else {
+                "eigh_jacobi/"
+            };
+            assert!(shaders[0].starts_with(want), "{dtype:?} n {n}: {shaders:?}");
+        }
+        if f64_only {
+            check_eigh_accuracy::<f64, _>(&gpu, &orders, &types, 21, THRESHOLD);
+        } else {
+            check_eigh_accuracy::<f32, _>(&gpu, &orders, &types, 22, THRESHOLD);
+        }
+    }
+    // Each shader at orders the size classes give to another, so every one stays tested.
+    for (algorithm, name, n, batch) in [
+        (WgpuEighAlgorithm::Jacobi, "eigh_jacobi/", 12, 100),
+        (WgpuEighAlgorithm::Jacobi, "eigh_jacobi/", 33, 20),
+        (WgpuEighAlgorithm::TridiagWorkgroup, "eigh_tridiag/", 3, 300),
+        (
+            WgpuEighAlgorithm::TridiagWorkgroup,
+            "eigh_tridiag/",
+            12,
+            100,
+        ),
+        (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 1, 50),
+        (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 2, 300),
+        (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 5, 300),
+        (
+            WgpuEighAlgorithm::TridiagRows,
+            "eigh_tridiag_rows/",
+            16,
+            100,
+        ),
+        (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 32, 50),
+        (WgpuEighAlgorithm::TridiagRows, "eigh_tridiag_rows/", 40, 20),
+    ] {
+        let spec = EighSpec::uniform(n, batch).with_vectors(true);
+        let plan = gpu.plan_eigh_with::<f32>(&spec, algorithm).unwrap();
+        assert!(plan.shaders()[0].starts_with(name), "{:?}", plan.shaders());
+        plan_matches_cpu(&gpu, plan, n, batch, 50 + n as u64);
+    }
+}
+
+#[test]
+fn non_finite_input_in_a_matrix_of_each_class() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    if gpu.adapter().f64 {
+        let limit = tridiag_limit(&gpu, WgslFloat::F64);
+        check_non_finite_in_each(
+            &gpu,
+            &[1, 2, 4, 7, 12, 16, 20, 32, 33, limit, limit + 1, 90],
+        );
+    }
+}
+
+#[test]
+fn uniform_batches_match_the_cpu_backend() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    for &(n, batch) in &[
+        (2, 1000),
+        (3, 777),
+        (4, 4096),
+        (12, 1582),
+        (16, 513),
+        (32, 100),
+    ] {
+        uniform_matches_cpu::<f32, _>(&gpu, n, batch, 100 + n as u64);
+        if gpu.adapter().f64 {
+            uniform_matches_cpu::<f64, _>(&gpu, n, batch, n as u64);
+        }
+    }
+}
+
+#[test]
+fn non_finite_input_names_the_first_bad_matrix_and_writes_nothing() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    if gpu.adapter().f64 {
+        check_non_finite_input(&gpu);
+    }
+}
+
+#[test]
+fn shape_plan_and_unsupported_errors() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    check_shape_and_plan_errors(&gpu, &wgpu_or_skip().unwrap());
+    if !gpu.adapter().f64 {
+        let err = BatchedEigh::<f64>::plan_eigh(&gpu, &EighSpec::uniform(4, 1)).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// Ragged batches of mixed orders (several buckets, workgroup and storage memory) give
+    /// the CPU backend's eigenvalues.
+    #[test]
+    fn ragged_batches_match_the_cpu_backend(sizes in prop::collection::vec(0usize..72, 1..24), seed in 0u64..1000) {
+        let Some(gpu) = wgpu_or_skip() else { return Ok(()) };
+        if gpu.adapter().f64 {
+            ragged_matches_cpu(&gpu, &sizes, seed).map_err(TestCaseError::fail)?;
+        }
+    }
+}
