@@ -17,8 +17,8 @@ use rand::{Rng, SeedableRng};
 use megabatch::backends::cpu::Cpu;
 use megabatch::backends::cuda::{Cuda, CudaEighAlgorithm, EighClass};
 use megabatch::{
-    Backend, BatchedEigh, EighSpec, Real, ReduceOp, ReduceSpec, Reducer, RowReduceOp,
-    SegmentReduceOp,
+    Backend, BatchedEigh, EighSpec, PlanFootprint, Real, ReduceOp, ReduceSpec, Reducer,
+    RowReduceOp, SegmentReduceOp,
 };
 
 fn time_loop(budget: Duration, mut call: impl FnMut(), sync: impl Fn()) -> f64 {

@@ -17,7 +17,7 @@ use super::eigh_kernel::{
 };
 use super::module::{KernelFn, Kernels};
 use super::{Cuda, CudaBuffer};
-use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
+use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result};
 
 /// Largest order the CUDA eigh accepts; larger matrices belong on the CPU backend (faer's
 /// blocked solver).
@@ -171,15 +171,6 @@ impl<T: Real> CudaEighPlan<T> {
             .filter(|l| l.first)
             .map(|l| (l.class, l.count as usize))
             .collect()
-    }
-
-    /// Device memory the plan holds beyond the caller's buffers, in bytes: the ragged tables,
-    /// the Jacobi workspace and the status word (host-call staging, allocated by the first
-    /// `eigh_host`, not counted).
-    pub fn device_bytes(&self) -> usize {
-        self.tables.as_ref().map_or(0, DeviceMemory::bytes)
-            + self.workspace.as_ref().map_or(0, DeviceMemory::bytes)
-            + self.status.bytes()
     }
 }
 
@@ -849,5 +840,31 @@ impl<T: Real> CudaEighPlan<T> {
             });
         }
         Ok(())
+    }
+}
+
+impl<T: Real> PlanFootprint for CudaEighPlan<T> {
+    /// The pinned status word, and once host calls have their staging
+    /// ([`Cuda::prepare_eigh_host`] or the first [`BatchedEigh::eigh_host`]) the pinned
+    /// mirrors of A, W and V (none when the arrays go to the device directly, from
+    /// [`DIRECT_STAGING_BYTES`]).
+    fn scratch_bytes(&self) -> usize {
+        let staging = self.host.as_ref().map_or(0, |h| {
+            h.a.host_bytes() + h.w.host_bytes() + h.v.host_bytes()
+        });
+        self.status_host.bytes() + staging
+    }
+
+    /// The ragged tables (offsets, orders and launch lists), the workspace the launches share
+    /// (Jacobi matrices in global memory, rotation lists, split-class state), the status
+    /// word, and once host calls have their staging the device arrays for A, W and V.
+    fn device_bytes(&self) -> usize {
+        let staging = self.host.as_ref().map_or(0, |h| {
+            h.a.device_bytes() + h.w.device_bytes() + h.v.device_bytes()
+        });
+        self.tables.as_ref().map_or(0, DeviceMemory::bytes)
+            + self.workspace.as_ref().map_or(0, DeviceMemory::bytes)
+            + self.status.bytes()
+            + staging
     }
 }

@@ -11,8 +11,8 @@ use super::driver::{
 use super::module::{KernelFn, Kernels};
 use super::{blocks_for, Cuda, CudaBuffer};
 use crate::{
-    Element, Error, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result, RowReduceOp,
-    SegmentReduceOp,
+    Element, Error, PlanFootprint, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result,
+    RowReduceOp, SegmentReduceOp,
 };
 
 /// Threads per block of every reduction kernel.
@@ -443,5 +443,28 @@ impl<T: Reducible> CudaReducePlan<T> {
                 unsafe { launch(kernel.0, (grid, 1, 1), THREADS, 0, stream, &mut args) }
             }
         }
+    }
+}
+
+impl<T: Reducible> PlanFootprint for CudaReducePlan<T> {
+    /// The pinned slot for scalar results, and once host calls have their staging (the first
+    /// [`Reducer::reduce_host`]) the pinned mirrors of x, y and the output.
+    fn scratch_bytes(&self) -> usize {
+        let staging = self.host.as_ref().map_or(0, |h| {
+            h.x.host_bytes() + h.y.host_bytes() + h.out.host_bytes()
+        });
+        self.scalar_pin.bytes() + staging
+    }
+
+    /// The partial results, the segment offsets, the plan's output array, and once host
+    /// calls have their staging the device arrays for x, y and the output.
+    fn device_bytes(&self) -> usize {
+        let staging = self.host.as_ref().map_or(0, |h| {
+            h.x.device_bytes() + h.y.device_bytes() + h.out.device_bytes()
+        });
+        self.partials.bytes()
+            + self.offsets.as_ref().map_or(0, DeviceMemory::bytes)
+            + self.out_dev.bytes()
+            + staging
     }
 }
