@@ -535,19 +535,12 @@ impl Cuda {
             }
             EighLayout::Ragged { sizes } => {
                 let batch = sizes.len();
-                let mut groups: std::collections::BTreeMap<GroupKey, Vec<i32>> = Default::default();
-                for (i, &n) in sizes.iter().enumerate() {
-                    if n > 0 {
-                        let i = i32::try_from(i).map_err(|_| Error::TooLarge("eigh batch"))?;
-                        groups
-                            .entry(self.group_of(n, elem, algorithm))
-                            .or_default()
-                            .push(i);
-                    }
-                }
+                let mut groups: Vec<(GroupKey, Vec<i32>)> = spec
+                    .buckets(|n| self.group_of(n, elem, algorithm))
+                    .ok_or(Error::TooLarge("eigh batch"))?;
                 // Largest order first within a launch: neighbours (one warp, one wave of
                 // blocks) then have similar orders and similar amounts of work.
-                for list in groups.values_mut() {
+                for (_, list) in &mut groups {
                     list.sort_by_key(|&i| std::cmp::Reverse(sizes[i as usize]));
                 }
                 let mut host: Vec<u8> = Vec::new();
@@ -561,14 +554,14 @@ impl Cuda {
                     host.extend_from_slice(&(n as i32).to_ne_bytes());
                 }
                 let lists_at = host.len();
-                for list in groups.values() {
+                for (_, list) in &groups {
                     host.extend_from_slice(bytemuck::cast_slice(list));
                 }
                 let memory = DeviceMemory::zeroed(&self.ctx, host.len())?;
                 copy_to_device(&host, memory.ptr(), &stream)?;
                 stream.synchronize()?;
                 let mut at = lists_at;
-                for (&group, list) in &groups {
+                for &(group, ref list) in &groups {
                     let nmax = sizes[list[0] as usize];
                     let mut group_launches = self.class_launch::<T>(
                         Self::settle(group, list.len(), elem, vectors, algorithm),

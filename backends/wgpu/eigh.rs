@@ -295,17 +295,13 @@ impl Wgpu {
                 }
             }
             EighLayout::Ragged { sizes } => {
-                let mut lists: std::collections::BTreeMap<usize, Vec<u32>> = Default::default();
                 for (i, &n) in sizes.iter().enumerate() {
                     let slot = offsets.slot(i);
                     tables.extend([slot.a_start as u32, slot.w_start as u32, n as u32]);
-                    if n > 0 {
-                        lists
-                            .entry(crate::eigh::bucket_order(n))
-                            .or_default()
-                            .push(i as u32);
-                    }
                 }
+                let lists: Vec<(usize, Vec<u32>)> = spec
+                    .buckets(crate::eigh::bucket_order)
+                    .ok_or(Error::TooLarge("eigh batch exceeds 32-bit shader indices"))?;
                 for (nmax, list) in lists {
                     let shader = Variant::choose(algorithm, d, nmax, vectors, ctx);
                     let at = tables.len() as u32;
