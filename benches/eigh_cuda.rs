@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::{list_arg, matrices, median, time_loop};
 use megabatch::backends::cpu::Cpu;
 use megabatch::backends::cuda::{Cuda, CudaEighAlgorithm, EighClass};
-use megabatch::{Backend, BatchedEigh, EighSpec, Real};
+use megabatch::{Backend, BatchedEigh, EighSpec, PlanFootprint, Real};
 
 /// Options of the eigh cases (`--ns 4,8`, `--batches 1,1024`, `--jacobi`, `--groups`, `--cpu`).
 struct EighOptions {

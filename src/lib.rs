@@ -54,6 +54,7 @@ mod element;
 mod error;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+mod footprint;
 mod limits;
 mod reduce;
 mod stable_hash;
@@ -71,6 +72,7 @@ pub use cost::{
 pub use eigh::{BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot};
 pub use element::{Element, Real, Reducible};
 pub use error::{DeviceErrorKind, Error, Result};
+pub use footprint::PlanFootprint;
 pub use reduce::{ReduceOp, ReduceShape, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp};
 
 /// The README's Rust example, compiled and run by `cargo test` so that it stays true.

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use super::pool::{DisjointMut, PerWorker};
 use super::Cpu;
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
-use crate::{Error, Result};
+use crate::{Error, PlanFootprint, Result};
 
 /// Tasks (query blocks) below which the call stays on the calling thread.
 const PARALLEL_MIN_TASKS: usize = 2;
@@ -21,6 +21,30 @@ struct Scratch {
     l: Vec<f32>,
 }
 
+impl Scratch {
+    /// One query block's arrays: Q tile and accumulators `bq x d`, K and V tiles `bk x d`,
+    /// scores `bq x bk`, running max and sum `bq`.
+    fn new(bq: usize, bk: usize, d: usize) -> Self {
+        Self {
+            q: vec![0.0; bq * d],
+            k: vec![0.0; bk * d],
+            v: vec![0.0; bk * d],
+            s: vec![0.0; bq * bk],
+            acc: vec![0.0; bq * d],
+            m: vec![0.0; bq],
+            l: vec![0.0; bq],
+        }
+    }
+
+    /// Bytes held, read from the allocations.
+    fn bytes(&self) -> usize {
+        let arrays = [
+            &self.q, &self.k, &self.v, &self.s, &self.acc, &self.m, &self.l,
+        ];
+        arrays.iter().map(|a| a.len()).sum::<usize>() * std::mem::size_of::<f32>()
+    }
+}
+
 /// A CPU attention plan: the spec, its own copy of the mask, and per-thread scratch for one
 /// query block (BQ x D accumulators, BK x D key and value tiles, BQ x BK scores).
 pub struct CpuAttentionPlan<T> {
@@ -30,6 +54,8 @@ pub struct CpuAttentionPlan<T> {
     lens: (usize, usize, usize),
     parallel: bool,
     scratch: PerWorker<Scratch>,
+    /// Bytes of `scratch`, summed over its allocations when the plan made them.
+    scratch_bytes: usize,
     _t: PhantomData<fn(T)>,
 }
 
@@ -55,15 +81,9 @@ impl<T: AttentionElement> SparseAttention<T> for Cpu {
         let tasks = spec.batch * spec.heads_q * mask.block_counts().0;
         let parallel = self.threads() > 1 && tasks >= PARALLEL_MIN_TASKS;
         let workers = if parallel { self.threads() } else { 1 };
-        let scratch = PerWorker::new((0..workers).map(|_| Scratch {
-            q: vec![0.0; bq * d],
-            k: vec![0.0; bk * d],
-            v: vec![0.0; bk * d],
-            s: vec![0.0; bq * bk],
-            acc: vec![0.0; bq * d],
-            m: vec![0.0; bq],
-            l: vec![0.0; bq],
-        }));
+        let scratch: Vec<Scratch> = (0..workers).map(|_| Scratch::new(bq, bk, d)).collect();
+        let scratch_bytes = scratch.iter().map(Scratch::bytes).sum();
+        let scratch = PerWorker::new(scratch);
         Ok(CpuAttentionPlan {
             owner: self.id,
             spec: *spec,
@@ -71,6 +91,7 @@ impl<T: AttentionElement> SparseAttention<T> for Cpu {
             lens,
             parallel,
             scratch,
+            scratch_bytes,
             _t: PhantomData,
         })
     }
@@ -245,5 +266,20 @@ fn block_forward<T: AttentionElement>(
                 f32::NEG_INFINITY
             };
         }
+    }
+}
+
+impl<T> PlanFootprint for CpuAttentionPlan<T> {
+    /// One f32 scratch arena per worker thread (one when the call stays on the calling
+    /// thread): for a mask of `bq x bk` blocks and head dimension `d`,
+    /// `4 (2 bq d + 2 bk d + bq bk + 2 bq)` bytes each. The plan's copy of the mask is not
+    /// counted.
+    fn scratch_bytes(&self) -> usize {
+        self.scratch_bytes
+    }
+
+    /// Always 0: the CPU has no device memory.
+    fn device_bytes(&self) -> usize {
+        0
     }
 }

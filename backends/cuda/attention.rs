@@ -18,7 +18,7 @@ use super::staging::Staged;
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
 };
-use crate::{BackendKind, Error, Result};
+use crate::{BackendKind, Error, PlanFootprint, Result};
 
 /// The order in which CTAs take work items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -393,5 +393,32 @@ impl<T: AttentionElement> CudaAttentionPlan<T> {
             l.copy_from_slice(host.lse.received());
         }
         Ok(())
+    }
+}
+
+impl<T: AttentionElement> PlanFootprint for CudaAttentionPlan<T> {
+    /// Once host calls have their staging (the first [`SparseAttention::attention_host`]),
+    /// the pinned mirrors of Q, K, V, O and LSE; 0 before.
+    fn scratch_bytes(&self) -> usize {
+        self.host.as_ref().map_or(0, |h| {
+            h.q.host_bytes()
+                + h.k.host_bytes()
+                + h.v.host_bytes()
+                + h.o.host_bytes()
+                + h.lse.host_bytes()
+        })
+    }
+
+    /// The mask tables (row starts, kept blocks, document ids, work list), and once host
+    /// calls have their staging the device arrays for Q, K, V, O and LSE.
+    fn device_bytes(&self) -> usize {
+        let staging = self.host.as_ref().map_or(0, |h| {
+            h.q.device_bytes()
+                + h.k.device_bytes()
+                + h.v.device_bytes()
+                + h.o.device_bytes()
+                + h.lse.device_bytes()
+        });
+        self._tables.bytes() + staging
     }
 }

@@ -21,7 +21,9 @@ use super::error::DriverResultExt;
 use super::params::EighArgs;
 use super::pipeline::{KernelFn, Kernels};
 use super::staging::{PinnedHost, Staged};
-use crate::{BackendKind, BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
+use crate::{
+    BackendKind, BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result,
+};
 
 /// Largest order the CUDA eigh accepts; larger matrices belong on the CPU backend (faer's
 /// blocked solver).
@@ -137,15 +139,6 @@ impl<T: Real> CudaEighPlan<T> {
             .filter(|l| l.first)
             .map(|l| (l.class, l.count as usize))
             .collect()
-    }
-
-    /// Device memory the plan holds beyond the caller's buffers, in bytes: the ragged tables,
-    /// the Jacobi workspace and the status word (host-call staging, allocated by the first
-    /// `eigh_host`, not counted).
-    pub fn device_bytes(&self) -> usize {
-        self.tables.as_ref().map_or(0, DeviceMemory::bytes)
-            + self.workspace.as_ref().map_or(0, DeviceMemory::bytes)
-            + self.status.bytes()
     }
 }
 
@@ -510,19 +503,12 @@ impl Cuda {
             }
             EighLayout::Ragged { sizes } => {
                 let batch = sizes.len();
-                let mut groups: std::collections::BTreeMap<GroupKey, Vec<i32>> = Default::default();
-                for (i, &n) in sizes.iter().enumerate() {
-                    if n > 0 {
-                        let i = i32::try_from(i).map_err(|_| Error::TooLarge("eigh batch"))?;
-                        groups
-                            .entry(self.group_of(n, elem, algorithm))
-                            .or_default()
-                            .push(i);
-                    }
-                }
+                let mut groups: Vec<(GroupKey, Vec<i32>)> = spec
+                    .buckets(|n| self.group_of(n, elem, algorithm))
+                    .ok_or(Error::TooLarge("eigh batch"))?;
                 // Largest order first within a launch: neighbours (one warp, one wave of
                 // blocks) then have similar orders and similar amounts of work.
-                for list in groups.values_mut() {
+                for (_, list) in &mut groups {
                     list.sort_by_key(|&i| std::cmp::Reverse(sizes[i as usize]));
                 }
                 let mut host: Vec<u8> = Vec::new();
@@ -536,14 +522,14 @@ impl Cuda {
                     host.extend_from_slice(&(n as i32).to_ne_bytes());
                 }
                 let lists_at = host.len();
-                for list in groups.values() {
+                for (_, list) in &groups {
                     host.extend_from_slice(bytemuck::cast_slice(list));
                 }
                 let memory = DeviceMemory::zeroed(&self.ctx, host.len())?;
                 copy_to_device(&host, memory.ptr(), &stream)?;
                 stream.synchronize()?;
                 let mut at = lists_at;
-                for (&group, list) in &groups {
+                for &(group, ref list) in &groups {
                     let nmax = sizes[list[0] as usize];
                     let mut group_launches = self.class_launch::<T>(
                         Self::settle(group, list.len(), elem, vectors, algorithm),
@@ -811,5 +797,31 @@ impl<T: Real> CudaEighPlan<T> {
             });
         }
         Ok(())
+    }
+}
+
+impl<T: Real> PlanFootprint for CudaEighPlan<T> {
+    /// The pinned status word, and once host calls have their staging
+    /// ([`Cuda::prepare_eigh_host`] or the first [`BatchedEigh::eigh_host`]) the pinned
+    /// mirrors of A, W and V (none when the arrays go to the device directly, from
+    /// [`DIRECT_STAGING_BYTES`]).
+    fn scratch_bytes(&self) -> usize {
+        let staging = self.host.as_ref().map_or(0, |h| {
+            h.a.host_bytes() + h.w.host_bytes() + h.v.host_bytes()
+        });
+        self.status_host.bytes() + staging
+    }
+
+    /// The ragged tables (offsets, orders and launch lists), the workspace the launches share
+    /// (Jacobi matrices in global memory, rotation lists, split-class state), the status
+    /// word, and once host calls have their staging the device arrays for A, W and V.
+    fn device_bytes(&self) -> usize {
+        let staging = self.host.as_ref().map_or(0, |h| {
+            h.a.device_bytes() + h.w.device_bytes() + h.v.device_bytes()
+        });
+        self.tables.as_ref().map_or(0, DeviceMemory::bytes)
+            + self.workspace.as_ref().map_or(0, DeviceMemory::bytes)
+            + self.status.bytes()
+            + staging
     }
 }

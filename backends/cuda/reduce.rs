@@ -12,8 +12,8 @@ use super::params::ReduceArgs;
 use super::pipeline::{KernelFn, Kernels};
 use super::staging::{PinnedHost, Staged};
 use crate::{
-    Element, Error, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result, RowReduceOp,
-    SegmentReduceOp,
+    Element, Error, PlanFootprint, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result,
+    RowReduceOp, SegmentReduceOp,
 };
 
 /// Threads per block of every reduction kernel.
@@ -406,5 +406,28 @@ impl<T: Reducible> CudaReducePlan<T> {
                 run(kernel, (grid, 1), &args)
             }
         }
+    }
+}
+
+impl<T: Reducible> PlanFootprint for CudaReducePlan<T> {
+    /// The pinned slot for scalar results, and once host calls have their staging (the first
+    /// [`Reducer::reduce_host`]) the pinned mirrors of x, y and the output.
+    fn scratch_bytes(&self) -> usize {
+        let staging = self.host.as_ref().map_or(0, |h| {
+            h.x.host_bytes() + h.y.host_bytes() + h.out.host_bytes()
+        });
+        self.scalar_pin.bytes() + staging
+    }
+
+    /// The partial results, the segment offsets, the plan's output array, and once host
+    /// calls have their staging the device arrays for x, y and the output.
+    fn device_bytes(&self) -> usize {
+        let staging = self.host.as_ref().map_or(0, |h| {
+            h.x.device_bytes() + h.y.device_bytes() + h.out.device_bytes()
+        });
+        self.partials.bytes()
+            + self.offsets.as_ref().map_or(0, DeviceMemory::bytes)
+            + self.out_dev.bytes()
+            + staging
     }
 }

@@ -57,6 +57,11 @@ impl<T: bytemuck::Pod> PinnedHost<T> {
         // SAFETY: as above, and `&mut self` makes the access exclusive.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
+
+    /// Bytes allocated (`cuMemHostAlloc`'s size).
+    pub(crate) fn bytes(&self) -> usize {
+        self.len * std::mem::size_of::<T>()
+    }
 }
 
 impl<T> Drop for PinnedHost<T> {
@@ -135,5 +140,15 @@ impl<T: bytemuck::Pod> Staged<T> {
     /// after synchronising `stream`.
     pub(crate) fn fetch_into(&self, dst: &mut [T], stream: &Stream) -> Result<()> {
         copy_to_host(self.device.ptr(), dst, stream)
+    }
+
+    /// Bytes of the device array.
+    pub(crate) fn device_bytes(&self) -> usize {
+        self.device.bytes()
+    }
+
+    /// Bytes of the pinned host mirror (0 when unpinned).
+    pub(crate) fn host_bytes(&self) -> usize {
+        self.pinned.as_ref().map_or(0, PinnedHost::bytes)
     }
 }

@@ -14,7 +14,7 @@ use super::{Wgpu, WgpuBuffer};
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
 };
-use crate::{Error, Result};
+use crate::{Error, PlanFootprint, Result};
 
 const BINDINGS: [Binding; 9] = [
     Binding::Read,      // q
@@ -280,4 +280,21 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
 /// Where LSE starts in the staging buffer, after O (8-byte aligned for the copy and the map).
 fn lse_offset(o_bytes: usize) -> u64 {
     (o_bytes as u64).next_multiple_of(8)
+}
+
+impl<T> PlanFootprint for WgpuAttentionPlan<T> {
+    /// The mappable read-back buffer for O and LSE of host calls (made with the plan).
+    fn scratch_bytes(&self) -> usize {
+        self.staging.size() as usize
+    }
+
+    /// The device copies of Q, K, V, O and LSE for host calls (made with the plan), and the
+    /// mask tables and parameters.
+    fn device_bytes(&self) -> usize {
+        [&self.q, &self.k, &self.v, &self.o, &self.lse]
+            .into_iter()
+            .chain(&self.tables)
+            .map(wgpu::Buffer::size)
+            .sum::<u64>() as usize
+    }
 }

@@ -13,7 +13,7 @@ use super::eigh_kernel::{EighShader, EighTridiagShader};
 use super::error::unsupported;
 use super::wgsl::WgslFloat;
 use super::{Wgpu, WgpuBuffer};
-use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, Real, Result};
+use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result};
 
 /// Largest order the wgpu eigh accepts. Above it, Jacobi's O(n^3) per sweep on one workgroup
 /// per matrix stops paying against the CPU's Householder/divide-and-conquer path, which
@@ -298,17 +298,13 @@ impl Wgpu {
                 }
             }
             EighLayout::Ragged { sizes } => {
-                let mut lists: std::collections::BTreeMap<usize, Vec<u32>> = Default::default();
                 for (i, &n) in sizes.iter().enumerate() {
                     let slot = offsets.slot(i);
                     tables.extend([slot.a_start as u32, slot.w_start as u32, n as u32]);
-                    if n > 0 {
-                        lists
-                            .entry(crate::eigh::bucket_order(n))
-                            .or_default()
-                            .push(i as u32);
-                    }
                 }
+                let lists: Vec<(usize, Vec<u32>)> = spec
+                    .buckets(crate::eigh::bucket_order)
+                    .ok_or(Error::TooLarge("eigh batch exceeds 32-bit shader indices"))?;
                 for (nmax, list) in lists {
                     let shader = Variant::choose(algorithm, d, nmax, vectors, ctx);
                     let at = tables.len() as u32;
@@ -519,5 +515,30 @@ impl<T: Real> WgpuEighPlan<T> {
             staging,
             groups,
         })
+    }
+}
+
+impl<T: Real> PlanFootprint for WgpuEighPlan<T> {
+    /// Once host calls have their buffers ([`Wgpu::prepare_eigh_host`] or the first
+    /// [`BatchedEigh::eigh_host`]), the mappable read-back buffer (status word, W and V); 0
+    /// before.
+    fn scratch_bytes(&self) -> usize {
+        self.host.as_ref().map_or(0, |h| h.staging.size() as usize)
+    }
+
+    /// The per-matrix tables and launch lists, the Jacobi workspace, the status word, the
+    /// parameters of each dispatch, the placeholder bound for V without eigenvectors, and once
+    /// host calls have their buffers the device copies of A, W and V.
+    fn device_bytes(&self) -> usize {
+        let host = self.host.as_ref().map_or(0, |h| {
+            let v = if self.vectors { h.v.size() } else { 0 };
+            h.a.size() + h.w.size() + v
+        });
+        let own = [&self.tables, &self.work, &self.status, &self.dummy_v]
+            .into_iter()
+            .chain(&self.params)
+            .map(wgpu::Buffer::size)
+            .sum::<u64>();
+        (own + host) as usize
     }
 }

@@ -10,7 +10,7 @@ use super::command::{enqueue_dispatches, Dispatch};
 use super::device::Context;
 use super::reduce_kernel::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use super::{Wgpu, WgpuBuffer};
-use crate::{Error, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
+use crate::{Error, PlanFootprint, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
 
 /// Stage-1 workgroups of a whole-array reduction at most: enough to fill a large GPU, few
 /// enough that one workgroup folds the partials, and at least `len / 2^16` elements per
@@ -257,5 +257,32 @@ impl<T: Reducible> WgpuReducePlan<T> {
             staging,
             groups,
         })
+    }
+}
+
+impl<T: Reducible> PlanFootprint for WgpuReducePlan<T> {
+    /// Once host calls have their buffers (the first [`Reducer::reduce_host`]), the mappable
+    /// read-back buffer for the output; 0 before.
+    fn scratch_bytes(&self) -> usize {
+        self.host.as_ref().map_or(0, |h| h.staging.size() as usize)
+    }
+
+    /// The partial results, the segment offsets, the parameters, the placeholder bound for a
+    /// missing y, and once host calls have their buffers the device copies of x, y and the
+    /// output.
+    fn device_bytes(&self) -> usize {
+        let host = self.host.as_ref().map_or(0, |h| {
+            let y = if self.shape.y_len.is_some() {
+                h.y.size()
+            } else {
+                0
+            };
+            h.x.size() + y + h.out.size()
+        });
+        let own = [&self.partials, &self.offsets, &self.params, &self.dummy_y]
+            .map(wgpu::Buffer::size)
+            .iter()
+            .sum::<u64>();
+        (own + host) as usize
     }
 }

@@ -22,7 +22,8 @@ use crate::{Backend, Result};
 /// LSE = -inf, as FlexAttention does.
 pub trait SparseAttention<T: AttentionElement>: Backend {
     /// The mask, scratch and schedule for one spec.
-    type AttentionPlan: Send;
+    /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
+    type AttentionPlan: Send + crate::PlanFootprint;
 
     /// Checks that `mask` fits `spec` (sequence lengths, batch and head broadcast) and
     /// allocates everything `attention` needs.

@@ -9,7 +9,7 @@ use crate::backends::cuda::CudaAttentionPlan;
 #[cfg(feature = "wgpu")]
 use crate::backends::wgpu::WgpuAttentionPlan;
 use crate::cost::{AttentionWork, Decision, Residency};
-use crate::{BackendKind, Result};
+use crate::{BackendKind, PlanFootprint, Result};
 
 /// An attention plan of [`Auto`]: the chosen backend's own plan, and host staging for
 /// buffers that live on another backend (allocated on the first call that needs it).
@@ -195,5 +195,35 @@ impl<T: AttentionElement> SparseAttention<T> for Auto {
     ) -> Result<()> {
         on_plan!(self, &mut plan.inner, |b, p| b
             .attention_host(p, q, k, v, o, lse))
+    }
+}
+
+impl<T: AttentionElement> Inner<T> {
+    /// The chosen backend's plan, as a [`PlanFootprint`].
+    fn footprint(&self) -> &dyn PlanFootprint {
+        match self {
+            Inner::Cpu(p) => p,
+            #[cfg(feature = "cuda")]
+            Inner::Cuda(p) => p,
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(p) => p,
+        }
+    }
+}
+
+impl<T: AttentionElement> PlanFootprint for AutoAttentionPlan<T> {
+    /// The chosen backend's plan's, plus the host copies of Q, K, V, O and LSE that calls
+    /// with buffers of another backend make (as large as they have grown; 0 until then).
+    fn scratch_bytes(&self) -> usize {
+        let s = &self.stage;
+        let stage = (s.q.capacity() + s.k.capacity() + s.v.capacity() + s.o.capacity())
+            * std::mem::size_of::<T>()
+            + s.lse.capacity() * std::mem::size_of::<f32>();
+        self.inner.footprint().scratch_bytes() + stage
+    }
+
+    /// The chosen backend's plan's.
+    fn device_bytes(&self) -> usize {
+        self.inner.footprint().device_bytes()
     }
 }

@@ -8,7 +8,7 @@ use crate::backends::cuda::CudaEighPlan;
 #[cfg(feature = "wgpu")]
 use crate::backends::wgpu::WgpuEighPlan;
 use crate::cost::{Decision, Residency};
-use crate::{BackendKind, BatchedEigh, EighSpec, Real, Result};
+use crate::{BackendKind, BatchedEigh, EighSpec, PlanFootprint, Real, Result};
 
 /// A plan of [`Auto`]: the chosen backend's own plan, and host staging for buffers that live
 /// on another backend (allocated on the first call that needs it).
@@ -164,5 +164,32 @@ impl<T: Real> BatchedEigh<T> for Auto {
         v: Option<&mut [T]>,
     ) -> Result<()> {
         on_plan!(self, &mut plan.inner, |b, p| b.eigh_host(p, a, w, v))
+    }
+}
+
+impl<T: Real> Inner<T> {
+    /// The chosen backend's plan, as a [`PlanFootprint`].
+    fn footprint(&self) -> &dyn PlanFootprint {
+        match self {
+            Inner::Cpu(p) => p,
+            #[cfg(feature = "cuda")]
+            Inner::Cuda(p) => p,
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(p) => p,
+        }
+    }
+}
+
+impl<T: Real> PlanFootprint for AutoEighPlan<T> {
+    /// The chosen backend's plan's, plus the host copies of A, W and V that calls with
+    /// buffers of another backend make (as large as they have grown; 0 until then).
+    fn scratch_bytes(&self) -> usize {
+        let stage = self.stage.iter().map(Vec::capacity).sum::<usize>();
+        self.inner.footprint().scratch_bytes() + stage * std::mem::size_of::<T>()
+    }
+
+    /// The chosen backend's plan's.
+    fn device_bytes(&self) -> usize {
+        self.inner.footprint().device_bytes()
     }
 }

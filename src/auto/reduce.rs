@@ -9,7 +9,7 @@ use crate::backends::cuda::CudaReducePlan;
 #[cfg(feature = "wgpu")]
 use crate::backends::wgpu::WgpuReducePlan;
 use crate::cost::{Decision, Residency};
-use crate::{BackendKind, ReduceSpec, Reducer, Reducible, Result};
+use crate::{BackendKind, PlanFootprint, ReduceSpec, Reducer, Reducible, Result};
 
 /// A reduction plan of [`Auto`]: the chosen backend's own plan, and host staging for buffers
 /// that live on another backend (allocated on the first call that needs it).
@@ -161,5 +161,33 @@ impl<T: Reducible> Reducer<T> for Auto {
             |v| Reducer::<T>::read_scalar(&self.cpu, v),
             |dev, b| Reducer::<T>::read_scalar(dev, b)
         )
+    }
+}
+
+impl<T: Reducible> Inner<T> {
+    /// The chosen backend's plan, as a [`PlanFootprint`].
+    fn footprint(&self) -> &dyn PlanFootprint {
+        match self {
+            Inner::Cpu(p) => p,
+            #[cfg(feature = "cuda")]
+            Inner::Cuda(p) => p,
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(p) => p,
+        }
+    }
+}
+
+impl<T: Reducible> PlanFootprint for AutoReducePlan<T> {
+    /// The chosen backend's plan's, plus the host copies of x, y and the output that calls
+    /// with buffers of another backend make (as large as they have grown; 0 until then).
+    fn scratch_bytes(&self) -> usize {
+        let stage = (self.stage.x.capacity() + self.stage.y.capacity()) * std::mem::size_of::<T>()
+            + self.stage.out.capacity() * std::mem::size_of::<T::Acc>();
+        self.inner.footprint().scratch_bytes() + stage
+    }
+
+    /// The chosen backend's plan's.
+    fn device_bytes(&self) -> usize {
+        self.inner.footprint().device_bytes()
     }
 }

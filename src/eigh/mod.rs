@@ -17,7 +17,8 @@ use crate::{Backend, Real, Result};
 /// comes back as +-inf, never NaN (found by fuzzing, see `docs/reliability.md`).
 pub trait BatchedEigh<T: Real>: Backend {
     /// Everything one spec needs at execute time: offsets, scratch arenas, device buffers.
-    type EighPlan: Send;
+    /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
+    type EighPlan: Send + crate::PlanFootprint;
 
     /// Makes a plan for `spec`: validates it and allocates every buffer `eigh` will use.
     ///

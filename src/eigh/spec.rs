@@ -166,6 +166,27 @@ impl EighSpec {
     }
 }
 
+impl EighSpec {
+    /// The batch's non-empty matrices grouped by `key` of their order: one entry per distinct
+    /// key, in ascending key order, each with its matrix indices ascending (the GPU backends'
+    /// ragged buckets: one launch per entry). Order-0 matrices belong to no group. `None` if an
+    /// index of a non-empty matrix does not fit `I` (the backend's index type in its tables).
+    #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
+    pub(crate) fn buckets<K: Ord, I: TryFrom<usize>>(
+        &self,
+        mut key: impl FnMut(usize) -> K,
+    ) -> Option<Vec<(K, Vec<I>)>> {
+        let mut groups: std::collections::BTreeMap<K, Vec<I>> = Default::default();
+        for i in 0..self.batch() {
+            let n = self.order(i);
+            if n > 0 {
+                groups.entry(key(n)).or_default().push(I::try_from(i).ok()?);
+            }
+        }
+        Some(groups.into_iter().collect())
+    }
+}
+
 fn eigh_flops(n: usize, vectors: bool) -> f64 {
     let n = n as f64;
     if vectors {
@@ -252,5 +273,65 @@ impl EighOffsets {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_group_non_empty_matrices_by_key_in_key_then_index_order() {
+        let spec = EighSpec::ragged(vec![5, 0, 3, 6, 17, 4, 0, 5, 33]);
+        // By padded order (even up to 16, multiples of 4 to 32, of 8 to 64), as wgpu does.
+        let by_padded = spec.buckets::<_, u32>(crate::eigh::bucket_order).unwrap();
+        assert_eq!(
+            by_padded,
+            vec![
+                (4, vec![2, 5]),
+                (6, vec![0, 3, 7]),
+                (20, vec![4]),
+                (40, vec![8]),
+            ]
+        );
+        // A composite key, as CUDA's (size class, padded order): small orders share one group.
+        let classes = spec.buckets::<_, i32>(|n| (n > 16, if n > 16 { n } else { 0 }));
+        assert_eq!(
+            classes.unwrap(),
+            vec![
+                ((false, 0), vec![0, 2, 3, 5, 7]),
+                ((true, 17), vec![4]),
+                ((true, 33), vec![8]),
+            ]
+        );
+        // Uniform: one group; empty matrices or an empty batch: none.
+        assert_eq!(
+            EighSpec::uniform(3, 3).buckets::<_, u32>(|n| n),
+            Some(vec![(3, vec![0, 1, 2])])
+        );
+        assert_eq!(
+            EighSpec::uniform(0, 3).buckets::<_, u32>(|n| n),
+            Some(vec![])
+        );
+        assert_eq!(
+            EighSpec::ragged(vec![0, 0]).buckets::<_, u32>(|n| n),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn buckets_refuse_indices_the_table_type_cannot_hold() {
+        let mut sizes = vec![0; 300];
+        sizes[299] = 2;
+        let spec = EighSpec::ragged(sizes.clone());
+        assert_eq!(spec.buckets::<_, u8>(|n| n), None);
+        assert_eq!(spec.buckets::<_, u16>(|n| n), Some(vec![(2, vec![299])]));
+        // Only non-empty matrices need an index.
+        sizes[299] = 0;
+        sizes[3] = 2;
+        assert_eq!(
+            EighSpec::ragged(sizes).buckets::<_, u8>(|n| n),
+            Some(vec![(2, vec![3])])
+        );
     }
 }

@@ -17,7 +17,8 @@ use crate::{Backend, Reducible, Result};
 /// reads as converged.
 pub trait Reducer<T: Reducible>: Backend {
     /// Partial-result buffers sized for one spec.
-    type ReducePlan: Send;
+    /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
+    type ReducePlan: Send + crate::PlanFootprint;
 
     /// Validates `spec` and allocates everything `reduce` needs.
     ///

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::partition::balanced_starts;
 use super::pool::{DisjointMut, PerWorker};
 use super::Cpu;
-use crate::{BatchedEigh, EighOffsets, EighSpec, Error, Real, Result};
+use crate::{BatchedEigh, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result};
 use solve::{
-    lower_max_abs, solve, solve_lane_group, warm_up, Scratch, FAER_MIN_ORDER, LANES, LANE_MAX_ORDER,
+    lower_max_abs, solve, solve_lane_group, warm_up, Scratch, ScratchReq, FAER_MIN_ORDER, LANES,
+    LANE_MAX_ORDER,
 };
 
 /// Batches whose estimated work is below this many flops run on the calling thread alone:
@@ -37,6 +38,8 @@ pub struct CpuEighPlan<T> {
     chunk_starts: Vec<usize>,
     parallel: bool,
     scratch: PerWorker<Scratch<T>>,
+    /// Bytes of `scratch`, summed over its allocations when the plan made them.
+    scratch_bytes: usize,
 }
 
 impl<T> std::fmt::Debug for CpuEighPlan<T> {
@@ -206,14 +209,11 @@ impl<T: Real> BatchedEigh<T> for Cpu {
         let max_n = spec.max_order();
         let threads = self.threads();
         let parallel = threads > 1 && spec.flops() >= PARALLEL_MIN_FLOPS;
-        // Per worker: two n x n work matrices plus faer's workspace (about as much again).
-        let per_worker = max_n
-            .checked_mul(max_n)
-            .and_then(|nn| nn.checked_mul(4 * std::mem::size_of::<T>()))
-            .ok_or(Error::TooLarge("eigh scratch size overflows usize"))?;
+        // Per worker: what `Scratch::new` allocates, from the same requirement.
+        let req = ScratchReq::new::<T>(max_n, spec.vectors())?;
         crate::limits::host_bytes(
             if parallel { threads } else { 1 },
-            per_worker,
+            req.bytes::<T>()?,
             "eigh scratch exceeds this machine's memory",
         )?;
         let chunk_target = if parallel {
@@ -223,7 +223,9 @@ impl<T: Real> BatchedEigh<T> for Cpu {
         };
         let workers = if parallel { threads } else { 1 };
         let units = work_units(spec, LANES);
-        let scratch = PerWorker::new((0..workers).map(|_| Scratch::new(max_n, spec.vectors())));
+        let scratch: Vec<Scratch<T>> = (0..workers).map(|_| Scratch::new(&req)).collect();
+        let scratch_bytes = scratch.iter().map(Scratch::bytes).sum();
+        let scratch = PerWorker::new(scratch);
         if max_n >= FAER_MIN_ORDER {
             let warm = |_, worker| {
                 // SAFETY: `run_on_each_thread` gives each worker id to exactly one thread.
@@ -244,6 +246,7 @@ impl<T: Real> BatchedEigh<T> for Cpu {
             units,
             parallel,
             scratch,
+            scratch_bytes,
         })
     }
 
@@ -265,5 +268,19 @@ impl<T: Real> BatchedEigh<T> for Cpu {
         v: Option<&mut [T]>,
     ) -> Result<()> {
         self.eigh_slices(plan, a, w, v)
+    }
+}
+
+impl<T> PlanFootprint for CpuEighPlan<T> {
+    /// One scratch arena per worker thread (one when the batch runs on the calling thread
+    /// alone), each sized for the batch's largest order: the work matrices, faer's workspace
+    /// from order 48, and the lane-group arrays up to order 32.
+    fn scratch_bytes(&self) -> usize {
+        self.scratch_bytes
+    }
+
+    /// Always 0: the CPU has no device memory.
+    fn device_bytes(&self) -> usize {
+        0
     }
 }

@@ -1,12 +1,12 @@
 //! One matrix, start to finish: scale, decompose with the kernel that suits its order, then
 //! order eigenvalues ascending and fix eigenvector signs (the crate's conventions).
 
-use faer::dyn_stack::MemBuffer;
+use faer::dyn_stack::{MemBuffer, StackReq};
 
 use super::faer_evd;
 use super::lanes::{implicit_ql_lanes, tridiagonalize_lanes};
 use super::tridiag_ql::{implicit_ql, tridiagonalize, NoConvergence};
-use crate::Real;
+use crate::{Error, Real, Result};
 
 /// Orders from this one up go to faer's blocked solver; below it the unblocked
 /// tridiagonalisation + QL kernel wins (measured: docs/benchmarks/cpu-eigh.md).
@@ -21,7 +21,8 @@ pub(crate) const LANE_MAX_ORDER: usize = 32;
 /// lockstep QL waits for the slowest of more lanes).
 pub(crate) const LANES: usize = 4;
 
-/// Per-thread working memory for matrices up to order `max_n`, allocated at plan time.
+/// Per-thread working memory for matrices up to order `max_n`, allocated at plan time from a
+/// [`ScratchReq`], the one place its size is worked out.
 pub(crate) struct Scratch<T> {
     z: Vec<T>,
     u: Vec<T>,
@@ -36,27 +37,115 @@ pub(crate) struct Scratch<T> {
     unpacked: Vec<T>,
 }
 
-impl<T: Real> Scratch<T> {
-    pub(crate) fn new(max_n: usize, vectors: bool) -> Self {
+/// What one [`Scratch`] takes, array by array (lengths in elements), in the spirit of faer's
+/// `StackReq::all_of`: the plan's memory check and the allocation both read it, so they
+/// cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ScratchReq {
+    /// `z` (column-major work matrix) and `u` (faer's eigenvectors, with vectors from
+    /// [`FAER_MIN_ORDER`]).
+    z: usize,
+    u: usize,
+    /// `d`, `e` and the `order` permutation: `max_n` each.
+    vec: usize,
+    /// faer's workspace (from [`FAER_MIN_ORDER`]).
+    faer: Option<StackReq>,
+    /// Lane groups: `lane_z`, `lane_d` and `lane_e` (and `unpacked`), for orders up to
+    /// [`LANE_MAX_ORDER`].
+    lane_n: usize,
+}
+
+impl ScratchReq {
+    /// The scratch of matrices up to order `max_n`, with or without eigenvectors.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if a length or the byte count overflows `usize`.
+    pub(crate) fn new<T: Real>(max_n: usize, vectors: bool) -> Result<Self> {
         let uses_faer = max_n >= FAER_MIN_ORDER;
-        let lane_n = max_n.min(LANE_MAX_ORDER);
+        let nn = max_n
+            .checked_mul(max_n)
+            .ok_or(Error::TooLarge("eigh scratch size overflows usize"))?;
+        let mut req = Self {
+            z: nn,
+            u: if uses_faer && vectors { nn } else { 0 },
+            vec: max_n,
+            faer: None,
+            lane_n: max_n.min(LANE_MAX_ORDER),
+        };
+        // Our arrays first: faer is asked only about orders whose matrices fit in `usize`.
+        req.bytes::<T>()?;
+        req.faer = uses_faer.then(|| faer_evd::scratch_req::<T>(max_n, vectors));
+        req.bytes::<T>()?;
+        Ok(req)
+    }
+
+    /// Bytes of one [`Scratch`] made from this requirement: exactly the sum of its allocations.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the sum overflows `usize` (faer's own requirement included).
+    pub(crate) fn bytes<T: Real>(&self) -> Result<usize> {
+        let too_large = || Error::TooLarge("eigh scratch size overflows usize");
+        let lane_nn = self.lane_n * self.lane_n;
+        let elements = [
+            self.z,
+            self.u,
+            2 * self.vec,
+            lane_nn * LANES,
+            2 * self.lane_n * LANES,
+            lane_nn,
+        ]
+        .into_iter()
+        .try_fold(0usize, |sum, len| sum.checked_add(len))
+        .and_then(|len| len.checked_mul(std::mem::size_of::<T>()))
+        .ok_or_else(too_large)?;
+        let faer = match self.faer {
+            Some(req) if req.align_bytes() == 0 => return Err(too_large()),
+            Some(req) => req.size_bytes(),
+            None => 0,
+        };
+        elements
+            .checked_add(self.vec * std::mem::size_of::<usize>())
+            .and_then(|b| b.checked_add(faer))
+            .ok_or_else(too_large)
+    }
+}
+
+impl<T: Real> Scratch<T> {
+    /// Allocates what `req` describes.
+    pub(crate) fn new(req: &ScratchReq) -> Self {
+        let lane_n = req.lane_n;
         Self {
-            z: vec![T::zero(); max_n * max_n],
-            u: if uses_faer && vectors {
-                vec![T::zero(); max_n * max_n]
-            } else {
-                Vec::new()
-            },
-            d: vec![T::zero(); max_n],
-            e: vec![T::zero(); max_n],
-            order: vec![0; max_n],
-            faer: uses_faer
-                .then(|| faer_evd::scratch_buffer(faer_evd::scratch_req::<T>(max_n, vectors))),
+            z: vec![T::zero(); req.z],
+            u: vec![T::zero(); req.u],
+            d: vec![T::zero(); req.vec],
+            e: vec![T::zero(); req.vec],
+            order: vec![0; req.vec],
+            faer: req.faer.map(faer_evd::scratch_buffer),
             lane_z: vec![T::zero(); lane_n * lane_n * LANES],
             lane_d: vec![T::zero(); lane_n * LANES],
             lane_e: vec![T::zero(); lane_n * LANES],
             unpacked: vec![T::zero(); lane_n * lane_n],
         }
+    }
+
+    /// Bytes this scratch holds, read from its allocations.
+    pub(crate) fn bytes(&self) -> usize {
+        let elements = [
+            &self.z,
+            &self.u,
+            &self.d,
+            &self.e,
+            &self.lane_z,
+            &self.lane_d,
+            &self.lane_e,
+            &self.unpacked,
+        ]
+        .iter()
+        .map(|v| v.len())
+        .sum::<usize>();
+        elements * std::mem::size_of::<T>()
+            + self.order.len() * std::mem::size_of::<usize>()
+            + self.faer.as_ref().map_or(0, |b| b.len())
     }
 }
 
@@ -391,4 +480,36 @@ fn solve_lane_group_portable<T: Real, const L: usize>(
         finish(&s.d[..n], &s.unpacked, n, wq, vq, &mut s.order, unscale[q]);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod scratch_tests {
+    use super::*;
+
+    /// The requirement the plan checks against memory is what `Scratch::new` allocates.
+    #[test]
+    fn requirement_is_the_allocation() {
+        for n in [0, 1, 2, 12, 13, 31, 32, 33, 47, 48, 49, 64, 100] {
+            for vectors in [false, true] {
+                let req = ScratchReq::new::<f64>(n, vectors).unwrap();
+                let bytes = Scratch::<f64>::new(&req).bytes();
+                assert_eq!(req.bytes::<f64>().unwrap(), bytes, "f64 n={n} {vectors}");
+                let req = ScratchReq::new::<f32>(n, vectors).unwrap();
+                let bytes = Scratch::<f32>::new(&req).bytes();
+                assert_eq!(req.bytes::<f32>().unwrap(), bytes, "f32 n={n} {vectors}");
+            }
+        }
+    }
+
+    #[test]
+    fn requirement_overflow_is_too_large() {
+        assert!(matches!(
+            ScratchReq::new::<f64>(usize::MAX / 2, false),
+            Err(Error::TooLarge(_))
+        ));
+        assert!(matches!(
+            ScratchReq::new::<f64>(1 << 31, false),
+            Err(Error::TooLarge(_))
+        ));
+    }
 }

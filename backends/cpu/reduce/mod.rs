@@ -11,8 +11,8 @@ use super::partition::balanced_starts;
 use super::pool::DisjointMut;
 use super::Cpu;
 use crate::{
-    Error, Real, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result, RowReduceOp,
-    SegmentReduceOp,
+    Error, PlanFootprint, Real, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result,
+    RowReduceOp, SegmentReduceOp,
 };
 use pairwise::{extremum, max_nan, min_nan, pairwise, tree_rows, BLOCK};
 
@@ -358,5 +358,19 @@ impl<T: Reducible> Reducer<T> for Cpu {
             expected: 1,
             got: 0,
         })
+    }
+}
+
+impl<T: Reducible> PlanFootprint for CpuReducePlan<T> {
+    /// The partial results, in `T::Acc`: one per 4096-element task of a whole-array reduction
+    /// (two for `MaxRelDiff`), one row of `cols` (+1 for `WeightedMean`) per 128-row block of
+    /// a row reduction, none for segments.
+    fn scratch_bytes(&self) -> usize {
+        self.partials.len() * std::mem::size_of::<T::Acc>()
+    }
+
+    /// Always 0: the CPU has no device memory.
+    fn device_bytes(&self) -> usize {
+        0
     }
 }

@@ -5,4 +5,5 @@ mod concurrency;
 mod device_lost;
 #[cfg(feature = "fault-injection")]
 mod faults;
+mod footprint;
 mod no_alloc;

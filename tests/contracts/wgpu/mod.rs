@@ -3,4 +3,5 @@
 mod concurrency;
 #[cfg(feature = "fault-injection")]
 mod faults;
+mod footprint;
 mod no_alloc;

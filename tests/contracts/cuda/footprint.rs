@@ -1,0 +1,69 @@
+//! `PlanFootprint` on the CUDA backend: device bytes cover the tables and status word a spec
+//! implies, and the host path's buffers are counted exactly when they are made. Skips without
+//! a device unless `MEGABATCH_REQUIRE_CUDA=1`.
+
+use crate::common;
+
+use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
+use megabatch::{BatchedEigh, EighSpec, PlanFootprint, ReduceOp, ReduceSpec, Reducer};
+
+#[test]
+fn eigh_device_bytes_cover_tables_status_and_the_host_path_when_made() {
+    let Some(cuda) = common::cuda_or_skip() else {
+        return;
+    };
+    let sizes = vec![3, 0, 17, 5, 17, 1];
+    let spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
+    let mut plan = BatchedEigh::<f64>::plan_eigh(&cuda, &spec).unwrap();
+    // Tables: a_start and w_start (u64) and order (i32) per matrix, one i32 per non-empty
+    // matrix in the launch lists; status: two i32.
+    let before = plan.device_bytes();
+    assert!(before >= sizes.len() * 20 + 5 * 4 + 8, "{before}");
+    // The pinned status word.
+    assert_eq!(plan.scratch_bytes(), 8);
+    cuda.prepare_eigh_host(&mut plan).unwrap();
+    let a_len: usize = sizes.iter().map(|n| n * n).sum();
+    let w_len: usize = sizes.iter().sum();
+    let arrays = 8 * (2 * a_len + w_len);
+    assert_eq!(plan.device_bytes() - before, arrays);
+    // Pinned mirrors below `DIRECT_STAGING_BYTES` (unless the environment says otherwise).
+    let mirrors = plan.scratch_bytes() - 8;
+    assert!(mirrors == arrays || mirrors == 0, "{mirrors}");
+}
+
+#[test]
+fn reduce_and_attention_device_bytes_cover_their_buffers() {
+    let Some(cuda) = common::cuda_or_skip() else {
+        return;
+    };
+    let len = 1001;
+    let spec = ReduceSpec::Full {
+        op: ReduceOp::Dot,
+        len,
+    };
+    let mut plan = Reducer::<f32>::plan_reduce(&cuda, &spec).unwrap();
+    let before = plan.device_bytes();
+    // At least the output (one f32).
+    assert!(before >= 4, "{before}");
+    assert_eq!(plan.scratch_bytes(), 4);
+    let x = vec![1.0f32; len];
+    let mut out = [0.0f32];
+    cuda.reduce_host(&mut plan, &x, Some(&x), &mut out).unwrap();
+    assert_eq!(plan.device_bytes() - before, 4 * (2 * len + 1));
+    assert_eq!(plan.scratch_bytes(), 4 + 4 * (2 * len + 1));
+
+    let spec = AttentionSpec::self_attention(2, 64, 32);
+    let mask = BlockMask::causal(64, 64, (16, 16)).unwrap();
+    let mut plan = SparseAttention::<f32>::plan_attention(&cuda, &spec, &mask).unwrap();
+    assert_eq!(plan.scratch_bytes(), 0);
+    let before = plan.device_bytes();
+    assert!(before >= 4, "{before}");
+    let q = vec![0.5f32; 2 * 64 * 32];
+    let mut o = vec![0.0f32; q.len()];
+    let mut lse = vec![0.0f32; 2 * 64];
+    cuda.attention_host(&mut plan, &q, &q, &q, &mut o, Some(&mut lse))
+        .unwrap();
+    let staged = 4 * (4 * q.len() + lse.len());
+    assert_eq!(plan.device_bytes() - before, staged);
+    assert_eq!(plan.scratch_bytes(), staged);
+}

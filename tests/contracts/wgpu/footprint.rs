@@ -1,0 +1,162 @@
+//! `PlanFootprint` on the wgpu backend (lavapipe in CI) and on `Auto` over it: device bytes
+//! cover every buffer the spec implies, and the host path's buffers are counted exactly when
+//! they are made. Skips without an adapter unless `MEGABATCH_REQUIRE_WGPU=1`.
+
+use crate::common;
+
+use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
+use megabatch::backends::cpu::Cpu;
+use megabatch::{
+    Auto, BackendKind, BatchedEigh, EighSpec, PlanFootprint, ReduceOp, ReduceSpec, Reducer,
+    Residency,
+};
+
+/// A wgpu buffer's size for `bytes`: at least 4, rounded up to 4.
+fn buffer(bytes: usize) -> usize {
+    bytes.max(4).next_multiple_of(4)
+}
+
+#[test]
+fn eigh_device_bytes_cover_tables_status_and_the_host_path_when_made() {
+    let Some(gpu) = common::wgpu_or_skip() else {
+        return;
+    };
+    let sizes = vec![3, 0, 17, 5, 17, 1];
+    let spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
+    let mut plan = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    // Tables: (a_start, w_start, n) per matrix and the index of each non-empty one (u32);
+    // status: two u32.
+    let tables = 4 * (3 * sizes.len() + 5);
+    let before = plan.device_bytes();
+    assert!(before >= buffer(tables) + 8, "{before}");
+    assert_eq!(plan.scratch_bytes(), 0);
+
+    gpu.prepare_eigh_host(&mut plan).unwrap();
+    let a_len: usize = sizes.iter().map(|n| n * n).sum();
+    let w_len: usize = sizes.iter().sum();
+    // Device copies of A, W and V.
+    assert_eq!(
+        plan.device_bytes() - before,
+        2 * buffer(4 * a_len) + buffer(4 * w_len)
+    );
+    // Read-back: the status word, W (from byte 8), V (8-byte aligned after W).
+    let v_at = (8 + 4 * w_len).next_multiple_of(8);
+    assert_eq!(plan.scratch_bytes(), buffer(v_at + 4 * a_len));
+
+    // Without eigenvectors no V is made (the placeholder is not counted twice).
+    let mut values = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::ragged(sizes)).unwrap();
+    let before = values.device_bytes();
+    gpu.prepare_eigh_host(&mut values).unwrap();
+    assert_eq!(
+        values.device_bytes() - before,
+        buffer(4 * a_len) + buffer(4 * w_len)
+    );
+    // Read-back: the status word and W, up to where V would start.
+    assert_eq!(values.scratch_bytes(), buffer(v_at));
+
+    // More matrices, more table bytes.
+    let bigger = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::ragged(vec![3; 400])).unwrap();
+    let smaller = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::ragged(vec![3; 4])).unwrap();
+    assert!(bigger.device_bytes() >= smaller.device_bytes() + 4 * 4 * 396);
+}
+
+#[test]
+fn reduce_device_bytes_cover_partials_and_the_host_path_when_made() {
+    let Some(gpu) = common::wgpu_or_skip() else {
+        return;
+    };
+    let len = 1001;
+    let spec = ReduceSpec::Full {
+        op: ReduceOp::Dot,
+        len,
+    };
+    let mut plan = Reducer::<f32>::plan_reduce(&gpu, &spec).unwrap();
+    let before = plan.device_bytes();
+    // Partials: two f32 per part, at least one part.
+    assert!(before >= 8, "{before}");
+    assert_eq!(plan.scratch_bytes(), 0);
+    let x = vec![1.0f32; len];
+    let mut out = [0.0f32];
+    gpu.reduce_host(&mut plan, &x, Some(&x), &mut out).unwrap();
+    assert_eq!(out[0], len as f32);
+    // x, y and the output on the device, the output read back.
+    assert_eq!(
+        plan.device_bytes() - before,
+        2 * buffer(4 * len) + buffer(4)
+    );
+    assert_eq!(plan.scratch_bytes(), buffer(4));
+
+    // One operand: no y is made.
+    let sum = ReduceSpec::Full {
+        op: ReduceOp::Sum,
+        len,
+    };
+    let mut plan = Reducer::<f32>::plan_reduce(&gpu, &sum).unwrap();
+    let before = plan.device_bytes();
+    gpu.reduce_host(&mut plan, &x, None, &mut out).unwrap();
+    assert_eq!(plan.device_bytes() - before, buffer(4 * len) + buffer(4));
+}
+
+#[test]
+fn attention_device_bytes_cover_the_operands_and_the_mask() {
+    let Some(gpu) = common::wgpu_or_skip() else {
+        return;
+    };
+    let spec = AttentionSpec::self_attention(2, 64, 32);
+    let mask = BlockMask::causal(64, 64, (16, 16)).unwrap();
+    let plan = SparseAttention::<f32>::plan_attention(&gpu, &spec, &mask).unwrap();
+    let (q, lse) = (4 * 2 * 64 * 32, 4 * 2 * 64);
+    // Q, K, V, O and LSE for host calls, plus row starts (one per query block and head).
+    assert!(
+        plan.device_bytes() >= 4 * q + lse + 4 * 4,
+        "{}",
+        plan.device_bytes()
+    );
+    // Read-back: O, then LSE (8-byte aligned).
+    assert_eq!(plan.scratch_bytes(), buffer(q.next_multiple_of(8) + lse));
+    let longer = AttentionSpec::self_attention(2, 128, 32);
+    let mask = BlockMask::causal(128, 128, (16, 16)).unwrap();
+    let bigger = SparseAttention::<f32>::plan_attention(&gpu, &longer, &mask).unwrap();
+    assert!(bigger.device_bytes() >= plan.device_bytes() + 4 * q + lse);
+}
+
+#[test]
+fn auto_forwards_the_wgpu_plan_and_adds_its_own_staging() {
+    let Some(gpu) = common::wgpu_or_skip() else {
+        return;
+    };
+    let auto = Auto::with_cpu(Cpu::with_threads(2).unwrap()).add_wgpu(gpu.clone());
+    let on_wgpu = auto.clone().force(BackendKind::Wgpu).unwrap();
+    let spec = EighSpec::uniform(6, 10).with_vectors(true);
+
+    let direct = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    let mut prepared = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    gpu.prepare_eigh_host(&mut prepared).unwrap();
+    let device = on_wgpu
+        .plan_eigh_for::<f32>(&spec, Residency::Device(BackendKind::Wgpu))
+        .unwrap();
+    assert_eq!(device.backend(), BackendKind::Wgpu);
+    assert_eq!(device.device_bytes(), direct.device_bytes());
+    assert_eq!(device.scratch_bytes(), 0);
+    // For host data Auto makes the host path at plan time.
+    let host = on_wgpu
+        .plan_eigh_for::<f32>(&spec, Residency::Host)
+        .unwrap();
+    assert_eq!(host.device_bytes(), prepared.device_bytes());
+    assert_eq!(host.scratch_bytes(), prepared.scratch_bytes());
+    assert!(host.scratch_bytes() > 0);
+
+    // A CPU plan fed wgpu buffers stages them on the host: Auto counts its copies.
+    let on_cpu = auto.clone().force(BackendKind::Cpu).unwrap();
+    let mut plan = BatchedEigh::<f32>::plan_eigh(&on_cpu, &spec).unwrap();
+    let cpu_only = plan.scratch_bytes();
+    assert_eq!(plan.device_bytes(), 0);
+    let (a_len, w_len) = (6 * 6 * 10, 6 * 10);
+    // Zero matrices: the values do not matter here.
+    let a = auto.alloc_on::<f32>(BackendKind::Wgpu, a_len).unwrap();
+    let mut w = auto.alloc_on::<f32>(BackendKind::Wgpu, w_len).unwrap();
+    let mut v = auto.alloc_on::<f32>(BackendKind::Wgpu, a_len).unwrap();
+    on_cpu.eigh(&mut plan, &a, &mut w, Some(&mut v)).unwrap();
+    assert!(plan.scratch_bytes() >= cpu_only + 4 * (2 * a_len + w_len));
+    assert_eq!(plan.device_bytes(), 0);
+}
