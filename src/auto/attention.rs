@@ -1,6 +1,6 @@
 //! Attention through `Auto`: the decision and the chosen backend's plan.
 
-use super::member::{on_plan, plan_on, Member};
+use super::member::{inner_plan, on_plan, plan_on, Member};
 use super::{Auto, AutoBuffer};
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use crate::backends::cpu::CpuAttentionPlan;
@@ -201,13 +201,7 @@ impl<T: AttentionElement> SparseAttention<T> for Auto {
 impl<T: AttentionElement> Inner<T> {
     /// The chosen backend's plan, as a [`PlanFootprint`].
     fn footprint(&self) -> &dyn PlanFootprint {
-        match self {
-            Inner::Cpu(p) => p,
-            #[cfg(feature = "cuda")]
-            Inner::Cuda(p) => p,
-            #[cfg(feature = "wgpu")]
-            Inner::Wgpu(p) => p,
-        }
+        inner_plan!(self, |p| p)
     }
 }
 

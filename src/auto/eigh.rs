@@ -1,6 +1,6 @@
 //! Eigh through `Auto`: the decision and the chosen backend's plan.
 
-use super::member::{on_plan, plan_on, Member, PrepareEighHost};
+use super::member::{inner_plan, on_plan, plan_on, Member, PrepareEighHost};
 use super::{Auto, AutoBuffer};
 use crate::backends::cpu::CpuEighPlan;
 #[cfg(feature = "cuda")]
@@ -170,13 +170,7 @@ impl<T: Real> BatchedEigh<T> for Auto {
 impl<T: Real> Inner<T> {
     /// The chosen backend's plan, as a [`PlanFootprint`].
     fn footprint(&self) -> &dyn PlanFootprint {
-        match self {
-            Inner::Cpu(p) => p,
-            #[cfg(feature = "cuda")]
-            Inner::Cuda(p) => p,
-            #[cfg(feature = "wgpu")]
-            Inner::Wgpu(p) => p,
-        }
+        inner_plan!(self, |p| p)
     }
 }
 

@@ -151,6 +151,20 @@ macro_rules! on_plan {
     };
 }
 
+/// `$body` with `$plan` bound to the chosen backend's plan in `$inner`, for what needs no
+/// backend handle (the plan's footprint).
+macro_rules! inner_plan {
+    ($inner:expr, |$plan:ident| $body:expr) => {
+        match $inner {
+            Inner::Cpu($plan) => $body,
+            #[cfg(feature = "cuda")]
+            Inner::Cuda($plan) => $body,
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu($plan) => $body,
+        }
+    };
+}
+
 /// Runs `$host` with `$h` bound to host data, or `$device` with `$b` bound to a device
 /// buffer and `$dev` to its backend.
 macro_rules! on_place {
@@ -171,7 +185,7 @@ macro_rules! on_place {
     };
 }
 
-pub(crate) use {on_place, on_plan, plan_on};
+pub(crate) use {inner_plan, on_place, on_plan, plan_on};
 
 impl Auto {
     /// Whether every buffer in `bufs` is `B`'s own, so a plan of `B` can run on them in place.

@@ -1,7 +1,7 @@
 //! Reductions through `Auto`: the decision and the chosen backend's plan.
 
 use super::buffer::Place;
-use super::member::{on_place, on_plan, plan_on, Member};
+use super::member::{inner_plan, on_place, on_plan, plan_on, Member};
 use super::{Auto, AutoBuffer};
 use crate::backends::cpu::CpuReducePlan;
 #[cfg(feature = "cuda")]
@@ -167,13 +167,7 @@ impl<T: Reducible> Reducer<T> for Auto {
 impl<T: Reducible> Inner<T> {
     /// The chosen backend's plan, as a [`PlanFootprint`].
     fn footprint(&self) -> &dyn PlanFootprint {
-        match self {
-            Inner::Cpu(p) => p,
-            #[cfg(feature = "cuda")]
-            Inner::Cuda(p) => p,
-            #[cfg(feature = "wgpu")]
-            Inner::Wgpu(p) => p,
-        }
+        inner_plan!(self, |p| p)
     }
 }
 
