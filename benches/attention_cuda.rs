@@ -6,8 +6,11 @@
 //!
 //! Usage: `cargo bench --features cuda --bench attention_cuda -- [--masks DIR] [--qps SECONDS]
 //! [--quick]`. Timing: device-resident Q/K/V/O/LSE, one warm-up call, then calls repeated until
-//! 0.3 s have passed, synchronised at the end; the figure is the mean per call. FLOPs are
-//! counted on kept blocks: 4 BQ BK D per kept block per (batch, head).
+//! 0.3 s have passed, synchronised every 8 calls and at the end (`benches/common`); the figure
+//! is the mean per call. FLOPs are counted on kept blocks: 4 BQ BK D per kept block per
+//! (batch, head).
+
+mod common;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -16,6 +19,7 @@ use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use common::time_loop;
 use megabatch::attention::{
     AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
 };
@@ -161,23 +165,14 @@ fn time_attention<T: AttentionElement>(
     let mut plan = cuda
         .plan_attention_with::<T>(spec, mask, options)
         .expect("plan");
-    let mut call = |x: &mut Operands<T>| {
-        cuda.attention(&mut plan, &x.q, &x.k, &x.v, &mut x.o, Some(&mut x.lse))
-            .expect("attention");
-    };
-    call(x);
-    cuda.synchronize().expect("sync");
-    let start = Instant::now();
-    let mut reps = 0u32;
-    while start.elapsed() < budget || reps < 3 {
-        call(x);
-        reps += 1;
-        if reps.is_multiple_of(4) {
-            cuda.synchronize().expect("sync");
-        }
-    }
-    cuda.synchronize().expect("sync");
-    start.elapsed().as_secs_f64() / f64::from(reps)
+    time_loop(
+        budget,
+        || {
+            cuda.attention(&mut plan, &x.q, &x.k, &x.v, &mut x.o, Some(&mut x.lse))
+                .expect("attention");
+        },
+        || cuda.synchronize().expect("sync"),
+    )
 }
 
 struct Shape {

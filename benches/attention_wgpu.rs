@@ -4,7 +4,6 @@
 //!
 //! Usage: `cargo bench --features wgpu --bench attention_wgpu`.
 
-#[path = "common/wgpu.rs"]
 mod common;
 
 use common::median_of;

@@ -9,7 +9,6 @@
 //! synchronisation at the end; the figure is the mean per call. Host-to-host cases report
 //! the median of their repetitions.
 
-#[path = "common/cuda.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -12,7 +12,6 @@
 //! (0.2 s, --quick 0.05 s) has passed, with a synchronisation every 8 calls and at the end;
 //! the figure is the mean per call. Host-to-host cases report the median of 100 calls.
 
-#[path = "common/wgpu.rs"]
 mod common;
 
 use std::time::Duration;

@@ -6,7 +6,6 @@
 //! is warmed up, then repeated until 0.2 s (--quick: 0.05 s) have passed with a device
 //! synchronisation at the end; the figure is the mean per call.
 
-#[path = "common/cuda.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -7,7 +7,6 @@
 //! synchronisation every 8 calls and at the end; the figure is the mean per call. The latency
 //! is the median of 1,000 calls.
 
-#[path = "common/wgpu.rs"]
 mod common;
 
 use std::time::Duration;

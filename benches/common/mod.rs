@@ -1,5 +1,7 @@
-//! The timing harness of the CUDA benches (`eigh_cuda`, `reduce_cuda`): each case warmed up,
-//! then repeated until a time budget has passed with a device synchronisation at the end.
+//! The timing harness of the GPU benches (`eigh_cuda`, `reduce_cuda`, `attention_cuda`,
+//! `eigh_wgpu`, `reduce_wgpu`, `attention_wgpu`): each device-resident case warmed up
+//! (pipelines, bind groups, kernel modules), then repeated until a time budget has passed with
+//! a synchronisation every 8 calls and at the end; host-to-host cases by their median.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
@@ -9,6 +11,9 @@ use rand::{Rng, SeedableRng};
 
 use megabatch::Real;
 
+/// Seconds per call: one warm-up call, then calls until `budget` has passed (three at the
+/// least), synchronising every 8 calls and at the end. A case whose warm-up alone exceeds the
+/// budget is timed by one more call.
 pub fn time_loop(budget: Duration, mut call: impl FnMut(), sync: impl Fn()) -> f64 {
     let warm = Instant::now();
     call();
@@ -33,9 +38,24 @@ pub fn time_loop(budget: Duration, mut call: impl FnMut(), sync: impl Fn()) -> f
     start.elapsed().as_secs_f64() / f64::from(reps)
 }
 
+/// The median of measured times (the upper one of an even count).
 pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
+}
+
+/// Seconds per call of `run`: the median of `count` calls after one warm-up call.
+pub fn median_of(count: usize, mut run: impl FnMut()) -> f64 {
+    run();
+    median(
+        (0..count)
+            .map(|_| {
+                let s = Instant::now();
+                run();
+                s.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
 }
 
 /// Symmetric test matrices with entries uniform in [-1, 1], as the CPU eigh bench makes them.
@@ -64,6 +84,7 @@ pub fn matrices<T: Real>(n: usize, batch: usize) -> Vec<T> {
     a
 }
 
+/// The comma-separated integers after the command-line flag `name`, if given.
 pub fn list_arg(name: &str) -> Option<Vec<usize>> {
     let v = std::env::args().skip_while(|a| a != name).nth(1)?;
     Some(
