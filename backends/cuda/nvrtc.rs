@@ -141,8 +141,13 @@ fn read_cached(path: &std::path::Path) -> Option<Vec<u8>> {
 }
 
 fn write_cached(path: &std::path::Path, cubin: &[u8]) {
-    // Best effort: a read-only or full disk only costs the next process a compile.
-    let partial = path.with_extension(format!("tmp{}", std::process::id()));
+    // Best effort: a read-only or full disk only costs the next process a compile. The
+    // partial file is private to this write: threads compiling the same kernels at once (the
+    // attention variants compile on every core) would otherwise truncate each other's file,
+    // and one could rename the other's half-written bytes into place.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = path.with_extension(format!("tmp{}-{write}", std::process::id()));
     let mut bytes = stable_hash(cubin).to_le_bytes().to_vec();
     bytes.extend_from_slice(cubin);
     let written = path
