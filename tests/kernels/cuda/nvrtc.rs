@@ -138,7 +138,10 @@ fn compiled_kernels_are_cached_on_disk_with_a_checksum() {
             (bytes.get(8..) == Some(&cubin[..])).then_some(bytes)
         })
         .collect();
-    assert!(!holding.is_empty(), "no cache entry holds the cubin: {entries:?}");
+    assert!(
+        !holding.is_empty(),
+        "no cache entry holds the cubin: {entries:?}"
+    );
     for bytes in holding {
         assert_eq!(
             bytes[..8],
