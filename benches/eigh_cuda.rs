@@ -13,7 +13,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{list_arg, matrices, median, time_loop};
+use common::{list_arg, matrices, median, median_of, time_loop};
 use megabatch::backends::cpu::Cpu;
 use megabatch::backends::cuda::{Cuda, CudaEighAlgorithm, EighClass};
 use megabatch::{Backend, BatchedEigh, EighSpec, PlanFootprint, Real};
@@ -224,23 +224,11 @@ fn seed_workload(cuda: &Cuda, cpu: &Cpu) {
         let spec = EighSpec::uniform(n, batch).with_vectors(vectors);
         let mut gpu = BatchedEigh::<f64>::plan_eigh(cuda, &spec).unwrap();
         let mut host = BatchedEigh::<f64>::plan_eigh(cpu, &spec).unwrap();
-        let times = |run: &mut dyn FnMut()| {
-            run();
-            median(
-                (0..200)
-                    .map(|_| {
-                        let s = Instant::now();
-                        run();
-                        s.elapsed().as_secs_f64()
-                    })
-                    .collect(),
-            )
-        };
-        let tg = times(&mut || {
+        let tg = median_of(200, || {
             cuda.eigh_host(&mut gpu, &a, &mut w, vectors.then_some(&mut v[..]))
                 .unwrap()
         });
-        let tc = times(&mut || {
+        let tc = median_of(200, || {
             cpu.eigh_host(&mut host, &a, &mut w, vectors.then_some(&mut v[..]))
                 .unwrap()
         });

@@ -571,68 +571,54 @@ fn mask_tensors_are_checked_against_flex_attention_shapes() {
     let dir = Dir::new("mask-shapes");
     std::fs::create_dir_all(dir.path("in")).unwrap();
     write_qkv(&dir.path("in"));
-    let run = |mask: &str| {
-        let mut cmd = attention(&dir);
-        cmd.arg("--mask")
-            .arg(dir.path(mask))
+    // Every mask here has 32 x 32 blocks; the command must fail with `message` on stderr.
+    let rejects = |name: &str, arrays: &[(&str, &[u64], &[i32])], message: &str| {
+        write_npz(&dir.path(name), arrays, Some([32, 32]));
+        attention(&dir)
+            .arg("--mask")
+            .arg(dir.path(name))
             .arg("--out")
-            .arg(dir.path("o.npy"));
-        cmd
+            .arg(dir.path("o.npy"))
+            .assert()
+            .failure()
+            .stderr(predicates::str::contains(message));
     };
     // The element count of [1, 1, 2, 2, 1] is right; its rank is not.
-    write_npz(
-        &dir.path("rank.npz"),
+    rejects(
+        "rank.npz",
         &[
             ("kv_num_blocks", &[1, 1, 2], &[1, 1]),
             ("kv_indices", &[1, 1, 2, 2, 1], &[0, 0, 1, 0]),
         ],
-        Some([32, 32]),
-    );
-    run("rank.npz").assert().failure().stderr(predicates::str::contains(
         "rank.npz: kv_indices: expected rank 4 [B, H, Q_BLOCKS, KV_BLOCKS], got shape [1, 1, 2, 2, 1]",
-    ));
+    );
     // Q_BLOCKS and KV_BLOCKS swapped in shape, same element count.
-    write_npz(
-        &dir.path("swap.npz"),
+    rejects(
+        "swap.npz",
         &[
             ("kv_num_blocks", &[1, 1, 2], &[1, 1]),
             ("kv_indices", &[1, 1, 1, 4], &[0, 0, 1, 0]),
         ],
-        Some([32, 32]),
+        "swap.npz: kv_indices: expected shape [1, 1, 2, 2]",
     );
-    run("swap.npz")
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains(
-            "swap.npz: kv_indices: expected shape [1, 1, 2, 2]",
-        ));
     // H = 3 is neither Q's 2 heads nor 1.
-    write_npz(
-        &dir.path("heads.npz"),
+    rejects(
+        "heads.npz",
         &[
             ("kv_num_blocks", &[1, 3, 2], &[1; 6]),
             ("kv_indices", &[1, 3, 2, 2], &[0; 12]),
         ],
-        Some([32, 32]),
+        "heads.npz: kv_num_blocks: H = 3 is neither Q's heads 2 nor 1",
     );
-    run("heads.npz")
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains(
-            "heads.npz: kv_num_blocks: H = 3 is neither Q's heads 2 nor 1",
-        ));
     // An entry's error has its position; a whole-mask error has none (no fake [0, 0, 0, 0]).
-    write_npz(
-        &dir.path("dup.npz"),
+    rejects(
+        "dup.npz",
         &[
             ("kv_num_blocks", &[1, 2, 2], &[1, 1, 2, 1]),
             ("kv_indices", &[1, 2, 2, 2], &[0, 0, 1, 0, 1, 1, 1, 0]),
         ],
-        Some([32, 32]),
-    );
-    run("dup.npz").assert().failure().stderr(predicates::str::contains(
         "dup.npz: invalid block mask at batch 0, head 1, query block 0, slot 1: key block listed twice",
-    ));
+    );
     attention(&dir)
         .args(["--block", "7", "--out"])
         .arg(dir.path("o.npy"))

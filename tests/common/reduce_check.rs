@@ -1,7 +1,8 @@
-//! Reduction helpers for any backend: run a spec on host slices, and the NaN-propagation check
-//! of whole-array reductions.
+//! Reduction helpers for any backend: run a spec on host slices, the NaN-propagation check
+//! of whole-array reductions, and exact f64 references for row and segment reductions.
 
-use megabatch::{Real, ReduceOp, ReduceSpec, Reducer, Reducible};
+use super::exact_sum;
+use megabatch::{Real, ReduceOp, ReduceSpec, Reducer, Reducible, RowReduceOp, SegmentReduceOp};
 
 /// Plans `spec` on `backend` and runs it once on host slices.
 pub fn run<T: Reducible>(
@@ -53,4 +54,49 @@ pub fn check_full_nan_propagation(backend: &impl Reducer<f64>, sizes: &[usize]) 
             }
         }
     }
+}
+
+/// The exact column reductions of a row-major `rows x cols` array `x` (weights `w`, one per
+/// row, for the weighted mean), in f64 with sums by [`exact_sum`]: the reference the
+/// backends' row reductions are held to.
+pub fn rows_reference(op: RowReduceOp, x: &[f64], rows: usize, cols: usize, w: &[f64]) -> Vec<f64> {
+    (0..cols)
+        .map(|j| {
+            let column = (0..rows).map(|i| x[i * cols + j]);
+            match op {
+                RowReduceOp::Sum => exact_sum(column),
+                RowReduceOp::Mean => exact_sum(column) / rows as f64,
+                RowReduceOp::WeightedMean => {
+                    exact_sum(column.zip(w).map(|(v, w)| v * w)) / exact_sum(w.iter().copied())
+                }
+                RowReduceOp::Max => column.fold(f64::NEG_INFINITY, f64::max),
+            }
+        })
+        .collect()
+}
+
+/// The exact reduction of each segment `offsets[s]..offsets[s + 1]` of `x` (the dot product
+/// with the same range of `y`), in f64: an empty segment's mean is NaN, its max -inf and its
+/// min +inf.
+pub fn segments_reference(
+    op: SegmentReduceOp,
+    x: &[f64],
+    y: &[f64],
+    offsets: &[usize],
+) -> Vec<f64> {
+    offsets
+        .windows(2)
+        .map(|range| {
+            let seg = x[range[0]..range[1]].iter().copied();
+            match op {
+                SegmentReduceOp::Sum => exact_sum(seg),
+                SegmentReduceOp::Mean => exact_sum(seg) / (range[1] - range[0]) as f64,
+                SegmentReduceOp::Max => seg.fold(f64::NEG_INFINITY, f64::max),
+                SegmentReduceOp::Min => seg.fold(f64::INFINITY, f64::min),
+                SegmentReduceOp::Dot => {
+                    exact_sum(seg.zip(&y[range[0]..range[1]]).map(|(a, b)| a * b))
+                }
+            }
+        })
+        .collect()
 }

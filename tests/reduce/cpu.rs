@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::reduce_check::{check_full_nan_propagation, full};
+use common::reduce_check::{check_full_nan_propagation, full, rows_reference, segments_reference};
 use common::{bound, exact_sum};
 
 use half::{bf16, f16};
@@ -160,12 +160,7 @@ fn nan_propagates_through_every_reduction() {
     // Rows: only the column holding the NaN; segments: only the segment holding it.
     let mut x = vec![1.0f32; 300 * 3];
     x[250 * 3 + 1] = f32::NAN;
-    for op in [
-        RowReduceOp::Sum,
-        RowReduceOp::Mean,
-        RowReduceOp::WeightedMean,
-        RowReduceOp::Max,
-    ] {
+    for op in RowReduceOp::ALL {
         let mut plan = Reducer::<f32>::plan_reduce(
             &cpu,
             &ReduceSpec::Rows {
@@ -184,13 +179,7 @@ fn nan_propagates_through_every_reduction() {
             "{op:?}: {out:?}"
         );
     }
-    for op in [
-        SegmentReduceOp::Sum,
-        SegmentReduceOp::Mean,
-        SegmentReduceOp::Max,
-        SegmentReduceOp::Min,
-        SegmentReduceOp::Dot,
-    ] {
+    for op in SegmentReduceOp::ALL {
         let offsets = vec![0, 400, 800, 900]; // the NaN (index 751) is in segment 1
         let mut plan =
             Reducer::<f32>::plan_reduce(&cpu, &ReduceSpec::Segments { op, offsets }).unwrap();
@@ -213,12 +202,7 @@ fn rows_and_segments_match_naive_f64_references() {
         .map(|_| rng.random::<f64>() * 2.0 - 1.0)
         .collect();
     let w: Vec<f64> = (0..rows).map(|_| rng.random::<f64>()).collect();
-    for op in [
-        RowReduceOp::Sum,
-        RowReduceOp::Mean,
-        RowReduceOp::WeightedMean,
-        RowReduceOp::Max,
-    ] {
+    for op in RowReduceOp::ALL {
         let mut plan =
             Reducer::<f64>::plan_reduce(&cpu, &ReduceSpec::Rows { op, rows, cols }).unwrap();
         let mut out = vec![0.0; cols];
@@ -229,16 +213,8 @@ fn rows_and_segments_match_naive_f64_references() {
             &mut out,
         )
         .unwrap();
-        for j in 0..cols {
-            let column = (0..rows).map(|i| x[i * cols + j]);
-            let expected = match op {
-                RowReduceOp::Sum => exact_sum(column),
-                RowReduceOp::Mean => exact_sum(column) / rows as f64,
-                RowReduceOp::WeightedMean => {
-                    exact_sum(column.zip(&w).map(|(v, w)| v * w)) / exact_sum(w.iter().copied())
-                }
-                RowReduceOp::Max => column.fold(f64::NEG_INFINITY, f64::max),
-            };
+        let reference = rows_reference(op, &x, rows, cols, &w);
+        for (j, &expected) in reference.iter().enumerate() {
             assert!(
                 (out[j] - expected).abs() <= 1e-9 * expected.abs().max(1.0),
                 "{op:?} column {j}: {} vs {expected}",
@@ -247,13 +223,7 @@ fn rows_and_segments_match_naive_f64_references() {
         }
     }
     let offsets = vec![0, 0, 5, 5, 1000, 250_000, 250_001, 400_000];
-    for op in [
-        SegmentReduceOp::Sum,
-        SegmentReduceOp::Mean,
-        SegmentReduceOp::Max,
-        SegmentReduceOp::Min,
-        SegmentReduceOp::Dot,
-    ] {
+    for op in SegmentReduceOp::ALL {
         let mut plan = Reducer::<f64>::plan_reduce(
             &cpu,
             &ReduceSpec::Segments {
@@ -271,15 +241,8 @@ fn rows_and_segments_match_naive_f64_references() {
             &mut out,
         )
         .unwrap();
-        for s in 0..offsets.len() - 1 {
-            let seg = &xs[offsets[s]..offsets[s + 1]];
-            let expected = match op {
-                SegmentReduceOp::Sum => exact_sum(seg.iter().copied()),
-                SegmentReduceOp::Mean => exact_sum(seg.iter().copied()) / seg.len() as f64,
-                SegmentReduceOp::Max => seg.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                SegmentReduceOp::Min => seg.iter().copied().fold(f64::INFINITY, f64::min),
-                SegmentReduceOp::Dot => exact_sum(seg.iter().map(|v| v * v)),
-            };
+        let reference = segments_reference(op, xs, xs, &offsets);
+        for (s, &expected) in reference.iter().enumerate() {
             let same = (out[s] - expected).abs() <= 1e-9 * expected.abs().max(1.0)
                 || (out[s].is_nan() && expected.is_nan())
                 || out[s] == expected;

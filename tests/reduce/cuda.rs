@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::reduce_check::{self, run};
+use common::reduce_check::{self, rows_reference, run, segments_reference};
 use common::{bound, cuda_or_skip, exact_sum, rng};
 use half::{bf16, f16};
 use megabatch::backends::cuda::Cuda;
@@ -105,24 +105,11 @@ fn rows_and_segments_match_references() {
             .map(|_| r.random_range(-1.0..1.0))
             .collect();
         let w: Vec<f64> = (0..rows).map(|_| r.random_range(0.0..1.0)).collect();
-        for op in [
-            RowReduceOp::Sum,
-            RowReduceOp::Mean,
-            RowReduceOp::WeightedMean,
-            RowReduceOp::Max,
-        ] {
+        for op in RowReduceOp::ALL {
             let y = (op == RowReduceOp::WeightedMean).then_some(&w[..]);
             let out = run(&cuda, &ReduceSpec::Rows { op, rows, cols }, &x, y);
-            for c in 0..cols {
-                let col = (0..rows).map(|i| x[i * cols + c]);
-                let want = match op {
-                    RowReduceOp::Sum => exact_sum(col),
-                    RowReduceOp::Mean => exact_sum(col) / rows as f64,
-                    RowReduceOp::WeightedMean => {
-                        exact_sum(col.zip(&w).map(|(a, b)| a * b)) / exact_sum(w.iter().copied())
-                    }
-                    RowReduceOp::Max => col.fold(f64::NEG_INFINITY, f64::max),
-                };
+            let reference = rows_reference(op, &x, rows, cols, &w);
+            for (c, &want) in reference.iter().enumerate() {
                 let tol = bound(rows, f64::EPSILON / 2.0, rows as f64);
                 assert!(
                     (out[c] - want).abs() <= tol,
@@ -144,13 +131,12 @@ fn rows_and_segments_match_references() {
         let total = *offsets.last().unwrap();
         let x: Vec<f32> = (0..total).map(|_| r.random_range(-1.0..1.0)).collect();
         let y: Vec<f32> = (0..total).map(|_| r.random_range(-1.0..1.0)).collect();
-        for op in [
-            SegmentReduceOp::Sum,
-            SegmentReduceOp::Mean,
-            SegmentReduceOp::Max,
-            SegmentReduceOp::Min,
-            SegmentReduceOp::Dot,
-        ] {
+        let (x64, y64): (Vec<f64>, Vec<f64>) = x
+            .iter()
+            .zip(&y)
+            .map(|(&a, &b)| (f64::from(a), f64::from(b)))
+            .unzip();
+        for op in SegmentReduceOp::ALL {
             let yy = (op == SegmentReduceOp::Dot).then_some(&y[..]);
             let out = run(
                 &cuda,
@@ -161,18 +147,8 @@ fn rows_and_segments_match_references() {
                 &x,
                 yy,
             );
-            for s in 0..lens.len() {
-                let seg = offsets[s]..offsets[s + 1];
-                let xs = x[seg.clone()].iter().map(|&v| f64::from(v));
-                let want = match op {
-                    SegmentReduceOp::Sum => exact_sum(xs),
-                    SegmentReduceOp::Mean => exact_sum(xs) / lens[s] as f64,
-                    SegmentReduceOp::Max => xs.fold(f64::NEG_INFINITY, f64::max),
-                    SegmentReduceOp::Min => xs.fold(f64::INFINITY, f64::min),
-                    SegmentReduceOp::Dot => {
-                        exact_sum(xs.zip(&y[seg]).map(|(a, &b)| a * f64::from(b)))
-                    }
-                };
+            let reference = segments_reference(op, &x64, &y64, &offsets);
+            for (s, &want) in reference.iter().enumerate() {
                 let got = f64::from(out[s]);
                 if want.is_nan() {
                     assert!(got.is_nan(), "{op:?} segment {s}");
