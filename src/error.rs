@@ -61,6 +61,15 @@ pub enum Error {
     /// threads).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// The arguments of a user kernel launch do not fit the kernel's parameters (their number,
+    /// or an argument's size in bytes), or a user pipeline's bindings do not fit its layout.
+    #[error("arguments of kernel `{kernel}`: {message}")]
+    KernelArguments {
+        /// The kernel's (or entry point's) name.
+        kernel: String,
+        /// What does not fit.
+        message: String,
+    },
     /// The backend cannot run this on this device (for example f64 on a GPU without f64
     /// shaders). Reported at plan time.
     #[error("unsupported on {backend}: {message}")]

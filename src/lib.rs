@@ -62,7 +62,9 @@ mod stable_hash;
 #[path = "../backends/mod.rs"]
 pub mod backends;
 
-pub use auto::{Auto, AutoAttentionPlan, AutoBuffer, AutoEighPlan, AutoReducePlan, BACKEND_ENV};
+pub use auto::{
+    Auto, AutoAttentionPlan, AutoBuffer, AutoEighPlan, AutoQueue, AutoReducePlan, BACKEND_ENV,
+};
 pub use backend::{Backend, BackendKind};
 pub use cost::{
     default_calibration_path, load_calibration, save_calibration, AttentionProfile, AttentionWork,

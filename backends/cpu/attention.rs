@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 
 use super::pool::{DisjointMut, PerWorker};
-use super::Cpu;
+use super::{Cpu, CpuQueue};
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use crate::{Error, PlanFootprint, Result};
 
@@ -106,6 +106,21 @@ impl<T: AttentionElement> SparseAttention<T> for Cpu {
         lse: Option<&mut Vec<f32>>,
     ) -> Result<()> {
         self.attention_host(plan, q, k, v, o, lse.map(Vec::as_mut_slice))
+    }
+
+    fn attention_on(
+        &self,
+        queue: &CpuQueue,
+        plan: &mut CpuAttentionPlan<T>,
+        q: &Vec<T>,
+        k: &Vec<T>,
+        v: &Vec<T>,
+        o: &mut Vec<T>,
+        lse: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
+        let workers = plan.parallel.then(|| plan.scratch.len());
+        self.on_queue(queue, workers)?
+            .attention_host(plan, q, k, v, o, lse.map(Vec::as_mut_slice))
     }
 
     fn attention_host(

@@ -5,6 +5,7 @@ mod attention;
 mod eigh;
 mod partition;
 mod pool;
+mod queue;
 
 use std::sync::Arc;
 mod reduce;
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use attention::CpuAttentionPlan;
 pub use eigh::CpuEighPlan;
 use pool::WorkerPool;
+pub use queue::CpuQueue;
 pub use reduce::CpuReducePlan;
 
 use crate::error::check_len;
@@ -83,6 +85,7 @@ impl Cpu {
 
 impl Backend for Cpu {
     type Buffer<T: Element> = Vec<T>;
+    type Queue = CpuQueue;
 
     fn kind(&self) -> BackendKind {
         BackendKind::Cpu

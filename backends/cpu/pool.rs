@@ -242,6 +242,11 @@ impl<S> PerWorker<S> {
         }
     }
 
+    /// Number of slots (worker ids served).
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
     /// # Safety
     /// No other reference to slot `worker` may be live: call it with the worker id that
     /// [`WorkerPool::run`] passed to the current task invocation, and drop the reference before

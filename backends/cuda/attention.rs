@@ -6,14 +6,17 @@ use std::sync::Arc;
 
 use cudarc::driver::sys;
 
+use super::access::{enqueue_ordered, Access, Mode};
 use super::attention_kernel::AttentionKernel;
 use super::buffer::CudaBuffer;
-use super::command::{arg, enqueue_ordered, launch};
+use super::command::{arg, launch};
 use super::device::Cuda;
 use super::driver::{bind, copy_to_device, DeviceMemory, Stream};
 use super::error::DriverResultExt;
+use super::graph::refuse_in_capture;
 use super::params::AttentionParams;
 use super::pipeline::{KernelFn, Kernels};
+use super::queue::CudaQueue;
 use super::staging::Staged;
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
@@ -72,6 +75,15 @@ pub struct CudaAttentionPlan<T> {
     grid: u32,
     _tables: DeviceMemory,
     host: Option<HostStaging<T>>,
+    /// Orders the plan's calls with the release of its mask tables (graphs replay them).
+    access: Arc<Access>,
+}
+
+impl<T> Drop for CudaAttentionPlan<T> {
+    fn drop(&mut self) {
+        // The mask tables are freed after the fields drop: wait for work that reads them.
+        self.access.retire();
+    }
 }
 
 impl<T> std::fmt::Debug for CudaAttentionPlan<T> {
@@ -249,6 +261,7 @@ impl Cuda {
             grid: items_i32 as u32,
             _tables: tables,
             host: None,
+            access: Access::new(&self.ctx)?,
         })
     }
 
@@ -263,8 +276,8 @@ impl Cuda {
 }
 
 impl<T> CudaAttentionPlan<T> {
-    /// Queues the launch on the plan's stream.
-    fn enqueue(&self, q: u64, k: u64, v: u64, o: u64, lse: u64) -> Result<()> {
+    /// Queues the launch on `stream`.
+    fn enqueue(&self, stream: &Stream, q: u64, k: u64, v: u64, o: u64, lse: u64) -> Result<()> {
         if self.grid == 0 {
             return Ok(());
         }
@@ -281,7 +294,7 @@ impl<T> CudaAttentionPlan<T> {
                 (self.grid, 1, 1),
                 self.kernel.threads() as u32,
                 self.kernel.shared_bytes() as u32,
-                &self.stream,
+                stream,
                 &mut args,
             )
         }
@@ -308,26 +321,21 @@ impl<T: AttentionElement> SparseAttention<T> for Cuda {
         o: &mut CudaBuffer<T>,
         lse: Option<&mut CudaBuffer<f32>>,
     ) -> Result<()> {
-        // Queued on the plan's stream, ordered after earlier work on each buffer through its
-        // event; returns without waiting.
-        self.check_owner(plan.owner, "attention plan from another backend instance")?;
-        crate::attention::check_operand_lens(
-            plan.lens,
-            [q.len, k.len, v.len, o.len],
-            lse.as_ref().map(|l| l.len),
-        )?;
-        bind(&self.ctx)?;
-        let lse_ptr = lse.as_ref().map_or(0, |l| l.mem.ptr());
-        let uses = [
-            Some(&q.last_use),
-            Some(&k.last_use),
-            Some(&v.last_use),
-            Some(&o.last_use),
-            lse.as_ref().map(|l| &l.last_use),
-        ];
-        enqueue_ordered(&plan.stream, &uses, || {
-            plan.enqueue(q.mem.ptr(), k.mem.ptr(), v.mem.ptr(), o.mem.ptr(), lse_ptr)
-        })
+        self.attention_device(plan, &plan.stream, q, k, v, o, lse)
+    }
+
+    fn attention_on(
+        &self,
+        queue: &CudaQueue,
+        plan: &mut CudaAttentionPlan<T>,
+        q: &CudaBuffer<T>,
+        k: &CudaBuffer<T>,
+        v: &CudaBuffer<T>,
+        o: &mut CudaBuffer<T>,
+        lse: Option<&mut CudaBuffer<f32>>,
+    ) -> Result<()> {
+        self.check_queue(queue)?;
+        self.attention_device(plan, &queue.stream, q, k, v, o, lse)
     }
 
     fn attention_host(
@@ -361,6 +369,42 @@ impl<T: AttentionElement> SparseAttention<T> for Cuda {
     }
 }
 
+impl Cuda {
+    /// The device-buffer call on `stream`: queued after earlier work on each buffer (their
+    /// events) and returns without waiting.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_device<T: AttentionElement>(
+        &self,
+        plan: &CudaAttentionPlan<T>,
+        stream: &Stream,
+        q: &CudaBuffer<T>,
+        k: &CudaBuffer<T>,
+        v: &CudaBuffer<T>,
+        o: &mut CudaBuffer<T>,
+        lse: Option<&mut CudaBuffer<f32>>,
+    ) -> Result<()> {
+        self.check_owner(plan.owner, "attention plan from another backend instance")?;
+        crate::attention::check_operand_lens(
+            plan.lens,
+            [q.len, k.len, v.len, o.len],
+            lse.as_ref().map(|l| l.len),
+        )?;
+        bind(&self.ctx)?;
+        let lse_ptr = lse.as_ref().map_or(0, |l| l.ptr());
+        let uses = [
+            Some((&plan.access, Mode::Read)),
+            Some((&q.access, Mode::Read)),
+            Some((&k.access, Mode::Read)),
+            Some((&v.access, Mode::Read)),
+            Some((&o.access, Mode::Write)),
+            lse.as_ref().map(|l| (&l.access, Mode::Write)),
+        ];
+        enqueue_ordered(stream, &uses, || {
+            plan.enqueue(stream, q.ptr(), k.ptr(), v.ptr(), o.ptr(), lse_ptr)
+        })
+    }
+}
+
 impl<T: AttentionElement> CudaAttentionPlan<T> {
     /// Host in, host out through the staging buffers: one synchronisation at the end.
     fn run_host(
@@ -372,17 +416,22 @@ impl<T: AttentionElement> CudaAttentionPlan<T> {
         o: &mut [T],
         lse: Option<&mut [f32]>,
     ) -> Result<()> {
+        refuse_in_capture("host calls synchronise and cannot be captured into a graph")?;
         host.q.send(q, &self.stream)?;
         host.k.send(k, &self.stream)?;
         host.v.send(v, &self.stream)?;
         let lse_ptr = if lse.is_some() { host.lse.ptr() } else { 0 };
-        self.enqueue(
-            host.q.ptr(),
-            host.k.ptr(),
-            host.v.ptr(),
-            host.o.ptr(),
-            lse_ptr,
-        )?;
+        let plan_use = [Some((&self.access, Mode::Read))];
+        enqueue_ordered(&self.stream, &plan_use, || {
+            self.enqueue(
+                &self.stream,
+                host.q.ptr(),
+                host.k.ptr(),
+                host.v.ptr(),
+                host.o.ptr(),
+                lse_ptr,
+            )
+        })?;
         host.o.fetch(&self.stream)?;
         if lse.is_some() {
             host.lse.fetch(&self.stream)?;

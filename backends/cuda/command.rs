@@ -1,46 +1,24 @@
-//! Putting work on a stream: kernel arguments, launches, grid sizes, and
-//! [`enqueue_ordered`], the one way a plan queues work on device buffers it was handed.
+//! Putting work on a stream: kernel arguments, launches and grid sizes. The ordering of that
+//! work with other streams is `access.rs`'s `enqueue_ordered`.
 
 use std::ffi::c_void;
 
 use cudarc::driver::result as cu;
 use cudarc::driver::sys;
 
-use super::driver::{Event, Stream};
+use super::driver::Stream;
 use super::error::{device_error, injected, DriverResultExt};
 use crate::{Error, Result};
-
-/// Waits on inputs, enqueues, marks outputs: orders `stream` after the last use of every
-/// buffer in `buffers` (their events), runs `enqueue` (which queues the plan's work on
-/// `stream`), then records the work as each buffer's last use. Buffers of two plans (two
-/// streams) thus run in submission order without a host synchronisation. `None` entries (an
-/// absent optional buffer) are skipped; the slice is the caller's, so nothing allocates.
-pub(crate) fn enqueue_ordered(
-    stream: &Stream,
-    buffers: &[Option<&Event>],
-    enqueue: impl FnOnce() -> Result<()>,
-) -> Result<()> {
-    for event in buffers.iter().flatten() {
-        stream.wait(event)?;
-    }
-    enqueue()?;
-    for event in buffers.iter().flatten() {
-        event.record(stream)?;
-    }
-    Ok(())
-}
 
 /// A kernel argument: a pointer to the value, as `cuLaunchKernel` takes them.
 pub(crate) fn arg<T>(value: &T) -> *mut c_void {
     (value as *const T).cast_mut().cast::<c_void>()
 }
 
-/// Launches `f` on `stream`.
+/// Launches `f` on `stream` with a one-dimensional block.
 ///
 /// # Safety
-/// `args` must match the kernel's parameter list in number, order and types, every pointer
-/// argument must address device memory large enough for what the kernel touches given the
-/// other arguments, and that memory must stay allocated until the stream passes this launch.
+/// As [`launch_dims`].
 pub(crate) unsafe fn launch(
     f: sys::CUfunction,
     grid: (u32, u32, u32),
@@ -49,11 +27,29 @@ pub(crate) unsafe fn launch(
     stream: &Stream,
     args: &mut [*mut c_void],
 ) -> Result<()> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { launch_dims(f, grid, (block, 1, 1), shared_bytes, stream, args) }
+}
+
+/// Launches `f` on `stream`.
+///
+/// # Safety
+/// `args` must match the kernel's parameter list in number, order and types, every pointer
+/// argument must address device memory large enough for what the kernel touches given the
+/// other arguments, and that memory must stay allocated until the stream passes this launch.
+pub(crate) unsafe fn launch_dims(
+    f: sys::CUfunction,
+    grid: (u32, u32, u32),
+    block: (u32, u32, u32),
+    shared_bytes: u32,
+    stream: &Stream,
+    args: &mut [*mut c_void],
+) -> Result<()> {
     if let Some(e) = injected(true) {
         return Err(device_error("cuLaunchKernel", e));
     }
     // SAFETY: forwarded to the caller's contract above.
-    unsafe { cu::launch_kernel(f, grid, (block, 1, 1), shared_bytes, stream.raw, args) }
+    unsafe { cu::launch_kernel(f, grid, block, shared_bytes, stream.raw, args) }
         .call("cuLaunchKernel")
 }
 

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use cudarc::driver::sys;
 use cudarc::driver::CudaContext;
 
+use super::access::Mode;
 use super::adapter::{self, DeviceInfo};
 use super::buffer::CudaBuffer;
 use super::driver::{self, bind};
 use super::error::{self as cuda_err, cuda_error, device_error, DriverResultExt};
+use super::graph::refuse_in_capture;
 use super::nvrtc::{self, compile_kernels};
 use super::pipeline::Kernels;
 use crate::error::check_len;
@@ -96,6 +98,20 @@ impl Cuda {
         driver::DEVICE_ALLOCATIONS.load(Ordering::Relaxed)
     }
 
+    /// How many times megabatch made the host wait for the device in this process (stream,
+    /// event and context synchronisations): a chain of device-buffer calls, user kernels and
+    /// graph replays adds none; each host call, download and `reduce_scalar` adds its waits.
+    pub fn host_waits() -> u64 {
+        driver::HOST_WAITS.load(Ordering::Relaxed)
+    }
+
+    /// How many device-to-host copies megabatch made in this process (downloads, host calls'
+    /// results and statuses, `read_scalar`, `reduce_scalar`): a device-resident iteration
+    /// that reads back one scalar adds one.
+    pub fn device_reads() -> u64 {
+        driver::DEVICE_READS.load(Ordering::Relaxed)
+    }
+
     /// Whether a sticky CUDA error (an illegal address, a failed launch, an ECC error, a
     /// device that fell off the bus) has made CUDA unusable in this process. Every call on
     /// any `Cuda` handle then returns `Error::Device` at once; `Auto` stops choosing CUDA.
@@ -140,6 +156,7 @@ impl Cuda {
 
 impl Backend for Cuda {
     type Buffer<T: Element> = CudaBuffer<T>;
+    type Queue = super::CudaQueue;
 
     fn kind(&self) -> BackendKind {
         BackendKind::Cuda
@@ -152,31 +169,41 @@ impl Backend for Cuda {
     fn upload<T: Element>(&self, src: &[T], dst: &mut CudaBuffer<T>) -> Result<()> {
         check_len("upload source", dst.len, src.len())?;
         bind(&self.ctx)?;
-        dst.last_use.synchronize()?;
-        if !src.is_empty() {
-            // SAFETY: `dst` holds `size_of_val(src)` bytes and no queued work uses it any more.
-            unsafe { cudarc::driver::result::memcpy_htod_sync(dst.mem.ptr(), src) }
-                .map_err(|e| device_error("cuMemcpyHtoD", e))?;
-            // From pageable memory the copy returns once staged, before the DMA landed.
-            driver::legacy_stream_sync()?;
-        }
-        Ok(())
+        refuse_in_capture("upload synchronises and cannot be captured into a graph")?;
+        let ptr = dst.ptr();
+        dst.access.with_host(Mode::Write, || {
+            if !src.is_empty() {
+                // SAFETY: `dst` holds `size_of_val(src)` bytes and no queued work uses it any
+                // more (its reads and writes have finished, and it is held).
+                unsafe { cudarc::driver::result::memcpy_htod_sync(ptr, src) }
+                    .map_err(|e| device_error("cuMemcpyHtoD", e))?;
+                // From pageable memory the copy returns once staged, before the DMA landed.
+                driver::legacy_stream_sync()?;
+            }
+            Ok(())
+        })
     }
 
     fn download<T: Element>(&self, src: &CudaBuffer<T>, dst: &mut [T]) -> Result<()> {
         check_len("download destination", src.len, dst.len())?;
         bind(&self.ctx)?;
-        src.last_use.synchronize()?;
-        if !dst.is_empty() {
-            // SAFETY: `src` holds `size_of_val(dst)` bytes, all queued writes to it are done.
-            unsafe { cudarc::driver::result::memcpy_dtoh_sync(dst, src.mem.ptr()) }
-                .map_err(|e| device_error("cuMemcpyDtoH", e))?;
-        }
-        Ok(())
+        refuse_in_capture("download synchronises and cannot be captured into a graph")?;
+        let ptr = src.ptr();
+        src.access.with_host(Mode::Read, || {
+            if !dst.is_empty() {
+                driver::count_read();
+                // SAFETY: `src` holds `size_of_val(dst)` bytes, all queued writes to it are
+                // done, and it is held.
+                unsafe { cudarc::driver::result::memcpy_dtoh_sync(dst, ptr) }
+                    .map_err(|e| device_error("cuMemcpyDtoH", e))?;
+            }
+            Ok(())
+        })
     }
 
     fn synchronize(&self) -> Result<()> {
         bind(&self.ctx)?;
+        driver::count_wait();
         self.ctx.synchronize().call("cuCtxSynchronize")
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use cudarc::driver::result as cu;
 use cudarc::driver::sys;
-use cudarc::driver::CudaContext;
+use cudarc::driver::{CudaContext, CudaStream};
 
 use super::error::{device_error, device_lost, injected, lost_error, DriverResultExt};
 use crate::{Error, Result};
@@ -32,6 +32,24 @@ pub(crate) fn bytes_for(len: usize, size: usize) -> Result<usize> {
 /// `cuMemAlloc` calls made by this process through megabatch (for the plan/execute tests).
 pub(crate) static DEVICE_ALLOCATIONS: std::sync::atomic::AtomicU64 =
     std::sync::atomic::AtomicU64::new(0);
+
+/// Host waits (stream, event, context or legacy-stream synchronisations) made by megabatch in
+/// this process, for the tests that check a device-resident chain never waits.
+pub(crate) static HOST_WAITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Device-to-host copies made by megabatch in this process (each read-back of results or
+/// statuses), for the tests that count read-backs per iteration.
+pub(crate) static DEVICE_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts one host wait.
+pub(crate) fn count_wait() {
+    HOST_WAITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Counts one device-to-host copy.
+pub(crate) fn count_read() {
+    DEVICE_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// A device allocation (`cuMemAlloc`), zero bytes allowed (null pointer, nothing allocated).
 pub(crate) struct DeviceMemory {
@@ -100,14 +118,19 @@ impl Drop for DeviceMemory {
 /// Waits for the legacy default stream, where the driver's synchronous-looking memset and
 /// pageable copies run.
 pub(crate) fn legacy_stream_sync() -> Result<()> {
+    count_wait();
     // SAFETY: the null stream always exists in the current context.
     unsafe { cu::stream::synchronize(std::ptr::null_mut()) }.call("cuStreamSynchronize(0)")
 }
 
-/// A non-blocking stream (`cuStreamCreate`), one per plan.
+/// A CUDA stream held through cudarc's [`CudaStream`]: created by megabatch (non-blocking, one
+/// per plan and per [`super::CudaQueue`] made by `Cuda::new_queue`) or borrowed from another
+/// library. Clones share the stream; an owned one is destroyed with its last clone (cudarc's
+/// drop), a borrowed one never.
+#[derive(Clone)]
 pub(crate) struct Stream {
     pub(super) raw: sys::CUstream,
-    ctx: Arc<CudaContext>,
+    pub(super) inner: Arc<CudaStream>,
 }
 
 // SAFETY: stream handles may be used from any thread with the context current.
@@ -116,17 +139,23 @@ unsafe impl Send for Stream {}
 unsafe impl Sync for Stream {}
 
 impl Stream {
+    /// A new non-blocking stream in `ctx` (`cuStreamCreate(CU_STREAM_NON_BLOCKING)`).
     pub(crate) fn new(ctx: &Arc<CudaContext>) -> Result<Self> {
         bind(ctx)?;
-        let raw = cu::stream::create(cu::stream::StreamKind::NonBlocking).call("cuStreamCreate")?;
-        Ok(Self {
-            raw,
-            ctx: ctx.clone(),
-        })
+        Ok(Self::of(ctx.new_stream().call("cuStreamCreate")?))
+    }
+
+    /// The stream cudarc holds.
+    pub(crate) fn of(inner: Arc<CudaStream>) -> Self {
+        Self {
+            raw: inner.cu_stream(),
+            inner,
+        }
     }
 
     pub(crate) fn synchronize(&self) -> Result<()> {
-        // SAFETY: the stream is alive.
+        count_wait();
+        // SAFETY: the stream is alive (owned, or kept alive by its owner per `borrow_queue`).
         unsafe { cu::stream::synchronize(self.raw) }.call("cuStreamSynchronize")
     }
 
@@ -142,15 +171,14 @@ impl Stream {
         }
         .call("cuStreamWaitEvent")
     }
-}
 
-impl Drop for Stream {
-    fn drop(&mut self) {
-        if self.ctx.bind_to_thread().is_ok() {
-            // SAFETY: created by `cuStreamCreate`, destroyed once; pending work completes
-            // before the driver releases the stream.
-            let _ = unsafe { cu::stream::destroy(self.raw) };
-        }
+    /// The raw handle as a number, to compare streams (the legacy stream is 0).
+    pub(crate) fn id(&self) -> usize {
+        self.raw as usize
+    }
+
+    pub(crate) fn ctx(&self) -> &Arc<CudaContext> {
+        self.inner.context()
     }
 }
 
@@ -184,6 +212,7 @@ impl Event {
 
     /// Blocks until the recorded work is done (immediately if nothing was recorded).
     pub(crate) fn synchronize(&self) -> Result<()> {
+        count_wait();
         // SAFETY: the event is alive.
         unsafe { cu::event::synchronize(self.raw) }.call("cuEventSynchronize")
     }
@@ -214,6 +243,7 @@ pub(crate) fn copy_to_host<T>(src: sys::CUdeviceptr, dst: &mut [T], stream: &Str
     if dst.is_empty() {
         return Ok(());
     }
+    count_read();
     // SAFETY: callers pass a device allocation of at least `size_of_val(dst)` bytes and
     // synchronise the stream before reading or releasing `dst`.
     unsafe { cu::memcpy_dtoh_async(dst, src, stream.raw) }.call("cuMemcpyDtoHAsync")

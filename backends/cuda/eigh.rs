@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use cudarc::driver::sys;
 
+use super::access::{enqueue_ordered, Access, Mode};
 use super::buffer::CudaBuffer;
-use super::command::{arg, blocks_for, enqueue_ordered, launch};
+use super::command::{arg, blocks_for, launch};
 use super::device::Cuda;
 use super::driver::{
     bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, DeviceMemory, Stream,
@@ -18,8 +19,10 @@ use super::eigh_kernel::{
     EighKernel, SPLIT_ROUNDS,
 };
 use super::error::DriverResultExt;
+use super::graph::refuse_in_capture;
 use super::params::EighArgs;
 use super::pipeline::{KernelFn, Kernels};
+use super::queue::CudaQueue;
 use super::staging::{PinnedHost, Staged};
 use crate::{
     BackendKind, BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result,
@@ -119,6 +122,15 @@ pub struct CudaEighPlan<T: Real> {
     status: DeviceMemory,
     status_host: PinnedHost<i32>,
     host: Option<HostStaging<T>>,
+    /// Orders the plan's calls (its workspace and status) across queues and graphs.
+    access: Arc<Access>,
+}
+
+impl<T: Real> Drop for CudaEighPlan<T> {
+    fn drop(&mut self) {
+        // The workspace is freed after the fields drop: wait for work recorded on it.
+        self.access.retire();
+    }
 }
 
 impl<T: Real> std::fmt::Debug for CudaEighPlan<T> {
@@ -577,6 +589,7 @@ impl Cuda {
             status: DeviceMemory::zeroed(&self.ctx, 8)?,
             status_host: PinnedHost::zeroed(&self.ctx, 2)?,
             host: None,
+            access: Access::new(&self.ctx)?,
         })
     }
 }
@@ -595,18 +608,19 @@ impl<T: Real> BatchedEigh<T> for Cuda {
         w: &mut CudaBuffer<T>,
         v: Option<&mut CudaBuffer<T>>,
     ) -> Result<()> {
-        self.check_owner(plan.owner, "eigh plan from another backend instance")?;
-        plan.check_shapes(a.len(), w.len(), v.as_ref().map(|v| v.len()))?;
-        bind(&self.ctx)?;
-        let v_ptr = v.as_ref().map_or(0, |v| v.mem.ptr());
-        let uses = [
-            Some(&a.last_use),
-            Some(&w.last_use),
-            v.as_ref().map(|v| &v.last_use),
-        ];
-        enqueue_ordered(&plan.stream, &uses, || {
-            plan.enqueue(a.mem.ptr(), w.mem.ptr(), v_ptr)
-        })
+        self.eigh_device(plan, &plan.stream, a, w, v)
+    }
+
+    fn eigh_on(
+        &self,
+        queue: &CudaQueue,
+        plan: &mut CudaEighPlan<T>,
+        a: &CudaBuffer<T>,
+        w: &mut CudaBuffer<T>,
+        v: Option<&mut CudaBuffer<T>>,
+    ) -> Result<()> {
+        self.check_queue(queue)?;
+        self.eigh_device(plan, &queue.stream, a, w, v)
     }
 
     fn eigh_host(
@@ -640,6 +654,30 @@ pub const DIRECT_STAGING_BYTES: usize = 16 << 20;
 pub const STAGING_ENV: &str = "MEGABATCH_CUDA_STAGING";
 
 impl Cuda {
+    /// The device-buffer call on `stream`, ordered through the buffers and the plan.
+    fn eigh_device<T: Real>(
+        &self,
+        plan: &CudaEighPlan<T>,
+        stream: &Stream,
+        a: &CudaBuffer<T>,
+        w: &mut CudaBuffer<T>,
+        v: Option<&mut CudaBuffer<T>>,
+    ) -> Result<()> {
+        self.check_owner(plan.owner, "eigh plan from another backend instance")?;
+        plan.check_shapes(a.len(), w.len(), v.as_ref().map(|v| v.len()))?;
+        bind(&self.ctx)?;
+        let v_ptr = v.as_ref().map_or(0, |v| v.ptr());
+        let uses = [
+            Some((&plan.access, Mode::Write)),
+            Some((&a.access, Mode::Read)),
+            Some((&w.access, Mode::Write)),
+            v.as_ref().map(|v| (&v.access, Mode::Write)),
+        ];
+        enqueue_ordered(stream, &uses, || {
+            plan.enqueue(stream, a.ptr(), w.ptr(), v_ptr)
+        })
+    }
+
     /// The largest eigh order of `T` this device's size classes take before the Jacobi
     /// fallback (f64 165, f32 235 with 227 KB of shared memory per block); [`crate::Auto`]
     /// sends no larger eigh to this backend, since the fallback is slower than the CPU.
@@ -701,9 +739,13 @@ impl<T: Real> CudaEighPlan<T> {
         w: &mut [T],
         v: Option<&mut [T]>,
     ) -> Result<()> {
+        refuse_in_capture("host calls synchronise and cannot be captured into a graph")?;
         host.a.send(a, &self.stream)?;
         let v_dev = if self.vectors { host.v.ptr() } else { 0 };
-        self.enqueue(host.a.ptr(), host.w.ptr(), v_dev)?;
+        let plan_use = [Some((&self.access, Mode::Write))];
+        enqueue_ordered(&self.stream, &plan_use, || {
+            self.enqueue(&self.stream, host.a.ptr(), host.w.ptr(), v_dev)
+        })?;
         if host.a.is_pinned() {
             host.w.fetch(&self.stream)?;
             if self.vectors {
@@ -736,10 +778,10 @@ impl<T: Real> CudaEighPlan<T> {
         self.offsets.check(self.vectors, a, w, v)
     }
 
-    /// Queues the status reset and one launch per bucket on the plan's stream.
-    fn enqueue(&self, a: u64, w: u64, v: u64) -> Result<()> {
+    /// Queues the status reset and one launch per bucket on `stream`.
+    fn enqueue(&self, stream: &Stream, a: u64, w: u64, v: u64) -> Result<()> {
         // 0x7f7f7f7f: larger than any matrix index, so atomicMin finds the first bad one.
-        fill_bytes(self.status.ptr(), 0x7f, 8, &self.stream)?;
+        fill_bytes(self.status.ptr(), 0x7f, 8, stream)?;
         let (a_start, w_start, order) = match &self.tables {
             Some(t) => {
                 let batch = self.batch as u64;
@@ -776,7 +818,7 @@ impl<T: Real> CudaEighPlan<T> {
                     (l.grid, 1, 1),
                     l.block,
                     l.shared,
-                    &self.stream,
+                    stream,
                     &mut params,
                 )?;
             }

@@ -15,6 +15,7 @@
 //! parameter structs); then `driver` (owned driver handles), `nvrtc` (compilation), and per
 //! operation the plan (`eigh`, `reduce`, `attention`) and its kernel variants (`*_kernel`).
 
+mod access;
 mod adapter;
 mod attention;
 mod attention_kernel;
@@ -25,16 +26,22 @@ mod driver;
 mod eigh;
 mod eigh_kernel;
 mod error;
+mod graph;
 mod nvrtc;
 mod params;
 mod pipeline;
+mod queue;
 mod reduce;
 mod staging;
+mod user_kernel;
 
 pub use adapter::DeviceInfo;
 pub use attention::{AttentionOptions, AttentionSchedule, CudaAttentionPlan};
 pub use attention_kernel::{AttentionKernel, ATTENTION_SOURCE};
-pub use buffer::CudaBuffer;
+pub use buffer::{CudaBuffer, PtrGuard};
+/// The cudarc crate megabatch is built on, for its types in this backend's interop API
+/// ([`CudaQueue::to_cudarc`], [`Cuda::queue_from_cudarc`], [`Cuda::adopt_cudarc`]).
+pub use cudarc;
 pub use device::Cuda;
 pub use eigh::{
     CudaEighAlgorithm, CudaEighPlan, CUDA_EIGH_MAX_ORDER, DIRECT_STAGING_BYTES, STAGING_ENV,
@@ -44,9 +51,12 @@ pub use eigh_kernel::{
     EighKernel, CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64, SPLIT_MIN_BATCH_F32,
     SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER, SPLIT_ROUNDS,
 };
+pub use graph::CudaGraph;
 pub use nvrtc::{
     compile_kernels, compile_source, nvrtc_available, nvrtc_version, KERNEL_CACHE_ENV,
     KERNEL_SOURCES,
 };
 pub use params::kernel_params_layout_checks;
+pub use queue::CudaQueue;
 pub use reduce::CudaReducePlan;
+pub use user_kernel::{CudaKernel, KernelArg, LaunchDims, MAX_KERNEL_ARGS};

@@ -4,12 +4,15 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
+use super::access::{enqueue_ordered, Access, Mode};
 use super::buffer::CudaBuffer;
-use super::command::{arg, blocks_for, enqueue_ordered, launch};
+use super::command::{arg, blocks_for, launch};
 use super::device::Cuda;
 use super::driver::{bind, bytes_for, copy_to_device, copy_to_host, DeviceMemory, Stream};
+use super::graph::refuse_in_capture;
 use super::params::ReduceArgs;
 use super::pipeline::{KernelFn, Kernels};
+use super::queue::CudaQueue;
 use super::staging::{PinnedHost, Staged};
 use crate::{
     Element, Error, PlanFootprint, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result,
@@ -84,6 +87,15 @@ pub struct CudaReducePlan<T: Reducible> {
     out_dev: DeviceMemory,
     scalar_pin: PinnedHost<T::Acc>,
     host: Option<HostStaging<T>>,
+    /// Orders the plan's calls (its partials and result slot) across queues and graphs.
+    access: Arc<Access>,
+}
+
+impl<T: Reducible> Drop for CudaReducePlan<T> {
+    fn drop(&mut self) {
+        // The partials are freed after the fields drop: wait for work recorded on them.
+        self.access.retire();
+    }
 }
 
 impl<T: Reducible> std::fmt::Debug for CudaReducePlan<T> {
@@ -213,6 +225,7 @@ impl<T: Reducible> Reducer<T> for Cuda {
             out_dev: DeviceMemory::zeroed(&self.ctx, bytes_for(shape.out_len, acc)?)?,
             scalar_pin: PinnedHost::zeroed(&self.ctx, 1)?,
             host: None,
+            access: Access::new(&self.ctx)?,
         })
     }
 
@@ -223,18 +236,19 @@ impl<T: Reducible> Reducer<T> for Cuda {
         y: Option<&CudaBuffer<T>>,
         out: &mut CudaBuffer<T::Acc>,
     ) -> Result<()> {
-        self.check_owner(plan.owner, "reduce plan from another backend instance")?;
-        plan.shape
-            .check(x.len(), y.map(CudaBuffer::len), out.len())?;
-        bind(&self.ctx)?;
-        let uses = [
-            Some(&x.last_use),
-            y.map(|y| &y.last_use),
-            Some(&out.last_use),
-        ];
-        enqueue_ordered(&plan.stream, &uses, || {
-            plan.enqueue(x.mem.ptr(), y.map_or(0, |y| y.mem.ptr()), out.mem.ptr())
-        })
+        self.reduce_device(plan, &plan.stream, x, y, out)
+    }
+
+    fn reduce_on(
+        &self,
+        queue: &CudaQueue,
+        plan: &mut CudaReducePlan<T>,
+        x: &CudaBuffer<T>,
+        y: Option<&CudaBuffer<T>>,
+        out: &mut CudaBuffer<T::Acc>,
+    ) -> Result<()> {
+        self.check_queue(queue)?;
+        self.reduce_device(plan, &queue.stream, x, y, out)
     }
 
     fn reduce_host(
@@ -265,11 +279,13 @@ impl<T: Reducible> Reducer<T> for Cuda {
             });
         }
         bind(&self.ctx)?;
-        out.last_use.synchronize()?;
         let mut value = [<T::Acc as num_traits::Zero>::zero()];
-        // SAFETY: `out` holds at least one element and its last use has completed.
-        unsafe { cudarc::driver::result::memcpy_dtoh_sync(&mut value, out.mem.ptr()) }
-            .map_err(|e| super::error::device_error("cuMemcpyDtoH", e))?;
+        out.access.with_host(Mode::Read, || {
+            super::driver::count_read();
+            // SAFETY: `out` holds at least one element and its last write has completed.
+            unsafe { cudarc::driver::result::memcpy_dtoh_sync(&mut value, out.ptr()) }
+                .map_err(|e| super::error::device_error("cuMemcpyDtoH", e))
+        })?;
         Ok(value[0])
     }
 }
@@ -283,16 +299,68 @@ impl Cuda {
         })
     }
 
+    /// The device-buffer call on `stream`, ordered through the buffers and the plan.
+    fn reduce_device<T: Reducible>(
+        &self,
+        plan: &CudaReducePlan<T>,
+        stream: &Stream,
+        x: &CudaBuffer<T>,
+        y: Option<&CudaBuffer<T>>,
+        out: &mut CudaBuffer<T::Acc>,
+    ) -> Result<()> {
+        self.check_owner(plan.owner, "reduce plan from another backend instance")?;
+        plan.shape
+            .check(x.len(), y.map(CudaBuffer::len), out.len())?;
+        bind(&self.ctx)?;
+        let uses = [
+            Some((&plan.access, Mode::Write)),
+            Some((&x.access, Mode::Read)),
+            y.map(|y| (&y.access, Mode::Read)),
+            Some((&out.access, Mode::Write)),
+        ];
+        enqueue_ordered(stream, &uses, || {
+            plan.enqueue(stream, x.ptr(), y.map_or(0, CudaBuffer::ptr), out.ptr())
+        })
+    }
+
     /// Reduces device-resident `x` (and `y`) to one value and returns it: the plan's kernels,
     /// then a 1-element copy into pinned memory and one wait on the plan's stream. This is the
     /// cheapest way to read a convergence measure each iteration.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless the plan is a whole-array reduction
-    /// ([`ReduceSpec::Full`]); otherwise as [`Reducer::reduce`].
+    /// ([`ReduceSpec::Full`]), or inside a graph capture; otherwise as [`Reducer::reduce`].
     pub fn reduce_scalar<T: Reducible>(
         &self,
         plan: &mut CudaReducePlan<T>,
+        x: &CudaBuffer<T>,
+        y: Option<&CudaBuffer<T>>,
+    ) -> Result<T::Acc> {
+        let stream = plan.stream.clone();
+        self.reduce_scalar_device(plan, &stream, x, y)
+    }
+
+    /// Like [`Cuda::reduce_scalar`], queued on `queue` after the work queued there before: the
+    /// one read-back of a device-resident iteration, waiting only for what the value depends
+    /// on.
+    ///
+    /// # Errors
+    /// As [`Cuda::reduce_scalar`], and [`Error::PlanMismatch`] for a queue of another context.
+    pub fn reduce_scalar_on<T: Reducible>(
+        &self,
+        queue: &CudaQueue,
+        plan: &mut CudaReducePlan<T>,
+        x: &CudaBuffer<T>,
+        y: Option<&CudaBuffer<T>>,
+    ) -> Result<T::Acc> {
+        self.check_queue(queue)?;
+        self.reduce_scalar_device(plan, &queue.stream, x, y)
+    }
+
+    fn reduce_scalar_device<T: Reducible>(
+        &self,
+        plan: &mut CudaReducePlan<T>,
+        stream: &Stream,
         x: &CudaBuffer<T>,
         y: Option<&CudaBuffer<T>>,
     ) -> Result<T::Acc> {
@@ -302,16 +370,27 @@ impl Cuda {
                 "reduce_scalar needs a whole-array reduction (ReduceSpec::Full)",
             ));
         }
+        refuse_in_capture("reduce_scalar synchronises and cannot be captured into a graph")?;
         plan.shape.check(x.len(), y.map(CudaBuffer::len), 1)?;
         bind(&self.ctx)?;
         let out = plan.out_dev.ptr();
-        let uses = [Some(&x.last_use), y.map(|y| &y.last_use)];
-        enqueue_ordered(&plan.stream, &uses, || {
-            plan.enqueue(x.mem.ptr(), y.map_or(0, |y| y.mem.ptr()), out)
+        let uses = [
+            Some((&plan.access, Mode::Write)),
+            Some((&x.access, Mode::Read)),
+            y.map(|y| (&y.access, Mode::Read)),
+        ];
+        let pin = plan.scalar_pin.as_mut_ptr();
+        let plan_ref = &*plan;
+        enqueue_ordered(stream, &uses, || {
+            plan_ref.enqueue(stream, x.ptr(), y.map_or(0, CudaBuffer::ptr), out)?;
+            // SAFETY: the plan's one pinned value, a separate allocation that `plan` (borrowed
+            // mutably by this call) keeps alive and that nothing else writes before the
+            // synchronisation below.
+            let pin = unsafe { std::slice::from_raw_parts_mut(pin, 1) };
+            // The plan's own result slot, read in the same ordered region.
+            copy_to_host(out, pin, stream)
         })?;
-        // The plan's own result slot: read after the launches, not a tracked buffer.
-        copy_to_host(out, plan.scalar_pin.as_mut_slice(), &plan.stream)?;
-        plan.stream.synchronize()?;
+        stream.synchronize()?;
         Ok(plan.scalar_pin.as_slice()[0])
     }
 }
@@ -325,20 +404,24 @@ impl<T: Reducible> CudaReducePlan<T> {
         y: Option<&[T]>,
         out: &mut [T::Acc],
     ) -> Result<()> {
+        refuse_in_capture("host calls synchronise and cannot be captured into a graph")?;
         host.x.send(x, &self.stream)?;
         if let Some(y) = y {
             host.y.send(y, &self.stream)?;
         }
         let y_dev = if y.is_some() { host.y.ptr() } else { 0 };
-        self.enqueue(host.x.ptr(), y_dev, host.out.ptr())?;
+        let plan_use = [Some((&self.access, Mode::Write))];
+        enqueue_ordered(&self.stream, &plan_use, || {
+            self.enqueue(&self.stream, host.x.ptr(), y_dev, host.out.ptr())
+        })?;
         host.out.fetch(&self.stream)?;
         self.stream.synchronize()?;
         out.copy_from_slice(host.out.received());
         Ok(())
     }
 
-    /// Queues this plan's kernels on its stream: each takes the plan's one [`ReduceArgs`].
-    fn enqueue(&self, x: u64, y: u64, out: u64) -> Result<()> {
+    /// Queues this plan's kernels on `stream`: each takes the plan's one [`ReduceArgs`].
+    fn enqueue(&self, stream: &Stream, x: u64, y: u64, out: u64) -> Result<()> {
         let mut args = ReduceArgs {
             x,
             y,
@@ -348,7 +431,6 @@ impl<T: Reducible> CudaReducePlan<T> {
             out,
             ..ReduceArgs::default()
         };
-        let stream = &self.stream;
         let run = |f: KernelFn, grid: (u32, u32), args: &ReduceArgs| {
             let mut params: [*mut c_void; 1] = [arg(args)];
             // SAFETY: every reduction kernel takes one `MbReduceArgs` (mirrored by

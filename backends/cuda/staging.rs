@@ -58,6 +58,12 @@ impl<T: bytemuck::Pod> PinnedHost<T> {
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 
+    /// The first value's address, for an asynchronous copy into the memory while the value is
+    /// borrowed elsewhere (the memory is a separate allocation the value only points to).
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut T {
+        self.ptr
+    }
+
     /// Bytes allocated (`cuMemHostAlloc`'s size).
     pub(crate) fn bytes(&self) -> usize {
         self.len * std::mem::size_of::<T>()

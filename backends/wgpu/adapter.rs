@@ -46,9 +46,15 @@ impl AdapterSummary {
     }
 
     pub(crate) fn of(adapter: &wgpu::Adapter) -> Self {
-        let info = adapter.get_info();
-        let features = adapter.features();
-        let limits = adapter.limits();
+        Self::describe(adapter.get_info(), adapter.features(), adapter.limits())
+    }
+
+    /// The summary of an adapter (or an adopted device) with these features and limits.
+    pub(crate) fn describe(
+        info: wgpu::AdapterInfo,
+        features: wgpu::Features,
+        limits: wgpu::Limits,
+    ) -> Self {
         Self {
             name: info.name,
             backend: format!("{:?}", info.backend),

@@ -10,6 +10,7 @@ use super::buffer::padded;
 use super::command::enqueue;
 use super::device::Context;
 use super::error::unsupported;
+use super::queue::WgpuQueue;
 use super::{Wgpu, WgpuBuffer};
 use crate::attention::{
     AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
@@ -231,6 +232,20 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
         }
         plan.ctx
             .enqueue_ordered(|encoder| plan.enqueue(encoder, &plan.bound.groups()[0]))
+    }
+
+    fn attention_on(
+        &self,
+        queue: &WgpuQueue,
+        plan: &mut WgpuAttentionPlan<T>,
+        q: &WgpuBuffer<T>,
+        k: &WgpuBuffer<T>,
+        v: &WgpuBuffer<T>,
+        o: &mut WgpuBuffer<T>,
+        lse: Option<&mut WgpuBuffer<f32>>,
+    ) -> Result<()> {
+        self.check_queue(queue)?;
+        self.attention(plan, q, k, v, o, lse)
     }
 
     fn attention_host(

@@ -60,6 +60,50 @@ impl<T> WgpuBuffer<T> {
     }
 }
 
+impl super::Wgpu {
+    /// Adopts `buffer`, a `wgpu::Buffer` the application created on this device, as a
+    /// megabatch buffer of `len` elements of `T` (its first `len * size_of::<T>()` bytes), with
+    /// no copy. Its usage must include `STORAGE`, `COPY_SRC` and `COPY_DST` (megabatch binds
+    /// it to shaders and copies into and out of it). Work on it is ordered with the
+    /// application's by the device's one queue.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a usage without those flags; [`Error::Shape`] (in bytes)
+    /// if the buffer is smaller than `len` elements; [`Error::TooLarge`] if the byte length
+    /// overflows. A buffer of another device is refused (an [`Error::Device`]) by the first
+    /// call that binds it.
+    pub fn adopt_buffer<T: crate::Element>(
+        &self,
+        buffer: wgpu::Buffer,
+        len: usize,
+    ) -> Result<WgpuBuffer<T>> {
+        let needed = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        if !buffer.usage().contains(needed) {
+            return Err(Error::InvalidArgument(
+                "an adopted buffer needs STORAGE | COPY_SRC | COPY_DST usage",
+            ));
+        }
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or(Error::TooLarge("buffer size overflows usize"))?;
+        if padded(bytes as u64) > buffer.size() {
+            return Err(Error::Shape {
+                what: "adopted buffer (bytes)",
+                expected: padded(bytes as u64) as usize,
+                got: buffer.size() as usize,
+            });
+        }
+        Ok(WgpuBuffer {
+            buffer,
+            len,
+            id: NEXT_BUFFER_ID.fetch_add(1, Ordering::Relaxed),
+            _t: std::marker::PhantomData,
+        })
+    }
+}
+
 /// `bytes` rounded up to wgpu's copy alignment (4).
 pub(crate) fn padded(bytes: u64) -> u64 {
     bytes.div_ceil(wgpu::COPY_BUFFER_ALIGNMENT) * wgpu::COPY_BUFFER_ALIGNMENT

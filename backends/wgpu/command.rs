@@ -18,13 +18,21 @@ impl Context {
         &self,
         encode: impl FnOnce(&mut wgpu::CommandEncoder),
     ) -> Result<()> {
-        let mut encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        encode(&mut encoder);
+        let submit = || {
+            let mut encoder = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            encode(&mut encoder);
+            self.queue.submit(Some(encoder.finish()));
+        };
+        if self.adopted {
+            // The uncaptured-error handler is the application's: catch this call's errors.
+            self.injected(true)?;
+            return self.scoped("submission", submit);
+        }
         self.check()?;
         self.injected(true)?;
-        self.queue.submit(Some(encoder.finish()));
+        submit();
         self.check()
     }
 

@@ -39,6 +39,49 @@ impl Wgpu {
         })
     }
 
+    /// Adopts a device and queue the application created, so that megabatch's plans and the
+    /// application's own pipelines share buffers and one queue (submissions run in order).
+    /// The device keeps the application's features and limits: f64 eigh needs
+    /// `Features::SHADER_F64`, f16 `SHADER_F16`, and the eigh shaders use as much workgroup
+    /// memory as `limits().max_compute_workgroup_storage_size` allows (request the adapter's
+    /// limits for the full range of orders). megabatch installs no device-lost callback and
+    /// no uncaptured-error handler on an adopted device (they are the application's): its
+    /// calls run inside error scopes and return their errors, and [`Wgpu::is_lost`] stays
+    /// false (the application's callback learns of a loss).
+    ///
+    /// # Errors
+    /// None today; a `Result` so that future checks of the device are not a breaking change.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        Ok(Self {
+            ctx: Arc::new(Context::adopt(device, queue)),
+        })
+    }
+
+    /// The wgpu device, for the application's own pipelines and buffers (a clone shares it).
+    pub fn device(&self) -> &wgpu::Device {
+        &self.ctx.device
+    }
+
+    /// The wgpu queue megabatch submits to; the application's submissions to it run in order
+    /// with megabatch's.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.ctx.queue
+    }
+
+    /// This device's queue as the backend's [`crate::Backend::Queue`], for `_on` calls.
+    pub fn queue_handle(&self) -> super::WgpuQueue {
+        super::WgpuQueue {
+            ctx: Arc::clone(&self.ctx),
+        }
+    }
+
+    /// How many times megabatch mapped a staging buffer to read results back to the host in
+    /// this process (downloads, host calls, `read_scalar`): a device-resident iteration that
+    /// reads one scalar adds one.
+    pub fn host_reads() -> u64 {
+        staging::HOST_READS.load(Ordering::Relaxed)
+    }
+
     /// Every adapter this build of wgpu can see: name, backend, device type, dtypes.
     pub fn adapters() -> Vec<AdapterSummary> {
         adapter::list_adapters()
@@ -66,6 +109,7 @@ impl Wgpu {
 
 impl Backend for Wgpu {
     type Buffer<T: Element> = WgpuBuffer<T>;
+    type Queue = super::WgpuQueue;
 
     fn kind(&self) -> BackendKind {
         BackendKind::Wgpu
@@ -109,6 +153,8 @@ pub(crate) struct Context {
     pub(crate) pipelines: Pipelines,
     /// 8 bytes for `read_first`: one scalar read back without allocating.
     pub(crate) scalar: Mutex<wgpu::Buffer>,
+    /// The application's device ([`Wgpu::from_device`]): errors come from error scopes only.
+    pub(crate) adopted: bool,
 }
 
 impl Context {
@@ -133,25 +179,45 @@ impl Context {
                 format!("request_device on {}: {e}", summary.name),
             )
         })?;
-        let lost = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&lost);
-        device.set_device_lost_callback(move |_, _| flag.store(true, Ordering::SeqCst));
-        let uncaptured = Arc::new(Mutex::new(None));
-        let sink = Arc::clone(&uncaptured);
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| (uncaptured_kind(&e), e.to_string()));
-        }));
+        let ctx = Self::with(device, queue, summary, false);
+        let flag = Arc::clone(&ctx.lost);
+        ctx.device
+            .set_device_lost_callback(move |_, _| flag.store(true, Ordering::SeqCst));
+        let sink = Arc::clone(&ctx.uncaptured);
+        ctx.device
+            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert_with(|| (uncaptured_kind(&e), e.to_string()));
+            }));
+        Ok(ctx)
+    }
+
+    /// A device and queue the application made: megabatch installs no handler on it (the
+    /// lost callback and the uncaptured-error handler are the application's) and wraps each
+    /// submission in error scopes instead.
+    pub(crate) fn adopt(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        let info = device.adapter_info();
+        let summary = AdapterSummary::describe(info, device.features(), device.limits());
+        Self::with(device, queue, summary, true)
+    }
+
+    fn with(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        summary: AdapterSummary,
+        adopted: bool,
+    ) -> Self {
         let scalar = staging::scalar_buffer(&device);
-        Ok(Self {
+        Self {
             device,
             queue,
             summary,
-            lost,
-            uncaptured,
+            lost: Arc::new(AtomicBool::new(false)),
+            uncaptured: Arc::new(Mutex::new(None)),
             pipelines: Pipelines::default(),
             scalar: Mutex::new(scalar),
-        })
+            adopted,
+        }
     }
 
     pub(crate) fn is_lost(&self) -> bool {

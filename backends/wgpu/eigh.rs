@@ -11,6 +11,7 @@ use super::command::{enqueue_dispatches, Dispatch};
 use super::device::Context;
 use super::eigh_kernel::{EighShader, EighTridiagShader};
 use super::error::unsupported;
+use super::queue::WgpuQueue;
 use super::wgsl::WgslFloat;
 use super::{Wgpu, WgpuBuffer};
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result};
@@ -390,6 +391,18 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
         let groups = plan.bound.groups();
         plan.ctx
             .enqueue_ordered(|encoder| plan.enqueue(encoder, groups))
+    }
+
+    fn eigh_on(
+        &self,
+        queue: &WgpuQueue,
+        plan: &mut WgpuEighPlan<T>,
+        a: &WgpuBuffer<T>,
+        w: &mut WgpuBuffer<T>,
+        v: Option<&mut WgpuBuffer<T>>,
+    ) -> Result<()> {
+        self.check_queue(queue)?;
+        self.eigh(plan, a, w, v)
     }
 
     fn eigh_host(

@@ -29,9 +29,11 @@ mod eigh;
 mod eigh_kernel;
 mod error;
 mod pipeline;
+mod queue;
 mod reduce;
 mod reduce_kernel;
 mod staging;
+mod user_kernel;
 mod wgsl;
 
 pub use adapter::{AdapterSummary, ADAPTER_ENV};
@@ -46,8 +48,10 @@ pub use eigh::{
 pub use eigh_kernel::{
     EighShader, EighTridiagShader, EIGH_MAX_TEAM, EIGH_MIN_WORKGROUP, EIGH_TRIDIAG_WORKGROUP,
 };
+pub use queue::WgpuQueue;
 pub use reduce::WgpuReducePlan;
 pub use reduce_kernel::{ReduceShader, ReduceStage, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
+pub use user_kernel::{WgpuArg, WgpuBinding, WgpuBindingKind, WgpuKernel};
 pub use wgsl::{
     WgslFloat, ATTENTION, EIGH_COMMON, EIGH_JACOBI, EIGH_QL, EIGH_TRIDIAG, EIGH_TRIDIAG_ROWS,
     REDUCE,

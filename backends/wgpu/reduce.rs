@@ -8,6 +8,7 @@ use super::bind::{BindCache, Binding};
 use super::buffer::padded;
 use super::command::{enqueue_dispatches, Dispatch};
 use super::device::Context;
+use super::queue::WgpuQueue;
 use super::reduce_kernel::{ReduceShader, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 use super::{Wgpu, WgpuBuffer};
 use crate::{Error, PlanFootprint, ReduceShape, ReduceSpec, Reducer, Reducible, Result};
@@ -171,6 +172,18 @@ impl<T: Reducible> Reducer<T> for Wgpu {
         }
         plan.ctx
             .enqueue_ordered(|encoder| plan.enqueue(encoder, plan.bound.groups()))
+    }
+
+    fn reduce_on(
+        &self,
+        queue: &WgpuQueue,
+        plan: &mut WgpuReducePlan<T>,
+        x: &WgpuBuffer<T>,
+        y: Option<&WgpuBuffer<T>>,
+        out: &mut WgpuBuffer<T::Acc>,
+    ) -> Result<()> {
+        self.check_queue(queue)?;
+        self.reduce(plan, x, y, out)
     }
 
     fn reduce_host(

@@ -8,6 +8,10 @@ use super::device::Context;
 use super::error::device_error;
 use crate::{DeviceErrorKind, Result};
 
+/// Mappings of staging buffers (reads of results back to the host) made by megabatch in this
+/// process, for the tests that count read-backs per iteration.
+pub(crate) static HOST_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The 8-byte staging buffer of a device, for `read_first`.
 pub(crate) fn scalar_buffer(device: &wgpu::Device) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
@@ -48,6 +52,7 @@ impl Context {
             return Ok(read(&[]));
         }
         let bytes = padded(bytes);
+        HOST_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         staging.map_async(wgpu::MapMode::Read, ..bytes, |_| {});
         self.wait()?;
         let out = {

@@ -52,6 +52,25 @@ pub trait SparseAttention<T: AttentionElement>: Backend {
         lse: Option<&mut Self::Buffer<f32>>,
     ) -> Result<()>;
 
+    /// Like [`SparseAttention::attention`], queued on `queue` instead of the plan's own queue
+    /// (see [`crate::BatchedEigh::eigh_on`] for the ordering).
+    ///
+    /// # Errors
+    /// As [`SparseAttention::attention`], and [`crate::Error::PlanMismatch`] for a queue of
+    /// another device (or, on the CPU, a worker pool with more threads than the plan has
+    /// scratch for).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_on(
+        &self,
+        queue: &Self::Queue,
+        plan: &mut Self::AttentionPlan,
+        q: &Self::Buffer<T>,
+        k: &Self::Buffer<T>,
+        v: &Self::Buffer<T>,
+        o: &mut Self::Buffer<T>,
+        lse: Option<&mut Self::Buffer<f32>>,
+    ) -> Result<()>;
+
     /// Computes O (and LSE if given) from Q, K, V on host slices, layouts as in
     /// [`AttentionSpec`]. No allocation.
     ///

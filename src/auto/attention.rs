@@ -1,6 +1,7 @@
 //! Attention through `Auto`: the decision and the chosen backend's plan.
 
 use super::member::{inner_plan, on_plan, plan_on, Member};
+use super::queue::{not_in_place, AutoQueue, QueueMember};
 use super::{Auto, AutoBuffer};
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use crate::backends::cpu::CpuAttentionPlan;
@@ -76,6 +77,26 @@ struct Operands<'a, T: AttentionElement> {
 
 /// Runs `plan` of `backend` in place when every buffer is the backend's own, else through
 /// host memory (host buffers directly, other devices' buffers copied via `stage`).
+/// Runs `plan` of `backend` on `queue`, every buffer being the backend's own.
+fn run_on<B: QueueMember + SparseAttention<T>, T: AttentionElement>(
+    backend: &B,
+    queue: &AutoQueue,
+    plan: &mut B::AttentionPlan,
+    ops: Operands<'_, T>,
+) -> Result<()> {
+    let queue = B::own_queue(queue)?;
+    let Operands { q, k, v, o, lse } = ops;
+    let (Some(q), Some(k), Some(v), Some(o)) = (B::own(q), B::own(k), B::own(v), B::own_mut(o))
+    else {
+        return Err(not_in_place());
+    };
+    let lse = match lse {
+        Some(l) => Some(B::own_mut(l).ok_or_else(not_in_place)?),
+        None => None,
+    };
+    backend.attention_on(queue, plan, q, k, v, o, lse)
+}
+
 fn run<B: Member + SparseAttention<T>, T: AttentionElement>(
     auto: &Auto,
     backend: &B,
@@ -182,6 +203,20 @@ impl<T: AttentionElement> SparseAttention<T> for Auto {
         let stage = &mut plan.stage;
         let ops = Operands { q, k, v, o, lse };
         on_plan!(self, &mut plan.inner, |b, p| run(self, b, p, stage, ops))
+    }
+
+    fn attention_on(
+        &self,
+        queue: &AutoQueue,
+        plan: &mut AutoAttentionPlan<T>,
+        q: &AutoBuffer<T>,
+        k: &AutoBuffer<T>,
+        v: &AutoBuffer<T>,
+        o: &mut AutoBuffer<T>,
+        lse: Option<&mut AutoBuffer<f32>>,
+    ) -> Result<()> {
+        let ops = Operands { q, k, v, o, lse };
+        on_plan!(self, &mut plan.inner, |b, p| run_on(b, queue, p, ops))
     }
 
     fn attention_host(

@@ -39,6 +39,24 @@ impl<T: Element> AutoBuffer<T> {
         }
     }
 
+    /// Wraps a CUDA buffer (one megabatch allocated, or one borrowed from other code with
+    /// [`crate::backends::cuda::Cuda::borrow_device_ptr`]).
+    #[cfg(feature = "cuda")]
+    pub fn from_cuda(buf: CudaBuffer<T>) -> Self {
+        Self {
+            place: Place::Cuda(buf),
+        }
+    }
+
+    /// Wraps a wgpu buffer (one megabatch allocated, or one adopted with
+    /// [`crate::backends::wgpu::Wgpu::adopt_buffer`]).
+    #[cfg(feature = "wgpu")]
+    pub fn from_wgpu(buf: WgpuBuffer<T>) -> Self {
+        Self {
+            place: Place::Wgpu(buf),
+        }
+    }
+
     /// The data, if it lives in host memory.
     pub fn as_host(&self) -> Option<&[T]> {
         Cpu::own(self).map(Vec::as_slice)
@@ -169,6 +187,7 @@ impl Auto {
 
 impl Backend for Auto {
     type Buffer<T: Element> = AutoBuffer<T>;
+    type Queue = super::AutoQueue;
 
     fn kind(&self) -> BackendKind {
         self.forced.unwrap_or(BackendKind::Cpu)

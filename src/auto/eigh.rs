@@ -1,6 +1,7 @@
 //! Eigh through `Auto`: the decision and the chosen backend's plan.
 
 use super::member::{inner_plan, on_plan, plan_on, Member, PrepareEighHost};
+use super::queue::{not_in_place, AutoQueue, QueueMember};
 use super::{Auto, AutoBuffer};
 use crate::backends::cpu::CpuEighPlan;
 #[cfg(feature = "cuda")]
@@ -99,6 +100,26 @@ fn run<B: Member + BatchedEigh<T>, T: Real>(
     }
 }
 
+/// Runs `plan` of `backend` on `queue`, every buffer being the backend's own.
+fn run_on<B: QueueMember + BatchedEigh<T>, T: Real>(
+    backend: &B,
+    queue: &AutoQueue,
+    plan: &mut B::EighPlan,
+    a: &AutoBuffer<T>,
+    w: &mut AutoBuffer<T>,
+    v: Option<&mut AutoBuffer<T>>,
+) -> Result<()> {
+    let queue = B::own_queue(queue)?;
+    let (Some(a), Some(w)) = (B::own(a), B::own_mut(w)) else {
+        return Err(not_in_place());
+    };
+    let v = match v {
+        Some(v) => Some(B::own_mut(v).ok_or_else(not_in_place)?),
+        None => None,
+    };
+    backend.eigh_on(queue, plan, a, w, v)
+}
+
 impl Auto {
     /// Predicted time per backend for an eigh spec of dtype `T` with its data on `residency`,
     /// and the pick [`Auto::plan_eigh_for`] would make.
@@ -154,6 +175,17 @@ impl<T: Real> BatchedEigh<T> for Auto {
         on_plan!(self, &mut plan.inner, |b, p| run(
             self, b, p, stage, a, w, v
         ))
+    }
+
+    fn eigh_on(
+        &self,
+        queue: &AutoQueue,
+        plan: &mut AutoEighPlan<T>,
+        a: &AutoBuffer<T>,
+        w: &mut AutoBuffer<T>,
+        v: Option<&mut AutoBuffer<T>>,
+    ) -> Result<()> {
+        on_plan!(self, &mut plan.inner, |b, p| run_on(b, queue, p, a, w, v))
     }
 
     fn eigh_host(

@@ -4,11 +4,13 @@ mod attention;
 mod buffer;
 mod eigh;
 mod member;
+mod queue;
 mod reduce;
 
 pub use attention::AutoAttentionPlan;
 pub use buffer::AutoBuffer;
 pub use eigh::AutoEighPlan;
+pub use queue::AutoQueue;
 pub use reduce::AutoReducePlan;
 
 use crate::backends::cpu::Cpu;

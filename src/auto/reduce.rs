@@ -2,6 +2,7 @@
 
 use super::buffer::Place;
 use super::member::{inner_plan, on_place, on_plan, plan_on, Member};
+use super::queue::{not_in_place, AutoQueue, QueueMember};
 use super::{Auto, AutoBuffer};
 use crate::backends::cpu::CpuReducePlan;
 #[cfg(feature = "cuda")]
@@ -53,6 +54,26 @@ impl<T: Reducible> AutoReducePlan<T> {
 
 /// Runs `plan` of `backend` in place when every buffer is the backend's own, else through
 /// host memory (host buffers directly, other devices' buffers copied via `stage`).
+/// Runs `plan` of `backend` on `queue`, every buffer being the backend's own.
+fn run_on<B: QueueMember + Reducer<T>, T: Reducible>(
+    backend: &B,
+    queue: &AutoQueue,
+    plan: &mut B::ReducePlan,
+    x: &AutoBuffer<T>,
+    y: Option<&AutoBuffer<T>>,
+    out: &mut AutoBuffer<T::Acc>,
+) -> Result<()> {
+    let queue = B::own_queue(queue)?;
+    let (Some(x), Some(out)) = (B::own(x), B::own_mut(out)) else {
+        return Err(not_in_place());
+    };
+    let y = match y {
+        Some(y) => Some(B::own(y).ok_or_else(not_in_place)?),
+        None => None,
+    };
+    backend.reduce_on(queue, plan, x, y, out)
+}
+
 fn run<B: Member + Reducer<T>, T: Reducible>(
     auto: &Auto,
     backend: &B,
@@ -142,6 +163,17 @@ impl<T: Reducible> Reducer<T> for Auto {
         on_plan!(self, &mut plan.inner, |b, p| run(
             self, b, p, stage, x, y, out
         ))
+    }
+
+    fn reduce_on(
+        &self,
+        queue: &AutoQueue,
+        plan: &mut AutoReducePlan<T>,
+        x: &AutoBuffer<T>,
+        y: Option<&AutoBuffer<T>>,
+        out: &mut AutoBuffer<T::Acc>,
+    ) -> Result<()> {
+        on_plan!(self, &mut plan.inner, |b, p| run_on(b, queue, p, x, y, out))
     }
 
     fn reduce_host(

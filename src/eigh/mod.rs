@@ -45,6 +45,23 @@ pub trait BatchedEigh<T: Real>: Backend {
         v: Option<&mut Self::Buffer<T>>,
     ) -> Result<()>;
 
+    /// Like [`BatchedEigh::eigh`], queued on `queue` instead of the plan's own queue: after the
+    /// work queued there before, and before what is queued there after, with no host
+    /// synchronisation on GPU backends. Successive calls of one plan stay ordered whatever
+    /// queues they run on (the plan's workspace is ordered like a buffer).
+    ///
+    /// # Errors
+    /// As [`BatchedEigh::eigh`], and [`crate::Error::PlanMismatch`] for a queue of another
+    /// device (or, on the CPU, a worker pool with more threads than the plan has scratch for).
+    fn eigh_on(
+        &self,
+        queue: &Self::Queue,
+        plan: &mut Self::EighPlan,
+        a: &Self::Buffer<T>,
+        w: &mut Self::Buffer<T>,
+        v: Option<&mut Self::Buffer<T>>,
+    ) -> Result<()>;
+
     /// Like [`BatchedEigh::eigh`], but on host slices: GPU backends stage through buffers the
     /// plan owns, so this allocates nothing either.
     ///

@@ -41,6 +41,21 @@ pub trait Reducer<T: Reducible>: Backend {
         out: &mut Self::Buffer<T::Acc>,
     ) -> Result<()>;
 
+    /// Like [`Reducer::reduce`], queued on `queue` instead of the plan's own queue (see
+    /// [`crate::BatchedEigh::eigh_on`] for the ordering).
+    ///
+    /// # Errors
+    /// As [`Reducer::reduce`], and [`crate::Error::PlanMismatch`] for a queue of another
+    /// device.
+    fn reduce_on(
+        &self,
+        queue: &Self::Queue,
+        plan: &mut Self::ReducePlan,
+        x: &Self::Buffer<T>,
+        y: Option<&Self::Buffer<T>>,
+        out: &mut Self::Buffer<T::Acc>,
+    ) -> Result<()>;
+
     /// Like [`Reducer::reduce`], on host slices.
     ///
     /// # Errors

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::partition::balanced_starts;
 use super::pool::{DisjointMut, PerWorker};
-use super::Cpu;
+use super::{Cpu, CpuQueue};
 use crate::{BatchedEigh, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result};
 use solve::{
     lower_max_abs, solve, solve_lane_group, warm_up, Scratch, ScratchReq, FAER_MIN_ORDER, LANES,
@@ -258,6 +258,19 @@ impl<T: Real> BatchedEigh<T> for Cpu {
         v: Option<&mut Vec<T>>,
     ) -> Result<()> {
         self.eigh_slices(plan, a, w, v.map(|v| v.as_mut_slice()))
+    }
+
+    fn eigh_on(
+        &self,
+        queue: &CpuQueue,
+        plan: &mut CpuEighPlan<T>,
+        a: &Vec<T>,
+        w: &mut Vec<T>,
+        v: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        let workers = plan.parallel.then(|| plan.scratch.len());
+        self.on_queue(queue, workers)?
+            .eigh_slices(plan, a, w, v.map(|v| v.as_mut_slice()))
     }
 
     fn eigh_host(

@@ -9,7 +9,7 @@ use num_traits::{Float, Zero};
 
 use super::partition::balanced_starts;
 use super::pool::DisjointMut;
-use super::Cpu;
+use super::{Cpu, CpuQueue};
 use crate::{
     Error, PlanFootprint, Real, ReduceOp, ReduceShape, ReduceSpec, Reducer, Reducible, Result,
     RowReduceOp, SegmentReduceOp,
@@ -340,6 +340,19 @@ impl<T: Reducible> Reducer<T> for Cpu {
         out: &mut Vec<T::Acc>,
     ) -> Result<()> {
         self.reduce_slices(plan, x, y.map(|y| y.as_slice()), out)
+    }
+
+    fn reduce_on(
+        &self,
+        queue: &CpuQueue,
+        plan: &mut CpuReducePlan<T>,
+        x: &Vec<T>,
+        y: Option<&Vec<T>>,
+        out: &mut Vec<T::Acc>,
+    ) -> Result<()> {
+        // Partial results are per task, not per thread: any pool serves.
+        self.on_queue(queue, None)?
+            .reduce_slices(plan, x, y.map(|y| y.as_slice()), out)
     }
 
     fn reduce_host(
