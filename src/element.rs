@@ -64,6 +64,15 @@ impl Real for f64 {
     }
 }
 
+/// Integers live in buffers too: user kernels' index tables and flags, per-matrix status
+/// codes. No operation computes in them.
+impl Element for i32 {
+    const DTYPE: &'static str = "i32";
+}
+impl Element for u32 {
+    const DTYPE: &'static str = "u32";
+}
+
 impl Element for half::f16 {
     const DTYPE: &'static str = "f16";
 }

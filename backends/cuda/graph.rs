@@ -114,6 +114,22 @@ fn end_capture(stream: &Stream) -> (Result<sys::CUgraph>, Vec<(Arc<Access>, Mode
     (ended, uses)
 }
 
+/// Ends the capture if `record` panics, so the stream and the thread are not left capturing.
+struct OpenCapture<'a> {
+    stream: &'a Stream,
+}
+
+impl Drop for OpenCapture<'_> {
+    fn drop(&mut self) {
+        if let (Ok(g), _) = end_capture(self.stream) {
+            if !g.is_null() {
+                // SAFETY: a graph returned by cuStreamEndCapture, destroyed once.
+                let _ = unsafe { sys::cuGraphDestroy(g) };
+            }
+        }
+    }
+}
+
 impl Cuda {
     /// Captures the work `record` queues on `queue` into a graph, without running it.
     ///
@@ -137,6 +153,7 @@ impl Cuda {
         self.check_queue(queue)?;
         bind(&self.ctx)?;
         refuse_in_capture("a graph capture is already open on this thread")?;
+        let done = Event::new(&self.ctx)?;
         let stream = &queue.stream;
         // SAFETY: the stream is alive and belongs to the current context.
         unsafe {
@@ -153,7 +170,9 @@ impl Cuda {
                 uses: Vec::new(),
             })
         });
+        let open = OpenCapture { stream };
         let recorded = record(queue);
+        std::mem::forget(open);
         let (ended, mut uses) = end_capture(stream);
         let graph = match ended {
             Ok(g) => g,
@@ -167,7 +186,17 @@ impl Cuda {
             }
             return Err(e);
         }
-        if graph.is_null() {
+        let mut nodes = 0usize;
+        // SAFETY: `graph` is null or a live graph; with a null node array the call only
+        // counts the nodes.
+        let uncountable = graph.is_null()
+            || unsafe { sys::cuGraphGetNodes(graph, std::ptr::null_mut(), &mut nodes) }
+                != sys::CUresult::CUDA_SUCCESS;
+        if uncountable || nodes == 0 {
+            if !graph.is_null() {
+                // SAFETY: a graph returned by cuStreamEndCapture, destroyed once.
+                let _ = unsafe { sys::cuGraphDestroy(graph) };
+            }
             return Err(Error::InvalidArgument("the capture recorded no work"));
         }
         let mut exec: sys::CUgraphExec = std::ptr::null_mut();
@@ -185,7 +214,7 @@ impl Cuda {
             exec,
             graph,
             ctx: self.ctx.clone(),
-            done: Event::new(&self.ctx)?,
+            done,
             uses,
         })
     }

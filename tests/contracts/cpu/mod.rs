@@ -4,3 +4,4 @@ pub(crate) mod concurrency;
 mod footprint;
 mod hostile_sizes;
 mod no_alloc;
+mod queue;

@@ -6,4 +6,6 @@ mod device_lost;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod footprint;
+mod graph;
+mod interop;
 mod no_alloc;

@@ -4,4 +4,5 @@ mod concurrency;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod footprint;
+mod interop;
 mod no_alloc;
