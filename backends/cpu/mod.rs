@@ -4,7 +4,7 @@
 mod attention;
 mod eigh;
 mod partition;
-mod pool;
+pub(crate) mod pool;
 mod queue;
 
 use std::sync::Arc;

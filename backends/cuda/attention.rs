@@ -437,9 +437,9 @@ impl<T: AttentionElement> CudaAttentionPlan<T> {
             host.lse.fetch(&self.stream)?;
         }
         self.stream.synchronize()?;
-        o.copy_from_slice(host.o.received());
+        host.o.copy_received(o);
         if let Some(l) = lse {
-            l.copy_from_slice(host.lse.received());
+            host.lse.copy_received(l);
         }
         Ok(())
     }

@@ -760,9 +760,9 @@ impl<T: Real> CudaEighPlan<T> {
         self.stream.synchronize()?;
         self.check_status()?;
         if host.a.is_pinned() {
-            w.copy_from_slice(host.w.received());
+            host.w.copy_received(w);
             if let Some(v) = v {
-                v.copy_from_slice(host.v.received());
+                host.v.copy_received(v);
             }
         } else {
             host.w.fetch_into(w, &self.stream)?;

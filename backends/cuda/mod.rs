@@ -59,4 +59,5 @@ pub use nvrtc::{
 pub use params::kernel_params_layout_checks;
 pub use queue::CudaQueue;
 pub use reduce::CudaReducePlan;
+pub use staging::COPY_THREADS_ENV;
 pub use user_kernel::{CudaKernel, KernelArg, LaunchDims, MAX_KERNEL_ARGS};

@@ -416,7 +416,7 @@ impl<T: Reducible> CudaReducePlan<T> {
         })?;
         host.out.fetch(&self.stream)?;
         self.stream.synchronize()?;
-        out.copy_from_slice(host.out.received());
+        host.out.copy_received(out);
         Ok(())
     }
 
