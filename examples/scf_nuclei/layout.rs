@@ -8,24 +8,31 @@
 //!
 //! | array | length | element | index |
 //! |---|---|---|---|
-//! | per-grid fields and densities (`rho`, `tau`, `sj`, `drho`, `lap_rho`, `div_j`, `f_b`, `f_l`, `f_u`, `f_w`) | nuclei * 2 * grid | f64 | `(i * 2 + s) * grid + q` |
+//! | densities `rho`, `tau`, `sj`, `drho`, `lap_rho`, `div_j` (steps/densities.rs) | nuclei * 2 * grid | f64 | `(i * 2 + s) * grid + q` |
+//! | weighted fields `f_b`, `f_l`, `f_u`, `f_w` (steps/fields.rs) | nuclei * 2 * grid | f64 | `(i * 2 + s) * grid + q` |
 //! | Coulomb potential `v_coul` | nuclei * grid | f64 | `i * grid + q` |
-//! | Hamiltonian `h` and eigenvectors `vecs` (ragged, row-major per block) | h_len | f64 | `block_h_off[b] + r * dim + c` (`vecs`: component r of eigenvector c) |
+//! | Hamiltonian `h`, eigenvectors `vecs` (ragged, row-major per block, as `EighSpec::ragged`) | h_len | f64 | `block_h_off[b] + r * dim + c` (`vecs`: component r of eigenvector c) |
 //! | eigenvalues `energies`, occupations `v2` | states | f64 | `block_w_off[b] + c` = k |
 //! | gap `delta`, Fermi level `lambda` | nuclei * 2 | f64 | `i * 2 + s` |
-//! | basis tables `u`, `g`, `d2u` (in `Tables`) | basis_rows * grid | f64 | `row * grid + q` |
+//! | basis tables `u`, `g`, `d2u` (tables.rs, x units) | basis_rows * grid | f64 | `row * grid + q` |
+//! | grid `x`, weights `w` (tables.rs) | grid | f64 | `q` |
+//! | integration matrix `cum` (tables.rs) | grid * grid | f64 | `q * grid + p` |
 //!
-//! Block tables (u32, one entry per block, all nuclei): `block_nucleus`, `block_species`,
-//! `block_l`, `block_j2` (2j), `block_dim`, `block_h_off`, `block_w_off`, `block_row` (first
-//! basis row of the block's l). Per (nucleus, species) `ns = i * 2 + s`: blocks
-//! `ns_block_off[ns]..ns_block_off[ns + 1]`, states `ns_state_off[ns]..ns_state_off[ns + 1]`
-//! (u32, length nuclei * 2 + 1). Per state: `state_block[k]` (u32) and `state_deg[k]` (f64,
-//! 2j + 1). Per nucleus:
-//! `mass_number`, `osc_length` (f64) and per (nucleus, species) `particles` (f64: N or Z).
+//! Index tables (all nuclei):
+//! - per block, u32: `block_nucleus`, `block_species`, `block_l`, `block_j2` (2j), `block_dim`,
+//!   `block_h_off`, `block_w_off`, `block_row` (the basis row of n = 0 for the block's l;
+//!   rows are ordered by l, then n);
+//! - per (nucleus, species) `ns = i * 2 + s`, u32, length nuclei * 2 + 1: blocks
+//!   `ns_block_off[ns]..ns_block_off[ns + 1]`, states `ns_state_off[ns]..ns_state_off[ns + 1]`;
+//! - per state: `state_block[k]` (u32) and `state_deg[k]` (f64, 2j + 1);
+//! - per nucleus: `mass_number`, `osc_length` (b, fm; f64); per (nucleus, species):
+//!   `particles` (f64: N, then Z).
 //!
 //! Every nucleus has the same blocks (all l <= N_max, j = l + 1/2 then l - 1/2, as
 //! `nuclear_shells` orders them), so each nucleus's share of `h`, `energies` and the per-grid
 //! arrays is one contiguous range of the same length: the CPU steps split them per nucleus.
+//! Units: lengths in fm, energies in MeV, densities in fm^-3 (tau, lap rho, div J fm^-5; J and
+//! rho' fm^-4).
 
 use crate::skyrme::HBAR2_2M;
 

@@ -21,7 +21,7 @@
 //! B0 = [t1 (2 + x1) + t2 (2 + x2)] / 8, B1 = [t2 (2 x2 + 1) - t1 (2 x1 + 1)] / 8,
 //! D0 = [3 t1 (2 + x1) - t2 (2 + x2)] / 32, D1 = -[3 t1 (2 x1 + 1) + t2 (2 x2 + 1)] / 32.
 //! ```
-//! Its derivatives give the mean fields of species q (Vautherin & Brink eqs. 20-26):
+//! Its functional derivatives give the mean fields of species q (as in Vautherin & Brink):
 //! ```text
 //! B_q = hb (1 - 1/A) + B0 rho + B1 rho_q                                      (hbar^2 / 2m*_q)
 //! U_q = t0 [(1 + x0/2) rho - (x0 + 1/2) rho_q]

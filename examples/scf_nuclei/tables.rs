@@ -68,7 +68,7 @@ impl Tables {
 /// (P_(k+1)(t) - P_(k-1)(t)) / (2k + 1) for k >= 1 and t + 1 for k = 0. So, with the x weights
 /// w_j = o_j x_max / 2,
 /// S_ij = w_j [(t_i + 1)/2 + 1/2 sum_(k=1)^(m-1) P_k(t_j) (P_(k+1)(t_i) - P_(k-1)(t_i))]
-/// (Legendre collocation; Canuto et al., Spectral Methods, 2006, sec. 2.4).
+/// (Legendre collocation; Canuto, Hussaini, Quarteroni & Zang, Spectral Methods, 2006, ch. 2).
 pub fn integration_matrix(nodes: &[f64], weights: &[f64], x_max: f64) -> Vec<f64> {
     let m = nodes.len();
     // p[j * (m + 1) + k] = P_k(t_j), k = 0..=m.

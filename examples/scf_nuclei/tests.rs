@@ -376,7 +376,11 @@ fn whole_table_converges_with_exact_particle_numbers() {
         for s in 0..SPECIES {
             let n = particle_number(&levels(lay, &out.results, i, s));
             let want = lay.particles[i * SPECIES + s];
-            assert!((n - want).abs() < 1e-10, "{:?} species {s}: {n}", lay.nuclei[i]);
+            assert!(
+                (n - want).abs() < 1e-10,
+                "{:?} species {s}: {n}",
+                lay.nuclei[i]
+            );
         }
     }
     // Spherical HF+BCS misses the deformation energy of deformed nuclei (tens of MeV for the

@@ -1,32 +1,40 @@
 //! BCS occupations with a constant pairing strength (seniority force), per nucleus and species.
 //!
-//! Model (Ring & Schuck, The Nuclear Many-Body Problem, 1980, sec. 6.3; the smooth cutoff of
-//! the pairing window as in Bonche et al., Nucl. Phys. A 443 (1985) 39 and Krieger et al.,
-//! Nucl. Phys. A 517 (1990) 275): G = G0 / A; the levels k of the spherical spectrum (energy
-//! e_k, degeneracy d_k = 2j + 1) pair with strength f_k G f_k', where the cutoff factor f_k
-//! falls from 1 to 0 (a smoothstep, C^1) as |e_k - e_ref| goes from window - RAMP to
-//! window + RAMP around a reference Fermi energy e_ref. e_ref fills the same spectrum with the
-//! smooth occupations s(x = e - e_ref) = (1 - x |x| / (x^2 + DELTA_REF^2)) / 2 (a sigmoid with
-//! BCS-like DELTA_REF^2 / (2 x^2) tails and no sqrt), found by bisection on the
-//! particle number like lambda: unlike the sharp Fermi energy it moves continuously with the
-//! levels, so the window, and with it the whole step, depends continuously on the spectrum (a
-//! sharp window made 94Sr's iteration flip between two states). With E_k = sqrt((e_k - lambda)^2 + f_k^2 Delta^2):
+//! Model: constant-G BCS (Ring & Schuck, The Nuclear Many-Body Problem, 1980, ch. 6) with
+//! G = G0 / A and a smooth cutoff of the pairing window (introduced by Bonche et al., Nucl.
+//! Phys. A 443 (1985) 39, and Krieger et al., Nucl. Phys. A 517 (1990) 275, with a Fermi
+//! function; here a polynomial, so no exp). Levels k of the spherical spectrum (energy e_k,
+//! degeneracy d_k = 2j + 1) pair with strength f_k G f_k', where f_k falls from 1 to 0 (a C^1
+//! smoothstep) as |e_k - e_ref| goes from window - RAMP to window + RAMP.
+//!
+//! The window's centre e_ref fills the same spectrum with the smooth occupations
+//! s(x) = (1 - x |x| / (x^2 + DELTA_REF^2)) / 2, x = e - e_ref (a sigmoid with BCS-like
+//! DELTA_REF^2 / (2 x^2) tails and no sqrt), found by bisection on the particle number like
+//! lambda. Unlike the sharp Fermi energy, e_ref moves continuously with the levels, so the
+//! window, and with it the whole step, depends continuously on the spectrum (a sharp window
+//! made 94Sr's iteration flip between two states forever).
+//!
+//! With E_k = sqrt((e_k - lambda)^2 + f_k^2 Delta^2):
 //! ```text
-//! v_k^2 = (1 - (e_k - lambda) / E_k) / 2           (f_k > 0; f_k = 0: 1 below e_ref, else 0)
+//! v_k^2 = (1 - (e_k - lambda) / E_k) / 2       (f_k > 0; for f_k = 0: 1 below e_ref, else 0)
 //! number:  sum_k d_k v_k^2 = N
 //! gap:     Delta = G/4 sum_k d_k f_k^2 Delta / E_k   (Delta = G sum_k (d_k/2) f_k u_k v_k)
 //! ```
-//! Solved without library root finders, as one GPU thread would: for a trial Delta the Fermi
-//! level lambda(Delta) is found by BISECTION on the particle number (continuous and increasing
-//! in lambda); the gap equation F(Delta) = G/4 sum d f^2 Delta / E - Delta = 0 is bracketed in
-//! [DELTA_MIN, G/4 sum d f] (F < 0 at the top since E >= f Delta) and solved by regula falsi
-//! with the Illinois modification (Dowell & Jarratt, BIT 11 (1971) 168), which keeps the
-//! bracket; it starts from a narrow bracket around the previous iteration's gap when that
-//! holds the root (near convergence, two or three evaluations). If F(DELTA_MIN) <= 0 the only solution is Delta = 0 (pairing collapses, as at
-//! closed shells), and so when the window holds no particle or no hole: occupations are then
-//! the sharp filling, the last level partly filled if the nucleons end inside it (filling
-//! approximation), so the particle number stays exact. Pairing energy: -Delta^2 / G (the
-//! -G sum v^4 self-energy is left out, as usual with a constant G).
+//! Solved without library root finders, as one GPU thread would:
+//! - for a trial Delta, the Fermi level lambda(Delta) by BISECTION on the particle number
+//!   (continuous and increasing in lambda);
+//! - the gap equation F(Delta) = G/4 sum d f^2 Delta / E - Delta = 0, bracketed in
+//!   [DELTA_MIN, G/4 sum d f] (F < 0 at the top since E >= f Delta), by regula falsi with the
+//!   Illinois modification (Dowell & Jarratt, BIT 11 (1971) 168), which keeps the bracket. It
+//!   starts from a bracket of +-1% around the previous iteration's gap when that holds the
+//!   root (near convergence: three or four evaluations of F).
+//! - Collapse: if F(DELTA_MIN) <= 0, or the window holds fewer than 2 particles or 2 holes,
+//!   Delta = 0 (as at closed shells) and the occupations are the sharp filling, the last level
+//!   partly filled if the nucleons end inside it (the filling approximation): the particle
+//!   number stays exact.
+//!
+//! Pairing energy -Delta^2 / G (energy.rs; the -G sum v^4 self-energy is left out, as usual
+//! with a constant G).
 
 use rayon::prelude::*;
 

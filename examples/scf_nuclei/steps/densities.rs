@@ -1,7 +1,7 @@
 //! Densities of both species on the radial grid from the eigenvectors and BCS occupations.
 //!
 //! For orbitals psi_k = (u_k(r)/r) [Y_l x chi]_jm with occupation v_k^2, summed over m
-//! (Vautherin & Brink 1972, eqs. 14-16, spherical form):
+//! (the spherical forms of Vautherin & Brink, Phys. Rev. C 5 (1972) 626):
 //! ```text
 //! rho   = sum_k (2j+1) v^2 u^2 / (4 pi r^2)
 //! tau   = sum_k (2j+1) v^2 [g^2 + l(l+1) u^2 / r^2] / (4 pi r^2),   g = u' - u/r
