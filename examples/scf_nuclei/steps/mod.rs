@@ -8,7 +8,7 @@
 //! | step (batch driver) | body: one thread's work | reads | writes |
 //! |---|---|---|---|
 //! | `woods_saxon::start_fields` | `start_point` + `fields::weighted`: (nucleus, q), both species | layout, x, w | f_b, f_l, f_u, f_w |
-//! | `hamiltonian::build` | `element`: (block, row, col) | f_b, f_l, f_u, f_w, u, g | h |
+//! | `hamiltonian::build` | `element`: (block, row, col); the CPU runs `element_pair`, both j of one l | f_b, f_l, f_u, f_w, u, g | h |
 //! | eigh (the crate, `EighSpec::ragged(sizes).with_vectors(true)`) | block | h | energies, vecs |
 //! | `bcs::occupations` | `solve`: (nucleus, species) | energies, state_deg, particles, delta (previous, as a start) | v2, delta, lambda |
 //! | `densities::compute` | `density_point`: (nucleus, q), both species | vecs, v2, u, g, d2u | rho, tau, sj, drho, lap_rho, div_j |
