@@ -78,6 +78,19 @@ pub fn dim(n_max: usize, l: usize) -> usize {
     (n_max - l) / 2 + 1
 }
 
+/// Nucleons of one species the shells 2n + l <= n_max hold: (n_max + 1)(n_max + 2)(n_max + 3) / 3.
+pub fn capacity(n_max: usize) -> usize {
+    (n_max + 1) * (n_max + 2) * (n_max + 3) / 3
+}
+
+/// Largest n_max whose states per species fit the BCS step's arrays.
+pub fn max_shells() -> usize {
+    (0..)
+        .take_while(|&n| row_of(n, n) * 2 < crate::steps::bcs::MAX_STATES)
+        .last()
+        .unwrap_or(0)
+}
+
 /// First basis-table row of angular momentum l (rows are ordered by l, then n).
 pub fn row_of(n_max: usize, l: usize) -> usize {
     (0..l).map(|k| dim(n_max, k)).sum()

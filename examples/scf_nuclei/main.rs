@@ -67,6 +67,9 @@ pub const TOL: f64 = 1e-6;
 /// Default iteration limit.
 pub const MAX_ITER: usize = 300;
 
+const USAGE: &str = "usage: scf_nuclei [--n-max N] [--backend cpu] \
+                     [--nuclei all|16O,40Ca,...] [--max-iter K] [--tol X]";
+
 /// Command-line options.
 #[derive(Debug, Clone, PartialEq)]
 struct Options {
@@ -108,12 +111,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 o.max_iter = value()?.parse().map_err(|e| format!("--max-iter: {e}"))?
             }
             "--tol" => o.tol = value()?.parse().map_err(|e| format!("--tol: {e}"))?,
-            "-h" | "--help" => {
-                return Err("usage: scf_nuclei [--n-max N] [--backend cpu] \
-                            [--nuclei all|16O,40Ca,...] [--max-iter K] [--tol X]"
-                    .into())
-            }
-            _ => return Err(format!("unknown argument {flag:?} (try --help)")),
+            _ => return Err(format!("unknown argument {flag:?}\n{USAGE}")),
         }
     }
     if o.tol.is_nan() || o.tol <= 0.0 {
@@ -132,6 +130,31 @@ pub fn even_even(table: &MassTable) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// Nuclei must be even-even (BCS without blocking); the basis must hold every nucleus with
+/// room to spare and fit the BCS step's arrays.
+fn check_basis(nuclei: &[(u32, u32)], n_max: usize) -> Result<(), String> {
+    if let Some(&(z, n)) = nuclei
+        .iter()
+        .find(|&&(z, n)| z % 2 == 1 || n % 2 == 1 || z < 2 || n < 2)
+    {
+        return Err(format!(
+            "{}: only even-even nuclei with Z, N >= 2",
+            elements::name(z, n)
+        ));
+    }
+    if n_max > layout::max_shells() {
+        return Err(format!("--n-max {n_max}: at most {}", layout::max_shells()));
+    }
+    let room = layout::capacity(n_max);
+    match nuclei.iter().find(|&&(z, n)| z.max(n) as usize + 2 > room) {
+        Some(&(z, n)) => Err(format!(
+            "--n-max {n_max} holds {room} nucleons per species, too few for {}",
+            elements::name(z, n)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The problem for `nuclei` at `n_max` with this example's physics choices.
 pub fn problem(nuclei: &[(u32, u32)], n_max: usize) -> Problem {
     let size = BasisSize::for_shells(n_max);
@@ -148,12 +171,17 @@ pub fn problem(nuclei: &[(u32, u32)], n_max: usize) -> Problem {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let opts = parse_args(std::env::args().skip(1))?;
     let table = MassTable::ame2012();
     let nuclei = match &opts.nuclei {
         Some(list) => list.clone(),
         None => even_even(&table),
     };
+    check_basis(&nuclei, opts.n_max)?;
     let t0 = Instant::now();
     let p = problem(&nuclei, opts.n_max);
     let mut runner = runner::make(&opts.backend, p.clone())?;

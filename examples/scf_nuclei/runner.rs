@@ -4,7 +4,7 @@
 //! A runner owns the batch's arrays where its backend keeps them (host vectors for the CPU,
 //! device buffers for a GPU) and runs one step per call; the driver (scf.rs) calls the steps
 //! in order and times each call, so a GPU runner that queues work asynchronously should
-//! finish a step before returning when per-step times are wanted. Between `start` and
+//! finish a step before returning when per-step times are wanted. From `start_fields` to
 //! `results`, only [`Runner::mix`] returns data to the host: one scalar per iteration.
 
 use megabatch::Error;

@@ -358,6 +358,11 @@ fn command_line_is_parsed() {
     assert!(super::parse_args(args("--tol 0").into_iter()).is_err());
     assert!(super::parse_args(args("--nuclei 16Xx").into_iter()).is_err());
     assert!(super::parse_args(args("--frobnicate").into_iter()).is_err());
+    assert!(super::check_basis(&[(82, 126)], 6).is_ok());
+    assert!(super::check_basis(&[(82, 126)], 5).is_err());
+    assert!(super::check_basis(&[(8, 9)], 6).is_err());
+    assert!(super::check_basis(&[(8, 8)], super::layout::max_shells() + 1).is_err());
+    assert_eq!(super::layout::capacity(3), 40);
     assert_eq!(super::elements::name(82, 126), "208Pb");
     assert_eq!(super::elements::parse("14N"), Ok((7, 7)));
 }
