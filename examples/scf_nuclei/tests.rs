@@ -119,9 +119,9 @@ fn oscillator_potential_gives_exact_oscillator_levels() {
 
 #[test]
 fn coulomb_potential_matches_a_closed_form() {
-    // rho(r) = (3 - 2 t^2) exp(-t^2), t = r / s, has r^2 rho = s^2 d/dr (r^3 exp(-t^2)) / s^3...
-    // so that V(r) = 4 pi e^2 [(1/r) int_0^r rho r'^2 + int_r^inf rho r'] = 2 pi e^2 s^2
-    // exp(-t^2) exactly (and -lap V = 4 pi e^2 rho).
+    // rho(r) = (3 - 2 t^2) exp(-t^2), t = r / s: int_0^r rho r'^2 dr' = r^3 exp(-t^2) and
+    // int_r^inf rho r' dr' = s^2 (1/2 - t^2) exp(-t^2), so V(r) = 4 pi e^2 [(1/r) int_0^r
+    // + int_r^inf] = 2 pi e^2 s^2 exp(-t^2) exactly (and -lap V = 4 pi e^2 rho).
     let size = BasisSize::for_shells(N_MAX);
     let tab = Tables::new(size);
     let (b, s, e2) = (2.1, 3.0, 1.44);
