@@ -49,6 +49,14 @@ impl MassTable {
         &self.order
     }
 
+    /// Total binding energy B(Z, N) = Z Delta_H + N Delta_n - M(Z, N), MeV (positive; atomic
+    /// masses, so the electrons' binding, at most a few hundred keV, is included).
+    #[allow(dead_code)] // used by examples/scf_nuclei
+    pub fn binding_energy(&self, z: u32, n: u32) -> Option<f64> {
+        let m = self.excess.get(&(z, n))?;
+        Some(f64::from(z) * DELTA_H + f64::from(n) * DELTA_N - m)
+    }
+
     /// One-neutron separation energy S_n(Z, N) = M(Z, N-1) + Delta_n - M(Z, N), MeV.
     pub fn s_n(&self, z: u32, n: u32) -> Option<f64> {
         let m = self.excess.get(&(z, n))?;

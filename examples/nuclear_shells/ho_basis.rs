@@ -4,6 +4,12 @@
 //! u_nl(x) = sqrt(2 n! / Gamma(n + l + 3/2)) x^(l+1) exp(-x^2/2) L_n^(l+1/2)(x^2), normalised
 //! so that the integral of u^2 over x is 1 (e.g. Suhonen, From Nucleons to Nucleus, ch. 3).
 //! Tabulating in x makes the table the same for every nucleus: only b changes.
+//!
+//! The derivative du_nl/dx is tabulated too, from the Laguerre identity
+//! t dL_n^a/dt = n L_n^a - (n + a) L_(n-1)^a (Abramowitz & Stegun 22.8.6), which gives
+//! du_nl/dx = ((2n + l + 1)/x - x) u_nl - (2/x) sqrt(n (n + l + 1/2)) u_(n-1)l; the second
+//! derivative follows from the oscillator's radial equation,
+//! u_nl'' = (x^2 + l(l + 1)/x^2 - (4n + 2l + 3)) u_nl.
 
 /// Upper end of the quadrature interval in x: u_nl is below 1e-12 beyond it for 2n + l <= 60.
 const X_MAX: f64 = 14.0;
@@ -44,13 +50,26 @@ pub struct HoBasis {
     pub n_max: usize,
     pub nodes: Vec<f64>,
     pub weights: Vec<f64>,
+    /// Upper end of the quadrature interval in x.
+    #[allow(dead_code)] // read by examples/scf_nuclei
+    pub x_max: f64,
     /// `table[l][n][q]` = u_nl(nodes[q]).
     table: Vec<Vec<Vec<f64>>>,
+    /// `dtable[l][n][q]` = du_nl/dx at nodes[q].
+    #[allow(dead_code)] // read by examples/scf_nuclei
+    dtable: Vec<Vec<Vec<f64>>>,
 }
 
 impl HoBasis {
+    /// The basis on 40 + 3 N_max Gauss-Legendre nodes in [0, 14].
     pub fn new(n_max: usize) -> Self {
-        let (nodes, weights) = gauss_legendre(40 + 3 * n_max, X_MAX);
+        Self::with_grid(n_max, 40 + 3 * n_max, X_MAX)
+    }
+
+    /// The basis on `points` Gauss-Legendre nodes in [0, `x_max`] (x_max must leave every
+    /// u_nl with 2n + l <= n_max negligible beyond it).
+    pub fn with_grid(n_max: usize, points: usize, x_max: f64) -> Self {
+        let (nodes, weights) = gauss_legendre(points, x_max);
         let mut table = Vec::with_capacity(n_max + 1);
         for l in 0..=n_max {
             let alpha = l as f64 + 0.5;
@@ -80,11 +99,33 @@ impl HoBasis {
             }
             table.push(per_n);
         }
+        let dtable = table
+            .iter()
+            .enumerate()
+            .map(|(l, per_n)| {
+                (0..per_n.len())
+                    .map(|n| {
+                        let root = (n as f64 * (n as f64 + l as f64 + 0.5)).sqrt();
+                        nodes
+                            .iter()
+                            .enumerate()
+                            .map(|(q, &x)| {
+                                let lower = if n > 0 { per_n[n - 1][q] } else { 0.0 };
+                                ((2 * n + l + 1) as f64 / x - x) * per_n[n][q]
+                                    - 2.0 / x * root * lower
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
         Self {
             n_max,
             nodes,
             weights,
+            x_max,
             table,
+            dtable,
         }
     }
 
@@ -96,6 +137,20 @@ impl HoBasis {
     /// u_nl at every node.
     pub fn u(&self, n: usize, l: usize) -> &[f64] {
         &self.table[l][n]
+    }
+
+    /// du_nl/dx at every node.
+    #[allow(dead_code)] // used by examples/scf_nuclei
+    pub fn du(&self, n: usize, l: usize) -> &[f64] {
+        &self.dtable[l][n]
+    }
+
+    /// d^2 u_nl / dx^2 at node `q`, from the radial equation of the oscillator.
+    #[allow(dead_code)] // used by examples/scf_nuclei
+    pub fn d2u(&self, n: usize, l: usize, q: usize) -> f64 {
+        let x = self.nodes[q];
+        let centrifugal = (l * (l + 1)) as f64 / (x * x);
+        (x * x + centrifugal - (4 * n + 2 * l + 3) as f64) * self.table[l][n][q]
     }
 
     /// Kinetic-energy matrix element <n'l|T|nl> in units of hbar omega (tridiagonal in n).
