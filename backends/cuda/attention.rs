@@ -347,6 +347,7 @@ impl<T: AttentionElement> SparseAttention<T> for Cuda {
         o: &mut [T],
         lse: Option<&mut [f32]>,
     ) -> Result<()> {
+        refuse_in_capture("host calls synchronise and cannot be captured into a graph")?;
         self.check_owner(plan.owner, "attention plan from another backend instance")?;
         crate::attention::check_operands(plan.lens, q, k, v, o, lse.as_deref())?;
         bind(&self.ctx)?;

@@ -273,24 +273,43 @@ impl Cuda {
                 "device pointer not aligned for its element type",
             ));
         }
-        let mut ctx: sys::CUcontext = std::ptr::null_mut();
-        // SAFETY: queries an attribute of an address (any value is allowed; unknown ones fail);
-        // `ctx` is valid for writes of a CUcontext.
-        let known = unsafe {
-            sys::cuPointerGetAttribute(
-                (&mut ctx as *mut sys::CUcontext).cast(),
-                sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_CONTEXT,
-                ptr,
-            )
-        }
-        .result();
-        if let Err(e) = known {
+        let attribute = |out: *mut std::ffi::c_void, which| {
+            // SAFETY: queries an attribute of an address (any value is allowed; unknown ones
+            // fail); `out` is valid for writes of the attribute's type (below).
+            unsafe { sys::cuPointerGetAttribute(out, which, ptr) }.result()
+        };
+        use sys::CUpointer_attribute as A;
+        let mut memory_type: u32 = 0;
+        if let Err(e) = attribute(
+            (&mut memory_type as *mut u32).cast(),
+            A::CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+        ) {
             return Err(cuda_error(
                 DeviceErrorKind::Other,
                 format!("cuPointerGetAttribute({ptr:#x}): not a CUDA allocation ({e})"),
             ));
         }
-        if ctx != self.ctx.cu_ctx() {
+        if memory_type != sys::CUmemorytype::CU_MEMORYTYPE_DEVICE as u32 {
+            return Err(Error::InvalidArgument(
+                "the pointer is not device memory (host or array memory cannot be borrowed)",
+            ));
+        }
+        let mut ordinal: i32 = -1;
+        attribute(
+            (&mut ordinal as *mut i32).cast(),
+            A::CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+        )
+        .call("cuPointerGetAttribute(DEVICE_ORDINAL)")?;
+        // Stream-ordered (pool) allocations belong to a device, not a context: no context.
+        let mut ctx: sys::CUcontext = std::ptr::null_mut();
+        attribute(
+            (&mut ctx as *mut sys::CUcontext).cast(),
+            A::CU_POINTER_ATTRIBUTE_CONTEXT,
+        )
+        .call("cuPointerGetAttribute(CONTEXT)")?;
+        if usize::try_from(ordinal).ok() != Some(self.ctx.ordinal())
+            || (!ctx.is_null() && ctx != self.ctx.cu_ctx())
+        {
             return Err(Error::PlanMismatch(
                 "the device pointer belongs to another device or context",
             ));

@@ -68,6 +68,9 @@ unsafe impl Sync for DeviceMemory {}
 impl DeviceMemory {
     /// Allocates `bytes` and zeroes them.
     pub(crate) fn zeroed(ctx: &Arc<CudaContext>, bytes: usize) -> Result<Self> {
+        super::graph::refuse_in_capture(
+            "allocation inside a graph capture: make buffers and plans before capturing",
+        )?;
         bind(ctx)?;
         if bytes > ctx.total_mem().call("cuDeviceTotalMem")? {
             return Err(Error::TooLarge("buffer larger than the device's memory"));

@@ -630,6 +630,7 @@ impl<T: Real> BatchedEigh<T> for Cuda {
         w: &mut [T],
         v: Option<&mut [T]>,
     ) -> Result<()> {
+        refuse_in_capture("host calls synchronise and cannot be captured into a graph")?;
         self.check_owner(plan.owner, "eigh plan from another backend instance")?;
         plan.check_shapes(a.len(), w.len(), v.as_ref().map(|v| v.len()))?;
         bind(&self.ctx)?;

@@ -258,6 +258,7 @@ impl<T: Reducible> Reducer<T> for Cuda {
         y: Option<&[T]>,
         out: &mut [T::Acc],
     ) -> Result<()> {
+        refuse_in_capture("host calls synchronise and cannot be captured into a graph")?;
         self.check_owner(plan.owner, "reduce plan from another backend instance")?;
         plan.shape.check(x.len(), y.map(<[T]>::len), out.len())?;
         bind(&self.ctx)?;

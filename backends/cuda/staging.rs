@@ -33,6 +33,9 @@ impl<T: bytemuck::Pod> PinnedHost<T> {
     pub(crate) fn zeroed(ctx: &Arc<CudaContext>, len: usize) -> Result<Self> {
         let bytes = bytes_for(len, std::mem::size_of::<T>())?;
         crate::limits::host_bytes(bytes, 1, "pinned staging exceeds this machine's memory")?;
+        super::graph::refuse_in_capture(
+            "allocation inside a graph capture: make buffers and plans before capturing",
+        )?;
         bind(ctx)?;
         let ptr = if bytes == 0 {
             std::ptr::NonNull::<T>::dangling().as_ptr()

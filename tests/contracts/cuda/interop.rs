@@ -19,12 +19,12 @@ extern "C" __global__ void scale(const double* x, double* y, double s, unsigned 
 }
 "#;
 
-fn scale_kernel(cuda: &Cuda) -> CudaKernel {
+pub(crate) fn scale_kernel(cuda: &Cuda) -> CudaKernel {
     cuda.compile_kernel(SCALE, "scale").unwrap()
 }
 
 /// Launches `scale` on `queue`: `y = s * x` after `spin` cycles.
-fn scale(
+pub(crate) fn scale(
     cuda: &Cuda,
     queue: &CudaQueue,
     kernel: &CudaKernel,
@@ -52,7 +52,7 @@ fn scale(
     .unwrap();
 }
 
-fn sum_plan(cuda: &Cuda, len: usize) -> megabatch::backends::cuda::CudaReducePlan<f64> {
+pub(crate) fn sum_plan(cuda: &Cuda, len: usize) -> megabatch::backends::cuda::CudaReducePlan<f64> {
     Reducer::<f64>::plan_reduce(
         cuda,
         &ReduceSpec::Full {
@@ -61,36 +61,6 @@ fn sum_plan(cuda: &Cuda, len: usize) -> megabatch::backends::cuda::CudaReducePla
         },
     )
     .unwrap()
-}
-
-#[test]
-fn a_user_kernel_and_a_reduction_chain_on_one_queue_without_host_waits() {
-    let Some(cuda) = common::cuda_or_skip() else {
-        return;
-    };
-    let queue = cuda.new_queue().unwrap();
-    let kernel = scale_kernel(&cuda);
-    let n = 4096;
-    let data: Vec<f64> = (0..n).map(|i| (i % 7) as f64).collect();
-    let mut x = cuda.alloc::<f64>(n).unwrap();
-    cuda.upload(&data, &mut x).unwrap();
-    let mut y = cuda.alloc::<f64>(n).unwrap();
-    let mut z = cuda.alloc::<f64>(n).unwrap();
-    let mut out = cuda.alloc::<f64>(1).unwrap();
-    let mut plan = sum_plan(&cuda, n);
-    let (waits, reads) = (Cuda::host_waits(), Cuda::device_reads());
-    for _ in 0..10 {
-        // kernel -> kernel -> megabatch reduction, all queued, nothing waited for
-        scale(&cuda, &queue, &kernel, &x, &mut y, 2.0, 1 << 16);
-        scale(&cuda, &queue, &kernel, &y, &mut z, 0.5, 0);
-        cuda.reduce_on(&queue, &mut plan, &z, None, &mut out)
-            .unwrap();
-    }
-    assert_eq!(Cuda::host_waits(), waits, "the chain made the host wait");
-    assert_eq!(Cuda::device_reads(), reads, "the chain read back");
-    let total = Reducer::<f64>::read_scalar(&cuda, &out).unwrap();
-    assert_eq!(Cuda::device_reads() - reads, 1);
-    assert_eq!(total, data.iter().sum::<f64>());
 }
 
 #[test]
@@ -161,13 +131,14 @@ fn cudarc_memory_is_used_in_place() {
     assert_eq!(Reducer::<f64>::read_scalar(&cuda, &out).unwrap(), exact);
     drop(adopted);
 
-    // Borrowed by address: the allocation stays the owner's.
-    let owned = stream.clone_htod(&data).unwrap();
-    let raw = {
-        use megabatch::backends::cuda::cudarc::driver::DevicePtr;
-        owned.device_ptr(&stream).0
-    };
-    // SAFETY: `owned` outlives `borrowed` (dropped first, below).
+    // Borrowed by address: memory another library allocated (cuMemAlloc, as cudaMalloc and
+    // PyTorch's allocator do) stays the owner's.
+    use megabatch::backends::cuda::cudarc::driver::result as cu;
+    let bytes = 8 * data.len();
+    // SAFETY: a fresh allocation in the current context (the Cuda handle made it current),
+    // freed below after the borrowing buffer is dropped.
+    let raw = unsafe { cu::malloc_sync(bytes) }.unwrap();
+    // SAFETY: `raw` outlives `borrowed` (dropped before the free below).
     let mut borrowed = unsafe { cuda.borrow_device_ptr::<f64>(raw, data.len(), &queue) }.unwrap();
     assert_eq!(borrowed.device_ptr(&queue).unwrap().ptr(), raw);
     // A write through megabatch lands in the owner's memory.
@@ -179,7 +150,11 @@ fn cudarc_memory_is_used_in_place() {
     };
     scale(&cuda, &queue, &kernel, &copy, &mut borrowed, 3.0, 0);
     drop(borrowed); // waits for the kernel
-    let back = stream.clone_dtoh(&owned).unwrap();
+    let mut back = vec![0.0f64; data.len()];
+    // SAFETY: `raw` holds `bytes`; the kernel writing it has finished (the drop waited).
+    unsafe { cu::memcpy_dtoh_sync(&mut back, raw) }.unwrap();
+    // SAFETY: allocated above, no longer borrowed.
+    unsafe { cu::free_sync(raw) }.unwrap();
     assert!(back.iter().zip(&data).all(|(b, d)| *b == 3.0 * d));
 }
 
@@ -380,13 +355,10 @@ fn bad_inputs_at_the_cuda_interop_entry_points_are_errors() {
     queue.synchronize().unwrap();
 
     // Borrowed memory: past the allocation's end, misaligned, null, not device memory.
-    let stream = queue.to_cudarc();
-    let owned = stream.alloc_zeros::<f64>(100).unwrap();
-    let raw = {
-        use megabatch::backends::cuda::cudarc::driver::DevicePtr;
-        owned.device_ptr(&stream).0
-    };
-    // SAFETY: the first four are refused before any use; `owned` outlives the last two.
+    use megabatch::backends::cuda::cudarc::driver::result as cu;
+    // SAFETY: a fresh allocation in the current context, freed at the end of this block.
+    let raw = unsafe { cu::malloc_sync(800) }.unwrap();
+    // SAFETY: the first four are refused before any use; `raw` outlives the last two.
     unsafe {
         assert!(matches!(
             cuda.borrow_device_ptr::<f64>(raw, 101, &queue),
@@ -405,10 +377,12 @@ fn bad_inputs_at_the_cuda_interop_entry_points_are_errors() {
             .borrow_device_ptr::<f64>(host.as_ptr() as u64, 10, &queue)
             .is_err());
         // The whole allocation, and a tail of it, are fine.
-        assert!(cuda.borrow_device_ptr::<f64>(raw, 100, &queue).is_ok());
-        assert!(cuda
-            .borrow_device_ptr::<f64>(raw + 8 * 90, 10, &queue)
-            .is_ok());
+        drop(cuda.borrow_device_ptr::<f64>(raw, 100, &queue).unwrap());
+        drop(
+            cuda.borrow_device_ptr::<f64>(raw + 8 * 90, 10, &queue)
+                .unwrap(),
+        );
+        cu::free_sync(raw).unwrap();
     }
     // Another device's memory or stream needs a second GPU.
     if Cuda::device_count().unwrap() > 1 {

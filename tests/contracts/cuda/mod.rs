@@ -9,3 +9,4 @@ mod footprint;
 mod graph;
 mod interop;
 mod no_alloc;
+mod resident;
