@@ -141,10 +141,10 @@ impl Cuda {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when a capture is already open on this thread, for host
-    /// calls or work on another queue inside `record` (then nothing is captured);
-    /// [`Error::Device`] when the driver refuses (the legacy default stream cannot be
-    /// captured; an allocation or synchronisation inside invalidates the capture); whatever
-    /// `record` returns.
+    /// calls, allocations or work on another queue inside `record`, and when `record` queued
+    /// nothing (then no graph is made); [`Error::Device`] when the driver refuses (the legacy
+    /// default stream cannot be captured; a foreign call that synchronises invalidates the
+    /// capture); whatever `record` returns.
     pub fn capture(
         &self,
         queue: &CudaQueue,
