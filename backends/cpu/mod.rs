@@ -19,7 +19,7 @@ pub use queue::CpuQueue;
 pub use reduce::CpuReducePlan;
 
 use crate::error::check_len;
-use crate::{Backend, BackendKind, DeviceErrorKind, Element, Error, Result};
+use crate::{Backend, BackendKind, Element, Error, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -61,18 +61,8 @@ impl Cpu {
     /// [`Error::InvalidArgument`] if `threads == 0`; [`Error::Device`] if the threads cannot
     /// be started.
     pub fn with_threads(threads: usize) -> Result<Self> {
-        if threads == 0 {
-            return Err(Error::InvalidArgument("thread count must be at least 1"));
-        }
-        let pool = WorkerPool::new(threads).map_err(|e| {
-            Error::device(
-                BackendKind::Cpu,
-                DeviceErrorKind::Other,
-                format!("spawning threads: {e}"),
-            )
-        })?;
         Ok(Self {
-            pool: Arc::new(pool),
+            pool: CpuQueue::with_threads(threads)?.pool,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }

@@ -32,40 +32,51 @@ impl Context {
         if let Some(p) = cache.get(key) {
             return Ok(Arc::clone(p));
         }
-        let source = source();
-        let pipeline = self.scoped(key, || {
+        let pipeline = self.compute_pipeline(key, bindings, &source(), "main")?;
+        let pipeline = Arc::new(pipeline);
+        cache.insert(key.to_owned(), Arc::clone(&pipeline));
+        Ok(pipeline)
+    }
+
+    /// Compiles `source`'s entry point `entry` with the explicit layout of `bindings`, inside
+    /// error scopes (a WGSL or layout error is an `Error::Device` carrying wgpu's message).
+    pub(crate) fn compute_pipeline(
+        &self,
+        label: &str,
+        bindings: &[Binding],
+        source: &str,
+        entry: &str,
+    ) -> Result<wgpu::ComputePipeline> {
+        self.scoped(label, || {
             let entries = layout_entries(bindings);
             let group = self
                 .device
                 .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(key),
+                    label: Some(label),
                     entries: &entries,
                 });
             let layout = self
                 .device
                 .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some(key),
+                    label: Some(label),
                     bind_group_layouts: &[Some(&group)],
                     immediate_size: 0,
                 });
             let module = self
                 .device
                 .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(key),
+                    label: Some(label),
                     source: wgpu::ShaderSource::Wgsl(source.into()),
                 });
             self.device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(key),
+                    label: Some(label),
                     layout: Some(&layout),
                     module: &module,
-                    entry_point: Some("main"),
+                    entry_point: Some(entry),
                     compilation_options: Default::default(),
                     cache: None,
                 })
-        })?;
-        let pipeline = Arc::new(pipeline);
-        cache.insert(key.to_owned(), Arc::clone(&pipeline));
-        Ok(pipeline)
+        })
     }
 }

@@ -3,7 +3,7 @@
 //! ([`WgpuBinding`]), and dispatches submitted to the one queue megabatch's own work uses, so
 //! they run in order with it.
 
-use super::bind::{layout_entries, Binding};
+use super::bind::Binding;
 use super::buffer::WgpuBuffer;
 use super::device::Wgpu;
 use super::error::unsupported;
@@ -95,37 +95,7 @@ impl Wgpu {
                 WgpuBindingKind::Uniform => Binding::Uniform,
             })
             .collect();
-        let pipeline = ctx.scoped(entry, || {
-            let entries = layout_entries(&bindings);
-            let group = ctx
-                .device
-                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(entry),
-                    entries: &entries,
-                });
-            let layout = ctx
-                .device
-                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some(entry),
-                    bind_group_layouts: &[Some(&group)],
-                    immediate_size: 0,
-                });
-            let module = ctx
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(entry),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                });
-            ctx.device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: Some(&layout),
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
-        })?;
+        let pipeline = ctx.compute_pipeline(entry, &bindings, source, entry)?;
         Ok(WgpuKernel {
             pipeline,
             kinds: kinds.to_vec(),
