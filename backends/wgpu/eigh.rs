@@ -319,6 +319,10 @@ impl Wgpu {
             return Err(Error::TooLarge("eigh batch exceeds 32-bit shader indices"));
         }
         crate::limits::host_bytes(spec.batch(), 16, "eigh batch exceeds this machine's memory")?;
+        ctx.check_binding(
+            4 * spec.batch(),
+            "eigh batch's status array exceeds the adapter's largest storage binding",
+        )?;
         let vectors = spec.vectors();
         // (shader, params, slots of workspace) per bucket; tables: ragged triples, then lists.
         let mut buckets: Vec<(Variant, [u32; 4])> = Vec::new();
