@@ -148,8 +148,12 @@ fn device_resident_loop_reads_one_scalar_per_iteration() {
         (total - trace).abs() < 1e-9 * (1.0 + trace.abs()),
         "{total} vs {trace}"
     );
-    // Buffers of two places in one GPU call go through host staging, with the same values.
+    // Buffers of two places in one GPU call go through host staging, with the same values;
+    // the plan was made for CUDA buffers, so that staging is made first.
     let mut w_host = auto.alloc::<f64>(n * batch).unwrap();
+    let err = auto.eigh(&mut eigh, &a, &mut w_host, None).unwrap_err();
+    assert!(matches!(err, megabatch::Error::PlanMismatch(_)), "{err:?}");
+    auto.prepare_eigh_staging(&mut eigh).unwrap();
     auto.eigh(&mut eigh, &a, &mut w_host, None).unwrap();
     let mut w_device = vec![0.0; n * batch];
     auto.download(&w, &mut w_device).unwrap();

@@ -118,6 +118,14 @@ fn wgpu_buffers_work_with_plans_on_either_backend_and_mixed_places() {
             .alloc_on::<f32>(BackendKind::Wgpu, n * batch)
             .unwrap();
         let mut v = forced.alloc::<f32>(n * n * batch).unwrap();
+        if kind == BackendKind::Wgpu {
+            // Planned for wgpu buffers: a host buffer needs the staging made first.
+            let err = forced
+                .eigh(&mut plan, &a, &mut w, Some(&mut v))
+                .unwrap_err();
+            assert!(matches!(err, megabatch::Error::PlanMismatch(_)), "{err:?}");
+            forced.prepare_eigh_staging(&mut plan).unwrap();
+        }
         forced.eigh(&mut plan, &a, &mut w, Some(&mut v)).unwrap();
         let mut w_host = vec![0.0; n * batch];
         forced.download(&w, &mut w_host).unwrap();
