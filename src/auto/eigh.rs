@@ -14,6 +14,14 @@ use crate::{BackendKind, BatchedEigh, EighSpec, PlanFootprint, Real, Result};
 /// A plan of [`Auto`]: the chosen backend's own plan, and host copies of A, W and V for
 /// buffers that live on another backend (allocated with the plan when it is made for data
 /// there, or by [`Auto::prepare_eigh_staging`]; see [`Auto::plan_eigh_for`]).
+///
+/// Bad matrices (NaN/Inf input, no convergence) follow the path a call takes: `eigh_host`,
+/// and `eigh` whenever its buffers go through host memory (a CPU plan, or buffers of another
+/// place), return [`crate::Error::NonFinite`] (or `NoConvergence`) with the outputs untouched;
+/// `eigh` on a GPU plan with that GPU's own buffers returns without waiting, with NaN outputs
+/// for the bad matrices. On every path [`BatchedEigh::eigh_info`] then reports each matrix's
+/// status (the chosen backend's array: [`crate::EIGH_SOLVED`], [`crate::EIGH_NON_FINITE`],
+/// [`crate::EIGH_NO_CONVERGENCE`]), so code that checks it handles every backend alike.
 #[derive(Debug)]
 pub struct AutoEighPlan<T: Real> {
     inner: Inner<T>,
