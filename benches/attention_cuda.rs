@@ -163,7 +163,7 @@ fn time_attention<T: AttentionElement>(
     budget: Duration,
 ) -> f64 {
     let mut plan = cuda
-        .plan_attention_with::<T>(spec, mask, options)
+        .plan_attention_device::<T>(spec, mask, options)
         .expect("plan");
     time_loop(
         budget,
@@ -247,7 +247,7 @@ fn queries_per_second(cuda: &Cuda, seconds: f64) {
                 let (cuda, mask, spec) = (cuda.clone(), &mask, &spec);
                 scope.spawn(move || {
                     let mut plan = cuda
-                        .plan_attention_with::<f16>(spec, mask, AttentionOptions::default())
+                        .plan_attention_device::<f16>(spec, mask, AttentionOptions::default())
                         .expect("plan");
                     let mut x = operands::<f16>(&cuda, spec, 100 + i as u64);
                     let mut n = 0u64;
@@ -317,7 +317,7 @@ fn tune(cuda: &Cuda, budget: Duration) {
                     ..AttentionOptions::default()
                 };
                 if cuda
-                    .plan_attention_with::<f16>(&spec, &mask, options)
+                    .plan_attention_device::<f16>(&spec, &mask, options)
                     .is_err()
                 {
                     continue;

@@ -81,7 +81,7 @@ where
             for algorithm in algorithms {
                 for vectors in [true, false] {
                     let spec = EighSpec::uniform(n, batch).with_vectors(vectors);
-                    let plan = gpu.plan_eigh_with::<T>(&spec, algorithm).unwrap();
+                    let plan = gpu.plan_eigh_device::<T>(&spec, algorithm).unwrap();
                     let shader = plan.shaders().first().cloned().unwrap_or_default();
                     let tg = eigh_seconds(gpu, plan, &a, n, batch, vectors, budget);
                     println!(

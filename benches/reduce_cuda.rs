@@ -25,7 +25,7 @@ fn reduce_cases(cuda: &Cuda, budget: Duration) {
         cuda.upload(&x, &mut y_dev).unwrap();
         let sync = || cuda.synchronize().unwrap();
         let report = |name: &str, spec: ReduceSpec, two: bool, bytes: usize| {
-            let mut plan = Reducer::<f32>::plan_reduce(cuda, &spec).unwrap();
+            let mut plan = cuda.plan_reduce_device::<f32>(&spec).unwrap();
             let out_len = spec.shape().unwrap().out_len;
             let mut o = cuda.alloc::<f32>(out_len).unwrap();
             let t = time_loop(
@@ -65,7 +65,7 @@ fn reduce_cases(cuda: &Cuda, budget: Duration) {
                 rows,
                 cols: 7,
             };
-            let mut plan = Reducer::<f32>::plan_reduce(cuda, &spec).unwrap();
+            let mut plan = cuda.plan_reduce_device::<f32>(&spec).unwrap();
             let mut xs = cuda.alloc::<f32>(rows * 7).unwrap();
             cuda.upload(&x[..rows * 7], &mut xs).unwrap();
             let mut o = cuda.alloc::<f32>(7).unwrap();
@@ -98,14 +98,12 @@ fn reduce_cases(cuda: &Cuda, budget: Duration) {
     let x: Vec<f32> = (0..1000).map(|i| i as f32).collect();
     let mut x_dev = cuda.alloc::<f32>(1000).unwrap();
     cuda.upload(&x, &mut x_dev).unwrap();
-    let mut plan = Reducer::<f32>::plan_reduce(
-        cuda,
-        &ReduceSpec::Full {
+    let mut plan = cuda
+        .plan_reduce_device::<f32>(&ReduceSpec::Full {
             op: ReduceOp::Sum,
             len: 1000,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     for _ in 0..100 {
         cuda.reduce_scalar(&mut plan, &x_dev, None).unwrap();
     }

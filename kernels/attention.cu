@@ -12,6 +12,11 @@
 //                  f32 accumulation; P is rounded to the input type for the second product,
 //                  as FlashAttention does.
 //   attention_fma  f32, plain FMA (no TF32: the f32 path keeps f32 accuracy).
+//
+// Non-finite scores propagate as in torch's SDPA: the running max is NaN-propagating (PTX
+// max.NaN, the cost of fmaxf, which would drop a NaN score), so a NaN score makes the row's max,
+// sum and output NaN, a +inf score gives exp2(inf - inf) = NaN, and -inf acts as masked. A row
+// with sum 0 kept nothing (O = 0, LSE = -inf); NaN passes through the final division.
 
 typedef unsigned long long u64;
 typedef unsigned int u32;
@@ -117,6 +122,13 @@ __device__ __forceinline__ u32 mb_att_next(const MbAttParams& p, const MbAttTask
                                            u32 total, int kt) {
     while (c < total && mb_att_chunk(p, t, c, kt).j0 >= p.seq_kv) ++c;
     return c;
+}
+
+// max(a, b), NaN if either is (sm_80's max.NaN.f32: one instruction, as fmaxf).
+__device__ __forceinline__ float mb_att_max(float a, float b) {
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
 }
 
 __device__ __forceinline__ float mb_ex2(float x) {
@@ -326,11 +338,11 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_mma(const MbAttP
                                 x = MB_NEG_INF;
                         }
                         s[mi][n][2 * r + e] = x;
-                        mx = fmaxf(mx, x);
+                        mx = mb_att_max(mx, x);
                     }
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float m_new = fmaxf(m_run[mi][r], mx);
+                mx = mb_att_max(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = mb_att_max(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float m_new = mb_att_max(m_run[mi][r], mx);
                 // Nothing kept yet: subtract 0, so exp2(-inf - 0) = 0 instead of NaN.
                 const float m_use = m_new == MB_NEG_INF ? 0.f : m_new;
                 const float alpha = mb_ex2(m_run[mi][r] - m_use);
@@ -390,14 +402,15 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_mma(const MbAttP
             l += __shfl_xor_sync(0xffffffffu, l, 2);
             const int row = t.i0 + wrow + mi * 16 + g + 8 * r;
             if (row >= p.seq_q) continue;
-            const float inv = l > 0.f ? 1.f / l : 0.f;
+            // l = 0: nothing kept; l NaN: a NaN or +inf score, NaN through the division.
+            const float inv = l == 0.f ? 0.f : 1.f / l;
 #pragma unroll
             for (int n = 0; n < D / 8; ++n)
                 og[(u64)row * (D / 2) + n * 4 + t4] =
                     mb_pack(o_acc[mi][n][2 * r] * inv, o_acc[mi][n][2 * r + 1] * inv);
             if (lse && t4 == 0)
                 lse[((u64)t.b * p.heads_q + t.h) * p.seq_q + row] =
-                    l > 0.f ? (m_run[mi][r] + log2f(l)) * MB_LN2 : MB_NEG_INF;
+                    l == 0.f ? MB_NEG_INF : (m_run[mi][r] + log2f(l)) * MB_LN2;
         }
     }
 }
@@ -458,9 +471,9 @@ extern "C" __global__ void __launch_bounds__(F_ROWS * F_LANES) attention_fma(con
             if (masked && (j >= valid || !(ch.full || mb_att_keeps(p, qrow, ch.j0 + j))))
                 x = MB_NEG_INF;
             s[j] = x;
-            mx = fmaxf(mx, x);
+            mx = mb_att_max(mx, x);
         }
-        const float m_new = fmaxf(m_run, mx);
+        const float m_new = mb_att_max(m_run, mx);
         const float m_use = m_new == MB_NEG_INF ? 0.f : m_new;
         const float alpha = exp2f(m_run - m_use);
         m_run = m_new;
@@ -480,13 +493,13 @@ extern "C" __global__ void __launch_bounds__(F_ROWS * F_LANES) attention_fma(con
         }
     }
     if (row >= p.seq_q) return;
-    const float inv = l_run > 0.f ? 1.f / l_run : 0.f;
+    const float inv = l_run == 0.f ? 0.f : 1.f / l_run;
     float* og = reinterpret_cast<float*>(p.o) + (((u64)t.b * p.heads_q + t.h) * p.seq_q + row) * D;
 #pragma unroll
     for (int c = 0; c < D / F_LANES; ++c) og[u + F_LANES * c] = acc[c] * inv;
     float* lse = reinterpret_cast<float*>(p.lse);
     if (lse && u == 0)
         lse[((u64)t.b * p.heads_q + t.h) * p.seq_q + row] =
-            l_run > 0.f ? (m_run + log2f(l_run)) * MB_LN2 : MB_NEG_INF;
+            l_run == 0.f ? MB_NEG_INF : (m_run + log2f(l_run)) * MB_LN2;
 }
 #endif

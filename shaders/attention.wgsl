@@ -4,6 +4,11 @@
 // R rows and each key block in chunks of C keys, so Q, the accumulators, K, V and the scores
 // all sit in workgroup memory; scores, statistics and accumulators are f32.
 //
+// Non-finite scores propagate as in torch's SDPA: a row that meets a NaN or +inf score gets O
+// and LSE NaN; -inf acts as masked. WGSL lets compilers assume no NaN/Inf (Mesa folds x != x to
+// false), so scores are tested on their bits, and a bad row is marked by l = -1 (a sum of
+// exponentials is never negative) instead of carrying NaN through max().
+//
 // The host prepends: `enable f16;` for f16 input, `alias T` (element), constants D (head
 // dimension), R, C, WG.
 
@@ -59,6 +64,17 @@ fn neg_inf() -> f32 {
 
 fn is_neg_inf(x: f32) -> bool {
     return bitcast<u32>(x) == NEG_INF_BITS;
+}
+
+// Whether a score is NaN or +inf (on the bits: see the top).
+fn nan_or_pos_inf(x: f32) -> bool {
+    let b = bitcast<u32>(x);
+    return (b & 0x7fffffffu) >= 0x7f800000u && b != NEG_INF_BITS;
+}
+
+// A quiet NaN, from its bits.
+fn nan_f32() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
 }
 
 // Whether query i keeps key j inside a partial block (MaskPredicate::keeps).
@@ -145,12 +161,23 @@ fn main(
                     workgroupBarrier();
                     for (var r = lid; r < R; r += WG) {
                         var m_new = m[r];
+                        // l < 0: the row met a NaN or +inf score before.
+                        var bad = l[r] < 0.0;
                         for (var c = 0u; c < C; c++) {
-                            if !is_neg_inf(s[r * C + c]) {
-                                m_new = select(max(m_new, s[r * C + c]), s[r * C + c], is_neg_inf(m_new));
+                            let x = s[r * C + c];
+                            if !is_neg_inf(x) {
+                                bad = bad || nan_or_pos_inf(x);
+                                m_new = select(max(m_new, x), x, is_neg_inf(m_new));
                             }
                         }
-                        if is_neg_inf(m_new) {
+                        if bad {
+                            // Its output is NaN (written at the end): nothing to accumulate.
+                            l[r] = -1.0;
+                            alpha[r] = 1.0;
+                            for (var c = 0u; c < C; c++) {
+                                s[r * C + c] = 0.0;
+                            }
+                        } else if is_neg_inf(m_new) {
                             // Nothing kept in this row yet: its state stays as it is.
                             alpha[r] = 1.0;
                             for (var c = 0u; c < C; c++) {
@@ -183,15 +210,19 @@ fn main(
                 }
             }
             workgroupBarrier();
+            // l = 0: nothing kept (O = 0, LSE = -inf); l < 0: a NaN or +inf score (NaN).
             for (var e = lid; e < nr * D; e += WG) {
                 let r = e / D;
                 let lr = l[r];
-                o[q_base + e] = T(select(0.0, acc[e] / lr, lr > 0.0));
+                o[q_base + e] = T(select(select(0.0, acc[e] / lr, lr > 0.0), nan_f32(), lr < 0.0));
             }
             if params.write_lse != 0u {
                 for (var r = lid; r < nr; r += WG) {
-                    lse[(b * params.heads_q + h) * sq + i0 + r] =
-                        select(neg_inf(), m[r] + log(l[r]), l[r] > 0.0);
+                    lse[(b * params.heads_q + h) * sq + i0 + r] = select(
+                        select(neg_inf(), m[r] + log(l[r]), l[r] > 0.0),
+                        nan_f32(),
+                        l[r] < 0.0,
+                    );
                 }
             }
             workgroupBarrier();

@@ -1,5 +1,10 @@
 //! Element types: what a buffer may hold ([`Element`]) and what an eigensolver or a reduction
 //! computes in ([`Real`]).
+//!
+//! Buffers hold floats (`f32`, `f64`, `f16`, `bf16`) for the operations, and `i32` or `u32`
+//! for integer data that travels with them: the per-matrix status of an eigh call
+//! ([`crate::BatchedEigh::eigh_info`], `i32`), indices a user kernel computes. The operations
+//! themselves take only the float types their traits name.
 
 use std::fmt::Debug;
 
@@ -64,11 +69,12 @@ impl Real for f64 {
     }
 }
 
-/// Integers live in buffers too: user kernels' index tables and flags, per-matrix status
-/// codes. No operation computes in them.
+/// 32-bit signed integers: the eigh status codes ([`crate::EIGH_SOLVED`] and the others),
+/// cuSOLVER's `info` type.
 impl Element for i32 {
     const DTYPE: &'static str = "i32";
 }
+/// 32-bit unsigned integers (indices, counters, bit masks).
 impl Element for u32 {
     const DTYPE: &'static str = "u32";
 }

@@ -71,7 +71,10 @@ pub use cost::{
     BackendProfile, CalibrationOptions, CostModel, Decision, EighMaxOrders, EighProfile,
     ModelSource, Prediction, ReduceProfile, Residency, CALIBRATION_ENV, MODEL_VERSION,
 };
-pub use eigh::{BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot};
+pub use eigh::{
+    eigh_info_result, BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot, EIGH_NON_FINITE,
+    EIGH_NO_CONVERGENCE, EIGH_SOLVED,
+};
 pub use element::{Element, Real, Reducible};
 pub use error::{DeviceErrorKind, Error, Result};
 pub use footprint::PlanFootprint;

@@ -811,3 +811,102 @@ fn long_measurements_report_progress_when_stderr_is_not_a_terminal() {
             "bench eigh: cpu f64 n = 4 batch = 2 (2/2)",
         ));
 }
+
+/// An output that names one of the command's inputs is an argument error (status 2) before
+/// any work: the same path spelt otherwise, through `..`, a symbolic link or (Unix) a hard
+/// link; the input is left as it was and no temporary is left behind. The input here is not
+/// even a valid `.npy`: the refusal comes before it is read.
+#[test]
+fn an_output_that_names_an_input_is_refused_before_any_work() {
+    let dir = Dir::new("input-outputs");
+    std::fs::create_dir_all(dir.path("sub")).unwrap();
+    std::fs::write(dir.path("a.npy"), b"not an array").unwrap();
+    let original = std::fs::read(dir.path("a.npy")).unwrap();
+    let mut spellings = vec![
+        ("--values", dir.path("a.npy")),
+        ("--values", dir.0.join(".").join("a.npy")),
+        ("--vectors", dir.path("sub").join("..").join("a.npy")),
+    ];
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(dir.path("a.npy"), dir.path("link.npy")).unwrap();
+        std::fs::hard_link(dir.path("a.npy"), dir.path("hard.npy")).unwrap();
+        spellings.push(("--values", dir.path("link.npy")));
+        spellings.push(("--vectors", dir.path("hard.npy")));
+    }
+    for (flag, path) in &spellings {
+        megabatch(&dir)
+            .args(["eigh", "--input"])
+            .arg(dir.path("a.npy"))
+            .arg(flag)
+            .arg(path)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(format!(
+                "{flag} {} is the input --input",
+                path.display()
+            )));
+        assert_eq!(std::fs::read(dir.path("a.npy")).unwrap(), original);
+    }
+    // The input given through the link, the output by its real name.
+    #[cfg(unix)]
+    megabatch(&dir)
+        .args(["eigh", "--input"])
+        .arg(dir.path("link.npy"))
+        .arg("--values")
+        .arg(dir.path("a.npy"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("is the input --input"));
+    let left = left_in(&dir.0);
+    assert!(
+        left.iter().all(|name| !name.contains("megabatch-tmp")),
+        "{left:?}"
+    );
+
+    // Attention: every input (Q, K, V, the mask) is protected, for both outputs.
+    std::fs::create_dir_all(dir.path("in")).unwrap();
+    write_qkv(&dir.path("in"));
+    let k = std::fs::read(dir.path("in/k.npy")).unwrap();
+    attention(&dir)
+        .arg("--out")
+        .arg(dir.path("in/k.npy"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("is the input --k"));
+    attention(&dir)
+        .arg("--out")
+        .arg(dir.path("in/o.npy"))
+        .arg("--lse")
+        .arg(dir.path("in/./q.npy"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("is the input --q"));
+    write_npz(
+        &dir.path("in/mask.npz"),
+        &[
+            ("kv_num_blocks", &[1, 1, 2], &[1, 2]),
+            ("kv_indices", &[1, 1, 2, 2], &[0, 0, 0, 1]),
+        ],
+        Some([32, 32]),
+    );
+    attention(&dir)
+        .arg("--mask")
+        .arg(dir.path("in/mask.npz"))
+        .arg("--out")
+        .arg(dir.path("in/mask.npz"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("is the input --mask"));
+    assert_eq!(std::fs::read(dir.path("in/k.npy")).unwrap(), k);
+    assert_eq!(
+        left_in(&dir.path("in")),
+        ["k.npy", "mask.npz", "q.npy", "v.npy"]
+    );
+    // A different file in the same folder is fine.
+    attention(&dir)
+        .arg("--out")
+        .arg(dir.path("in/o.npy"))
+        .assert()
+        .success();
+}

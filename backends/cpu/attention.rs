@@ -235,7 +235,9 @@ fn block_forward<T: AttentionElement>(
         }
         for r in 0..rows {
             let row = &mut s.s[r * bk..r * bk + cols];
-            let m_new = row.iter().fold(s.m[r], |m, &x| m.max(x));
+            // A NaN-propagating max (f32::max drops NaN): a NaN score, or +inf (then
+            // exp(inf - inf)), makes the row's max, sum and output NaN, as torch's SDPA.
+            let m_new = row.iter().fold(s.m[r], |m, &x| max_nan(m, x));
             if m_new == f32::NEG_INFINITY {
                 continue; // nothing kept in this row yet
             }
@@ -262,25 +264,35 @@ fn block_forward<T: AttentionElement>(
     }
     // SAFETY: (see the caller) rows i0..i0 + rows of head (b, h) belong to this task alone.
     let out = unsafe { o.range(q_base, rows * d) };
+    // l = 0: nothing kept (O = 0, LSE = -inf); l NaN: a NaN or +inf score (O, LSE NaN).
     for r in 0..rows {
         let l = s.l[r];
         for (dst, &a) in out[r * d..(r + 1) * d]
             .iter_mut()
             .zip(&s.acc[r * d..(r + 1) * d])
         {
-            *dst = T::from_f32(if l > 0.0 { a / l } else { 0.0 });
+            *dst = T::from_f32(if l == 0.0 { 0.0 } else { a / l });
         }
     }
     if let Some(lse) = lse {
         // SAFETY: as above.
         let dst = unsafe { lse.range((b * spec.heads_q + h) * sq + i0, rows) };
         for (r, x) in dst.iter_mut().enumerate() {
-            *x = if s.l[r] > 0.0 {
-                s.m[r] + s.l[r].ln()
-            } else {
+            *x = if s.l[r] == 0.0 {
                 f32::NEG_INFINITY
+            } else {
+                s.m[r] + s.l[r].ln()
             };
         }
+    }
+}
+
+/// The larger of `m` and `x`, NaN if either is NaN.
+fn max_nan(m: f32, x: f32) -> f32 {
+    if x > m || x.is_nan() {
+        x
+    } else {
+        m
     }
 }
 

@@ -46,8 +46,9 @@ pub struct AttentionOptions {
     pub kernel: Option<AttentionKernel>,
 }
 
-/// Host-side staging for [`SparseAttention::attention_host`], allocated by the plan's first
-/// host call.
+/// Host-side staging for [`SparseAttention::attention_host`], allocated with the plan
+/// ([`SparseAttention::plan_attention`], [`Cuda::plan_attention_with`]) or by
+/// [`Cuda::prepare_attention_host`] for a plan of [`Cuda::plan_attention_device`].
 struct HostStaging<T> {
     q: Staged<T>,
     k: Staged<T>,
@@ -57,13 +58,18 @@ struct HostStaging<T> {
 }
 
 /// A CUDA attention plan: its stream, the compiled kernel variant, the mask as per-row lists
-/// of kept key blocks and the work list on the device, and the launch shape.
+/// of kept key blocks and the work list on the device, the launch shape and, unless made by
+/// [`Cuda::plan_attention_device`], the host staging of
+/// [`SparseAttention::attention_host`] (device arrays for Q, K, V, O and LSE with pinned
+/// mirrors).
 ///
 /// Layouts as [`AttentionSpec`]; `T` = f16 or bf16 (tensor cores: mma.sync m16n8k16, f32
 /// accumulation, P rounded to `T` before P V as in FlashAttention-2) or f32 (FMA). O is
 /// written in `T`, LSE in f32 (natural log). Algorithm: Dao, "FlashAttention-2", 2023, over
 /// FlexAttention's block mask (Dong et al., 2024): K/V chunks double-buffered with cp.async,
-/// the element predicate evaluated only in partial blocks and cut last blocks.
+/// the element predicate evaluated only in partial blocks and cut last blocks. NaN or +inf in
+/// a row's kept scores makes the row's running max and sum NaN (a NaN-propagating max, as
+/// torch's SDPA), so that row's O and LSE come out NaN.
 pub struct CudaAttentionPlan<T> {
     owner: u64,
     lens: (usize, usize, usize),
@@ -100,6 +106,13 @@ impl<T> CudaAttentionPlan<T> {
     pub fn kernel(&self) -> AttentionKernel {
         self.kernel
     }
+
+    /// Whether the plan has the host staging of [`SparseAttention::attention_host`] (made
+    /// with the plan, or by [`Cuda::prepare_attention_host`] for a plan of
+    /// [`Cuda::plan_attention_device`]).
+    pub fn has_host_staging(&self) -> bool {
+        self.host.is_some()
+    }
 }
 
 fn to_i32(x: usize, what: &'static str) -> Result<i32> {
@@ -113,7 +126,8 @@ impl Cuda {
     }
 
     /// [`SparseAttention::plan_attention`] with explicit [`AttentionOptions`] (the trait's
-    /// method uses the defaults).
+    /// method uses the defaults), with the host staging of
+    /// [`SparseAttention::attention_host`] allocated here.
     ///
     /// # Errors
     /// As [`SparseAttention::plan_attention`]; [`Error::Unsupported`] on GPUs before sm_80
@@ -122,6 +136,25 @@ impl Cuda {
     /// [`Error::TooLarge`] when a sequence or the work list exceeds `i32`; [`Error::Device`]
     /// for allocation or compile failures.
     pub fn plan_attention_with<T: AttentionElement>(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+        options: AttentionOptions,
+    ) -> Result<CudaAttentionPlan<T>> {
+        let mut plan = self.plan_attention_device(spec, mask, options)?;
+        self.prepare_attention_host(&mut plan)?;
+        Ok(plan)
+    }
+
+    /// A plan for device buffers only ([`SparseAttention::attention`]): as
+    /// [`Cuda::plan_attention_with`] without the host staging (device copies of Q, K, V, O
+    /// and LSE with pinned mirrors). Its [`SparseAttention::attention_host`] returns
+    /// [`Error::PlanMismatch`] until [`Cuda::prepare_attention_host`]. [`crate::Auto`] makes
+    /// these for data on the CUDA device.
+    ///
+    /// # Errors
+    /// As [`Cuda::plan_attention_with`].
+    pub fn plan_attention_device<T: AttentionElement>(
         &self,
         spec: &AttentionSpec,
         mask: &BlockMask,
@@ -265,6 +298,34 @@ impl Cuda {
         })
     }
 
+    /// Allocates the host staging of a plan made by [`Cuda::plan_attention_device`] (device
+    /// arrays for Q, K, V, O and LSE with pinned mirrors), so that its
+    /// [`SparseAttention::attention_host`] runs, allocating nothing. Plans of
+    /// [`SparseAttention::plan_attention`] and [`Cuda::plan_attention_with`] have it from the
+    /// start: then this does nothing.
+    ///
+    /// # Errors
+    /// [`Error::PlanMismatch`] for a plan of another backend instance; [`Error::Device`] when
+    /// the allocation fails.
+    pub fn prepare_attention_host<T: AttentionElement>(
+        &self,
+        plan: &mut CudaAttentionPlan<T>,
+    ) -> Result<()> {
+        self.check_owner(plan.owner, "attention plan from another backend instance")?;
+        if plan.host.is_none() {
+            bind(&self.ctx)?;
+            let (q_len, kv_len, lse_len) = plan.lens;
+            plan.host = Some(HostStaging {
+                q: Staged::zeroed(&self.ctx, q_len)?,
+                k: Staged::zeroed(&self.ctx, kv_len)?,
+                v: Staged::zeroed(&self.ctx, kv_len)?,
+                o: Staged::zeroed(&self.ctx, q_len)?,
+                lse: Staged::zeroed(&self.ctx, lse_len)?,
+            });
+        }
+        Ok(())
+    }
+
     /// Waits for every call queued on `plan`'s stream.
     ///
     /// # Errors
@@ -351,19 +412,10 @@ impl<T: AttentionElement> SparseAttention<T> for Cuda {
         self.check_owner(plan.owner, "attention plan from another backend instance")?;
         crate::attention::check_operands(plan.lens, q, k, v, o, lse.as_deref())?;
         bind(&self.ctx)?;
-        let mut host = match plan.host.take() {
-            Some(h) => h,
-            None => {
-                let (q_len, kv_len, lse_len) = plan.lens;
-                HostStaging {
-                    q: Staged::zeroed(&self.ctx, q_len)?,
-                    k: Staged::zeroed(&self.ctx, kv_len)?,
-                    v: Staged::zeroed(&self.ctx, kv_len)?,
-                    o: Staged::zeroed(&self.ctx, q_len)?,
-                    lse: Staged::zeroed(&self.ctx, lse_len)?,
-                }
-            }
-        };
+        let mut host = plan.host.take().ok_or(Error::PlanMismatch(
+            "attention_host on a plan made for device buffers (Cuda::plan_attention_device): \
+             call Cuda::prepare_attention_host first",
+        ))?;
         let result = plan.run_host(&mut host, q, k, v, o, lse);
         plan.host = Some(host);
         result
@@ -447,8 +499,8 @@ impl<T: AttentionElement> CudaAttentionPlan<T> {
 }
 
 impl<T: AttentionElement> PlanFootprint for CudaAttentionPlan<T> {
-    /// Once host calls have their staging (the first [`SparseAttention::attention_host`]),
-    /// the pinned mirrors of Q, K, V, O and LSE; 0 before.
+    /// With host staging (made with the plan, or by [`Cuda::prepare_attention_host`] for
+    /// [`Cuda::plan_attention_device`]'s), the pinned mirrors of Q, K, V, O and LSE; else 0.
     fn scratch_bytes(&self) -> usize {
         self.host.as_ref().map_or(0, |h| {
             h.q.host_bytes()
@@ -459,8 +511,8 @@ impl<T: AttentionElement> PlanFootprint for CudaAttentionPlan<T> {
         })
     }
 
-    /// The mask tables (row starts, kept blocks, document ids, work list), and once host
-    /// calls have their staging the device arrays for Q, K, V, O and LSE.
+    /// The mask tables (row starts, kept blocks, document ids, work list), and with host
+    /// staging the device arrays for Q, K, V, O and LSE.
     fn device_bytes(&self) -> usize {
         let staging = self.host.as_ref().map_or(0, |h| {
             h.q.device_bytes()

@@ -85,6 +85,11 @@ impl<T> CudaBuffer<T> {
         matches!(self.mem, Memory::Borrowed { .. })
     }
 
+    /// Bytes of the elements (`len * size_of::<T>()`).
+    pub(super) fn bytes(&self) -> usize {
+        self.len * std::mem::size_of::<T>()
+    }
+
     /// The device address (`CUdeviceptr`), for the crate's own launches.
     pub(super) fn ptr(&self) -> sys::CUdeviceptr {
         match &self.mem {

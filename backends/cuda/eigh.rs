@@ -24,8 +24,10 @@ use super::params::EighArgs;
 use super::pipeline::{KernelFn, Kernels};
 use super::queue::CudaQueue;
 use super::staging::{PinnedHost, Staged};
+use crate::error::check_len;
 use crate::{
-    BackendKind, BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result,
+    Backend, BackendKind, BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, PlanFootprint,
+    Real, Result,
 };
 
 /// Largest order the CUDA eigh accepts; larger matrices belong on the CPU backend (faer's
@@ -84,8 +86,9 @@ struct ClassLaunch {
     first: bool,
 }
 
-/// Host-side staging for [`BatchedEigh::eigh_host`], allocated by the plan's first host call
-/// (`v` is empty for a values-only plan).
+/// Host-side staging for [`BatchedEigh::eigh_host`], allocated when the plan is made
+/// ([`BatchedEigh::plan_eigh`], [`Cuda::plan_eigh_with`]) or by [`Cuda::prepare_eigh_host`]
+/// for a plan made for device buffers only (`v` is empty for a values-only plan).
 struct HostStaging<T> {
     a: Staged<T>,
     w: Staged<T>,
@@ -93,8 +96,9 @@ struct HostStaging<T> {
 }
 
 /// A CUDA eigh plan: its stream, the per-matrix tables and workspace on the device, one
-/// launch per size class present, and a status word (first non-finite matrix, first
-/// unconverged).
+/// launch per size class present, a status word (first non-finite matrix, first
+/// unconverged), the per-matrix status array ([`CudaEighPlan::info`]) and, unless made by
+/// [`Cuda::plan_eigh_device`], the host staging of [`BatchedEigh::eigh_host`].
 ///
 /// Layouts as [`EighSpec`] (row-major `[batch, n, n]` or ragged, lower triangle read; `w`
 /// ascending; eigenvectors as columns of `v`), `T` = f32 or f64. Algorithms by order
@@ -107,6 +111,12 @@ struct HostStaging<T> {
 /// Veselic's skip rule, at most 60 sweeps). QL takes at most 30 iterations per eigenvalue;
 /// either cap gives [`Error::NoConvergence`] from `eigh_host`. Orders above
 /// [`CUDA_EIGH_MAX_ORDER`] are rejected at plan time with [`Error::Unsupported`].
+///
+/// Every kernel writes each of its matrices' status to [`CudaEighPlan::info`] in the same
+/// launch ([`crate::EIGH_SOLVED`], [`crate::EIGH_NON_FINITE`],
+/// [`crate::EIGH_NO_CONVERGENCE`]) and fills a failed matrix's eigenvalues and eigenvectors
+/// with NaN: device-buffer [`BatchedEigh::eigh`] returns without waiting and reports bad
+/// matrices only there; `eigh_host` reads the status word and returns the error.
 pub struct CudaEighPlan<T: Real> {
     owner: u64,
     batch: usize,
@@ -121,6 +131,8 @@ pub struct CudaEighPlan<T: Real> {
     workspace: Option<DeviceMemory>,
     status: DeviceMemory,
     status_host: PinnedHost<i32>,
+    /// Per-matrix status codes (`[batch]` i32), written by every launch.
+    info: CudaBuffer<i32>,
     host: Option<HostStaging<T>>,
     /// Orders the plan's calls (its workspace and status) across queues and graphs.
     access: Arc<Access>,
@@ -144,6 +156,25 @@ impl<T: Real> std::fmt::Debug for CudaEighPlan<T> {
 }
 
 impl<T: Real> CudaEighPlan<T> {
+    /// The per-matrix status of the last call on this plan, on the device: `[batch]` `i32`
+    /// in batch order, [`crate::EIGH_SOLVED`] (0), [`crate::EIGH_NON_FINITE`] or
+    /// [`crate::EIGH_NO_CONVERGENCE`], as cuSOLVER's batched `info`. Written by the eigh
+    /// kernels themselves (no extra launch); zero before the first call and for empty
+    /// matrices. The buffer is ordered like any [`CudaBuffer`]: megabatch work given it waits
+    /// for the eigh call through its event; other CUDA code reading
+    /// [`CudaBuffer::device_ptr`] must synchronise with the plan first (or read it on the
+    /// plan's stream order, e.g. after [`crate::Backend::synchronize`]).
+    /// [`BatchedEigh::eigh_info`] copies it to the host.
+    pub fn info(&self) -> &CudaBuffer<i32> {
+        &self.info
+    }
+
+    /// Whether the plan has the host staging of [`BatchedEigh::eigh_host`] (made with the
+    /// plan, or by [`Cuda::prepare_eigh_host`] for a plan of [`Cuda::plan_eigh_device`]).
+    pub fn has_host_staging(&self) -> bool {
+        self.host.is_some()
+    }
+
     /// The size classes this plan launches, one entry per launch, with its matrix count.
     pub fn classes(&self) -> Vec<(EighClass, usize)> {
         self.launches
@@ -460,11 +491,31 @@ impl Cuda {
         })
     }
 
-    /// A plan as [`BatchedEigh::plan_eigh`], restricted to `algorithm`.
+    /// A plan as [`BatchedEigh::plan_eigh`], restricted to `algorithm`: with the host
+    /// staging of [`BatchedEigh::eigh_host`], allocated here.
     ///
     /// # Errors
     /// As [`BatchedEigh::plan_eigh`].
     pub fn plan_eigh_with<T: Real>(
+        &self,
+        spec: &EighSpec,
+        algorithm: CudaEighAlgorithm,
+    ) -> Result<CudaEighPlan<T>> {
+        let mut plan = self.plan_eigh_device(spec, algorithm)?;
+        self.prepare_eigh_host(&mut plan)?;
+        Ok(plan)
+    }
+
+    /// A plan for device buffers only ([`BatchedEigh::eigh`]): as
+    /// [`Cuda::plan_eigh_with`] without the host staging (device copies of A, W and V and
+    /// their pinned mirrors), which would double the device memory of a large batch kept on
+    /// the device. Its [`BatchedEigh::eigh_host`] returns [`Error::PlanMismatch`] until
+    /// [`Cuda::prepare_eigh_host`] allocates the staging. [`crate::Auto`] makes these for
+    /// data on the CUDA device.
+    ///
+    /// # Errors
+    /// As [`BatchedEigh::plan_eigh`].
+    pub fn plan_eigh_device<T: Real>(
         &self,
         spec: &EighSpec,
         algorithm: CudaEighAlgorithm,
@@ -588,6 +639,7 @@ impl Cuda {
             workspace,
             status: DeviceMemory::zeroed(&self.ctx, 8)?,
             status_host: PinnedHost::zeroed(&self.ctx, 2)?,
+            info: self.alloc::<i32>(spec.batch())?,
             host: None,
             access: Access::new(&self.ctx)?,
         })
@@ -634,13 +686,22 @@ impl<T: Real> BatchedEigh<T> for Cuda {
         self.check_owner(plan.owner, "eigh plan from another backend instance")?;
         plan.check_shapes(a.len(), w.len(), v.as_ref().map(|v| v.len()))?;
         bind(&self.ctx)?;
-        let mut host = match plan.host.take() {
-            Some(h) => h,
-            None => self.host_staging(&plan.offsets, plan.vectors)?,
-        };
+        let mut host = plan.host.take().ok_or(Error::PlanMismatch(
+            "eigh_host on a plan made for device buffers (Cuda::plan_eigh_device): call \
+             Cuda::prepare_eigh_host first",
+        ))?;
+        // The info buffer is ordered with device-buffer calls on other queues in `run_host`.
         let result = plan.run_host(&mut host, a, w, v);
         plan.host = Some(host);
         result
+    }
+
+    fn eigh_info(&self, plan: &mut CudaEighPlan<T>, info: &mut [i32]) -> Result<()> {
+        self.check_owner(plan.owner, "eigh plan from another backend instance")?;
+        check_len("info", plan.batch, info.len())?;
+        // Waits for the last device-buffer call (the buffer's event); host calls synchronise
+        // the plan's stream before they return.
+        self.download(&plan.info, info)
     }
 }
 
@@ -651,7 +712,8 @@ impl<T: Real> BatchedEigh<T> for Cuda {
 pub const DIRECT_STAGING_BYTES: usize = 16 << 20;
 
 /// Environment variable: `pinned` or `direct` forces how `eigh_host` stages its arrays
-/// (otherwise by [`DIRECT_STAGING_BYTES`]); read when a plan makes its first host call.
+/// (otherwise by [`DIRECT_STAGING_BYTES`]); read when a plan's host staging is made (with the
+/// plan, or by [`Cuda::prepare_eigh_host`]).
 pub const STAGING_ENV: &str = "MEGABATCH_CUDA_STAGING";
 
 impl Cuda {
@@ -673,6 +735,7 @@ impl Cuda {
             Some((&a.access, Mode::Read)),
             Some((&w.access, Mode::Write)),
             v.as_ref().map(|v| (&v.access, Mode::Write)),
+            Some((&plan.info.access, Mode::Write)),
         ];
         enqueue_ordered(stream, &uses, || {
             plan.enqueue(stream, a.ptr(), w.ptr(), v_ptr)
@@ -686,10 +749,11 @@ impl Cuda {
         EighClass::largest_fast_order(std::mem::size_of::<T>(), self.info.max_shared_per_block)
     }
 
-    /// Allocates the host-call staging of `plan` now rather than in its first
-    /// [`BatchedEigh::eigh_host`] (device arrays for A, W and V, and pinned mirrors below
-    /// [`DIRECT_STAGING_BYTES`]), so that no call allocates. [`crate::Auto`] does this for
-    /// plans made for host data. Does nothing if the plan has its staging already.
+    /// Allocates the host-call staging of a plan made by [`Cuda::plan_eigh_device`] (device
+    /// arrays for A, W and V, and pinned mirrors below [`DIRECT_STAGING_BYTES`]), so that its
+    /// [`BatchedEigh::eigh_host`] runs, allocating nothing. Plans of
+    /// [`BatchedEigh::plan_eigh`] and [`Cuda::plan_eigh_with`] have it from the start: then
+    /// this does nothing.
     ///
     /// # Errors
     /// [`Error::PlanMismatch`] for a plan of another backend instance; [`Error::Device`] when
@@ -743,7 +807,10 @@ impl<T: Real> CudaEighPlan<T> {
         refuse_in_capture("host calls synchronise and cannot be captured into a graph")?;
         host.a.send(a, &self.stream)?;
         let v_dev = if self.vectors { host.v.ptr() } else { 0 };
-        let plan_use = [Some((&self.access, Mode::Write))];
+        let plan_use = [
+            Some((&self.access, Mode::Write)),
+            Some((&self.info.access, Mode::Write)),
+        ];
         enqueue_ordered(&self.stream, &plan_use, || {
             self.enqueue(&self.stream, host.a.ptr(), host.w.ptr(), v_dev)
         })?;
@@ -779,7 +846,8 @@ impl<T: Real> CudaEighPlan<T> {
         self.offsets.check(self.vectors, a, w, v)
     }
 
-    /// Queues the status reset and one launch per bucket on `stream`.
+    /// Queues the status reset and one launch per bucket on `stream`; every launch writes its
+    /// matrices' entries of `info`.
     fn enqueue(&self, stream: &Stream, a: u64, w: u64, v: u64) -> Result<()> {
         // 0x7f7f7f7f: larger than any matrix index, so atomicMin finds the first bad one.
         fill_bytes(self.status.ptr(), 0x7f, 8, stream)?;
@@ -801,6 +869,7 @@ impl<T: Real> CudaEighPlan<T> {
                 list: l.list,
                 gwork: l.gwork,
                 status: self.status.ptr(),
+                info: self.info.ptr(),
                 count: l.count,
                 uniform_n: self.uniform_n,
                 nmax: l.nmax,
@@ -844,10 +913,9 @@ impl<T: Real> CudaEighPlan<T> {
 }
 
 impl<T: Real> PlanFootprint for CudaEighPlan<T> {
-    /// The pinned status word, and once host calls have their staging
-    /// ([`Cuda::prepare_eigh_host`] or the first [`BatchedEigh::eigh_host`]) the pinned
-    /// mirrors of A, W and V (none when the arrays go to the device directly, from
-    /// [`DIRECT_STAGING_BYTES`]).
+    /// The pinned status word, and the host staging's pinned mirrors of A, W and V (made with
+    /// the plan, or by [`Cuda::prepare_eigh_host`] for [`Cuda::plan_eigh_device`]'s; none when
+    /// the arrays go to the device directly, from [`DIRECT_STAGING_BYTES`]).
     fn scratch_bytes(&self) -> usize {
         let staging = self.host.as_ref().map_or(0, |h| {
             h.a.host_bytes() + h.w.host_bytes() + h.v.host_bytes()
@@ -857,7 +925,8 @@ impl<T: Real> PlanFootprint for CudaEighPlan<T> {
 
     /// The ragged tables (offsets, orders and launch lists), the workspace the launches share
     /// (Jacobi matrices in global memory, rotation lists, split-class state), the status
-    /// word, and once host calls have their staging the device arrays for A, W and V.
+    /// word, the per-matrix status (4 bytes a matrix), and with host staging the device
+    /// arrays for A, W and V.
     fn device_bytes(&self) -> usize {
         let staging = self.host.as_ref().map_or(0, |h| {
             h.a.device_bytes() + h.w.device_bytes() + h.v.device_bytes()
@@ -865,6 +934,7 @@ impl<T: Real> PlanFootprint for CudaEighPlan<T> {
         self.tables.as_ref().map_or(0, DeviceMemory::bytes)
             + self.workspace.as_ref().map_or(0, DeviceMemory::bytes)
             + self.status.bytes()
+            + self.info.bytes()
             + staging
     }
 }

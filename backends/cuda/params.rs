@@ -54,6 +54,9 @@ kernel_params! {
         gwork: u64,
         /// Two i32: first non-finite matrix, first unconverged matrix (atomicMin).
         status: u64,
+        /// Per-matrix status (i32 per matrix of the batch, `EIGH_*` codes), written by every
+        /// launch for its matrices.
+        info: u64,
         /// Matrices in this launch.
         count: i32,
         /// Order of a uniform batch.

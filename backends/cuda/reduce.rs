@@ -59,8 +59,9 @@ enum Launches {
     },
 }
 
-/// Host-side staging for [`Reducer::reduce_host`], allocated by the plan's first host call
-/// (`y` is empty for one-operand reductions).
+/// Host-side staging for [`Reducer::reduce_host`], allocated with the plan
+/// ([`Reducer::plan_reduce`]) or by [`Cuda::prepare_reduce_host`] for a plan of
+/// [`Cuda::plan_reduce_device`] (`y` is empty for one-operand reductions).
 struct HostStaging<T: Reducible> {
     x: Staged<T>,
     y: Staged<T>,
@@ -68,7 +69,9 @@ struct HostStaging<T: Reducible> {
 }
 
 /// A CUDA reduction plan: launch shapes, partials and segment offsets on the device, its
-/// stream, and a pinned slot for scalar results.
+/// stream, a pinned slot for scalar results and, unless made by [`Cuda::plan_reduce_device`],
+/// the host staging of [`Reducer::reduce_host`] (device arrays for x, y and the output with
+/// pinned mirrors).
 ///
 /// Operands and output as [`ReduceSpec`] (`x`, `y` of `T` in f32/f64/f16/bf16, output in
 /// `T::Acc`). Algorithm: a fixed-shape two-stage tree reduction (the scheme of CUB's
@@ -108,10 +111,17 @@ impl<T: Reducible> std::fmt::Debug for CudaReducePlan<T> {
     }
 }
 
-impl<T: Reducible> Reducer<T> for Cuda {
-    type ReducePlan = CudaReducePlan<T>;
-
-    fn plan_reduce(&self, spec: &ReduceSpec) -> Result<CudaReducePlan<T>> {
+impl Cuda {
+    /// A reduction plan for device buffers only ([`Reducer::reduce`],
+    /// [`Cuda::reduce_scalar`]): as [`Reducer::plan_reduce`] without the host staging
+    /// (device copies of x, y and the output, and their pinned mirrors), which would double
+    /// the memory of a large reduction whose data stays on the device. Its
+    /// [`Reducer::reduce_host`] returns [`Error::PlanMismatch`] until
+    /// [`Cuda::prepare_reduce_host`]. [`crate::Auto`] makes these for data on the CUDA device.
+    ///
+    /// # Errors
+    /// As [`Reducer::plan_reduce`].
+    pub fn plan_reduce_device<T: Reducible>(&self, spec: &ReduceSpec) -> Result<CudaReducePlan<T>> {
         let shape = spec.shape()?;
         bind(&self.ctx)?;
         let acc = std::mem::size_of::<T::Acc>();
@@ -229,6 +239,42 @@ impl<T: Reducible> Reducer<T> for Cuda {
         })
     }
 
+    /// Allocates the host staging of a plan made by [`Cuda::plan_reduce_device`] (device
+    /// arrays for x, y and the output with pinned mirrors), so that its
+    /// [`Reducer::reduce_host`] runs, allocating nothing. Plans of [`Reducer::plan_reduce`]
+    /// have it from the start: then this does nothing.
+    ///
+    /// # Errors
+    /// [`Error::PlanMismatch`] for a plan of another backend instance; [`Error::Device`] when
+    /// the allocation fails.
+    pub fn prepare_reduce_host<T: Reducible>(&self, plan: &mut CudaReducePlan<T>) -> Result<()> {
+        self.check_owner(plan.owner, "reduce plan from another backend instance")?;
+        if plan.host.is_none() {
+            bind(&self.ctx)?;
+            plan.host = Some(self.reduce_staging(&plan.shape)?);
+        }
+        Ok(())
+    }
+}
+
+impl<T: Reducible> CudaReducePlan<T> {
+    /// Whether the plan has the host staging of [`Reducer::reduce_host`] (made with the plan,
+    /// or by [`Cuda::prepare_reduce_host`] for a plan of [`Cuda::plan_reduce_device`]).
+    pub fn has_host_staging(&self) -> bool {
+        self.host.is_some()
+    }
+}
+
+impl<T: Reducible> Reducer<T> for Cuda {
+    type ReducePlan = CudaReducePlan<T>;
+
+    /// With the host staging of [`Reducer::reduce_host`], allocated here.
+    fn plan_reduce(&self, spec: &ReduceSpec) -> Result<CudaReducePlan<T>> {
+        let mut plan = self.plan_reduce_device(spec)?;
+        self.prepare_reduce_host(&mut plan)?;
+        Ok(plan)
+    }
+
     fn reduce(
         &self,
         plan: &mut CudaReducePlan<T>,
@@ -262,10 +308,10 @@ impl<T: Reducible> Reducer<T> for Cuda {
         self.check_owner(plan.owner, "reduce plan from another backend instance")?;
         plan.shape.check(x.len(), y.map(<[T]>::len), out.len())?;
         bind(&self.ctx)?;
-        let mut host = match plan.host.take() {
-            Some(h) => h,
-            None => self.reduce_staging(&plan.shape)?,
-        };
+        let mut host = plan.host.take().ok_or(Error::PlanMismatch(
+            "reduce_host on a plan made for device buffers (Cuda::plan_reduce_device): call \
+             Cuda::prepare_reduce_host first",
+        ))?;
         let result = plan.run_host(&mut host, x, y, out);
         plan.host = Some(host);
         result
@@ -493,8 +539,9 @@ impl<T: Reducible> CudaReducePlan<T> {
 }
 
 impl<T: Reducible> PlanFootprint for CudaReducePlan<T> {
-    /// The pinned slot for scalar results, and once host calls have their staging (the first
-    /// [`Reducer::reduce_host`]) the pinned mirrors of x, y and the output.
+    /// The pinned slot for scalar results, and with host staging (made with the plan, or by
+    /// [`Cuda::prepare_reduce_host`] for [`Cuda::plan_reduce_device`]'s) the pinned mirrors of
+    /// x, y and the output.
     fn scratch_bytes(&self) -> usize {
         let staging = self.host.as_ref().map_or(0, |h| {
             h.x.host_bytes() + h.y.host_bytes() + h.out.host_bytes()
@@ -502,8 +549,8 @@ impl<T: Reducible> PlanFootprint for CudaReducePlan<T> {
         self.scalar_pin.bytes() + staging
     }
 
-    /// The partial results, the segment offsets, the plan's output array, and once host
-    /// calls have their staging the device arrays for x, y and the output.
+    /// The partial results, the segment offsets, the plan's output array, and with host
+    /// staging the device arrays for x, y and the output.
     fn device_bytes(&self) -> usize {
         let staging = self.host.as_ref().map_or(0, |h| {
             h.x.device_bytes() + h.y.device_bytes() + h.out.device_bytes()

@@ -1,6 +1,7 @@
 //! Host staging: page-locked host memory ([`PinnedHost`]) and device arrays with a pinned
 //! mirror ([`Staged`]), through which `*_host` calls copy the caller's slices. Each plan keeps
-//! its own `HostStaging` of these, made on its first host call or at plan time.
+//! its own `HostStaging` of these, made with the plan, or by `prepare_*_host` for a plan of
+//! `plan_*_device`; never by a call.
 
 use std::ffi::c_void;
 use std::sync::{Arc, OnceLock};

@@ -34,13 +34,17 @@ const BINDINGS: [Binding; 9] = [
 const LAVAPIPE_LOOP_BUDGET: usize = 50_000;
 
 /// A wgpu attention plan: the pipeline, the mask as per-row lists of kept key blocks, the
-/// parameters and the buffers of the host path.
+/// parameters and the buffers of the host path (device copies of Q, K, V, O and LSE and a
+/// mappable read-back buffer), all made with the plan: [`SparseAttention::attention_host`]
+/// allocates nothing, its first call included. (Device-buffer calls without an LSE buffer
+/// write the plan's own, so there is no device-only variant.)
 ///
 /// Layouts as [`AttentionSpec`]; `T` = f32, or f16 on adapters with `SHADER_F16`; bf16 is
 /// [`Error::Unsupported`] (WGSL has no bf16). Algorithm: FlashAttention-2's forward
 /// recurrence (Dao, 2023) in f32, as the CPU backend, with Q sub-tiles of `2048 / D` rows and
 /// key chunks of `1024 / D` in workgroup memory; the mask predicate applies inside partial
-/// blocks only.
+/// blocks only. NaN or +inf in a row's kept scores (NaN or Inf in Q or K) makes that row's O
+/// and LSE NaN, as torch's SDPA; -inf scores count as masked.
 pub struct WgpuAttentionPlan<T> {
     ctx: Arc<Context>,
     lens: (usize, usize, usize),

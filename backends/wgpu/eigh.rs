@@ -14,6 +14,7 @@ use super::error::unsupported;
 use super::queue::WgpuQueue;
 use super::wgsl::WgslFloat;
 use super::{Wgpu, WgpuBuffer};
+use crate::error::check_len;
 use crate::{BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result};
 
 /// Largest order the wgpu eigh accepts. Above it, Jacobi's O(n^3) per sweep on one workgroup
@@ -130,7 +131,7 @@ impl Variant {
 /// Largest global workspace (matrices that do not fit in workgroup memory), in bytes.
 const WORKSPACE_BUDGET: usize = 256 << 20;
 
-const BINDINGS: [Binding; 7] = [
+const BINDINGS: [Binding; 8] = [
     Binding::Read,      // a
     Binding::ReadWrite, // w
     Binding::ReadWrite, // v
@@ -138,10 +139,13 @@ const BINDINGS: [Binding; 7] = [
     Binding::ReadWrite, // work
     Binding::ReadWrite, // status
     Binding::Uniform,   // params
+    Binding::ReadWrite, // info
 ];
 
 /// Buffers for [`BatchedEigh::eigh_host`]: device copies of a, w, v and one staging buffer
-/// holding status, w and v for a single mapping per call.
+/// holding status, w and v for a single mapping per call. Made with the plan
+/// ([`BatchedEigh::plan_eigh`], [`Wgpu::plan_eigh_with`]) or by [`Wgpu::prepare_eigh_host`]
+/// for a plan of [`Wgpu::plan_eigh_device`].
 struct HostStaging {
     a: wgpu::Buffer,
     w: wgpu::Buffer,
@@ -150,15 +154,22 @@ struct HostStaging {
     groups: Vec<wgpu::BindGroup>,
 }
 
-/// A wgpu eigh plan: pipelines, per-matrix tables, workspace, status word and staging.
+/// A wgpu eigh plan: pipelines, per-matrix tables, workspace, status word, the per-matrix
+/// status array ([`WgpuEighPlan::info`]) and, unless made by [`Wgpu::plan_eigh_device`], the
+/// host staging of [`BatchedEigh::eigh_host`].
 ///
 /// Layouts as [`EighSpec`] (row-major `[batch, n, n]` or ragged, lower triangle read; `w`
 /// ascending; eigenvectors as columns of `v`), `T` = f32, or f64 on adapters with
-/// `SHADER_F64`. Algorithm: two-sided cyclic Jacobi in the parallel (round-robin) ordering,
-/// Golub & Van Loan, *Matrix Computations* (4th ed.) Alg. 8.5.1-8.5.3, Demmel & Veselic's
-/// (1992) skip rule, at most 60 sweeps; the same as the CUDA backend's. `eigh_host` reports
-/// [`Error::NonFinite`] and [`Error::NoConvergence`]; device-buffer `eigh` leaves the outputs
-/// of such a matrix unwritten (no readback: it does not wait for the GPU).
+/// `SHADER_F64`. Algorithms by order (see [`WgpuEighAlgorithm`]): Householder
+/// tridiagonalisation + implicit QL (EISPACK tql2, at most 30 iterations per eigenvalue) where a
+/// matrix fits workgroup memory, else two-sided cyclic Jacobi in the parallel (round-robin)
+/// ordering, Golub & Van Loan, *Matrix Computations* (4th ed.) Alg. 8.5.1-8.5.3, Demmel &
+/// Veselic's (1992) skip rule, at most 60 sweeps; the same as the CUDA backend's. Every shader
+/// writes each of its matrices' status to [`WgpuEighPlan::info`] in the same dispatch
+/// ([`crate::EIGH_SOLVED`], [`crate::EIGH_NON_FINITE`], [`crate::EIGH_NO_CONVERGENCE`]) and
+/// fills a failed matrix's eigenvalues and eigenvectors with NaN: device-buffer `eigh` (no
+/// readback: it does not wait for the GPU) reports bad matrices only there; `eigh_host`
+/// returns [`Error::NonFinite`] or [`Error::NoConvergence`].
 pub struct WgpuEighPlan<T: Real> {
     ctx: Arc<Context>,
     offsets: EighOffsets,
@@ -172,6 +183,10 @@ pub struct WgpuEighPlan<T: Real> {
     work: wgpu::Buffer,
     status: wgpu::Buffer,
     dummy_v: wgpu::Buffer,
+    /// Per-matrix status codes (`[batch]` i32), written by every dispatch.
+    info: WgpuBuffer<i32>,
+    /// Mappable copy of `info` for [`BatchedEigh::eigh_info`].
+    info_staging: wgpu::Buffer,
     bound: BindCache<3>,
     host: Option<HostStaging>,
     _t: std::marker::PhantomData<T>,
@@ -223,10 +238,10 @@ impl Wgpu {
             .unwrap_or(TRIDIAG_MIN_ORDER - 1)
     }
 
-    /// Allocates the host-call buffers of `plan` (device copies of A, W, V and the mapped
-    /// staging buffer) now rather than in its first [`BatchedEigh::eigh_host`], so that no
-    /// call allocates. [`crate::Auto`] does this for plans made for host data. Does nothing if
-    /// the plan has them already.
+    /// Allocates the host-call buffers of a plan made by [`Wgpu::plan_eigh_device`] (device
+    /// copies of A, W, V and the mapped staging buffer), so that its
+    /// [`BatchedEigh::eigh_host`] runs. Plans of [`BatchedEigh::plan_eigh`] and
+    /// [`Wgpu::plan_eigh_with`] have them from the start: then this does nothing.
     ///
     /// # Errors
     /// [`Error::PlanMismatch`] for a plan of another backend instance; [`Error::Device`] when
@@ -240,11 +255,29 @@ impl Wgpu {
     }
 
     /// [`BatchedEigh::plan_eigh`] with a choice of algorithm (the default is
-    /// [`WgpuEighAlgorithm::SizeClasses`]).
+    /// [`WgpuEighAlgorithm::SizeClasses`]), with the host staging of
+    /// [`BatchedEigh::eigh_host`] allocated here.
     ///
     /// # Errors
     /// As [`BatchedEigh::plan_eigh`].
     pub fn plan_eigh_with<T: Real>(
+        &self,
+        spec: &EighSpec,
+        algorithm: WgpuEighAlgorithm,
+    ) -> Result<WgpuEighPlan<T>> {
+        let mut plan = self.plan_eigh_device(spec, algorithm)?;
+        self.prepare_eigh_host(&mut plan)?;
+        Ok(plan)
+    }
+
+    /// A plan for device buffers only ([`BatchedEigh::eigh`]): as [`Wgpu::plan_eigh_with`]
+    /// without the host staging (device copies of A, W, V and a mappable buffer as large as
+    /// the outputs). Its [`BatchedEigh::eigh_host`] returns [`Error::PlanMismatch`] until
+    /// [`Wgpu::prepare_eigh_host`]. [`crate::Auto`] makes these for data on the wgpu device.
+    ///
+    /// # Errors
+    /// As [`BatchedEigh::plan_eigh`].
+    pub fn plan_eigh_device<T: Real>(
         &self,
         spec: &EighSpec,
         algorithm: WgpuEighAlgorithm,
@@ -287,6 +320,10 @@ impl Wgpu {
             return Err(Error::TooLarge("eigh batch exceeds 32-bit shader indices"));
         }
         crate::limits::host_bytes(spec.batch(), 16, "eigh batch exceeds this machine's memory")?;
+        ctx.check_binding(
+            4 * spec.batch(),
+            "eigh batch's status array exceeds the adapter's largest storage binding",
+        )?;
         let vectors = spec.vectors();
         // (shader, params, slots of workspace) per bucket; tables: ragged triples, then lists.
         let mut buckets: Vec<(Variant, [u32; 4])> = Vec::new();
@@ -358,6 +395,8 @@ impl Wgpu {
             work: ctx.storage_buffer("eigh workspace", work_len, elem)?,
             status: ctx.storage_buffer("eigh status", 2, 4)?,
             dummy_v: ctx.storage_buffer("eigh no vectors", 1, elem)?,
+            info: WgpuBuffer::alloc(ctx, spec.batch())?,
+            info_staging: ctx.staging_buffer(4 * spec.batch() as u64)?,
             bound: BindCache::default(),
             host: None,
             _t: std::marker::PhantomData,
@@ -415,9 +454,11 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
         self.check_owner(&plan.ctx, "eigh plan from another backend instance")?;
         plan.offsets
             .check(plan.vectors, a.len(), w.len(), v.as_ref().map(|v| v.len()))?;
-        self.prepare_eigh_host(plan)?;
         let ctx = Arc::clone(&plan.ctx);
-        let host = plan.host.as_ref().expect("made above");
+        let host = plan.host.as_ref().ok_or(Error::PlanMismatch(
+            "eigh_host on a plan made for device buffers (Wgpu::plan_eigh_device): call \
+             Wgpu::prepare_eigh_host first",
+        ))?;
         ctx.write(&host.a, bytemuck::cast_slice(a))?;
         let (w_bytes, v_bytes) = plan.byte_lens();
         let (w_at, v_at) = staging_offsets(w_bytes);
@@ -459,6 +500,25 @@ impl<T: Real> BatchedEigh<T> for Wgpu {
             Ok(())
         })?
     }
+
+    fn eigh_info(&self, plan: &mut WgpuEighPlan<T>, info: &mut [i32]) -> Result<()> {
+        self.check_owner(&plan.ctx, "eigh plan from another backend instance")?;
+        check_len("info", plan.info.len, info.len())?;
+        let bytes = std::mem::size_of_val(info) as u64;
+        plan.ctx.enqueue_ordered(|encoder| {
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(
+                    &plan.info.buffer,
+                    0,
+                    &plan.info_staging,
+                    0,
+                    padded(bytes),
+                );
+            }
+        })?;
+        plan.ctx
+            .read_back(&plan.info_staging, bytemuck::cast_slice_mut(info))
+    }
 }
 
 /// Where w and v start in the staging buffer (after the status word, 8-byte aligned so both
@@ -469,6 +529,23 @@ fn staging_offsets(w_bytes: u64) -> (u64, u64) {
 }
 
 impl<T: Real> WgpuEighPlan<T> {
+    /// The per-matrix status of the last call on this plan, on the device: `[batch]` `i32` in
+    /// batch order, [`crate::EIGH_SOLVED`] (0), [`crate::EIGH_NON_FINITE`] or
+    /// [`crate::EIGH_NO_CONVERGENCE`]. Written by the eigh shaders themselves (no extra
+    /// dispatch); zero before the first call and for empty matrices. Bind it in your own
+    /// shaders (`WgpuBuffer::raw`, usage `STORAGE | COPY_SRC | COPY_DST`): wgpu's one queue
+    /// orders your submissions after the eigh call's. [`BatchedEigh::eigh_info`] copies it to
+    /// the host.
+    pub fn info(&self) -> &WgpuBuffer<i32> {
+        &self.info
+    }
+
+    /// Whether the plan has the host staging of [`BatchedEigh::eigh_host`] (made with the
+    /// plan, or by [`Wgpu::prepare_eigh_host`] for a plan of [`Wgpu::plan_eigh_device`]).
+    pub fn has_host_staging(&self) -> bool {
+        self.host.is_some()
+    }
+
     /// The shader of each dispatch, as a cache key (`eigh_tridiag/f32/n16/t16x4/v1`,
     /// `eigh_jacobi/...`), one per bucket of orders, in dispatch order.
     pub fn shaders(&self) -> &[String] {
@@ -495,7 +572,16 @@ impl<T: Real> WgpuEighPlan<T> {
             .map(|(d, params)| {
                 self.ctx.bind_group(
                     &d.pipeline,
-                    &[a, w, v, &self.tables, &self.work, &self.status, params],
+                    &[
+                        a,
+                        w,
+                        v,
+                        &self.tables,
+                        &self.work,
+                        &self.status,
+                        params,
+                        &self.info.buffer,
+                    ],
                 )
             })
             .collect()
@@ -532,26 +618,34 @@ impl<T: Real> WgpuEighPlan<T> {
 }
 
 impl<T: Real> PlanFootprint for WgpuEighPlan<T> {
-    /// Once host calls have their buffers ([`Wgpu::prepare_eigh_host`] or the first
-    /// [`BatchedEigh::eigh_host`]), the mappable read-back buffer (status word, W and V); 0
-    /// before.
+    /// The mappable read-back buffer of [`BatchedEigh::eigh_info`] (4 bytes a matrix, at
+    /// least 4), and with host staging (made with the plan, or by
+    /// [`Wgpu::prepare_eigh_host`] for [`Wgpu::plan_eigh_device`]'s) the mappable read-back
+    /// buffer of host calls (status word, W and V).
     fn scratch_bytes(&self) -> usize {
-        self.host.as_ref().map_or(0, |h| h.staging.size() as usize)
+        self.info_staging.size() as usize
+            + self.host.as_ref().map_or(0, |h| h.staging.size() as usize)
     }
 
     /// The per-matrix tables and launch lists, the Jacobi workspace, the status word, the
-    /// parameters of each dispatch, the placeholder bound for V without eigenvectors, and once
-    /// host calls have their buffers the device copies of A, W and V.
+    /// per-matrix status, the parameters of each dispatch, the placeholder bound for V
+    /// without eigenvectors, and with host staging the device copies of A, W and V.
     fn device_bytes(&self) -> usize {
         let host = self.host.as_ref().map_or(0, |h| {
             let v = if self.vectors { h.v.size() } else { 0 };
             h.a.size() + h.w.size() + v
         });
-        let own = [&self.tables, &self.work, &self.status, &self.dummy_v]
-            .into_iter()
-            .chain(&self.params)
-            .map(wgpu::Buffer::size)
-            .sum::<u64>();
+        let own = [
+            &self.tables,
+            &self.work,
+            &self.status,
+            &self.dummy_v,
+            &self.info.buffer,
+        ]
+        .into_iter()
+        .chain(&self.params)
+        .map(wgpu::Buffer::size)
+        .sum::<u64>();
         (own + host) as usize
     }
 }

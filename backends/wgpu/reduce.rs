@@ -30,6 +30,9 @@ const BINDINGS: [Binding; 6] = [
     Binding::Uniform,   // params
 ];
 
+/// Buffers for [`Reducer::reduce_host`]: device copies of x, y and the output, and a mappable
+/// read-back buffer. Made with the plan ([`Reducer::plan_reduce`]) or by
+/// [`Wgpu::prepare_reduce_host`] for a plan of [`Wgpu::plan_reduce_device`].
 struct HostStaging {
     x: wgpu::Buffer,
     y: wgpu::Buffer,
@@ -38,7 +41,8 @@ struct HostStaging {
     groups: Vec<wgpu::BindGroup>,
 }
 
-/// A wgpu reduction plan: pipelines, partials, segment offsets, parameters and staging.
+/// A wgpu reduction plan: pipelines, partials, segment offsets, parameters and, unless made by
+/// [`Wgpu::plan_reduce_device`], the host staging of [`Reducer::reduce_host`].
 ///
 /// Operations and layouts as [`ReduceSpec`]; `T` = f32, f64 (adapters with `SHADER_F64`) or
 /// f16 (adapters with `SHADER_F16`, accumulated in f32); bf16 is [`Error::Unsupported`]
@@ -71,10 +75,16 @@ fn u32_of(n: usize, what: &'static str) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::TooLarge(what))
 }
 
-impl<T: Reducible> Reducer<T> for Wgpu {
-    type ReducePlan = WgpuReducePlan<T>;
-
-    fn plan_reduce(&self, spec: &ReduceSpec) -> Result<WgpuReducePlan<T>> {
+impl Wgpu {
+    /// A reduction plan for device buffers only ([`Reducer::reduce`]): as
+    /// [`Reducer::plan_reduce`] without the host staging (device copies of x, y and the
+    /// output, and a mappable buffer for it). Its [`Reducer::reduce_host`] returns
+    /// [`Error::PlanMismatch`] until [`Wgpu::prepare_reduce_host`]. [`crate::Auto`] makes
+    /// these for data on the wgpu device.
+    ///
+    /// # Errors
+    /// As [`Reducer::plan_reduce`].
+    pub fn plan_reduce_device<T: Reducible>(&self, spec: &ReduceSpec) -> Result<WgpuReducePlan<T>> {
         let ctx = &self.ctx;
         ctx.check()?;
         let shape = spec.shape()?;
@@ -155,6 +165,32 @@ impl<T: Reducible> Reducer<T> for Wgpu {
         })
     }
 
+    /// Allocates the host staging of a plan made by [`Wgpu::plan_reduce_device`], so that
+    /// its [`Reducer::reduce_host`] runs. Plans of [`Reducer::plan_reduce`] have it from the
+    /// start: then this does nothing.
+    ///
+    /// # Errors
+    /// [`Error::PlanMismatch`] for a plan of another backend instance; [`Error::Device`] when
+    /// the allocation fails.
+    pub fn prepare_reduce_host<T: Reducible>(&self, plan: &mut WgpuReducePlan<T>) -> Result<()> {
+        self.check_owner(&plan.ctx, "reduce plan from another backend instance")?;
+        if plan.host.is_none() {
+            plan.host = Some(plan.host_staging()?);
+        }
+        Ok(())
+    }
+}
+
+impl<T: Reducible> Reducer<T> for Wgpu {
+    type ReducePlan = WgpuReducePlan<T>;
+
+    /// With the host staging of [`Reducer::reduce_host`], allocated here.
+    fn plan_reduce(&self, spec: &ReduceSpec) -> Result<WgpuReducePlan<T>> {
+        let mut plan = self.plan_reduce_device(spec)?;
+        self.prepare_reduce_host(&mut plan)?;
+        Ok(plan)
+    }
+
     fn reduce(
         &self,
         plan: &mut WgpuReducePlan<T>,
@@ -195,11 +231,11 @@ impl<T: Reducible> Reducer<T> for Wgpu {
     ) -> Result<()> {
         self.check_owner(&plan.ctx, "reduce plan from another backend instance")?;
         plan.shape.check(x.len(), y.map(<[T]>::len), out.len())?;
-        if plan.host.is_none() {
-            plan.host = Some(plan.host_staging()?);
-        }
         let ctx = Arc::clone(&plan.ctx);
-        let host = plan.host.as_ref().expect("made above");
+        let host = plan.host.as_ref().ok_or(Error::PlanMismatch(
+            "reduce_host on a plan made for device buffers (Wgpu::plan_reduce_device): call \
+             Wgpu::prepare_reduce_host first",
+        ))?;
         ctx.write(&host.x, bytemuck::cast_slice(x))?;
         if let Some(y) = y {
             ctx.write(&host.y, bytemuck::cast_slice(y))?;
@@ -230,6 +266,12 @@ impl<T: Reducible> Reducer<T> for Wgpu {
 }
 
 impl<T: Reducible> WgpuReducePlan<T> {
+    /// Whether the plan has the host staging of [`Reducer::reduce_host`] (made with the plan,
+    /// or by [`Wgpu::prepare_reduce_host`] for a plan of [`Wgpu::plan_reduce_device`]).
+    pub fn has_host_staging(&self) -> bool {
+        self.host.is_some()
+    }
+
     fn bind_groups(
         &self,
         x: &wgpu::Buffer,
@@ -274,15 +316,14 @@ impl<T: Reducible> WgpuReducePlan<T> {
 }
 
 impl<T: Reducible> PlanFootprint for WgpuReducePlan<T> {
-    /// Once host calls have their buffers (the first [`Reducer::reduce_host`]), the mappable
-    /// read-back buffer for the output; 0 before.
+    /// With host staging (made with the plan, or by [`Wgpu::prepare_reduce_host`] for
+    /// [`Wgpu::plan_reduce_device`]'s), the mappable read-back buffer for the output; else 0.
     fn scratch_bytes(&self) -> usize {
         self.host.as_ref().map_or(0, |h| h.staging.size() as usize)
     }
 
     /// The partial results, the segment offsets, the parameters, the placeholder bound for a
-    /// missing y, and once host calls have their buffers the device copies of x, y and the
-    /// output.
+    /// missing y, and with host staging the device copies of x, y and the output.
     fn device_bytes(&self) -> usize {
         let host = self.host.as_ref().map_or(0, |h| {
             let y = if self.shape.y_len.is_some() {

@@ -1,6 +1,6 @@
 //! Host staging: results come back to the host through mapped staging buffers. Each plan keeps
 //! its own `HostStaging` (device copies of its host-call operands and one staging buffer, made
-//! by its first host call or `prepare_*_host`), as the CUDA plans do; here are the reads that
+//! with the plan, or by `prepare_*_host` for a plan of `plan_*_device`), as the CUDA plans do; here are the reads that
 //! map a staging buffer, and the handle's 8-byte one for single values.
 
 use super::buffer::padded;

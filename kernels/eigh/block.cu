@@ -232,6 +232,7 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
     // one barrier per chase, and the chain never waits on the row updates.
     const int warp = r / 32;
     int* hdr = sh.hdr;  // per slot: l, m (m < 0: no more chases)
+    int state = 0;      // warp NC: QL's final state (< 0: not converged)
     if (warp == NC) {
         // (d, e) stay in ds, es, which only this warp touches until the barrier after QL; vs
         // and ws, free since Q was formed, hold the chases' copies of them.
@@ -241,7 +242,6 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
         tri.d0 = vs;
         tri.e0 = ws;
         tri.lane = lane;
-        int state = 0;
         MbQl<T> q = mb_ql_start<T>();
         if (!bad) {
             if (VEC) {
@@ -283,7 +283,10 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
             __syncthreads();
         }
     }
-    __syncthreads();
+    // A matrix with NaN/Inf input or an unconverged chain gets NaN outputs, in place.
+    const bool failed = __syncthreads_or(warp == NC && state < 0);
+    const bool nan_out = bad || failed;
+    if (r == 0) mb_set_info(p, mat.idx, mb_info_code(bad, failed));
     if (owner) {
         const T dt = ds[r];
         int rank = 0;
@@ -291,9 +294,9 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
             const T dj = ds[j];
             rank += (dj < dt) || (dj == dt && j < r);
         }
-        if (bad) rank = r;
-        ((T*)p.w)[mat.w0 + rank] = bad ? mb_nan(T(0)) : mb_scale2(dt, ex);
-        if (VEC) mb_store_vector<T>(A, S, n, r, rank, (T*)p.v + mat.a0, bad);
+        if (nan_out) rank = r;
+        ((T*)p.w)[mat.w0 + rank] = nan_out ? mb_nan(T(0)) : mb_scale2(dt, ex);
+        if (VEC) mb_store_vector<T>(A, S, n, r, rank, (T*)p.v + mat.a0, nan_out);
     }
 }
 

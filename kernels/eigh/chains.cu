@@ -143,6 +143,8 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
                 }
             }
             if (st == RUNNING) continue;
+            // NaN/Inf input (BAD) or an unconverged chain (FAILED): NaN outputs, in place.
+            const bool nan_out = st != CONVERGED;
             if (r < n) {
                 const T* d = dsh + s;
                 const T dt = d[32 * r];
@@ -151,11 +153,15 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
                     const T dj = d[32 * j];
                     rank += (dj < dt) || (dj == dt && j < r);
                 }
-                ((T*)p.w)[mat.w0 + rank] = st == BAD ? mb_nan(T(0)) : mb_scale2(dt, exs[s]);
-                if (VEC) mb_store_vector<T>(Z, S, n, r, rank, v, st == BAD);
+                if (nan_out) rank = r;
+                ((T*)p.w)[mat.w0 + rank] = nan_out ? mb_nan(T(0)) : mb_scale2(dt, exs[s]);
+                if (VEC) mb_store_vector<T>(Z, S, n, r, rank, v, nan_out);
             }
             __syncwarp(mask);
-            if (r == 0) state[s] = DONE;
+            if (r == 0) {
+                mb_set_info(p, mat.idx, mb_info_code(st == BAD, st == FAILED));
+                state[s] = DONE;
+            }
         }
         __syncthreads();
         if (!__syncthreads_or(threadIdx.x < M && state[threadIdx.x] == RUNNING)) break;

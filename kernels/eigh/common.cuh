@@ -54,6 +54,7 @@ struct MbEighArgs {
     u64 list;     // matrix indices (i32) this launch takes, 0 for 0..count in order
     u64 gwork;    // Jacobi: global workspace (0: shared memory); chains: rotation lists, a word per element of A; split: split.cu's workspace
     u64 status;   // 2 x i32: first non-finite matrix, first unconverged matrix (atomicMin)
+    u64 info;     // i32 per matrix of the batch: MB_EIGH_* status, written for every matrix a launch takes
     int count;    // matrices in this launch
     int uniform_n;
     int nmax;     // largest (Jacobi: padded) order in this launch
@@ -61,6 +62,22 @@ struct MbEighArgs {
     int vectors;  // Jacobi only: 1 with eigenvectors (the other kernels take it as a template)
     int phase;    // split replay: 1 on the last round (finish paused chains in the block)
 };
+
+// Per-matrix status codes in MbEighArgs::info (crate::EIGH_SOLVED and the others in
+// src/eigh/mod.rs): cuSOLVER's batched `info`, one int per matrix.
+#define MB_EIGH_SOLVED 0
+#define MB_EIGH_NON_FINITE 1
+#define MB_EIGH_NO_CONVERGENCE 2
+
+// Records matrix idx's status (one thread per matrix calls it).
+__device__ __forceinline__ void mb_set_info(const MbEighArgs& p, int idx, int code) {
+    if (p.info && idx >= 0) ((int*)p.info)[idx] = code;
+}
+
+// The status of a matrix from its input test and its iteration.
+__device__ __forceinline__ int mb_info_code(bool bad, bool failed) {
+    return bad ? MB_EIGH_NON_FINITE : (failed ? MB_EIGH_NO_CONVERGENCE : MB_EIGH_SOLVED);
+}
 
 // One matrix of the batch: its index (-1 for none), order and element offsets.
 struct MbMatrix {

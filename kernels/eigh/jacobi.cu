@@ -212,10 +212,15 @@ __device__ void mb_eigh_jacobi(const MbEighArgs& p) {
             active = active && flags[par] != 0;
         }
 
+        // Still active here: the sweep cap stopped an unconverged matrix. NaN/Inf input or no
+        // convergence: NaN outputs, in place.
+        const bool failed = active;
+        const bool nan_out = bad || failed;
+        if (idx >= 0 && n > 0 && tid == 0) mb_set_info(p, idx, mb_info_code(bad, failed));
         // Ascending order by a stable rank sort; signs from each column's first largest entry.
         if (idx >= 0 && n > 0) {
             for (int i = tid; i < n; i += team) {
-                if (bad) {
+                if (nan_out) {
                     w[w0 + i] = mb_nan(T(0));
                     continue;
                 }
@@ -245,8 +250,8 @@ __device__ void mb_eigh_jacobi(const MbEighArgs& p) {
         if (idx >= 0 && vectors) {
             for (int e = tid; e < n * n; e += team) {
                 const int row = e / n, i = e - row * n;
-                v[a0 + (u64)row * n + (bad ? i : rank[i])] =
-                    bad ? mb_nan(T(0)) : sgn[i] * V[row * S + i];
+                v[a0 + (u64)row * n + (nan_out ? i : rank[i])] =
+                    nan_out ? mb_nan(T(0)) : sgn[i] * V[row * S + i];
             }
         }
         mb_team_sync(team, tmask);

@@ -101,7 +101,10 @@ __device__ void mb_split_reduce(const MbEighArgs& p) {
         for (int i = r; i < n; i += blockDim.x) ((T*)p.w)[mat.w0 + i] = mb_nan(T(0));
         if (VEC)
             for (int e = r; e < n * n; e += blockDim.x) v[e] = mb_nan(T(0));
-        if (r == 0) st[0] = MB_SPLIT_BAD;
+        if (r == 0) {
+            st[0] = MB_SPLIT_BAD;
+            mb_set_info(p, mat.idx, MB_EIGH_NON_FINITE);
+        }
         return;
     }
     const u64 at = (u64)pos * (u64)p.nmax;
@@ -114,6 +117,8 @@ __device__ void mb_split_reduce(const MbEighArgs& p) {
         st[4] = 0;
         st[5] = red.ex;
         mb_split_save_ql<T>(w, pos, mb_ql_start<T>());
+        // The chains and replay kernels change it only if QL does not converge.
+        mb_set_info(p, mat.idx, MB_EIGH_SOLVED);
     }
     if (VEC) {
         const int S = mb_block_stride(n);
@@ -169,10 +174,13 @@ __device__ void mb_split_chains(const MbEighArgs& p) {
             }
         }
         mb_split_save_ql<T>(w, pos, q);
-        if (s < 0) atomicMin((int*)p.status + 1, mat.idx);
+        if (s < 0) {
+            atomicMin((int*)p.status + 1, mat.idx);
+            mb_set_info(p, mat.idx, MB_EIGH_NO_CONVERGENCE);
+        }
         st[0] = s == 0 ? MB_SPLIT_CONVERGED : (s < 0 ? MB_SPLIT_FAILED : MB_SPLIT_RUNNING);
         if (!VEC) {
-            // The eigenvalues in ascending order, by rank (ties by index).
+            // The eigenvalues in ascending order, by rank (ties by index); NaN if QL failed.
             const int ex = st[5];
             for (int t = 0; t < n; ++t) {
                 const T dt = dsh[32 * t + lane];
@@ -181,7 +189,8 @@ __device__ void mb_split_chains(const MbEighArgs& p) {
                     const T dj = dsh[32 * j + lane];
                     rank += (dj < dt) || (dj == dt && j < t);
                 }
-                ((T*)p.w)[mat.w0 + rank] = mb_scale2(dt, ex);
+                if (s < 0) rank = t;
+                ((T*)p.w)[mat.w0 + rank] = s < 0 ? mb_nan(T(0)) : mb_scale2(dt, ex);
             }
             st[0] = MB_SPLIT_DONE;
         }
@@ -226,6 +235,8 @@ __device__ void mb_split_replay(const MbEighArgs& p) {
     mb_replay_list<T>(list, st[4], owner ? Q + r * S : (T*)0, owner, sh.rot, stage_len, group);
     __syncthreads();
     const u64 at = (u64)pos * (u64)p.nmax;
+    // An unconverged chain (here or in the chains kernel) gets NaN outputs, in place.
+    bool failed = state == MB_SPLIT_FAILED;
     if (state == MB_SPLIT_RUNNING) {
         if (p.phase == 0) {
             for (int e = r; e < n * n; e += blockDim.x) v[e] = Q[(e / n) * S + e % n];
@@ -261,7 +272,11 @@ __device__ void mb_split_replay(const MbEighArgs& p) {
             mb_replay_list<T>(list, words, owner ? Q + r * S : (T*)0, owner, sh.rot, stage_len,
                               group);
             if (s != 2) {
-                if (s < 0 && r == 0) atomicMin((int*)p.status + 1, mat.idx);
+                failed = s < 0;
+                if (failed && r == 0) {
+                    atomicMin((int*)p.status + 1, mat.idx);
+                    mb_set_info(p, mat.idx, MB_EIGH_NO_CONVERGENCE);
+                }
                 break;
             }
         }
@@ -277,8 +292,9 @@ __device__ void mb_split_replay(const MbEighArgs& p) {
             const T dj = sh.ds[j];
             rank += (dj < dt) || (dj == dt && j < r);
         }
-        ((T*)p.w)[mat.w0 + rank] = mb_scale2(dt, st[5]);
-        mb_store_vector<T>(Q, S, n, r, rank, v, false);
+        if (failed) rank = r;
+        ((T*)p.w)[mat.w0 + rank] = failed ? mb_nan(T(0)) : mb_scale2(dt, st[5]);
+        mb_store_vector<T>(Q, S, n, r, rank, v, failed);
     }
     if (r == 0) st[0] = MB_SPLIT_DONE;
 }

@@ -161,18 +161,24 @@ __device__ void mb_eigh_warp(const MbEighArgs& p) {
     tri.r = r;
     tri.gbase = gbase;
     tri.mask = mask;
+    bool failed = false;
     if (!bad) {
         // Short chases (n <= 16) take the nested-loop QL; the 32-lane classes read ahead.
         T* zrow = (VEC && owner) ? Z + r * S : (T*)0;
         const bool converged = G == 32 ? mb_tridiag_ql<T, VEC, true>(tri, n, zrow)
                                        : mb_tridiag_ql_nested<T, 1, G, VEC>(tri, n, zrow);
-        if (!converged && r == 0) atomicMin((int*)p.status + 1, mat.idx);
+        failed = __any_sync(mask, !converged);
+        if (failed && r == 0) atomicMin((int*)p.status + 1, mat.idx);
     }
-    const int rank = mb_rank<T, 1, G>(tri, r, n);
+    // A matrix with NaN/Inf input or an unconverged iteration gets NaN outputs, in place.
+    const bool nan_out = bad || failed;
+    int rank = mb_rank<T, 1, G>(tri, r, n);
+    if (nan_out) rank = r;
     __syncwarp(mask);
+    if (r == 0) mb_set_info(p, mat.idx, mb_info_code(bad, failed));
     if (owner) {
-        ((T*)p.w)[mat.w0 + rank] = bad ? mb_nan(T(0)) : mb_scale2(tri.d[0], ex);
-        if (VEC) mb_store_vector<T>(Z, S, n, r, rank, (T*)p.v + mat.a0, bad);
+        ((T*)p.w)[mat.w0 + rank] = nan_out ? mb_nan(T(0)) : mb_scale2(tri.d[0], ex);
+        if (VEC) mb_store_vector<T>(Z, S, n, r, rank, (T*)p.v + mat.a0, nan_out);
     }
 }
 

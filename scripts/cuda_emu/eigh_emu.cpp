@@ -2,7 +2,9 @@
 // a ragged batch of test matrices and checks every result against properties that do not come
 // from the kernels: LAPACK dsyt21's residual ||A V - V W|| / (n ||A|| eps) and orthogonality
 // ||V^T V - I|| / (n eps) ratios (long double), eigenvalues against a long-double cyclic Jacobi,
-// ascending order, the sign rule, NaN input reported in the status word with NaN outputs.
+// ascending order, the sign rule, NaN input reported in the status word and the per-matrix info
+// array (MB_EIGH_NON_FINITE for exactly those matrices, MB_EIGH_SOLVED for the others) with
+// NaN eigenvalues and eigenvectors.
 //
 // Build and run: scripts/cuda_emu/run.sh [kernel] [dtype] [orders...]
 //   kernel: warp:G:R (e.g. warp:16:12), chains:G:R:M, block:NC (e.g. block:2),
@@ -289,6 +291,8 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     std::stable_sort(list.begin(), list.end(), [&](int x, int y) { return sizes[x] > sizes[y]; });
     std::vector<T> w(wt, (T)-7.25), v(at, (T)-7.25);
     int status[2] = {0x7f7f7f7f, 0x7f7f7f7f};
+    // Every matrix a launch takes gets its code; -99 shows one left unwritten.
+    std::vector<int> info(batch, -99);
     std::vector<T> gwork;
     Launch l = kind.rfind("split:", 0) == 0 ? Launch{} : choose<T>(kind, vec, nmax);
     if (l.workspace) gwork.assign(at, (T)-9.5);
@@ -301,6 +305,7 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     p.order = (u64)order.data();
     p.list = (u64)list.data();
     p.status = (u64)status;
+    p.info = (u64)info.data();
     p.gwork = l.workspace ? (u64)gwork.data() : 0;
     p.count = batch;
     p.nmax = l.nmax;
@@ -347,11 +352,18 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     int first_nan = -1;
     for (int i = 0; i < batch; ++i) {
         const int n = sizes[i];
+        const int want = n == 0 ? -99 : (types[i] == NAN_LOWER ? MB_EIGH_NON_FINITE : MB_EIGH_SOLVED);
+        if (info[i] != want) {
+            std::printf("FAIL n=%d %s: info %d, expected %d\n", n, type_name[types[i]], info[i], want);
+            ++failures;
+        }
         if (types[i] == NAN_LOWER && n > 0) {
             if (first_nan < 0) first_nan = i;
             bool all_nan = true;
             for (int k = 0; k < n; ++k) all_nan &= std::isnan((double)w[w_start[i] + k]);
-            if (!all_nan) { std::printf("FAIL n=%d %s: eigenvalues not NaN\n", n, type_name[types[i]]); ++failures; }
+            if (vec)
+                for (int k = 0; k < n * n; ++k) all_nan &= std::isnan((double)v[a_start[i] + k]);
+            if (!all_nan) { std::printf("FAIL n=%d %s: outputs not NaN\n", n, type_name[types[i]]); ++failures; }
             continue;
         }
         std::vector<ld> A(n * n);

@@ -73,7 +73,7 @@ fn main(
         }
         red[lid] = big;
         workgroupBarrier();
-        let is_bad = atomicLoad(&bad[t]) != 0u;
+        let is_bad = (atomicLoad(&bad[t]) & 1u) != 0u;
         var anrm = R(0.0);
         for (var i = 0u; i < TEAM; i++) {
             anrm = max(anrm, red[t * TEAM + i]);
@@ -285,10 +285,14 @@ fn main(
             }
         }
         workgroupBarrier();
+        // Bit 1: QL did not converge. Such a matrix, like one with NaN/Inf input, gets NaN
+        // outputs (finish_matrix below) instead of these.
+        let failed = (atomicLoad(&bad[t]) & 2u) != 0u;
+        let ok = live && !failed;
 
         // 4. Ascending order by a stable rank sort; signs from each column's first largest
         // entry; scaling undone.
-        if live && r < n {
+        if ok && r < n {
             let di = dd[tb + r];
             var rank = 0u;
             for (var j = 0u; j < n; j++) {
@@ -313,13 +317,14 @@ fn main(
             }
         }
         workgroupBarrier();
-        if VECTORS && live {
+        if VECTORS && ok {
             for (var e = r; e < n * n; e += TEAM) {
                 let i = e / n;
                 let j = e % n;
                 v[a0 + i * n + rnk[tb + j]] = ws[tb + j] * sh[base + i * S + j];
             }
         }
+        finish_matrix(mat, r, TEAM, is_bad, failed);
         workgroupBarrier();
     }
 }

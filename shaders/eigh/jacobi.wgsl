@@ -253,9 +253,13 @@ fn main(
             }
         }
         barrier();
+        // Still active: the sweep cap stopped it unconverged. Such a matrix, like one with
+        // NaN/Inf input, gets NaN outputs (finish_matrix below) instead of these.
+        let failed = team_active[t] != 0u;
+        let nan_out = is_bad || failed;
         // Ascending order by a stable rank sort; signs from each column's first largest entry.
         for (var i = tid; i < n; i += TEAM) {
-            if is_bad {
+            if nan_out {
                 continue;
             }
             let di = m_get(base + i * S + i);
@@ -282,13 +286,14 @@ fn main(
             }
         }
         barrier();
-        if VECTORS && !is_bad {
+        if VECTORS && !nan_out {
             for (var e = tid; e < n * n; e += TEAM) {
                 let row = e / n;
                 let i = e % n;
                 v[a0 + row * n + rnk[t * NMAX + i]] = sgn[t * NMAX + i] * v_get(vbase + row * S + i);
             }
         }
+        finish_matrix(mat, tid, TEAM, is_bad, failed);
         barrier();
     }
 }

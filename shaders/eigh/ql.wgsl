@@ -6,7 +6,8 @@
 
 // Per team (at t * NMAX): d and e. Per team, two rotation slots of (c, s) pairs and their chase
 // bounds (l, m); per slot parity and team: 1 when the team's chain recorded a chase in that
-// slot. Per workgroup: reduction partials, the teams' non-finite flags, the loop's go flag.
+// slot. Per workgroup: reduction partials, the teams' flags (bit 0: non-finite input, bit 1: QL
+// did not converge), the loop's go flag.
 var<workgroup> dd: array<R, TEAMS * NMAX>;
 var<workgroup> ee: array<R, TEAMS * NMAX>;
 var<workgroup> cs: array<R, TEAMS * 4u * NMAX>;
@@ -159,12 +160,14 @@ fn ql_next(q: ptr<function, Ql>, tb: u32, n: u32, cb: u32, hb: u32) -> i32 {
 }
 
 // One call of ql_next for team t's chain (while `state` says it is still running), recording
-// into rotation slot `slot`; a matrix that does not converge is reported in the status word.
+// into rotation slot `slot`; a matrix that does not converge is reported in the status word
+// and in bit 1 of the team's flags.
 fn ql_step(q: ptr<function, Ql>, state: ptr<function, i32>, t: u32, n: u32, slot: u32, idx: u32) {
     if *state > 0 {
         *state = ql_next(q, t * NMAX, n, t * 4u * NMAX + slot * 2u * NMAX, t * 4u + 2u * slot);
         if *state < 0 {
             atomicMax(&status[1], ~idx);
+            atomicOr(&bad[t], 2u);
         }
     }
 }

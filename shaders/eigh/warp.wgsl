@@ -64,7 +64,7 @@ fn main(
         }
         red[lid] = big;
         workgroupBarrier();
-        let is_bad = atomicLoad(&bad[t]) != 0u;
+        let is_bad = (atomicLoad(&bad[t]) & 1u) != 0u;
         var anrm = R(0.0);
         for (var i = 0u; i < TEAM; i++) {
             anrm = max(anrm, red[t * TEAM + i]);
@@ -221,9 +221,13 @@ fn main(
             }
         }
         workgroupBarrier();
+        // Bit 1: QL did not converge. Such a matrix, like one with NaN/Inf input, gets NaN
+        // outputs (finish_matrix below) instead of these.
+        let failed = (atomicLoad(&bad[t]) & 2u) != 0u;
+        let ok = live && !failed;
 
         // 4. Ranks, eigenvalues, then the vectors through v.
-        if live && owner {
+        if ok && owner {
             let di = dd[tb + r];
             var rank = 0u;
             for (var j = 0u; j < n; j++) {
@@ -243,7 +247,7 @@ fn main(
         if VECTORS {
             storageBarrier();
             workgroupBarrier();
-            if live && owner {
+            if ok && owner {
                 // Column r of Q: the sign of its first largest entry.
                 var bv = abs(v[a0 + r]);
                 var sv = v[a0 + r];
@@ -258,12 +262,13 @@ fn main(
             }
             storageBarrier();
             workgroupBarrier();
-            if live && owner {
+            if ok && owner {
                 for (var j = 0u; j < n; j++) {
                     v[a0 + r * n + rnk[tb + j]] = col[tb + j] * qrow[j];
                 }
             }
         }
+        finish_matrix(mat, r, TEAM, is_bad, failed);
         workgroupBarrier();
     }
 }

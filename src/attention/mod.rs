@@ -20,13 +20,22 @@ use crate::{Backend, Result};
 /// FlashAttention (Dao et al., 2022; Dao, "FlashAttention-2", 2023): scores and statistics in
 /// f32 whatever the input dtype, output in the input dtype. Rows with no kept key give O = 0 and
 /// LSE = -inf, as FlexAttention does.
+///
+/// Non-finite input propagates as in torch's `scaled_dot_product_attention`, and is never an
+/// error (on the device it could not be one without a host round trip; the host calls keep the
+/// same results): a row whose kept scores include NaN (NaN in Q or K, or `inf * 0`) or +inf
+/// gets O and LSE NaN (+inf makes the softmax `inf - inf`); a score of -inf counts as masked,
+/// so a row whose kept scores are all -inf is an empty row (O = 0, LSE = -inf). Rows that never
+/// meet the bad key (masked out, other heads, other batches) are unaffected. NaN or Inf in V
+/// reaches the rows that weight it, as in any product.
 pub trait SparseAttention<T: AttentionElement>: Backend {
     /// The mask, scratch and schedule for one spec.
     /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
     type AttentionPlan: Send + crate::PlanFootprint;
 
     /// Checks that `mask` fits `spec` (sequence lengths, batch and head broadcast) and
-    /// allocates everything `attention` needs.
+    /// allocates everything `attention` and `attention_host` need (GPU backends: the host
+    /// staging too; CUDA's `plan_attention_device` makes a plan without it).
     ///
     /// # Errors
     /// As [`AttentionSpec::lens`]; [`crate::Error::Mask`] if the mask does not fit the spec.
@@ -72,11 +81,13 @@ pub trait SparseAttention<T: AttentionElement>: Backend {
     ) -> Result<()>;
 
     /// Computes O (and LSE if given) from Q, K, V on host slices, layouts as in
-    /// [`AttentionSpec`]. No allocation.
+    /// [`AttentionSpec`]. No allocation, the first call included (GPU plans stage through
+    /// buffers they allocated when they were made).
     ///
     /// # Errors
     /// [`crate::Error::Shape`] for wrong lengths; [`crate::Error::PlanMismatch`] for a plan of
-    /// another backend instance.
+    /// another backend instance, or a CUDA plan made for device buffers only whose host
+    /// staging was not prepared; [`crate::Error::Device`] if the GPU fails.
     fn attention_host(
         &self,
         plan: &mut Self::AttentionPlan,

@@ -1,6 +1,8 @@
 //! Attention through `Auto`: the decision and the chosen backend's plan.
 
-use super::member::{inner_plan, on_plan, plan_on, Member};
+use super::buffer::reserve_stage;
+use super::eigh::{needs_auto_staging, needs_host_staging};
+use super::member::{inner_plan, on_plan, plan_on, AttentionPlans, Member};
 use super::queue::{not_in_place, AutoQueue, QueueMember};
 use super::{Auto, AutoBuffer};
 use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
@@ -12,8 +14,10 @@ use crate::backends::wgpu::WgpuAttentionPlan;
 use crate::cost::{AttentionWork, Decision, Residency};
 use crate::{BackendKind, PlanFootprint, Result};
 
-/// An attention plan of [`Auto`]: the chosen backend's own plan, and host staging for
-/// buffers that live on another backend (allocated on the first call that needs it).
+/// An attention plan of [`Auto`]: the chosen backend's own plan, and host copies of Q, K, V,
+/// O and LSE for buffers that live on another backend (allocated with the plan when it is
+/// made for data there, or by [`Auto::prepare_attention_staging`]; see
+/// [`Auto::plan_attention_for`]).
 #[derive(Debug)]
 pub struct AutoAttentionPlan<T: AttentionElement> {
     inner: Inner<T>,
@@ -32,7 +36,7 @@ enum Inner<T: AttentionElement> {
     Wgpu(WgpuAttentionPlan<T>),
 }
 
-/// Host copies of Q, K, V, O and LSE.
+/// Host copies of Q, K, V, O and LSE, and their lengths once reserved.
 #[derive(Debug)]
 struct Staging<T> {
     q: Vec<T>,
@@ -40,17 +44,18 @@ struct Staging<T> {
     v: Vec<T>,
     o: Vec<T>,
     lse: Vec<f32>,
+    /// Elements of Q (and O), K (and V), LSE.
+    lens: (usize, usize, usize),
 }
 
-impl<T> Default for Staging<T> {
-    fn default() -> Self {
-        Self {
-            q: Vec::new(),
-            k: Vec::new(),
-            v: Vec::new(),
-            o: Vec::new(),
-            lse: Vec::new(),
-        }
+impl<T> Staging<T> {
+    fn reserve(&mut self) {
+        let (q, kv, lse) = self.lens;
+        reserve_stage(&mut self.q, q);
+        reserve_stage(&mut self.k, kv);
+        reserve_stage(&mut self.v, kv);
+        reserve_stage(&mut self.o, q);
+        reserve_stage(&mut self.lse, lse);
     }
 }
 
@@ -117,18 +122,18 @@ fn run<B: Member + SparseAttention<T>, T: AttentionElement>(
         return backend.attention(plan, q, k, v, o, lse);
     }
     let (q_host, k_host, v_host) = (
-        auto.read_host(q, &mut s.q)?,
-        auto.read_host(k, &mut s.k)?,
-        auto.read_host(v, &mut s.v)?,
+        auto.read_host(q, &mut s.q, "q")?,
+        auto.read_host(k, &mut s.k, "k")?,
+        auto.read_host(v, &mut s.v, "v")?,
     );
-    let o_host = Auto::write_host(o, &mut s.o);
+    let o_host = Auto::write_host(o, &mut s.o, "o")?;
     match lse {
         None => {
             backend.attention_host(plan, q_host, k_host, v_host, o_host, None)?;
             auto.finish_write(o, &s.o)
         }
         Some(l) => {
-            let l_host = Auto::write_host(l, &mut s.lse);
+            let l_host = Auto::write_host(l, &mut s.lse, "lse")?;
             backend.attention_host(plan, q_host, k_host, v_host, o_host, Some(l_host))?;
             auto.finish_write(o, &s.o)?;
             auto.finish_write(l, &s.lse)
@@ -157,7 +162,13 @@ impl Auto {
     }
 
     /// Makes an attention plan on the backend the cost model picks for tensors on
-    /// `residency` ([`SparseAttention::plan_attention`] assumes host tensors).
+    /// `residency` ([`SparseAttention::plan_attention`] assumes host tensors), with
+    /// everything calls whose buffers all live on `residency` need, as
+    /// [`Auto::plan_eigh_for`] says: a CUDA plan without host staging for tensors on CUDA
+    /// (wgpu attention plans always have theirs), with it for host tensors, and `Auto`'s host
+    /// copies of Q, K, V, O and LSE too for tensors on another device. Calls with buffers
+    /// elsewhere need [`Auto::prepare_attention_staging`] first
+    /// ([`crate::Error::PlanMismatch`] without).
     ///
     /// # Errors
     /// As the chosen backend's `plan_attention`; [`crate::Error::Unsupported`] if a forced
@@ -170,13 +181,42 @@ impl Auto {
     ) -> Result<AutoAttentionPlan<T>> {
         let decision = self.explain_attention::<T>(spec, mask, residency)?;
         let (inner, decision) = self.plan_first(decision, |kind| {
-            Ok(plan_on!(self, kind, "attention", |b| b.plan_attention(spec, mask)?))
+            let host = needs_host_staging(kind, residency);
+            Ok(plan_on!(self, kind, "attention", |b| b
+                .plan_attention_staged(spec, mask, host)?))
         })?;
-        Ok(AutoAttentionPlan {
+        let mut plan = AutoAttentionPlan {
             inner,
-            stage: Box::default(),
+            stage: Box::new(Staging {
+                q: Vec::new(),
+                k: Vec::new(),
+                v: Vec::new(),
+                o: Vec::new(),
+                lse: Vec::new(),
+                lens: spec.lens_for(mask)?,
+            }),
             decision,
-        })
+        };
+        if needs_auto_staging(plan.decision.chosen, residency) {
+            plan.stage.reserve();
+        }
+        Ok(plan)
+    }
+
+    /// Makes `plan` ready for calls with buffers in any place, as
+    /// [`Auto::prepare_eigh_staging`] does for eigh: the backend's host staging and `Auto`'s
+    /// host copies of Q, K, V, O and LSE.
+    ///
+    /// # Errors
+    /// [`crate::Error::Device`] if an allocation fails; [`crate::Error::Unsupported`] if the
+    /// plan's backend is gone from this `Auto`.
+    pub fn prepare_attention_staging<T: AttentionElement>(
+        &self,
+        plan: &mut AutoAttentionPlan<T>,
+    ) -> Result<()> {
+        on_plan!(self, &mut plan.inner, |b, p| b.stage_attention_host(p))?;
+        plan.stage.reserve();
+        Ok(())
     }
 }
 
@@ -241,8 +281,9 @@ impl<T: AttentionElement> Inner<T> {
 }
 
 impl<T: AttentionElement> PlanFootprint for AutoAttentionPlan<T> {
-    /// The chosen backend's plan's, plus the host copies of Q, K, V, O and LSE that calls
-    /// with buffers of another backend make (as large as they have grown; 0 until then).
+    /// The chosen backend's plan's, plus the host copies of Q, K, V, O and LSE for buffers of
+    /// another backend, once reserved (made for data on another device, or
+    /// [`Auto::prepare_attention_staging`]).
     fn scratch_bytes(&self) -> usize {
         let s = &self.stage;
         let stage = (s.q.capacity() + s.k.capacity() + s.v.capacity() + s.o.capacity())

@@ -15,8 +15,10 @@ use crate::{Auto, Backend, BackendKind, Element, Error, Result};
 /// a GPU backend's device memory (from [`Auto::alloc_on`]). Operations take buffers where
 /// they are: a plan whose buffers are all its backend's own (host memory for the CPU) works
 /// on them in place; given buffers of other places (a CPU plan given device buffers, a CUDA
-/// plan given wgpu or mixed buffers) it copies through host staging that the plan keeps
-/// (allocated on its first such call) and runs its host path.
+/// plan given wgpu or mixed buffers) it copies through host staging that the plan keeps and
+/// runs its host path. That staging is allocated when the plan is made for the residency it
+/// is planned for (`plan_*_for`), or by `Auto::prepare_*_staging` for any other placement;
+/// a call never allocates it (see [`Auto::plan_eigh_for`]).
 #[derive(Debug)]
 pub struct AutoBuffer<T: Element> {
     pub(crate) place: Place<T>,
@@ -107,6 +109,42 @@ impl<T: Element> AutoBuffer<T> {
     }
 }
 
+/// What a call with buffers in a place its plan has no staging for returns.
+pub(crate) const NOT_STAGED: Error = Error::PlanMismatch(
+    "buffers in a place this Auto plan was not made for need host staging: plan for their \
+     residency (plan_*_for) or call Auto::prepare_eigh_staging (reduce, attention: likewise) \
+     first",
+);
+
+/// `stage` holding `len` elements within the capacity its plan reserved (no allocation):
+/// [`NOT_STAGED`] if the plan reserved none, `Shape` if `len` exceeds it.
+fn stage_to<'a, T: Element>(
+    stage: &'a mut Vec<T>,
+    len: usize,
+    what: &'static str,
+) -> Result<&'a mut Vec<T>> {
+    if len > stage.capacity() {
+        return Err(if stage.capacity() == 0 {
+            NOT_STAGED
+        } else {
+            Error::Shape {
+                what,
+                expected: stage.capacity(),
+                got: len,
+            }
+        });
+    }
+    stage.resize(len, T::zeroed());
+    Ok(stage)
+}
+
+/// `len` elements of capacity in `stage` (allocating only if it has less), for plan time.
+pub(crate) fn reserve_stage<T>(stage: &mut Vec<T>, len: usize) {
+    if stage.capacity() < len {
+        *stage = Vec::with_capacity(len);
+    }
+}
+
 impl Auto {
     /// Allocates a zeroed buffer of `len` elements on `kind` (host memory for
     /// [`BackendKind::Cpu`]). Data kept there between operations is free for plans on that
@@ -132,7 +170,9 @@ impl Auto {
         }
     }
 
-    /// `buf` as a host slice: the buffer itself, or a copy of device data into `stage`.
+    /// `buf` as a host slice: the buffer itself, or a copy of device data into `stage` (the
+    /// plan's, reserved at plan time: [`NOT_STAGED`] if it was not; `what` names the operand
+    /// for a length error).
     #[cfg_attr(
         not(any(feature = "cuda", feature = "wgpu")),
         allow(unused_variables, clippy::ptr_arg)
@@ -141,16 +181,17 @@ impl Auto {
         &self,
         buf: &'a AutoBuffer<T>,
         stage: &'a mut Vec<T>,
+        what: &'static str,
     ) -> Result<&'a [T]> {
         on_place!(self, &buf.place, |v| Ok(v), |dev, b| {
-            stage.resize(b.len(), T::zeroed());
+            let stage = stage_to(stage, b.len(), what)?;
             dev.download(b, stage)?;
             Ok(stage)
         })
     }
 
-    /// A host slice to write `buf`'s new contents into: the buffer itself, or `stage`, which
-    /// [`Auto::finish_write`] then copies to the device.
+    /// A host slice to write `buf`'s new contents into: the buffer itself, or `stage` (as for
+    /// [`Auto::read_host`]), which [`Auto::finish_write`] then copies to the device.
     #[cfg_attr(
         not(any(feature = "cuda", feature = "wgpu")),
         allow(unused_variables, clippy::ptr_arg)
@@ -158,15 +199,13 @@ impl Auto {
     pub(crate) fn write_host<'a, T: Element>(
         buf: &'a mut AutoBuffer<T>,
         stage: &'a mut Vec<T>,
-    ) -> &'a mut [T] {
+        what: &'static str,
+    ) -> Result<&'a mut [T]> {
         let len = buf.len();
         match &mut buf.place {
-            Place::Host(v) => v,
+            Place::Host(v) => Ok(v),
             #[allow(unreachable_patterns)]
-            _ => {
-                stage.resize(len, T::zeroed());
-                stage
-            }
+            _ => Ok(stage_to(stage, len, what)?),
         }
     }
 

@@ -1,5 +1,6 @@
-//! The one place a backend joins [`Auto`]: which [`AutoBuffer`]s are its own, what it does
-//! at plan time for host data, and the macros that give every operation one arm per backend.
+//! The one place a backend joins [`Auto`]: which [`AutoBuffer`]s are its own, how it makes
+//! plans with or without host staging, and the macros that give every operation one arm per
+//! backend.
 //!
 //! Adding a backend to `Auto` is: a field in [`Auto`], a [`Place`] variant, an [`Member`]
 //! impl here, and one line in each macro below. The operations (`eigh.rs`, `reduce.rs`,
@@ -7,12 +8,15 @@
 
 use super::buffer::Place;
 use super::{Auto, AutoBuffer};
+use crate::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use crate::backends::cpu::Cpu;
 #[cfg(feature = "cuda")]
 use crate::backends::cuda::Cuda;
 #[cfg(feature = "wgpu")]
 use crate::backends::wgpu::Wgpu;
-use crate::{Backend, BatchedEigh, Element, Real, Result};
+use crate::{
+    Backend, BatchedEigh, EighSpec, Element, Real, ReduceSpec, Reducer, Reducible, Result,
+};
 
 /// A backend `Auto` can hold.
 pub(crate) trait Member: Backend {
@@ -26,15 +30,66 @@ pub(crate) trait Member: Backend {
     fn wrap<T: Element>(buf: Self::Buffer<T>) -> AutoBuffer<T>;
 }
 
-/// Eigh plans that `Auto` makes ready for host slices at plan time.
-pub(crate) trait PrepareEighHost<T: Real>: BatchedEigh<T> {
-    /// Makes `plan` ready for host slices without allocating in its calls (a GPU's staging).
-    fn prepare_eigh_host(&self, plan: &mut Self::EighPlan) -> Result<()>;
+/// How `Auto` makes eigh plans on a backend: with the host staging of its host calls (for
+/// data elsewhere than on this backend) or without (for its own buffers only), and the staging
+/// added to a plan made without it. Nothing of it allocates in a call.
+pub(crate) trait EighPlans<T: Real>: BatchedEigh<T> {
+    /// A plan for `spec`, with host staging when `host`.
+    fn plan_eigh_staged(&self, spec: &EighSpec, host: bool) -> Result<Self::EighPlan>;
+    /// Adds the host staging to a plan made without it (nothing if it has it).
+    fn stage_eigh_host(&self, plan: &mut Self::EighPlan) -> Result<()>;
 }
 
-impl<T: Real> PrepareEighHost<T> for Cpu {
-    fn prepare_eigh_host(&self, _: &mut Self::EighPlan) -> Result<()> {
-        // Host slices are the CPU's own memory: nothing to stage.
+/// [`EighPlans`] for reductions.
+pub(crate) trait ReducePlans<T: Reducible>: Reducer<T> {
+    /// A plan for `spec`, with host staging when `host`.
+    fn plan_reduce_staged(&self, spec: &ReduceSpec, host: bool) -> Result<Self::ReducePlan>;
+    /// Adds the host staging to a plan made without it (nothing if it has it).
+    fn stage_reduce_host(&self, plan: &mut Self::ReducePlan) -> Result<()>;
+}
+
+/// [`EighPlans`] for attention.
+pub(crate) trait AttentionPlans<T: AttentionElement>: SparseAttention<T> {
+    /// A plan for `spec` and `mask`, with host staging when `host`.
+    fn plan_attention_staged(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+        host: bool,
+    ) -> Result<Self::AttentionPlan>;
+    /// Adds the host staging to a plan made without it (nothing if it has it).
+    fn stage_attention_host(&self, plan: &mut Self::AttentionPlan) -> Result<()>;
+}
+
+// Host slices are the CPU's own memory: its plans have nothing to stage.
+impl<T: Real> EighPlans<T> for Cpu {
+    fn plan_eigh_staged(&self, spec: &EighSpec, _host: bool) -> Result<Self::EighPlan> {
+        self.plan_eigh(spec)
+    }
+    fn stage_eigh_host(&self, _: &mut Self::EighPlan) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: Reducible> ReducePlans<T> for Cpu {
+    fn plan_reduce_staged(&self, spec: &ReduceSpec, _host: bool) -> Result<Self::ReducePlan> {
+        self.plan_reduce(spec)
+    }
+    fn stage_reduce_host(&self, _: &mut Self::ReducePlan) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: AttentionElement> AttentionPlans<T> for Cpu {
+    fn plan_attention_staged(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+        _host: bool,
+    ) -> Result<Self::AttentionPlan> {
+        self.plan_attention(spec, mask)
+    }
+    fn stage_attention_host(&self, _: &mut Self::AttentionPlan) -> Result<()> {
         Ok(())
     }
 }
@@ -63,8 +118,8 @@ impl Member for Cpu {
     }
 }
 
-/// `Member` for a GPU backend whose buffers are `Place::$variant` and whose
-/// `prepare_eigh_host` allocates the plan's host staging.
+/// `Member` for a GPU backend whose buffers are `Place::$variant`, and its eigh and reduce
+/// plans: `plan_*_device` without host staging, `prepare_*_host` to add it.
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 macro_rules! gpu_member {
     ($backend:ty, $variant:ident) => {
@@ -90,9 +145,33 @@ macro_rules! gpu_member {
             }
         }
 
-        impl<T: Real> PrepareEighHost<T> for $backend {
-            fn prepare_eigh_host(&self, plan: &mut Self::EighPlan) -> Result<()> {
+        impl<T: Real> EighPlans<T> for $backend {
+            fn plan_eigh_staged(&self, spec: &EighSpec, host: bool) -> Result<Self::EighPlan> {
+                let mut plan = <$backend>::plan_eigh_device(self, spec, Default::default())?;
+                if host {
+                    <$backend>::prepare_eigh_host(self, &mut plan)?;
+                }
+                Ok(plan)
+            }
+            fn stage_eigh_host(&self, plan: &mut Self::EighPlan) -> Result<()> {
                 <$backend>::prepare_eigh_host(self, plan)
+            }
+        }
+
+        impl<T: Reducible> ReducePlans<T> for $backend {
+            fn plan_reduce_staged(
+                &self,
+                spec: &ReduceSpec,
+                host: bool,
+            ) -> Result<Self::ReducePlan> {
+                let mut plan = <$backend>::plan_reduce_device(self, spec)?;
+                if host {
+                    <$backend>::prepare_reduce_host(self, &mut plan)?;
+                }
+                Ok(plan)
+            }
+            fn stage_reduce_host(&self, plan: &mut Self::ReducePlan) -> Result<()> {
+                <$backend>::prepare_reduce_host(self, plan)
             }
         }
     };
@@ -102,6 +181,41 @@ macro_rules! gpu_member {
 gpu_member!(Cuda, Cuda);
 #[cfg(feature = "wgpu")]
 gpu_member!(Wgpu, Wgpu);
+
+#[cfg(feature = "cuda")]
+impl<T: AttentionElement> AttentionPlans<T> for Cuda {
+    fn plan_attention_staged(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+        host: bool,
+    ) -> Result<Self::AttentionPlan> {
+        let mut plan = self.plan_attention_device(spec, mask, Default::default())?;
+        if host {
+            self.prepare_attention_host(&mut plan)?;
+        }
+        Ok(plan)
+    }
+    fn stage_attention_host(&self, plan: &mut Self::AttentionPlan) -> Result<()> {
+        self.prepare_attention_host(plan)
+    }
+}
+
+// wgpu attention plans always have their host buffers (see `WgpuAttentionPlan`).
+#[cfg(feature = "wgpu")]
+impl<T: AttentionElement> AttentionPlans<T> for Wgpu {
+    fn plan_attention_staged(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+        _host: bool,
+    ) -> Result<Self::AttentionPlan> {
+        self.plan_attention(spec, mask)
+    }
+    fn stage_attention_host(&self, _: &mut Self::AttentionPlan) -> Result<()> {
+        Ok(())
+    }
+}
 
 /// Runs `$body` with `$dev` bound to the backend of kind `$kind` (an error if `Auto` lacks
 /// it) and wraps the result in the operation's `Inner::<backend>` plan variant.

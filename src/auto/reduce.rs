@@ -1,7 +1,8 @@
 //! Reductions through `Auto`: the decision and the chosen backend's plan.
 
-use super::buffer::Place;
-use super::member::{inner_plan, on_place, on_plan, plan_on, Member};
+use super::buffer::{reserve_stage, Place};
+use super::eigh::{needs_auto_staging, needs_host_staging};
+use super::member::{inner_plan, on_place, on_plan, plan_on, Member, ReducePlans};
 use super::queue::{not_in_place, AutoQueue, QueueMember};
 use super::{Auto, AutoBuffer};
 use crate::backends::cpu::CpuReducePlan;
@@ -12,8 +13,10 @@ use crate::backends::wgpu::WgpuReducePlan;
 use crate::cost::{Decision, Residency};
 use crate::{BackendKind, PlanFootprint, ReduceSpec, Reducer, Reducible, Result};
 
-/// A reduction plan of [`Auto`]: the chosen backend's own plan, and host staging for buffers
-/// that live on another backend (allocated on the first call that needs it).
+/// A reduction plan of [`Auto`]: the chosen backend's own plan, and host copies of x, y and
+/// the output for buffers that live on another backend (allocated with the plan when it is
+/// made for data there, or by [`Auto::prepare_reduce_staging`]; see
+/// [`Auto::plan_reduce_for`]).
 #[derive(Debug)]
 pub struct AutoReducePlan<T: Reducible> {
     inner: Inner<T>,
@@ -32,12 +35,22 @@ enum Inner<T: Reducible> {
     Wgpu(WgpuReducePlan<T>),
 }
 
-/// Host copies of x, y and the output.
+/// Host copies of x, y and the output, and their lengths once reserved.
 #[derive(Debug)]
 struct Staging<T: Reducible> {
     x: Vec<T>,
     y: Vec<T>,
     out: Vec<T::Acc>,
+    /// Elements of x, y (0 without) and the output.
+    lens: [usize; 3],
+}
+
+impl<T: Reducible> Staging<T> {
+    fn reserve(&mut self) {
+        reserve_stage(&mut self.x, self.lens[0]);
+        reserve_stage(&mut self.y, self.lens[1]);
+        reserve_stage(&mut self.out, self.lens[2]);
+    }
 }
 
 impl<T: Reducible> AutoReducePlan<T> {
@@ -89,12 +102,12 @@ fn run<B: Member + Reducer<T>, T: Reducible>(
         let out = B::own_mut(out).expect("checked above");
         return backend.reduce(plan, x, y, out);
     }
-    let x_host = auto.read_host(x, &mut stage.x)?;
+    let x_host = auto.read_host(x, &mut stage.x, "x")?;
     let y_host = match y {
-        Some(y) => Some(auto.read_host(y, &mut stage.y)?),
+        Some(y) => Some(auto.read_host(y, &mut stage.y, "y")?),
         None => None,
     };
-    let out_host = Auto::write_host(out, &mut stage.out);
+    let out_host = Auto::write_host(out, &mut stage.out, "out")?;
     backend.reduce_host(plan, x_host, y_host, out_host)?;
     auto.finish_write(out, &stage.out)
 }
@@ -120,7 +133,11 @@ impl Auto {
     }
 
     /// Makes a reduction plan on the backend the cost model picks for data on `residency`
-    /// ([`Reducer::plan_reduce`] assumes host data).
+    /// ([`Reducer::plan_reduce`] assumes host data), with everything calls whose buffers all
+    /// live on `residency` need, as [`Auto::plan_eigh_for`] says: a GPU plan without host
+    /// staging for data on that GPU, with it for host data, and `Auto`'s host copies of x, y
+    /// and the output too for data on another device. Calls with buffers elsewhere need
+    /// [`Auto::prepare_reduce_staging`] first ([`crate::Error::PlanMismatch`] without).
     ///
     /// # Errors
     /// As the chosen backend's `plan_reduce`.
@@ -131,17 +148,38 @@ impl Auto {
     ) -> Result<AutoReducePlan<T>> {
         let decision = self.explain_reduce::<T>(spec, residency)?;
         let (inner, decision) = self.plan_first(decision, |kind| {
-            Ok(plan_on!(self, kind, "reduce", |b| b.plan_reduce(spec)?))
+            let host = needs_host_staging(kind, residency);
+            Ok(plan_on!(self, kind, "reduce", |b| b
+                .plan_reduce_staged(spec, host)?))
         })?;
-        Ok(AutoReducePlan {
+        let shape = spec.shape()?;
+        let mut plan = AutoReducePlan {
             inner,
             stage: Staging {
                 x: Vec::new(),
                 y: Vec::new(),
                 out: Vec::new(),
+                lens: [shape.x_len, shape.y_len.unwrap_or(0), shape.out_len],
             },
             decision,
-        })
+        };
+        if needs_auto_staging(plan.decision.chosen, residency) {
+            plan.stage.reserve();
+        }
+        Ok(plan)
+    }
+
+    /// Makes `plan` ready for calls with buffers in any place, as
+    /// [`Auto::prepare_eigh_staging`] does for eigh: the backend's host staging and `Auto`'s
+    /// host copies of x, y and the output.
+    ///
+    /// # Errors
+    /// [`crate::Error::Device`] if an allocation fails; [`crate::Error::Unsupported`] if the
+    /// plan's backend is gone from this `Auto`.
+    pub fn prepare_reduce_staging<T: Reducible>(&self, plan: &mut AutoReducePlan<T>) -> Result<()> {
+        on_plan!(self, &mut plan.inner, |b, p| b.stage_reduce_host(p))?;
+        plan.stage.reserve();
+        Ok(())
     }
 }
 
@@ -204,8 +242,9 @@ impl<T: Reducible> Inner<T> {
 }
 
 impl<T: Reducible> PlanFootprint for AutoReducePlan<T> {
-    /// The chosen backend's plan's, plus the host copies of x, y and the output that calls
-    /// with buffers of another backend make (as large as they have grown; 0 until then).
+    /// The chosen backend's plan's, plus the host copies of x, y and the output for buffers of
+    /// another backend, once reserved (made for data on another device, or
+    /// [`Auto::prepare_reduce_staging`]).
     fn scratch_bytes(&self) -> usize {
         let stage = (self.stage.x.capacity() + self.stage.y.capacity()) * std::mem::size_of::<T>()
             + self.stage.out.capacity() * std::mem::size_of::<T::Acc>();

@@ -40,8 +40,8 @@ impl CalibrationOptions {
 /// After a warm-up call slower than this, one timed call is enough.
 const SLOW_CALL_S: f64 = 0.02;
 
-/// Best time of `reps` calls after one warm-up call (which pays one-time costs such as a GPU
-/// plan's lazily allocated host staging); one timed call when the warm-up was slow.
+/// Best time of `reps` calls after one warm-up call (which pays one-time costs of the driver
+/// and caches); one timed call when the warm-up was slow.
 fn best_of(reps: usize, call: impl FnMut() -> Result<()>) -> Result<f64> {
     timed(reps, false, call)
 }

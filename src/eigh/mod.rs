@@ -4,7 +4,38 @@ mod spec;
 
 pub use spec::{EighLayout, EighOffsets, EighSpec, MatrixSlot};
 
-use crate::{Backend, Real, Result};
+use crate::{Backend, Error, Real, Result};
+
+/// Per-matrix status code (see [`BatchedEigh::eigh_info`]): the matrix is finite and was
+/// decomposed; its outputs hold its eigenvalues (and eigenvectors). After a host call that
+/// returned an error for another matrix, it means only that this matrix is sound: such a
+/// call writes no output at all. Empty (order 0) matrices always report it.
+pub const EIGH_SOLVED: i32 = 0;
+/// Per-matrix status code: the matrix's lower triangle holds NaN or +-inf. Nothing was
+/// computed for it; a device-buffer call fills its eigenvalues (and eigenvectors, if planned)
+/// with NaN, so they never look like a result. Host calls return [`Error::NonFinite`].
+pub const EIGH_NON_FINITE: i32 = 1;
+/// Per-matrix status code: the iteration did not converge (QL's 30 iterations per eigenvalue,
+/// Jacobi's 60 sweeps). A device-buffer call on a GPU fills the matrix's outputs with NaN;
+/// host calls return [`Error::NoConvergence`]. Not observed on finite input.
+pub const EIGH_NO_CONVERGENCE: i32 = 2;
+
+/// The error a host call reports for the per-matrix status codes `info` (one per matrix, as
+/// [`BatchedEigh::eigh_info`] writes them): [`Error::NonFinite`] naming the first matrix with
+/// [`EIGH_NON_FINITE`], else [`Error::NoConvergence`] naming the first with any other nonzero
+/// code, else `Ok`.
+///
+/// # Errors
+/// As described.
+pub fn eigh_info_result(info: &[i32]) -> Result<()> {
+    if let Some(matrix) = info.iter().position(|&c| c == EIGH_NON_FINITE) {
+        return Err(Error::NonFinite { matrix });
+    }
+    match info.iter().position(|&c| c != EIGH_SOLVED) {
+        Some(matrix) => Err(Error::NoConvergence { matrix }),
+        None => Ok(()),
+    }
+}
 
 /// Batched symmetric eigendecomposition, LAPACK `syevd`/`syevj` semantics for many small
 /// matrices in one call: plan once (all allocation happens there), then execute many times.
@@ -20,7 +51,10 @@ pub trait BatchedEigh<T: Real>: Backend {
     /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
     type EighPlan: Send + crate::PlanFootprint;
 
-    /// Makes a plan for `spec`: validates it and allocates every buffer `eigh` will use.
+    /// Makes a plan for `spec`: validates it and allocates every buffer `eigh` and
+    /// `eigh_host` will use (GPU backends: the host staging of `eigh_host` too, so its first
+    /// call allocates nothing; `plan_eigh_device` on a GPU backend makes a plan without it,
+    /// for device buffers only), and the per-matrix status array of [`BatchedEigh::eigh_info`].
     ///
     /// # Errors
     /// [`crate::Error::TooLarge`] if buffer sizes overflow; [`crate::Error::Unsupported`] if the
@@ -31,12 +65,20 @@ pub trait BatchedEigh<T: Real>: Backend {
     /// writing eigenvalues to `w` and, if the plan asks for them, eigenvectors to `v`.
     /// Performs no heap or device allocation.
     ///
+    /// On a GPU backend this queues the work and returns without waiting, so it cannot report
+    /// a bad matrix as an error: each matrix's outcome goes to the plan's per-matrix status
+    /// array on the device (read it with [`BatchedEigh::eigh_info`], or on the device through
+    /// the backend's `info()` buffer), and a matrix with NaN/Inf input (or one that did not
+    /// converge) gets NaN eigenvalues and eigenvectors, so its outputs never look plausible
+    /// and a NaN-propagating reduction over them surfaces it. The CPU backend, whose buffers
+    /// are host memory, behaves as [`BatchedEigh::eigh_host`] and records the status too.
+    ///
     /// # Errors
     /// [`crate::Error::Shape`] if a buffer length differs from the spec's;
     /// [`crate::Error::PlanMismatch`] if the plan belongs to another backend instance or `v`
     /// is given without eigenvectors planned (or missing when they were);
-    /// [`crate::Error::NonFinite`] naming the first matrix with NaN or Inf in its lower
-    /// triangle, in which case `w` and `v` are left unwritten.
+    /// [`crate::Error::Device`] if the device fails. On the CPU, also the errors of
+    /// [`BatchedEigh::eigh_host`] (`NonFinite` with `w` and `v` left unwritten).
     fn eigh(
         &self,
         plan: &mut Self::EighPlan,
@@ -62,11 +104,18 @@ pub trait BatchedEigh<T: Real>: Backend {
         v: Option<&mut Self::Buffer<T>>,
     ) -> Result<()>;
 
-    /// Like [`BatchedEigh::eigh`], but on host slices: GPU backends stage through buffers the
-    /// plan owns, so this allocates nothing either.
+    /// Like [`BatchedEigh::eigh`], but on host slices, waiting for the result: GPU backends
+    /// stage through buffers the plan allocated when it was made (see each backend's plan
+    /// docs), so this allocates nothing either. The per-matrix status is recorded as for
+    /// [`BatchedEigh::eigh`].
     ///
     /// # Errors
-    /// As [`BatchedEigh::eigh`].
+    /// As [`BatchedEigh::eigh`], and [`crate::Error::NonFinite`] naming the first matrix with
+    /// NaN or Inf in its lower triangle, in which case `w` and `v` are left unwritten;
+    /// [`crate::Error::NoConvergence`] naming the first matrix whose iteration did not
+    /// converge (the other matrices are written). A GPU plan made for device buffers only
+    /// (`plan_eigh_device`) gives [`crate::Error::PlanMismatch`] until its host staging is
+    /// prepared.
     fn eigh_host(
         &self,
         plan: &mut Self::EighPlan,
@@ -74,6 +123,21 @@ pub trait BatchedEigh<T: Real>: Backend {
         w: &mut [T],
         v: Option<&mut [T]>,
     ) -> Result<()>;
+
+    /// Copies the per-matrix status of the last call on `plan` that reached the backend (an
+    /// [`BatchedEigh::eigh`] or [`BatchedEigh::eigh_host`]; one that failed its shape or plan
+    /// checks does not count) into `info`: one `i32` per matrix in batch order, the layout of
+    /// cuSOLVER's batched `info`, with the codes [`EIGH_SOLVED`], [`EIGH_NON_FINITE`] and
+    /// [`EIGH_NO_CONVERGENCE`] ([`eigh_info_result`] turns them into the host call's error).
+    /// Before the first call every entry is [`EIGH_SOLVED`]. Waits for that call to finish
+    /// (GPU backends: one copy from the plan's device array, whose buffer the backend also
+    /// exposes for device-side use); allocates nothing.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] (`what: "info"`) unless `info.len()` is the batch size;
+    /// [`crate::Error::PlanMismatch`] for a plan of another backend instance;
+    /// [`crate::Error::Device`] if the device fails.
+    fn eigh_info(&self, plan: &mut Self::EighPlan, info: &mut [i32]) -> Result<()>;
 }
 
 /// The order a matrix of order `n` is padded to in its bucket (even, coarser as n grows, so a

@@ -20,7 +20,9 @@ pub trait Reducer<T: Reducible>: Backend {
     /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
     type ReducePlan: Send + crate::PlanFootprint;
 
-    /// Validates `spec` and allocates everything `reduce` needs.
+    /// Validates `spec` and allocates everything `reduce` and `reduce_host` need (GPU
+    /// backends: the host staging of `reduce_host` too; `plan_reduce_device` on a GPU
+    /// backend makes a plan without it, for device buffers only).
     ///
     /// # Errors
     /// As [`ReduceSpec::shape`]; [`crate::Error::Device`] on allocation failure.
@@ -56,10 +58,13 @@ pub trait Reducer<T: Reducible>: Backend {
         out: &mut Self::Buffer<T::Acc>,
     ) -> Result<()>;
 
-    /// Like [`Reducer::reduce`], on host slices.
+    /// Like [`Reducer::reduce`], on host slices, waiting for the result. No allocation, the
+    /// first call included (GPU plans stage through buffers they allocated when they were
+    /// made).
     ///
     /// # Errors
-    /// As [`Reducer::reduce`].
+    /// As [`Reducer::reduce`]; [`crate::Error::PlanMismatch`] also for a GPU plan made for
+    /// device buffers only whose host staging was not prepared.
     fn reduce_host(
         &self,
         plan: &mut Self::ReducePlan,

@@ -199,3 +199,16 @@ fn device_buffers_match_host_slices() {
     let auto = megabatch::Auto::with_cpu(cpu);
     device_path_matches_host::<f32, _>(&auto, &case::<f32>(s, mask, 8));
 }
+
+/// NaN or Inf in Q or K propagates as torch's SDPA: exactly the rows whose kept scores meet
+/// NaN or +inf get NaN O and LSE, -inf scores act as masked, empty rows stay 0 / -inf, every
+/// other row equals the f64 reference (`tests/common/attention_check.rs`); host call and the
+/// device-buffer form, f32, f16 and bf16.
+#[test]
+fn non_finite_q_or_k_makes_exactly_the_rows_that_meet_it_nan() {
+    use common::attention_check::check_non_finite_rows;
+    let cpu = Cpu::with_threads(2).unwrap();
+    check_non_finite_rows::<f32, _>(&cpu, 1e-5, 1e-5);
+    check_non_finite_rows::<f16, _>(&cpu, 1e-5 + 1.0 / 2048.0, 1e-5);
+    check_non_finite_rows::<bf16, _>(&cpu, 1e-5 + 1.0 / 256.0, 1e-5);
+}

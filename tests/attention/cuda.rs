@@ -261,3 +261,17 @@ fn bad_inputs_are_typed_errors() {
         .unwrap_err();
     assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
 }
+
+/// NaN or Inf in Q or K propagates as torch's SDPA in both kernels (the NaN-propagating max
+/// of the online softmax): exactly the rows that meet a NaN or +inf score are NaN, -inf acts
+/// as masked, empty rows stay 0 / -inf, the rest equal the f64 reference
+/// (`tests/common/attention_check.rs`; tensor cores held to P's rounding to 16 bits); host and
+/// device-buffer calls.
+#[test]
+fn non_finite_q_or_k_makes_exactly_the_rows_that_meet_it_nan() {
+    use common::attention_check::check_non_finite_rows;
+    let Some(cuda) = cuda_or_skip() else { return };
+    check_non_finite_rows::<f32, _>(&cuda, 1e-5, 1e-5);
+    check_non_finite_rows::<f16, _>(&cuda, 8.0 * U_F16, 1e-4);
+    check_non_finite_rows::<bf16, _>(&cuda, 8.0 * U_BF16, 1e-4);
+}

@@ -102,3 +102,17 @@ fn device_buffers_match_host_slices() {
         device_path_matches_host::<f16, _>(&gpu, &case::<f16>(s, mask, 3));
     }
 }
+
+/// NaN or Inf in Q or K propagates as torch's SDPA on wgpu too (tested on the bits, since
+/// WGSL compilers may assume no NaN): exactly the rows that meet a NaN or +inf score are NaN,
+/// -inf acts as masked, empty rows stay 0 / -inf, the rest equal the f64 reference
+/// (`tests/common/attention_check.rs`); host and device-buffer calls, f32 and f16.
+#[test]
+fn non_finite_q_or_k_makes_exactly_the_rows_that_meet_it_nan() {
+    use common::attention_check::check_non_finite_rows;
+    let Some(gpu) = wgpu_or_skip() else { return };
+    check_non_finite_rows::<f32, _>(&gpu, 1e-5, 1e-5);
+    if gpu.adapter().f16 {
+        check_non_finite_rows::<f16, _>(&gpu, 1e-5 + 1.0 / 2048.0, 1e-5);
+    }
+}

@@ -148,8 +148,12 @@ fn device_resident_loop_reads_one_scalar_per_iteration() {
         (total - trace).abs() < 1e-9 * (1.0 + trace.abs()),
         "{total} vs {trace}"
     );
-    // Buffers of two places in one GPU call go through host staging, with the same values.
+    // Buffers of two places in one GPU call go through host staging, with the same values;
+    // the plan was made for CUDA buffers, so that staging is made first.
     let mut w_host = auto.alloc::<f64>(n * batch).unwrap();
+    let err = auto.eigh(&mut eigh, &a, &mut w_host, None).unwrap_err();
+    assert!(matches!(err, megabatch::Error::PlanMismatch(_)), "{err:?}");
+    auto.prepare_eigh_staging(&mut eigh).unwrap();
     auto.eigh(&mut eigh, &a, &mut w_host, None).unwrap();
     let mut w_device = vec![0.0; n * batch];
     auto.download(&w, &mut w_device).unwrap();
@@ -173,5 +177,56 @@ fn calibration_with_cuda_measures_both_backends() {
             .iter()
             .zip(&profile.single_s)
             .all(|(p, s)| *p > 0.0 && *s > 0.0));
+    }
+}
+
+/// The per-matrix status through `Auto`, whatever path a call takes: a CUDA plan on CUDA
+/// buffers returns `Ok` with NaN outputs for the bad matrix, a CPU plan on the same buffers
+/// (through `Auto`'s host copies) returns `NonFinite` with the outputs untouched, and
+/// `eigh_info` marks exactly the bad matrix on both.
+#[test]
+fn eigh_info_reports_the_bad_matrix_on_every_path() {
+    let Some(auto) = auto_with_cuda() else { return };
+    let (n, batch) = (6, 5);
+    let mut a_host = matrices(n, batch);
+    a_host[3 * n * n + 5 * n + 1] = f64::INFINITY;
+    let spec = EighSpec::uniform(n, batch).with_vectors(true);
+    let on_cuda = Residency::Device(BackendKind::Cuda);
+    let mut a = auto
+        .alloc_on::<f64>(BackendKind::Cuda, a_host.len())
+        .unwrap();
+    auto.upload(&a_host, &mut a).unwrap();
+    let expected = [0, 0, 0, megabatch::EIGH_NON_FINITE, 0];
+    for kind in [BackendKind::Cuda, BackendKind::Cpu] {
+        let forced = auto.clone().force(kind).unwrap();
+        let mut plan = forced.plan_eigh_for::<f64>(&spec, on_cuda).unwrap();
+        let mut w = forced
+            .alloc_on::<f64>(BackendKind::Cuda, n * batch)
+            .unwrap();
+        let mut v = forced
+            .alloc_on::<f64>(BackendKind::Cuda, a_host.len())
+            .unwrap();
+        forced.upload(&vec![-7.0; n * batch], &mut w).unwrap();
+        let result = forced.eigh(&mut plan, &a, &mut w, Some(&mut v));
+        let mut info = vec![-1; batch];
+        forced.eigh_info(&mut plan, &mut info).unwrap();
+        assert_eq!(info, expected, "{kind:?}");
+        let mut w_host = vec![0.0f64; n * batch];
+        forced.download(&w, &mut w_host).unwrap();
+        let bad = &w_host[3 * n..4 * n];
+        match kind {
+            BackendKind::Cuda => {
+                result.unwrap();
+                assert!(bad.iter().all(|x| x.is_nan()), "{bad:?}");
+                assert!(w_host[..3 * n].iter().all(|x| x.is_finite()));
+            }
+            _ => {
+                assert_eq!(
+                    result.unwrap_err(),
+                    megabatch::Error::NonFinite { matrix: 3 }
+                );
+                assert!(w_host.iter().all(|&x| x == -7.0), "outputs were written");
+            }
+        }
     }
 }

@@ -18,7 +18,9 @@ pub struct Case {
     pub v: Vec<f32>,
 }
 
-/// Naive reference: every (b, h, i), every key j the mask keeps, softmax in f64.
+/// Naive reference: every (b, h, i), every key j the mask keeps, softmax in f64. Non-finite
+/// scores as torch's SDPA: a NaN or +inf kept score makes the row's O and LSE NaN, a -inf one
+/// counts as masked (a row left with no score is empty: O = 0, LSE = -inf).
 pub fn reference(c: &Case) -> (Vec<f64>, Vec<f64>) {
     let s = c.spec;
     let (bq, bk) = c.mask.block_size();
@@ -50,6 +52,15 @@ pub fn reference(c: &Case) -> (Vec<f64>, Vec<f64>) {
                                     .sum::<f64>(),
                         )
                     })
+                    .collect();
+                if scores.iter().any(|x| x.1.is_nan() || x.1 == f64::INFINITY) {
+                    o[((b * s.heads_q + h) * s.seq_q + i) * d..][..d].fill(f64::NAN);
+                    lse[(b * s.heads_q + h) * s.seq_q + i] = f64::NAN;
+                    continue;
+                }
+                let scores: Vec<(usize, f64)> = scores
+                    .into_iter()
+                    .filter(|x| x.1 != f64::NEG_INFINITY)
                     .collect();
                 if scores.is_empty() {
                     continue;
@@ -311,4 +322,123 @@ pub fn device_path_matches_host<T: AttentionElement + PartialEq + std::fmt::Debu
         lse.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
         "LSE from device buffers"
     );
+}
+
+/// The non-finite contract of `SparseAttention` on `backend` in dtype `T`, host and device
+/// paths: B = 2, Hq = 4 on Hkv = 2 (GQA), Sq = 128, Skv = 96, D = 64, a causal mask of 32 x 32
+/// blocks (bottom-right aligned, so rows 0-31 keep nothing), random inputs with
+/// - NaN in K at batch 0, key-value head 1, key 40: exactly the rows of query heads 2 and 3
+///   that keep key 40 (i >= 72) become NaN (O and LSE), every other row stays as the reference;
+/// - NaN in Q at batch 1, head 0, row 100: that row alone;
+/// - +inf in K at batch 1, key-value head 1, key 10, dimension 0, with Q's dimension 0 set to
+///   +0.5 in head 2 and -0.5 in head 3: head 2's rows that keep key 10 meet a +inf score
+///   (NaN, as torch's `inf - inf`), head 3's a -inf score, which acts as masked (they equal
+///   the reference without key 10).
+///
+/// Rows with no kept key stay O = 0, LSE = -inf. Finite rows are held to `o_tol` times
+/// max |O_ref| and `lse_tol` (absolute).
+pub fn check_non_finite_rows<T: AttentionElement, B: SparseAttention<T>>(
+    backend: &B,
+    o_tol: f64,
+    lse_tol: f64,
+) {
+    let spec = AttentionSpec {
+        batch: 2,
+        heads_q: 4,
+        heads_kv: 2,
+        seq_q: 128,
+        seq_kv: 96,
+        head_dim: 64,
+        scale: None,
+    };
+    let mask = BlockMask::causal(128, 96, (32, 32)).unwrap();
+    let mut c = case::<T>(spec, mask, 2025);
+    let d = spec.head_dim;
+    let q_at = |b: usize, h: usize, i: usize, e: usize| ((b * 4 + h) * 128 + i) * d + e;
+    let k_at = |b: usize, hk: usize, j: usize, e: usize| ((b * 2 + hk) * 96 + j) * d + e;
+    c.k[k_at(0, 1, 40, 5)] = f32::NAN;
+    c.q[q_at(1, 0, 100, 3)] = f32::NAN;
+    c.k[k_at(1, 1, 10, 0)] = f32::INFINITY;
+    for i in 0..128 {
+        c.q[q_at(1, 2, i, 0)] = 0.5;
+        c.q[q_at(1, 3, i, 0)] = -0.5;
+    }
+    let (o_ref, lse_ref) = reference(&c);
+    let rows = lse_ref.len();
+    // The reference itself: the NaN rows are exactly those the scenario names.
+    let nan_row = |b: usize, h: usize, i: usize| {
+        (b == 0 && (h == 2 || h == 3) && i >= 72)
+            || (b == 1 && h == 0 && i == 100)
+            || (b == 1 && h == 2 && i >= 42)
+    };
+    for (r, l) in lse_ref.iter().enumerate() {
+        let (b, h, i) = (r / 512, r / 128 % 4, r % 128);
+        assert_eq!(l.is_nan(), nan_row(b, h, i), "reference row {r}");
+        assert_eq!(*l == f64::NEG_INFINITY, i < 32, "reference row {r}");
+    }
+    let scale = o_ref
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold(0.0f64, |m, x| m.max(x.abs()));
+
+    let conv = |x: &[f32]| x.iter().map(|&v| T::from_f32(v)).collect::<Vec<T>>();
+    let (q, k, v) = (conv(&c.q), conv(&c.k), conv(&c.v));
+    let (q_len, _, lse_len) = spec.lens().unwrap();
+    let mut plan = backend.plan_attention(&spec, &c.mask).unwrap();
+    let mut o = vec![T::from_f32(0.0); q_len];
+    let mut lse = vec![0.0f32; lse_len];
+    backend
+        .attention_host(&mut plan, &q, &k, &v, &mut o, Some(&mut lse))
+        .unwrap();
+    let upload = |x: &[T]| {
+        let mut buf = backend.alloc::<T>(x.len()).unwrap();
+        backend.upload(x, &mut buf).unwrap();
+        buf
+    };
+    let (qd, kd, vd) = (upload(&q), upload(&k), upload(&v));
+    let mut od = backend.alloc::<T>(q_len).unwrap();
+    let mut ld = backend.alloc::<f32>(lse_len).unwrap();
+    backend
+        .attention(&mut plan, &qd, &kd, &vd, &mut od, Some(&mut ld))
+        .unwrap();
+    let mut o_dev = vec![T::from_f32(0.0); q_len];
+    let mut lse_dev = vec![0.0f32; lse_len];
+    backend.download(&od, &mut o_dev).unwrap();
+    backend.download(&ld, &mut lse_dev).unwrap();
+
+    for (path, o, lse) in [("host", &o, &lse), ("device", &o_dev, &lse_dev)] {
+        let label = format!("{} {:?} {path}", T::DTYPE, backend.kind());
+        for r in 0..rows {
+            let out: Vec<f64> = o[r * d..(r + 1) * d]
+                .iter()
+                .map(|x| f64::from(x.to_f32()))
+                .collect();
+            let want = &o_ref[r * d..(r + 1) * d];
+            let (l, l_ref) = (lse[r], lse_ref[r]);
+            if l_ref.is_nan() {
+                assert!(
+                    l.is_nan() && out.iter().all(|x| x.is_nan()),
+                    "{label}: row {r} meets a NaN or +inf score: O and LSE must be NaN \
+                     (LSE {l}, O[0] {})",
+                    out[0]
+                );
+            } else if l_ref == f64::NEG_INFINITY {
+                assert!(
+                    l == f32::NEG_INFINITY && out.iter().all(|&x| x == 0.0),
+                    "{label}: row {r} keeps no key: O = 0, LSE = -inf (LSE {l})"
+                );
+            } else {
+                assert!(
+                    (f64::from(l) - l_ref).abs() <= lse_tol,
+                    "{label}: row {r} LSE {l} vs {l_ref}"
+                );
+                for (e, (x, y)) in out.iter().zip(want).enumerate() {
+                    assert!(
+                        (x - y).abs() <= o_tol * scale,
+                        "{label}: row {r} O[{e}] {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
 }

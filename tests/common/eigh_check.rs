@@ -295,3 +295,159 @@ pub fn check_shape_and_plan_errors<B: BatchedEigh<f32>>(backend: &B, other: &B) 
     let mut plan = BatchedEigh::<f32>::plan_eigh(backend, &EighSpec::ragged(vec![0, 0])).unwrap();
     backend.eigh_host(&mut plan, &[], &mut [], None).unwrap();
 }
+
+/// The device-buffer eigh contract: a ragged batch (orders `sizes`, random dense matrices with
+/// NaN in every upper triangle, which is never read) whose matrices `bad` hold NaN (even
+/// positions of `bad`) or -inf (odd) in their lower triangle goes through `plan` on device
+/// buffers, then through host slices, then clean:
+/// - GPU backends: `eigh` returns `Ok`; [`BatchedEigh::eigh_info`] marks exactly the bad
+///   matrices [`EIGH_NON_FINITE`] and the others [`EIGH_SOLVED`]; the bad matrices'
+///   eigenvalues and eigenvectors are all NaN; every other matrix passes LAPACK's dsyt21
+///   ratios and its eigenvalues match nalgebra's (`threshold`). The CPU backend, whose buffers
+///   are host memory, returns `NonFinite` naming the first bad matrix there, writes nothing,
+///   and records the same status.
+/// - `eigh_host` returns `NonFinite` for the first bad matrix with its outputs untouched, and
+///   the status again marks exactly the bad matrices.
+/// - A clean batch then reports every matrix solved, and `info` of the wrong length is a
+///   `Shape` error.
+///
+/// `plan` must be for `EighSpec::ragged(sizes).with_vectors(true)`.
+#[allow(dead_code)]
+pub fn check_device_info<T: Real, B: BatchedEigh<T>>(
+    backend: &B,
+    mut plan: B::EighPlan,
+    sizes: &[usize],
+    bad: &[usize],
+    seed: u64,
+    threshold: f64,
+) {
+    use megabatch::{EIGH_NON_FINITE, EIGH_SOLVED};
+    let spec = EighSpec::ragged(sizes.to_vec()).with_vectors(true);
+    let offsets = spec.offsets(std::mem::size_of::<T>()).unwrap();
+    let mut r = rng(seed);
+    let mut clean: Vec<T> = Vec::with_capacity(offsets.a_len());
+    for &n in sizes {
+        let mut m = to_t::<T>(&make::<T>(MatrixType::RandomDense, n, &mut r));
+        for row in 0..n {
+            for c in row + 1..n {
+                m[row * n + c] = T::nan();
+            }
+        }
+        clean.extend(m);
+    }
+    let mut a = clean.clone();
+    for (k, &i) in bad.iter().enumerate() {
+        let s = offsets.slot(i);
+        let n = s.n;
+        // A lower-triangle entry: the last row's middle column.
+        a[s.a_start + (n - 1) * n + (n - 1) / 2] = if k % 2 == 0 {
+            T::nan()
+        } else {
+            T::neg_infinity()
+        };
+    }
+    let expected: Vec<i32> = (0..sizes.len())
+        .map(|i| {
+            if bad.contains(&i) && sizes[i] > 0 {
+                EIGH_NON_FINITE
+            } else {
+                EIGH_SOLVED
+            }
+        })
+        .collect();
+    let first_bad = expected.iter().position(|&c| c != EIGH_SOLVED);
+    let label = format!("{} {:?}", T::DTYPE, backend.kind());
+
+    // Device buffers.
+    let mut a_dev = backend.alloc::<T>(a.len()).unwrap();
+    backend.upload(&a, &mut a_dev).unwrap();
+    let marker = T::of(-7.0);
+    let mut w_dev = backend.alloc::<T>(offsets.w_len()).unwrap();
+    backend
+        .upload(&vec![marker; offsets.w_len()], &mut w_dev)
+        .unwrap();
+    let mut v_dev = backend.alloc::<T>(offsets.a_len()).unwrap();
+    backend
+        .upload(&vec![marker; offsets.a_len()], &mut v_dev)
+        .unwrap();
+    let result = backend.eigh(&mut plan, &a_dev, &mut w_dev, Some(&mut v_dev));
+    let mut info = vec![-99; sizes.len()];
+    backend.eigh_info(&mut plan, &mut info).unwrap();
+    assert_eq!(info, expected, "{label}: info after the device-buffer call");
+    let mut w = vec![T::zero(); offsets.w_len()];
+    let mut v = vec![T::zero(); offsets.a_len()];
+    backend.download(&w_dev, &mut w).unwrap();
+    backend.download(&v_dev, &mut v).unwrap();
+    match result {
+        Ok(()) => {
+            for (i, &n) in sizes.iter().enumerate() {
+                let s = offsets.slot(i);
+                let wi = &w[s.w_start..s.w_start + n];
+                let vi = &v[s.a_start..s.a_start + n * n];
+                if expected[i] == EIGH_NON_FINITE {
+                    assert!(
+                        wi.iter().chain(vi).all(|x| x.is_nan()),
+                        "{label}: matrix {i} (n = {n}) has NaN input: its outputs must be NaN"
+                    );
+                    continue;
+                }
+                let ai = &a[s.a_start..s.a_start + n * n];
+                let (res, orth) = ratios(ai, wi, vi, n);
+                let ev = eigenvalue_ratio(ai, wi, n);
+                assert!(
+                    res < threshold && orth < threshold && ev < threshold,
+                    "{label}: matrix {i} (n = {n}) next to bad ones: residual {res:.2}, \
+                     orthogonality {orth:.2}, eigenvalues {ev:.2}"
+                );
+            }
+        }
+        Err(Error::NonFinite { matrix }) => {
+            // Host-memory buffers (the CPU): the host call's contract.
+            assert_eq!(Some(matrix), first_bad, "{label}");
+            assert!(
+                w.iter().chain(&v).all(|&x| x == marker),
+                "{label}: outputs were written"
+            );
+        }
+        Err(e) => panic!("{label}: {e:?}"),
+    }
+
+    // Host slices: the error, outputs untouched, the same status.
+    let mut w = vec![marker; offsets.w_len()];
+    let mut v = vec![marker; offsets.a_len()];
+    let err = backend
+        .eigh_host(&mut plan, &a, &mut w, Some(&mut v))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NonFinite { matrix } if Some(matrix) == first_bad),
+        "{label}: {err:?}"
+    );
+    assert!(
+        w.iter().chain(&v).all(|&x| x == marker),
+        "{label}: host outputs were written"
+    );
+    let mut info = vec![-99; sizes.len()];
+    backend.eigh_info(&mut plan, &mut info).unwrap();
+    assert_eq!(info, expected, "{label}: info after the host call");
+    assert_eq!(
+        megabatch::eigh_info_result(&info),
+        Err(Error::NonFinite {
+            matrix: first_bad.unwrap()
+        })
+    );
+
+    // Clean input: every matrix solved.
+    backend.upload(&clean, &mut a_dev).unwrap();
+    backend
+        .eigh(&mut plan, &a_dev, &mut w_dev, Some(&mut v_dev))
+        .unwrap();
+    backend.eigh_info(&mut plan, &mut info).unwrap();
+    assert!(info.iter().all(|&c| c == EIGH_SOLVED), "{label}: {info:?}");
+    let err = backend
+        .eigh_info(&mut plan, &mut vec![0; sizes.len() + 1])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Shape { what: "info", .. }),
+        "{label}: {err:?}"
+    );
+}

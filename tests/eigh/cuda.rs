@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::eigh_check::{
-    check_eigh_accuracy, check_non_finite_in_each, check_non_finite_input,
+    check_device_info, check_eigh_accuracy, check_non_finite_in_each, check_non_finite_input,
     check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{cuda_or_skip, MatrixType, ALL_TYPES};
@@ -216,6 +216,54 @@ fn lane_chains_at_small_batches_match_the_cpu_backend() {
             .unwrap();
         plan_matches_cpu(&cuda, plan, n, batch, 60 + n as u64);
     }
+}
+
+/// Device-buffer eigh reports non-finite input per matrix on the device: in a ragged batch
+/// holding every size class, with NaN and -inf matrices among good ones in each, the info
+/// array marks exactly the bad matrices, their eigenvalues and eigenvectors are NaN, and the
+/// others pass the LAPACK ratios (`tests/common/eigh_check.rs`); for the default classes (warp,
+/// block, Jacobi above 165), and forced: the chains classes, the split classes, Jacobi
+/// everywhere. `CudaEighPlan::info` holds the same codes on the device.
+#[test]
+fn device_info_marks_exactly_the_non_finite_matrices_in_every_class() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    use megabatch::{Backend, BatchedEigh as _};
+    let sizes = [
+        3, 3, 8, 12, 20, 20, 32, 40, 64, 70, 100, 130, 170, 200, 5, 0, 1, 24,
+    ];
+    let bad: Vec<usize> = (0..sizes.len())
+        .filter(|i| i % 2 == 0 && sizes[*i] > 0)
+        .collect();
+    let spec = EighSpec::ragged(sizes.to_vec()).with_vectors(true);
+    for (k, algorithm) in [
+        CudaEighAlgorithm::SizeClasses,
+        CudaEighAlgorithm::LaneChains,
+        CudaEighAlgorithm::SplitBlocks,
+        CudaEighAlgorithm::Jacobi,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let plan = cuda.plan_eigh_with::<f64>(&spec, algorithm).unwrap();
+        check_device_info::<f64, _>(&cuda, plan, &sizes, &bad, 90 + k as u64, THRESHOLD);
+        let plan = cuda.plan_eigh_with::<f32>(&spec, algorithm).unwrap();
+        check_device_info::<f32, _>(&cuda, plan, &sizes, &bad, 95 + k as u64, THRESHOLD);
+    }
+    // The device array itself, read as any buffer, after a device-buffer call on a plan made
+    // for device buffers only.
+    let spec = EighSpec::uniform(6, 5);
+    let mut plan = cuda
+        .plan_eigh_device::<f64>(&spec, CudaEighAlgorithm::SizeClasses)
+        .unwrap();
+    let mut a = vec![0.5; 6 * 6 * 5];
+    a[2 * 36 + 6 * 5] = f64::NAN;
+    let mut a_dev = cuda.alloc::<f64>(a.len()).unwrap();
+    cuda.upload(&a, &mut a_dev).unwrap();
+    let mut w_dev = cuda.alloc::<f64>(30).unwrap();
+    cuda.eigh(&mut plan, &a_dev, &mut w_dev, None).unwrap();
+    let mut info = vec![-1i32; 5];
+    cuda.download(plan.info(), &mut info).unwrap();
+    assert_eq!(info, [0, 0, megabatch::EIGH_NON_FINITE, 0, 0]);
 }
 
 #[test]

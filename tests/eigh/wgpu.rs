@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::eigh_check::{
-    check_eigh_accuracy, check_non_finite_in_each, check_non_finite_input,
+    check_device_info, check_eigh_accuracy, check_non_finite_in_each, check_non_finite_input,
     check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
@@ -173,6 +173,52 @@ fn non_finite_input_in_a_matrix_of_each_class() {
             &[1, 2, 4, 7, 12, 16, 20, 32, 33, limit, limit + 1, 90],
         );
     }
+}
+
+/// Device-buffer eigh reports non-finite input per matrix on the device: in a ragged batch
+/// over every shader (Jacobi below order 5 and above the tridiagonal limit, workgroup and
+/// private-row tridiagonal), NaN and -inf matrices among good ones are marked in the info
+/// array, get NaN eigenvalues and eigenvectors, and the others pass the LAPACK ratios
+/// (`tests/common/eigh_check.rs`); also with Jacobi and the workgroup layout forced.
+/// `WgpuEighPlan::info` holds the same codes on the device.
+#[test]
+fn device_info_marks_exactly_the_non_finite_matrices_in_every_shader() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    use megabatch::Backend;
+    let above = (tridiag_limit(&gpu, WgslFloat::F32) + 1).min(LAVAPIPE_EIGH_MAX_ORDER);
+    let sizes = [2, 3, 4, 6, 8, 12, 20, 40, 64, 70, above, 1, 0, 16, 5];
+    let bad: Vec<usize> = (0..sizes.len())
+        .filter(|i| i % 2 == 0 && sizes[*i] > 0)
+        .collect();
+    let spec = EighSpec::ragged(sizes.to_vec()).with_vectors(true);
+    for (k, algorithm) in [
+        WgpuEighAlgorithm::SizeClasses,
+        WgpuEighAlgorithm::Jacobi,
+        WgpuEighAlgorithm::TridiagWorkgroup,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let plan = gpu.plan_eigh_with::<f32>(&spec, algorithm).unwrap();
+        check_device_info::<f32, _>(&gpu, plan, &sizes, &bad, 60 + k as u64, THRESHOLD);
+        if gpu.adapter().f64 {
+            let plan = gpu.plan_eigh_with::<f64>(&spec, algorithm).unwrap();
+            check_device_info::<f64, _>(&gpu, plan, &sizes, &bad, 65 + k as u64, THRESHOLD);
+        }
+    }
+    let spec = EighSpec::uniform(6, 5);
+    let mut plan = gpu
+        .plan_eigh_device::<f32>(&spec, WgpuEighAlgorithm::SizeClasses)
+        .unwrap();
+    let mut a = vec![0.5f32; 6 * 6 * 5];
+    a[2 * 36 + 6 * 5] = f32::INFINITY;
+    let mut a_dev = gpu.alloc::<f32>(a.len()).unwrap();
+    gpu.upload(&a, &mut a_dev).unwrap();
+    let mut w_dev = gpu.alloc::<f32>(30).unwrap();
+    gpu.eigh(&mut plan, &a_dev, &mut w_dev, None).unwrap();
+    let mut info = vec![-1i32; 5];
+    gpu.download(plan.info(), &mut info).unwrap();
+    assert_eq!(info, [0, 0, megabatch::EIGH_NON_FINITE, 0, 0]);
 }
 
 #[test]

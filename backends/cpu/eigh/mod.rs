@@ -11,7 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::partition::balanced_starts;
 use super::pool::{DisjointMut, PerWorker};
 use super::{Cpu, CpuQueue};
-use crate::{BatchedEigh, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result};
+use crate::error::check_len;
+use crate::{
+    BatchedEigh, EighOffsets, EighSpec, Error, PlanFootprint, Real, Result, EIGH_NON_FINITE,
+    EIGH_NO_CONVERGENCE, EIGH_SOLVED,
+};
 use solve::{
     lower_max_abs, solve, solve_lane_group, warm_up, Scratch, ScratchReq, FAER_MIN_ORDER, LANES,
     LANE_MAX_ORDER,
@@ -23,8 +27,8 @@ const PARALLEL_MIN_FLOPS: f64 = 2.0e5;
 /// Chunks per thread: enough for dynamic load balancing over uneven ragged batches.
 const CHUNKS_PER_THREAD: usize = 8;
 
-/// A CPU eigh plan: the batch's offsets, chunk boundaries balanced by work, and one scratch
-/// arena per thread sized for the largest matrix.
+/// A CPU eigh plan: the batch's offsets, chunk boundaries balanced by work, one scratch
+/// arena per thread sized for the largest matrix, and the per-matrix status of the last call.
 pub struct CpuEighPlan<T> {
     owner: u64,
     vectors: bool,
@@ -40,6 +44,17 @@ pub struct CpuEighPlan<T> {
     scratch: PerWorker<Scratch<T>>,
     /// Bytes of `scratch`, summed over its allocations when the plan made them.
     scratch_bytes: usize,
+    /// Per-matrix status of the last call (`EIGH_*` codes), one per matrix.
+    info: Vec<i32>,
+}
+
+impl<T> CpuEighPlan<T> {
+    /// The per-matrix status of the last call on this plan (`[batch]` `i32`: [`EIGH_SOLVED`],
+    /// [`EIGH_NON_FINITE`] or [`EIGH_NO_CONVERGENCE`]), as
+    /// [`BatchedEigh::eigh_info`] copies it; all [`EIGH_SOLVED`] before the first call.
+    pub fn info(&self) -> &[i32] {
+        &self.info
+    }
 }
 
 impl<T> std::fmt::Debug for CpuEighPlan<T> {
@@ -103,11 +118,10 @@ impl Cpu {
         let chunks = plan.chunk_starts.len() - 1;
         let starts = &plan.chunk_starts;
         let units = &plan.units;
-        // Matrices of chunk `c`.
-        let matrices = |c: usize| {
-            let (first, _) = units.get(starts[c]).copied().unwrap_or((0, 0));
-            let end = units[..starts[c + 1]].last().map_or(0, |&(f, n)| f + n);
-            first..end
+        // Matrices of chunk `c` (none for an empty chunk).
+        let matrices = |c: usize| match &units[starts[c]..starts[c + 1]] {
+            [] => 0..0,
+            [(first, _), ..] => *first..units[starts[c + 1] - 1].0 + units[starts[c + 1] - 1].1,
         };
         let run = |task: &(dyn Fn(usize, usize) + Sync)| {
             if plan.parallel {
@@ -117,16 +131,22 @@ impl Cpu {
             }
         };
 
-        // Pass 1: every matrix finite, before any output is written.
+        // Pass 1: every matrix finite, before any output is written; each matrix's status.
+        let info = DisjointMut::new(&mut plan.info);
         let first_bad = AtomicUsize::new(usize::MAX);
         run(&|c, _| {
-            for i in matrices(c) {
+            let range = matrices(c);
+            // SAFETY: chunks cover disjoint ranges of matrices, each visited by one task.
+            let codes = unsafe { info.range(range.start, range.len()) };
+            for (i, code) in range.zip(codes) {
                 let slot = offsets.slot(i);
                 let m = &a[slot.a_start..slot.a_start + slot.n * slot.n];
-                if lower_max_abs(m, slot.n).is_none() {
+                *code = if lower_max_abs(m, slot.n).is_none() {
                     first_bad.fetch_min(i, Ordering::Relaxed);
-                    return;
-                }
+                    EIGH_NON_FINITE
+                } else {
+                    EIGH_SOLVED
+                };
             }
         });
         let bad = first_bad.load(Ordering::Relaxed);
@@ -142,6 +162,9 @@ impl Cpu {
         run(&|c, worker| {
             // SAFETY: the pool gives each worker id to one thread at a time.
             let s = unsafe { scratch.get(worker) };
+            let range = matrices(c);
+            // SAFETY: as in pass 1, this chunk's matrices alone.
+            let codes = unsafe { info.range(range.start, range.len()) };
             for &(first, count) in &units[starts[c]..starts[c + 1]] {
                 // SAFETY (all `range` calls): matrices occupy disjoint ranges of `w` and `v`
                 // (offsets are prefix sums of n and n^2), and each matrix belongs to exactly one
@@ -161,6 +184,7 @@ impl Cpu {
                 };
                 if let Some(lane) = failure {
                     failed.fetch_min(first + lane, Ordering::Relaxed);
+                    codes[first + lane - range.start] = EIGH_NO_CONVERGENCE;
                 }
             }
         });
@@ -247,6 +271,7 @@ impl<T: Real> BatchedEigh<T> for Cpu {
             parallel,
             scratch,
             scratch_bytes,
+            info: vec![EIGH_SOLVED; spec.batch()],
         })
     }
 
@@ -282,14 +307,26 @@ impl<T: Real> BatchedEigh<T> for Cpu {
     ) -> Result<()> {
         self.eigh_slices(plan, a, w, v)
     }
+
+    fn eigh_info(&self, plan: &mut CpuEighPlan<T>, info: &mut [i32]) -> Result<()> {
+        if plan.owner != self.id {
+            return Err(Error::PlanMismatch(
+                "the plan was made by another backend instance",
+            ));
+        }
+        check_len("info", plan.info.len(), info.len())?;
+        info.copy_from_slice(&plan.info);
+        Ok(())
+    }
 }
 
 impl<T> PlanFootprint for CpuEighPlan<T> {
     /// One scratch arena per worker thread (one when the batch runs on the calling thread
     /// alone), each sized for the batch's largest order: the work matrices, faer's workspace
-    /// from order 48, and the lane-group arrays up to order 32.
+    /// from order 48, and the lane-group arrays up to order 32; and the per-matrix status
+    /// (4 bytes a matrix).
     fn scratch_bytes(&self) -> usize {
-        self.scratch_bytes
+        self.scratch_bytes + 4 * self.info.len()
     }
 
     /// Always 0: the CPU has no device memory.

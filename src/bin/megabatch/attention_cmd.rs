@@ -65,6 +65,12 @@ pub struct AttentionArgs {
 /// Runs `megabatch attention`.
 pub fn run(args: &AttentionArgs) -> CliResult {
     let mut outputs = Outputs::new();
+    for (flag, path) in [("--q", &args.q), ("--k", &args.k), ("--v", &args.v)] {
+        outputs.input(flag, path);
+    }
+    if let Some(mask) = &args.mask {
+        outputs.input("--mask", mask);
+    }
     let out = outputs.add("--out", &args.out)?;
     let lse = args
         .lse

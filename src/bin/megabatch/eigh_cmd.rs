@@ -35,6 +35,7 @@ pub struct EighArgs {
 /// Runs `megabatch eigh`.
 pub fn run(args: &EighArgs) -> CliResult {
     let mut outputs = Outputs::new();
+    outputs.input("--input", &args.input);
     let values = args
         .values
         .as_deref()

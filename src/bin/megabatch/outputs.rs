@@ -1,8 +1,8 @@
 //! The files a command writes, committed together: every output path is checked (its folder
-//! exists and takes a new file, no two outputs are one file) before any work starts, each
-//! output is written to a temporary file beside it, and the temporaries are renamed into place
-//! only once all of them were written. A failed run leaves no output behind, and an old result
-//! is replaced whole or not at all.
+//! exists and takes a new file, no two outputs are one file, no output is one of the command's
+//! inputs) before any work starts, each output is written to a temporary file beside it, and
+//! the temporaries are renamed into place only once all of them were written. A failed run
+//! leaves no output behind, and an old result is replaced whole or not at all.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -23,11 +23,36 @@ struct Pending {
 #[derive(Clone, Copy, Debug)]
 pub struct Output(usize);
 
+/// An input file a command reads, which no output may name.
+struct Input {
+    flag: &'static str,
+    path: PathBuf,
+    /// The file with `.`, `..` and symbolic links resolved.
+    canonical: PathBuf,
+    /// Device and inode (Unix): the same file under another name (a hard link).
+    id: Option<(u64, u64)>,
+}
+
 /// A set of pending outputs, written to temporaries and renamed into place by
 /// [`Outputs::commit`]. Dropping it uncommitted removes the temporaries.
 #[derive(Default)]
 pub struct Outputs {
     pending: Vec<Pending>,
+    inputs: Vec<Input>,
+}
+
+/// Device and inode of the file at `path` (links followed), where the platform has them.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 fn folder_of(path: &Path) -> &Path {
@@ -43,9 +68,26 @@ impl Outputs {
         Self::default()
     }
 
+    /// Registers an input file (named by `flag`, for messages) that no output may name;
+    /// register every input before the outputs. A path that does not resolve (a missing file)
+    /// is left to the reader to report.
+    pub fn input(&mut self, flag: &'static str, path: &Path) {
+        if let Ok(canonical) = path.canonicalize() {
+            self.inputs.push(Input {
+                flag,
+                path: path.to_path_buf(),
+                canonical,
+                id: file_id(path),
+            });
+        }
+    }
+
     /// Registers `path` (named by `flag`, for messages): refuses a missing folder, a folder
-    /// that takes no new file, a path that is a folder, and a file another output already
-    /// names (an argument error). Creates the empty temporary the output will be written to.
+    /// that takes no new file, a path that is a folder, a file another output already names,
+    /// and a file that is one of the registered inputs, by any name: the same path spelt
+    /// otherwise (`./x.npy`, through a linked folder), a symbolic link to it or (Unix) a hard
+    /// link, compared by device and inode (argument errors). Creates the empty temporary the
+    /// output will be written to.
     pub fn add(&mut self, flag: &'static str, path: &Path) -> CliResult<Output> {
         let usage =
             |reason: String| CliError::Usage(format!("{flag} {}: {reason}", path.display()));
@@ -63,6 +105,21 @@ impl Outputs {
             .canonicalize()
             .map_err(|e| usage(format!("folder {}: {e}", folder.display())))?;
         let key = (canonical, name.to_owned());
+        // The output as it resolves if it exists (a link to an input), and its file identity.
+        let resolved = path.canonicalize().ok();
+        let id = file_id(path);
+        if let Some(input) = self.inputs.iter().find(|i| {
+            i.canonical == key.0.join(&key.1)
+                || resolved.as_ref() == Some(&i.canonical)
+                || (id.is_some() && id == i.id)
+        }) {
+            return Err(CliError::Conflict(format!(
+                "{flag} {} is the input {} {}: refusing to overwrite an input",
+                path.display(),
+                input.flag,
+                input.path.display()
+            )));
+        }
         if let Some(other) = self.pending.iter().find(|p| p.key == key) {
             return Err(CliError::Conflict(format!(
                 "{} and {flag} name the same file {}",

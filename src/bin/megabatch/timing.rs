@@ -13,8 +13,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::{BackendArg, CliResult};
 
-/// Median seconds per call: one warm-up call (it pays one-time costs such as lazily allocated
-/// staging, and is never reported), then calls until `min_s` has passed: at least three, at
+/// Median seconds per call: one warm-up call (it pays one-time costs of drivers and caches,
+/// and is never reported), then calls until `min_s` has passed: at least three, at
 /// most 1,000, or a single one when the warm-up alone took longer than `min_s`.
 pub fn median_seconds(
     min_s: f64,

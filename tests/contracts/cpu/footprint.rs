@@ -27,10 +27,28 @@ fn faer_workspace<T: faer::traits::ComplexField>(n: usize, vectors: bool) -> usi
     evd::self_adjoint_evd_scratch::<T>(n, compute, faer::Par::Seq, Default::default()).size_bytes()
 }
 
+/// The scratch arenas of a plan for `spec`: its footprint without the per-matrix status (one
+/// i32 a matrix, checked in `eigh_status_is_four_bytes_a_matrix`).
 fn eigh_scratch<T: megabatch::Real>(cpu: &Cpu, spec: &EighSpec) -> usize {
     let plan = BatchedEigh::<T>::plan_eigh(cpu, spec).unwrap();
     assert_eq!(plan.device_bytes(), 0);
-    plan.scratch_bytes()
+    plan.scratch_bytes() - 4 * spec.batch()
+}
+
+#[test]
+fn eigh_status_is_four_bytes_a_matrix() {
+    let one = Cpu::with_threads(1).unwrap();
+    for batch in [0, 1, 8, 1000] {
+        let spec = EighSpec::uniform(20, batch);
+        let plan = BatchedEigh::<f64>::plan_eigh(&one, &spec).unwrap();
+        let arenas = if batch == 0 {
+            plan.scratch_bytes()
+        } else {
+            eigh_arena(20, 8)
+        };
+        assert_eq!(plan.scratch_bytes(), arenas + 4 * batch, "batch {batch}");
+        assert_eq!(plan.info().len(), batch);
+    }
 }
 
 #[test]
@@ -176,7 +194,7 @@ fn auto_on_the_cpu_reports_the_cpu_plan() {
     let auto = Auto::with_cpu(Cpu::with_threads(1).unwrap());
     let spec = EighSpec::uniform(20, 8);
     let plan = BatchedEigh::<f64>::plan_eigh(&auto, &spec).unwrap();
-    assert_eq!(plan.scratch_bytes(), eigh_arena(20, 8));
+    assert_eq!(plan.scratch_bytes(), eigh_arena(20, 8) + 4 * 8);
     assert_eq!(plan.device_bytes(), 0);
 
     let full = ReduceSpec::Full {

@@ -1,13 +1,15 @@
 //! `PlanFootprint` on the wgpu backend (lavapipe in CI) and on `Auto` over it: device bytes
-//! cover every buffer the spec implies, and the host path's buffers are counted exactly when
-//! they are made. Skips without an adapter unless `MEGABATCH_REQUIRE_WGPU=1`.
+//! cover every buffer the spec implies, and the host path's buffers are counted exactly: made
+//! with the trait's plans, absent from `plan_*_device`'s until `prepare_*_host`. Skips without
+//! an adapter unless `MEGABATCH_REQUIRE_WGPU=1`.
 
 use crate::common;
 
 use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
+use megabatch::backends::wgpu::WgpuEighAlgorithm;
 use megabatch::{
-    Auto, BackendKind, BatchedEigh, EighSpec, PlanFootprint, ReduceOp, ReduceSpec, Reducer,
+    Auto, BackendKind, BatchedEigh, EighSpec, Error, PlanFootprint, ReduceOp, ReduceSpec, Reducer,
     Residency,
 };
 
@@ -23,15 +25,23 @@ fn eigh_device_bytes_cover_tables_status_and_the_host_path_when_made() {
     };
     let sizes = vec![3, 0, 17, 5, 17, 1];
     let spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
-    let mut plan = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    let device = |spec: &EighSpec| {
+        gpu.plan_eigh_device::<f32>(spec, WgpuEighAlgorithm::SizeClasses)
+            .unwrap()
+    };
+    let mut plan = device(&spec);
+    assert!(!plan.has_host_staging());
     // Tables: (a_start, w_start, n) per matrix and the index of each non-empty one (u32);
-    // status: two u32.
+    // status: two u32; info: one i32 per matrix.
     let tables = 4 * (3 * sizes.len() + 5);
+    let info = buffer(4 * sizes.len());
     let before = plan.device_bytes();
-    assert!(before >= buffer(tables) + 8, "{before}");
-    assert_eq!(plan.scratch_bytes(), 0);
+    assert!(before >= buffer(tables) + 8 + info, "{before}");
+    // The read-back of eigh_info.
+    assert_eq!(plan.scratch_bytes(), info);
 
     gpu.prepare_eigh_host(&mut plan).unwrap();
+    assert!(plan.has_host_staging());
     let a_len: usize = sizes.iter().map(|n| n * n).sum();
     let w_len: usize = sizes.iter().sum();
     // Device copies of A, W and V.
@@ -41,10 +51,15 @@ fn eigh_device_bytes_cover_tables_status_and_the_host_path_when_made() {
     );
     // Read-back: the status word, W (from byte 8), V (8-byte aligned after W).
     let v_at = (8 + 4 * w_len).next_multiple_of(8);
-    assert_eq!(plan.scratch_bytes(), buffer(v_at + 4 * a_len));
+    assert_eq!(plan.scratch_bytes(), info + buffer(v_at + 4 * a_len));
+    // The trait's plan has the same from the start.
+    let full = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    assert!(full.has_host_staging());
+    assert_eq!(full.device_bytes(), plan.device_bytes());
+    assert_eq!(full.scratch_bytes(), plan.scratch_bytes());
 
     // Without eigenvectors no V is made (the placeholder is not counted twice).
-    let mut values = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::ragged(sizes)).unwrap();
+    let mut values = device(&EighSpec::ragged(sizes));
     let before = values.device_bytes();
     gpu.prepare_eigh_host(&mut values).unwrap();
     assert_eq!(
@@ -52,7 +67,7 @@ fn eigh_device_bytes_cover_tables_status_and_the_host_path_when_made() {
         buffer(4 * a_len) + buffer(4 * w_len)
     );
     // Read-back: the status word and W, up to where V would start.
-    assert_eq!(values.scratch_bytes(), buffer(v_at));
+    assert_eq!(values.scratch_bytes(), info + buffer(v_at));
 
     // More matrices, more table bytes.
     let bigger = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::ragged(vec![3; 400])).unwrap();
@@ -70,13 +85,18 @@ fn reduce_device_bytes_cover_partials_and_the_host_path_when_made() {
         op: ReduceOp::Dot,
         len,
     };
-    let mut plan = Reducer::<f32>::plan_reduce(&gpu, &spec).unwrap();
+    let mut plan = gpu.plan_reduce_device::<f32>(&spec).unwrap();
     let before = plan.device_bytes();
     // Partials: two f32 per part, at least one part.
     assert!(before >= 8, "{before}");
     assert_eq!(plan.scratch_bytes(), 0);
     let x = vec![1.0f32; len];
     let mut out = [0.0f32];
+    let err = gpu
+        .reduce_host(&mut plan, &x, Some(&x), &mut out)
+        .unwrap_err();
+    assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
+    gpu.prepare_reduce_host(&mut plan).unwrap();
     gpu.reduce_host(&mut plan, &x, Some(&x), &mut out).unwrap();
     assert_eq!(out[0], len as f32);
     // x, y and the output on the device, the output read back.
@@ -85,14 +105,18 @@ fn reduce_device_bytes_cover_partials_and_the_host_path_when_made() {
         2 * buffer(4 * len) + buffer(4)
     );
     assert_eq!(plan.scratch_bytes(), buffer(4));
+    let full = Reducer::<f32>::plan_reduce(&gpu, &spec).unwrap();
+    assert_eq!(full.device_bytes(), plan.device_bytes());
+    assert_eq!(full.scratch_bytes(), plan.scratch_bytes());
 
     // One operand: no y is made.
     let sum = ReduceSpec::Full {
         op: ReduceOp::Sum,
         len,
     };
-    let mut plan = Reducer::<f32>::plan_reduce(&gpu, &sum).unwrap();
+    let mut plan = gpu.plan_reduce_device::<f32>(&sum).unwrap();
     let before = plan.device_bytes();
+    gpu.prepare_reduce_host(&mut plan).unwrap();
     gpu.reduce_host(&mut plan, &x, None, &mut out).unwrap();
     assert_eq!(plan.device_bytes() - before, buffer(4 * len) + buffer(4));
 }
@@ -129,34 +153,49 @@ fn auto_forwards_the_wgpu_plan_and_adds_its_own_staging() {
     let on_wgpu = auto.clone().force(BackendKind::Wgpu).unwrap();
     let spec = EighSpec::uniform(6, 10).with_vectors(true);
 
-    let direct = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
-    let mut prepared = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
-    gpu.prepare_eigh_host(&mut prepared).unwrap();
+    let direct = gpu
+        .plan_eigh_device::<f32>(&spec, WgpuEighAlgorithm::SizeClasses)
+        .unwrap();
+    let prepared = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    // For data on wgpu, Auto makes the plan for device buffers only.
     let device = on_wgpu
         .plan_eigh_for::<f32>(&spec, Residency::Device(BackendKind::Wgpu))
         .unwrap();
     assert_eq!(device.backend(), BackendKind::Wgpu);
     assert_eq!(device.device_bytes(), direct.device_bytes());
-    assert_eq!(device.scratch_bytes(), 0);
+    assert_eq!(device.scratch_bytes(), direct.scratch_bytes());
     // For host data Auto makes the host path at plan time.
     let host = on_wgpu
         .plan_eigh_for::<f32>(&spec, Residency::Host)
         .unwrap();
     assert_eq!(host.device_bytes(), prepared.device_bytes());
     assert_eq!(host.scratch_bytes(), prepared.scratch_bytes());
-    assert!(host.scratch_bytes() > 0);
+    assert!(host.scratch_bytes() > direct.scratch_bytes());
 
-    // A CPU plan fed wgpu buffers stages them on the host: Auto counts its copies.
+    // A CPU plan fed wgpu buffers stages them on the host: Auto reserves its copies when the
+    // plan is made for data on wgpu, or in prepare_eigh_staging, and counts them.
     let on_cpu = auto.clone().force(BackendKind::Cpu).unwrap();
     let mut plan = BatchedEigh::<f32>::plan_eigh(&on_cpu, &spec).unwrap();
     let cpu_only = plan.scratch_bytes();
     assert_eq!(plan.device_bytes(), 0);
     let (a_len, w_len) = (6 * 6 * 10, 6 * 10);
+    let copies = 4 * (2 * a_len + w_len);
     // Zero matrices: the values do not matter here.
     let a = auto.alloc_on::<f32>(BackendKind::Wgpu, a_len).unwrap();
     let mut w = auto.alloc_on::<f32>(BackendKind::Wgpu, w_len).unwrap();
     let mut v = auto.alloc_on::<f32>(BackendKind::Wgpu, a_len).unwrap();
+    let err = on_cpu
+        .eigh(&mut plan, &a, &mut w, Some(&mut v))
+        .unwrap_err();
+    assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
+    assert_eq!(plan.scratch_bytes(), cpu_only);
+    on_cpu.prepare_eigh_staging(&mut plan).unwrap();
+    assert_eq!(plan.scratch_bytes(), cpu_only + copies);
     on_cpu.eigh(&mut plan, &a, &mut w, Some(&mut v)).unwrap();
-    assert!(plan.scratch_bytes() >= cpu_only + 4 * (2 * a_len + w_len));
+    assert_eq!(plan.scratch_bytes(), cpu_only + copies);
     assert_eq!(plan.device_bytes(), 0);
+    let planned = on_cpu
+        .plan_eigh_for::<f32>(&spec, Residency::Device(BackendKind::Wgpu))
+        .unwrap();
+    assert_eq!(planned.scratch_bytes(), cpu_only + copies);
 }

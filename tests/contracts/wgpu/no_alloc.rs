@@ -5,6 +5,8 @@
 //! host allocations of a call do not grow with the problem: the same count for a batch of 16
 //! matrices and of 4,096, for 100,000 and 4,000,000 reduced elements, across repeated calls
 //! (measured on lavapipe: 49 per eigh call, 94 per reduction with its scalar readback).
+//! The first host call after planning makes no more host allocations than later calls (its
+//! staging is made with the plan, or by `prepare_*_host` / `Auto::prepare_*_staging`).
 //! Skips without an adapter unless `MEGABATCH_REQUIRE_WGPU=1`.
 #![cfg(feature = "wgpu")]
 
@@ -15,6 +17,9 @@ use std::sync::atomic::Ordering;
 use common::counting_alloc::ALLOCATIONS;
 use megabatch::backends::wgpu::Wgpu;
 use megabatch::{Backend, BatchedEigh, EighSpec, ReduceOp, ReduceSpec, Reducer};
+
+/// The allocation counter is process-wide: the tests here take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Host allocations of each of `calls` calls of `f` after a warm-up call (the minimum and
 /// the maximum over the calls).
@@ -69,6 +74,7 @@ fn execute_allocations_do_not_grow_with_the_problem() {
     if common::child::ran_alone() {
         return; // passed alone in a child process (tests/common/child.rs)
     }
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(gpu) = common::wgpu_or_skip() else {
         return;
     };
@@ -81,4 +87,168 @@ fn execute_allocations_do_not_grow_with_the_problem() {
     let large = reduce_allocations(&gpu, 4_000_000);
     eprintln!("reduce + read_scalar host allocations per call: 1e5 {small:?}, 4e6 {large:?}");
     assert_eq!(small.1, large.1, "reduce: allocations grow with the length");
+}
+
+/// Host allocations wgpu makes the first time a submission uses resources it has not seen
+/// (its trackers grow per resource; measured on lavapipe: 11 for an eigh host call's five
+/// buffers), not megabatch's: a first call may exceed later ones by this much, and making a
+/// plan's host staging costs several times more (checked below), so a first call that made
+/// it would fail.
+const FIRST_USE: usize = 16;
+
+/// Host allocations of `f`'s first call, and the most of its next five.
+fn first_and_later(mut f: impl FnMut()) -> (usize, usize) {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    f();
+    let first = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let (_, later) = allocations_per_call(5, &mut f);
+    (first, later)
+}
+
+/// The first host call of a fresh plan allocates no more than its later calls (wgpu's own
+/// per-submission allocations, measured above): host staging comes with the trait's plans,
+/// with `prepare_*_host` for `plan_*_device` plans, and with `Auto`'s plans for their
+/// residency or `Auto::prepare_*_staging`. (Before, a first host call created its buffers and
+/// bind groups.)
+#[test]
+fn first_host_calls_allocate_no_more_than_later_ones() {
+    if common::child::ran_alone() {
+        return; // passed alone in a child process (tests/common/child.rs)
+    }
+    use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
+    use megabatch::backends::cpu::Cpu;
+    use megabatch::backends::wgpu::WgpuEighAlgorithm;
+    use megabatch::{Auto, BackendKind, Residency};
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(gpu) = common::wgpu_or_skip() else {
+        return;
+    };
+    let check = |what: &str, (first, later): (usize, usize)| {
+        eprintln!("{what}: first call {first} host allocations, later calls at most {later}");
+        assert!(
+            first <= later + FIRST_USE,
+            "{what}: the first call allocates more than later ones"
+        );
+    };
+    // What making the host staging costs, which the first call would pay if it made it.
+    let staging_cost = |what: &str, make: &mut dyn FnMut()| {
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        make();
+        let cost = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        eprintln!("{what}: {cost} host allocations");
+        assert!(cost > 2 * FIRST_USE, "{what}: {cost}");
+    };
+    let (n, batch) = (8, 64);
+    let spec = EighSpec::uniform(n, batch).with_vectors(true);
+    let a: Vec<f32> = (0..n * n * batch).map(|i| (i % 7) as f32).collect();
+    let (mut w, mut v) = (vec![0.0f32; n * batch], vec![0.0f32; a.len()]);
+    let mut info = vec![0i32; batch];
+    // wgpu's own first-use state (pipelines of the spec, the queue's pools), warmed on a
+    // plan of its own.
+    let mut warm = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    gpu.eigh_host(&mut warm, &a, &mut w, Some(&mut v)).unwrap();
+    gpu.eigh_info(&mut warm, &mut info).unwrap();
+
+    let mut plan = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    check(
+        "eigh_host",
+        first_and_later(|| gpu.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap()),
+    );
+    check(
+        "eigh_info",
+        first_and_later(|| gpu.eigh_info(&mut plan, &mut info).unwrap()),
+    );
+    let mut plan = gpu
+        .plan_eigh_device::<f32>(&spec, WgpuEighAlgorithm::SizeClasses)
+        .unwrap();
+    staging_cost("prepare_eigh_host", &mut || {
+        gpu.prepare_eigh_host(&mut plan).unwrap()
+    });
+    check(
+        "eigh_host after prepare_eigh_host",
+        first_and_later(|| gpu.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap()),
+    );
+
+    let x: Vec<f32> = (0..10_000).map(|i| i as f32).collect();
+    let mut out = [0.0f32];
+    let sum = ReduceSpec::Full {
+        op: ReduceOp::Sum,
+        len: x.len(),
+    };
+    let mut warm = Reducer::<f32>::plan_reduce(&gpu, &sum).unwrap();
+    gpu.reduce_host(&mut warm, &x, None, &mut out).unwrap();
+    let mut plan = Reducer::<f32>::plan_reduce(&gpu, &sum).unwrap();
+    check(
+        "reduce_host",
+        first_and_later(|| gpu.reduce_host(&mut plan, &x, None, &mut out).unwrap()),
+    );
+    let mut plan = gpu.plan_reduce_device::<f32>(&sum).unwrap();
+    staging_cost("prepare_reduce_host", &mut || {
+        gpu.prepare_reduce_host(&mut plan).unwrap()
+    });
+    check(
+        "reduce_host after prepare_reduce_host",
+        first_and_later(|| gpu.reduce_host(&mut plan, &x, None, &mut out).unwrap()),
+    );
+
+    let att = AttentionSpec::self_attention(2, 64, 32);
+    let mask = BlockMask::causal(64, 64, (32, 32)).unwrap();
+    let (q_len, _, lse_len) = att.lens().unwrap();
+    let q = vec![0.25f32; q_len];
+    let (mut o, mut lse) = (vec![0.0f32; q_len], vec![0.0f32; lse_len]);
+    let mut warm = SparseAttention::<f32>::plan_attention(&gpu, &att, &mask).unwrap();
+    gpu.attention_host(&mut warm, &q, &q, &q, &mut o, Some(&mut lse))
+        .unwrap();
+    let mut plan = SparseAttention::<f32>::plan_attention(&gpu, &att, &mask).unwrap();
+    check(
+        "attention_host",
+        first_and_later(|| {
+            gpu.attention_host(&mut plan, &q, &q, &q, &mut o, Some(&mut lse))
+                .unwrap()
+        }),
+    );
+
+    // Auto: a wgpu plan for host data; a CPU plan for data on wgpu, through Auto's copies.
+    let auto = Auto::with_cpu(Cpu::with_threads(2).unwrap()).add_wgpu(gpu.clone());
+    let on_wgpu = auto.clone().force(BackendKind::Wgpu).unwrap();
+    let mut plan = on_wgpu
+        .plan_eigh_for::<f32>(&spec, Residency::Host)
+        .unwrap();
+    check(
+        "Auto (wgpu) eigh_host",
+        first_and_later(|| {
+            on_wgpu
+                .eigh_host(&mut plan, &a, &mut w, Some(&mut v))
+                .unwrap()
+        }),
+    );
+    let on_cpu = auto.clone().force(BackendKind::Cpu).unwrap();
+    let mut a_dev = auto.alloc_on::<f32>(BackendKind::Wgpu, a.len()).unwrap();
+    auto.upload(&a, &mut a_dev).unwrap();
+    let mut w_dev = auto.alloc_on::<f32>(BackendKind::Wgpu, w.len()).unwrap();
+    let mut v_dev = auto.alloc_on::<f32>(BackendKind::Wgpu, v.len()).unwrap();
+    let on_wgpu_data = Residency::Device(BackendKind::Wgpu);
+    let mut warm = on_cpu.plan_eigh_for::<f32>(&spec, on_wgpu_data).unwrap();
+    on_cpu
+        .eigh(&mut warm, &a_dev, &mut w_dev, Some(&mut v_dev))
+        .unwrap();
+    let mut plan = on_cpu.plan_eigh_for::<f32>(&spec, on_wgpu_data).unwrap();
+    check(
+        "Auto (CPU) eigh on wgpu buffers",
+        first_and_later(|| {
+            on_cpu
+                .eigh(&mut plan, &a_dev, &mut w_dev, Some(&mut v_dev))
+                .unwrap()
+        }),
+    );
+    let mut plan = BatchedEigh::<f32>::plan_eigh(&on_cpu, &spec).unwrap();
+    on_cpu.prepare_eigh_staging(&mut plan).unwrap();
+    check(
+        "Auto (CPU) eigh on wgpu buffers after prepare_eigh_staging",
+        first_and_later(|| {
+            on_cpu
+                .eigh(&mut plan, &a_dev, &mut w_dev, Some(&mut v_dev))
+                .unwrap()
+        }),
+    );
 }

@@ -195,3 +195,27 @@ fn auto_reports_its_choice_and_runs_it() {
         Err(Error::Shape { .. })
     ));
 }
+
+/// The per-matrix status: NaN and -inf matrices among good ones (lane groups, single
+/// matrices, faer from order 48) are marked EIGH_NON_FINITE in `eigh_info` by the "device"
+/// call (host memory on the CPU: it returns `NonFinite`, writes nothing) and the host call
+/// alike; the others EIGH_SOLVED; a clean call clears it (`tests/common/eigh_check.rs`).
+#[test]
+fn eigh_info_marks_exactly_the_non_finite_matrices() {
+    let cpu = Cpu::with_threads(2).unwrap();
+    let sizes = [4, 4, 4, 4, 5, 1, 12, 12, 12, 12, 3, 50, 7, 0, 33, 2];
+    let bad = [1, 5, 8, 11, 15];
+    let spec = EighSpec::ragged(sizes.to_vec()).with_vectors(true);
+    let plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    crate::common::eigh_check::check_device_info::<f64, _>(&cpu, plan, &sizes, &bad, 3, 30.0);
+    let plan = BatchedEigh::<f32>::plan_eigh(&cpu, &spec).unwrap();
+    crate::common::eigh_check::check_device_info::<f32, _>(&cpu, plan, &sizes, &bad, 4, 30.0);
+    // Before any call, and for another backend instance's plan.
+    let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut info = vec![-1; sizes.len()];
+    cpu.eigh_info(&mut plan, &mut info).unwrap();
+    assert!(info.iter().all(|&c| c == megabatch::EIGH_SOLVED));
+    let other = Cpu::with_threads(1).unwrap();
+    let err = other.eigh_info(&mut plan, &mut info).unwrap_err();
+    assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
+}

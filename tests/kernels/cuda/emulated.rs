@@ -5,8 +5,11 @@
 //! dsyt21's residual and orthogonality ratios (< 30) and a long-double Jacobi reference for the
 //! eigenvalues, on LAPACK-style matrix types including zero, graded, clustered, tiny, huge and
 //! NaN inputs. The classes checked span every kernel path: a 16-lane group with 12-long rows
-//! (nested-loop QL), a 32-lane group (read-ahead chase), a block with its chain warp, and the
-//! chains kernel (a chain per lane, rotations replayed in rounds).
+//! (nested-loop QL), a 32-lane group (read-ahead chase), a block with its chain warp, the
+//! chains kernel (a chain per lane, rotations replayed in rounds), the split classes' launch
+//! sequence and the Jacobi kernel. Each also checks the per-matrix status array every kernel
+//! writes (non-finite input flagged for exactly the NaN matrices, solved for the others, none
+//! left unwritten) and NaN eigenvalues and eigenvectors for the bad ones.
 //! Needs g++ (C++20); skips with a notice without it unless `CI` is set.
 
 use std::path::PathBuf;
@@ -40,7 +43,7 @@ fn emulator() -> Option<PathBuf> {
 #[test]
 fn eigh_size_class_kernels_pass_the_lapack_checks_under_emulation() {
     let Some(bin) = emulator() else { return };
-    let cases: [&[&str]; 7] = [
+    let cases: [&[&str]; 8] = [
         &["warp:16:12", "f64", "1", "2", "9", "12"],
         &["warp:32:24", "f32", "17", "24"],
         &["block:2", "f64", "33"],
@@ -52,6 +55,8 @@ fn eigh_size_class_kernels_pass_the_lapack_checks_under_emulation() {
         // after the first list finishes inside its replay block).
         &["split:2:3", "f64", "1", "33", "40"],
         &["split:2:1", "f32", "2", "34"],
+        // The Jacobi kernel of the orders above the block classes (here in shared memory).
+        &["jacobi", "f64", "1", "4", "7"],
     ];
     let results: Vec<(String, std::process::Output)> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
