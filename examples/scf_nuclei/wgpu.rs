@@ -959,15 +959,11 @@ mod tests {
             nuclei[at]
         );
         assert!(worst < 1e-8, "{:?}: {worst:e}", nuclei[at]);
-        for i in 0..nuclei.len() {
+        for (i, zn) in nuclei.iter().enumerate() {
             for s in 0..SPECIES {
                 let n = particle_number(&levels(&p.layout, &got.results, i, s));
                 let target = p.layout.particles[i * SPECIES + s];
-                assert!(
-                    (n - target).abs() < 1e-10,
-                    "{:?} species {s}: {n}",
-                    nuclei[i]
-                );
+                assert!((n - target).abs() < 1e-10, "{zn:?} species {s}: {n}");
             }
         }
     }
