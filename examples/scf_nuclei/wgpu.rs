@@ -918,7 +918,7 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "the whole table at the default basis: minutes on a GPU host, hours on lavapipe"]
+    #[ignore = "the whole table at the default basis: about 5 minutes on lavapipe, run it on GPU hosts"]
     fn wgpu_whole_table_agrees_with_the_cpu_runner() {
         // Every even-even nucleus of AME2012 at DEFAULT_N_MAX (SCF_N_MAX overrides it): the
         // same iterations and every total energy within 1e-8 relative.
