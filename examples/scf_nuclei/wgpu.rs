@@ -12,7 +12,7 @@
 //! | build fields | device | `coulomb.wgsl`, then `fields.wgsl` (`fields_point`) | (ceil(grid/64), nuclei) each | (nucleus, q) |
 //! | build H | device | `hamiltonian.wgsl` | (ceil(tasks/64), nuclei * 2) | lower-triangle element of one l, both j |
 //! | eigh | device | megabatch `BatchedEigh` (ragged, with vectors) | the crate's | - |
-//! | BCS | device | `bcs.wgsl` | (nuclei * 2) of WG = 32..256 | workgroup per (nucleus, species) |
+//! | BCS | device | `bcs.wgsl` | (nuclei * 2) of WG = 32..256 ([`bcs_shape`]) | workgroup per (nucleus, species) |
 //! | densities | device | `densities.wgsl` | (ceil(grid/64), nuclei * 2) | (nucleus, species, q) |
 //! | max-diff | device, 8 bytes back | megabatch `Reducer` (`MaxAbsDiff`) + `read_scalar` | the crate's | - |
 //! | mixing | device | `mixing.wgsl` (`mix`) for rho, then the other five | grid-stride, at most 1024 | element |
@@ -45,6 +45,8 @@ use crate::steps::densities::QUANTITIES;
 use crate::steps::energy::EnergyParts;
 use crate::steps::{woods_saxon, Fields};
 
+use WgpuBindingKind::{ReadOnly as R, ReadWrite as W, Uniform as U};
+
 /// The prelude of every shader: the parameter block and the f64 helpers.
 pub const COMMON: &str = include_str!("shaders/common.wgsl");
 /// Hamiltonian blocks (steps/hamiltonian.rs).
@@ -69,8 +71,6 @@ const MIX_WG: u32 = 256;
 const MIX_MAX_GROUPS: u32 = 1024;
 /// States each BCS invocation holds at most: the workgroup is sized so that SLOTS <= this.
 const BCS_SLOTS: usize = 4;
-
-use WgpuBindingKind::{ReadOnly as R, ReadWrite as W, Uniform as U};
 
 /// One compute shader: its name (the entry point), its full source and the kinds of its
 /// bindings 0, 1, ...
