@@ -22,7 +22,9 @@
 //!   beta = [`MIXING`]; stop when max |rho_new - rho| < tol (default [`TOL`] fm^-3).
 //!
 //! Run: `cargo run --release --example scf_nuclei -- [--n-max N] [--backend cpu]
-//! [--nuclei all|16O,40Ca,...] [--max-iter K] [--tol X]`
+//! [--nuclei all|16O,40Ca,...] [--max-iter K] [--tol X]`; with `--features wgpu`, also
+//! `--backend wgpu` (the whole loop on the GPU, one scalar read per iteration) and
+//! `--backend wgpu-eager` (the same, waiting after every step for per-step times): wgpu.rs.
 
 #[allow(dead_code)] // binding energies only; the separation energies serve nuclear_shells
 #[path = "../nuclear_shells/ame.rs"]
@@ -42,6 +44,8 @@ mod steps;
 mod tables;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "wgpu")]
+mod wgpu;
 #[allow(dead_code)] // the Woods-Saxon start uses the potential, not the constants
 #[path = "../nuclear_shells/woods_saxon.rs"]
 mod woods_saxon;
@@ -70,7 +74,7 @@ pub const TOL: f64 = 1e-6;
 /// Default iteration limit.
 pub const MAX_ITER: usize = 300;
 
-const USAGE: &str = "usage: scf_nuclei [--n-max N] [--backend cpu] \
+const USAGE: &str = "usage: scf_nuclei [--n-max N] [--backend cpu|wgpu|wgpu-eager] \
                      [--nuclei all|16O,40Ca,...] [--max-iter K] [--tol X]";
 
 /// Command-line options.

@@ -70,7 +70,13 @@ pub trait Runner {
 pub type MakeRunner = fn(Problem) -> Result<Box<dyn Runner>, Error>;
 
 /// The registry: one line per backend (`--backend NAME`).
-pub const RUNNERS: &[(&str, MakeRunner)] = &[("cpu", crate::cpu::CpuRunner::boxed)];
+pub const RUNNERS: &[(&str, MakeRunner)] = &[
+    ("cpu", crate::cpu::CpuRunner::boxed),
+    #[cfg(feature = "wgpu")]
+    ("wgpu", crate::wgpu::WgpuRunner::boxed),
+    #[cfg(feature = "wgpu")]
+    ("wgpu-eager", crate::wgpu::WgpuRunner::boxed_eager),
+];
 
 /// The runner called `name`.
 pub fn make(name: &str, problem: Problem) -> Result<Box<dyn Runner>, String> {
