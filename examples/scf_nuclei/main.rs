@@ -49,6 +49,8 @@ mod tables;
 mod tests;
 #[cfg(all(test, feature = "cuda"))]
 mod tests_cuda;
+#[cfg(all(test, feature = "cuda"))]
+mod tests_emulated;
 #[allow(dead_code)] // the Woods-Saxon start uses the potential, not the constants
 #[path = "../nuclear_shells/woods_saxon.rs"]
 mod woods_saxon;
