@@ -109,7 +109,7 @@ fn main() {
         let mut graph = cuda.capture(&queue, |q| it.queue(&cuda, q)).unwrap();
         let measure = |run: &mut dyn FnMut()| {
             let (w0, r0) = (Cuda::host_waits(), Cuda::device_reads());
-            let s = common::median_of(reps, || run());
+            let s = common::median_of(reps, &mut *run);
             let per = (reps + 1) as f64;
             let waits = (Cuda::host_waits() - w0) as f64 / per;
             let reads = (Cuda::device_reads() - r0) as f64 / per;
