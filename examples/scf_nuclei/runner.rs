@@ -109,9 +109,16 @@ pub const RUNNERS: &[(&str, MakeRunner)] = &[
 /// The runner called `name`.
 pub fn make(name: &str, problem: Problem) -> Result<Box<dyn Runner>, String> {
     let names: Vec<&str> = RUNNERS.iter().map(|r| r.0).collect();
-    let (_, make) = RUNNERS
-        .iter()
-        .find(|r| r.0 == name)
-        .ok_or_else(|| format!("unknown backend {name:?}; available: {}", names.join(", ")))?;
+    let (_, make) = RUNNERS.iter().find(|r| r.0 == name).ok_or_else(|| {
+        let cuda = if cfg!(feature = "cuda") {
+            ""
+        } else {
+            " (cuda needs --features cuda)"
+        };
+        format!(
+            "unknown backend {name:?}; available: {}{cuda}",
+            names.join(", ")
+        )
+    })?;
     make(problem).map_err(|e| e.to_string())
 }
