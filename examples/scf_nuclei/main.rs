@@ -21,15 +21,20 @@
 //! - Start: the Woods-Saxon field of `nuclear_shells`; linear mixing of the densities with
 //!   beta = [`MIXING`]; stop when max |rho_new - rho| < tol (default [`TOL`] fm^-3).
 //!
-//! Run: `cargo run --release --example scf_nuclei -- [--n-max N] [--backend cpu]
-//! [--nuclei all|16O,40Ca,...] [--max-iter K] [--tol X]`; with `--features wgpu`, also
-//! `--backend wgpu` (the whole loop on the GPU, one scalar read per iteration) and
-//! `--backend wgpu-eager` (the same, waiting after every step for per-step times): wgpu.rs.
+//! Run: `cargo run --release --example scf_nuclei -- [--n-max N] [--backend cpu|cuda|wgpu]
+//! [--step-times | --graph] [--nuclei all|16O,40Ca,...] [--max-iter K] [--tol X]`
+//! (`--backend cuda` needs `--features cuda`; `--step-times` finishes every device step before
+//! the next, so the printed step times are the steps' own; `--graph` replays a CUDA graph of
+//! the iteration: see runner.rs's `Schedule` and cuda.rs). With `--features wgpu`,
+//! `--backend wgpu` runs the whole loop on the GPU through WGSL, one scalar read per
+//! iteration, and `--backend wgpu-eager` waits after every step for per-step times: wgpu.rs.
 
 #[allow(dead_code)] // binding energies only; the separation energies serve nuclear_shells
 #[path = "../nuclear_shells/ame.rs"]
 mod ame;
 mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod elements;
 #[allow(dead_code)] // the closed-form kinetic energy serves nuclear_shells (and tests.rs)
 #[path = "../nuclear_shells/ho_basis.rs"]
@@ -44,6 +49,10 @@ mod steps;
 mod tables;
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "cuda"))]
+mod tests_cuda;
+#[cfg(all(test, feature = "cuda"))]
+mod tests_emulated;
 #[cfg(feature = "wgpu")]
 mod wgpu;
 #[allow(dead_code)] // the Woods-Saxon start uses the potential, not the constants
@@ -54,7 +63,7 @@ use std::time::Instant;
 
 use ame::MassTable;
 use layout::{BasisSize, Layout};
-use runner::Problem;
+use runner::{Problem, Schedule};
 use skyrme::Skyrme;
 use steps::bcs::Pairing;
 use tables::Tables;
@@ -74,7 +83,8 @@ pub const TOL: f64 = 1e-6;
 /// Default iteration limit.
 pub const MAX_ITER: usize = 300;
 
-const USAGE: &str = "usage: scf_nuclei [--n-max N] [--backend cpu|wgpu|wgpu-eager] \
+const USAGE: &str =
+    "usage: scf_nuclei [--n-max N] [--backend cpu|cuda|wgpu|wgpu-eager] [--step-times | --graph] \
                      [--nuclei all|16O,40Ca,...] [--max-iter K] [--tol X]";
 
 /// Command-line options.
@@ -82,6 +92,8 @@ const USAGE: &str = "usage: scf_nuclei [--n-max N] [--backend cpu|wgpu|wgpu-eage
 struct Options {
     n_max: usize,
     backend: String,
+    /// `--step-times` or `--graph` (at most one), else eager.
+    schedule: Schedule,
     /// None: every even-even nucleus of AME2012.
     nuclei: Option<Vec<(u32, u32)>>,
     max_iter: usize,
@@ -92,6 +104,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut o = Options {
         n_max: DEFAULT_N_MAX,
         backend: "cpu".into(),
+        schedule: Schedule::Eager,
         nuclei: None,
         max_iter: MAX_ITER,
         tol: TOL,
@@ -102,6 +115,16 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
         match flag.as_str() {
             "--n-max" => o.n_max = value()?.parse().map_err(|e| format!("--n-max: {e}"))?,
             "--backend" => o.backend = value()?,
+            "--step-times" | "--graph" => {
+                if o.schedule != Schedule::Eager {
+                    return Err("--step-times and --graph exclude each other".into());
+                }
+                o.schedule = if flag == "--graph" {
+                    Schedule::Graph
+                } else {
+                    Schedule::StepTimes
+                };
+            }
             "--nuclei" => {
                 let v = value()?;
                 o.nuclei = if v == "all" {
@@ -192,6 +215,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t0 = Instant::now();
     let p = problem(&nuclei, opts.n_max);
     let mut runner = runner::make(&opts.backend, p.clone())?;
+    runner.set_schedule(opts.schedule)?;
     let setup = t0.elapsed().as_secs_f64();
     let outcome = scf::run(
         runner.as_mut(),
@@ -201,5 +225,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     report::print(&p, &table, runner.name(), setup, &outcome);
+    for note in runner.notes() {
+        println!("{note}");
+    }
     Ok(())
 }

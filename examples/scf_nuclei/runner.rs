@@ -1,5 +1,5 @@
-//! The step runner: one implementation per backend, each one file (`cpu.rs` now; `cuda.rs`
-//! and `wgpu.rs` later), joined by one line in [`RUNNERS`].
+//! The step runner: one implementation per backend, each one file (`cpu.rs`, `cuda.rs` with
+//! the feature `cuda`; `wgpu.rs` later), joined by one line in [`RUNNERS`].
 //!
 //! A runner owns the batch's arrays where its backend keeps them (host vectors for the CPU,
 //! device buffers for a GPU) and runs one step per call; the driver (scf.rs) calls the steps
@@ -42,6 +42,22 @@ pub struct Results {
     pub rho: Vec<f64>,
 }
 
+/// How a runner schedules its device work (`--step-times`, `--graph`; the default `Eager`).
+/// Host runners run every step to completion anyway, so the first two are the same there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schedule {
+    /// Queue each step and return; the one scalar read per iteration is the only wait, so the
+    /// per-step times of a device runner are mostly queueing times and the wait lands on the
+    /// mixing step.
+    #[default]
+    Eager,
+    /// As `Eager`, but finish every step before returning, so each step's time is its own.
+    StepTimes,
+    /// Replay a graph of the whole iteration (after one eager iteration): its time lands on
+    /// the fields step (the replay) and the mixing step (the wait for the scalar).
+    Graph,
+}
+
 /// The steps of the self-consistent loop (steps/mod.rs lists what each reads and writes).
 pub trait Runner {
     /// Short name, as on the command line.
@@ -64,6 +80,20 @@ pub trait Runner {
     fn mix(&mut self, first: bool) -> Result<f64, Error>;
     /// Energies from the last computed densities, and host copies of the results.
     fn results(&mut self) -> Result<Results, Error>;
+    /// Chooses the schedule before the first step. Runners without device queues run every
+    /// step to completion whatever the choice, and have no graphs.
+    fn set_schedule(&mut self, schedule: Schedule) -> Result<(), Error> {
+        match schedule {
+            Schedule::Eager | Schedule::StepTimes => Ok(()),
+            Schedule::Graph => Err(Error::InvalidArgument(
+                "this backend has no graph replay (--graph needs --backend cuda)",
+            )),
+        }
+    }
+    /// Lines the report prints after the timing: the device, the schedule, one-time costs.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A constructor of a backend's runner.
@@ -72,6 +102,8 @@ pub type MakeRunner = fn(Problem) -> Result<Box<dyn Runner>, Error>;
 /// The registry: one line per backend (`--backend NAME`).
 pub const RUNNERS: &[(&str, MakeRunner)] = &[
     ("cpu", crate::cpu::CpuRunner::boxed),
+    #[cfg(feature = "cuda")]
+    ("cuda", crate::cuda::CudaRunner::boxed),
     #[cfg(feature = "wgpu")]
     ("wgpu", crate::wgpu::WgpuRunner::boxed),
     #[cfg(feature = "wgpu")]
@@ -81,9 +113,16 @@ pub const RUNNERS: &[(&str, MakeRunner)] = &[
 /// The runner called `name`.
 pub fn make(name: &str, problem: Problem) -> Result<Box<dyn Runner>, String> {
     let names: Vec<&str> = RUNNERS.iter().map(|r| r.0).collect();
-    let (_, make) = RUNNERS
-        .iter()
-        .find(|r| r.0 == name)
-        .ok_or_else(|| format!("unknown backend {name:?}; available: {}", names.join(", ")))?;
+    let (_, make) = RUNNERS.iter().find(|r| r.0 == name).ok_or_else(|| {
+        let cuda = if cfg!(feature = "cuda") {
+            ""
+        } else {
+            " (cuda needs --features cuda)"
+        };
+        format!(
+            "unknown backend {name:?}; available: {}{cuda}",
+            names.join(", ")
+        )
+    })?;
     make(problem).map_err(|e| e.to_string())
 }

@@ -355,6 +355,16 @@ fn command_line_is_parsed() {
     assert_eq!(o.n_max, 8);
     assert_eq!(o.nuclei, Some(vec![(8, 8), (82, 126)]));
     assert_eq!((o.max_iter, o.tol), (5, 1e-4));
+    assert_eq!(o.schedule, super::Schedule::Eager);
+    let graph = super::parse_args(args("--backend cuda --graph").into_iter()).unwrap();
+    assert_eq!(graph.schedule, super::Schedule::Graph);
+    let timed = super::parse_args(args("--step-times").into_iter()).unwrap();
+    assert_eq!(timed.schedule, super::Schedule::StepTimes);
+    assert!(super::parse_args(args("--graph --step-times").into_iter()).is_err());
+    // The CPU runner has no graphs.
+    let mut cpu = runner::make("cpu", problem(&[(8, 8)], 6)).unwrap();
+    assert!(cpu.set_schedule(super::Schedule::Graph).is_err());
+    assert!(cpu.set_schedule(super::Schedule::StepTimes).is_ok());
     assert!(super::parse_args(args("--tol 0").into_iter()).is_err());
     assert!(super::parse_args(args("--nuclei 16Xx").into_iter()).is_err());
     assert!(super::parse_args(args("--frobnicate").into_iter()).is_err());

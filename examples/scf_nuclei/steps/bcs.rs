@@ -47,14 +47,15 @@ pub const DELTA_MIN: f64 = 1e-4;
 /// Smoothing width of the reference Fermi energy that centres the window, MeV.
 pub const DELTA_REF: f64 = 1.0;
 /// Relative half-width of the first bracket around the previous gap.
-const WARM: f64 = 1e-2;
+pub const WARM: f64 = 1e-2;
 /// Half-width of the window's smooth edge, MeV.
 pub const RAMP: f64 = 0.5;
 /// Bisection on lambda stops when the bracket is this narrow (MeV) or stops shrinking.
-const LAMBDA_TOL: f64 = 1e-12;
+pub const LAMBDA_TOL: f64 = 1e-12;
 /// The gap equation is solved to |F| <= GAP_TOL * Delta or a bracket this narrow (MeV).
-const GAP_TOL: f64 = 1e-12;
-const MAX_STEPS: usize = 200;
+pub const GAP_TOL: f64 = 1e-12;
+/// Most bisection and regula falsi steps.
+pub const MAX_STEPS: usize = 200;
 
 /// Constant-G pairing: G = g0 / A MeV for both species, window half-width in MeV.
 #[derive(Debug, Clone, Copy, PartialEq)]

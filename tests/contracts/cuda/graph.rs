@@ -98,7 +98,11 @@ fn a_captured_chain_replays_the_eager_chain_bit_for_bit_without_host_waits() {
     eager.step(&cuda, &queue).unwrap();
     graphed.step(&cuda, &queue).unwrap();
     let mut graph = cuda.capture(&queue, |q| graphed.step(&cuda, q)).unwrap();
-    assert_eq!(graph.resources(), 7, "a, w, v, out, the eigh info and the two plans");
+    assert_eq!(
+        graph.resources(),
+        7,
+        "a, w, v, out, the eigh info and the two plans"
+    );
     for _ in 0..5 {
         eager.step(&cuda, &queue).unwrap();
         graph.launch(&queue).unwrap();
