@@ -27,7 +27,7 @@
 //! the next, so the printed step times are the steps' own; `--graph` replays a CUDA graph of
 //! the iteration: see runner.rs's `Schedule` and cuda.rs). With `--features wgpu`,
 //! `--backend wgpu` runs the whole loop on the GPU through WGSL, one scalar read per
-//! iteration, and `--backend wgpu-eager` waits after every step for per-step times: wgpu.rs.
+//! iteration (`--step-times` as for CUDA; no `--graph`): wgpu.rs.
 
 #[allow(dead_code)] // binding energies only; the separation energies serve nuclear_shells
 #[path = "../nuclear_shells/ame.rs"]
@@ -84,7 +84,7 @@ pub const TOL: f64 = 1e-6;
 pub const MAX_ITER: usize = 300;
 
 const USAGE: &str =
-    "usage: scf_nuclei [--n-max N] [--backend cpu|cuda|wgpu|wgpu-eager] [--step-times | --graph] \
+    "usage: scf_nuclei [--n-max N] [--backend cpu|cuda|wgpu] [--step-times | --graph] \
                      [--nuclei all|16O,40Ca,...] [--max-iter K] [--tol X]";
 
 /// Command-line options.

@@ -106,8 +106,6 @@ pub const RUNNERS: &[(&str, MakeRunner)] = &[
     ("cuda", crate::cuda::CudaRunner::boxed),
     #[cfg(feature = "wgpu")]
     ("wgpu", crate::wgpu::WgpuRunner::boxed),
-    #[cfg(feature = "wgpu")]
-    ("wgpu-eager", crate::wgpu::WgpuRunner::boxed_eager),
 ];
 
 /// The runner called `name`.

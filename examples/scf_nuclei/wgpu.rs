@@ -25,11 +25,11 @@
 //! `fields`, `pair`), every buffer is allocated and every constant table uploaded in
 //! [`WgpuRunner::new`], and the loop allocates no device memory (the tests check both).
 //!
-//! Two timing modes (`--backend`): `wgpu` is the production loop, every step queued and only
-//! the scalar read waiting, so the per-step times of the report are enqueue times and the wait
-//! for the whole iteration lands in "mixing + max-diff"; `wgpu-eager` waits for the queue after
-//! every step (`WgpuQueue::synchronize`), so each step's time is its device time plus a
-//! submission and a wait.
+//! Two schedules (runner.rs's `Schedule`): the default is the production loop, every step
+//! queued and only the scalar read waiting, so the per-step times of the report are enqueue
+//! times and the wait for the whole iteration lands in "mixing + max-diff"; `--step-times`
+//! waits for the queue after every step (`WgpuQueue::synchronize`), so each step's time is its
+//! device time plus a submission and a wait. wgpu has no graphs: `--graph` is refused.
 //!
 //! f64 only: an adapter without `SHADER_F64` is refused (no f32 fallback). Limits: at most
 //! `max_workgroups_per_dim / 2` nuclei (32,767 on common adapters), blocks of order <= 255.
@@ -40,7 +40,7 @@ use megabatch::{Backend, BackendKind, BatchedEigh, EighSpec, Element, Error};
 use megabatch::{ReduceOp, ReduceSpec, Reducer};
 
 use crate::layout::{Layout, SPECIES};
-use crate::runner::{Problem, Results, Runner};
+use crate::runner::{Problem, Results, Runner, Schedule};
 use crate::steps::densities::QUANTITIES;
 use crate::steps::energy::EnergyParts;
 use crate::steps::{woods_saxon, Fields};
@@ -553,7 +553,7 @@ impl WgpuRunner {
                 "waiting after every step: per-step times are device times"
             } else {
                 "steps queued, one wait per iteration at the scalar read: per-step times are \
-                 enqueue times (--backend wgpu-eager for device times)"
+                 enqueue times (--step-times for device times)"
             }
         );
         Ok(Self {
@@ -587,11 +587,6 @@ impl WgpuRunner {
         Ok(Box::new(Self::new(p, false)?))
     }
 
-    /// The runner that waits after every step (`--backend wgpu-eager`).
-    pub fn boxed_eager(p: Problem) -> Result<Box<dyn Runner>, Error> {
-        Ok(Box::new(Self::new(p, true)?))
-    }
-
     /// In eager mode, waits until the step just queued has run.
     fn done(&self) -> Result<(), Error> {
         if self.eager {
@@ -610,11 +605,20 @@ impl WgpuRunner {
 
 impl Runner for WgpuRunner {
     fn name(&self) -> &'static str {
-        if self.eager {
-            "wgpu-eager"
-        } else {
-            "wgpu"
+        "wgpu"
+    }
+
+    fn set_schedule(&mut self, schedule: Schedule) -> Result<(), Error> {
+        match schedule {
+            Schedule::Eager => self.eager = false,
+            Schedule::StepTimes => self.eager = true,
+            Schedule::Graph => {
+                return Err(Error::InvalidArgument(
+                    "wgpu has no graph replay (--graph needs --backend cuda)",
+                ))
+            }
         }
+        Ok(())
     }
 
     fn start_fields(&mut self) -> Result<(), Error> {
