@@ -220,53 +220,13 @@ fn calibration_measures_a_wgpu_profile() {
     assert_eq!(wgpu.attention.contains_key("f16"), f16_ok);
 }
 
-/// The per-matrix status through `Auto`, whatever path a call takes: a wgpu plan on wgpu
-/// buffers returns `Ok` with NaN outputs for the bad matrix, a CPU plan on the same buffers
-/// (through `Auto`'s host copies) returns `NonFinite` with the outputs untouched, and
-/// `eigh_info` marks exactly the bad matrix on both.
+/// `eigh_info` marks the bad matrix whichever path an `Auto` call takes (`auto.rs`).
 #[test]
 fn eigh_info_reports_the_bad_matrix_on_every_path() {
     let Some(auto) = auto_with_wgpu() else { return };
-    let (n, batch) = (6, 5);
-    let mut a_host = matrices(n, batch);
-    a_host[3 * n * n + 5 * n + 1] = f32::NAN;
-    let spec = EighSpec::uniform(n, batch).with_vectors(true);
-    let on_wgpu = Residency::Device(BackendKind::Wgpu);
-    let mut a = auto
-        .alloc_on::<f32>(BackendKind::Wgpu, a_host.len())
-        .unwrap();
-    auto.upload(&a_host, &mut a).unwrap();
-    let expected = [0, 0, 0, megabatch::EIGH_NON_FINITE, 0];
-    for kind in [BackendKind::Wgpu, BackendKind::Cpu] {
-        let forced = auto.clone().force(kind).unwrap();
-        let mut plan = forced.plan_eigh_for::<f32>(&spec, on_wgpu).unwrap();
-        let mut w = forced
-            .alloc_on::<f32>(BackendKind::Wgpu, n * batch)
-            .unwrap();
-        let mut v = forced
-            .alloc_on::<f32>(BackendKind::Wgpu, a_host.len())
-            .unwrap();
-        forced.upload(&vec![-7.0; n * batch], &mut w).unwrap();
-        let result = forced.eigh(&mut plan, &a, &mut w, Some(&mut v));
-        let mut info = vec![-1; batch];
-        forced.eigh_info(&mut plan, &mut info).unwrap();
-        assert_eq!(info, expected, "{kind:?}");
-        let mut w_host = vec![0.0f32; n * batch];
-        forced.download(&w, &mut w_host).unwrap();
-        let bad = &w_host[3 * n..4 * n];
-        match kind {
-            BackendKind::Wgpu => {
-                result.unwrap();
-                assert!(bad.iter().all(|x| x.is_nan()), "{bad:?}");
-                assert!(w_host[..3 * n].iter().all(|x| x.is_finite()));
-            }
-            _ => {
-                assert_eq!(
-                    result.unwrap_err(),
-                    megabatch::Error::NonFinite { matrix: 3 }
-                );
-                assert!(w_host.iter().all(|&x| x == -7.0), "outputs were written");
-            }
-        }
-    }
+    crate::info_paths::eigh_info_reports_the_bad_matrix_on_every_path(
+        &auto,
+        BackendKind::Wgpu,
+        f32::NAN,
+    );
 }
