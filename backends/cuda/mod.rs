@@ -3,16 +3,20 @@
 //! [`Cuda::new`], never a panic.
 //!
 //! Kernels (`kernels/*.cu`) are compiled once per process for the device's own architecture.
-//! Each plan owns a stream, its device workspace and its pinned staging buffers; execute calls
-//! enqueue work on the plan's stream and return without waiting unless a host output was asked
-//! for. Buffers carry an event marking their last use, so work on two plans' streams that
-//! shares a buffer runs in submission order.
+//! Each plan owns a stream, its device workspace and its pinned staging buffers; device calls
+//! enqueue work on the plan's stream, or on a [`CudaQueue`] of the caller's (`eigh_on`,
+//! `reduce_on`, `attention_on`), and return without waiting. Buffers record their last write
+//! and their reads per stream, so work on any queues that shares a buffer runs in order, and
+//! two readers on two queues run concurrently; foreign memory, user kernels ([`CudaKernel`])
+//! and graphs ([`CudaGraph`]) take part in the same ordering.
 //!
 //! Files, one concept each and named as in `backends/wgpu`: `adapter` (finding and describing
-//! the device), `device` (the [`Cuda`] handle), `buffer` ([`CudaBuffer`]), `error` (driver
-//! errors as `Error::Device` kinds), `pipeline` (loaded kernels), `command` (launches and the
-//! wait-enqueue-mark helper every plan uses), `staging` (host staging), `params` (the kernels'
-//! parameter structs); then `driver` (owned driver handles), `nvrtc` (compilation), and per
+//! the device), `device` (the [`Cuda`] handle), `buffer` ([`CudaBuffer`], foreign memory,
+//! [`PtrGuard`]), `queue` ([`CudaQueue`]), `error` (driver errors as `Error::Device` kinds),
+//! `pipeline` (loaded kernels), `command` (launches), `staging` (host staging), `user_kernel`
+//! (user CUDA C kernels); CUDA only: `access` (read/write ordering and `enqueue_ordered`, the
+//! one path every plan's work takes), `graph` ([`CudaGraph`]), `params` (the kernels'
+//! parameter structs), `driver` (owned driver handles), `nvrtc` (compilation); and per
 //! operation the plan (`eigh`, `reduce`, `attention`) and its kernel variants (`*_kernel`).
 
 mod access;
