@@ -6,6 +6,7 @@ use std::cell::Cell;
 
 /// A GPU failure to simulate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Fault {
     /// The next device allocation fails with `CUDA_ERROR_OUT_OF_MEMORY` (at plan time).
     OutOfMemory,

@@ -25,6 +25,7 @@ use crate::{BackendKind, Error, PlanFootprint, Result};
 
 /// The order in which CTAs take work items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum AttentionSchedule {
     /// Items sorted by kept-block count, longest first (stable, so equal rows keep their
     /// natural order): the block scheduler hands the long rows out first and the short ones

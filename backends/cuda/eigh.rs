@@ -40,6 +40,7 @@ const WORKSPACE_SHARE: usize = 8;
 
 /// Which algorithms a CUDA eigh plan may use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CudaEighAlgorithm {
     /// The size classes of [`EighClass::for_order`]: Householder tridiagonalisation + implicit
     /// QL in registers (n <= 32) or shared memory (while A fits), Jacobi above.

@@ -85,6 +85,7 @@ pub(crate) const BLOCK_CHUNKS: [usize; 3] = [2, 4, 8];
 
 /// The algorithm and layout that takes one group of matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum EighClass {
     /// `lanes` lanes per matrix, each holding a `row`-long row of A in registers (n <= row).
     Warp {

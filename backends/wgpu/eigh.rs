@@ -30,6 +30,7 @@ pub const LAVAPIPE_EIGH_MAX_ORDER: usize = 96;
 
 /// Which algorithms a wgpu eigh plan may use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WgpuEighAlgorithm {
     /// Householder tridiagonalisation + implicit QL ([`EighTridiagShader`]) for every bucket
     /// from [`TRIDIAG_MIN_ORDER`] whose matrices fit one workgroup's memory, Jacobi below and

@@ -12,6 +12,7 @@ pub const REDUCE_ROW_LANES: usize = 16;
 
 /// What a reduction dispatch does to its input (the shader's `SHAPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ReduceStage {
     /// Whole array, stage 1: per-workgroup partials (or the result, with one workgroup).
     Full,

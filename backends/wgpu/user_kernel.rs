@@ -11,6 +11,7 @@ use crate::{Error, Result};
 
 /// How a user kernel uses one binding of group 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WgpuBindingKind {
     /// `var<storage, read>`.
     ReadOnly,

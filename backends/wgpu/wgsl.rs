@@ -24,6 +24,7 @@ pub const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 
 /// A floating-point type as WGSL names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum WgslFloat {
     /// `f16` (needs `enable f16;` and the adapter's `SHADER_F16`).
     F16,

@@ -5,6 +5,7 @@
 /// When `seq_q != seq_kv`, causal rules are aligned bottom-right as in FlashAttention 2.1+:
 /// query `i` sits at key position `i + seq_kv - seq_q`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MaskPredicate {
     /// Every pair of a listed block is kept.
     None,

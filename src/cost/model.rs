@@ -40,6 +40,7 @@ impl EighMaxOrders {
 /// Where a [`CostModel`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ModelSource {
     /// Built-in conservative constants (no calibration found): GPU rates are set well below what
     /// an H100 measured, so the CPU is kept unless a GPU wins by a wide margin.

@@ -5,6 +5,7 @@ use crate::{Error, Result};
 /// How the matrices of one batch are laid out in memory. Every matrix is square, row-major,
 /// and stored densely; only its lower triangle is read (LAPACK `uplo = 'L'`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EighLayout {
     /// `batch` matrices of size `n x n`: input `a` has shape `[batch, n, n]`, eigenvalues `w`
     /// `[batch, n]`, eigenvectors `v` `[batch, n, n]`.

@@ -4,6 +4,7 @@ use crate::{Error, Result};
 
 /// Reductions of a whole array `x` (length `len`) to one value; `y` has the same length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ReduceOp {
     /// sum x_i (0 for an empty array).
     Sum,
@@ -26,6 +27,7 @@ pub enum ReduceOp {
 
 /// Reductions over the rows of a row-major `(rows, cols)` matrix `x`, one value per column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RowReduceOp {
     /// sum over rows.
     Sum,
@@ -41,6 +43,7 @@ pub enum RowReduceOp {
 /// Reductions of ragged segments of `x`: segment `s` is `x[offsets[s]..offsets[s + 1]]`, like
 /// CSR row pointers. Empty segments give the operation's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SegmentReduceOp {
     /// Segment sums (0 when empty).
     Sum,
@@ -66,6 +69,21 @@ impl ReduceOp {
         ReduceOp::MaxAbsDiff,
         ReduceOp::MaxRelDiff,
     ];
+
+    /// The operation's kebab-case name (`"max-abs-diff"`), as the command-line tool and its
+    /// tables spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Min => "min",
+            ReduceOp::Max => "max",
+            ReduceOp::MaxAbs => "max-abs",
+            ReduceOp::Dot => "dot",
+            ReduceOp::MaxAbsDiff => "max-abs-diff",
+            ReduceOp::MaxRelDiff => "max-rel-diff",
+        }
+    }
 
     /// Whether the operation reads a second operand `y` (same length as `x`).
     pub fn takes_y(self) -> bool {
@@ -116,6 +134,7 @@ impl SegmentReduceOp {
 /// | `Rows { op, rows, cols }` | `rows * cols` | `rows` weights for WeightedMean, else none | `cols` |
 /// | `Segments { op, offsets }` | `offsets[last]` | same as `x` for Dot, else none | `offsets.len() - 1` |
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReduceSpec {
     /// A whole array to one value.
     Full {

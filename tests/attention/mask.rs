@@ -17,6 +17,7 @@ fn keeps(rule: &MaskPredicate, i: usize, j: usize, sq: usize, skv: usize) -> boo
         MaskPredicate::Documents { ids, causal } => {
             ids[i] == ids[j as usize] && (!causal || j <= pos)
         }
+        other => panic!("no restatement of {other:?}: add one here"),
     }
 }
 

@@ -70,6 +70,7 @@ pub fn rows_reference(op: RowReduceOp, x: &[f64], rows: usize, cols: usize, w: &
                     exact_sum(column.zip(w).map(|(v, w)| v * w)) / exact_sum(w.iter().copied())
                 }
                 RowReduceOp::Max => column.fold(f64::NEG_INFINITY, f64::max),
+                other => panic!("no reference for {other:?}: add one here"),
             }
         })
         .collect()
@@ -96,6 +97,7 @@ pub fn segments_reference(
                 SegmentReduceOp::Dot => {
                     exact_sum(seg.zip(&y[range[0]..range[1]]).map(|(a, b)| a * b))
                 }
+                other => panic!("no reference for {other:?}: add one here"),
             }
         })
         .collect()

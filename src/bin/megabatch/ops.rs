@@ -3,18 +3,9 @@
 
 use megabatch::ReduceOp;
 
-/// The kebab-case name of `op`.
+/// The kebab-case name of `op` ([`ReduceOp::name`]).
 pub fn op_name(op: ReduceOp) -> &'static str {
-    match op {
-        ReduceOp::Sum => "sum",
-        ReduceOp::Mean => "mean",
-        ReduceOp::Min => "min",
-        ReduceOp::Max => "max",
-        ReduceOp::MaxAbs => "max-abs",
-        ReduceOp::Dot => "dot",
-        ReduceOp::MaxAbsDiff => "max-abs-diff",
-        ReduceOp::MaxRelDiff => "max-rel-diff",
-    }
+    op.name()
 }
 
 /// clap's `value_parser` of `--op`: an operation by its kebab-case name. Case, `-` and `_`
