@@ -48,7 +48,7 @@
 pub mod attention;
 mod auto;
 mod backend;
-mod cost;
+pub mod cost;
 mod eigh;
 mod element;
 mod error;
@@ -66,11 +66,7 @@ pub use auto::{
     Auto, AutoAttentionPlan, AutoBuffer, AutoEighPlan, AutoQueue, AutoReducePlan, BACKEND_ENV,
 };
 pub use backend::{Backend, BackendKind};
-pub use cost::{
-    default_calibration_path, load_calibration, save_calibration, AttentionProfile, AttentionWork,
-    BackendProfile, CalibrationOptions, CostModel, Decision, EighMaxOrders, EighProfile,
-    ModelSource, Prediction, ReduceProfile, Residency, CALIBRATION_ENV, MODEL_VERSION,
-};
+pub use cost::Residency;
 pub use eigh::{
     eigh_info_result, BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot, EIGH_NON_FINITE,
     EIGH_NO_CONVERGENCE, EIGH_SOLVED,

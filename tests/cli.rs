@@ -321,7 +321,7 @@ fn info_calibrate_bench_and_plot_run() {
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path("calibration.json")).unwrap())
             .unwrap();
-    assert_eq!(saved["version"], megabatch::MODEL_VERSION);
+    assert_eq!(saved["version"], megabatch::cost::MODEL_VERSION);
     assert_eq!(saved["source"], "calibrated");
     megabatch(&dir)
         .arg("info")

@@ -344,7 +344,7 @@ impl Auto {
 
     /// Measures every present backend on this machine (well under two seconds on the H100
     /// host; see `docs/benchmarks/auto-h100.md`) and makes the result the model. Does not
-    /// write the file: pass [`Auto::model`] to [`crate::save_calibration`] for that.
+    /// write the file: pass [`Auto::model`] to [`crate::cost::save_calibration`] for that.
     ///
     /// # Errors
     /// Any error a measured call returns (for example [`Error::Device`] from a GPU).

@@ -166,7 +166,7 @@ fn calibration_with_cuda_measures_both_backends() {
         return;
     };
     let model = auto
-        .calibrate(megabatch::CalibrationOptions { quick: true })
+        .calibrate(megabatch::cost::CalibrationOptions { quick: true })
         .unwrap()
         .clone();
     let cuda = model.profile(BackendKind::Cuda).expect("cuda profile");

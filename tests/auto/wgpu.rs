@@ -8,9 +8,9 @@ use crate::common;
 
 use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
+use megabatch::cost::AttentionProfile;
 use megabatch::{
-    AttentionProfile, Auto, Backend, BackendKind, BatchedEigh, EighSpec, ReduceOp, ReduceSpec,
-    Reducer, Residency,
+    Auto, Backend, BackendKind, BatchedEigh, EighSpec, ReduceOp, ReduceSpec, Reducer, Residency,
 };
 
 fn auto_with_wgpu() -> Option<Auto> {
@@ -203,7 +203,7 @@ fn calibration_measures_a_wgpu_profile() {
         return;
     };
     let model = auto
-        .calibrate(megabatch::CalibrationOptions { quick: true })
+        .calibrate(megabatch::cost::CalibrationOptions { quick: true })
         .unwrap()
         .clone();
     let wgpu = model.profile(BackendKind::Wgpu).expect("wgpu profile");

@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use megabatch::{
-    default_calibration_path, save_calibration, Auto, BackendKind, CalibrationOptions,
-};
+use megabatch::cost::{default_calibration_path, save_calibration, CalibrationOptions};
+use megabatch::{Auto, BackendKind};
 
 use crate::outputs::Outputs;
 use crate::{crossover, CliError, CliResult, Format};

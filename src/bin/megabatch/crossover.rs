@@ -16,7 +16,7 @@ fn attention_decision(
     dtype: &str,
     head_dim: usize,
     seq: usize,
-) -> megabatch::Result<megabatch::Decision> {
+) -> megabatch::Result<megabatch::cost::Decision> {
     let spec = AttentionSpec::self_attention(8, seq, head_dim);
     let mask = BlockMask::dense(seq, seq, (64, 64))?;
     match dtype {
@@ -64,7 +64,7 @@ fn runs(xs: &[usize], wins: impl Fn(usize) -> bool) -> String {
     }
 }
 
-fn wins(decision: &megabatch::Decision, gpu: BackendKind) -> bool {
+fn wins(decision: &megabatch::cost::Decision, gpu: BackendKind) -> bool {
     let seconds = |kind| {
         decision
             .predictions

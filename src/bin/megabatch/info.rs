@@ -1,6 +1,7 @@
 //! `megabatch info`: what this machine and this build have.
 
-use megabatch::{default_calibration_path, Auto, ModelSource};
+use megabatch::cost::{default_calibration_path, ModelSource};
+use megabatch::Auto;
 
 use crate::CliResult;
 

@@ -3,11 +3,11 @@
 //! while stale or corrupt ones are refused with a reason.
 
 use megabatch::backends::cpu::Cpu;
-use megabatch::{
-    load_calibration, save_calibration, AttentionProfile, AttentionWork, Auto, BackendKind,
-    CalibrationOptions, CostModel, EighMaxOrders, EighSpec, Error, ModelSource, Residency,
-    MODEL_VERSION,
+use megabatch::cost::{
+    load_calibration, save_calibration, AttentionProfile, AttentionWork, CalibrationOptions,
+    CostModel, EighMaxOrders, ModelSource, MODEL_VERSION,
 };
+use megabatch::{Auto, BackendKind, EighSpec, Error, Residency};
 
 const CUDA: BackendKind = BackendKind::Cuda;
 const WGPU: BackendKind = BackendKind::Wgpu;

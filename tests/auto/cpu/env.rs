@@ -3,7 +3,8 @@
 //! process environment.
 
 use crate::common;
-use megabatch::{save_calibration, Auto, BackendKind, CostModel, Error, ModelSource};
+use megabatch::cost::{save_calibration, CostModel, ModelSource};
+use megabatch::{Auto, BackendKind, Error};
 
 #[test]
 fn environment_overrides_and_calibration_file_handling() {
