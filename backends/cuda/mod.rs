@@ -41,7 +41,10 @@ mod user_kernel;
 
 pub use adapter::DeviceInfo;
 pub use attention::{AttentionOptions, AttentionSchedule, CudaAttentionPlan};
-pub use attention_kernel::{AttentionKernel, ATTENTION_SOURCE};
+pub use attention_kernel::AttentionKernel;
+// Test hooks: the kernels' sources and layout checks, for the NVRTC and emulation tests.
+#[doc(hidden)]
+pub use attention_kernel::ATTENTION_SOURCE;
 pub use buffer::{CudaBuffer, PtrGuard};
 /// The cudarc crate megabatch is built on, for its types in this backend's interop API
 /// ([`CudaQueue::to_cudarc`], [`Cuda::queue_from_cudarc`], [`Cuda::adopt_cudarc`]).
@@ -51,15 +54,16 @@ pub use eigh::{
     CudaEighAlgorithm, CudaEighPlan, CUDA_EIGH_MAX_ORDER, DIRECT_STAGING_BYTES, STAGING_ENV,
 };
 pub use eigh_kernel::{
-    chains_min_batch, split_chains_shared_bytes, split_min_batch, split_state_words, EighClass,
-    EighKernel, CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64, SPLIT_MIN_BATCH_F32,
-    SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER, SPLIT_ROUNDS,
+    chains_min_batch, split_min_batch, EighClass, EighKernel, CHAINS_MIN_BATCH_F32,
+    CHAINS_MIN_BATCH_F64, SPLIT_MIN_BATCH_F32, SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER,
 };
+#[doc(hidden)]
+pub use eigh_kernel::{split_chains_shared_bytes, split_state_words, SPLIT_ROUNDS};
 pub use graph::CudaGraph;
-pub use nvrtc::{
-    compile_kernels, compile_source, nvrtc_available, nvrtc_version, KERNEL_CACHE_ENV,
-    KERNEL_SOURCES,
-};
+#[doc(hidden)]
+pub use nvrtc::{compile_kernels, KERNEL_SOURCES};
+pub use nvrtc::{compile_source, nvrtc_available, nvrtc_version, KERNEL_CACHE_ENV};
+#[doc(hidden)]
 pub use params::kernel_params_layout_checks;
 pub use queue::CudaQueue;
 pub use reduce::CudaReducePlan;

@@ -38,6 +38,8 @@ mod wgsl;
 
 pub use adapter::{AdapterSummary, ADAPTER_ENV};
 pub use attention::WgpuAttentionPlan;
+// Test hooks: the shader variants and their sources, for the naga validation tests.
+#[doc(hidden)]
 pub use attention_kernel::{AttentionShader, ATTENTION_WORKGROUP};
 pub use buffer::WgpuBuffer;
 pub use device::Wgpu;
@@ -45,13 +47,16 @@ pub use eigh::{
     WgpuEighAlgorithm, WgpuEighPlan, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER,
     TRIDIAG_ROWS_ORDERS, WGPU_EIGH_MAX_ORDER,
 };
+#[doc(hidden)]
 pub use eigh_kernel::{
     EighShader, EighTridiagShader, EIGH_MAX_TEAM, EIGH_MIN_WORKGROUP, EIGH_TRIDIAG_WORKGROUP,
 };
 pub use queue::WgpuQueue;
 pub use reduce::WgpuReducePlan;
+#[doc(hidden)]
 pub use reduce_kernel::{ReduceShader, ReduceStage, REDUCE_ROW_LANES, REDUCE_WORKGROUP};
 pub use user_kernel::{WgpuArg, WgpuBinding, WgpuBindingKind, WgpuKernel};
+#[doc(hidden)]
 pub use wgsl::{
     WgslFloat, ATTENTION, EIGH_COMMON, EIGH_JACOBI, EIGH_QL, EIGH_TRIDIAG, EIGH_TRIDIAG_ROWS,
     REDUCE,
