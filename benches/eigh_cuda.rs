@@ -235,6 +235,29 @@ fn seed_workload(cuda: &Cuda, cpu: &Cpu) {
         });
         println!("{{\"bench\":\"seed\",\"n\":12,\"batch\":1582,\"vectors\":{vectors},\"cuda_seconds\":{tg:e},\"cpu_seconds\":{tc:e},\"cpu_threads\":{}}}", cpu.threads());
     }
+    seed_parts(cuda, &a, &mut w, &mut v);
+}
+
+/// The seed workload's parts, each alone (medians of 200): the solve on resident buffers, and
+/// the pageable transfers of A and V, so that a host call's time can be read against them.
+fn seed_parts(cuda: &Cuda, a: &[f64], w: &mut [f64], v: &mut [f64]) {
+    let spec = EighSpec::uniform(12, 1582).with_vectors(true);
+    let mut plan = cuda
+        .plan_eigh_device::<f64>(&spec, CudaEighAlgorithm::SizeClasses)
+        .unwrap();
+    let mut a_dev = cuda.alloc::<f64>(a.len()).unwrap();
+    let mut w_dev = cuda.alloc::<f64>(w.len()).unwrap();
+    let mut v_dev = cuda.alloc::<f64>(v.len()).unwrap();
+    cuda.upload(a, &mut a_dev).unwrap();
+    let solve = median_of(200, || {
+        cuda.eigh(&mut plan, &a_dev, &mut w_dev, Some(&mut v_dev))
+            .unwrap();
+        cuda.synchronize().unwrap();
+    });
+    let upload = median_of(200, || cuda.upload(a, &mut a_dev).unwrap());
+    let download = median_of(200, || cuda.download(&v_dev, v).unwrap());
+    let copy = median_of(200, || v.copy_from_slice(a));
+    println!("{{\"bench\":\"seed-parts\",\"n\":12,\"batch\":1582,\"resident_solve_seconds\":{solve:e},\"upload_a_pageable_seconds\":{upload:e},\"download_v_pageable_seconds\":{download:e},\"host_copy_a_seconds\":{copy:e}}}");
 }
 
 fn main() {

@@ -24,6 +24,10 @@ use super::params::EighArgs;
 use super::pipeline::{KernelFn, Kernels};
 use super::queue::CudaQueue;
 use super::staging::{PinnedHost, Staged};
+use chunks::ChunkPipeline;
+
+#[path = "eigh_chunks.rs"]
+mod chunks;
 use crate::error::check_len;
 use crate::{
     Backend, BackendKind, BatchedEigh, EighLayout, EighOffsets, EighSpec, Error, PlanFootprint,
@@ -94,6 +98,8 @@ struct HostStaging<T> {
     a: Staged<T>,
     w: Staged<T>,
     v: Staged<T>,
+    /// The chunked pipeline of `eigh_chunks.rs`, where it applies.
+    chunks: Option<ChunkPipeline>,
 }
 
 /// A CUDA eigh plan: its stream, the per-matrix tables and workspace on the device, one
@@ -763,7 +769,12 @@ impl Cuda {
         self.check_owner(plan.owner, "eigh plan from another backend instance")?;
         if plan.host.is_none() {
             bind(&self.ctx)?;
-            plan.host = Some(self.host_staging(&plan.offsets, plan.vectors)?);
+            let mut host = self.host_staging(&plan.offsets, plan.vectors)?;
+            let single = std::env::var(STAGING_ENV).is_ok_and(|v| v == "pinned");
+            if host.a.is_pinned() && !single {
+                host.chunks = ChunkPipeline::for_plan(self, plan)?;
+            }
+            plan.host = Some(host);
         }
         Ok(())
     }
@@ -776,7 +787,7 @@ impl Cuda {
         let v_len = if vectors { offsets.a_len() } else { 0 };
         let direct = match std::env::var(STAGING_ENV).as_deref() {
             Ok("direct") => true,
-            Ok("pinned") => false,
+            Ok("pinned" | "chunked") => false,
             _ => offsets.a_len() * std::mem::size_of::<T>() >= DIRECT_STAGING_BYTES,
         };
         let make = |len| {
@@ -790,6 +801,7 @@ impl Cuda {
             a: make(offsets.a_len())?,
             w: make(offsets.w_len())?,
             v: make(v_len)?,
+            chunks: None,
         })
     }
 }
@@ -806,6 +818,11 @@ impl<T: Real> CudaEighPlan<T> {
         v: Option<&mut [T]>,
     ) -> Result<()> {
         refuse_in_capture("host calls synchronise and cannot be captured into a graph")?;
+        if let Some(mut pipe) = host.chunks.take() {
+            let result = self.run_chunked(host, &mut pipe, a, w, v);
+            host.chunks = Some(pipe);
+            return result;
+        }
         host.a.send(a, &self.stream)?;
         let v_dev = if self.vectors { host.v.ptr() } else { 0 };
         let plan_use = [
@@ -852,6 +869,22 @@ impl<T: Real> CudaEighPlan<T> {
     fn enqueue(&self, stream: &Stream, a: u64, w: u64, v: u64) -> Result<()> {
         // 0x7f7f7f7f: larger than any matrix index, so atomicMin finds the first bad one.
         fill_bytes(self.status.ptr(), 0x7f, 8, stream)?;
+        for l in &self.launches {
+            let args = self.args(l, (a, w, v), self.status.ptr(), self.info.ptr());
+            launch_class(l, &args, stream)?;
+        }
+        Ok(())
+    }
+
+    /// The kernel arguments of launch `l` on the arrays `(a, w, v)` (device addresses; `v` 0
+    /// for values only), with its status word and per-matrix status at `status` and `info`.
+    fn args(
+        &self,
+        l: &ClassLaunch,
+        (a, w, v): (u64, u64, u64),
+        status: u64,
+        info: u64,
+    ) -> EighArgs {
         let (a_start, w_start, order) = match &self.tables {
             Some(t) => {
                 let batch = self.batch as u64;
@@ -859,42 +892,24 @@ impl<T: Real> CudaEighPlan<T> {
             }
             None => (0, 0, 0),
         };
-        for l in &self.launches {
-            let args = EighArgs {
-                a,
-                w,
-                v,
-                a_start,
-                w_start,
-                order,
-                list: l.list,
-                gwork: l.gwork,
-                status: self.status.ptr(),
-                info: self.info.ptr(),
-                count: l.count,
-                uniform_n: self.uniform_n,
-                nmax: l.nmax,
-                team: l.team,
-                vectors: i32::from(self.vectors),
-                phase: l.phase,
-            };
-            let mut params: [*mut c_void; 1] = [arg(&args)];
-            // SAFETY: every eigh kernel takes one `MbEighArgs` (mirrored by `EighArgs`); a, w, v
-            // hold the offsets' lengths (`check_shapes`), tables and workspace are the plan's,
-            // and the caller keeps the buffers alive and ordered (events, or `eigh_host`'s
-            // stream synchronisation).
-            unsafe {
-                launch(
-                    l.kernel.0,
-                    (l.grid, 1, 1),
-                    l.block,
-                    l.shared,
-                    stream,
-                    &mut params,
-                )?;
-            }
+        EighArgs {
+            a,
+            w,
+            v,
+            a_start,
+            w_start,
+            order,
+            list: l.list,
+            gwork: l.gwork,
+            status,
+            info,
+            count: l.count,
+            uniform_n: self.uniform_n,
+            nmax: l.nmax,
+            team: l.team,
+            vectors: i32::from(self.vectors),
+            phase: l.phase,
         }
-        Ok(())
     }
 
     fn check_status(&self) -> Result<()> {
@@ -913,13 +928,35 @@ impl<T: Real> CudaEighPlan<T> {
     }
 }
 
+/// Queues launch `l` with `args` on `stream`.
+fn launch_class(l: &ClassLaunch, args: &EighArgs, stream: &Stream) -> Result<()> {
+    let mut params: [*mut c_void; 1] = [arg(args)];
+    // SAFETY: every eigh kernel takes one `MbEighArgs` (mirrored by `EighArgs`); a, w, v hold
+    // the offsets' lengths (`check_shapes`; a chunk's addresses lie inside them), tables and
+    // workspace are the plan's, and the caller keeps the buffers alive and ordered (events,
+    // or `eigh_host`'s synchronisation).
+    unsafe {
+        launch(
+            l.kernel.0,
+            (l.grid, 1, 1),
+            l.block,
+            l.shared,
+            stream,
+            &mut params,
+        )
+    }
+}
+
 impl<T: Real> PlanFootprint for CudaEighPlan<T> {
     /// The pinned status word, and the host staging's pinned mirrors of A, W and V (made with
     /// the plan, or by [`Cuda::prepare_eigh_host`] for [`Cuda::plan_eigh_device`]'s; none when
     /// the arrays go to the device directly, from [`DIRECT_STAGING_BYTES`]).
     fn scratch_bytes(&self) -> usize {
         let staging = self.host.as_ref().map_or(0, |h| {
-            h.a.host_bytes() + h.w.host_bytes() + h.v.host_bytes()
+            h.a.host_bytes()
+                + h.w.host_bytes()
+                + h.v.host_bytes()
+                + h.chunks.as_ref().map_or(0, ChunkPipeline::host_bytes)
         });
         self.status_host.bytes() + staging
     }
@@ -930,7 +967,10 @@ impl<T: Real> PlanFootprint for CudaEighPlan<T> {
     /// arrays for A, W and V.
     fn device_bytes(&self) -> usize {
         let staging = self.host.as_ref().map_or(0, |h| {
-            h.a.device_bytes() + h.w.device_bytes() + h.v.device_bytes()
+            h.a.device_bytes()
+                + h.w.device_bytes()
+                + h.v.device_bytes()
+                + h.chunks.as_ref().map_or(0, ChunkPipeline::device_bytes)
         });
         self.tables.as_ref().map_or(0, DeviceMemory::bytes)
             + self.workspace.as_ref().map_or(0, DeviceMemory::bytes)

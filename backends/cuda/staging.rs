@@ -4,6 +4,7 @@
 //! `plan_*_device`; never by a call.
 
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use cudarc::driver::result as cu;
@@ -14,7 +15,7 @@ use crate::backends::cpu::pool::{DisjointMut, WorkerPool};
 
 use super::driver::{bind, bytes_for, copy_to_device, copy_to_host, DeviceMemory, Stream};
 use super::error::DriverResultExt;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Page-locked host memory (`cuMemHostAlloc`) holding `len` values of `T`, for asynchronous
 /// copies.
@@ -116,20 +117,39 @@ fn copy_pool() -> Option<&'static WorkerPool> {
 
 /// `dst.copy_from_slice(src)`, on the copy threads when it is large.
 pub(crate) fn copy_host<T: Copy + Send + Sync>(dst: &mut [T], src: &[T]) {
+    copy_host_checked(dst, src, &|_| true);
+}
+
+/// `dst.copy_from_slice(src)`, on the copy threads when it is large, testing `ok` on each
+/// piece just copied (still in cache): whether it held for all of them.
+pub(crate) fn copy_host_checked<T: Copy + Send + Sync>(
+    dst: &mut [T],
+    src: &[T],
+    ok: &(dyn Fn(&[T]) -> bool + Sync),
+) -> bool {
     let bytes = std::mem::size_of_val(src);
     let pool = match copy_pool() {
         Some(p) if bytes >= PARALLEL_COPY_MIN_BYTES && dst.len() == src.len() => p,
-        _ => return dst.copy_from_slice(src),
+        _ => {
+            dst.copy_from_slice(src);
+            return ok(dst);
+        }
     };
     let per = (COPY_CHUNK_BYTES / std::mem::size_of::<T>().max(1)).max(1);
     let chunks = src.len().div_ceil(per);
     let out = DisjointMut::new(dst);
+    let all = AtomicBool::new(true);
     pool.run(chunks, &|c, _| {
         let start = c * per;
         let len = per.min(src.len() - start);
         // SAFETY: chunk c alone writes elements start..start + len.
-        unsafe { out.range(start, len) }.copy_from_slice(&src[start..start + len]);
+        let piece = unsafe { out.range(start, len) };
+        piece.copy_from_slice(&src[start..start + len]);
+        if !ok(piece) {
+            all.store(false, Ordering::Relaxed);
+        }
     });
+    all.into_inner()
 }
 
 /// A device array with a pinned host mirror (or, `unpinned`, none: copies then go straight
@@ -204,6 +224,44 @@ impl<T: bytemuck::Pod + Send + Sync> Staged<T> {
     /// after synchronising `stream`.
     pub(crate) fn fetch_into(&self, dst: &mut [T], stream: &Stream) -> Result<()> {
         copy_to_host(self.device.ptr(), dst, stream)
+    }
+
+    /// Copies `src` into elements `at..at + src.len()` of the pinned mirror (on the copy
+    /// threads when large) and queues that range's copy to the device; whether `ok` held for
+    /// every piece copied. Unpinned: [`Error::PlanMismatch`].
+    pub(crate) fn send_range(
+        &mut self,
+        src: &[T],
+        at: usize,
+        stream: &Stream,
+        ok: &(dyn Fn(&[T]) -> bool + Sync),
+    ) -> Result<bool> {
+        let (pinned, device) = self.range_parts(at, src.len())?;
+        let held = copy_host_checked(pinned, src, ok);
+        copy_to_device(pinned, device, stream)?;
+        Ok(held)
+    }
+
+    /// Queues the copy of elements `at..at + len` of the device array into the pinned mirror;
+    /// read them with [`Staged::copy_received_range`] once `stream` has passed this point.
+    pub(crate) fn fetch_range(&mut self, at: usize, len: usize, stream: &Stream) -> Result<()> {
+        let (pinned, device) = self.range_parts(at, len)?;
+        copy_to_host(device, pinned, stream)
+    }
+
+    /// Copies elements `at..at + dst.len()` of the pinned mirror, as the last
+    /// [`Staged::fetch_range`] left them, into `dst` (on the copy threads when large).
+    pub(crate) fn copy_received_range(&self, at: usize, dst: &mut [T]) {
+        copy_host(dst, &self.received()[at..at + dst.len()]);
+    }
+
+    /// The pinned range `at..at + len` and the device address of its first element.
+    fn range_parts(&mut self, at: usize, len: usize) -> Result<(&mut [T], sys::CUdeviceptr)> {
+        let device = self.device.ptr() + (at * std::mem::size_of::<T>()) as u64;
+        let pinned = self.pinned.as_mut().ok_or(Error::PlanMismatch(
+            "a chunked host transfer needs a pinned mirror",
+        ))?;
+        Ok((&mut pinned.as_mut_slice()[at..at + len], device))
     }
 
     /// Bytes of the device array.
