@@ -718,9 +718,11 @@ impl<T: Real> BatchedEigh<T> for Cuda {
 /// be one more host copy per call. Measured on the H200 (docs/benchmarks/eigh-classes-h200.md).
 pub const DIRECT_STAGING_BYTES: usize = 16 << 20;
 
-/// Environment variable: `pinned` or `direct` forces how `eigh_host` stages its arrays
-/// (otherwise by [`DIRECT_STAGING_BYTES`]); read when a plan's host staging is made (with the
-/// plan, or by [`Cuda::prepare_eigh_host`]).
+/// Environment variable: how `eigh_host` stages its arrays, read when a plan's host staging
+/// is made (with the plan, or by [`Cuda::prepare_eigh_host`]): `direct` (no pinned mirror),
+/// `pinned` (a pinned mirror, the whole batch in one pass), `chunked` (a pinned mirror and,
+/// where the plan allows, the batch as a pipeline of chunks on several streams). Unset:
+/// `direct` from [`DIRECT_STAGING_BYTES`], `chunked` below.
 pub const STAGING_ENV: &str = "MEGABATCH_CUDA_STAGING";
 
 impl Cuda {

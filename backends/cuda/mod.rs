@@ -16,8 +16,9 @@
 //! `pipeline` (loaded kernels), `command` (launches), `staging` (host staging), `user_kernel`
 //! (user CUDA C kernels); CUDA only: `access` (read/write ordering and `enqueue_ordered`, the
 //! one path every plan's work takes), `graph` ([`CudaGraph`]), `params` (the kernels'
-//! parameter structs), `driver` (owned driver handles), `nvrtc` (compilation); and per
-//! operation the plan (`eigh`, `reduce`, `attention`) and its kernel variants (`*_kernel`).
+//! parameter structs), `driver` (owned driver handles), `nvrtc` (compilation), `eigh_chunks`
+//! (eigh host calls as a pipeline of chunks); and per operation the plan (`eigh`, `reduce`,
+//! `attention`) and its kernel variants (`*_kernel`).
 
 mod access;
 mod adapter;
