@@ -1,0 +1,38 @@
+"""megabatch: many small symmetric eigenproblems at once, from numpy.
+
+Python bindings of the `megabatch` Rust crate. One call hands a whole batch of matrices to a
+backend (CPU threads, or a GPU through wgpu or CUDA when one is found); arrays are read and
+written in place through DLPack, without copies.
+
+Functions follow ``numpy.linalg``:
+
+- :func:`eigh` / :func:`eigvalsh`: ``[..., n, n]`` float32 or float64 arrays.
+- :func:`eigh_ragged` / :func:`eigvalsh_ragged`: matrices of different orders in one call.
+- :class:`EighPlan`: a shape fixed once, then many calls without allocation (``out=``).
+- :func:`info`: the backends this process found.
+
+Errors: ``TypeError`` for a wrong dtype or a non-array, ``ValueError`` for a wrong shape,
+layout or device, :class:`LinAlgError` (a ``numpy.linalg.LinAlgError``, hence a
+``ValueError``) for NaN/Inf input, ``MemoryError`` for sizes that do not fit,
+``RuntimeError`` for device failures and unavailable backends.
+
+This release reads and writes CPU arrays (numpy, torch CPU tensors, anything with
+``__dlpack__`` on the CPU); GPU arrays, reductions and attention come later.
+"""
+
+from ._info import info
+from ._linalg import EighResult, eigh, eigvalsh
+from ._megabatch import EighPlan, LinAlgError, __version__
+from ._ragged import eigh_ragged, eigvalsh_ragged
+
+__all__ = [
+    "EighPlan",
+    "EighResult",
+    "LinAlgError",
+    "__version__",
+    "eigh",
+    "eigh_ragged",
+    "eigvalsh",
+    "eigvalsh_ragged",
+    "info",
+]
