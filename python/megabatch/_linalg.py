@@ -46,7 +46,8 @@ def eigh(a, *, uplo="L", backend="auto"):
     Raises
     ------
     TypeError
-        ``a`` is not float32 or float64.
+        ``a`` is not float32 or float64, or its producer refuses to export it through DLPack
+        (numpy: strings, objects; torch: tensors that require grad).
     ValueError
         ``a`` has fewer than 2 dimensions, non-square matrices, a layout other than the two
         above (sliced with steps, broadcast), or lives on a GPU (not supported yet); an unknown

@@ -6,7 +6,7 @@ use std::ops::Range;
 use dlpark::ffi::{DLDevice, DLDeviceType};
 use dlpark::python::{from_dlpack, ImportedDlpack};
 use dlpark::DlpackFlags;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -184,11 +184,22 @@ fn call_dlpack<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, 
     })?;
     let kwargs = PyDict::new(py);
     kwargs.set_item(intern!(py, "max_version"), MAX_VERSION)?;
-    match method.call((), Some(&kwargs)) {
-        Ok(capsule) => Ok(capsule),
+    let result = match method.call((), Some(&kwargs)) {
         Err(e) if e.is_instance_of::<PyTypeError>(py) => method.call0(),
-        Err(e) => Err(e),
-    }
+        other => other,
+    };
+    // Producers refuse exports with BufferError: numpy for dtypes DLPack cannot describe
+    // (strings, objects), torch for tensors that require grad. To a caller, a type error.
+    result.map_err(|e| {
+        if e.is_instance_of::<PyBufferError>(py) {
+            PyTypeError::new_err(format!(
+                "`{what}` cannot be exported through DLPack: {}",
+                e.value(py)
+            ))
+        } else {
+            e
+        }
+    })
 }
 
 /// `ValueError` if two of the byte ranges overlap (`names` name them for the message).
