@@ -1,7 +1,7 @@
 //! The process's one `Auto` (CPU threads, CUDA context, wgpu device: started once, on first
 //! use) and the `backend=` argument.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 use megabatch::{Auto, BackendKind, Error};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -9,17 +9,35 @@ use pyo3::prelude::*;
 
 use crate::errors::to_py;
 
-static AUTO: OnceLock<Result<Auto, Error>> = OnceLock::new();
+/// The shared `Auto`, with the id of the process that started it.
+static AUTO: Mutex<Option<(u32, Result<Auto, Error>)>> = Mutex::new(None);
 
-/// The shared `Auto`, started on first use with the GIL released (a wgpu or CUDA start can
-/// take a second, and other Python threads keep running meanwhile).
+/// The shared `Auto` (a clone: clones share the threads and devices), started on first use
+/// with the GIL released (a wgpu or CUDA start can take a second, and other Python threads
+/// keep running meanwhile).
+///
+/// A child forked after its parent started the backends (`multiprocessing`'s default on
+/// Linux) has none of the parent's worker threads, and CUDA contexts do not survive `fork`:
+/// there the first use starts a new `Auto`. The parent's is leaked, never dropped (dropping
+/// it would join threads that do not exist in the child).
 ///
 /// # Errors
 /// As [`Auto::new`]: `ValueError` for a bad `MEGABATCH_BACKEND`, `RuntimeError` if it names a
 /// backend this machine lacks or the CPU threads cannot start.
-pub fn shared(py: Python<'_>) -> PyResult<&'static Auto> {
-    py.detach(|| AUTO.get_or_init(Auto::new).as_ref())
-        .map_err(|e| to_py(py, e.clone(), None))
+pub fn shared(py: Python<'_>) -> PyResult<Auto> {
+    let pid = std::process::id();
+    py.detach(|| {
+        let mut slot = AUTO.lock().unwrap_or_else(PoisonError::into_inner);
+        if !matches!(&*slot, Some((started_in, _)) if *started_in == pid) {
+            std::mem::forget(slot.take());
+            *slot = Some((pid, Auto::new()));
+        }
+        match &*slot {
+            Some((_, auto)) => auto.clone(),
+            None => unreachable!("filled above"),
+        }
+    })
+    .map_err(|e| to_py(py, e, None))
 }
 
 /// The `Auto` for `backend=`: `"auto"` (the cost model picks, or `MEGABATCH_BACKEND` if set),
@@ -42,7 +60,7 @@ pub fn select(py: Python<'_>, backend: &str) -> PyResult<Auto> {
     };
     let auto = shared(py)?;
     match kind {
-        None => Ok(auto.clone()),
+        None => Ok(auto),
         Some(kind) => auto.clone().force(kind).map_err(|e| {
             let why: Vec<String> = auto
                 .notes()

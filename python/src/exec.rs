@@ -33,6 +33,7 @@ pub fn run<'py>(
     a: HostArray,
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    plan.check_process()?;
     let batch_shape = check_input(plan, &a)?;
     let (w_shape, v_shape) = match &plan.shape {
         Shape::Uniform { .. } => (a.shape[..a.shape.len() - 1].to_vec(), a.shape.clone()),
@@ -111,7 +112,7 @@ unsafe fn execute<T: Real>(
         v: v.as_ref().map(|v| v.as_ptr() as usize),
         a_copied: transpose,
     };
-    let result = BatchedEigh::<T>::eigh_host(&plan.auto, &mut typed.plan, input, w, v);
+    let result = BatchedEigh::<T>::eigh_host(&*plan.auto, &mut typed.plan, input, w, v);
     record(pointers);
     result
 }
@@ -153,13 +154,21 @@ fn check_input(plan: &EighPlan, a: &HostArray) -> PyResult<Option<Vec<usize>>> {
             None
         }
     };
-    if a.layout == Layout::Strided {
-        return Err(PyValueError::new_err(format!(
-            "`{name}` is not contiguous: megabatch reads arrays in place and takes C-contiguous \
-             ones (or, for [..., n, n], their transposes a.mT); pass numpy.ascontiguousarray"
-        )));
-    }
+    refuse_strided(a)?;
     Ok(batch_shape)
+}
+
+/// `ValueError` for an input megabatch cannot read in place (checked before a one-shot call
+/// makes its plan: a broadcast array can claim more matrices than memory holds).
+pub fn refuse_strided(a: &HostArray) -> PyResult<()> {
+    if a.layout != Layout::Strided {
+        return Ok(());
+    }
+    Err(PyValueError::new_err(format!(
+        "`{}` is not contiguous: megabatch reads arrays in place and takes C-contiguous ones \
+         (or, for [..., n, n], their transposes a.mT); pass numpy.ascontiguousarray",
+        a.name
+    )))
 }
 
 /// The output arrays: `out` checked for its form, or new numpy arrays.

@@ -5,7 +5,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::array::HostArray;
-use crate::exec::{run, shape_str};
+use crate::exec::{refuse_strided, run, shape_str};
 use crate::plan::{EighPlan, Shape, Uplo};
 
 /// `[..., n, n]` in, `w` or `(w, v)` out as new numpy arrays.
@@ -34,6 +34,7 @@ pub fn eigh<'py>(
             shape_str(&a.shape)
         )));
     }
+    refuse_strided(&a)?;
     let batch = a.shape[..rank - 2].iter().product();
     let shape = Shape::Uniform { n, batch };
     let plan = EighPlan::create(py, shape, a.dtype, vectors, uplo, backend, a.layout)?;
@@ -61,6 +62,7 @@ pub fn eigh_ragged<'py>(
         })
         .collect::<PyResult<Vec<usize>>>()?;
     let values = HostArray::import(values, "values")?;
+    refuse_strided(&values)?;
     let shape = Shape::Ragged { sizes };
     let plan = EighPlan::create(
         py,

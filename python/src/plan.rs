@@ -1,12 +1,13 @@
 //! `EighPlan`: a batch shape, dtype and backend fixed once, every buffer allocated once, then
 //! called many times without allocating.
 
+use std::mem::ManuallyDrop;
 use std::sync::{Mutex, PoisonError};
 
 use megabatch::{
     Auto, AutoEighPlan, BackendKind, BatchedEigh, EighSpec, Error, PlanFootprint, Real,
 };
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::backend::select;
@@ -139,13 +140,30 @@ pub struct EighPlan {
     pub vectors: bool,
     pub uplo: Uplo,
     pub backend: BackendKind,
-    pub auto: Auto,
+    pub auto: ManuallyDrop<Auto>,
     /// Elements of the input (and of `v`) and of `w`.
     pub a_len: usize,
     pub w_len: usize,
     /// Locked by a call for its whole run, without the GIL (see `exec.rs`): calls from many
     /// threads on one plan take turns.
-    pub state: Mutex<State>,
+    pub state: ManuallyDrop<Mutex<State>>,
+    /// The process that made the plan: in a child forked from it, the plan's threads and
+    /// device state do not exist, so calls are refused and dropping it leaks (see `Drop`).
+    pub pid: u32,
+}
+
+impl Drop for EighPlan {
+    fn drop(&mut self) {
+        if std::process::id() == self.pid {
+            // SAFETY: dropped once, here; neither field is used after.
+            unsafe {
+                ManuallyDrop::drop(&mut self.state);
+                ManuallyDrop::drop(&mut self.auto);
+            }
+        }
+        // In a forked child: leaked. Freeing CUDA memory of the parent's context, or joining
+        // the parent's worker threads, would fail or hang here.
+    }
 }
 
 impl EighPlan {
@@ -188,11 +206,25 @@ impl EighPlan {
             vectors,
             uplo,
             backend,
-            auto,
+            auto: ManuallyDrop::new(auto),
             a_len,
             w_len,
-            state: Mutex::new(state),
+            state: ManuallyDrop::new(Mutex::new(state)),
+            pid: std::process::id(),
         })
+    }
+
+    /// `RuntimeError` in a process forked from the one that made the plan: there its worker
+    /// threads and device state do not exist (and its lock may be held by a thread that was
+    /// not copied), so nothing may touch its state.
+    pub fn check_process(&self) -> PyResult<()> {
+        if std::process::id() == self.pid {
+            return Ok(());
+        }
+        Err(PyRuntimeError::new_err(
+            "this EighPlan was made in another process (this one was forked from it): its \
+             threads and device state do not exist here; make a new plan in this process",
+        ))
     }
 
     /// Whether a call with input of `layout` reads the plan's transposed copy.
@@ -359,6 +391,7 @@ impl EighPlan {
     /// buffer on the host; the chosen GPU's buffers.
     #[getter]
     fn footprint(&self, py: Python<'_>) -> PyResult<(usize, usize)> {
+        self.check_process()?;
         py.detach(|| {
             let state = self.lock()?;
             Ok(match &*state {

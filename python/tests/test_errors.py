@@ -129,6 +129,15 @@ def test_non_contiguous_input(view):
         megabatch.eigh(a)
 
 
+def test_huge_broadcast_is_refused_for_its_layout():
+    # 2^40 matrices that share one: refused as non-contiguous before any plan is sized.
+    a = np.broadcast_to(np.eye(3), (2**40, 3, 3))
+    with pytest.raises(ValueError, match="not contiguous"):
+        megabatch.eigh(a)
+    with pytest.raises(ValueError, match="not contiguous"):
+        megabatch.eigh_ragged(np.broadcast_to(np.ones(1), (2**40,)), [1] * 3)
+
+
 def test_bad_outputs():
     a = sym()
     plan = megabatch.EighPlan(n=4, batch=3)
