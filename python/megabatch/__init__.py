@@ -16,6 +16,10 @@ layout or device, :class:`LinAlgError` (a ``numpy.linalg.LinAlgError``, hence a
 ``ValueError``) for NaN/Inf input, ``MemoryError`` for sizes that do not fit,
 ``RuntimeError`` for device failures and unavailable backends.
 
+Processes: the backends start on first use, once per process. A child forked after they
+started (``multiprocessing``'s default on Linux) starts its own on its first call; an
+:class:`EighPlan` made in the parent raises ``RuntimeError`` there (make a new one).
+
 This release reads and writes CPU arrays (numpy, torch CPU tensors, anything with
 ``__dlpack__`` on the CPU); GPU arrays, reductions and attention come later.
 """

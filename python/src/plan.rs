@@ -132,7 +132,8 @@ pub enum State {
 /// MemoryError
 ///     A plan whose buffers do not fit in memory (at construction).
 /// RuntimeError
-///     An unavailable backend (at construction), a device failure.
+///     An unavailable backend (at construction), a device failure; any use in a process
+///     forked from the one that made the plan (its threads and devices are not there).
 #[pyclass(frozen, module = "megabatch", name = "EighPlan")]
 pub struct EighPlan {
     pub shape: Shape,
