@@ -9,6 +9,8 @@ Functions follow ``numpy.linalg``:
 - :func:`eigh` / :func:`eigvalsh`: ``[..., n, n]`` float32 or float64 arrays.
 - :func:`eigh_ragged` / :func:`eigvalsh_ragged`: matrices of different orders in one call.
 - :class:`EighPlan`: a shape fixed once, then many calls without allocation (``out=``).
+- :func:`sum`, :func:`max`, :func:`max_abs_diff` (whole arrays), :func:`weighted_mean` (over
+  rows), :func:`segment_sum` (ragged segments): deterministic, NaN-propagating reductions.
 - :func:`info`: the backends this process found.
 
 Errors: ``TypeError`` for a wrong dtype or a non-array, ``ValueError`` for a wrong shape,
@@ -21,13 +23,14 @@ started (``multiprocessing``'s default on Linux) starts its own on its first cal
 :class:`EighPlan` made in the parent raises ``RuntimeError`` there (make a new one).
 
 This release reads and writes CPU arrays (numpy, torch CPU tensors, anything with
-``__dlpack__`` on the CPU); GPU arrays, reductions and attention come later.
+``__dlpack__`` on the CPU); GPU arrays and attention come later.
 """
 
 from ._info import info
 from ._linalg import EighResult, eigh, eigvalsh
 from ._megabatch import EighPlan, LinAlgError, __version__
 from ._ragged import eigh_ragged, eigvalsh_ragged
+from ._reduce import max, max_abs_diff, segment_sum, sum, weighted_mean  # noqa: A004
 
 __all__ = [
     "EighPlan",
@@ -39,4 +42,9 @@ __all__ = [
     "eigvalsh",
     "eigvalsh_ragged",
     "info",
+    "max",
+    "max_abs_diff",
+    "segment_sum",
+    "sum",
+    "weighted_mean",
 ]

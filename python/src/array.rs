@@ -9,7 +9,7 @@ use dlpark::DlpackFlags;
 use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::dtype::Dtype;
 use crate::layout::{classify, Layout};
@@ -216,4 +216,14 @@ pub fn check_disjoint(arrays: &[(&str, Range<usize>)]) -> PyResult<()> {
         }
     }
     Ok(())
+}
+
+/// A new, uninitialised numpy array of `dtype` and `shape` (`numpy.empty`), for outputs the
+/// crate writes in place.
+pub fn empty<'py>(py: Python<'py>, dtype: Dtype, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(intern!(py, "dtype"), dtype.name())?;
+    py.import(intern!(py, "numpy"))?
+        .getattr(intern!(py, "empty"))?
+        .call((PyTuple::new(py, shape)?,), Some(&kwargs))
 }

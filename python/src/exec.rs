@@ -4,9 +4,9 @@
 use megabatch::{BatchedEigh, Error, Real};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyTuple;
 
-use crate::array::{check_disjoint, HostArray, RawSlice};
+use crate::array::{check_disjoint, empty, HostArray, RawSlice};
 use crate::dtype::Dtype;
 use crate::errors::to_py;
 use crate::layout::Layout;
@@ -180,13 +180,7 @@ fn outputs<'py>(
     v_shape: &[usize],
 ) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
     let Some(out) = out.filter(|o| !o.is_none()) else {
-        let empty = |shape: &[usize]| -> PyResult<Bound<'py, PyAny>> {
-            let kwargs = PyDict::new(py);
-            kwargs.set_item("dtype", plan.dtype.name())?;
-            py.import("numpy")?
-                .getattr("empty")?
-                .call((PyTuple::new(py, shape)?,), Some(&kwargs))
-        };
+        let empty = |shape: &[usize]| empty(py, plan.dtype, shape);
         let v = if plan.vectors {
             Some(empty(v_shape)?)
         } else {

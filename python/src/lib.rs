@@ -5,6 +5,7 @@
 //! - `array.rs`: arrays in through DLPack (CPU only in this release), `layout.rs` their strides;
 //! - `backend.rs`: the process's one [`megabatch::Auto`] and `backend=` names; `info.rs`;
 //! - `plan.rs`: `EighPlan`, `exec.rs` its call (GIL released), `transpose.rs` the `uplo` copy;
+//! - `reduce.rs`: the reductions (whole arrays, over rows, over segments);
 //! - `errors.rs`: the crate's errors as Python exceptions, `LinAlgError`;
 //! - `trace.rs`: the pointers the last call read and wrote (the zero-copy tests' hook).
 
@@ -17,6 +18,7 @@ mod info;
 mod layout;
 mod oneshot;
 mod plan;
+mod reduce;
 mod trace;
 mod transpose;
 
@@ -31,6 +33,9 @@ fn _megabatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<plan::EighPlan>()?;
     m.add_function(wrap_pyfunction!(oneshot::eigh, m)?)?;
     m.add_function(wrap_pyfunction!(oneshot::eigh_ragged, m)?)?;
+    m.add_function(wrap_pyfunction!(reduce::reduce, m)?)?;
+    m.add_function(wrap_pyfunction!(reduce::reduce_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(reduce::reduce_segments, m)?)?;
     m.add_function(wrap_pyfunction!(info::info, m)?)?;
     m.add_function(wrap_pyfunction!(trace::last_pointers, m)?)?;
     Ok(())
