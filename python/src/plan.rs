@@ -1,0 +1,433 @@
+//! `EighPlan`: a batch shape, dtype and backend fixed once, every buffer allocated once, then
+//! called many times without allocating.
+
+use std::mem::ManuallyDrop;
+use std::sync::{Mutex, PoisonError};
+
+use megabatch::{
+    Auto, AutoEighPlan, BackendKind, BatchedEigh, EighSpec, Error, PlanFootprint, Real,
+};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::backend::select;
+use crate::dtype::Dtype;
+use crate::errors::to_py;
+use crate::exec;
+use crate::layout::Layout;
+
+/// Which triangle of each matrix is read (`uplo`, LAPACK's and numpy's `UPLO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uplo {
+    Lower,
+    Upper,
+}
+
+impl Uplo {
+    /// `"L"` or `"U"` (either case).
+    pub fn parse(uplo: &str) -> PyResult<Self> {
+        match uplo {
+            "L" | "l" => Ok(Uplo::Lower),
+            "U" | "u" => Ok(Uplo::Upper),
+            _ => Err(PyValueError::new_err(format!(
+                "uplo must be 'L' or 'U', got {uplo:?}"
+            ))),
+        }
+    }
+}
+
+/// The batch a plan is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// `batch` matrices of order `n`: inputs `[..., n, n]` with `batch` matrices in all.
+    Uniform { n: usize, batch: usize },
+    /// Matrices of orders `sizes`, packed row-major one after another in a 1-D array.
+    Ragged { sizes: Vec<usize> },
+}
+
+impl Shape {
+    /// The order of every matrix, in batch order.
+    pub fn orders(&self) -> Box<dyn Iterator<Item = usize> + '_> {
+        match self {
+            Shape::Uniform { n, batch } => Box::new(std::iter::repeat_n(*n, *batch)),
+            Shape::Ragged { sizes } => Box::new(sizes.iter().copied()),
+        }
+    }
+
+    fn spec(&self) -> EighSpec {
+        match self {
+            Shape::Uniform { n, batch } => EighSpec::uniform(*n, *batch),
+            Shape::Ragged { sizes } => EighSpec::ragged(sizes.clone()),
+        }
+    }
+
+    /// Whether every matrix has order 0 or 1 (transposing them changes nothing).
+    fn trivial(&self) -> bool {
+        self.orders().all(|n| n <= 1)
+    }
+}
+
+/// A plan of one dtype, with the buffer `uplo` may need.
+pub struct Typed<T: Real> {
+    pub plan: AutoEighPlan<T>,
+    /// The transposed copy of the input (see `transpose.rs`); empty until a call needs it.
+    pub scratch: Vec<T>,
+}
+
+/// A plan of either dtype.
+pub enum State {
+    F32(Typed<f32>),
+    F64(Typed<f64>),
+}
+
+/// A plan for many eigh calls of one batch shape: everything allocated once, then calls
+/// that allocate nothing (with ``out=``).
+///
+/// ``EighPlan(n, batch, *, dtype="float64", vectors=True, uplo="L", backend="auto")``: ``batch``
+/// matrices of order ``n``. ``EighPlan(*, sizes=[...], ...)``: a ragged batch, matrix ``i`` of
+/// order ``sizes[i]``, packed as :func:`megabatch.eigh_ragged` takes them.
+///
+/// Parameters
+/// ----------
+/// n, batch : int
+///     Matrix order and number of matrices (uniform plans).
+/// sizes : sequence of int
+///     Matrix orders (ragged plans; then no ``n``, ``batch``).
+/// dtype : "float32" or "float64" (or a numpy dtype)
+/// vectors : bool
+///     Whether calls compute eigenvectors.
+/// uplo : {"L", "U"}
+///     The triangle read. ``"U"`` reads a transposed copy (the plan holds its buffer) of
+///     C-contiguous inputs; uniform inputs given as ``a.mT`` are read in place instead.
+/// backend : {"auto", "cpu", "wgpu", "cuda"}
+///     As for :func:`megabatch.eigh`; chosen once, for this plan (see ``backend``).
+///
+/// Calling ``plan(a, *, out=None)``
+/// --------------------------------
+/// ``a``: uniform plans take ``[..., n, n]`` with ``batch`` matrices in all (any batch
+/// dimensions: ``(batch, n, n)``, ``(2, batch // 2, n, n)``, ``(n, n)`` for ``batch=1``);
+/// ragged plans a 1-D array of ``sum(n_i ** 2)`` values. The plan's dtype, on the CPU,
+/// C-contiguous (or ``a.mT`` of C-contiguous, see ``uplo``); read in place.
+/// ``out``: ``(w, v)`` (``w`` alone without vectors): C-contiguous, writable arrays of the
+/// plan's dtype, ``w`` of shape ``a.shape[:-1]`` (ragged: ``[sum(n_i)]``) and ``v`` of
+/// ``a``'s shape, not overlapping ``a`` or each other; written in place and returned. Without
+/// ``out`` new numpy arrays are returned. Returns ``(w, v)``, or ``w`` without vectors, with
+/// :func:`megabatch.eigh`'s conventions (ascending eigenvalues, eigenvectors as columns,
+/// largest component positive).
+///
+/// A call allocates no array data (the DLPack handshake allocates a few small capsules).
+/// The GIL is released while it computes. Plans may be shared between threads: calls on one
+/// plan take turns.
+///
+/// Raises
+/// ------
+/// TypeError
+///     An input or output of another dtype than the plan's.
+/// ValueError
+///     Shapes that do not match the plan, a non-contiguous ``a``, outputs that are
+///     read-only, non-contiguous or overlapping, arrays on a GPU; bad constructor arguments.
+/// LinAlgError
+///     NaN or Inf in the triangle read of some matrix (named in the message); the outputs
+///     are left unwritten.
+/// MemoryError
+///     A plan whose buffers do not fit in memory (at construction).
+/// RuntimeError
+///     An unavailable backend (at construction), a device failure; any use in a process
+///     forked from the one that made the plan (its threads and devices are not there).
+#[pyclass(frozen, module = "megabatch", name = "EighPlan")]
+pub struct EighPlan {
+    pub shape: Shape,
+    pub dtype: Dtype,
+    pub vectors: bool,
+    pub uplo: Uplo,
+    pub backend: BackendKind,
+    pub auto: ManuallyDrop<Auto>,
+    /// Elements of the input (and of `v`) and of `w`.
+    pub a_len: usize,
+    pub w_len: usize,
+    /// Locked by a call for its whole run, without the GIL (see `exec.rs`): calls from many
+    /// threads on one plan take turns.
+    pub state: ManuallyDrop<Mutex<State>>,
+    /// The process that made the plan: in a child forked from it, the plan's threads and
+    /// device state do not exist, so calls are refused and dropping it leaks (see `Drop`).
+    pub pid: u32,
+}
+
+impl Drop for EighPlan {
+    fn drop(&mut self) {
+        if std::process::id() == self.pid {
+            // SAFETY: dropped once, here; neither field is used after.
+            unsafe {
+                ManuallyDrop::drop(&mut self.state);
+                ManuallyDrop::drop(&mut self.auto);
+            }
+        }
+        // In a forked child: leaked. Freeing CUDA memory of the parent's context, or joining
+        // the parent's worker threads, would fail or hang here.
+    }
+}
+
+impl EighPlan {
+    /// Makes the plan on the backend `backend=` names (the GIL released while it is made: a
+    /// GPU plan may compile kernels). `input_layout`: the layout inputs are expected in, to
+    /// allocate the transpose buffer now if `uplo` will need it.
+    pub fn create(
+        py: Python<'_>,
+        shape: Shape,
+        dtype: Dtype,
+        vectors: bool,
+        uplo: Uplo,
+        backend: &str,
+        input_layout: Layout,
+    ) -> PyResult<Self> {
+        let auto = select(py, backend)?;
+        let spec = shape.spec().with_vectors(vectors);
+        let offsets = spec.offsets(dtype.size()).map_err(|e| to_py(py, e, None))?;
+        let (a_len, w_len) = (offsets.a_len(), offsets.w_len());
+        let scratch_len = if needs_transpose(&shape, uplo, input_layout) {
+            a_len
+        } else {
+            0
+        };
+        let state = py
+            .detach(|| -> Result<State, Error> {
+                Ok(match dtype {
+                    Dtype::F32 => State::F32(typed(&auto, &spec, scratch_len)?),
+                    Dtype::F64 => State::F64(typed(&auto, &spec, scratch_len)?),
+                })
+            })
+            .map_err(|e| to_py(py, e, None))?;
+        let backend = match &state {
+            State::F32(t) => t.plan.backend(),
+            State::F64(t) => t.plan.backend(),
+        };
+        Ok(EighPlan {
+            shape,
+            dtype,
+            vectors,
+            uplo,
+            backend,
+            auto: ManuallyDrop::new(auto),
+            a_len,
+            w_len,
+            state: ManuallyDrop::new(Mutex::new(state)),
+            pid: std::process::id(),
+        })
+    }
+
+    /// `RuntimeError` in a process forked from the one that made the plan: there its worker
+    /// threads and device state do not exist (and its lock may be held by a thread that was
+    /// not copied), so nothing may touch its state.
+    pub fn check_process(&self) -> PyResult<()> {
+        if std::process::id() == self.pid {
+            return Ok(());
+        }
+        Err(PyRuntimeError::new_err(
+            "this EighPlan was made in another process (this one was forked from it): its \
+             threads and device state do not exist here; make a new plan in this process",
+        ))
+    }
+
+    /// Whether a call with input of `layout` reads the plan's transposed copy.
+    pub fn needs_transpose(&self, layout: Layout) -> bool {
+        needs_transpose(&self.shape, self.uplo, layout)
+    }
+
+    /// The plan's state, locked (a poisoned lock, after a panic in an earlier call, is an
+    /// error: the plan may be half-updated).
+    pub fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, Error> {
+        self.state.lock().map_err(|_: PoisonError<_>| {
+            Error::InvalidArgument("plan unusable: an earlier call panicked")
+        })
+    }
+}
+
+/// Whether the crate must read a transposed copy: it reads lower triangles of row-major
+/// matrices, so `uplo="L"` reads a C-contiguous input in place and `uplo="U"` a transposed one.
+fn needs_transpose(shape: &Shape, uplo: Uplo, layout: Layout) -> bool {
+    !shape.trivial()
+        && match layout {
+            Layout::RowMajor => uplo == Uplo::Upper,
+            Layout::Transposed => uplo == Uplo::Lower,
+            Layout::Strided => false,
+        }
+}
+
+fn typed<T: Real>(auto: &Auto, spec: &EighSpec, scratch_len: usize) -> Result<Typed<T>, Error> {
+    let plan = BatchedEigh::<T>::plan_eigh(auto, spec)?;
+    Ok(Typed {
+        plan,
+        scratch: zeroed(scratch_len)?,
+    })
+}
+
+/// `len` zeros, or `TooLarge` if they cannot be allocated.
+pub fn zeroed<T: Real>(len: usize) -> Result<Vec<T>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::TooLarge("the transposed copy of the input (uplo) does not fit in memory")
+    })?;
+    v.resize(len, T::zero());
+    Ok(v)
+}
+
+/// The `dtype=` argument; float64 if absent.
+fn dtype_arg(dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Dtype> {
+    match dtype {
+        Some(d) if !d.is_none() => Dtype::from_py(d),
+        _ => Ok(Dtype::F64),
+    }
+}
+
+/// A non-negative integer argument (`ValueError`, not `OverflowError`, for a negative one).
+fn count(name: &str, value: i64) -> PyResult<usize> {
+    usize::try_from(value)
+        .map_err(|_| PyValueError::new_err(format!("{name} must be >= 0, got {value}")))
+}
+
+#[pymethods]
+impl EighPlan {
+    #[new]
+    #[pyo3(signature = (n=None, batch=None, *, sizes=None, dtype=None, vectors=true, uplo="L", backend="auto"))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        py: Python<'_>,
+        n: Option<i64>,
+        batch: Option<i64>,
+        sizes: Option<Vec<i64>>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        vectors: bool,
+        uplo: &str,
+        backend: &str,
+    ) -> PyResult<Self> {
+        let shape = match (n, batch, sizes) {
+            (Some(n), Some(batch), None) => Shape::Uniform {
+                n: count("n", n)?,
+                batch: count("batch", batch)?,
+            },
+            (None, None, Some(sizes)) => Shape::Ragged {
+                sizes: sizes
+                    .into_iter()
+                    .map(|s| count("sizes[i]", s))
+                    .collect::<PyResult<_>>()?,
+            },
+            _ => {
+                return Err(PyValueError::new_err(
+                    "EighPlan takes either n and batch (uniform) or sizes= (ragged)",
+                ))
+            }
+        };
+        let dtype = dtype_arg(dtype)?;
+        let uplo = Uplo::parse(uplo)?;
+        Self::create(py, shape, dtype, vectors, uplo, backend, Layout::RowMajor)
+    }
+
+    /// ``plan(a, *, out=None)``: decomposes ``a`` into ``out`` (``(w, v)``, or ``w`` without
+    /// vectors) or into new numpy arrays, and returns them. See the class docs.
+    #[pyo3(signature = (a, *, out=None))]
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        a: &Bound<'py, PyAny>,
+        out: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        exec::call(py, self, a, out)
+    }
+
+    /// Matrix order of a uniform plan (`None` for a ragged one).
+    #[getter]
+    fn n(&self) -> Option<usize> {
+        match self.shape {
+            Shape::Uniform { n, .. } => Some(n),
+            Shape::Ragged { .. } => None,
+        }
+    }
+
+    /// Number of matrices.
+    #[getter]
+    fn batch(&self) -> usize {
+        match &self.shape {
+            Shape::Uniform { batch, .. } => *batch,
+            Shape::Ragged { sizes } => sizes.len(),
+        }
+    }
+
+    /// Matrix orders of a ragged plan (`None` for a uniform one).
+    #[getter]
+    fn sizes(&self) -> Option<Vec<usize>> {
+        match &self.shape {
+            Shape::Uniform { .. } => None,
+            Shape::Ragged { sizes } => Some(sizes.clone()),
+        }
+    }
+
+    /// `"float32"` or `"float64"`.
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        self.dtype.name()
+    }
+
+    /// Whether calls compute eigenvectors.
+    #[getter]
+    fn vectors(&self) -> bool {
+        self.vectors
+    }
+
+    /// `"L"` or `"U"`.
+    #[getter]
+    fn uplo(&self) -> &'static str {
+        match self.uplo {
+            Uplo::Lower => "L",
+            Uplo::Upper => "U",
+        }
+    }
+
+    /// The backend that runs the plan: `"cpu"`, `"wgpu"` or `"cuda"`.
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// ``(host_bytes, device_bytes)`` the plan holds: scratch, staging and the transpose
+    /// buffer on the host; the chosen GPU's buffers.
+    #[getter]
+    fn footprint(&self, py: Python<'_>) -> PyResult<(usize, usize)> {
+        self.check_process()?;
+        py.detach(|| {
+            let state = self.lock()?;
+            Ok(match &*state {
+                State::F32(t) => (
+                    t.plan.scratch_bytes() + t.scratch.len() * 4,
+                    t.plan.device_bytes(),
+                ),
+                State::F64(t) => (
+                    t.plan.scratch_bytes() + t.scratch.len() * 8,
+                    t.plan.device_bytes(),
+                ),
+            })
+        })
+        .map_err(|e| to_py(py, e, None))
+    }
+
+    fn __repr__(&self) -> String {
+        let shape = match &self.shape {
+            Shape::Uniform { n, batch } => format!("n={n}, batch={batch}"),
+            Shape::Ragged { sizes } => {
+                let shown: Vec<String> = sizes.iter().take(6).map(usize::to_string).collect();
+                let more = if sizes.len() > 6 { ", ..." } else { "" };
+                format!(
+                    "sizes=[{}{more}] ({} matrices)",
+                    shown.join(", "),
+                    sizes.len()
+                )
+            }
+        };
+        format!(
+            "EighPlan({shape}, dtype='{}', vectors={}, uplo='{}', backend='{}')",
+            self.dtype.name(),
+            if self.vectors { "True" } else { "False" },
+            self.uplo(),
+            self.backend.name()
+        )
+    }
+}
