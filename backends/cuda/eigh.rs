@@ -8,6 +8,7 @@ use std::sync::Arc;
 use cudarc::driver::sys;
 
 use super::access::{enqueue_ordered, Access, Mode};
+use super::adapter::DeviceInfo;
 use super::buffer::CudaBuffer;
 use super::command::{arg, blocks_for, launch};
 use super::device::Cuda;
@@ -218,51 +219,98 @@ fn jacobi_shared_bytes(
 /// Groups of one launch: a size class, and for Jacobi the padded order of its bucket.
 type GroupKey = (EighClass, usize);
 
+/// The group of order `n` (before [`settle`]) on a device with `max_shared` bytes of shared
+/// memory per block.
+fn group_of(n: usize, elem: usize, algorithm: CudaEighAlgorithm, max_shared: usize) -> GroupKey {
+    let class = match algorithm {
+        CudaEighAlgorithm::SizeClasses | CudaEighAlgorithm::LaneChains => {
+            EighClass::for_order(n, elem, max_shared)
+        }
+        CudaEighAlgorithm::GroupChains => EighClass::warp_for_order(n)
+            .unwrap_or_else(|| EighClass::for_order(n, elem, max_shared)),
+        CudaEighAlgorithm::FusedBlocks => EighClass::for_order(n, elem, max_shared).fused(),
+        CudaEighAlgorithm::SplitBlocks => EighClass::for_order(n, elem, max_shared).split(),
+        CudaEighAlgorithm::Jacobi => EighClass::Jacobi,
+    };
+    match class {
+        EighClass::Jacobi => (class, crate::eigh::bucket_order(n)),
+        _ => (class, 0),
+    }
+}
+
+/// The group a launch of `count` matrices of `elem`-byte floats of `key` runs as: the size
+/// classes give a chains class under [`chains_min_batch`] matrices to the warp class of
+/// the same rows, and a split class under [`split_min_batch`] to the block class of the
+/// same chunks.
+fn settle(
+    key: GroupKey,
+    count: usize,
+    elem: usize,
+    vectors: bool,
+    algorithm: CudaEighAlgorithm,
+) -> GroupKey {
+    if algorithm != CudaEighAlgorithm::SizeClasses {
+        return key;
+    }
+    match key {
+        (EighClass::Chains { lanes, row }, bucket) if count < chains_min_batch(elem) => {
+            (EighClass::Warp { lanes, row }, bucket)
+        }
+        (EighClass::Split { chunks }, bucket) if count < split_min_batch(elem, vectors) => {
+            (EighClass::Block { chunks }, bucket)
+        }
+        _ => key,
+    }
+}
+
+/// The launch groups a plan of `spec` with `elem`-byte floats makes on a device described by
+/// `info`: each group's class, matrix count and the order its launches are shaped for (the
+/// largest order of the group; Jacobi: its padded order), without a device. The classes and
+/// counts are what [`CudaEighPlan::classes`] reports.
+///
+/// # Errors
+/// [`Error::TooLarge`] when the batch's indices overflow the launch tables.
+#[doc(hidden)]
+pub fn eigh_launch_groups(
+    spec: &EighSpec,
+    elem: usize,
+    algorithm: CudaEighAlgorithm,
+    info: &DeviceInfo,
+) -> Result<Vec<(EighClass, usize, usize)>> {
+    let vectors = spec.vectors();
+    let max_shared = info.max_shared_per_block;
+    let shaped = |(class, bucket): GroupKey, nmax: usize| match class {
+        EighClass::Jacobi => bucket.max(2),
+        _ => nmax,
+    };
+    Ok(match spec.layout() {
+        EighLayout::Uniform { n, batch } if *n > 0 && *batch > 0 => {
+            let key = settle(
+                group_of(*n, elem, algorithm, max_shared),
+                *batch,
+                elem,
+                vectors,
+                algorithm,
+            );
+            vec![(key.0, *batch, shaped(key, *n))]
+        }
+        EighLayout::Uniform { .. } => Vec::new(),
+        EighLayout::Ragged { sizes } => spec
+            .buckets::<_, i32>(|n| group_of(n, elem, algorithm, max_shared))
+            .ok_or(Error::TooLarge("eigh batch"))?
+            .into_iter()
+            .map(|(key, list)| {
+                let nmax = list.iter().map(|&i| sizes[i as usize]).max().unwrap_or(0);
+                let key = settle(key, list.len(), elem, vectors, algorithm);
+                (key.0, list.len(), shaped(key, nmax))
+            })
+            .collect(),
+    })
+}
+
 impl Cuda {
     fn group_of(&self, n: usize, elem: usize, algorithm: CudaEighAlgorithm) -> GroupKey {
-        let class = match algorithm {
-            CudaEighAlgorithm::SizeClasses | CudaEighAlgorithm::LaneChains => {
-                EighClass::for_order(n, elem, self.info.max_shared_per_block)
-            }
-            CudaEighAlgorithm::GroupChains => EighClass::warp_for_order(n)
-                .unwrap_or_else(|| EighClass::for_order(n, elem, self.info.max_shared_per_block)),
-            CudaEighAlgorithm::FusedBlocks => {
-                EighClass::for_order(n, elem, self.info.max_shared_per_block).fused()
-            }
-            CudaEighAlgorithm::SplitBlocks => {
-                EighClass::for_order(n, elem, self.info.max_shared_per_block).split()
-            }
-            CudaEighAlgorithm::Jacobi => EighClass::Jacobi,
-        };
-        match class {
-            EighClass::Jacobi => (class, crate::eigh::bucket_order(n)),
-            _ => (class, 0),
-        }
-    }
-
-    /// The group a launch of `count` matrices of `elem`-byte floats of `key` runs as: the size
-    /// classes give a chains class under [`chains_min_batch`] matrices to the warp class of
-    /// the same rows, and a split class under [`split_min_batch`] to the block class of the
-    /// same chunks.
-    fn settle(
-        key: GroupKey,
-        count: usize,
-        elem: usize,
-        vectors: bool,
-        algorithm: CudaEighAlgorithm,
-    ) -> GroupKey {
-        if algorithm != CudaEighAlgorithm::SizeClasses {
-            return key;
-        }
-        match key {
-            (EighClass::Chains { lanes, row }, bucket) if count < chains_min_batch(elem) => {
-                (EighClass::Warp { lanes, row }, bucket)
-            }
-            (EighClass::Split { chunks }, bucket) if count < split_min_batch(elem, vectors) => {
-                (EighClass::Block { chunks }, bucket)
-            }
-            _ => key,
-        }
+        group_of(n, elem, algorithm, self.info.max_shared_per_block)
     }
 
     /// The loaded kernel of a warp or block class, compiled on first use.
@@ -547,7 +595,7 @@ impl Cuda {
             EighLayout::Uniform { n, batch } => {
                 uniform_n = i32::try_from(*n).map_err(|_| Error::TooLarge("order"))?;
                 if *n > 0 && *batch > 0 {
-                    let group = Self::settle(
+                    let group = settle(
                         self.group_of(*n, elem, algorithm),
                         *batch,
                         elem,
@@ -596,7 +644,7 @@ impl Cuda {
                 for &(group, ref list) in &groups {
                     let nmax = sizes[list[0] as usize];
                     let mut group_launches = self.class_launch::<T>(
-                        Self::settle(group, list.len(), elem, vectors, algorithm),
+                        settle(group, list.len(), elem, vectors, algorithm),
                         nmax,
                         list.len(),
                         offsets.a_len(),

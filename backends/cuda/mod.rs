@@ -50,6 +50,8 @@ pub use buffer::{CudaBuffer, PtrGuard};
 /// ([`CudaQueue::to_cudarc`], [`Cuda::queue_from_cudarc`], [`Cuda::adopt_cudarc`]).
 pub use cudarc;
 pub use device::Cuda;
+#[doc(hidden)]
+pub use eigh::eigh_launch_groups;
 pub use eigh::{
     CudaEighAlgorithm, CudaEighPlan, CUDA_EIGH_MAX_ORDER, DIRECT_STAGING_BYTES, STAGING_ENV,
 };

@@ -3,6 +3,8 @@
 //! `MEGABATCH_REQUIRE_WGPU=1` (CI sets it and runs this on Mesa's lavapipe).
 #![cfg(feature = "wgpu")]
 
+mod classes;
+
 use crate::common;
 
 use common::eigh_check::{
