@@ -138,3 +138,32 @@ fn ragged_batches_take_the_shader_of_their_padded_order() {
         }
     }
 }
+
+/// Where a bucket's padded order does not fit the fast shader its matrices' own orders fit,
+/// the bucket runs that shader shaped for its largest order rather than Jacobi.
+#[test]
+fn ragged_buckets_whose_padded_order_does_not_fit_take_their_largest_order() {
+    let lim = &ADAPTERS[0];
+    for (sizes, d, want) in [
+        // f64 fits the workgroup layout to 72 at 48 KiB; 70 and 72 pad to 80.
+        (vec![70], WgslFloat::F64, "eigh_tridiag/f64/n70/"),
+        (vec![66, 72, 70], WgslFloat::F64, "eigh_tridiag/f64/n72/"),
+        // 73 does not fit: Jacobi for the whole bucket, shaped for 80 as before.
+        (vec![70, 73], WgslFloat::F64, "eigh_jacobi/f64/n80/"),
+        // f32 fits to 105; 100 pads to 112.
+        (vec![100], WgslFloat::F32, "eigh_tridiag/f32/n100/"),
+    ] {
+        let spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
+        for alg in [Alg::SizeClasses, Alg::TridiagWorkgroup] {
+            let got = eigh_dispatch_shaders(&spec, d, alg, lim.bytes, lim.invocations).unwrap();
+            assert_eq!(got.len(), 1, "{sizes:?}: {got:?}");
+            assert!(
+                got[0].0.starts_with(want),
+                "{sizes:?} {alg:?}: {got:?}, want {want}"
+            );
+        }
+        // Jacobi stays Jacobi, shaped for the padded order.
+        let got = eigh_dispatch_shaders(&spec, d, Alg::Jacobi, lim.bytes, lim.invocations).unwrap();
+        assert!(got[0].0.starts_with("eigh_jacobi/"), "{got:?}");
+    }
+}
