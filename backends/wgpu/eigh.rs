@@ -91,6 +91,28 @@ impl Variant {
         )
     }
 
+    /// The shader of a bucket after bucketing: matrices of orders up to `nmax`, padded to
+    /// `padded` (a uniform batch: the same). The padded order's shader when it is a fast one
+    /// (fewer pipelines across plans); else, where the bucket's own largest order fits a fast
+    /// shader, that one shaped for it (`Auto` is told the largest order a fast shader fits,
+    /// which the padded order may exceed); else Jacobi for the padded order.
+    fn select(
+        algorithm: WgpuEighAlgorithm,
+        d: WgslFloat,
+        (nmax, padded): (usize, usize),
+        vectors: bool,
+        limits: (usize, usize),
+    ) -> Self {
+        let by_padded = Self::choose(algorithm, d, padded, vectors, limits);
+        if !matches!(by_padded, Variant::Jacobi(_)) || nmax == padded {
+            return by_padded;
+        }
+        match Self::choose(algorithm, d, nmax, vectors, limits) {
+            fast @ Variant::Tridiag(_) => fast,
+            Variant::Jacobi(_) => by_padded,
+        }
+    }
+
     fn teams(&self) -> usize {
         match self {
             Variant::Tridiag(s) => s.teams,
@@ -136,6 +158,11 @@ fn limits(ctx: &Context) -> (usize, usize) {
     )
 }
 
+/// The largest order among the matrices `list` of a ragged batch of orders `sizes`.
+fn largest(sizes: &[usize], list: &[u32]) -> usize {
+    list.iter().map(|&i| sizes[i as usize]).max().unwrap_or(0)
+}
+
 /// The dispatches a plan of `spec` makes on an adapter with `max_workgroup_storage` bytes of
 /// workgroup memory and `max_invocations` invocations per workgroup: each dispatch's shader
 /// (its cache key, as [`WgpuEighPlan::shaders`] names it) and matrix count, without an
@@ -156,17 +183,18 @@ pub fn eigh_dispatch_shaders(
     Ok(match spec.layout() {
         EighLayout::Uniform { n, batch } if *n > 0 && *batch > 0 => {
             vec![(
-                Variant::choose(algorithm, dtype, *n, vectors, lim).key(),
+                Variant::select(algorithm, dtype, (*n, *n), vectors, lim).key(),
                 *batch,
             )]
         }
         EighLayout::Uniform { .. } => Vec::new(),
-        EighLayout::Ragged { .. } => spec
+        EighLayout::Ragged { sizes } => spec
             .buckets::<_, u32>(crate::eigh::bucket_order)
             .ok_or(Error::TooLarge("eigh batch exceeds 32-bit shader indices"))?
             .into_iter()
-            .map(|(nmax, list)| {
-                let shader = Variant::choose(algorithm, dtype, nmax, vectors, lim);
+            .map(|(padded, list)| {
+                let nmax = largest(sizes, &list);
+                let shader = Variant::select(algorithm, dtype, (nmax, padded), vectors, lim);
                 (shader.key(), list.len())
             })
             .collect(),
@@ -273,10 +301,10 @@ impl Wgpu {
         };
         let fits = |n| {
             matches!(
-                Variant::choose(
+                Variant::select(
                     WgpuEighAlgorithm::SizeClasses,
                     d,
-                    n,
+                    (n, n),
                     true,
                     limits(&self.ctx)
                 ),
@@ -382,7 +410,7 @@ impl Wgpu {
         match spec.layout() {
             EighLayout::Uniform { n, batch } => {
                 if *batch > 0 && *n > 0 {
-                    let shader = Variant::choose(algorithm, d, *n, vectors, limits(ctx));
+                    let shader = Variant::select(algorithm, d, (*n, *n), vectors, limits(ctx));
                     buckets.push((shader, [*batch as u32, u32::MAX, *n as u32, 0]));
                 }
             }
@@ -394,8 +422,10 @@ impl Wgpu {
                 let lists: Vec<(usize, Vec<u32>)> = spec
                     .buckets(crate::eigh::bucket_order)
                     .ok_or(Error::TooLarge("eigh batch exceeds 32-bit shader indices"))?;
-                for (nmax, list) in lists {
-                    let shader = Variant::choose(algorithm, d, nmax, vectors, limits(ctx));
+                for (padded, list) in lists {
+                    let nmax = largest(sizes, &list);
+                    let shader =
+                        Variant::select(algorithm, d, (nmax, padded), vectors, limits(ctx));
                     let at = tables.len() as u32;
                     buckets.push((shader, [list.len() as u32, at, 0, 1]));
                     tables.extend(list);
