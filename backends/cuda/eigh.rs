@@ -8,16 +8,13 @@ use std::sync::Arc;
 use cudarc::driver::sys;
 
 use super::access::{enqueue_ordered, Access, Mode};
+use super::adapter::DeviceInfo;
 use super::buffer::CudaBuffer;
-use super::command::{arg, blocks_for, launch};
+use super::command::{arg, launch};
 use super::device::Cuda;
-use super::driver::{
-    bind, bytes_for, copy_to_device, copy_to_host, fill_bytes, DeviceMemory, Stream,
-};
-use super::eigh_kernel::{
-    chains_min_batch, split_chains_shared_bytes, split_min_batch, split_state_words, EighClass,
-    EighKernel, SPLIT_ROUNDS,
-};
+use super::driver::{bind, copy_to_device, copy_to_host, fill_bytes, DeviceMemory, Stream};
+use super::eigh_classes::{bucket_of, select, shaped_order, Bucket, EighClass, LaunchShape};
+use super::eigh_kernel::EighKernel;
 use super::error::DriverResultExt;
 use super::graph::refuse_in_capture;
 use super::params::EighArgs;
@@ -37,10 +34,6 @@ use crate::{
 /// Largest order the CUDA eigh accepts; larger matrices belong on the CPU backend (faer's
 /// blocked solver).
 pub const CUDA_EIGH_MAX_ORDER: usize = 4096;
-/// Threads per team when a Jacobi matrix lives in the global workspace.
-const GLOBAL_TEAM: usize = 512;
-/// Fraction of device memory the global workspace may take (1 / this).
-const WORKSPACE_SHARE: usize = 8;
 
 /// Which algorithms a CUDA eigh plan may use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,7 +48,7 @@ pub enum CudaEighAlgorithm {
     /// them against it).
     GroupChains,
     /// The size classes with orders 9-32 on the chains classes whatever the batch (the default
-    /// takes them from [`chains_min_batch`] matrices of a class).
+    /// takes them from [`super::chains_min_batch`] matrices of a class).
     LaneChains,
     /// The size classes with the block classes (QL's chain and the replay in one kernel) at
     /// every order they cover, none split (the layout before the split classes; kept to
@@ -69,25 +62,18 @@ pub enum CudaEighAlgorithm {
     Jacobi,
 }
 
-/// One launch: the matrices of one size class (Jacobi: of one padded order).
+/// One launch: a [`LaunchShape`] of a bucket's class, with its kernel and device addresses.
 #[derive(Debug, Clone, Copy)]
 struct ClassLaunch {
     class: EighClass,
     kernel: KernelFn,
+    shape: LaunchShape,
+    count: i32,
     /// Device address of this launch's matrix indices (0: matrices 0..count in order).
     list: u64,
-    count: i32,
-    nmax: i32,
-    team: i32,
-    block: u32,
-    grid: u32,
-    shared: u32,
-    /// Device address of the Jacobi global workspace (0: matrices live in shared memory), the
-    /// chains' rotation lists, or the split classes' workspace.
+    /// Device address of the class's workspace (`MbEighArgs::gwork`; 0: none).
     gwork: u64,
-    /// `EighArgs::phase`.
-    phase: i32,
-    /// The first launch of its group (a split class queues several).
+    /// The first launch of its bucket (a split class queues several).
     first: bool,
 }
 
@@ -192,98 +178,66 @@ impl<T: Real> CudaEighPlan<T> {
     }
 }
 
-/// Jacobi threads per team: one per (pair, row) item of a rotation pass, but at most a warp up
-/// to order 32, so small matrices synchronise with warp barriers only; up to 256 above.
-fn team_size(nmax: usize) -> usize {
-    let items = (nmax / 2 * nmax).next_power_of_two();
-    if nmax <= 32 {
-        items.clamp(4, 32)
-    } else {
-        items.clamp(64, 256)
-    }
-}
+/// The buckets of a plan of `spec` with `elem`-byte floats on `device`: each one's class,
+/// the order its launches are shaped for and its matrices (`None` for a uniform batch: all of
+/// them, in order), largest order first within a bucket.
+type Buckets = Vec<(EighClass, usize, usize, Option<Vec<i32>>)>;
 
-/// Dynamic shared memory of a Jacobi CTA, the same layout `mb_eigh_jacobi` computes.
-fn jacobi_shared_bytes(
+fn buckets(
+    spec: &EighSpec,
     elem: usize,
-    nmax: usize,
-    teams: usize,
-    vectors: bool,
-    in_global: bool,
-) -> usize {
-    let mats = if in_global {
-        0
-    } else {
-        nmax * (nmax + 1) * if vectors { 2 } else { 1 }
+    algorithm: CudaEighAlgorithm,
+    device: &DeviceInfo,
+) -> Result<Buckets> {
+    let vectors = spec.vectors();
+    // A bucket's matrices share the class of an unbounded batch (`bucket_of`); its own count
+    // and largest order decide the class it runs.
+    let settled = |nmax: usize, count: usize| {
+        let class = select(algorithm, nmax, count, elem, vectors, device);
+        (class, shaped_order(class, nmax))
     };
-    let per_team = mats + 3 * nmax;
-    let ints_at = (teams * per_team * elem).next_multiple_of(8);
-    ints_at + teams * (2 * nmax + 4) * 4 + teams * 8
+    Ok(match spec.layout() {
+        EighLayout::Uniform { n, batch } if *n > 0 && *batch > 0 => {
+            let (class, shaped) = settled(*n, *batch);
+            vec![(class, shaped, *batch, None)]
+        }
+        EighLayout::Uniform { .. } => Vec::new(),
+        EighLayout::Ragged { sizes } => spec
+            .buckets::<_, i32>(|n| bucket_of(algorithm, n, elem, vectors, device))
+            .ok_or(Error::TooLarge("eigh batch"))?
+            .into_iter()
+            .map(|(_, mut list)| {
+                // Largest order first within a launch: neighbours (one warp, one wave of
+                // blocks) then have similar orders and similar amounts of work.
+                list.sort_by_key(|&i| std::cmp::Reverse(sizes[i as usize]));
+                let (class, shaped) = settled(sizes[list[0] as usize], list.len());
+                (class, shaped, list.len(), Some(list))
+            })
+            .collect(),
+    })
 }
 
-/// Groups of one launch: a size class, and for Jacobi the padded order of its bucket.
-type GroupKey = (EighClass, usize);
+/// The launch groups a plan of `spec` with `elem`-byte floats makes on a device described by
+/// `info`: each group's class, matrix count and the order its launches are shaped for (the
+/// largest order of the group; Jacobi: its padded order), without a device. The classes and
+/// counts are what [`CudaEighPlan::classes`] reports.
+///
+/// # Errors
+/// [`Error::TooLarge`] when the batch's indices overflow the launch tables.
+#[doc(hidden)]
+pub fn eigh_launch_groups(
+    spec: &EighSpec,
+    elem: usize,
+    algorithm: CudaEighAlgorithm,
+    info: &DeviceInfo,
+) -> Result<Vec<(EighClass, usize, usize)>> {
+    Ok(buckets(spec, elem, algorithm, info)?
+        .into_iter()
+        .map(|(class, shaped, count, _)| (class, count, shaped))
+        .collect())
+}
 
 impl Cuda {
-    fn group_of(&self, n: usize, elem: usize, algorithm: CudaEighAlgorithm) -> GroupKey {
-        let class = match algorithm {
-            CudaEighAlgorithm::SizeClasses | CudaEighAlgorithm::LaneChains => {
-                EighClass::for_order(n, elem, self.info.max_shared_per_block)
-            }
-            CudaEighAlgorithm::GroupChains => EighClass::warp_for_order(n)
-                .unwrap_or_else(|| EighClass::for_order(n, elem, self.info.max_shared_per_block)),
-            CudaEighAlgorithm::FusedBlocks => {
-                EighClass::for_order(n, elem, self.info.max_shared_per_block).fused()
-            }
-            CudaEighAlgorithm::SplitBlocks => {
-                EighClass::for_order(n, elem, self.info.max_shared_per_block).split()
-            }
-            CudaEighAlgorithm::Jacobi => EighClass::Jacobi,
-        };
-        match class {
-            EighClass::Jacobi => (class, crate::eigh::bucket_order(n)),
-            _ => (class, 0),
-        }
-    }
-
-    /// The group a launch of `count` matrices of `elem`-byte floats of `key` runs as: the size
-    /// classes give a chains class under [`chains_min_batch`] matrices to the warp class of
-    /// the same rows, and a split class under [`split_min_batch`] to the block class of the
-    /// same chunks.
-    fn settle(
-        key: GroupKey,
-        count: usize,
-        elem: usize,
-        vectors: bool,
-        algorithm: CudaEighAlgorithm,
-    ) -> GroupKey {
-        if algorithm != CudaEighAlgorithm::SizeClasses {
-            return key;
-        }
-        match key {
-            (EighClass::Chains { lanes, row }, bucket) if count < chains_min_batch(elem) => {
-                (EighClass::Warp { lanes, row }, bucket)
-            }
-            (EighClass::Split { chunks }, bucket) if count < split_min_batch(elem, vectors) => {
-                (EighClass::Block { chunks }, bucket)
-            }
-            _ => key,
-        }
-    }
-
-    /// The loaded kernel of a warp or block class, compiled on first use.
-    fn eigh_class_kernel(
-        &self,
-        kernel: EighKernel,
-        modules: &mut Vec<Arc<Kernels>>,
-    ) -> Result<KernelFn> {
-        let name = kernel.name();
-        let module = self.variant_module(&name, || kernel.source())?;
-        let f = module.get(&name)?;
-        modules.push(module);
-        Ok(f)
-    }
-
     /// Sets a kernel's dynamic shared memory limit to the device's opt-in maximum.
     fn allow_max_shared(&self, f: KernelFn) -> Result<()> {
         // SAFETY: `f` is a live function; the value is the device's opt-in limit.
@@ -297,205 +251,63 @@ impl Cuda {
         .call("cuFuncSetAttribute")
     }
 
-    /// The launches of `count` matrices of one group, largest order `nmax`, in a batch whose
-    /// matrices take `a_len` elements (one, but a split class's reduction, then
-    /// [`SPLIT_ROUNDS`] rounds of chains and replay).
-    #[allow(clippy::too_many_arguments)]
-    fn class_launch<T: Real>(
-        &self,
-        (class, bucket): GroupKey,
-        nmax: usize,
-        count: usize,
-        a_len: usize,
-        vectors: bool,
-        modules: &mut Vec<Arc<Kernels>>,
-        workspace: &mut Vec<DeviceMemory>,
-    ) -> Result<Vec<ClassLaunch>> {
-        let elem = std::mem::size_of::<T>();
-        let count_i32 =
-            i32::try_from(count).map_err(|_| Error::TooLarge("eigh batch over 2^31 matrices"))?;
-        if let EighClass::Split { .. } = class {
-            return self
-                .split_launches::<T>(class, nmax, count, a_len, vectors, modules, workspace);
-        }
-        if class == EighClass::Jacobi {
-            let kernel = self.kernels.get(
-                &EighKernel {
-                    class,
-                    dtype: T::DTYPE,
-                    vectors,
-                }
-                .name(),
-            )?;
-            self.allow_max_shared(kernel)?;
-            return Ok(vec![self.jacobi_launch::<T>(
-                kernel,
-                bucket.max(2),
-                count,
-                vectors,
-                workspace,
-            )?]);
-        }
-        let kernel = self.eigh_class_kernel(
-            EighKernel {
-                class,
-                dtype: T::DTYPE,
-                vectors,
-            },
-            modules,
-        )?;
-        self.allow_max_shared(kernel)?;
-        let per_block = class.per_block_for(count, self.info.multiprocessors);
-        let mut gwork = 0;
-        if matches!(class, EighClass::Chains { .. }) && vectors {
-            // Each matrix's rotation list sits at its own offset: one word per element of A.
-            let memory = DeviceMemory::zeroed(&self.ctx, bytes_for(a_len, elem)?)?;
-            gwork = memory.ptr();
-            workspace.push(memory);
-        }
-        Ok(vec![ClassLaunch {
-            class,
-            kernel,
-            list: 0,
-            count: count_i32,
-            nmax: nmax as i32,
-            team: per_block as i32,
-            block: class.block_threads() as u32,
-            grid: blocks_for(count, per_block)?,
-            shared: class.shared_bytes(nmax, elem) as u32,
-            gwork,
-            phase: 0,
-            first: true,
-        }])
-    }
-
-    /// A split class's launches (split.cu): the reduction, then per round the chains (a warp
-    /// per 32 matrices) and, with vectors, the replay; the workspace holds each matrix's QL
-    /// state and, with vectors, a rotation list as long as A.
-    #[allow(clippy::too_many_arguments)]
-    fn split_launches<T: Real>(
+    /// The launches of one bucket of `class` (its kernels loaded, compiled on first use; its
+    /// workspace allocated into `workspace`).
+    fn class_launches<T: Real>(
         &self,
         class: EighClass,
-        nmax: usize,
-        count: usize,
-        a_len: usize,
-        vectors: bool,
+        bucket: &Bucket,
         modules: &mut Vec<Arc<Kernels>>,
         workspace: &mut Vec<DeviceMemory>,
     ) -> Result<Vec<ClassLaunch>> {
-        let elem = std::mem::size_of::<T>();
+        let count = i32::try_from(bucket.count)
+            .map_err(|_| Error::TooLarge("eigh batch over 2^31 matrices"))?;
+        let desc = class.desc();
+        let plan = desc.plan(class, bucket, &self.info)?;
         let kernel = EighKernel {
             class,
             dtype: T::DTYPE,
-            vectors,
+            vectors: bucket.vectors,
         };
-        let module = self.variant_module(&kernel.name(), || kernel.source())?;
-        let entries = kernel.entries();
-        let step = |entry: &str, block: usize, per_block: usize, shared: usize, phase| {
-            let f = module.get(entry)?;
-            self.allow_max_shared(f)?;
-            Ok::<_, Error>(ClassLaunch {
-                class,
-                kernel: f,
-                list: 0,
-                count: count as i32,
-                nmax: nmax as i32,
-                team: 0,
-                block: block as u32,
-                grid: blocks_for(count, per_block)?,
-                shared: shared as u32,
-                gwork: 0,
-                phase,
-                first: false,
-            })
-        };
-        let block = class.block_threads();
-        let block_shared = class.shared_bytes(nmax, elem);
-        let chains_shared = split_chains_shared_bytes(nmax, elem);
-        let mut out = vec![step(&entries[0], block, 1, block_shared, 0)?];
-        for round in 0..if vectors { SPLIT_ROUNDS } else { 1 } {
-            out.push(step(&entries[1], 32, 32, chains_shared, 0)?);
-            if vectors {
-                let last = i32::from(round + 1 == SPLIT_ROUNDS);
-                out.push(step(&entries[2], block, 1, block_shared, last)?);
+        let kernels = match desc.program(&kernel) {
+            Some(source) => {
+                let module = self.variant_module(&kernel.name(), || source)?;
+                let fns = kernel
+                    .entries()
+                    .iter()
+                    .map(|e| module.get(e))
+                    .collect::<Result<Vec<_>>>()?;
+                modules.push(module);
+                fns
             }
+            None => vec![self.kernels.get(&kernel.name())?],
+        };
+        for &f in &kernels {
+            self.allow_max_shared(f)?;
         }
-        modules.push(module);
-        let words = split_state_words(count, nmax, elem)
-            .checked_add(if vectors { a_len } else { 0 })
-            .ok_or(Error::TooLarge("eigh workspace"))?;
-        let memory = DeviceMemory::zeroed(&self.ctx, bytes_for(words, elem)?)?;
-        for l in &mut out {
-            l.gwork = memory.ptr();
-        }
-        out[0].first = true;
-        workspace.push(memory);
-        Ok(out)
-    }
-
-    /// Launch parameters for `count` Jacobi matrices padded to `nmax`; allocates the global
-    /// workspace into `workspace` when a matrix does not fit in shared memory.
-    fn jacobi_launch<T: Real>(
-        &self,
-        kernel: KernelFn,
-        nmax: usize,
-        count: usize,
-        vectors: bool,
-        workspace: &mut Vec<DeviceMemory>,
-    ) -> Result<ClassLaunch> {
-        let elem = std::mem::size_of::<T>();
-        let team = team_size(nmax);
-        // Warp-sized teams share a block; a larger team is the whole block, since its
-        // __syncthreads barriers must not be shared with a team on another sweep.
-        let block = if team <= 32 { 128 } else { team };
-        let teams = block / team;
-        let shared = jacobi_shared_bytes(elem, nmax, teams, vectors, false);
-        let count_i32 =
-            i32::try_from(count).map_err(|_| Error::TooLarge("eigh batch over 2^31 matrices"))?;
-        if shared <= self.info.max_shared_per_block {
-            return Ok(ClassLaunch {
-                class: EighClass::Jacobi,
-                kernel,
+        let gwork = match plan.workspace_bytes {
+            0 => 0,
+            bytes => {
+                let memory = DeviceMemory::zeroed(&self.ctx, bytes)?;
+                let ptr = memory.ptr();
+                workspace.push(memory);
+                ptr
+            }
+        };
+        Ok(plan
+            .launches
+            .iter()
+            .enumerate()
+            .map(|(i, &shape)| ClassLaunch {
+                class,
+                kernel: kernels[shape.entry],
+                shape,
+                count,
                 list: 0,
-                count: count_i32,
-                nmax: nmax as i32,
-                team: team as i32,
-                block: block as u32,
-                grid: blocks_for(count, teams)?,
-                shared: shared as u32,
-                gwork: 0,
-                phase: 0,
-                first: true,
-            });
-        }
-        // One matrix per CTA in a global-memory slot; the grid loops over the bucket.
-        let slot_bytes = bytes_for(nmax * (nmax + 1) * if vectors { 2 } else { 1 }, elem)?;
-        let budget = self.info.total_memory / WORKSPACE_SHARE;
-        let slots = count
-            .min(2 * self.info.multiprocessors)
-            .min((budget / slot_bytes).max(1));
-        let memory = DeviceMemory::zeroed(
-            &self.ctx,
-            slots
-                .checked_mul(slot_bytes)
-                .ok_or(Error::TooLarge("eigh workspace"))?,
-        )?;
-        let gwork = memory.ptr();
-        workspace.push(memory);
-        Ok(ClassLaunch {
-            class: EighClass::Jacobi,
-            kernel,
-            list: 0,
-            count: count_i32,
-            nmax: nmax as i32,
-            team: GLOBAL_TEAM as i32,
-            block: GLOBAL_TEAM as u32,
-            grid: slots as u32,
-            shared: jacobi_shared_bytes(elem, nmax, 1, vectors, true) as u32,
-            gwork,
-            phase: 0,
-            first: true,
-        })
+                gwork,
+                first: i == 0,
+            })
+            .collect())
     }
 
     /// A plan as [`BatchedEigh::plan_eigh`], restricted to `algorithm`: with the host
@@ -548,76 +360,54 @@ impl Cuda {
         let mut modules = Vec::new();
         let mut launches = Vec::new();
         let mut tables = None;
-        let mut uniform_n = 0;
-        match spec.layout() {
-            EighLayout::Uniform { n, batch } => {
-                uniform_n = i32::try_from(*n).map_err(|_| Error::TooLarge("order"))?;
-                if *n > 0 && *batch > 0 {
-                    let group = Self::settle(
-                        self.group_of(*n, elem, algorithm),
-                        *batch,
-                        elem,
-                        vectors,
-                        algorithm,
-                    );
-                    launches.extend(self.class_launch::<T>(
-                        group,
-                        *n,
-                        *batch,
-                        offsets.a_len(),
-                        vectors,
-                        &mut modules,
-                        &mut workspace,
-                    )?);
-                }
+        let uniform_n = match spec.layout() {
+            EighLayout::Uniform { n, .. } => {
+                i32::try_from(*n).map_err(|_| Error::TooLarge("order"))?
             }
-            EighLayout::Ragged { sizes } => {
-                let batch = sizes.len();
-                let mut groups: Vec<(GroupKey, Vec<i32>)> = spec
-                    .buckets(|n| self.group_of(n, elem, algorithm))
-                    .ok_or(Error::TooLarge("eigh batch"))?;
-                // Largest order first within a launch: neighbours (one warp, one wave of
-                // blocks) then have similar orders and similar amounts of work.
-                for (_, list) in &mut groups {
-                    list.sort_by_key(|&i| std::cmp::Reverse(sizes[i as usize]));
-                }
-                let mut host: Vec<u8> = Vec::new();
-                for i in 0..batch {
-                    host.extend_from_slice(&(offsets.slot(i).a_start as u64).to_ne_bytes());
-                }
-                for i in 0..batch {
-                    host.extend_from_slice(&(offsets.slot(i).w_start as u64).to_ne_bytes());
-                }
-                for &n in sizes {
-                    host.extend_from_slice(&(n as i32).to_ne_bytes());
-                }
-                let lists_at = host.len();
-                for (_, list) in &groups {
-                    host.extend_from_slice(bytemuck::cast_slice(list));
-                }
-                let memory = DeviceMemory::zeroed(&self.ctx, host.len())?;
-                copy_to_device(&host, memory.ptr(), &stream)?;
-                stream.synchronize()?;
-                let mut at = lists_at;
-                for &(group, ref list) in &groups {
-                    let nmax = sizes[list[0] as usize];
-                    let mut group_launches = self.class_launch::<T>(
-                        Self::settle(group, list.len(), elem, vectors, algorithm),
-                        nmax,
-                        list.len(),
-                        offsets.a_len(),
-                        vectors,
-                        &mut modules,
-                        &mut workspace,
-                    )?;
-                    for l in &mut group_launches {
-                        l.list = memory.ptr() + at as u64;
-                    }
-                    at += 4 * list.len();
-                    launches.extend(group_launches);
-                }
-                tables = Some(memory);
+            EighLayout::Ragged { .. } => 0,
+        };
+        let buckets = buckets(spec, elem, algorithm, &self.info)?;
+        if let EighLayout::Ragged { sizes } = spec.layout() {
+            let batch = sizes.len();
+            let mut host: Vec<u8> = Vec::new();
+            for i in 0..batch {
+                host.extend_from_slice(&(offsets.slot(i).a_start as u64).to_ne_bytes());
             }
+            for i in 0..batch {
+                host.extend_from_slice(&(offsets.slot(i).w_start as u64).to_ne_bytes());
+            }
+            for &n in sizes {
+                host.extend_from_slice(&(n as i32).to_ne_bytes());
+            }
+            for (_, _, _, list) in &buckets {
+                host.extend_from_slice(bytemuck::cast_slice(list.as_deref().unwrap_or(&[])));
+            }
+            let memory = DeviceMemory::zeroed(&self.ctx, host.len())?;
+            copy_to_device(&host, memory.ptr(), &stream)?;
+            stream.synchronize()?;
+            tables = Some(memory);
+        }
+        // The launch lists follow the three per-matrix tables, bucket after bucket.
+        let mut list_at = tables
+            .as_ref()
+            .map_or(0, |t| t.ptr() + 20 * spec.batch() as u64);
+        for (class, nmax, count, list) in &buckets {
+            let bucket = Bucket {
+                count: *count,
+                nmax: *nmax,
+                elem,
+                vectors,
+                a_len: offsets.a_len(),
+            };
+            let mut group =
+                self.class_launches::<T>(*class, &bucket, &mut modules, &mut workspace)?;
+            if list.is_some() {
+                for l in &mut group {
+                    l.list = list_at;
+                }
+                list_at += 4 * *count as u64;
+            }
+            launches.extend(group);
         }
         let workspace = match workspace.len() {
             0 => None,
@@ -907,10 +697,10 @@ impl<T: Real> CudaEighPlan<T> {
             info,
             count: l.count,
             uniform_n: self.uniform_n,
-            nmax: l.nmax,
-            team: l.team,
+            nmax: l.shape.nmax,
+            team: l.shape.team,
             vectors: i32::from(self.vectors),
-            phase: l.phase,
+            phase: l.shape.phase,
         }
     }
 
@@ -940,9 +730,9 @@ fn launch_class(l: &ClassLaunch, args: &EighArgs, stream: &Stream) -> Result<()>
     unsafe {
         launch(
             l.kernel.0,
-            (l.grid, 1, 1),
-            l.block,
-            l.shared,
+            (l.shape.grid, 1, 1),
+            l.shape.block,
+            l.shape.shared,
             stream,
             &mut params,
         )

@@ -16,9 +16,8 @@
 //! last chunk is done. Otherwise the call waits for every chunk and decides on the kernels'
 //! status words, which look at the lower triangles only.
 
-use super::{launch_class, ClassLaunch, CudaEighPlan, EighClass, HostStaging};
+use super::{launch_class, Bucket, ClassLaunch, CudaEighPlan, EighClass, HostStaging};
 use crate::backends::cuda::access::{enqueue_ordered, Mode};
-use crate::backends::cuda::command::blocks_for;
 use crate::backends::cuda::device::Cuda;
 use crate::backends::cuda::driver::{copy_to_host, fill_bytes, DeviceMemory, Event, Stream};
 use crate::backends::cuda::graph::refuse_in_capture;
@@ -82,15 +81,28 @@ impl ChunkPipeline {
         let mut chunks = Vec::with_capacity(count);
         for first in (0..plan.batch).step_by(per) {
             let matrices = per.min(plan.batch - first);
-            let team = launch
+            // The class's own shape for a batch of this chunk's size (the chains classes
+            // pack fewer matrices per block into a smaller batch).
+            let bucket = Bucket {
+                count: matrices,
+                nmax: plan.uniform_n as usize,
+                elem: std::mem::size_of::<T>(),
+                vectors: plan.vectors,
+                a_len: plan.offsets.a_len(),
+            };
+            let [shape] = launch
                 .class
-                .per_block_for(matrices, cuda.info.multiprocessors);
+                .desc()
+                .plan(launch.class, &bucket, &cuda.info)?
+                .launches[..]
+            else {
+                return Ok(None);
+            };
             chunks.push(Chunk {
                 first,
                 launch: ClassLaunch {
                     count: matrices as i32,
-                    team: team as i32,
-                    grid: blocks_for(matrices, team)?,
+                    shape,
                     ..*launch
                 },
                 stream: Stream::new(ctx)?,

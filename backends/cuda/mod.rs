@@ -29,6 +29,7 @@ mod command;
 mod device;
 mod driver;
 mod eigh;
+mod eigh_classes;
 mod eigh_kernel;
 mod error;
 mod graph;
@@ -51,15 +52,21 @@ pub use buffer::{CudaBuffer, PtrGuard};
 /// ([`CudaQueue::to_cudarc`], [`Cuda::queue_from_cudarc`], [`Cuda::adopt_cudarc`]).
 pub use cudarc;
 pub use device::Cuda;
+#[doc(hidden)]
+pub use eigh::eigh_launch_groups;
 pub use eigh::{
     CudaEighAlgorithm, CudaEighPlan, CUDA_EIGH_MAX_ORDER, DIRECT_STAGING_BYTES, STAGING_ENV,
 };
-pub use eigh_kernel::{
-    chains_min_batch, split_min_batch, EighClass, EighKernel, CHAINS_MIN_BATCH_F32,
-    CHAINS_MIN_BATCH_F64, SPLIT_MIN_BATCH_F32, SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER,
+pub use eigh_classes::{
+    chains_min_batch, split_min_batch, EighClass, CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64,
+    SPLIT_MIN_BATCH_F32, SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER,
 };
 #[doc(hidden)]
-pub use eigh_kernel::{split_chains_shared_bytes, split_state_words, SPLIT_ROUNDS};
+pub use eigh_classes::{
+    eigh_layout_checks, eigh_layout_program, split_chains_shared_bytes, split_state_words,
+    SPLIT_ROUNDS,
+};
+pub use eigh_kernel::EighKernel;
 pub use graph::CudaGraph;
 #[doc(hidden)]
 pub use nvrtc::{compile_kernels, KERNEL_SOURCES};

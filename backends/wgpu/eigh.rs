@@ -74,10 +74,8 @@ impl Variant {
         d: WgslFloat,
         n: usize,
         vectors: bool,
-        ctx: &Context,
+        (max_wg, max_inv): (usize, usize),
     ) -> Self {
-        let max_wg = ctx.summary.max_workgroup_storage as usize;
-        let max_inv = ctx.summary.max_invocations as usize;
         let tridiag = |rows| EighTridiagShader::for_order(d, n, vectors, rows, max_wg, max_inv);
         let tridiag = match algorithm {
             WgpuEighAlgorithm::SizeClasses if n >= TRIDIAG_MIN_ORDER => {
@@ -91,6 +89,28 @@ impl Variant {
             || Variant::Jacobi(EighShader::for_order(d, n, vectors, max_wg)),
             Variant::Tridiag,
         )
+    }
+
+    /// The shader of a bucket after bucketing: matrices of orders up to `nmax`, padded to
+    /// `padded` (a uniform batch: the same). The padded order's shader when it is a fast one
+    /// (fewer pipelines across plans); else, where the bucket's own largest order fits a fast
+    /// shader, that one shaped for it (`Auto` is told the largest order a fast shader fits,
+    /// which the padded order may exceed); else Jacobi for the padded order.
+    fn select(
+        algorithm: WgpuEighAlgorithm,
+        d: WgslFloat,
+        (nmax, padded): (usize, usize),
+        vectors: bool,
+        limits: (usize, usize),
+    ) -> Self {
+        let by_padded = Self::choose(algorithm, d, padded, vectors, limits);
+        if !matches!(by_padded, Variant::Jacobi(_)) || nmax == padded {
+            return by_padded;
+        }
+        match Self::choose(algorithm, d, nmax, vectors, limits) {
+            fast @ Variant::Tridiag(_) => fast,
+            Variant::Jacobi(_) => by_padded,
+        }
     }
 
     fn teams(&self) -> usize {
@@ -127,6 +147,58 @@ impl Variant {
             Variant::Jacobi(s) => s.source(),
         }
     }
+}
+
+/// The adapter's limits the shaders are chosen by: workgroup memory in bytes, invocations per
+/// workgroup.
+fn limits(ctx: &Context) -> (usize, usize) {
+    (
+        ctx.summary.max_workgroup_storage as usize,
+        ctx.summary.max_invocations as usize,
+    )
+}
+
+/// The largest order among the matrices `list` of a ragged batch of orders `sizes`.
+fn largest(sizes: &[usize], list: &[u32]) -> usize {
+    list.iter().map(|&i| sizes[i as usize]).max().unwrap_or(0)
+}
+
+/// The dispatches a plan of `spec` makes on an adapter with `max_workgroup_storage` bytes of
+/// workgroup memory and `max_invocations` invocations per workgroup: each dispatch's shader
+/// (its cache key, as [`WgpuEighPlan::shaders`] names it) and matrix count, without an
+/// adapter.
+///
+/// # Errors
+/// [`Error::TooLarge`] when the batch's indices overflow 32 bits.
+#[doc(hidden)]
+pub fn eigh_dispatch_shaders(
+    spec: &EighSpec,
+    dtype: WgslFloat,
+    algorithm: WgpuEighAlgorithm,
+    max_workgroup_storage: usize,
+    max_invocations: usize,
+) -> Result<Vec<(String, usize)>> {
+    let lim = (max_workgroup_storage, max_invocations);
+    let vectors = spec.vectors();
+    Ok(match spec.layout() {
+        EighLayout::Uniform { n, batch } if *n > 0 && *batch > 0 => {
+            vec![(
+                Variant::select(algorithm, dtype, (*n, *n), vectors, lim).key(),
+                *batch,
+            )]
+        }
+        EighLayout::Uniform { .. } => Vec::new(),
+        EighLayout::Ragged { sizes } => spec
+            .buckets::<_, u32>(crate::eigh::bucket_order)
+            .ok_or(Error::TooLarge("eigh batch exceeds 32-bit shader indices"))?
+            .into_iter()
+            .map(|(padded, list)| {
+                let nmax = largest(sizes, &list);
+                let shader = Variant::select(algorithm, dtype, (nmax, padded), vectors, lim);
+                (shader.key(), list.len())
+            })
+            .collect(),
+    })
 }
 
 /// Largest global workspace (matrices that do not fit in workgroup memory), in bytes.
@@ -229,7 +301,13 @@ impl Wgpu {
         };
         let fits = |n| {
             matches!(
-                Variant::choose(WgpuEighAlgorithm::SizeClasses, d, n, true, &self.ctx),
+                Variant::select(
+                    WgpuEighAlgorithm::SizeClasses,
+                    d,
+                    (n, n),
+                    true,
+                    limits(&self.ctx)
+                ),
                 Variant::Tridiag(_)
             )
         };
@@ -332,7 +410,7 @@ impl Wgpu {
         match spec.layout() {
             EighLayout::Uniform { n, batch } => {
                 if *batch > 0 && *n > 0 {
-                    let shader = Variant::choose(algorithm, d, *n, vectors, ctx);
+                    let shader = Variant::select(algorithm, d, (*n, *n), vectors, limits(ctx));
                     buckets.push((shader, [*batch as u32, u32::MAX, *n as u32, 0]));
                 }
             }
@@ -344,8 +422,10 @@ impl Wgpu {
                 let lists: Vec<(usize, Vec<u32>)> = spec
                     .buckets(crate::eigh::bucket_order)
                     .ok_or(Error::TooLarge("eigh batch exceeds 32-bit shader indices"))?;
-                for (nmax, list) in lists {
-                    let shader = Variant::choose(algorithm, d, nmax, vectors, ctx);
+                for (padded, list) in lists {
+                    let nmax = largest(sizes, &list);
+                    let shader =
+                        Variant::select(algorithm, d, (nmax, padded), vectors, limits(ctx));
                     let at = tables.len() as u32;
                     buckets.push((shader, [list.len() as u32, at, 0, 1]));
                     tables.extend(list);

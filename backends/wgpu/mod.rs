@@ -43,6 +43,8 @@ pub use attention::WgpuAttentionPlan;
 pub use attention_kernel::{AttentionShader, ATTENTION_WORKGROUP};
 pub use buffer::WgpuBuffer;
 pub use device::Wgpu;
+#[doc(hidden)]
+pub use eigh::eigh_dispatch_shaders;
 pub use eigh::{
     WgpuEighAlgorithm, WgpuEighPlan, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER,
     TRIDIAG_ROWS_ORDERS, WGPU_EIGH_MAX_ORDER,

@@ -41,7 +41,10 @@ __device__ __forceinline__ T mb_block_max(T x, T* red, int par) {
 }
 
 // Row stride of A for order n: odd, so a column walk by consecutive threads hits distinct banks.
-__device__ __forceinline__ int mb_block_stride(int n) { return n | 1; }
+__host__ __device__ constexpr int mb_block_stride(int n) { return n | 1; }
+
+// Threads per block of the block classes: NC warps owning rows, one running the QL chain.
+__host__ __device__ constexpr int mb_block_threads(int nc) { return 32 * (nc + 1); }
 
 // Shared layout (the host's `block_shared_bytes` computes the same, nmax the launch's largest
 // order): A (nmax x stride(nmax)), then v, w, d, e, tau (nmax each), 64 reduction partials,
@@ -59,18 +62,44 @@ struct MbBlockShared {
     int* hdr;
 };
 
+// Word offsets (of T) of that layout for launch order nmax; the ints start at `end`.
+struct MbBlockOffsets {
+    size_t vs, ws, ds, es, taus, red, rot, end;
+};
+
+__host__ __device__ constexpr MbBlockOffsets mb_block_offsets(int nmax) {
+    const size_t n = (size_t)nmax;
+    MbBlockOffsets o{};
+    o.vs = n * mb_block_stride(nmax);
+    o.ws = o.vs + n;
+    o.ds = o.ws + n;
+    o.es = o.ds + n;
+    o.taus = o.es + n;
+    o.red = o.taus + n;
+    o.rot = o.red + 64;
+    o.end = o.rot + 4 * n;
+    return o;
+}
+
+// Bytes of the layout (the host's `block_shared_bytes`; checked by the NVRTC test).
+template <typename T>
+__host__ __device__ constexpr size_t mb_block_shared_bytes(int nmax) {
+    return mb_block_offsets(nmax).end * sizeof(T) + 4 * sizeof(int);
+}
+
 template <typename T>
 __device__ __forceinline__ MbBlockShared<T> mb_block_shared(unsigned char* smem, int nmax) {
+    const MbBlockOffsets o = mb_block_offsets(nmax);
     MbBlockShared<T> sh;
     sh.A = (T*)smem;
-    sh.vs = sh.A + (size_t)nmax * mb_block_stride(nmax);
-    sh.ws = sh.vs + nmax;
-    sh.ds = sh.ws + nmax;
-    sh.es = sh.ds + nmax;
-    sh.taus = sh.es + nmax;
-    sh.red = sh.taus + nmax;
-    sh.rot = sh.red + 64;
-    sh.hdr = (int*)(sh.rot + 4 * nmax);
+    sh.vs = sh.A + o.vs;
+    sh.ws = sh.A + o.ws;
+    sh.ds = sh.A + o.ds;
+    sh.es = sh.A + o.es;
+    sh.taus = sh.A + o.taus;
+    sh.red = sh.A + o.red;
+    sh.rot = sh.A + o.rot;
+    sh.hdr = (int*)(sh.A + o.end);
     return sh;
 }
 
@@ -303,6 +332,6 @@ __device__ void mb_eigh_block(const MbEighArgs& p) {
 // One entry point per program, as for the warp classes: NC = 2, 4, 8 (96, 160, 288 threads;
 // orders up to 64, 128, 256), e.g. MB_EIGH_BLOCK_KERNEL(eigh_block_f64_c4_v, double, 4, true).
 #define MB_EIGH_BLOCK_KERNEL(NAME, T, NC, VEC)                                               \
-    extern "C" __global__ void __launch_bounds__(32 * (NC + 1)) NAME(MbEighArgs p) {               \
+    extern "C" __global__ void __launch_bounds__(mb_block_threads(NC)) NAME(MbEighArgs p) {  \
         mb_eigh_block<T, NC, VEC>(p);                                                        \
     }

@@ -23,6 +23,17 @@
 // Words of a rotation list a group stages in shared memory at a time (even, so a chase's
 // header and each (c, s) pair never straddle two chunks).
 #define MB_CHAINS_STAGE 128
+// Most matrices one block takes: one chain per lane of its first warp (the host's
+// `CHAINS_MAX_PER_BLOCK`).
+#define MB_CHAINS_MAX_PER_BLOCK 32
+
+// Word offset (of T) of the ints after d, e and the groups' chunks: the shared layout below.
+// The host's `chains_shared_bytes` is this many T and 3 x 32 ints (checked by the NVRTC test).
+template <int G, int R>
+__host__ __device__ constexpr int mb_chains_ints_at() {
+    return 2 * MB_CHAINS_MAX_PER_BLOCK * R +
+           (MB_WARP_THREADS / G) * (mb_warp_group_words(R) + MB_CHAINS_STAGE);
+}
 
 // Q between Z (shared, row stride S) and the matrix's slot of V (row-major n x n), lane r
 // taking elements r, r + G, ... (coalesced).
@@ -42,7 +53,7 @@ template <typename T, int G, int R, bool VEC>
 __device__ void mb_eigh_chains(const MbEighArgs& p) {
     MB_DYNAMIC_SHARED(mb_smem);
     constexpr int S = R + 1;
-    constexpr int GROUPS = 128 / G;
+    constexpr int GROUPS = MB_WARP_THREADS / G;
     // Slot states.
     constexpr int RUNNING = 0, CONVERGED = 1, FAILED = 2, BAD = 3, EMPTY = 4, DONE = 5;
     const int M = p.team;
@@ -52,13 +63,13 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
     const unsigned int mask = G == 32 ? 0xffffffffu : (((1u << G) - 1u) << gbase);
     const int gid = threadIdx.x / G;
     T* dsh = (T*)mb_smem;
-    T* esh = dsh + 32 * R;
-    constexpr int PER_GROUP = R * S + 2 * R + MB_CHAINS_STAGE;
-    T* Z = esh + 32 * R + gid * PER_GROUP;
+    T* esh = dsh + MB_CHAINS_MAX_PER_BLOCK * R;
+    constexpr int PER_GROUP = mb_warp_group_words(R) + MB_CHAINS_STAGE;
+    T* Z = esh + MB_CHAINS_MAX_PER_BLOCK * R + gid * PER_GROUP;
     T* vs = Z + R * S;
     T* ws = vs + R;
     T* stage = ws + R;
-    int* cnt = (int*)(esh + 32 * R + GROUPS * PER_GROUP);
+    int* cnt = (int*)((T*)mb_smem + mb_chains_ints_at<G, R>());
     int* state = cnt + 32;
     int* exs = state + 32;
     const int first = blockIdx.x * M;
@@ -175,6 +186,6 @@ __device__ void mb_eigh_chains(const MbEighArgs& p) {
 // for rows <= 16 (six blocks per multiprocessor instead of four), unrolling the replay, and
 // copying Q row by row instead of with a division per element (mb_copy_q).
 #define MB_EIGH_CHAINS_KERNEL(NAME, T, G, R, VEC)                                            \
-    extern "C" __global__ void __launch_bounds__(128) NAME(MbEighArgs p) {                   \
+    extern "C" __global__ void __launch_bounds__(MB_WARP_THREADS) NAME(MbEighArgs p) {       \
         mb_eigh_chains<T, G, R, VEC>(p);                                                     \
     }

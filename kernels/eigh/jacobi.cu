@@ -40,6 +40,24 @@ __device__ __forceinline__ void mb_circle_pair(int m, int round, int k, int* p, 
     *q = max(a, b);
 }
 
+// Byte offset of the ints in a CTA's shared memory, and its total size (the host's
+// `jacobi_shared_bytes`; checked by the NVRTC test), for `teams` teams of matrices of padded
+// order nmax: per team [A, V] unless in the global workspace, then 3 nmax words; after all
+// teams, 8-byte aligned, per team 2 nmax + 4 ints, then one u64 per team.
+template <typename T>
+__host__ __device__ constexpr size_t mb_jacobi_ints_at(int nmax, int teams, bool vectors,
+                                                       bool in_global) {
+    const size_t mats = in_global ? 0 : (size_t)nmax * (nmax + 1) * (vectors ? 2 : 1);
+    return ((size_t)teams * (mats + 3 * (size_t)nmax) * sizeof(T) + 7) & ~(size_t)7;
+}
+
+template <typename T>
+__host__ __device__ constexpr size_t mb_jacobi_shared_bytes(int nmax, int teams, bool vectors,
+                                                            bool in_global) {
+    return mb_jacobi_ints_at<T>(nmax, teams, vectors, in_global) +
+           (size_t)teams * (2 * nmax + 4) * 4 + (size_t)teams * 8;
+}
+
 template <typename T>
 __device__ void mb_eigh_jacobi(const MbEighArgs& p) {
     const T* __restrict__ a = (const T*)p.a;
@@ -69,7 +87,7 @@ __device__ void mb_eigh_jacobi(const MbEighArgs& p) {
     T* pdp = ps + half;
     T* pdq = pdp + half;
     T* sgn = pdq + half;
-    size_t ints_at = ((size_t)teams * per_team * sizeof(T) + 7) & ~(size_t)7;
+    const size_t ints_at = mb_jacobi_ints_at<T>(nmax, teams, vectors != 0, in_global);
     int* ibase = (int*)(mb_smem + ints_at);
     int* rank = ibase + t * (2 * nmax + 4);  // doubles as the "pair k rotates" flags in sweeps
     int* pp = rank + nmax;                   // this round's pairs (p, q), nmax / 2 each

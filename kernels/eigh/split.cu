@@ -28,6 +28,25 @@
 #define MB_SPLIT_DONE 4
 // Ints per launch position: state, QL's l, m, iter, words recorded this round, exponent.
 #define MB_SPLIT_INTS 8
+// Matrices per block of the chains step: a lane each (the host's `SPLIT_CHAINS_PER_BLOCK`).
+#define MB_SPLIT_CHAINS_PER_BLOCK 32
+
+// Threads per block of the reduction and replay steps.
+__host__ __device__ constexpr int mb_split_threads(int nc) { return 32 * nc; }
+
+// Shared memory of the chains step: d and e of its matrices (the host's
+// `split_chains_shared_bytes`; checked by the NVRTC test).
+template <typename T>
+__host__ __device__ constexpr size_t mb_split_chains_shared_bytes(int nmax) {
+    return 2 * MB_SPLIT_CHAINS_PER_BLOCK * (size_t)nmax * sizeof(T);
+}
+
+// Words (of T) of the workspace before the rotation lists, for `count` matrices of orders
+// <= nmax: d, e, f, tst1 and the ints below (the host's `split_state_words`).
+template <typename T>
+__host__ __device__ constexpr u64 mb_split_state_words(u64 count, u64 nmax) {
+    return count * (2 * nmax + 2) + (count * MB_SPLIT_INTS * 4 + sizeof(T) - 1) / sizeof(T);
+}
 
 // The workspace of a launch of p.count matrices of orders <= p.nmax, at p.gwork in T words:
 // d and e (count x nmax each, by launch position), QL's accumulated shift f and deflation
@@ -52,8 +71,7 @@ __device__ __forceinline__ MbSplitWork<T> mb_split_work(const MbEighArgs& p) {
     w.f = w.e + c * nm;
     w.tst1 = w.f + c;
     w.ints = (int*)(w.tst1 + c);
-    const u64 int_words = (c * MB_SPLIT_INTS * 4 + sizeof(T) - 1) / sizeof(T);
-    w.lists = w.tst1 + c + int_words;
+    w.lists = w.d + mb_split_state_words<T>(c, nm);
     return w;
 }
 
@@ -133,9 +151,9 @@ __device__ void mb_split_chains(const MbEighArgs& p) {
     MB_DYNAMIC_SHARED(mb_smem);
     const int nmax = p.nmax;
     const int lane = threadIdx.x;
-    const int first = blockIdx.x * 32;
+    const int first = blockIdx.x * MB_SPLIT_CHAINS_PER_BLOCK;
     T* dsh = (T*)mb_smem;
-    T* esh = dsh + 32 * nmax;
+    T* esh = dsh + MB_SPLIT_CHAINS_PER_BLOCK * nmax;
     const MbSplitWork<T> w = mb_split_work<T>(p);
     const int pos = first + lane;
     int* st = w.ints + MB_SPLIT_INTS * (pos < p.count ? pos : 0);
@@ -303,15 +321,15 @@ __device__ void mb_split_replay(const MbEighArgs& p) {
 // MB_EIGH_SPLIT_KERNELS(eigh_split_f64_c4_v, double, 4, true) defines
 // eigh_split_f64_c4_v_reduce, _chains and _replay (values only: no _replay).
 #define MB_EIGH_SPLIT_KERNELS(NAME, T, NC, VEC)                                              \
-    extern "C" __global__ void __launch_bounds__(32 * NC) NAME##_reduce(MbEighArgs p) {       \
+    extern "C" __global__ void __launch_bounds__(mb_split_threads(NC)) NAME##_reduce(MbEighArgs p) {       \
         mb_split_reduce<T, NC, VEC>(p);                                                      \
     }                                                                                        \
-    extern "C" __global__ void __launch_bounds__(32) NAME##_chains(MbEighArgs p) {           \
+    extern "C" __global__ void __launch_bounds__(MB_SPLIT_CHAINS_PER_BLOCK) NAME##_chains(MbEighArgs p) {           \
         mb_split_chains<T, VEC>(p);                                                          \
     }                                                                                        \
     MB_EIGH_SPLIT_REPLAY_##VEC(NAME, T, NC)
 #define MB_EIGH_SPLIT_REPLAY_true(NAME, T, NC)                                               \
-    extern "C" __global__ void __launch_bounds__(32 * NC) NAME##_replay(MbEighArgs p) {       \
+    extern "C" __global__ void __launch_bounds__(mb_split_threads(NC)) NAME##_replay(MbEighArgs p) {       \
         mb_split_replay<T, NC>(p);                                                           \
     }
 #define MB_EIGH_SPLIT_REPLAY_false(NAME, T, NC)

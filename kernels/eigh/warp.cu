@@ -133,8 +133,14 @@ __device__ MbLaneReduction<T> mb_warp_tridiag(const MbEighArgs& p, const MbMatri
     return out;
 }
 
-// Per group: Z (R rows, stride R + 1), then v and w (R each). The host's `warp_shared_bytes`
-// computes the same size.
+// Threads per block of the warp and chains classes (the host's `WARP_BLOCK_THREADS`; the NVRTC
+// test checks the two agree).
+#define MB_WARP_THREADS 128
+
+// Words of shared memory per group: Z (R rows, stride R + 1), then v and w (R each). The host's
+// `warp_shared_bytes` gives MB_WARP_THREADS / G groups as many (checked by the NVRTC test).
+__host__ __device__ constexpr int mb_warp_group_words(int R) { return R * (R + 1) + 2 * R; }
+
 template <typename T, int G, int R, bool VEC>
 __device__ void mb_eigh_warp(const MbEighArgs& p) {
     MB_DYNAMIC_SHARED(mb_smem);
@@ -144,7 +150,7 @@ __device__ void mb_eigh_warp(const MbEighArgs& p) {
     const int gbase = lane & ~(G - 1);
     const unsigned int mask = G == 32 ? 0xffffffffu : (((1u << G) - 1u) << gbase);
     const int gid = threadIdx.x / G;
-    T* Z = (T*)mb_smem + gid * (R * S + 2 * R);
+    T* Z = (T*)mb_smem + gid * mb_warp_group_words(R);
     T* vs = Z + R * S;
     T* ws = vs + R;
     const MbMatrix mat = mb_matrix(p, blockIdx.x * (blockDim.x / G) + gid);
@@ -187,6 +193,6 @@ __device__ void mb_eigh_warp(const MbEighArgs& p) {
 // MB_EIGH_WARP_KERNEL(eigh_warp_f64_g16_r12_v, double, 16, 12, true). The classes (G, R):
 // (2, 2), (4, 4), (8, 8), (16, 12), (16, 16), (32, 24), (32, 32).
 #define MB_EIGH_WARP_KERNEL(NAME, T, G, R, VEC)                                              \
-    extern "C" __global__ void __launch_bounds__(128) NAME(MbEighArgs p) {                   \
+    extern "C" __global__ void __launch_bounds__(MB_WARP_THREADS) NAME(MbEighArgs p) {       \
         mb_eigh_warp<T, G, R, VEC>(p);                                                       \
     }

@@ -3,6 +3,8 @@
 //! `MEGABATCH_REQUIRE_CUDA=1`.
 #![cfg(feature = "cuda")]
 
+mod classes;
+
 use crate::common;
 
 use common::eigh_check::{

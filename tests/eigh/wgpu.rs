@@ -3,6 +3,8 @@
 //! `MEGABATCH_REQUIRE_WGPU=1` (CI sets it and runs this on Mesa's lavapipe).
 #![cfg(feature = "wgpu")]
 
+mod classes;
+
 use crate::common;
 
 use common::eigh_check::{
@@ -268,5 +270,63 @@ proptest! {
         if gpu.adapter().f64 {
             ragged_matches_cpu(&gpu, &sizes, seed).map_err(TestCaseError::fail)?;
         }
+    }
+}
+
+/// A ragged batch's bucket runs the fast shader its real orders fit, not Jacobi because its
+/// padded order does not: with 48 KiB of workgroup memory f64 A fits the workgroup layout to
+/// order 72, which `Auto` is told, while order 70's bucket pads to 80; this lavapipe's 32 KiB
+/// fit f32 to 84, whose bucket pads to 96. At each dtype's largest fast order and the one
+/// below, beside orders of other shaders, only order 3 runs Jacobi, and accurately.
+#[test]
+fn ragged_buckets_take_the_fast_shader_their_orders_fit() {
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let cap = if gpu.adapter().is_llvmpipe() {
+        LAVAPIPE_EIGH_MAX_ORDER
+    } else {
+        200
+    };
+    let check = |fast: usize, shaders: &[String]| {
+        let jacobi = shaders
+            .iter()
+            .filter(|s| s.starts_with("eigh_jacobi"))
+            .count();
+        assert_eq!(
+            jacobi, 1,
+            "only order 3 takes Jacobi (fast max {fast}): {shaders:?}"
+        );
+    };
+    let fast = gpu.eigh_fast_max_order::<f32>().min(cap);
+    let sizes = vec![fast, 3, fast - 1, 40];
+    let spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
+    check(
+        fast,
+        BatchedEigh::<f32>::plan_eigh(&gpu, &spec)
+            .unwrap()
+            .shaders(),
+    );
+    check_eigh_accuracy::<f32, _>(&gpu, &[fast - 1, fast], &ALL_TYPES, 32, THRESHOLD);
+    if !gpu.adapter().f64 {
+        return;
+    }
+    let fast = gpu.eigh_fast_max_order::<f64>().min(cap);
+    let sizes = vec![fast, 3, fast - 1, 40];
+    let spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
+    check(
+        fast,
+        BatchedEigh::<f64>::plan_eigh(&gpu, &spec)
+            .unwrap()
+            .shaders(),
+    );
+    ragged_matches_cpu(&gpu, &sizes, 7).unwrap();
+    check_eigh_accuracy::<f64, _>(&gpu, &[fast - 1, fast], &ALL_TYPES, 31, THRESHOLD);
+    if fast >= 70 {
+        let spec = EighSpec::ragged(vec![70]).with_vectors(true);
+        let plan = BatchedEigh::<f64>::plan_eigh(&gpu, &spec).unwrap();
+        assert!(
+            plan.shaders()[0].starts_with("eigh_tridiag/f64/n70/"),
+            "{:?}",
+            plan.shaders()
+        );
     }
 }

@@ -5,8 +5,9 @@
 
 use crate::common;
 use megabatch::backends::cuda::{
-    compile_kernels, compile_source, kernel_params_layout_checks, nvrtc_available, nvrtc_version,
-    AttentionKernel, EighClass, EighKernel, KERNEL_SOURCES,
+    compile_kernels, compile_source, eigh_layout_checks, eigh_layout_program,
+    kernel_params_layout_checks, nvrtc_available, nvrtc_version, AttentionKernel, EighClass,
+    EighKernel, KERNEL_SOURCES,
 };
 
 /// This process's kernel cache folder: fresh, so every test here really runs NVRTC once.
@@ -257,4 +258,53 @@ fn kernel_parameter_structs_match_their_rust_mirrors() {
         let source = format!("{defining}\n{asserts}");
         compile_source("sm_90", &source).unwrap_or_else(|e| panic!("{c_name}: {e}"));
     }
+}
+
+/// Every eigh size class's launch shapes and shared-memory sizes, as the Rust descriptors plan
+/// them, agree with the kernel sources' own constants and `constexpr` layout functions (which
+/// the kernels use for their shared-memory offsets and launch bounds): the `static_assert`s of
+/// `eigh_layout_checks` compile after the sources. A value off by one fails to compile.
+#[test]
+fn eigh_class_launch_shapes_match_their_kernels() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let checks = eigh_layout_checks();
+    let mut classes: Vec<EighClass> = checks.iter().map(|(k, _)| k.class).collect();
+    classes.dedup();
+    for class in [
+        EighClass::Warp { lanes: 16, row: 12 },
+        EighClass::Chains { lanes: 32, row: 32 },
+        EighClass::Block { chunks: 8 },
+        EighClass::Split { chunks: 4 },
+        EighClass::Jacobi,
+    ] {
+        assert!(classes.contains(&class), "{class:?} has no layout checks");
+    }
+    let mut lines: Vec<&str> = Vec::new();
+    for (kernel, asserts) in &checks {
+        assert!(asserts.contains("static_assert"), "{kernel:?}: no checks");
+        for line in asserts.lines() {
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+    }
+    let all = lines.join("\n");
+    compile_source("sm_90", &eigh_layout_program(&all)).unwrap_or_else(|e| panic!("{e}"));
+    // The checks can fail: the block classes' shared memory one byte larger than the kernel's.
+    let line = lines
+        .iter()
+        .find(|l| l.contains("mb_block_shared_bytes<double>(65)"))
+        .expect("a block layout check");
+    let value = line.split("== ").nth(1).unwrap().split(',').next().unwrap();
+    let wrong = line.replace(
+        &format!("== {value},"),
+        &format!("== {},", value.parse::<usize>().unwrap() + 1),
+    );
+    let err = compile_source("sm_90", &eigh_layout_program(&wrong)).unwrap_err();
+    assert!(
+        err.to_string().contains("differs from the Rust launch"),
+        "{err}"
+    );
 }
