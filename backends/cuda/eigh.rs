@@ -168,6 +168,18 @@ impl<T: Real> CudaEighPlan<T> {
         self.host.is_some()
     }
 
+    /// How many chunks [`BatchedEigh::eigh_host`] splits the batch into, each on its own
+    /// stream so that transfers and solves overlap (`MEGABATCH_CUDA_STAGING=chunked`,
+    /// [`STAGING_ENV`]); 0 when it runs in one pass (the default, and every plan the chunked
+    /// path does not take: ragged batches, split and Jacobi classes, batches of at most 384 KiB of input,
+    /// no host staging).
+    pub fn host_chunks(&self) -> usize {
+        self.host
+            .as_ref()
+            .and_then(|h| h.chunks.as_ref())
+            .map_or(0, ChunkPipeline::len)
+    }
+
     /// The size classes this plan launches, one entry per launch, with its matrix count.
     pub fn classes(&self) -> Vec<(EighClass, usize)> {
         self.launches
@@ -511,8 +523,9 @@ pub const DIRECT_STAGING_BYTES: usize = 16 << 20;
 /// Environment variable: how `eigh_host` stages its arrays, read when a plan's host staging
 /// is made (with the plan, or by [`Cuda::prepare_eigh_host`]): `direct` (no pinned mirror),
 /// `pinned` (a pinned mirror, the whole batch in one pass), `chunked` (a pinned mirror and,
-/// where the plan allows, the batch as a pipeline of chunks on several streams). Unset:
-/// `direct` from [`DIRECT_STAGING_BYTES`], `chunked` below.
+/// where the plan allows, the batch as a pipeline of chunks on several streams:
+/// [`CudaEighPlan::host_chunks`]; opt-in until it is measured on a GPU). Unset: `direct` from
+/// [`DIRECT_STAGING_BYTES`], `pinned` below.
 pub const STAGING_ENV: &str = "MEGABATCH_CUDA_STAGING";
 
 impl Cuda {
@@ -562,8 +575,8 @@ impl Cuda {
         if plan.host.is_none() {
             bind(&self.ctx)?;
             let mut host = self.host_staging(&plan.offsets, plan.vectors)?;
-            let single = std::env::var(STAGING_ENV).is_ok_and(|v| v == "pinned");
-            if host.a.is_pinned() && !single {
+            let chunked = std::env::var(STAGING_ENV).is_ok_and(|v| v == "chunked");
+            if host.a.is_pinned() && chunked {
                 host.chunks = ChunkPipeline::for_plan(self, plan)?;
             }
             plan.host = Some(host);

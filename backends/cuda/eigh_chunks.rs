@@ -5,10 +5,11 @@
 //! the two PCIe transfers and the latency-bound solve take about as long as each other, so
 //! one after another they cost about three times what the slowest of them costs alone.
 //!
-//! Taken by plans of one uniform launch of a class whose matrices are independent given their
+//! Opt-in (`MEGABATCH_CUDA_STAGING=chunked`) until measured on a GPU. Taken by plans of one
+//! uniform launch of a class whose matrices are independent given their
 //! index (the warp, chains and block classes; not the split classes, which share one
-//! workspace across rounds, nor Jacobi) with pinned staging; the others keep
-//! `CudaEighPlan::run_host`'s single pass.
+//! workspace across rounds, nor Jacobi) with pinned staging and at least two chunks' worth of
+//! input; the others keep `CudaEighPlan::run_host`'s single pass.
 //!
 //! Contract kept from the single pass: a non-finite input leaves `w` and `v` unwritten. The
 //! copy into pinned memory tests every value it copies (in cache, on the copy threads); only
@@ -115,6 +116,11 @@ impl ChunkPipeline {
             fork: Event::new(ctx)?,
             chunks,
         }))
+    }
+
+    /// Chunks (and streams).
+    pub(super) fn len(&self) -> usize {
+        self.chunks.len()
     }
 
     /// Bytes of the pinned status copy.
