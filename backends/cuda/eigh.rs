@@ -171,8 +171,8 @@ impl<T: Real> CudaEighPlan<T> {
     /// How many chunks [`BatchedEigh::eigh_host`] splits the batch into, each on its own
     /// stream so that transfers and solves overlap (`MEGABATCH_CUDA_STAGING=chunked`,
     /// [`STAGING_ENV`]); 0 when it runs in one pass (the default, and every plan the chunked
-    /// path does not take: ragged batches, split and Jacobi classes, batches of at most 384 KiB of input,
-    /// no host staging).
+    /// path does not take: ragged batches, split and Jacobi classes, at most 384 KiB of
+    /// input, no host staging).
     pub fn host_chunks(&self) -> usize {
         self.host
             .as_ref()
