@@ -62,17 +62,16 @@ pub fn reduce_rows<'py>(
     y: Option<&Bound<'py, PyAny>>,
     backend: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let op = match op {
-        "sum" => RowReduceOp::Sum,
-        "mean" => RowReduceOp::Mean,
-        "max" => RowReduceOp::Max,
-        "weighted-mean" => RowReduceOp::WeightedMean,
-        _ => {
-            return Err(PyValueError::new_err(format!(
-                "unknown row reduction {op:?}"
-            )))
-        }
-    };
+    let op = named(
+        "row reduction",
+        op,
+        &[
+            ("sum", RowReduceOp::Sum),
+            ("mean", RowReduceOp::Mean),
+            ("max", RowReduceOp::Max),
+            ("weighted-mean", RowReduceOp::WeightedMean),
+        ],
+    )?;
     let x = input(x, "x")?;
     let &[rows, cols] = x.shape.as_slice() else {
         return Err(PyValueError::new_err(format!(
@@ -106,18 +105,17 @@ pub fn reduce_segments<'py>(
     y: Option<&Bound<'py, PyAny>>,
     backend: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let op = match op {
-        "sum" => SegmentReduceOp::Sum,
-        "mean" => SegmentReduceOp::Mean,
-        "max" => SegmentReduceOp::Max,
-        "min" => SegmentReduceOp::Min,
-        "dot" => SegmentReduceOp::Dot,
-        _ => {
-            return Err(PyValueError::new_err(format!(
-                "unknown segment reduction {op:?}"
-            )))
-        }
-    };
+    let op = named(
+        "segment reduction",
+        op,
+        &[
+            ("sum", SegmentReduceOp::Sum),
+            ("mean", SegmentReduceOp::Mean),
+            ("max", SegmentReduceOp::Max),
+            ("min", SegmentReduceOp::Min),
+            ("dot", SegmentReduceOp::Dot),
+        ],
+    )?;
     let x = input(x, "values")?;
     let &[len] = x.shape.as_slice() else {
         return Err(PyValueError::new_err(format!(
@@ -250,4 +248,13 @@ unsafe fn execute<T: Reducible<Acc = T>>(
     let y = y.map(|y| unsafe { y.slice::<T>() });
     let mut plan = Reducer::<T>::plan_reduce(auto, spec)?;
     Reducer::<T>::reduce_host(auto, &mut plan, x, y, out)
+}
+
+/// The operation `table` names `op` (`ValueError` naming the `kind` otherwise).
+fn named<T: Copy>(kind: &str, op: &str, table: &[(&str, T)]) -> PyResult<T> {
+    table
+        .iter()
+        .find(|(name, _)| *name == op)
+        .map(|&(_, value)| value)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown {kind} {op:?}")))
 }
