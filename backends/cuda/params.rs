@@ -105,9 +105,8 @@ kernel_params! {
         group: i32,
         /// How the accumulator is finished (sum, mean, ...), as `reduce.cu`'s `mb_finish`.
         fin: i32,
-        /// Predicate 5: index of the first element-bits word in `ids` (after the mask rows'
-        /// tile starts); else 0. Also keeps the size a multiple of 8 on both sides.
-        bits_at: i32,
+        /// Keeps the size a multiple of 8 on both sides.
+        pad: i32,
     }
 }
 
