@@ -47,7 +47,9 @@ struct MbAttParams {
     u64 lse;          // [B, Hq, Sq] f32, or 0
     u64 rows;         // u32 [mask rows + 1]: start of each mask row in `entries`
     u64 entries;      // u32 key-block index | 0x80000000 for a full block
-    u64 ids;          // u32 [Sq] document ids (predicate 3, 4), else unused
+    u64 ids;          // aux: u32 [Sq] document ids (predicate 3, 4); predicate 5: the first
+                      // tile of each mask row, then the element bits from index bits_at
+                      // (src/attention/kernel_rule.rs); else unused
     u64 work;         // u32 [items]: CTA -> work item (longest first), or 0 for identity
     int heads_q, heads_kv, seq_q, seq_kv;
     int bq, bk, qb_count, mask_heads;
@@ -55,15 +57,28 @@ struct MbAttParams {
     int tiles;        // query tiles per (b, h): ceil(Sq / QT)
     int items;        // B * Hq * tiles
     float scale_log2; // softmax scale * log2(e): scores live in base 2
-    int pad;
+    int bits_at;      // predicate 5: where the element bits start in `ids` (the mask rows)
 };
 
 #define D MB_ATT_D
 #define MB_LN2 0.6931471805599453f
 #define MB_NEG_INF __int_as_float(0xff800000)
 
-// Element rule inside partial blocks (src/attention/predicate.rs, `MaskPredicate::keeps`).
-__device__ __forceinline__ bool mb_att_keeps(const MbAttParams& p, int i, int j) {
+// Predicate 5: the partial block's own bits (src/attention/element_bits.rs).
+#define MB_ATT_RULE_BITS 5
+
+// Element rule inside partial blocks (src/attention/predicate.rs, `MaskPredicate::keeps`), or
+// for predicate 5 bit (i, j) of element-bits tile `tile`: row i % BQ, column c = j % BK (blocks
+// start at multiples of BQ and BK, powers of two) is bit c % 32 of word
+// (tile * BQ + i % BQ) * ceil(BK / 32) + c / 32 of the words at `ids + bits_at`.
+__device__ __forceinline__ bool mb_att_keeps(const MbAttParams& p, u32 tile, int i, int j) {
+    if (p.predicate == MB_ATT_RULE_BITS) {
+        const u32* bits = reinterpret_cast<const u32*>(p.ids) + p.bits_at;
+        const u32 row_words = (u32)(p.bk + 31) >> 5;
+        const u32 c = (u32)j & (u32)(p.bk - 1);
+        const u32 w = bits[((u64)tile * p.bq + ((u32)i & (u32)(p.bq - 1))) * row_words + (c >> 5)];
+        return (w >> (c & 31)) & 1u;
+    }
     const long long qpos = (long long)i + p.seq_kv;  // query i sits at key position i + Skv - Sq
     const long long kpos = (long long)j + p.seq_q;
     const bool causal = kpos <= qpos;
@@ -82,6 +97,7 @@ __device__ __forceinline__ bool mb_att_keeps(const MbAttParams& p, int i, int j)
 struct MbAttTask {
     int b, h, hk, i0;
     u32 e_begin, e_end;
+    u32 tile0;  // predicate 5: the mask row's first element-bits tile (entry e: e - e_begin more)
 };
 
 __device__ __forceinline__ MbAttTask mb_att_task(const MbAttParams& p, int qt) {
@@ -98,6 +114,7 @@ __device__ __forceinline__ MbAttTask mb_att_task(const MbAttParams& p, int qt) {
     const u32* rows = reinterpret_cast<const u32*>(p.rows);
     t.e_begin = rows[mrow];
     t.e_end = rows[mrow + 1];
+    t.tile0 = p.predicate == MB_ATT_RULE_BITS ? reinterpret_cast<const u32*>(p.ids)[mrow] : 0u;
     return t;
 }
 
@@ -106,6 +123,7 @@ __device__ __forceinline__ MbAttTask mb_att_task(const MbAttParams& p, int qt) {
 struct MbAttChunk {
     int j0;
     bool full;
+    u32 tile;  // predicate 5, partial block: its element-bits tile (partial entries come first)
 };
 
 __device__ __forceinline__ MbAttChunk mb_att_chunk(const MbAttParams& p, const MbAttTask& t,
@@ -114,6 +132,7 @@ __device__ __forceinline__ MbAttChunk mb_att_chunk(const MbAttParams& p, const M
     const u32 e = reinterpret_cast<const u32*>(p.entries)[t.e_begin + c / per_block];
     MbAttChunk ch;
     ch.full = (e >> 31) != 0;
+    ch.tile = t.tile0 + c / per_block;
     ch.j0 = (int)(e & 0x7fffffffu) * p.bk + (int)(c % per_block) * kt;
     return ch;
 }
@@ -334,7 +353,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_mma(const MbAttP
                         float x = s[mi][n][2 * r + e] * p.scale_log2;
                         if (masked) {
                             const int col = ch.j0 + n * 8 + 2 * t4 + e;
-                            if (col >= p.seq_kv || !(ch.full || mb_att_keeps(p, row, col)))
+                            if (col >= p.seq_kv || !(ch.full || mb_att_keeps(p, ch.tile, row, col)))
                                 x = MB_NEG_INF;
                         }
                         s[mi][n][2 * r + e] = x;
@@ -468,7 +487,7 @@ extern "C" __global__ void __launch_bounds__(F_ROWS * F_LANES) attention_fma(con
             part += __shfl_xor_sync(0xffffffffu, part, 2);
             part += __shfl_xor_sync(0xffffffffu, part, 4);
             float x = part * p.scale_log2;
-            if (masked && (j >= valid || !(ch.full || mb_att_keeps(p, qrow, ch.j0 + j))))
+            if (masked && (j >= valid || !(ch.full || mb_att_keeps(p, ch.tile, qrow, ch.j0 + j))))
                 x = MB_NEG_INF;
             s[j] = x;
             mx = mb_att_max(mx, x);

@@ -26,7 +26,8 @@ struct Params {
     // 1 where the mask's batch (heads) dimension is broadcast.
     mask_batch_1: u32,
     mask_heads_1: u32,
-    // 0 none, 1 causal, 2 sliding window, 3 documents, 4 causal documents.
+    // 0 none, 1 causal, 2 sliding window, 3 documents, 4 causal documents, 5 element bits
+    // (src/attention/kernel_rule.rs).
     predicate: u32,
     window: u32,
     write_lse: u32,
@@ -43,8 +44,10 @@ struct Params {
 // key block | 0x80000000 for a full block.
 @group(0) @binding(5) var<storage, read> rows: array<u32>;
 @group(0) @binding(6) var<storage, read> entries: array<u32>;
-// Document id of every token (predicate 3, 4), else one unused value.
-@group(0) @binding(7) var<storage, read> doc_ids: array<u32>;
+// Predicates 3, 4: the document id of every token. Predicate 5: the first tile of every mask
+// row, then from index `mask_rows` the packed element bits (tile t, row r, column c: bit c % 32
+// of word (t * BQ + r) * ceil(BK / 32) + c / 32). Else one unused value.
+@group(0) @binding(7) var<storage, read> aux: array<u32>;
 @group(0) @binding(8) var<uniform> params: Params;
 
 var<workgroup> qs: array<f32, R * D>;
@@ -77,10 +80,18 @@ fn nan_f32() -> f32 {
     return bitcast<f32>(0x7fc00000u);
 }
 
-// Whether query i keeps key j inside a partial block (MaskPredicate::keeps).
-fn keeps(i: u32, j: u32) -> bool {
+// Whether query i keeps key j inside a partial block (MaskPredicate::keeps, or the bit of
+// `tile` at the block-relative position for predicate 5; `bits_at` is where the words start).
+fn keeps(i: u32, j: u32, tile: u32, bits_at: u32) -> bool {
     let causal = j + params.seq_q <= i + params.seq_kv;
     switch params.predicate {
+        case 5u: {
+            // Blocks start at multiples of BQ and BK, both powers of two.
+            let row_words = (params.bk + 31u) / 32u;
+            let c = j & (params.bk - 1u);
+            let w = aux[bits_at + (tile * params.bq + (i & (params.bq - 1u))) * row_words + c / 32u];
+            return ((w >> (c % 32u)) & 1u) != 0u;
+        }
         case 1u: {
             return causal;
         }
@@ -88,10 +99,10 @@ fn keeps(i: u32, j: u32) -> bool {
             return causal && i + params.seq_kv < j + params.seq_q + params.window;
         }
         case 3u: {
-            return doc_ids[i] == doc_ids[j];
+            return aux[i] == aux[j];
         }
         case 4u: {
-            return doc_ids[i] == doc_ids[j] && causal;
+            return aux[i] == aux[j] && causal;
         }
         default: {
             return true;
@@ -114,7 +125,16 @@ fn main(
         let hk = h / (params.heads_q / params.heads_kv);
         let mb = select(b, 0u, params.mask_batch_1 != 0u);
         let mh = select(h, 0u, params.mask_heads_1 != 0u);
-        let mrow = (mb * select(params.heads_q, 1u, params.mask_heads_1 != 0u) + mh) * params.qb_count + qb;
+        let mask_batch = select(params.batch, 1u, params.mask_batch_1 != 0u);
+        let mask_heads = select(params.heads_q, 1u, params.mask_heads_1 != 0u);
+        let mrow = (mb * mask_heads + mh) * params.qb_count + qb;
+        // Element bits: the row's first tile (its partial blocks come first, so entry ei is
+        // tile tile0 + ei - e0) and where the words start, after the mask rows' tile starts.
+        let bits_at = mask_batch * mask_heads * params.qb_count;
+        var tile0 = 0u;
+        if params.predicate == 5u {
+            tile0 = aux[mrow];
+        }
         let e0 = rows[mrow];
         let e1 = rows[mrow + 1u];
         let i_block = qb * params.bq;
@@ -155,7 +175,7 @@ fn main(
                         for (var d = 0u; d < D; d++) {
                             dot += qs[r * D + d] * ks[c * D + d];
                         }
-                        let kept = r < nr && c < nc && (full || keeps(i0 + r, j0 + c));
+                        let kept = r < nr && c < nc && (full || keeps(i0 + r, j0 + c, tile0 + ei - e0, bits_at));
                         s[e] = select(neg_inf(), dot, kept);
                     }
                     workgroupBarrier();

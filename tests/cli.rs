@@ -85,6 +85,45 @@ fn write_npz(path: &Path, arrays: &[(&str, &[u64], &[i32])], block: Option<[i64;
     }
 }
 
+/// [`write_npz`] with `block_size` [32, 16] and a packed-bits array `partial_block_bits` of
+/// element type `T`.
+fn write_npz_with_bits<T: npyz::AutoSerialize + npyz::Serialize + Copy>(
+    path: &Path,
+    arrays: &[(&str, &[u64], &[i32])],
+    bits: (&[u64], &[T]),
+) {
+    let mut npz = npyz::npz::NpzWriter::create(path).unwrap();
+    for (name, shape, data) in arrays {
+        let mut w = npz
+            .array::<i32>(name, Default::default())
+            .unwrap()
+            .default_dtype()
+            .shape(shape)
+            .begin_nd()
+            .unwrap();
+        w.extend(data.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+    let mut w = npz
+        .array::<i64>("block_size", Default::default())
+        .unwrap()
+        .default_dtype()
+        .shape(&[2])
+        .begin_nd()
+        .unwrap();
+    w.extend([32, 16]).unwrap();
+    w.finish().unwrap();
+    let mut w = npz
+        .array::<T>("partial_block_bits", Default::default())
+        .unwrap()
+        .default_dtype()
+        .shape(bits.0)
+        .begin_nd()
+        .unwrap();
+    w.extend(bits.1.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
 fn random(len: usize, seed: u64) -> Vec<f64> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
@@ -909,4 +948,145 @@ fn an_output_that_names_an_input_is_refused_before_any_work() {
         .arg(dir.path("in/o.npy"))
         .assert()
         .success();
+}
+
+/// Any `mask_mod` through the tool: a prefix-LM mask (the first 40 keys visible to every
+/// query, causal after) written as FlexAttention lists plus `partial_block_bits`, packed here as
+/// `numpy.packbits(m, axis=-1, bitorder="little")` bytes (blocks of 32 x 16: two bytes a row,
+/// which the tool pads to a word) and as uint32 words; both give the library's output for
+/// `BlockMask::from_mask_mod` of the same closure, bit for bit. Wrong shapes and a predicate
+/// beside the bits are refused with the archive and array named.
+#[test]
+fn attention_takes_packed_element_bits_for_any_mask_mod() {
+    let dir = Dir::new("attention-bits");
+    let (hq, s, d, (bq, bk)) = (2usize, 80usize, 32usize, (32usize, 16usize));
+    let prefix_lm = |i: usize, j: usize| j < 40 || j <= i;
+    let gen = |seed| -> Vec<f32> { random(hq * s * d, seed).iter().map(|&x| x as f32).collect() };
+    let (q, k, v) = (gen(1), gen(2), gen(3));
+    let shape = [1, hq as u64, s as u64, d as u64];
+    for (name, x) in [("q.npy", &q), ("k.npy", &k), ("v.npy", &v)] {
+        write_npy(&dir.path(name), &shape, x);
+    }
+    // The lists and tiles, classified here from the closure.
+    let (qb, kb) = (s.div_ceil(bq), s.div_ceil(bk));
+    let (mut pn, mut pi, mut fnum, mut fi) =
+        (vec![0; qb], vec![0; qb * kb], vec![0; qb], vec![0; qb * kb]);
+    let mut bytes: Vec<u8> = Vec::new();
+    for qq in 0..qb {
+        for kk in 0..kb {
+            let cells: Vec<bool> = (0..bq * bk)
+                .map(|e| (qq * bq + e / bk, kk * bk + e % bk))
+                .map(|(i, j)| i < s && j < s && prefix_lm(i, j))
+                .collect();
+            let inside = (0..bq * bk).filter(|e| qq * bq + e / bk < s).count();
+            let kept = cells.iter().filter(|&&x| x).count();
+            if kept == inside {
+                fi[qq * kb + fnum[qq] as usize] = kk as i32;
+                fnum[qq] += 1;
+            } else if kept > 0 {
+                pi[qq * kb + pn[qq] as usize] = kk as i32;
+                pn[qq] += 1;
+                for row in cells.chunks(bk) {
+                    for byte in row.chunks(8) {
+                        bytes.push(
+                            byte.iter()
+                                .enumerate()
+                                .map(|(b, &x)| u8::from(x) << b)
+                                .sum(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let nnz = pn.iter().sum::<i32>() as u64;
+    assert!(nnz > 0);
+    let words: Vec<u32> = bytes
+        .chunks(2)
+        .map(|p| u32::from(p[0]) | u32::from(p[1]) << 8)
+        .collect();
+    let lists: [(&str, &[u64], &[i32]); 4] = [
+        ("kv_num_blocks", &[1, 1, qb as u64], &pn),
+        ("kv_indices", &[1, 1, qb as u64, kb as u64], &pi),
+        ("full_kv_num_blocks", &[1, 1, qb as u64], &fnum),
+        ("full_kv_indices", &[1, 1, qb as u64, kb as u64], &fi),
+    ];
+    write_npz_with_bits(
+        &dir.path("bytes.npz"),
+        &lists,
+        (&[nnz, bq as u64, 2], &bytes),
+    );
+    write_npz_with_bits(
+        &dir.path("words.npz"),
+        &lists,
+        (&[nnz, bq as u64, 1], &words),
+    );
+    write_npz_with_bits(
+        &dir.path("bad.npz"),
+        &lists,
+        (&[nnz, bq as u64 / 2, 4], &bytes),
+    );
+    let run = |mask: &str, out: &str, extra: &[&str]| {
+        let mut cmd = megabatch(&dir);
+        cmd.args(["attention", "--backend", "cpu"]).args(extra);
+        for (flag, file) in [
+            ("--q", "q.npy"),
+            ("--k", "k.npy"),
+            ("--v", "v.npy"),
+            ("--mask", mask),
+            ("--out", out),
+        ] {
+            cmd.arg(flag).arg(dir.path(file));
+        }
+        cmd.assert()
+    };
+    run("bytes.npz", "o_bytes.npy", &[]).success();
+    run("words.npz", "o_words.npy", &[]).success();
+    let spec = AttentionSpec {
+        batch: 1,
+        heads_q: hq,
+        heads_kv: hq,
+        seq_q: s,
+        seq_kv: s,
+        head_dim: d,
+        scale: None,
+    };
+    let mask = BlockMask::from_mask_mod(s, s, (bq, bk), prefix_lm).unwrap();
+    let cpu = Cpu::with_threads(1).unwrap();
+    let mut plan = SparseAttention::<f32>::plan_attention(&cpu, &spec, &mask).unwrap();
+    let mut o_lib = vec![0f32; q.len()];
+    cpu.attention_host(&mut plan, &q, &k, &v, &mut o_lib, None)
+        .unwrap();
+    for out in ["o_bytes.npy", "o_words.npy"] {
+        let (_, o) = read_npy::<f32>(&dir.path(out));
+        assert_eq!(o, o_lib, "{out}");
+    }
+    // The prefix really reaches past the causal rule: the output differs from causal's.
+    let causal = BlockMask::causal(s, s, (bq, bk)).unwrap();
+    let mut plan = SparseAttention::<f32>::plan_attention(&cpu, &spec, &causal).unwrap();
+    let mut o_causal = vec![0f32; q.len()];
+    cpu.attention_host(&mut plan, &q, &k, &v, &mut o_causal, None)
+        .unwrap();
+    assert_ne!(o_causal, o_lib);
+
+    run("bad.npz", "o_bad.npy", &[]).failure().stderr(predicates::str::contains(
+        "bad.npz: partial_block_bits: expected uint8 [NNZ, BQ, ceil(BK/8)] for blocks of 32 x 16, got shape [",
+    ));
+    run("bytes.npz", "o_pred.npy", &["--predicate", "causal"])
+        .failure()
+        .stderr(predicates::str::contains(
+            "bytes.npz: invalid block mask: element bits replace the predicate",
+        ));
+    // A padding bit (bit 20 of a BK = 16 row) is the library's error, with the tile's position.
+    let mut stray = words.clone();
+    stray[0] |= 1 << 20;
+    write_npz_with_bits(
+        &dir.path("stray.npz"),
+        &lists,
+        (&[nnz, bq as u64, 1], &stray),
+    );
+    run("stray.npz", "o_stray.npy", &[]).failure().stderr(predicates::str::contains(
+        "stray.npz: invalid block mask at batch 0, head 0, query block 0, slot 0: element bit set past",
+    ));
+    assert!(!dir.path("o_bad.npy").exists() && !dir.path("o_stray.npy").exists());
 }

@@ -1,5 +1,6 @@
 //! `SparseAttention` on the CPU: one task per (batch, query head, query block), each running
 //! the online-softmax recurrence over its row of kept key blocks in per-thread f32 scratch.
+//! Inside partial blocks the mask's element bits decide when it has them, else its predicate.
 
 use std::marker::PhantomData;
 
@@ -205,7 +206,10 @@ fn block_forward<T: AttentionElement>(
     s.l[..rows].fill(0.0);
     s.acc[..rows * d].fill(0.0);
     let predicate = mask.predicate();
-    for (kb, full) in mask.row(b, h, qb) {
+    let bits = mask.element_bits();
+    // Partial blocks come first in a row: slot s of them is tile `tile0 + s` of the bits.
+    let tile0 = bits.map_or(0, |e| e.tile_start(mask.row_index(b, h, qb)));
+    for (slot, (kb, full)) in mask.row(b, h, qb).enumerate() {
         let j0 = kb * bk;
         let cols = bk.min(skv - j0);
         let kv_base = ((b * spec.heads_kv + hk) * skv + j0) * d;
@@ -225,7 +229,11 @@ fn block_forward<T: AttentionElement>(
             let qr = &s.q[r * d..(r + 1) * d];
             for c in 0..cols {
                 let kc = &s.k[c * d..(c + 1) * d];
-                let kept = full || predicate.keeps(i0 + r, j0 + c, sq, skv);
+                let kept = full
+                    || match bits {
+                        Some(e) => e.keeps(tile0 + slot, r, c),
+                        None => predicate.keeps(i0 + r, j0 + c, sq, skv),
+                    };
                 s.s[r * bk + c] = if kept {
                     qr.iter().zip(kc).map(|(a, b)| a * b).sum()
                 } else {

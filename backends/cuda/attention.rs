@@ -18,9 +18,7 @@ use super::params::AttentionParams;
 use super::pipeline::{KernelFn, Kernels};
 use super::queue::CudaQueue;
 use super::staging::Staged;
-use crate::attention::{
-    AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
-};
+use crate::attention::{AttentionElement, AttentionSpec, BlockMask, KernelRule, SparseAttention};
 use crate::{BackendKind, Error, PlanFootprint, Result};
 
 /// The order in which CTAs take work items.
@@ -68,7 +66,8 @@ struct HostStaging<T> {
 /// accumulation, P rounded to `T` before P V as in FlashAttention-2) or f32 (FMA). O is
 /// written in `T`, LSE in f32 (natural log). Algorithm: Dao, "FlashAttention-2", 2023, over
 /// FlexAttention's block mask (Dong et al., 2024): K/V chunks double-buffered with cp.async,
-/// the element predicate evaluated only in partial blocks and cut last blocks. NaN or +inf in
+/// the element predicate (or the mask's element bits) evaluated only in partial blocks and cut
+/// last blocks. NaN or +inf in
 /// a row's kept scores makes the row's running max and sum NaN (a NaN-propagating max, as
 /// torch's SDPA), so that row's O and LSE come out NaN.
 pub struct CudaAttentionPlan<T> {
@@ -198,12 +197,8 @@ impl Cuda {
             .ok_or(Error::TooLarge("attention work list"))?;
         let items_i32 = to_i32(items, "attention work list exceeds 2^31 items")?;
         let (rows, entries, _) = mask.flat_lists()?;
-        let (predicate, window, ids): (i32, usize, &[u32]) = match mask.predicate() {
-            MaskPredicate::None => (0, 0, &[]),
-            MaskPredicate::Causal => (1, 0, &[]),
-            MaskPredicate::SlidingWindow { window } => (2, *window, &[]),
-            MaskPredicate::Documents { ids, causal } => (3 + i32::from(*causal), 0, ids),
-        };
+        let rule = KernelRule::of(mask)?;
+        let (window, ids) = (rule.window, rule.aux.as_slice());
         let work: Vec<u32> = match options.schedule {
             AttentionSchedule::Natural => Vec::new(),
             AttentionSchedule::LongestFirst => {
@@ -277,8 +272,9 @@ impl Cuda {
             mask_heads: mh as i32,
             mask_b_bcast: i32::from(mb == 1),
             mask_h_bcast: i32::from(mh == 1),
-            predicate,
+            predicate: rule.code as i32,
             window: to_i32(window.min(i32::MAX as usize), "window")?,
+            bits_at: to_i32(rule.bits_at, "element bits exceed 2^31 words")?,
             tiles: to_i32(tiles, "query tiles exceed 2^31")?,
             items: items_i32,
             scale_log2: spec.softmax_scale() * std::f32::consts::LOG2_E,

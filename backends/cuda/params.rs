@@ -127,7 +127,8 @@ kernel_params! {
         rows: u64,
         /// u32 key-block index, `| 0x80000000` for a full block.
         entries: u64,
-        /// u32 `[Sq]` document ids (document predicates), else 0.
+        /// The aux table (`KernelRule::aux`): u32 `[Sq]` document ids (document predicates),
+        /// or the tile starts and element bits (predicate 5), else 0.
         ids: u64,
         /// u32 `[items]`: CTA to work item (longest first), or 0 for the identity.
         work: u64,
@@ -161,8 +162,9 @@ kernel_params! {
         items: i32,
         /// Softmax scale times log2(e): scores live in base 2.
         scale_log2: f32,
-        /// Keeps the size a multiple of 8 on both sides.
-        pad: i32,
+        /// Predicate 5: index of the first element-bits word in `ids` (after the mask rows'
+        /// tile starts); else 0. Also keeps the size a multiple of 8 on both sides.
+        bits_at: i32,
     }
 }
 

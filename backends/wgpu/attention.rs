@@ -12,9 +12,7 @@ use super::device::Context;
 use super::error::unsupported;
 use super::queue::WgpuQueue;
 use super::{Wgpu, WgpuBuffer};
-use crate::attention::{
-    AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
-};
+use crate::attention::{AttentionElement, AttentionSpec, BlockMask, KernelRule, SparseAttention};
 use crate::{Error, PlanFootprint, Result};
 
 const BINDINGS: [Binding; 9] = [
@@ -25,7 +23,7 @@ const BINDINGS: [Binding; 9] = [
     Binding::ReadWrite, // lse
     Binding::Read,      // rows
     Binding::Read,      // entries
-    Binding::Read,      // doc ids
+    Binding::Read,      // aux: document ids, or tile starts and element bits
     Binding::Uniform,   // params
 ];
 
@@ -42,8 +40,8 @@ const LAVAPIPE_LOOP_BUDGET: usize = 50_000;
 /// Layouts as [`AttentionSpec`]; `T` = f32, or f16 on adapters with `SHADER_F16`; bf16 is
 /// [`Error::Unsupported`] (WGSL has no bf16). Algorithm: FlashAttention-2's forward
 /// recurrence (Dao, 2023) in f32, as the CPU backend, with Q sub-tiles of `2048 / D` rows and
-/// key chunks of `1024 / D` in workgroup memory; the mask predicate applies inside partial
-/// blocks only. NaN or +inf in a row's kept scores (NaN or Inf in Q or K) makes that row's O
+/// key chunks of `1024 / D` in workgroup memory; the mask predicate, or the mask's element
+/// bits, apply inside partial blocks only. NaN or +inf in a row's kept scores (NaN or Inf in Q or K) makes that row's O
 /// and LSE NaN, as torch's SDPA; -inf scores count as masked.
 pub struct WgpuAttentionPlan<T> {
     ctx: Arc<Context>,
@@ -57,7 +55,8 @@ pub struct WgpuAttentionPlan<T> {
     lse: wgpu::Buffer,
     staging: wgpu::Buffer,
     group: wgpu::BindGroup,
-    /// Row starts, entries, document ids, parameters: bound with the caller's buffers too.
+    /// Row starts, entries, aux table (document ids, or tile starts and element bits),
+    /// parameters: bound with the caller's buffers too.
     tables: [wgpu::Buffer; 4],
     bound: BindCache<5>,
     _t: std::marker::PhantomData<fn(T)>,
@@ -133,12 +132,11 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
                 )));
             }
         }
-        let (predicate, window, ids): (u32, u32, Vec<u32>) = match mask.predicate() {
-            MaskPredicate::None => (0, 0, Vec::new()),
-            MaskPredicate::Causal => (1, 0, Vec::new()),
-            MaskPredicate::SlidingWindow { window } => (2, *window as u32, Vec::new()),
-            MaskPredicate::Documents { ids, causal } => (3 + u32::from(*causal), 0, ids.clone()),
-        };
+        let rule = KernelRule::of(mask)?;
+        ctx.check_binding(
+            4 * rule.aux.len(),
+            "attention element bits exceed the adapter's largest storage binding",
+        )?;
         let tasks = spec.batch * spec.heads_q * qb_count;
         let (mb, mh) = mask.broadcast_dims();
         let params: [u32; 16] = [
@@ -153,8 +151,8 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
             kb_count as u32,
             u32::from(mb == 1),
             u32::from(mh == 1),
-            predicate,
-            window,
+            rule.code,
+            u32::try_from(rule.window).unwrap_or(u32::MAX),
             1,
             spec.softmax_scale().to_bits(),
             u32::try_from(tasks).map_err(|_| Error::TooLarge("attention tasks exceed 2^32"))?,
@@ -164,8 +162,8 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
         ctx.write(&rows_buf, bytemuck::cast_slice(&rows))?;
         let entries_buf = ctx.storage_buffer("attention entries", entries.len().max(1), 4)?;
         ctx.write(&entries_buf, bytemuck::cast_slice(&entries))?;
-        let ids_buf = ctx.storage_buffer("attention doc ids", ids.len().max(1), 4)?;
-        ctx.write(&ids_buf, bytemuck::cast_slice(&ids))?;
+        let ids_buf = ctx.storage_buffer("attention aux table", rule.aux.len().max(1), 4)?;
+        ctx.write(&ids_buf, bytemuck::cast_slice(&rule.aux))?;
         let params_buf = ctx.uniform_buffer(bytemuck::cast_slice(&params))?;
         let q = ctx.storage_buffer("attention q", lens.0, size)?;
         let k = ctx.storage_buffer("attention k", lens.1, size)?;

@@ -2,7 +2,7 @@
 //! masks built with PyTorch's `create_block_mask` (or for FlashAttention's CuTe kernels, which
 //! use the same four tensors) pass through unchanged.
 
-use super::MaskPredicate;
+use super::{ElementBits, MaskPredicate};
 use crate::{Error, Result};
 
 /// Block sizes the kernels support, for both the query (BQ) and key/value (BK) dimension.
@@ -18,7 +18,11 @@ pub const BLOCK_SIZES: [usize; 4] = [16, 32, 64, 128];
 /// - optional `full_kv_num_blocks` / `full_kv_indices`, same shapes: blocks kept entirely, which
 ///   need no element mask. Partial and full lists of a row are disjoint.
 ///
-/// Inside partial blocks the [`MaskPredicate`] decides per element. Reference: PyTorch
+/// Inside partial blocks either the [`MaskPredicate`] decides per element (the built-in rules,
+/// computed from positions in the kernels), or, for masks made by
+/// [`BlockMask::from_parts_with_bits`] or [`BlockMask::from_mask_mod`], the partial block's own
+/// bits ([`ElementBits`]: any `mask_mod`); the predicate is then [`MaskPredicate::None`] and
+/// unused. Reference: PyTorch
 /// `torch.nn.attention.flex_attention.BlockMask`; Dong et al., "Flex Attention: A Programming
 /// Model for Generating Optimized Attention Kernels", 2024.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +36,8 @@ pub struct BlockMask {
     kv_indices: Vec<i32>,
     full: Option<(Vec<i32>, Vec<i32>)>,
     predicate: MaskPredicate,
+    /// Element bits of the partial blocks, replacing the predicate when present.
+    bits: Option<ElementBits>,
 }
 
 /// The four tensors of a [`BlockMask`] and its geometry, as handed over from PyTorch.
@@ -184,7 +190,40 @@ impl BlockMask {
             kv_indices,
             full,
             predicate,
+            bits: None,
         })
+    }
+
+    /// Like [`BlockMask::from_parts`], with the element mask of every partial block as packed
+    /// bits (layout: [`ElementBits`]; [`ElementBits::pack`] packs booleans): any `mask_mod`.
+    /// `parts.predicate` must be [`MaskPredicate::None`], since the bits alone decide inside
+    /// partial blocks; full blocks keep every pair and need no bits. An all-zero tile is
+    /// allowed (its block adds nothing; a row with nothing else kept is an empty row).
+    ///
+    /// # Errors
+    /// As [`BlockMask::from_parts`]; [`Error::Mask`] if the predicate is not `None`, if
+    /// `bits.len() != sum(kv_num_blocks) * BQ * ceil(BK / 32)` (no position), or if a tile
+    /// sets a bit of a row past `Sq`, a column past `Skv` or BK's padding (the tile's
+    /// `[b, h, q_block, slot]`); [`Error::TooLarge`] if the sizes overflow.
+    pub fn from_parts_with_bits(parts: BlockMaskParts, bits: Vec<u32>) -> Result<Self> {
+        if parts.predicate != MaskPredicate::None {
+            return Err(mask_err(
+                "element bits replace the predicate: it must be MaskPredicate::None",
+            ));
+        }
+        let mut mask = Self::from_parts(parts)?;
+        let (qb, kb) = mask.block_counts();
+        let heads = mask.heads;
+        let bits = ElementBits::new(
+            bits,
+            &mask.kv_num_blocks,
+            |row, slot| mask.kv_indices[row * kb + slot] as usize,
+            |row, slot| [row / (heads * qb), row / qb % heads, row % qb, slot],
+            (mask.seq_q, mask.seq_kv),
+            mask.block,
+        )?;
+        mask.bits = Some(bits);
+        Ok(mask)
     }
 
     /// Builds a mask of one (batch, head) row set (`batch = heads = 1`, broadcast) from a rule:
@@ -359,9 +398,45 @@ impl BlockMask {
         )
     }
 
-    /// The element rule of partial blocks.
+    /// The element rule of partial blocks ([`MaskPredicate::None`], and unused, when the mask
+    /// has [`BlockMask::element_bits`]).
     pub fn predicate(&self) -> &MaskPredicate {
         &self.predicate
+    }
+
+    /// The packed element mask of the partial blocks, for masks made with
+    /// [`BlockMask::from_parts_with_bits`] or [`BlockMask::from_mask_mod`]; `None` when the
+    /// predicate decides.
+    pub fn element_bits(&self) -> Option<&ElementBits> {
+        self.bits.as_ref()
+    }
+
+    /// Whether query `i` attends key `j` in batch `b`, query head `h` (broadcast applied):
+    /// the block is listed, and full, or partial and its predicate or bit keeps the pair.
+    /// One walk of the block's row; for kernels and checks, not a hot path.
+    pub fn keeps(&self, b: usize, h: usize, i: usize, j: usize) -> bool {
+        let (bq, bk) = self.block;
+        let r = self.row_index(b, h, i / bq);
+        self.row(b, h, i / bq)
+            .enumerate()
+            .find(|&(_, (k, _))| k == j / bk)
+            .is_some_and(|(slot, (_, full))| {
+                full || match &self.bits {
+                    // Partial blocks come first in a row, so the slot is the partial slot.
+                    Some(bits) => bits.keeps(bits.tile_start(r) + slot, i % bq, j % bk),
+                    None => self.predicate.keeps(i, j, self.seq_q, self.seq_kv),
+                }
+            })
+    }
+
+    /// The mask row of batch `b`, query head `h`, query block `q` in the mask's own
+    /// dimensions (broadcast applied): `(b' * Hm + h') * QB + q`, the index of
+    /// `kv_num_blocks` and of [`ElementBits::tile_start`].
+    pub fn row_index(&self, b: usize, h: usize, q: usize) -> usize {
+        let qb = self.block_counts().0;
+        ((if self.batch == 1 { 0 } else { b }) * self.heads + if self.heads == 1 { 0 } else { h })
+            * qb
+            + q
     }
 
     /// Kept blocks (partial + full) over all (batch, head, query block) rows of a call with
@@ -391,11 +466,8 @@ impl BlockMask {
     /// partial blocks first, then full ones, each as (key block, is_full). Only the defined
     /// prefix of each index row is read.
     pub fn row(&self, b: usize, h: usize, q: usize) -> impl Iterator<Item = (usize, bool)> + '_ {
-        let (qb, kb) = self.block_counts();
-        let r = ((if self.batch == 1 { 0 } else { b }) * self.heads
-            + if self.heads == 1 { 0 } else { h })
-            * qb
-            + q;
+        let kb = self.block_counts().1;
+        let r = self.row_index(b, h, q);
         let partial = self.kv_indices[r * kb..r * kb + self.kv_num_blocks[r] as usize]
             .iter()
             .map(|&k| (k as usize, false));

@@ -2,10 +2,17 @@
 //! [`BlockMask`], the element rules of partial blocks, the spec and the trait every backend
 //! implements.
 
+mod element_bits;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+mod kernel_rule;
 mod mask;
+mod mask_mod;
 mod predicate;
 mod spec;
 
+pub use element_bits::ElementBits;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) use kernel_rule::KernelRule;
 pub use mask::{BlockMask, BlockMaskParts, BLOCK_SIZES};
 pub use predicate::MaskPredicate;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]

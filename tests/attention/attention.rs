@@ -7,6 +7,7 @@ mod common;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod element_bits;
 mod mask;
 #[cfg(feature = "wgpu")]
 mod wgpu;

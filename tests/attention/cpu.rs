@@ -212,3 +212,51 @@ fn non_finite_q_or_k_makes_exactly_the_rows_that_meet_it_nan() {
     check_non_finite_rows::<f16, _>(&cpu, 1e-5 + 1.0 / 2048.0, 1e-5);
     check_non_finite_rows::<bf16, _>(&cpu, 1e-5 + 1.0 / 256.0, 1e-5);
 }
+
+/// Element masks (packed bits, any `mask_mod`): `tests/common/element_mask_check.rs`.
+mod element_masks {
+    use super::*;
+    use crate::common::element_mask_check::{
+        check_builtin_rules_bitwise, check_empty_rows, check_mask_mod, check_random_bits, Rule,
+    };
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_mask_mods_match_the_f64_reference(
+            batch in 1usize..3, heads_kv in 1usize..3, group in 1usize..3,
+            sq in 1usize..150, skv in 1usize..150, bq in 0usize..4, bk in 0usize..4,
+            seed in any::<u64>(),
+        ) {
+            let s = spec(batch, heads_kv, group, sq, skv, 32);
+            let block = (BLOCK_SIZES[bq], BLOCK_SIZES[bk]);
+            check_mask_mod::<f32, _>(&Cpu::with_threads(2).unwrap(), s, block, seed, Rule::Rounded(0.0))?;
+        }
+
+        #[test]
+        fn random_packed_bits_match_the_f64_reference(
+            batch in 1usize..3, heads_kv in 1usize..3, group in 1usize..3,
+            sq in 1usize..150, skv in 1usize..150, bq in 0usize..4, bk in 0usize..4,
+            seed in any::<u64>(),
+        ) {
+            let s = spec(batch, heads_kv, group, sq, skv, 32);
+            let block = (BLOCK_SIZES[bq], BLOCK_SIZES[bk]);
+            let cpu = Cpu::with_threads(2).unwrap();
+            check_random_bits::<f32, _>(&cpu, s, block, seed, Rule::Rounded(0.0))?;
+            check_random_bits::<bf16, _>(&cpu, s, block, seed, Rule::Rounded(2f64.powi(-8)))?;
+        }
+    }
+
+    #[test]
+    fn rows_of_all_false_tiles_are_empty_rows() {
+        check_empty_rows::<f32, _>(&Cpu::with_threads(2).unwrap(), Rule::Rounded(0.0));
+        check_empty_rows::<f16, _>(&Cpu::new().unwrap(), Rule::Rounded(2f64.powi(-11)));
+    }
+
+    #[test]
+    fn packed_built_in_rules_are_bitwise_the_built_in_rules() {
+        check_builtin_rules_bitwise::<f32, _>(&Cpu::with_threads(2).unwrap());
+        check_builtin_rules_bitwise::<bf16, _>(&Cpu::new().unwrap());
+    }
+}

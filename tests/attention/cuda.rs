@@ -275,3 +275,89 @@ fn non_finite_q_or_k_makes_exactly_the_rows_that_meet_it_nan() {
     check_non_finite_rows::<f16, _>(&cuda, 8.0 * U_F16, 1e-4);
     check_non_finite_rows::<bf16, _>(&cuda, 8.0 * U_BF16, 1e-4);
 }
+
+/// Element masks (packed bits, any `mask_mod`) on CUDA, both kernels (f16/bf16 on tensor
+/// cores, f32 FMA): `tests/common/element_mask_check.rs`.
+mod element_masks {
+    use super::*;
+    use crate::common::element_mask_check::{
+        check_builtin_rules_bitwise, check_empty_rows, check_mask_mod, check_random_bits, Rule,
+    };
+
+    fn rule(dtype: u8) -> Rule {
+        match dtype % 3 {
+            0 => Rule::TensorCore(U_F16),
+            1 => Rule::TensorCore(U_BF16),
+            _ => Rule::Rounded(0.0),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_mask_mods_match_the_f64_reference(
+            dtype in 0u8..3, batch in 1usize..3, heads_kv in 1usize..3, group in 1usize..3,
+            sq in 1usize..300, skv in 1usize..300, dim in 0usize..5, bq in 0usize..4,
+            bk in 0usize..4, seed in any::<u64>(),
+        ) {
+            let Some(cuda) = cuda_or_skip() else { return Ok(()) };
+            let s = spec(batch, heads_kv, group, sq, skv, HEAD_DIMS[dim]);
+            let block = (BLOCK_SIZES[bq], BLOCK_SIZES[bk]);
+            match dtype % 3 {
+                0 => check_mask_mod::<f16, _>(&cuda, s, block, seed, rule(dtype))?,
+                1 => check_mask_mod::<bf16, _>(&cuda, s, block, seed, rule(dtype))?,
+                _ => check_mask_mod::<f32, _>(&cuda, s, block, seed, rule(dtype))?,
+            }
+        }
+
+        #[test]
+        fn random_packed_bits_match_the_f64_reference(
+            dtype in 0u8..3, batch in 1usize..3, heads_kv in 1usize..3, group in 1usize..3,
+            sq in 1usize..300, skv in 1usize..300, dim in 0usize..5, bq in 0usize..4,
+            bk in 0usize..4, seed in any::<u64>(),
+        ) {
+            let Some(cuda) = cuda_or_skip() else { return Ok(()) };
+            let s = spec(batch, heads_kv, group, sq, skv, HEAD_DIMS[dim]);
+            let block = (BLOCK_SIZES[bq], BLOCK_SIZES[bk]);
+            match dtype % 3 {
+                0 => check_random_bits::<f16, _>(&cuda, s, block, seed, rule(dtype))?,
+                1 => check_random_bits::<bf16, _>(&cuda, s, block, seed, rule(dtype))?,
+                _ => check_random_bits::<f32, _>(&cuda, s, block, seed, rule(dtype))?,
+            }
+        }
+    }
+
+    #[test]
+    fn rows_of_all_false_tiles_are_empty_rows() {
+        let Some(cuda) = cuda_or_skip() else { return };
+        check_empty_rows::<f32, _>(&cuda, rule(2));
+        check_empty_rows::<f16, _>(&cuda, rule(0));
+        check_empty_rows::<bf16, _>(&cuda, rule(1));
+    }
+
+    #[test]
+    fn packed_built_in_rules_are_bitwise_the_built_in_rules() {
+        let Some(cuda) = cuda_or_skip() else { return };
+        check_builtin_rules_bitwise::<f32, _>(&cuda);
+        check_builtin_rules_bitwise::<f16, _>(&cuda);
+        check_builtin_rules_bitwise::<bf16, _>(&cuda);
+    }
+
+    /// Every kernel variant of one dtype and tile through the bit path once (the run
+    /// compute-sanitizer checks), and the device-buffer path with element bits.
+    #[test]
+    fn every_head_dim_with_element_bits_and_device_buffers() {
+        let Some(cuda) = cuda_or_skip() else { return };
+        let mask =
+            BlockMask::from_mask_mod(150, 170, (64, 32), |i, j| (i * 7 + j * 3) % 5 < 3).unwrap();
+        for (n, &d) in HEAD_DIMS.iter().enumerate() {
+            let s = spec(1, 2, 2, 150, 170, d);
+            check_random_bits::<f16, _>(&cuda, s, (64, 32), n as u64, rule(0)).unwrap();
+            check_random_bits::<f32, _>(&cuda, s, (32, 64), n as u64, rule(2)).unwrap();
+        }
+        let s = spec(2, 1, 2, 150, 170, 64);
+        device_path_matches_host::<f16, _>(&cuda, &case::<f16>(s, mask.clone(), 3));
+        device_path_matches_host::<f32, _>(&cuda, &case::<f32>(s, mask, 3));
+    }
+}

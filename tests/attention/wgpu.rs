@@ -116,3 +116,71 @@ fn non_finite_q_or_k_makes_exactly_the_rows_that_meet_it_nan() {
         check_non_finite_rows::<f16, _>(&gpu, 1e-5 + 1.0 / 2048.0, 1e-5);
     }
 }
+
+/// Element masks (packed bits, any `mask_mod`) on wgpu: `tests/common/element_mask_check.rs`.
+mod element_masks {
+    use super::*;
+    use crate::common::element_mask_check::{
+        check_builtin_rules_bitwise, check_empty_rows, check_mask_mod, check_random_bits, Rule,
+    };
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_mask_mods_match_the_f64_reference(
+            batch in 1usize..3, heads_kv in 1usize..3, group in 1usize..3,
+            sq in 1usize..130, skv in 1usize..130, bq in 0usize..4, bk in 0usize..4,
+            seed in any::<u64>(),
+        ) {
+            let Some(gpu) = wgpu_or_skip() else { return Ok(()) };
+            let s = spec(batch, heads_kv, group, sq, skv, 32);
+            let block = (BLOCK_SIZES[bq], BLOCK_SIZES[bk]);
+            check_mask_mod::<f32, _>(&gpu, s, block, seed, Rule::Rounded(0.0))?;
+        }
+
+        #[test]
+        fn random_packed_bits_match_the_f64_reference(
+            batch in 1usize..3, heads_kv in 1usize..3, group in 1usize..3,
+            sq in 1usize..130, skv in 1usize..130, bq in 0usize..4, bk in 0usize..4,
+            seed in any::<u64>(),
+        ) {
+            let Some(gpu) = wgpu_or_skip() else { return Ok(()) };
+            let s = spec(batch, heads_kv, group, sq, skv, 32);
+            let block = (BLOCK_SIZES[bq], BLOCK_SIZES[bk]);
+            check_random_bits::<f32, _>(&gpu, s, block, seed, Rule::Rounded(0.0))?;
+            if gpu.adapter().f16 {
+                check_random_bits::<f16, _>(&gpu, s, block, seed, Rule::Rounded(2f64.powi(-11)))?;
+            }
+        }
+    }
+
+    #[test]
+    fn rows_of_all_false_tiles_are_empty_rows() {
+        let Some(gpu) = wgpu_or_skip() else { return };
+        check_empty_rows::<f32, _>(&gpu, Rule::Rounded(0.0));
+        if gpu.adapter().f16 {
+            check_empty_rows::<f16, _>(&gpu, Rule::Rounded(2f64.powi(-11)));
+        }
+    }
+
+    #[test]
+    fn packed_built_in_rules_are_bitwise_the_built_in_rules() {
+        let Some(gpu) = wgpu_or_skip() else { return };
+        check_builtin_rules_bitwise::<f32, _>(&gpu);
+        if gpu.adapter().f16 {
+            check_builtin_rules_bitwise::<f16, _>(&gpu);
+        }
+    }
+
+    /// The element bits reach the device through device-buffer calls too.
+    #[test]
+    fn device_buffers_match_host_slices_with_element_bits() {
+        let Some(gpu) = wgpu_or_skip() else { return };
+        let s = spec(2, 1, 2, 70, 90, 32);
+        let mask =
+            BlockMask::from_mask_mod(70, 90, (16, 32), |i, j| (i * 7 + j * 3) % 5 < 3).unwrap();
+        assert!(mask.element_bits().is_some_and(|b| b.tiles() > 0));
+        device_path_matches_host::<f32, _>(&gpu, &case::<f32>(s, mask, 3));
+    }
+}

@@ -24,6 +24,21 @@ pub struct Case {
 pub fn reference(c: &Case) -> (Vec<f64>, Vec<f64>) {
     let s = c.spec;
     let (bq, bk) = c.mask.block_size();
+    reference_with(c, &|b, h, i, j| {
+        c.mask.row(b, h, i / bq).any(|(kb, full)| {
+            kb == j / bk && (full || c.mask.predicate().keeps(i, j, s.seq_q, s.seq_kv))
+        })
+    })
+}
+
+/// [`reference`] with the kept pairs given by `keeps(b, h, i, j)` instead of read from the
+/// mask's lists and predicate: the truth for masks with element bits, which the tests know
+/// from the `mask_mod` they built the mask from (or their own tile tables), not from the bits.
+pub fn reference_with(
+    c: &Case,
+    keeps: &dyn Fn(usize, usize, usize, usize) -> bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let s = c.spec;
     let d = s.head_dim;
     let scale = f64::from(s.softmax_scale());
     let mut o = vec![0.0; c.q.len()];
@@ -32,12 +47,7 @@ pub fn reference(c: &Case) -> (Vec<f64>, Vec<f64>) {
         for h in 0..s.heads_q {
             let hk = h / (s.heads_q / s.heads_kv);
             for i in 0..s.seq_q {
-                let row: Vec<(usize, bool)> = c.mask.row(b, h, i / bq).collect();
-                let kept = |j: usize| {
-                    row.iter().any(|&(kb, full)| {
-                        kb == j / bk && (full || c.mask.predicate().keeps(i, j, s.seq_q, s.seq_kv))
-                    })
-                };
+                let kept = |j: usize| keeps(b, h, i, j);
                 let qi = &c.q[((b * s.heads_q + h) * s.seq_q + i) * d..][..d];
                 let scores: Vec<(usize, f64)> = (0..s.seq_kv)
                     .filter(|&j| kept(j))
@@ -123,7 +133,16 @@ pub fn check_on<T: AttentionElement, B: SparseAttention<T>>(
     c: &Case,
     unit_roundoff: f64,
 ) -> Result<(), TestCaseError> {
-    let (o_ref, lse_ref) = reference(c);
+    check_against::<T, B>(backend, c, unit_roundoff, reference(c))
+}
+
+/// [`check_on`] against a given reference `(O, LSE)` (from [`reference_with`]).
+pub fn check_against<T: AttentionElement, B: SparseAttention<T>>(
+    backend: &B,
+    c: &Case,
+    unit_roundoff: f64,
+    (o_ref, lse_ref): (Vec<f64>, Vec<f64>),
+) -> Result<(), TestCaseError> {
     let (o, lse) = run_on::<T, B>(backend, c);
     let scale = o_ref.iter().fold(0.0f64, |m, x| m.max(x.abs()));
     let tol = (1e-5 + unit_roundoff) * scale.max(1e-30);
@@ -151,6 +170,20 @@ pub fn check_on<T: AttentionElement, B: SparseAttention<T>>(
 pub fn naive_low_precision<T: AttentionElement>(c: &Case) -> Vec<f64> {
     let s = c.spec;
     let (bq, bk) = c.mask.block_size();
+    naive_low_precision_with::<T>(c, &|b, h, i, j| {
+        c.mask.row(b, h, i / bq).any(|(kb, full)| {
+            kb == j / bk && (full || c.mask.predicate().keeps(i, j, s.seq_q, s.seq_kv))
+        })
+    })
+}
+
+/// [`naive_low_precision`] with the kept pairs from `keeps(b, h, i, j)` (see
+/// [`reference_with`]).
+pub fn naive_low_precision_with<T: AttentionElement>(
+    c: &Case,
+    keeps: &dyn Fn(usize, usize, usize, usize) -> bool,
+) -> Vec<f64> {
+    let s = c.spec;
     let d = s.head_dim;
     let scale = s.softmax_scale();
     let mut o = vec![0.0; c.q.len()];
@@ -158,15 +191,9 @@ pub fn naive_low_precision<T: AttentionElement>(c: &Case) -> Vec<f64> {
         for h in 0..s.heads_q {
             let hk = h / (s.heads_q / s.heads_kv);
             for i in 0..s.seq_q {
-                let row: Vec<(usize, bool)> = c.mask.row(b, h, i / bq).collect();
                 let qi = &c.q[((b * s.heads_q + h) * s.seq_q + i) * d..][..d];
                 let scores: Vec<(usize, f32)> = (0..s.seq_kv)
-                    .filter(|&j| {
-                        row.iter().any(|&(kb, full)| {
-                            kb == j / bk
-                                && (full || c.mask.predicate().keeps(i, j, s.seq_q, s.seq_kv))
-                        })
-                    })
+                    .filter(|&j| keeps(b, h, i, j))
                     .map(|j| {
                         let kj = &c.k[((b * s.heads_kv + hk) * s.seq_kv + j) * d..][..d];
                         (
@@ -208,8 +235,25 @@ pub fn check_low_precision_on<T: AttentionElement, B: SparseAttention<T>>(
     c: &Case,
     unit_roundoff: f64,
 ) -> Result<(), TestCaseError> {
-    let (o_ref, lse_ref) = reference(c);
-    let naive = naive_low_precision::<T>(c);
+    let (bq, bk) = c.mask.block_size();
+    let s = c.spec;
+    check_low_precision_with::<T, B>(backend, c, unit_roundoff, &|b, h, i, j| {
+        c.mask.row(b, h, i / bq).any(|(kb, full)| {
+            kb == j / bk && (full || c.mask.predicate().keeps(i, j, s.seq_q, s.seq_kv))
+        })
+    })
+}
+
+/// [`check_low_precision_on`] with the kept pairs from `keeps(b, h, i, j)` (see
+/// [`reference_with`]).
+pub fn check_low_precision_with<T: AttentionElement, B: SparseAttention<T>>(
+    backend: &B,
+    c: &Case,
+    unit_roundoff: f64,
+    keeps: &dyn Fn(usize, usize, usize, usize) -> bool,
+) -> Result<(), TestCaseError> {
+    let (o_ref, lse_ref) = reference_with(c, keeps);
+    let naive = naive_low_precision_with::<T>(c, keeps);
     let (o, lse) = run_on::<T, B>(backend, c);
     let max_err = |x: &[f64]| {
         x.iter()

@@ -38,8 +38,11 @@ pub struct AttentionArgs {
     v: PathBuf,
     /// FlexAttention block mask as `.npz`: kv_num_blocks [B, H, Q_BLOCKS] and kv_indices
     /// [B, H, Q_BLOCKS, KV_BLOCKS] (int32 or int64; B and H may be 1 to broadcast), optionally
-    /// full_kv_num_blocks and full_kv_indices of the same shapes, and block_size [BQ, BK].
-    /// Default: every block kept.
+    /// full_kv_num_blocks and full_kv_indices of the same shapes, block_size [BQ, BK], and
+    /// partial_block_bits, any mask_mod as the element mask of every partial block in
+    /// kv_indices order: uint8 [NNZ, BQ, ceil(BK/8)] from numpy.packbits(m, axis=-1,
+    /// bitorder="little") of the (NNZ, BQ, BK) booleans, or uint32 [NNZ, BQ, ceil(BK/32)]
+    /// (then --predicate must be none). Default: every block kept.
     #[arg(long)]
     mask: Option<PathBuf>,
     /// Output O, shape [B, Hq, Sq, D], the dtype of Q.

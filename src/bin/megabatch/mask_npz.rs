@@ -1,6 +1,7 @@
 //! FlexAttention block masks from `.npz` archives: every tensor's rank and shape checked
 //! against PyTorch's `BlockMask` layout and the attention call before the library validates
-//! the entries, so each error names the archive, the tensor and what was expected.
+//! the entries, so each error names the archive, the tensor and what was expected. An optional
+//! `partial_block_bits` array carries any `mask_mod` as packed element bits.
 
 use std::path::Path;
 
@@ -102,7 +103,7 @@ pub fn read(path: &Path, fit: &MaskFit) -> CliResult<BlockMask> {
             )))
         }
     };
-    BlockMask::from_parts(BlockMaskParts {
+    let parts = BlockMaskParts {
         seq_q: fit.seq_q,
         seq_kv: fit.seq_kv,
         block,
@@ -112,8 +113,51 @@ pub fn read(path: &Path, fit: &MaskFit) -> CliResult<BlockMask> {
         kv_indices: to_i32(&file, "kv_indices", idx.data)?,
         full,
         predicate: fit.predicate.clone(),
-    })
+    };
+    match read_bits(path, block)? {
+        Some(words) => BlockMask::from_parts_with_bits(parts, words),
+        None => BlockMask::from_parts(parts),
+    }
     .map_err(|e| CliError::Usage(format!("{file}: {e}")))
+}
+
+/// The archive's `partial_block_bits`, the element mask of every partial block in
+/// `kv_indices` order, as the library's `u32` words: uint8 `[NNZ, BQ, ceil(BK/8)]`, exactly
+/// `numpy.packbits(m, axis=-1, bitorder="little")` of the `(NNZ, BQ, BK)` booleans (each row
+/// padded here to whole words), or uint32 `[NNZ, BQ, ceil(BK/32)]`, the library's layout.
+/// The library checks NNZ against `kv_num_blocks` and that no bit lies past the sequences.
+fn read_bits(path: &Path, (bq, bk): (usize, usize)) -> CliResult<Option<Vec<u32>>> {
+    const NAME: &str = "partial_block_bits";
+    let file = path.display();
+    let shape_err = |layout: &str, got: &[usize]| {
+        CliError::Usage(format!(
+            "{file}: {NAME}: expected {layout} for blocks of {bq} x {bk}, got shape {got:?}"
+        ))
+    };
+    let row_words = bk.div_ceil(32);
+    Ok(match npy::read_npz_bits(path, NAME)? {
+        None => None,
+        Some(npy::BitsArray::Words(a)) => match a.shape.as_slice() {
+            &[_, r, w] if r == bq && w == row_words => Some(a.data),
+            other => return Err(shape_err("uint32 [NNZ, BQ, ceil(BK/32)]", other)),
+        },
+        Some(npy::BitsArray::Bytes(a)) => match a.shape.as_slice() {
+            &[_, r, w] if r == bq && w == bk.div_ceil(8) => Some(
+                a.data
+                    .chunks(w)
+                    .flat_map(|row| {
+                        // Little-endian words of the row's bytes, zero-padded to whole words.
+                        (0..row_words).map(move |i| {
+                            let byte =
+                                |k: usize| u32::from(row.get(4 * i + k).copied().unwrap_or(0));
+                            byte(0) | byte(1) << 8 | byte(2) << 16 | byte(3) << 24
+                        })
+                    })
+                    .collect(),
+            ),
+            other => return Err(shape_err("uint8 [NNZ, BQ, ceil(BK/8)]", other)),
+        },
+    })
 }
 
 fn expected(layout: &str, got: &[usize]) -> String {

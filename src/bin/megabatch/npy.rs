@@ -370,6 +370,42 @@ pub fn read_float(path: &Path) -> Result<FloatArray, NpyError> {
     float_from_bytes(&bytes, &name)
 }
 
+/// Packed bits of an `.npz`: uint8 bytes or uint32 words.
+pub enum BitsArray {
+    /// `uint8`, as `numpy.packbits` writes.
+    Bytes(Array<u8>),
+    /// `uint32` words.
+    Words(Array<u32>),
+}
+
+/// Reads array `array` of the `.npz` file at `path` as packed bits (uint8 or uint32), or
+/// `None` if the archive has no array of that name.
+pub fn read_npz_bits(path: &Path, array: &str) -> Result<Option<BitsArray>, NpyError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(io_err(&name))?;
+    let Some(inflated) = npz_entry(&bytes, &name, array)? else {
+        return Ok(None);
+    };
+    let label = format!("{name}: {array}");
+    let (npy, shape, dtype) = parse(&inflated, &label)?;
+    Ok(Some(match dtype.get(1..).unwrap_or("") {
+        "u1" => BitsArray::Bytes(Array {
+            data: elements(npy, &label)?,
+            shape,
+        }),
+        "u4" => BitsArray::Words(Array {
+            data: elements(npy, &label)?,
+            shape,
+        }),
+        _ => {
+            return Err(format_err(
+                &label,
+                format!("dtype {dtype}: expected uint8 or uint32"),
+            ))
+        }
+    }))
+}
+
 /// Reads integer array `array` of `.npz` bytes as i64 (int32 or int64 in the archive), or
 /// `None` if the archive has no array of that name.
 pub fn npz_ints_from_bytes(
@@ -377,21 +413,9 @@ pub fn npz_ints_from_bytes(
     name: &str,
     array: &str,
 ) -> Result<Option<Array<i64>>, NpyError> {
-    let mut archive = npyz::npz::NpzArchive::new(Cursor::new(bytes)).map_err(io_err(name))?;
-    let entry_name = npyz::npz::file_name_from_array_name(array);
-    let mut entry = match archive.zip_archive().by_name(&entry_name) {
-        Ok(entry) => entry,
-        Err(npyz::zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(format_err(name, e)),
+    let Some(inflated) = npz_entry(bytes, name, array)? else {
+        return Ok(None);
     };
-    let mut inflated = Vec::new();
-    (&mut entry)
-        .take(NPZ_ENTRY_LIMIT + 1)
-        .read_to_end(&mut inflated)
-        .map_err(io_err(name))?;
-    if inflated.len() as u64 > NPZ_ENTRY_LIMIT {
-        return Err(format_err(name, format!("{array} inflates beyond 1 GiB")));
-    }
     let label = format!("{name}: {array}");
     let (npy, shape, dtype) = parse(&inflated, &label)?;
     let data = match dtype.get(1..).unwrap_or("") {
@@ -408,6 +432,27 @@ pub fn npz_ints_from_bytes(
         }
     };
     Ok(Some(Array { shape, data }))
+}
+
+/// The inflated `.npy` bytes of array `array` of `.npz` bytes (at most 1 GiB, so a zip bomb
+/// cannot exhaust memory), or `None` if the archive has no array of that name.
+fn npz_entry(bytes: &[u8], name: &str, array: &str) -> Result<Option<Vec<u8>>, NpyError> {
+    let mut archive = npyz::npz::NpzArchive::new(Cursor::new(bytes)).map_err(io_err(name))?;
+    let entry_name = npyz::npz::file_name_from_array_name(array);
+    let mut entry = match archive.zip_archive().by_name(&entry_name) {
+        Ok(entry) => entry,
+        Err(npyz::zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(format_err(name, e)),
+    };
+    let mut inflated = Vec::new();
+    (&mut entry)
+        .take(NPZ_ENTRY_LIMIT + 1)
+        .read_to_end(&mut inflated)
+        .map_err(io_err(name))?;
+    if inflated.len() as u64 > NPZ_ENTRY_LIMIT {
+        return Err(format_err(name, format!("{array} inflates beyond 1 GiB")));
+    }
+    Ok(Some(inflated))
 }
 
 /// Reads integer array `array` of the `.npz` file at `path` (see [`npz_ints_from_bytes`]).
