@@ -35,6 +35,9 @@ mod ame;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+#[cfg(all(test, feature = "cuda"))]
+#[path = "../../tests/common/cxx.rs"]
+mod cxx;
 mod elements;
 #[allow(dead_code)] // the closed-form kinetic energy serves nuclear_shells (and tests.rs)
 #[path = "../nuclear_common/ho_basis.rs"]
