@@ -42,6 +42,11 @@ for line in sys.stdin:
 
 cargo test --release --features "$features" --no-run --message-format=json | collect tests
 cargo build --release --features "$features" --examples --message-format=json | collect examples
+# The main example is a package of its own (examples/nuclear_shells) with the library's GPU
+# features; it goes beside the others.
+shells_features=$( (tr ',' '\n' <<< "$features" | grep -xE 'cuda|wgpu' || true) | paste -sd, -)
+cargo build --release -p nuclear_shells --features "$shells_features" --message-format=json | collect bin
+mv "$out/bin/nuclear_shells" "$out/examples/nuclear_shells"
 cargo build --release --features "$features" --benches --message-format=json | collect benches
 if [[ ",$features," == *",cli,"* ]]; then
   cargo build --release --features "$features" --bins --message-format=json | collect bin

@@ -30,14 +30,17 @@
 //! iteration (`--step-times` as for CUDA; no `--graph`): wgpu.rs.
 
 #[allow(dead_code)] // binding energies only; the separation energies serve nuclear_shells
-#[path = "../nuclear_shells/ame.rs"]
+#[path = "../nuclear_common/ame.rs"]
 mod ame;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+#[cfg(all(test, feature = "cuda"))]
+#[path = "../../tests/common/cxx.rs"]
+mod cxx;
 mod elements;
 #[allow(dead_code)] // the closed-form kinetic energy serves nuclear_shells (and tests.rs)
-#[path = "../nuclear_shells/ho_basis.rs"]
+#[path = "../nuclear_common/ho_basis.rs"]
 mod ho_basis;
 mod layout;
 mod levels;
@@ -56,7 +59,7 @@ mod tests_emulated;
 #[cfg(feature = "wgpu")]
 mod wgpu;
 #[allow(dead_code)] // the Woods-Saxon start uses the potential, not the constants
-#[path = "../nuclear_shells/woods_saxon.rs"]
+#[path = "../nuclear_common/woods_saxon.rs"]
 mod woods_saxon;
 
 use std::time::Instant;

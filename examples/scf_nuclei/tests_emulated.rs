@@ -4,7 +4,8 @@
 //! shuffles as barriers), and each kernel, launched with the runner's shapes, must give what
 //! the CPU step gives on the same inputs: the Woods-Saxon start, H, BCS (cold start, warm
 //! start, no pairing), densities, Coulomb, fields and mixing of 44Ca, 120Sn and 208Pb.
-//! Needs g++ (C++20); skips with a notice without it unless `CI` is set.
+//! Needs g++ (C++20): without it, prints `SKIPPED` and returns, unless `MEGABATCH_REQUIRE_GXX=1`
+//! or `CI` is set (`tests/common/cxx.rs`).
 //!
 //! The argument lists below repeat cuda.rs's launches: the emulation checks their count and
 //! kinds, not that cuda.rs passes the same buffers in the same order (read them side by side).
@@ -37,8 +38,12 @@ enum Arg<'a> {
 }
 use Arg::{In, Index, Out, F, U};
 
-/// The emulator, built once per test process in a fresh folder; `None` without g++.
+/// The emulator, built once per test process in a fresh folder; `None` after a skip notice
+/// without a C++20 g++.
 fn emulator(states_per_species: usize) -> Option<PathBuf> {
+    if !super::cxx::gxx_or_skip() {
+        return None;
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("scf-nuclei-emu-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -69,11 +74,7 @@ fn emulator(states_per_species: usize) -> Option<PathBuf> {
             "g++ failed to build the kernels' emulation:\n{}",
             String::from_utf8_lossy(&out.stderr)
         ),
-        Err(e) => {
-            assert!(std::env::var("CI").is_err(), "g++ not found in CI: {e}");
-            eprintln!("skipping: g++ not found ({e})");
-            None
-        }
+        Err(e) => panic!("g++ passed its C++20 probe but did not start again: {e}"),
     }
 }
 

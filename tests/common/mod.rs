@@ -5,6 +5,7 @@
 pub mod attention_check;
 pub mod child;
 pub mod counting_alloc;
+pub mod cxx;
 pub mod eigh_check;
 pub mod element_mask_check;
 pub mod reduce_check;

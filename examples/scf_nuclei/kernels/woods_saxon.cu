@@ -3,7 +3,7 @@
 // species, as start_fields's loop body (start_point + weighted). Run once; exp allowed.
 //
 // particles[i * 2 + s]: N, then Z; hb = hbar^2/2m (MeV fm^2); e2: the Woods-Saxon Coulomb e^2
-// (MeV fm, nuclear_shells/woods_saxon.rs's E2). Writes f_b, f_l, f_u, f_w
+// (MeV fm, nuclear_common/woods_saxon.rs's E2). Writes f_b, f_l, f_u, f_w
 // `(i * 2 + s) * grid + q` (MeV).
 extern "C" __global__ void scf_woods_saxon(const double* __restrict__ particles,
                                            const double* __restrict__ mass_number,

@@ -10,12 +10,19 @@
 //! sequence and the Jacobi kernel. Each also checks the per-matrix status array every kernel
 //! writes (non-finite input flagged for exactly the NaN matrices, solved for the others, none
 //! left unwritten) and NaN eigenvalues and eigenvectors for the bad ones.
-//! Needs g++ (C++20); skips with a notice without it unless `CI` is set.
+//! Needs g++ (C++20): without it, prints `SKIPPED` and returns, unless `MEGABATCH_REQUIRE_GXX=1`
+//! or `CI` is set (see `tests/common/cxx.rs`).
 
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::common::cxx::{self, Probe, Verdict};
+
+/// The emulator, built for this test process; `None` after a skip notice without a C++20 g++.
 fn emulator() -> Option<PathBuf> {
+    if !cxx::gxx_or_skip() {
+        return None;
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = std::env::temp_dir().join(format!("megabatch-eigh-emu-{}", std::process::id()));
     let built = Command::new("g++")
@@ -32,12 +39,30 @@ fn emulator() -> Option<PathBuf> {
     match built {
         Ok(s) if s.success() => Some(out),
         Ok(s) => panic!("g++ failed to build the kernel emulation: {s}"),
-        Err(e) => {
-            assert!(std::env::var("CI").is_err(), "g++ not found in CI: {e}");
-            eprintln!("skipping: g++ not found ({e})");
-            None
-        }
+        Err(e) => panic!("g++ passed its C++20 probe but did not start again: {e}"),
     }
+}
+
+#[test]
+fn a_missing_or_old_compiler_skips_with_a_notice_unless_required() {
+    let missing = Probe::Missing("No such file or directory (os error 2)".into());
+    let old = Probe::NoCxx20("error: unrecognized command-line option '-std=c++20'".into());
+    for probe in [&missing, &old] {
+        let Verdict::Skip(notice) = cxx::verdict(probe, false) else {
+            panic!("{probe:?} without the requirement must skip");
+        };
+        assert!(
+            notice.contains("g++") && notice.contains(cxx::REQUIRE_ENV),
+            "{notice}"
+        );
+        assert!(
+            matches!(cxx::verdict(probe, true), Verdict::Fail(m) if m.contains(cxx::REQUIRE_ENV)),
+            "{probe:?} must fail where g++ is required"
+        );
+    }
+    assert!(matches!(cxx::verdict(&old, false), Verdict::Skip(n) if n.contains("c++20")));
+    assert_eq!(cxx::verdict(&Probe::Ready, false), Verdict::Run);
+    assert_eq!(cxx::verdict(&Probe::Ready, true), Verdict::Run);
 }
 
 #[test]

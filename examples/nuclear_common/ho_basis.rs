@@ -53,9 +53,9 @@ pub struct HoBasis {
     /// Upper end of the quadrature interval in x.
     #[allow(dead_code)] // read by examples/scf_nuclei
     pub x_max: f64,
-    /// `table[l][n][q]` = u_nl(nodes[q]).
+    /// `table[l][n][q]` = u_nl(`nodes[q]`).
     table: Vec<Vec<Vec<f64>>>,
-    /// `dtable[l][n][q]` = du_nl/dx at nodes[q].
+    /// `dtable[l][n][q]` = du_nl/dx at `nodes[q]`.
     #[allow(dead_code)] // read by examples/scf_nuclei
     dtable: Vec<Vec<Vec<f64>>>,
 }

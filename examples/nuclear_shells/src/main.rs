@@ -6,19 +6,22 @@
 //! sends all blocks through ONE ragged `eigh` via `Auto`, and compares the last occupied levels
 //! with the measured separation energies.
 //!
-//! Run: `cargo run --release --example nuclear_shells`
+//! Run: `cargo run --release -p nuclear_shells` (`--features cuda` or `wgpu` lets `Auto` pick a
+//! GPU). Its physics checks: `cargo test -p nuclear_shells`.
 
+#[path = "../../nuclear_common/ame.rs"]
 mod ame;
+#[path = "../../nuclear_common/ho_basis.rs"]
 mod ho_basis;
 mod shell_model;
 #[cfg(test)]
 mod tests;
+#[path = "../../nuclear_common/woods_saxon.rs"]
 mod woods_saxon;
 
 use std::time::Instant;
 
 use megabatch::{Auto, BatchedEigh, EighSpec};
-use rayon::prelude::*;
 
 use ame::MassTable;
 use ho_basis::HoBasis;
@@ -56,17 +59,14 @@ impl Spectra {
     ) -> Result<Self, megabatch::Error> {
         let t0 = Instant::now();
         let basis = HoBasis::new(n_max);
-        let per_nuclide: Vec<(Vec<f64>, Vec<usize>, Vec<BlockLabel>)> = nuclides
-            .par_iter()
-            .enumerate()
-            .map(|(i, &zn)| {
+        let per_nuclide: Vec<(Vec<f64>, Vec<usize>, Vec<BlockLabel>)> =
+            parallel_map(nuclides, |i, &zn| {
                 let (mut a, mut sizes, mut labels) = (Vec::new(), Vec::new(), Vec::new());
                 for species in Species::BOTH {
                     push_blocks(&basis, i, zn, species, &mut a, &mut sizes, &mut labels);
                 }
                 (a, sizes, labels)
-            })
-            .collect();
+            });
         let (mut a, mut sizes, mut labels, mut nuclide_blocks) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (ai, si, li) in per_nuclide {
@@ -129,6 +129,33 @@ impl Spectra {
             .collect();
         levels(&blocks)
     }
+}
+
+/// `f(i, &items[i])` for every item, in order, on one scoped thread per hardware thread, each
+/// taking a contiguous share (every nuclide's blocks cost about the same: one basis for all).
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let f = &f;
+        let workers: Vec<_> = items
+            .chunks(share)
+            .enumerate()
+            .map(|(c, part)| {
+                s.spawn(move || {
+                    let first = c * share;
+                    part.iter()
+                        .enumerate()
+                        .map(|(j, x)| f(first + j, x))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a block-building thread panicked"))
+            .collect()
+    })
 }
 
 /// Last occupied level and the gap to the next one, for `particles` nucleons.
