@@ -1,4 +1,4 @@
-"""megabatch: many small symmetric eigenproblems at once, from numpy.
+"""megabatch: many small symmetric eigenproblems, reductions and block-sparse attention, from numpy.
 
 Python bindings of the `megabatch` Rust crate. One call hands a whole batch of matrices to a
 backend (CPU threads, or a GPU through wgpu or CUDA when one is found); arrays are read and
@@ -11,6 +11,8 @@ Functions follow ``numpy.linalg``:
 - :class:`EighPlan`: a shape fixed once, then many calls without allocation (``out=``).
 - :func:`sum`, :func:`max`, :func:`max_abs_diff` (whole arrays), :func:`weighted_mean` (over
   rows), :func:`segment_sum` (ragged segments): deterministic, NaN-propagating reductions.
+- :func:`attention`: block-sparse attention over a FlexAttention ``BlockMask``, any
+  ``mask_mod`` (float32, ``[B, H, S, D]`` as ``flex_attention``).
 - :func:`info`: the backends this process found.
 
 Errors: ``TypeError`` for a wrong dtype or a non-array, ``ValueError`` for a wrong shape,
@@ -23,9 +25,10 @@ started (``multiprocessing``'s default on Linux) starts its own on its first cal
 :class:`EighPlan` made in the parent raises ``RuntimeError`` there (make a new one).
 
 This release reads and writes CPU arrays (numpy, torch CPU tensors, anything with
-``__dlpack__`` on the CPU); GPU arrays and attention come later.
+``__dlpack__`` on the CPU); GPU arrays come later.
 """
 
+from ._attention import attention
 from ._info import info
 from ._linalg import EighResult, eigh, eigvalsh
 from ._megabatch import EighPlan, LinAlgError, __version__
@@ -37,6 +40,7 @@ __all__ = [
     "EighResult",
     "LinAlgError",
     "__version__",
+    "attention",
     "eigh",
     "eigh_ragged",
     "eigvalsh",

@@ -44,5 +44,15 @@ def _reduce_rows(op: str, x: Any, y: Any = None, *, backend: str = "auto") -> An
 def _reduce_segments(
     op: str, x: Any, offsets: Sequence[int], y: Any = None, *, backend: str = "auto"
 ) -> Any: ...
+def _attention(
+    q: Any,
+    k: Any,
+    v: Any,
+    mask: dict[str, Any],
+    *,
+    scale: Optional[float] = None,
+    return_lse: bool = False,
+    backend: str = "auto",
+) -> tuple[Any, Optional[Any]]: ...
 def _info() -> dict[str, Any]: ...
 def _last_pointers() -> Optional[dict[str, Union[int, bool, None]]]: ...

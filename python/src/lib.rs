@@ -6,10 +6,12 @@
 //! - `backend.rs`: the process's one [`megabatch::Auto`] and `backend=` names; `info.rs`;
 //! - `plan.rs`: `EighPlan`, `exec.rs` its call (GIL released), `transpose.rs` the `uplo` copy;
 //! - `reduce.rs`: the reductions (whole arrays, over rows, over segments);
+//! - `attention.rs`: block-sparse attention over a FlexAttention `BlockMask`'s lists and bits;
 //! - `errors.rs`: the crate's errors as Python exceptions, `LinAlgError`;
 //! - `trace.rs`: the pointers the last call read and wrote (the zero-copy tests' hook).
 
 mod array;
+mod attention;
 mod backend;
 mod dtype;
 mod errors;
@@ -36,6 +38,7 @@ fn _megabatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reduce::reduce, m)?)?;
     m.add_function(wrap_pyfunction!(reduce::reduce_rows, m)?)?;
     m.add_function(wrap_pyfunction!(reduce::reduce_segments, m)?)?;
+    m.add_function(wrap_pyfunction!(attention::attention, m)?)?;
     m.add_function(wrap_pyfunction!(info::info, m)?)?;
     m.add_function(wrap_pyfunction!(trace::last_pointers, m)?)?;
     Ok(())
