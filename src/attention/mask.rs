@@ -79,7 +79,7 @@ fn mask_err(reason: &'static str) -> Error {
     }
 }
 
-fn check_block_sizes(block: (usize, usize)) -> Result<()> {
+pub(super) fn check_block_sizes(block: (usize, usize)) -> Result<()> {
     if BLOCK_SIZES.contains(&block.0) && BLOCK_SIZES.contains(&block.1) {
         Ok(())
     } else {
@@ -263,17 +263,9 @@ impl BlockMask {
     ) -> Result<Self> {
         let (qb, kb) = (seq_q.div_ceil(block.0), seq_kv.div_ceil(block.1));
         check_block_index_range(kb)?;
-        // Four i32 tensors: two of QB counts and two of QB x KB indices.
-        let cells = qb
-            .checked_mul(kb)
-            .ok_or(Error::TooLarge("block mask dimensions overflow"))?;
-        crate::limits::host_bytes(
-            cells.saturating_add(qb),
-            2 * std::mem::size_of::<i32>(),
-            "block mask exceeds this machine's memory",
-        )?;
+        let cells = block_table_cells(qb, kb)?;
         let (mut partial_n, mut full_n) = (vec![0i32; qb], vec![0i32; qb]);
-        let (mut partial_i, mut full_i) = (vec![0i32; qb * kb], vec![0i32; qb * kb]);
+        let (mut partial_i, mut full_i) = (vec![0i32; cells], vec![0i32; cells]);
         for q in 0..qb {
             let qs = q * block.0..((q + 1) * block.0).min(seq_q);
             for k in 0..kb {
@@ -510,4 +502,21 @@ impl BlockMask {
         rows.push(offset(entries.len())?);
         Ok((rows, entries, longest))
     }
+}
+
+/// The `rows x kb` cells of a block mask's index tensors, once its four i32 tensors (two of
+/// `rows` counts, two of `rows x kb` indices) are known to fit this machine's memory.
+///
+/// # Errors
+/// [`Error::TooLarge`] if the cell count overflows or the tensors exceed the memory.
+pub(super) fn block_table_cells(rows: usize, kb: usize) -> Result<usize> {
+    let cells = rows
+        .checked_mul(kb)
+        .ok_or(Error::TooLarge("block mask dimensions overflow"))?;
+    crate::limits::host_bytes(
+        cells.saturating_add(rows),
+        2 * std::mem::size_of::<i32>(),
+        "block mask exceeds this machine's memory",
+    )?;
+    Ok(cells)
 }

@@ -2,7 +2,8 @@
 //! classified as empty, partial or full from the closure's values, and the partial blocks'
 //! values kept as packed element bits.
 
-use super::{BlockMask, BlockMaskParts, ElementBits, MaskPredicate, BLOCK_SIZES};
+use super::mask::{block_table_cells, check_block_sizes};
+use super::{BlockMask, BlockMaskParts, ElementBits, MaskPredicate};
 use crate::{Error, Result};
 
 impl BlockMask {
@@ -44,26 +45,14 @@ impl BlockMask {
         mask_mod: impl Fn(usize, usize, usize, usize) -> bool,
     ) -> Result<Self> {
         let (bq, bk) = block;
-        if !(BLOCK_SIZES.contains(&bq) && BLOCK_SIZES.contains(&bk)) {
-            return Err(Error::Mask {
-                position: None,
-                reason: "block sizes must be 16, 32, 64 or 128",
-            });
-        }
+        check_block_sizes(block)?;
         let (qb, kb) = (seq_q.div_ceil(bq), seq_kv.div_ceil(bk));
         let rows = batch
             .checked_mul(heads)
             .and_then(|x| x.checked_mul(qb))
             .ok_or(Error::TooLarge("block mask dimensions overflow"))?;
-        let cells = rows
-            .checked_mul(kb)
-            .ok_or(Error::TooLarge("block mask dimensions overflow"))?;
-        // Two count and two index tensors (the bits grow with the partial blocks found).
-        crate::limits::host_bytes(
-            cells.saturating_add(rows),
-            2 * std::mem::size_of::<i32>(),
-            "block mask exceeds this machine's memory",
-        )?;
+        // The bits are not counted: they grow with the partial blocks found.
+        let cells = block_table_cells(rows, kb)?;
         let row_words = ElementBits::words_per_row(bk);
         let (mut partial_n, mut full_n) = (vec![0i32; rows], vec![0i32; rows]);
         let (mut partial_i, mut full_i) = (vec![0i32; cells], vec![0i32; cells]);
