@@ -42,8 +42,8 @@ PY
   { git rev-parse --short HEAD; git diff --quiet || echo "+ uncommitted changes"; } > .dev-run/COMMIT
   du -sh .dev-run
   exit 0 ;;
-run) ;;
-*) echo "usage: $0 build|run"; exit 2 ;;
+run|seed) ;;
+*) echo "usage: $0 build|run|seed"; exit 2 ;;
 esac
 
 cd "$(dirname "$0")"
@@ -55,6 +55,30 @@ export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export MEGABATCH_REQUIRE_CUDA=1 MEGABATCH_REQUIRE_WGPU=1 MEGABATCH_KERNEL_CACHE=/tmp/kc
 { nvidia-smi --query-gpu=name,driver_version --format=csv; nproc; cat COMMIT; } > "$O/machine.txt"
+if [ "$1" = seed ]; then
+  # The seed workload's host path across its knobs (staging, chunk size, copy threads, spin),
+  # then the chunked path's test and memcheck of the interop and graph contracts.
+  seed() { timeout 30 ./eigh_cuda --quick --only seed 2>/dev/null | grep '"seed"' | sed "s/^/$* /"; }
+  {
+    for r in 1 2; do
+      MEGABATCH_CUDA_STAGING=pinned MEGABATCH_CUDA_COPY_SPIN_US=0 seed pinned spin0
+      MEGABATCH_CUDA_STAGING=pinned seed pinned spin250
+      MEGABATCH_CUDA_STAGING=chunked MEGABATCH_CUDA_COPY_SPIN_US=0 seed chunked spin0
+      for kib in 128 256 384 768; do
+        for th in 4 8 16; do
+          MEGABATCH_CUDA_STAGING=chunked MEGABATCH_CUDA_CHUNK_KIB=$kib MEGABATCH_CUDA_COPY_THREADS=$th \
+            seed chunked kib$kib threads$th spin250
+        done
+      done
+      MEGABATCH_CUDA_STAGING=chunked MEGABATCH_CUDA_COPY_SPIN_US=1000 seed chunked spin1000
+    done
+  } > "$O/seed_tune.txt" 2>&1
+  timeout 60 ./eigh_tests --test-threads 1 chunked 2>&1 | tail -4 > "$O/chunked_test.txt"
+  timeout 150 compute-sanitizer --tool memcheck ./contracts --test-threads 1 cuda::interop cuda::graph \
+    2>&1 | grep -v "Host Frame" | tail -30 > "$O/sanitizer.txt"
+  echo "total $((SECONDS - T0)) s" >> "$O/machine.txt"
+  exit 0
+fi
 {
   for r in 1 2 3; do
     for st in chunked pinned; do

@@ -8,9 +8,10 @@
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// A task: called once per item with the item index and the id of the worker running it.
 /// Worker ids run from 0 (the calling thread) to `threads - 1`.
@@ -38,6 +39,11 @@ struct Shared {
     start: Condvar,
     done: Condvar,
     next: AtomicUsize,
+    // Mirrors of `State::generation` and `State::running`, read without the lock by threads
+    // that spin before parking (see `WorkerPool::spinning`).
+    published: AtomicU64,
+    busy: AtomicUsize,
+    spin: Duration,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -65,8 +71,17 @@ pub(crate) struct WorkerPool {
 }
 
 impl WorkerPool {
-    /// Starts `threads - 1` workers (`threads >= 1`).
+    /// Starts `threads - 1` workers (`threads >= 1`) that park as soon as they run out of work.
     pub(crate) fn new(threads: usize) -> std::io::Result<Self> {
+        Self::spinning(threads, Duration::ZERO)
+    }
+
+    /// Like [`WorkerPool::new`], but a worker out of work, and a caller waiting for the
+    /// workers, spin for up to `spin` before parking. For pools that run many short tasks in
+    /// a row (the CUDA host copies: several runs of a few microseconds per call), where waking
+    /// a parked thread (a futex wake, on a virtual machine an inter-processor interrupt and a
+    /// VM exit: tens of microseconds) would cost more than the work.
+    pub(crate) fn spinning(threads: usize, spin: Duration) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 generation: 0,
@@ -80,6 +95,9 @@ impl WorkerPool {
             start: Condvar::new(),
             done: Condvar::new(),
             next: AtomicUsize::new(0),
+            published: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+            spin,
         });
         let mut handles = Vec::with_capacity(threads.saturating_sub(1));
         for worker in 1..threads {
@@ -148,12 +166,22 @@ impl WorkerPool {
             st.items = items;
             st.each_thread = each_thread;
             st.running = self.handles.len();
+            self.shared.busy.store(st.running, Ordering::Relaxed);
             self.shared.next.store(0, Ordering::Relaxed);
+            self.shared
+                .published
+                .store(st.generation, Ordering::Release);
             self.shared.start.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| {
-            drain(&self.shared.next, items, task, 0)
+            if each_thread {
+                task(0, 0);
+            } else {
+                drain(&self.shared.next, items, task, 0);
+            }
         }));
+        let shared = &*self.shared;
+        spin_until(shared.spin, || shared.busy.load(Ordering::Acquire) == 0);
         let worker_panicked = {
             let mut st = lock(&self.shared.state);
             while st.running > 0 {
@@ -179,6 +207,9 @@ impl WorkerPool {
 fn worker_loop(shared: &Shared, worker: usize) {
     let mut seen = 0u64;
     loop {
+        spin_until(shared.spin, || {
+            shared.published.load(Ordering::Acquire) != seen
+        });
         let (task, items, each_thread) = {
             let mut st = lock(&shared.state);
             while st.generation == seen && !st.shutdown {
@@ -210,8 +241,29 @@ fn worker_loop(shared: &Shared, worker: usize) {
             st.panicked = true;
         }
         st.running -= 1;
+        shared.busy.store(st.running, Ordering::Release);
         if st.running == 0 {
             shared.done.notify_all();
+        }
+    }
+}
+
+/// Spins until `ready()` or `limit` has passed (at once when `limit` is zero); the caller then
+/// takes the lock path, which is correct whether or not `ready()` became true.
+fn spin_until(limit: Duration, ready: impl Fn() -> bool) {
+    if limit.is_zero() {
+        return;
+    }
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= limit {
+            return;
         }
     }
 }
@@ -288,5 +340,48 @@ impl<'a, T> DisjointMut<'a, T> {
         );
         // SAFETY: in bounds (checked above); disjointness is the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every item runs exactly once per run, over many back-to-back runs (the spinning pool's
+    /// hand-off without the lock), with worker ids below `threads()`.
+    fn each_item_once(pool: &WorkerPool) {
+        let counts: Vec<AtomicUsize> = (0..97).map(|_| AtomicUsize::new(0)).collect();
+        for run in 0..300 {
+            let items = 1 + run % counts.len();
+            pool.run(items, &|i, worker| {
+                assert!(worker < pool.threads());
+                counts[i].fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        for (i, c) in counts.iter().enumerate() {
+            let expected = (0..300).filter(|run| i < 1 + run % counts.len()).count();
+            assert_eq!(c.load(Ordering::Relaxed), expected, "item {i}");
+        }
+        let seen: Vec<AtomicUsize> = (0..pool.threads()).map(|_| AtomicUsize::new(0)).collect();
+        pool.run_on_each_thread(&|w, _| {
+            seen[w].fetch_add(1, Ordering::Relaxed);
+        });
+        assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) == 1));
+    }
+
+    #[test]
+    fn parked_and_spinning_pools_run_every_item_once() {
+        each_item_once(&WorkerPool::new(3).unwrap());
+        each_item_once(&WorkerPool::spinning(3, Duration::from_micros(500)).unwrap());
+    }
+
+    #[test]
+    fn a_worker_panic_reaches_the_caller_and_the_pool_stays_usable() {
+        let pool = WorkerPool::spinning(3, Duration::from_micros(200)).unwrap();
+        let hit = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            pool.run(64, &|i, _| assert!(i != 40, "item 40"));
+        }));
+        assert!(hit.is_err());
+        each_item_once(&pool);
     }
 }

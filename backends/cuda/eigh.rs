@@ -22,6 +22,7 @@ use super::pipeline::{KernelFn, Kernels};
 use super::queue::CudaQueue;
 use super::staging::{PinnedHost, Staged};
 use chunks::ChunkPipeline;
+pub use chunks::CHUNK_KIB_ENV;
 
 #[path = "eigh_chunks.rs"]
 mod chunks;

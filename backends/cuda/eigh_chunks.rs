@@ -30,6 +30,18 @@ use crate::{Error, Real, Result};
 /// first transfer starts soon.
 const CHUNK_BYTES: usize = 384 << 10;
 
+/// Environment variable: KiB of input per chunk instead of [`CHUNK_BYTES`] (a tuning knob for
+/// hosts whose PCIe and copy rates differ from the H100 hosts it was measured on).
+pub const CHUNK_KIB_ENV: &str = "MEGABATCH_CUDA_CHUNK_KIB";
+
+fn chunk_bytes() -> usize {
+    std::env::var(CHUNK_KIB_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&k| k > 0)
+        .map_or(CHUNK_BYTES, |k| k << 10)
+}
+
 /// Most chunks (and streams) per plan.
 const MAX_CHUNKS: usize = 8;
 
@@ -71,7 +83,7 @@ impl ChunkPipeline {
         );
         let a_bytes = plan.offsets.a_len() * std::mem::size_of::<T>();
         let count = a_bytes
-            .div_ceil(CHUNK_BYTES)
+            .div_ceil(chunk_bytes())
             .min(MAX_CHUNKS)
             .min(plan.batch);
         if plan.tables.is_some() || launch.list != 0 || !independent || count < 2 {

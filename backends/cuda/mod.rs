@@ -55,7 +55,8 @@ pub use device::Cuda;
 #[doc(hidden)]
 pub use eigh::eigh_launch_groups;
 pub use eigh::{
-    CudaEighAlgorithm, CudaEighPlan, CUDA_EIGH_MAX_ORDER, DIRECT_STAGING_BYTES, STAGING_ENV,
+    CudaEighAlgorithm, CudaEighPlan, CHUNK_KIB_ENV, CUDA_EIGH_MAX_ORDER, DIRECT_STAGING_BYTES,
+    STAGING_ENV,
 };
 pub use eigh_classes::{
     chains_min_batch, split_min_batch, EighClass, CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64,
@@ -75,5 +76,5 @@ pub use nvrtc::{compile_source, nvrtc_available, nvrtc_version, KERNEL_CACHE_ENV
 pub use params::kernel_params_layout_checks;
 pub use queue::CudaQueue;
 pub use reduce::CudaReducePlan;
-pub use staging::COPY_THREADS_ENV;
+pub use staging::{COPY_SPIN_ENV, COPY_THREADS_ENV};
 pub use user_kernel::{CudaKernel, KernelArg, LaunchDims, MAX_KERNEL_ARGS};

@@ -6,6 +6,7 @@
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use cudarc::driver::result as cu;
 use cudarc::driver::sys;
@@ -91,6 +92,12 @@ impl<T> Drop for PinnedHost<T> {
 /// (default: half the cores, at most 8; `1` copies on the calling thread only).
 pub const COPY_THREADS_ENV: &str = "MEGABATCH_CUDA_COPY_THREADS";
 
+/// Environment variable: microseconds a copy thread out of work, and a caller waiting for the
+/// copy threads, spin before parking (default 250; `0` parks at once). A host call runs
+/// several short copies (one per chunk each way in the chunked pipeline); waking parked
+/// threads for each costs tens of microseconds, most on virtual machines.
+pub const COPY_SPIN_ENV: &str = "MEGABATCH_CUDA_COPY_SPIN_US";
+
 /// Copies of at least this many bytes are split across the copy threads.
 const PARALLEL_COPY_MIN_BYTES: usize = 256 << 10;
 
@@ -108,8 +115,12 @@ fn copy_pool() -> Option<&'static WorkerPool> {
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or((cores / 2).clamp(1, 8));
+        let spin = std::env::var(COPY_SPIN_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(250);
         (threads > 1)
-            .then(|| WorkerPool::new(threads).ok())
+            .then(|| WorkerPool::spinning(threads, Duration::from_micros(spin)).ok())
             .flatten()
     })
     .as_ref()

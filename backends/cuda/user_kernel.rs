@@ -291,6 +291,13 @@ impl Cuda {
     }
 }
 
+fn too_many_params(name: &str) -> Error {
+    cuda_error(
+        DeviceErrorKind::Other,
+        format!("kernel `{name}` takes more than {MAX_KERNEL_ARGS} parameters"),
+    )
+}
+
 /// The byte size of each parameter of `f`, from the driver.
 fn param_sizes(f: sys::CUfunction, name: &str) -> Result<Vec<usize>> {
     // SAFETY: a function-pointer type only; nothing is called here.
@@ -304,21 +311,44 @@ fn param_sizes(f: sys::CUfunction, name: &str) -> Result<Vec<usize>> {
             "the driver cannot report kernel parameters (cuFuncGetParamInfo needs CUDA 12.4)",
         ));
     }
+    // The count first where the driver reports it (cuFuncGetParamCount, CUDA 12.9): probing
+    // past the last parameter is an API error that compute-sanitizer reports.
+    type ParamCount = unsafe extern "C" fn(sys::CUfunction, *mut usize) -> sys::CUresult;
+    // SAFETY: a symbol lookup in the loaded driver library, called with a loaded function and
+    // an output valid for writes.
+    let known = unsafe {
+        sys::culib()
+            .get::<ParamCount>(b"cuFuncGetParamCount")
+            .ok()
+            .and_then(|count_of| {
+                let mut count = 0usize;
+                (count_of(f, &mut count) == sys::CUresult::CUDA_SUCCESS).then_some(count)
+            })
+    };
+    if known.is_some_and(|c| c > MAX_KERNEL_ARGS) {
+        return Err(too_many_params(name));
+    }
     let mut sizes = Vec::new();
-    loop {
+    while known.is_none_or(|c| sizes.len() < c) {
         let (mut offset, mut size) = (0usize, 0usize);
         // SAFETY: `f` is a loaded function; the outputs are valid for writes. An index past
         // the last parameter returns CUDA_ERROR_INVALID_VALUE.
         let r = unsafe { sys::cuFuncGetParamInfo(f, sizes.len(), &mut offset, &mut size) };
         if r != sys::CUresult::CUDA_SUCCESS {
+            if known.is_some() {
+                return Err(cuda_error(
+                    DeviceErrorKind::Other,
+                    format!(
+                        "the driver did not report parameter {} of kernel `{name}`",
+                        sizes.len()
+                    ),
+                ));
+            }
             break;
         }
         sizes.push(size);
         if sizes.len() > MAX_KERNEL_ARGS {
-            return Err(cuda_error(
-                DeviceErrorKind::Other,
-                format!("kernel `{name}` takes more than {MAX_KERNEL_ARGS} parameters"),
-            ));
+            return Err(too_many_params(name));
         }
     }
     Ok(sizes)
