@@ -64,9 +64,13 @@ pub(super) struct ChunkPipeline {
     /// earlier work.
     fork: Event,
     /// Two status words (first non-finite, first unconverged; indices within the chunk) per
-    /// chunk, and their pinned copy.
+    /// chunk, and their pinned copy, read once after every chunk (one copy and one event
+    /// instead of a copy per chunk: each API call on a chunk's stream delays the next
+    /// chunk's start by the host time it takes).
     status: DeviceMemory,
     status_host: PinnedHost<i32>,
+    /// Recorded on the plan's stream once the status words are in `status_host`.
+    status_read: Event,
 }
 
 impl ChunkPipeline {
@@ -125,6 +129,7 @@ impl ChunkPipeline {
         Ok(Some(Self {
             status: DeviceMemory::zeroed(ctx, 8 * chunks.len())?,
             status_host: PinnedHost::zeroed(ctx, 2 * chunks.len())?,
+            status_read: Event::new(ctx)?,
             fork: Event::new(ctx)?,
             chunks,
         }))
@@ -179,6 +184,7 @@ impl<T: Real> CudaEighPlan<T> {
         ];
         let mut all_finite = true;
         let queued = enqueue_ordered(&self.stream, &plan_use, || {
+            fill_bytes(pipe.status.ptr(), 0x7f, pipe.status.bytes(), &self.stream)?;
             pipe.fork.record(&self.stream)?;
             for (c, chunk) in pipe.chunks.iter().enumerate() {
                 let s = &chunk.stream;
@@ -189,7 +195,6 @@ impl<T: Real> CudaEighPlan<T> {
                     host.a
                         .send_range(&a[a_at..a_at + count * n * n], a_at, s, &finite)?;
                 let status = pipe.status.ptr() + 8 * c as u64;
-                fill_bytes(status, 0x7f, 8, s)?;
                 let offset = |base: u64, at: usize| {
                     if base == 0 {
                         0
@@ -212,11 +217,6 @@ impl<T: Real> CudaEighPlan<T> {
                     args.gwork += a_at as u64 * elem;
                 }
                 launch_class(&chunk.launch, &args, s)?;
-                copy_to_host(
-                    status,
-                    &mut pipe.status_host.as_mut_slice()[2 * c..2 * c + 2],
-                    s,
-                )?;
                 host.w.fetch_range(w_at, count * n, s)?;
                 if self.vectors {
                     host.v.fetch_range(a_at, count * n * n, s)?;
@@ -224,7 +224,12 @@ impl<T: Real> CudaEighPlan<T> {
                 chunk.done.record(s)?;
                 self.stream.wait(&chunk.done)?;
             }
-            Ok(())
+            copy_to_host(
+                pipe.status.ptr(),
+                pipe.status_host.as_mut_slice(),
+                &self.stream,
+            )?;
+            pipe.status_read.record(&self.stream)
         });
         if let Err(e) = queued {
             // Chunks already queued read and write the staging: let them finish first.
@@ -239,6 +244,7 @@ impl<T: Real> CudaEighPlan<T> {
                 copy_out(host, chunk, n, w, v.as_deref_mut());
             }
         }
+        pipe.status_read.synchronize()?;
         if let Some(matrix) = pipe.first_reported(0) {
             return Err(Error::NonFinite { matrix });
         }
