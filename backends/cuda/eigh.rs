@@ -170,10 +170,10 @@ impl<T: Real> CudaEighPlan<T> {
     }
 
     /// How many chunks [`BatchedEigh::eigh_host`] splits the batch into, each on its own
-    /// stream so that transfers and solves overlap (`MEGABATCH_CUDA_STAGING=chunked`,
-    /// [`STAGING_ENV`]); 0 when it runs in one pass (the default, and every plan the chunked
-    /// path does not take: ragged batches, split and Jacobi classes, at most 384 KiB of
-    /// input, no host staging).
+    /// stream so that transfers and solves overlap ([`STAGING_ENV`]); 0 when it runs in one
+    /// pass (`MEGABATCH_CUDA_STAGING=pinned|direct`, and every plan the chunked path does not
+    /// take: ragged batches, split and Jacobi classes, at most 384 KiB of input, 16 MiB or more
+    /// of input, no host staging).
     pub fn host_chunks(&self) -> usize {
         self.host
             .as_ref()
@@ -525,8 +525,9 @@ pub const DIRECT_STAGING_BYTES: usize = 16 << 20;
 /// is made (with the plan, or by [`Cuda::prepare_eigh_host`]): `direct` (no pinned mirror),
 /// `pinned` (a pinned mirror, the whole batch in one pass), `chunked` (a pinned mirror and,
 /// where the plan allows, the batch as a pipeline of chunks on several streams:
-/// [`CudaEighPlan::host_chunks`]; opt-in until it is measured on a GPU). Unset: `direct` from
-/// [`DIRECT_STAGING_BYTES`], `pinned` below.
+/// [`CudaEighPlan::host_chunks`]). Unset: `direct` from [`DIRECT_STAGING_BYTES`], `chunked`
+/// below (on an H100, 1,582 x 12 x 12 f64 with vectors: 0.39-0.45 ms chunked, 0.49-0.53 ms in
+/// one pass; docs/benchmarks/resident-h100.md).
 pub const STAGING_ENV: &str = "MEGABATCH_CUDA_STAGING";
 
 impl Cuda {
@@ -576,7 +577,7 @@ impl Cuda {
         if plan.host.is_none() {
             bind(&self.ctx)?;
             let mut host = self.host_staging(&plan.offsets, plan.vectors)?;
-            let chunked = std::env::var(STAGING_ENV).is_ok_and(|v| v == "chunked");
+            let chunked = std::env::var(STAGING_ENV).as_deref() != Ok("pinned");
             if host.a.is_pinned() && chunked {
                 host.chunks = ChunkPipeline::for_plan(self, plan)?;
             }

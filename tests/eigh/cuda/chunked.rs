@@ -1,5 +1,6 @@
-//! The chunked host path of the CUDA eigh (backends/cuda/eigh_chunks.rs), opted into with
-//! `MEGABATCH_CUDA_STAGING=chunked`: this module runs alone in a child process, which sets it.
+//! The chunked host path of the CUDA eigh (backends/cuda/eigh_chunks.rs), the default below
+//! 16 MiB of input: this module runs alone in a child process, which sets
+//! `MEGABATCH_CUDA_STAGING=chunked` so that a caller's environment cannot turn it off.
 
 use crate::common;
 
