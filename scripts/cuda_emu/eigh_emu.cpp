@@ -8,7 +8,8 @@
 //
 // Build and run: scripts/cuda_emu/run.sh [kernel] [dtype] [orders...]
 //   kernel: warp:G:R (e.g. warp:16:12), chains:G:R:M, block:NC (e.g. block:2),
-//           split:NC:ROUNDS (the host's sequence of launches, ROUNDS replay rounds), jacobi
+//           split:NC:ROUNDS (the host's sequence of launches, ROUNDS replay rounds),
+//           dc:SLOTS (divide and conquer, the host's launches in waves of SLOTS matrices), jacobi
 #include "cuda_emu.h"
 
 #include "../../kernels/common.cuh"
@@ -19,6 +20,7 @@
 #include "../../kernels/eigh/block.cu"
 #include "../../kernels/eigh/chains.cu"
 #include "../../kernels/eigh/split.cu"
+#include "../../kernels/eigh/dc.cu"
 
 #define MB_EIGH_WARP(G, R)                                                               \
     MB_EIGH_WARP_KERNEL(eigh_warp_f32_g##G##_r##R##_v, float, G, R, true)                \
@@ -57,6 +59,10 @@ MB_EIGH_BLOCK(8)
 MB_EIGH_SPLIT(2)
 MB_EIGH_SPLIT(4)
 MB_EIGH_SPLIT(8)
+MB_EIGH_DC_KERNELS(eigh_dc_f32_v, float, true)
+MB_EIGH_DC_KERNELS(eigh_dc_f32_w, float, false)
+MB_EIGH_DC_KERNELS(eigh_dc_f64_v, double, true)
+MB_EIGH_DC_KERNELS(eigh_dc_f64_w, double, false)
 
 #include <algorithm>
 #include <random>
@@ -294,7 +300,8 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     // Every matrix a launch takes gets its code; -99 shows one left unwritten.
     std::vector<int> info(batch, -99);
     std::vector<T> gwork;
-    Launch l = kind.rfind("split:", 0) == 0 ? Launch{} : choose<T>(kind, vec, nmax);
+    const bool multi = kind.rfind("split:", 0) == 0 || kind.rfind("dc:", 0) == 0;
+    Launch l = multi ? Launch{} : choose<T>(kind, vec, nmax);
     if (l.workspace) gwork.assign(at, (T)-9.5);
     MbEighArgs p{};
     p.a = (u64)a.data();
@@ -340,6 +347,33 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
             if (!vec) break;
             p.phase = round + 1 == rounds;
             emu::launch(replay, batch, 32 * nc, block_shared, p);
+        }
+    } else if (kind.rfind("dc:", 0) == 0) {
+        // The dc class's launches: per wave of `slots` matrices reduce, then solve and back
+        // (vectors) or values; the workspace as backends/cuda/eigh_classes/dc.rs sizes it.
+        const int slots = std::max(1, std::atoi(kind.c_str() + 3));
+        const bool f64 = sizeof(T) == 8;
+        const Kernel reduce = f64 ? (vec ? eigh_dc_f64_v_reduce : eigh_dc_f64_w_reduce)
+                                  : (vec ? eigh_dc_f32_v_reduce : eigh_dc_f32_w_reduce);
+        const size_t bytes = mb_dc_workspace_bytes<T>(slots, nmax, vec);
+        gwork.assign(bytes / sizeof(T) + 1, (T)-9.5);
+        p.gwork = (u64)gwork.data();
+        p.nmax = nmax;
+        p.team = slots;
+        for (int wave = 0; wave * slots < batch; ++wave) {
+            const int here = std::min(slots, batch - wave * slots);
+            p.phase = wave;
+            emu::launch(reduce, here, MB_DC_THREADS, mb_dc_reduce_shared_bytes<T>(nmax), p);
+            if (vec) {
+                emu::launch(f64 ? eigh_dc_f64_v_solve : eigh_dc_f32_v_solve, here, MB_DC_THREADS,
+                            mb_dc_merge_shared_bytes<T>(nmax), p);
+                emu::launch(f64 ? eigh_dc_f64_v_back : eigh_dc_f32_v_back, here, MB_DC_THREADS,
+                            mb_dc_back_shared_bytes<T>(), p);
+            } else {
+                emu::launch(f64 ? eigh_dc_f64_w_values : eigh_dc_f32_w_values,
+                            (here + MB_DC_VALUES_PER_BLOCK - 1) / MB_DC_VALUES_PER_BLOCK,
+                            MB_DC_VALUES_PER_BLOCK, 0, p);
+            }
         }
     } else {
         const unsigned int grid = (batch + l.per_block - 1) / l.per_block;
