@@ -59,7 +59,7 @@ pub use eigh::{
 };
 pub use eigh_classes::{
     chains_min_batch, split_min_batch, EighClass, CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64,
-    SPLIT_MIN_BATCH_F32, SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER,
+    DC_MAX_ORDER, DC_WORKSPACE_SHARE, SPLIT_MIN_BATCH_F32, SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER,
 };
 #[doc(hidden)]
 pub use eigh_classes::{

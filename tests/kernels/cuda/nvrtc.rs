@@ -277,6 +277,7 @@ fn eigh_class_launch_shapes_match_their_kernels() {
         EighClass::Chains { lanes: 32, row: 32 },
         EighClass::Block { chunks: 8 },
         EighClass::Split { chunks: 4 },
+        EighClass::DivideConquer,
         EighClass::Jacobi,
     ] {
         assert!(classes.contains(&class), "{class:?} has no layout checks");
