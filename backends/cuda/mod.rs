@@ -63,8 +63,8 @@ pub use eigh_classes::{
 };
 #[doc(hidden)]
 pub use eigh_classes::{
-    eigh_layout_checks, eigh_layout_program, split_chains_shared_bytes, split_state_words,
-    SPLIT_ROUNDS,
+    eigh_bucket_launches, eigh_layout_checks, eigh_layout_program, split_chains_shared_bytes,
+    split_state_words, SPLIT_ROUNDS,
 };
 pub use eigh_kernel::EighKernel;
 pub use graph::CudaGraph;

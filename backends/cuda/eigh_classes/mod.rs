@@ -333,6 +333,44 @@ pub fn eigh_layout_program(checks: &str) -> String {
     s
 }
 
+/// The launches the registry plans for one bucket of `class` (`count` matrices of largest
+/// order `nmax`, `a_len` elements of A in the batch) on `device`, for the kernel emulation
+/// (`scripts/cuda_emu/eigh_emu.cpp`'s `plan:` kind), which then runs exactly these shapes: a
+/// line `ENTRY BLOCK GRID SHARED NMAX TEAM PHASE` per launch, and the workspace's bytes.
+///
+/// # Errors
+/// As the class's planning: [`crate::Error::TooLarge`] for sizes that overflow.
+#[doc(hidden)]
+pub fn eigh_bucket_launches(
+    kernel: &EighKernel,
+    count: usize,
+    nmax: usize,
+    a_len: usize,
+    device: &DeviceInfo,
+) -> Result<(Vec<String>, usize)> {
+    let desc = kernel.class.desc();
+    let bucket = Bucket {
+        count,
+        nmax,
+        elem: kernel.elem(),
+        vectors: kernel.vectors,
+        a_len,
+    };
+    let plan = desc.plan(kernel.class, &bucket, device)?;
+    let entries = desc.entries(kernel);
+    let lines = plan
+        .launches
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {} {} {} {} {} {}",
+                entries[l.entry], l.block, l.grid, l.shared, l.nmax, l.team, l.phase
+            )
+        })
+        .collect();
+    Ok((lines, plan.workspace_bytes))
+}
+
 /// `static_assert(expr == value, "what")` as a line of C++.
 pub(crate) fn assert_eq_line(expr: &str, value: usize, what: &str) -> String {
     format!("static_assert({expr} == {value}, \"{what}: differs from the Rust launch\");\n")

@@ -21,12 +21,13 @@ use std::process::Command;
 use crate::common::cxx::{self, Probe, Verdict};
 
 /// The emulator, built for this test process; `None` after a skip notice without a C++20 g++.
-fn emulator() -> Option<PathBuf> {
+/// Each caller gets its own binary (`tag` in its name), which it removes when done.
+pub(super) fn emulator_tagged(tag: &str) -> Option<PathBuf> {
     if !cxx::gxx_or_skip() {
         return None;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = std::env::temp_dir().join(format!("megabatch-eigh-emu-{}", std::process::id()));
+    let out = std::env::temp_dir().join(format!("megabatch-eigh-emu-{tag}{}", std::process::id()));
     let built = Command::new("g++")
         .args([
             "-std=c++20",
@@ -43,6 +44,10 @@ fn emulator() -> Option<PathBuf> {
         Ok(s) => panic!("g++ failed to build the kernel emulation: {s}"),
         Err(e) => panic!("g++ passed its C++20 probe but did not start again: {e}"),
     }
+}
+
+fn emulator() -> Option<PathBuf> {
+    emulator_tagged("")
 }
 
 #[test]
