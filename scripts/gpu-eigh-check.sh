@@ -93,20 +93,22 @@ if [[ $mode == split ]]; then
   exit 0
 fi
 if [[ $mode == dc ]]; then
-  # About 560 s in all: tests 200, sanitizers 2 x 60, megabatch's grid 120, peers 110.
-  run_tests 200 eigh:cuda contracts:cuda::no_alloc 2>&1 | tee "$out/tests.log"
+  # At most 540 s in all, each step under its own timeout so a hung kernel costs only its
+  # step: tests 140, sanitizers 2 x 45, megabatch's grid 2 x 100 (the new class's orders
+  # first, then 64-160 with the block, split and dc layouts side by side), peers 110.
+  run_tests 140 eigh:cuda contracts:cuda::no_alloc 2>&1 | tee "$out/tests.log"
   if command -v compute-sanitizer >/dev/null; then
-    # The dc kernels alone: every_eigh_variant's divide-and-conquer part is its last; the
-    # small set keeps racecheck to orders 33-70.
+    # The dc kernels only (kernel-name filter) in every_eigh_variant's small set: orders
+    # 33-70 forced onto divide and conquer, vectors and values.
     for tool in memcheck racecheck; do
-      echo "=== $tool every_eigh_variant (MEGABATCH_SANITIZE_SMALL=1)"
-      MEGABATCH_SANITIZE_SMALL=1 timeout 60 compute-sanitizer --tool $tool --kernel-name kns=eigh_dc "$bundle/tests/kernels" cuda::every_kernel::every_eigh_variant 2>&1 | tail -4
+      echo "=== $tool eigh_dc kernels of every_eigh_variant (MEGABATCH_SANITIZE_SMALL=1)"
+      MEGABATCH_SANITIZE_SMALL=1 timeout 45 compute-sanitizer --tool $tool --kernel-name kns=eigh_dc "$bundle/tests/kernels" cuda::every_kernel::every_eigh_variant 2>&1 | tail -4
     done 2>&1 | tee "$out/sanitizer.log"
   fi
-  ns=${DC_NS:-64,96,128,160,192,256,384,512}
   batches=${DC_BATCHES:-1024,16384}
-  timeout 120 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $ns --batches $batches --groups > "$out/megabatch.jsonl" 2> "$out/bench.err"
-  timeout 110 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev,cupy --ns $ns --batches $batches --timeout 50 > "$out/peers.jsonl" 2> "$out/peers.err"
+  timeout 100 "$bundle/benches/eigh_cuda" --quick --only eigh --ns ${DC_NS_HIGH:-192,256,384,512} --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 100 "$bundle/benches/eigh_cuda" --quick --only eigh --ns ${DC_NS_LOW:-64,96,128,160} --batches $batches --groups >> "$out/megabatch.jsonl" 2>> "$out/bench.err"
+  timeout 110 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev,cupy --ns 64,96,128,160,192,256,384,512 --batches $batches --timeout 50 > "$out/peers.jsonl" 2> "$out/peers.err"
   python3 "$bundle/benches/eigh_classes_table.py" "$out/megabatch.jsonl" "$out/peers.jsonl" 2>&1 | tail -60
   exit 0
 fi
