@@ -9,7 +9,9 @@
 //    (lower): panels of MB_DC_NB columns, each column updated by the panel's earlier
 //    reflectors, the reflector's w = tau (A v - V W^T v - W V^T v) from one matrix-vector
 //    product (a warp per row: row reads are coalesced), and after each panel the trailing
-//    matrix takes the rank-2k update A -= V W^T + W V^T as a shared-memory tiled GEMM. Why a
+//    matrix takes the rank-2k update A -= V W^T + W V^T as a shared-memory tiled GEMM (both
+//    triangles: the matrix-vector products read rows, which needs the full matrix; twice the
+//    flops of dsyr2k's one triangle, in the GEMM part). Why a
 //    block per matrix and panels rather than a warp per matrix: the rank-2 updates of dsytd2
 //    read and write the whole trailing matrix once per column (n^3 words through L2); the
 //    panel form does that once per MB_DC_NB columns, and the half of the flops left in the
