@@ -117,10 +117,18 @@ fn eigh_case<T: Real>(
             ("group", CudaEighAlgorithm::GroupChains),
             ("lane", CudaEighAlgorithm::LaneChains),
         ],
-        33.. if order_class != EighClass::Jacobi => &[
-            ("fused", CudaEighAlgorithm::FusedBlocks),
-            ("split", CudaEighAlgorithm::SplitBlocks),
-        ],
+        // Where the block classes hold A, their two layouts and divide and conquer forced.
+        33.. if matches!(
+            order_class,
+            EighClass::Block { .. } | EighClass::Split { .. }
+        ) =>
+        {
+            &[
+                ("fused", CudaEighAlgorithm::FusedBlocks),
+                ("split", CudaEighAlgorithm::SplitBlocks),
+                ("dc", CudaEighAlgorithm::DivideConquer),
+            ]
+        }
         _ => &[],
     };
     if opts.groups {

@@ -4,13 +4,16 @@
 #   scripts/gpu-bundle.sh .device-bin cuda
 # (only the binaries named below are needed) with benches/cuda_peers.py beside them.
 #
-#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu|chains|split]
+#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu|chains|split|dc]
 # (check: the CUDA eigh tests and the quick bench, no sanitizers; verify: the CUDA eigh tests,
 # every kernel, no allocation, memcheck; wgpu: the wgpu eigh tests over Vulkan, then the wgpu and the CUDA eigh
 # grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb; chains: the tests,
 # sanitizers, the n = 8..32 grid with --groups, the peers there and the example under Auto;
 # split: the tests, the n = 48..256 grid with --groups (block and split layouts) and the
-# peers there; sanitizers with SPLIT_SANITIZE=1)
+# peers there; sanitizers with SPLIT_SANITIZE=1; dc: issue 26 step 2 in one 600 s lease, the
+# divide-and-conquer class's tests and every CUDA eigh test, memcheck and racecheck of its
+# kernels, the n = 64..512 grid at batches 1024 and 16384 with the block, split and dc layouts
+# side by side, and the vendors there)
 # Writes OUT/tests.log, OUT/sanitizer.log, OUT/megabatch.jsonl, OUT/peers.jsonl, OUT/example.txt.
 set -uo pipefail
 bundle=$1
@@ -87,6 +90,32 @@ if [[ $mode == split ]]; then
   timeout 200 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $ns --batches $batches --groups --cpu > "$out/megabatch.jsonl" 2> "$out/bench.err"
   [[ ${SPLIT_PEERS:-1} == 1 ]] && timeout 200 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev,cupy --ns $ns --batches $batches --timeout 60 > "$out/peers.jsonl" 2> "$out/peers.err"
   [ -f "$out/peers.jsonl" ] && python3 "$bundle/benches/eigh_classes_table.py" "$out/megabatch.jsonl" "$out/peers.jsonl" 2>&1 | tail -60
+  exit 0
+fi
+if [[ $mode == dc ]]; then
+  # At most 540 s in all, each step under its own timeout so a hung kernel costs only its
+  # step: tests 140, sanitizers 2 x 45, megabatch's grid 2 x 100 (the new class's orders
+  # first, then 64-160 with the block, split and dc layouts side by side), peers 110.
+  run_tests 140 eigh:cuda contracts:cuda::no_alloc 2>&1 | tee "$out/tests.log"
+  if command -v compute-sanitizer >/dev/null; then
+    # The dc kernels only (kernel-name filter) in every_eigh_variant's small set: orders
+    # 33-70 forced onto divide and conquer, vectors and values.
+    # A compute-sanitizer that does not know the filter option checks every kernel instead.
+    for tool in memcheck racecheck; do
+      echo "=== $tool eigh_dc kernels of every_eigh_variant (MEGABATCH_SANITIZE_SMALL=1)"
+      log=$(MEGABATCH_SANITIZE_SMALL=1 timeout 45 compute-sanitizer --tool $tool --kernel-name kns=eigh_dc "$bundle/tests/kernels" cuda::every_kernel::every_eigh_variant 2>&1)
+      if grep -qiE "unrecognized|unknown option|invalid (option|value)" <<< "$log"; then
+        echo "(no --kernel-name filter: every kernel)"
+        log=$(MEGABATCH_SANITIZE_SMALL=1 timeout 45 compute-sanitizer --tool $tool "$bundle/tests/kernels" cuda::every_kernel::every_eigh_variant 2>&1)
+      fi
+      tail -4 <<< "$log"
+    done 2>&1 | tee "$out/sanitizer.log"
+  fi
+  batches=${DC_BATCHES:-1024,16384}
+  timeout 100 "$bundle/benches/eigh_cuda" --quick --only eigh --ns ${DC_NS_HIGH:-192,256,384,512} --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  timeout 100 "$bundle/benches/eigh_cuda" --quick --only eigh --ns ${DC_NS_LOW:-64,96,128,160} --batches $batches --groups >> "$out/megabatch.jsonl" 2>> "$out/bench.err"
+  timeout 110 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev,cupy --ns 64,96,128,160,192,256,384,512 --batches $batches --timeout 50 > "$out/peers.jsonl" 2> "$out/peers.err"
+  python3 "$bundle/benches/eigh_classes_table.py" "$out/megabatch.jsonl" "$out/peers.jsonl" 2>&1 | tail -60
   exit 0
 fi
 if [[ $mode == check || $mode == verify ]]; then

@@ -58,6 +58,10 @@ pub enum CudaEighAlgorithm {
     /// The size classes with every block-class order (from 33) split into the reduction,
     /// chains and replay kernels.
     SplitBlocks,
+    /// The size classes with every order from 33 to [`super::DC_MAX_ORDER`] on the
+    /// divide-and-conquer class (the default gives it the orders above the block classes;
+    /// this measures it where they run).
+    DivideConquer,
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
     /// measure the classes against it).
     Jacobi,

@@ -25,7 +25,8 @@ impl EighKernel {
     }
 
     /// The program's entry points in launch order: the name itself, or for `Split` the
-    /// name with `_reduce`, `_chains` and (with vectors) `_replay`.
+    /// name with `_reduce`, `_chains` and (with vectors) `_replay`, for `DivideConquer` with
+    /// `_reduce` and `_solve`, `_back` (vectors) or `_values`.
     pub fn entries(&self) -> Vec<String> {
         self.class.desc().entries(self)
     }
@@ -121,3 +122,5 @@ pub const EIGH_CHAINS_SOURCE: &str = include_str!("../../kernels/eigh/chains.cu"
 pub const EIGH_BLOCK_SOURCE: &str = include_str!("../../kernels/eigh/block.cu");
 /// `kernels/eigh/split.cu` (after block.cu, whose reduction it runs).
 pub const EIGH_SPLIT_SOURCE: &str = include_str!("../../kernels/eigh/split.cu");
+/// `kernels/eigh/dc.cu` (after block.cu, whose block reductions it uses).
+pub const EIGH_DC_SOURCE: &str = include_str!("../../kernels/eigh/dc.cu");

@@ -60,12 +60,12 @@ pub use eigh::{
 };
 pub use eigh_classes::{
     chains_min_batch, split_min_batch, EighClass, CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64,
-    SPLIT_MIN_BATCH_F32, SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER,
+    DC_MAX_ORDER, DC_WORKSPACE_SHARE, SPLIT_MIN_BATCH_F32, SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER,
 };
 #[doc(hidden)]
 pub use eigh_classes::{
-    eigh_layout_checks, eigh_layout_program, split_chains_shared_bytes, split_state_words,
-    SPLIT_ROUNDS,
+    eigh_bucket_launches, eigh_layout_checks, eigh_layout_program, split_chains_shared_bytes,
+    split_state_words, SPLIT_ROUNDS,
 };
 pub use eigh_kernel::EighKernel;
 pub use graph::CudaGraph;

@@ -47,8 +47,10 @@ fn emulator(states_per_species: usize) -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("scf-nuclei-emu-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // emulate.cpp runs its own std::thread per lane over cuda_emu.h's barriers: the
+    // thread-safe barriers of MB_EMU_THREADS, not the fibers of emu::launch.
     let source = format!(
-        "#include \"{}\"\nusing std::cbrt;\nusing std::exp;\n{}\n#include \"{}\"\n",
+        "#define MB_EMU_THREADS\n#include \"{}\"\nusing std::cbrt;\nusing std::exp;\n{}\n#include \"{}\"\n",
         root.join("scripts/cuda_emu/cuda_emu.h").display(),
         kernel_source(states_per_species),
         root.join("examples/scf_nuclei/kernels/emulate.cpp")

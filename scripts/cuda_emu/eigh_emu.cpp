@@ -8,7 +8,11 @@
 //
 // Build and run: scripts/cuda_emu/run.sh [kernel] [dtype] [orders...]
 //   kernel: warp:G:R (e.g. warp:16:12), chains:G:R:M, block:NC (e.g. block:2),
-//           split:NC:ROUNDS (the host's sequence of launches, ROUNDS replay rounds), jacobi
+//           split:NC:ROUNDS (the host's sequence of launches, ROUNDS replay rounds),
+//           dc:SLOTS (divide and conquer, the host's launches in waves of SLOTS matrices), jacobi,
+//           plan:FILE (the launches backends/cuda/eigh_classes planned for this batch, written
+//           by tests/kernels/cuda/emulated_plans.rs: per pass a line `vectors V count C nmax N
+//           workspace BYTES`, then a line `ENTRY BLOCK GRID SHARED NMAX TEAM PHASE` per launch)
 #include "cuda_emu.h"
 
 #include "../../kernels/common.cuh"
@@ -19,6 +23,7 @@
 #include "../../kernels/eigh/block.cu"
 #include "../../kernels/eigh/chains.cu"
 #include "../../kernels/eigh/split.cu"
+#include "../../kernels/eigh/dc.cu"
 
 #define MB_EIGH_WARP(G, R)                                                               \
     MB_EIGH_WARP_KERNEL(eigh_warp_f32_g##G##_r##R##_v, float, G, R, true)                \
@@ -57,9 +62,15 @@ MB_EIGH_BLOCK(8)
 MB_EIGH_SPLIT(2)
 MB_EIGH_SPLIT(4)
 MB_EIGH_SPLIT(8)
+MB_EIGH_DC_KERNELS(eigh_dc_f32_v, float, true)
+MB_EIGH_DC_KERNELS(eigh_dc_f32_w, float, false)
+MB_EIGH_DC_KERNELS(eigh_dc_f64_v, double, true)
+MB_EIGH_DC_KERNELS(eigh_dc_f64_w, double, false)
 
 #include <algorithm>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 
 typedef long double ld;
@@ -190,6 +201,65 @@ static std::vector<ld> reference_eigenvalues(std::vector<ld> a, int n) {
 
 typedef void (*Kernel)(MbEighArgs);
 
+// The entry points a `plan:` file may name.
+static Kernel kernel_by_name(const std::string& name) {
+#define NAMED(K) {#K, K},
+    static const std::map<std::string, Kernel> named = {
+        NAMED(eigh_dc_f32_v_reduce) NAMED(eigh_dc_f32_v_solve) NAMED(eigh_dc_f32_v_back)
+        NAMED(eigh_dc_f32_w_reduce) NAMED(eigh_dc_f32_w_values)
+        NAMED(eigh_dc_f64_v_reduce) NAMED(eigh_dc_f64_v_solve) NAMED(eigh_dc_f64_v_back)
+        NAMED(eigh_dc_f64_w_reduce) NAMED(eigh_dc_f64_w_values)
+    };
+#undef NAMED
+    const auto it = named.find(name);
+    if (it == named.end()) {
+        std::fprintf(stderr, "plan: no emulated kernel %s\n", name.c_str());
+        std::exit(2);
+    }
+    return it->second;
+}
+
+// Runs the launches of a `plan:` file's pass for `vec` over the batch described by p (count,
+// nmax as the file says, else exit 2: the file was planned for another batch).
+template <typename T>
+static void run_plan(const std::string& path, bool vec, int batch, int nmax, MbEighArgs p,
+                     std::vector<T>& gwork) {
+    std::ifstream f(path);
+    std::string line;
+    bool mine = false, found = false;
+    while (std::getline(f, line)) {
+        std::istringstream in(line);
+        std::string word;
+        in >> word;
+        if (word == "vectors") {
+            int v = 0, count = 0, n = 0;
+            size_t bytes = 0;
+            std::string k1, k2, k3;
+            in >> v >> k1 >> count >> k2 >> n >> k3 >> bytes;
+            mine = v == (int)vec;
+            if (!mine) continue;
+            found = true;
+            if (count != batch || n != nmax) {
+                std::fprintf(stderr, "plan: planned for %d matrices of order <= %d, the batch has %d of <= %d\n",
+                             count, n, batch, nmax);
+                std::exit(2);
+            }
+            gwork.assign(bytes / sizeof(T) + 1, (T)-9.5);
+            p.gwork = (u64)gwork.data();
+            continue;
+        }
+        if (!mine || word.empty()) continue;
+        unsigned int block = 0, grid = 0;
+        size_t shared = 0;
+        in >> block >> grid >> shared >> p.nmax >> p.team >> p.phase;
+        emu::launch(kernel_by_name(word), grid, block, shared, p);
+    }
+    if (!found) {
+        std::fprintf(stderr, "plan: %s has no pass with vectors %d\n", path.c_str(), (int)vec);
+        std::exit(2);
+    }
+}
+
 struct Launch {
     Kernel kernel;
     unsigned int threads, per_block;  // threads per block, matrices per block
@@ -294,7 +364,9 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     // Every matrix a launch takes gets its code; -99 shows one left unwritten.
     std::vector<int> info(batch, -99);
     std::vector<T> gwork;
-    Launch l = kind.rfind("split:", 0) == 0 ? Launch{} : choose<T>(kind, vec, nmax);
+    const bool multi = kind.rfind("split:", 0) == 0 || kind.rfind("dc:", 0) == 0 ||
+                       kind.rfind("plan:", 0) == 0;
+    Launch l = multi ? Launch{} : choose<T>(kind, vec, nmax);
     if (l.workspace) gwork.assign(at, (T)-9.5);
     MbEighArgs p{};
     p.a = (u64)a.data();
@@ -340,6 +412,35 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
             if (!vec) break;
             p.phase = round + 1 == rounds;
             emu::launch(replay, batch, 32 * nc, block_shared, p);
+        }
+    } else if (kind.rfind("plan:", 0) == 0) {
+        run_plan<T>(kind.substr(5), vec, batch, nmax, p, gwork);
+    } else if (kind.rfind("dc:", 0) == 0) {
+        // The dc class's launches: per wave of `slots` matrices reduce, then solve and back
+        // (vectors) or values; the workspace as backends/cuda/eigh_classes/dc.rs sizes it.
+        const int slots = std::max(1, std::atoi(kind.c_str() + 3));
+        const bool f64 = sizeof(T) == 8;
+        const Kernel reduce = f64 ? (vec ? eigh_dc_f64_v_reduce : eigh_dc_f64_w_reduce)
+                                  : (vec ? eigh_dc_f32_v_reduce : eigh_dc_f32_w_reduce);
+        const size_t bytes = mb_dc_workspace_bytes<T>(slots, nmax, vec);
+        gwork.assign(bytes / sizeof(T) + 1, (T)-9.5);
+        p.gwork = (u64)gwork.data();
+        p.nmax = nmax;
+        p.team = slots;
+        for (int wave = 0; wave * slots < batch; ++wave) {
+            const int here = std::min(slots, batch - wave * slots);
+            p.phase = wave;
+            emu::launch(reduce, here, MB_DC_THREADS, mb_dc_reduce_shared_bytes<T>(nmax), p);
+            if (vec) {
+                emu::launch(f64 ? eigh_dc_f64_v_solve : eigh_dc_f32_v_solve, here, MB_DC_THREADS,
+                            mb_dc_merge_shared_bytes<T>(nmax), p);
+                emu::launch(f64 ? eigh_dc_f64_v_back : eigh_dc_f32_v_back, here, MB_DC_THREADS,
+                            mb_dc_back_shared_bytes<T>(), p);
+            } else {
+                emu::launch(f64 ? eigh_dc_f64_w_values : eigh_dc_f32_w_values,
+                            (here + MB_DC_VALUES_PER_BLOCK - 1) / MB_DC_VALUES_PER_BLOCK,
+                            MB_DC_VALUES_PER_BLOCK, 0, p);
+            }
         }
     } else {
         const unsigned int grid = (batch + l.per_block - 1) / l.per_block;
@@ -434,16 +535,32 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     return failures;
 }
 
+// Random matrices per order in a run (one of every other type).
+constexpr int PER_ORDER = 3;
+
 int main(int argc, char** argv) {
     std::string kind = argc > 1 ? argv[1] : "warp:16:12";
+    if (kind == "batch") {
+        // `batch ORDERS...`: the batch a run of these orders builds, for a `plan:` file.
+        long long count = 0, a_len = 0;
+        int nmax = 0;
+        for (int i = 2; i < argc; ++i) {
+            const long long n = std::atoi(argv[i]), k = TYPES - 1 + PER_ORDER;
+            count += k;
+            a_len += k * n * n;
+            nmax = std::max(nmax, (int)n);
+        }
+        std::printf("count %lld nmax %d a_len %lld\n", count, nmax, a_len);
+        return 0;
+    }
     std::string dtype = argc > 2 ? argv[2] : "f64";
     std::vector<int> orders;
     for (int i = 3; i < argc; ++i) orders.push_back(std::atoi(argv[i]));
     if (orders.empty()) orders = {1, 2, 5, 12};
     int fails = 0;
     for (bool vec : {true, false}) {
-        fails += dtype == "f64" ? run<double>(kind, orders, 3, vec, 1234)
-                                : run<float>(kind, orders, 3, vec, 1234);
+        fails += dtype == "f64" ? run<double>(kind, orders, PER_ORDER, vec, 1234)
+                                : run<float>(kind, orders, PER_ORDER, vec, 1234);
     }
     return fails ? 1 : 0;
 }

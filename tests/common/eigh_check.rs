@@ -15,6 +15,21 @@ pub fn check_eigh_accuracy<T: Real, B: BatchedEigh<T>>(
     seed: u64,
     threshold: f64,
 ) {
+    check_eigh_accuracy_planned::<T, B>(backend, orders, types, seed, threshold, &|spec| {
+        BatchedEigh::<T>::plan_eigh(backend, spec).unwrap()
+    });
+}
+
+/// As [`check_eigh_accuracy`], with the plans (vectors, then values only) made by `plan`.
+pub fn check_eigh_accuracy_planned<T: Real, B: BatchedEigh<T>>(
+    backend: &B,
+    orders: &[usize],
+    types: &[MatrixType],
+    seed: u64,
+    threshold: f64,
+    plan: &dyn Fn(&EighSpec) -> B::EighPlan,
+) {
+    let plan_eigh = plan;
     let mut rng = rng(seed);
     let mut sizes = Vec::new();
     let mut labels = Vec::new();
@@ -34,7 +49,7 @@ pub fn check_eigh_accuracy<T: Real, B: BatchedEigh<T>>(
     }
     let spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
     let offsets = spec.offsets(std::mem::size_of::<T>()).unwrap();
-    let mut plan = BatchedEigh::<T>::plan_eigh(backend, &spec).unwrap();
+    let mut plan = plan_eigh(&spec);
     let mut w = vec![T::zero(); offsets.w_len()];
     let mut v = vec![T::zero(); offsets.a_len()];
     backend
@@ -42,7 +57,7 @@ pub fn check_eigh_accuracy<T: Real, B: BatchedEigh<T>>(
         .unwrap();
 
     let values_spec = EighSpec::ragged(sizes.clone());
-    let mut values_plan = BatchedEigh::<T>::plan_eigh(backend, &values_spec).unwrap();
+    let mut values_plan = plan_eigh(&values_spec);
     let mut w_only = vec![T::zero(); offsets.w_len()];
     backend
         .eigh_host(&mut values_plan, &a, &mut w_only, None)

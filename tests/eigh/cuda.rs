@@ -5,6 +5,7 @@
 
 mod chunked;
 mod classes;
+mod dc;
 
 use crate::common;
 

@@ -44,7 +44,10 @@ impl SizeClass for Block {
     }
 
     fn takes(&self, algorithm: CudaEighAlgorithm, _: usize, _: usize, _: usize, _: bool) -> bool {
-        algorithm != CudaEighAlgorithm::Jacobi
+        !matches!(
+            algorithm,
+            CudaEighAlgorithm::Jacobi | CudaEighAlgorithm::DivideConquer
+        )
     }
 
     fn plan(&self, class: EighClass, bucket: &Bucket, _device: &DeviceInfo) -> Result<ClassPlan> {

@@ -76,7 +76,9 @@ impl SizeClass for Chains {
         _: bool,
     ) -> bool {
         match algorithm {
-            CudaEighAlgorithm::SizeClasses => count >= chains_min_batch(elem),
+            CudaEighAlgorithm::SizeClasses | CudaEighAlgorithm::DivideConquer => {
+                count >= chains_min_batch(elem)
+            }
             CudaEighAlgorithm::GroupChains | CudaEighAlgorithm::Jacobi => false,
             _ => true,
         }

@@ -18,17 +18,21 @@
 //! - `warp.rs`, n <= 32: a group of lanes per matrix, rows in registers, QL computed by every
 //!   lane of the group.
 //! - `block.rs`, 33 <= n while A fits one block's shared memory: a block per matrix.
+//! - `dc.rs`, the orders above up to 512 (from 33 under [`CudaEighAlgorithm::DivideConquer`]):
+//!   Householder in global memory, divide and conquer on the tridiagonal matrix, a block per
+//!   matrix with small shared memory.
 //! - `jacobi.rs`, the orders above: parallel-order Jacobi (its matrices then in a global
 //!   workspace).
 
 mod block;
 mod chains;
+mod dc;
 mod jacobi;
 mod split;
 mod warp;
 
-pub use block::BLOCK_CHUNKS;
 pub use chains::{chains_min_batch, CHAINS_MIN_BATCH_F32, CHAINS_MIN_BATCH_F64};
+pub use dc::{DC_MAX_ORDER, DC_WORKSPACE_SHARE};
 pub use split::{
     split_chains_shared_bytes, split_min_batch, split_state_words, SPLIT_MIN_BATCH_F32,
     SPLIT_MIN_BATCH_F64, SPLIT_MIN_ORDER, SPLIT_ROUNDS,
@@ -38,18 +42,19 @@ use warp::WARP_MAX_ORDER;
 use super::adapter::DeviceInfo;
 use super::eigh::CudaEighAlgorithm;
 use super::eigh_kernel::{
-    EighKernel, EIGH_BLOCK_SOURCE, EIGH_CHAINS_SOURCE, EIGH_QL_SOURCE, EIGH_SPLIT_SOURCE,
-    EIGH_WARP_SOURCE,
+    EighKernel, EIGH_BLOCK_SOURCE, EIGH_CHAINS_SOURCE, EIGH_DC_SOURCE, EIGH_QL_SOURCE,
+    EIGH_SPLIT_SOURCE, EIGH_WARP_SOURCE,
 };
 use crate::Result;
 
 /// The classes in order of preference: a bucket runs the first that holds its orders and
 /// takes it.
-const REGISTRY: [&dyn SizeClass; 5] = [
+const REGISTRY: [&dyn SizeClass; 6] = [
     &chains::Chains,
     &split::Split,
     &warp::Warp,
     &block::Block,
+    &dc::Dc,
     &jacobi::Jacobi,
 ];
 
@@ -85,6 +90,11 @@ pub enum EighClass {
         /// Warps per reduction and replay block (n <= 32 chunks).
         chunks: usize,
     },
+    /// Divide and conquer (`kernels/eigh/dc.cu`): blocked Householder tridiagonalisation in
+    /// global memory, Cuppen's divide and conquer with warp QL leaves and GEMM merges, a
+    /// blocked back-transformation; a block per matrix, the matrices in flight in slots of the
+    /// plan's workspace.
+    DivideConquer,
     /// Parallel-order two-sided Jacobi (shared memory or the plan's global workspace).
     Jacobi,
 }
@@ -161,6 +171,12 @@ pub(crate) trait SizeClass: Sync {
         false
     }
 
+    /// Whether the class has been measured on a GPU against the CPU backend: only measured
+    /// classes count for [`EighClass::largest_fast_order`] (the orders `Auto` sends to CUDA).
+    fn measured(&self) -> bool {
+        true
+    }
+
     /// The launches and workspace of `class` for `bucket` on `device`.
     fn plan(&self, class: EighClass, bucket: &Bucket, device: &DeviceInfo) -> Result<ClassPlan>;
 
@@ -208,14 +224,15 @@ impl EighClass {
         )
     }
 
-    /// The largest order of `elem`-byte floats a class other than Jacobi holds (above, the
-    /// Jacobi fallback: on the H200 0.11-0.13x the CPU backend at n = 256).
+    /// The largest order of `elem`-byte floats a measured class other than Jacobi holds
+    /// (above, the Jacobi fallback, on the H200 0.11-0.13x the CPU backend at n = 256, or the
+    /// divide-and-conquer class, not yet measured on a GPU).
     pub fn largest_fast_order(elem: usize, max_shared: usize) -> usize {
         let device = DeviceInfo::with_shared(max_shared);
-        (1..=32 * BLOCK_CHUNKS[BLOCK_CHUNKS.len() - 1])
+        (1..=DC_MAX_ORDER)
             .rev()
             .find(|&n| {
-                REGISTRY.into_iter().any(|d| {
+                REGISTRY.into_iter().filter(|d| d.measured()).any(|d| {
                     d.shape(n, elem, &device)
                         .is_some_and(|c| c != EighClass::Jacobi)
                 })
@@ -307,12 +324,51 @@ pub fn eigh_layout_program(checks: &str) -> String {
         EIGH_CHAINS_SOURCE,
         EIGH_BLOCK_SOURCE,
         EIGH_SPLIT_SOURCE,
+        EIGH_DC_SOURCE,
     ] {
         s.push_str(text);
         s.push('\n');
     }
     s.push_str(checks);
     s
+}
+
+/// The launches the registry plans for one bucket of `class` (`count` matrices of largest
+/// order `nmax`, `a_len` elements of A in the batch) on `device`, for the kernel emulation
+/// (`scripts/cuda_emu/eigh_emu.cpp`'s `plan:` kind), which then runs exactly these shapes: a
+/// line `ENTRY BLOCK GRID SHARED NMAX TEAM PHASE` per launch, and the workspace's bytes.
+///
+/// # Errors
+/// As the class's planning: [`crate::Error::TooLarge`] for sizes that overflow.
+#[doc(hidden)]
+pub fn eigh_bucket_launches(
+    kernel: &EighKernel,
+    count: usize,
+    nmax: usize,
+    a_len: usize,
+    device: &DeviceInfo,
+) -> Result<(Vec<String>, usize)> {
+    let desc = kernel.class.desc();
+    let bucket = Bucket {
+        count,
+        nmax,
+        elem: kernel.elem(),
+        vectors: kernel.vectors,
+        a_len,
+    };
+    let plan = desc.plan(kernel.class, &bucket, device)?;
+    let entries = desc.entries(kernel);
+    let lines = plan
+        .launches
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {} {} {} {} {} {}",
+                entries[l.entry], l.block, l.grid, l.shared, l.nmax, l.team, l.phase
+            )
+        })
+        .collect();
+    Ok((lines, plan.workspace_bytes))
 }
 
 /// `static_assert(expr == value, "what")` as a line of C++.
@@ -358,10 +414,13 @@ mod tests {
             for n in 1..=512 {
                 let class = EighClass::for_order(n, elem, shared);
                 assert!(class.desc().shape(n, elem, &device).is_some(), "{n}");
-                if class == EighClass::Jacobi {
-                    assert!(n > 160, "order {n} elem {elem} fell to Jacobi");
-                }
+                assert_ne!(
+                    class,
+                    EighClass::Jacobi,
+                    "order {n} elem {elem} fell to Jacobi"
+                );
             }
+            assert_eq!(EighClass::for_order(513, elem, shared), EighClass::Jacobi);
         }
         // 227 KB of shared memory: A fits to f64 165, f32 235 (the block classes' limits).
         assert_eq!(EighClass::largest_fast_order(8, shared), 165);

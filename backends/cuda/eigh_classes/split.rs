@@ -81,7 +81,9 @@ impl SizeClass for Split {
                 nmax >= SPLIT_MIN_ORDER && count >= split_min_batch(elem, vectors)
             }
             CudaEighAlgorithm::SplitBlocks => true,
-            CudaEighAlgorithm::FusedBlocks | CudaEighAlgorithm::Jacobi => false,
+            CudaEighAlgorithm::FusedBlocks
+            | CudaEighAlgorithm::Jacobi
+            | CudaEighAlgorithm::DivideConquer => false,
             _ => nmax >= SPLIT_MIN_ORDER,
         }
     }

@@ -9,7 +9,8 @@
 // values), 1 = u32 buffer (u64 length, the values), 2 = f64 scalar, 3 = u32 scalar. OUT gets
 // every buffer argument back, in order (u64 length, the values). Kernels without warp
 // collectives run their threads one after another on one OS thread; scf_bcs runs a thread per
-// lane (warp shuffles meet at barriers, as cuda_emu.h describes).
+// lane (warp shuffles meet at barriers, as cuda_emu.h describes; the translation unit defines
+// MB_EMU_THREADS, so those barriers are cuda_emu.h's thread-safe ones, not its fibers').
 #include <cstdio>
 #include <functional>
 #include <string>

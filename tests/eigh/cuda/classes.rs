@@ -1,4 +1,5 @@
-//! Which CUDA size class takes which matrices, for every order to 300 (and a few up to 4096),
+//! Which CUDA size class takes which matrices, for every order to 300 (and a few up to 4096;
+//! divide and conquer above the block classes to 512),
 //! batches on both sides of every threshold, f32 and f64, values and vectors, every
 //! `CudaEighAlgorithm` and three shared-memory sizes: pinned against the thresholds written out
 //! here from the README and docs/benchmarks/eigh-{classes,chains,split}-h200.md, not taken from
@@ -10,12 +11,13 @@ use megabatch::backends::cuda::{
 };
 use megabatch::EighSpec;
 
-const ALGORITHMS: [Alg; 6] = [
+const ALGORITHMS: [Alg; 7] = [
     Alg::SizeClasses,
     Alg::GroupChains,
     Alg::LaneChains,
     Alg::FusedBlocks,
     Alg::SplitBlocks,
+    Alg::DivideConquer,
     Alg::Jacobi,
 ];
 
@@ -26,6 +28,16 @@ const DEVICES: [(usize, usize, usize); 3] = [
     (99 * 1024, 107, 154),
     (48 * 1024, 73, 105),
 ];
+
+/// The largest order of the divide-and-conquer class on a device with `shared` bytes per
+/// block: 512, or where its solve step's shared memory (11 vectors of floats, 7 of ints, two
+/// 16 x 64 GEMM tiles, 64 floats and 8 ints: dc.cu) no longer fits.
+fn dc_fit(shared: usize, elem: usize) -> usize {
+    (33..=512)
+        .take_while(|&n| (11 * n + 2 * 16 * 64 + 64) * elem + (7 * n + 8) * 4 <= shared)
+        .last()
+        .unwrap_or(32)
+}
 
 fn device(max_shared: usize) -> DeviceInfo {
     DeviceInfo {
@@ -56,7 +68,7 @@ fn expected(
     f64: bool,
     vectors: bool,
     alg: Alg,
-    fit: usize,
+    (fit, dc): (usize, usize),
 ) -> (EighClass, usize) {
     // Chains from 8192 f64 / 65536 f32 matrices (eigh-chains-h200.md); split from 4096 / 16384
     // with vectors, 1024 / 2048 values only (eigh-split-h200.md).
@@ -83,7 +95,7 @@ fn expected(
         };
         let chains = n >= 9
             && match alg {
-                Alg::SizeClasses => batch >= chains_min,
+                Alg::SizeClasses | Alg::DivideConquer => batch >= chains_min,
                 Alg::GroupChains => false,
                 _ => true,
             };
@@ -94,8 +106,13 @@ fn expected(
         };
         return (class, n);
     }
-    if n > fit || n > 256 {
-        return jacobi;
+    // Divide and conquer above the block classes (and from 33 when forced) to 512.
+    if alg == Alg::DivideConquer || n > fit || n > 256 {
+        return if n <= dc {
+            (EighClass::DivideConquer, n)
+        } else {
+            jacobi
+        };
     }
     let chunks = match n {
         33..=64 => 2,
@@ -118,7 +135,7 @@ fn expected(
 
 fn orders() -> Vec<usize> {
     (1..=300)
-        .chain([383, 384, 511, 512, 1000, 2048, 4096])
+        .chain([383, 384, 511, 512, 513, 1000, 2048, 4096])
         .collect()
 }
 
@@ -130,6 +147,7 @@ fn uniform_batches_take_the_documented_class() {
     for (shared, fit64, fit32) in DEVICES {
         let info = device(shared);
         for (elem, fit) in [(8, fit64), (4, fit32)] {
+            let fit = (fit, dc_fit(shared, elem));
             for vectors in [true, false] {
                 for alg in ALGORITHMS {
                     for n in orders() {
@@ -184,6 +202,7 @@ fn ragged_batches_group_by_class_then_settle_by_count() {
                 sizes.extend(std::iter::repeat_n(n, count));
             }
             for (elem, fit) in [(8, fit64), (4, fit32)] {
+                let fit = (fit, dc_fit(shared, elem));
                 for vectors in [true, false] {
                     for alg in ALGORITHMS {
                         let spec = EighSpec::ragged(sizes.clone()).with_vectors(vectors);

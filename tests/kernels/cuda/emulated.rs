@@ -7,7 +7,9 @@
 //! NaN inputs. The classes checked span every kernel path: a 16-lane group with 12-long rows
 //! (nested-loop QL), a 32-lane group (read-ahead chase), a block with its chain warp, the
 //! chains kernel (a chain per lane, rotations replayed in rounds), the split classes' launch
-//! sequence and the Jacobi kernel. Each also checks the per-matrix status array every kernel
+//! sequence, the divide-and-conquer class's launches in waves (deflation by clustered, rank-one,
+//! Wilkinson and graded spectra; leaves, merges, the blocked reduction and back-transformation)
+//! and the Jacobi kernel. Each also checks the per-matrix status array every kernel
 //! writes (non-finite input flagged for exactly the NaN matrices, solved for the others, none
 //! left unwritten) and NaN eigenvalues and eigenvectors for the bad ones.
 //! Needs g++ (C++20): without it, prints `SKIPPED` and returns, unless `MEGABATCH_REQUIRE_GXX=1`
@@ -19,12 +21,13 @@ use std::process::Command;
 use crate::common::cxx::{self, Probe, Verdict};
 
 /// The emulator, built for this test process; `None` after a skip notice without a C++20 g++.
-fn emulator() -> Option<PathBuf> {
+/// Each caller gets its own binary (`tag` in its name), which it removes when done.
+pub(super) fn emulator_tagged(tag: &str) -> Option<PathBuf> {
     if !cxx::gxx_or_skip() {
         return None;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = std::env::temp_dir().join(format!("megabatch-eigh-emu-{}", std::process::id()));
+    let out = std::env::temp_dir().join(format!("megabatch-eigh-emu-{tag}{}", std::process::id()));
     let built = Command::new("g++")
         .args([
             "-std=c++20",
@@ -41,6 +44,10 @@ fn emulator() -> Option<PathBuf> {
         Ok(s) => panic!("g++ failed to build the kernel emulation: {s}"),
         Err(e) => panic!("g++ passed its C++20 probe but did not start again: {e}"),
     }
+}
+
+fn emulator() -> Option<PathBuf> {
+    emulator_tagged("")
 }
 
 #[test]
@@ -68,7 +75,7 @@ fn a_missing_or_old_compiler_skips_with_a_notice_unless_required() {
 #[test]
 fn eigh_size_class_kernels_pass_the_lapack_checks_under_emulation() {
     let Some(bin) = emulator() else { return };
-    let cases: [&[&str]; 8] = [
+    let cases: [&[&str]; 11] = [
         &["warp:16:12", "f64", "1", "2", "9", "12"],
         &["warp:32:24", "f32", "17", "24"],
         &["block:2", "f64", "33"],
@@ -82,6 +89,12 @@ fn eigh_size_class_kernels_pass_the_lapack_checks_under_emulation() {
         &["split:2:1", "f32", "2", "34"],
         // The Jacobi kernel of the orders above the block classes (here in shared memory).
         &["jacobi", "f64", "1", "4", "7"],
+        // Divide and conquer (dc.cu): one leaf (5), two (33: one merge), four (100: two levels,
+        // panels of the reduction with a trailing update), in waves of 5 slots (a ragged
+        // batch over three waves) and of 64 (one wave).
+        &["dc:5", "f64", "1", "5", "33", "100"],
+        &["dc:64", "f32", "2", "64", "65"],
+        &["dc:3", "f64", "70"],
     ];
     let results: Vec<(String, std::process::Output)> = std::thread::scope(|s| {
         let handles: Vec<_> = cases

@@ -58,9 +58,10 @@ fn every_eigh_variant() {
     // Every size class: the seven warp classes (orders 1-32), the four chains classes (9-32,
     // forced: a batch this small takes the warp classes), the block class (33-64), the split
     // classes (65-128, 129-256 while A fits shared memory; forced at 33-64), the block classes
-    // they replaced (forced) and Jacobi in the global workspace (f64 200,
-    // f32 300). compute-sanitizer's racecheck is slow on Jacobi's 512-thread blocks:
-    // MEGABATCH_SANITIZE_SMALL=1 leaves that class out.
+    // they replaced (forced), divide and conquer above them (f64 200, f32 230 and 300; forced
+    // from 33) and Jacobi in the global workspace (600). compute-sanitizer's racecheck is slow
+    // on Jacobi's 512-thread blocks and on large orders: MEGABATCH_SANITIZE_SMALL=1 leaves
+    // Jacobi out and keeps divide and conquer to orders 33-70.
     let classes = [
         1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 0, 40, 64, 100, 150,
     ];
@@ -69,8 +70,8 @@ fn every_eigh_variant() {
         let mut f64_sizes = classes.to_vec();
         let mut f32_sizes = classes.to_vec();
         if !small {
-            f64_sizes.push(200);
-            f32_sizes.extend([230, 300]);
+            f64_sizes.extend([200, 600]);
+            f32_sizes.extend([230, 300, 600]);
         }
         let classes = CudaEighAlgorithm::SizeClasses;
         eigh_both::<f64>(&cuda, &cpu, &f64_sizes, vectors, classes);
@@ -90,6 +91,16 @@ fn every_eigh_variant() {
             eigh_both::<f64>(&cuda, &cpu, &blocks, vectors, algorithm);
             eigh_both::<f32>(&cuda, &cpu, &blocks, vectors, algorithm);
         }
+        // Divide and conquer forced from 33: one merge (33), two levels (64, 70), three
+        // (100, 150), four (200); values only, a lane per matrix.
+        let dc: &[usize] = if small {
+            &[33, 70, 0]
+        } else {
+            &[33, 64, 70, 100, 150, 0, 200]
+        };
+        let forced = CudaEighAlgorithm::DivideConquer;
+        eigh_both::<f64>(&cuda, &cpu, dc, vectors, forced);
+        eigh_both::<f32>(&cuda, &cpu, dc, vectors, forced);
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod emulated;
 #[cfg(feature = "cuda")]
+mod emulated_plans;
+#[cfg(feature = "cuda")]
 mod every_kernel;
 #[cfg(feature = "cuda")]
 mod nvrtc;

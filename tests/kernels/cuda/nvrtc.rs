@@ -204,8 +204,9 @@ fn every_attention_variant_compiles() {
     eprintln!("{} attention variants compiled in {took:.2?}", jobs.len());
 }
 
-/// Every eigh size-class variant (class x dtype x values/vectors) compiles for Hopper, one warp
-/// and one block class also for Ampere, and each cubin exports its entry point.
+/// Every eigh size-class variant (class x dtype x values/vectors) compiles for Hopper, one warp,
+/// one block and the divide-and-conquer class also for Ampere, and each cubin exports its entry
+/// points.
 #[test]
 fn every_eigh_class_variant_compiles() {
     if !nvrtc_or_skip() {
@@ -218,6 +219,7 @@ fn every_eigh_class_variant_compiles() {
     for class in [
         EighClass::Warp { lanes: 16, row: 12 },
         EighClass::Block { chunks: 4 },
+        EighClass::DivideConquer,
     ] {
         jobs.push((
             EighKernel {
@@ -277,6 +279,7 @@ fn eigh_class_launch_shapes_match_their_kernels() {
         EighClass::Chains { lanes: 32, row: 32 },
         EighClass::Block { chunks: 8 },
         EighClass::Split { chunks: 4 },
+        EighClass::DivideConquer,
         EighClass::Jacobi,
     ] {
         assert!(classes.contains(&class), "{class:?} has no layout checks");
