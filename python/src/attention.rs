@@ -346,6 +346,7 @@ impl AttentionPlan {
             // returns, `q`, `k`, `v` and `o` hold the plan's dtype (checked), `lse` float32;
             // `o` and `lse` are writable and overlap nothing else; `q`, `k`, `v` are only read.
             match &mut *state {
+                // SAFETY: as above.
                 State::F32(p) => unsafe { host::<f32>(&self.auto, p, raw, ro, rl) },
                 // SAFETY: as above.
                 State::F16(p) => unsafe { host::<f16>(&self.auto, p, raw, ro, rl) },
@@ -412,6 +413,7 @@ impl AttentionPlan {
             // SAFETY (every arm): the arrays hold the plan's dtype (`lse` float32), checked
             // above, and stay alive in the call's pending entry until the buffers are idle.
             match &mut *state {
+                // SAFETY: as above.
                 State::F32(p) => unsafe {
                     device::<f32>(&self.auto, &call, p, [q, k, v], &o, l.as_ref())
                 },

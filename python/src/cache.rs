@@ -12,10 +12,13 @@ use pyo3::prelude::*;
 /// Plans kept per cache.
 const SLOTS: usize = 8;
 
+/// The process that made the plans, and the plans by key.
+type Slots<K, V> = (u32, Vec<(K, Arc<V>)>);
+
 /// The last [`SLOTS`] plans of one kind, most recently used last, with the process that made
 /// them (a forked child leaks its parent's: their devices do not exist there).
 pub struct PlanCache<K, V> {
-    slots: Mutex<(u32, Vec<(K, Arc<V>)>)>,
+    slots: Mutex<Slots<K, V>>,
 }
 
 impl<K: PartialEq + Send, V: Send + Sync> PlanCache<K, V> {

@@ -309,6 +309,7 @@ impl ReducePlan {
             // is writable and overlaps neither input (`x` and `y` are only read and may
             // overlap each other).
             match &mut *state {
+                // SAFETY: as above.
                 State::F32(p) => unsafe { host::<f32>(&self.auto, p, rx, ry, ro) },
                 // SAFETY: as above.
                 State::F64(p) => unsafe { host::<f64>(&self.auto, p, rx, ry, ro) },
@@ -369,6 +370,7 @@ impl ReducePlan {
             // accumulator (`out`), checked above, and stay alive in the call's pending entry
             // until the buffers are idle.
             match &mut *state {
+                // SAFETY: as above.
                 State::F32(p) => unsafe { device::<f32>(&self.auto, &call, p, &x, y.as_ref(), &o) },
                 // SAFETY: as above.
                 State::F64(p) => unsafe { device::<f64>(&self.auto, &call, p, &x, y.as_ref(), &o) },
