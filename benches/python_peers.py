@@ -9,8 +9,10 @@ Cases (GPU host: torch 2.11 and CuPy 14 on CUDA 13; megabatch's wheel installed)
   as CuPy arrays); seconds per call and the peers' time over megabatch's.
 - ``overhead``: one 4 x 4 float64 matrix: seconds per call of the plan call, the one-shot call
   (which makes its outputs with ``torch.empty``) and ``torch.linalg.eigh`` from Python, and,
-  with ``--rust-bench PATH`` (the ``eigh_cuda`` bench binary), the Rust call of the same size;
-  the Python overhead is the difference.
+  with ``--rust-bench PATH`` (the ``eigh_cuda`` bench binary, run first at n = 4, 12, 32, 64,
+  128 and batch 1 and 16,384: its lines are emitted as ``rust_eigh``), the Rust call of the
+  same size; the Python overhead is the difference. The ``eigh`` records then carry the Rust
+  call's time too (``python_plan_over_rust``).
 - ``attention``: a custom ``mask_mod`` (prefix-LM, documents) through FlexAttention's
   ``create_block_mask`` on B4 H16 S4096 D64 and B1 H8 S16384 (documents at density about
   0.05), bfloat16: a megabatch ``AttentionPlan(device="cuda")`` call with ``out=`` (wall time
@@ -89,6 +91,9 @@ def eigh_cases(torch, cupy, megabatch, args, deadline):
             record.update(
                 megabatch_plan_s=t_plan, megabatch_oneshot_s=t_once, reps=reps, residual=resid, finite=bool(torch.isfinite(w).all())
             )
+            rust = args.rust.get((dtype_name, n, batch))
+            if rust is not None:
+                record.update(rust_s=rust, python_plan_over_rust=t_plan / rust)
             if time.monotonic() < deadline:
                 t_torch, _ = timed(lambda: torch.linalg.eigh(a), sync, args.min_time)
                 record.update(torch_s=t_torch, torch_over_megabatch=t_torch / t_plan)
@@ -106,6 +111,33 @@ def eigh_cases(torch, cupy, megabatch, args, deadline):
             emit(record)
             del a, w, v, plan
             torch.cuda.empty_cache()
+
+
+def rust_cases(args):
+    """The Rust bench's device-buffer eigh calls (`eigh_cuda --quick --only eigh`) at the sizes
+    the Python cases time: seconds per call by (dtype, n, batch); each line is also emitted."""
+    if not args.rust_bench:
+        return {}
+    try:
+        out = subprocess.run(
+            [args.rust_bench, "--quick", "--only", "eigh", "--ns", "4,12,32,64,128", "--batches", "1,16384"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        ).stdout
+    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        emit({"bench": "rust", "failed": str(e)})
+        return {}
+    found = {}
+    for line in out.splitlines():
+        if not line.startswith("{"):
+            continue
+        r = json.loads(line)
+        emit({**r, "bench": "rust_" + r.get("bench", "?")})
+        if "seconds" in r:
+            dtype = {"f32": "float32", "f64": "float64"}.get(r["dtype"], r["dtype"])
+            found[(dtype, r["n"], r["batch"])] = r["seconds"]
+    return found
 
 
 def overhead_cases(torch, megabatch, args):
@@ -131,22 +163,11 @@ def overhead_cases(torch, megabatch, args):
         "two_torch_empty_s": t_empty,
         "reps": reps,
     }
-    if args.rust_bench:
-        try:
-            out = subprocess.run(
-                [args.rust_bench, "--quick", "--only", "eigh", "--ns", str(n), "--batches", "1"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            ).stdout
-            rust = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-            f64 = [r for r in rust if r.get("dtype") == "f64" and "seconds" in r]
-            if f64:
-                record["rust_s"] = f64[0]["seconds"]
-                record["plan_overhead_over_rust_s"] = t_plan - f64[0]["seconds"]
-                record["oneshot_overhead_over_rust_s"] = t_once - f64[0]["seconds"]
-        except Exception as e:  # noqa: BLE001 - reported, not fatal
-            record["rust_s"] = f"failed: {e}"
+    rust = args.rust.get(("float64", n, 1))
+    if rust is not None:
+        record["rust_s"] = rust
+        record["plan_overhead_over_rust_s"] = t_plan - rust
+        record["oneshot_overhead_over_rust_s"] = t_once - rust
     emit(record)
 
 
@@ -249,6 +270,7 @@ def main():
         }
     )
     only = set(args.only.split(","))
+    args.rust = rust_cases(args) if only & {"overhead", "eigh"} else {}
     if "overhead" in only:
         overhead_cases(torch, megabatch, args)
     if "eigh" in only:

@@ -9,7 +9,7 @@
 #
 #   scripts/gpu-python-check.sh build   # here: the abi3 wheel (cuda, wgpu), the eigh_cuda bench,
 #                                       # pytest's wheels and the Vulkan loader into .dev-py
-#                                       # (git-ignored, ~20 MiB)
+#                                       # (git-ignored, ~14 MiB)
 #   scripts/gpu-python-check.sh run     # on the GPU host, from the repository root (the device
 #                                       # tool: carry .dev-py)
 # Writes $OUT/{machine.txt,pytest_cuda.txt,pytest_cuda.xml,pytest_rest.txt,peers.jsonl}.
@@ -36,8 +36,9 @@ for line in open("/tmp/py-check-bench.json"):
 PY
   strip .dev-py/eigh_cuda
   # pytest for a host whose Python lacks it (installed offline only if missing).
-  # (Markers evaluated for 3.9: tomli and exceptiongroup come along for hosts older than 3.11.)
-  python3 -m pip download --quiet --only-binary=:all: --python-version 3.9 --dest .dev-py/wheels pytest
+  # (Named: pytest's backports for hosts older than 3.11, which a 3.11 resolver leaves out.)
+  python3 -m pip download --quiet --only-binary=:all: --dest .dev-py/wheels pytest \
+    exceptiongroup tomli typing_extensions
   cp .gl/*.deb .dev-py/gl/ 2>/dev/null || echo "no .gl/*.deb: the wgpu tests will skip on the GPU host"
   cp "$0" .dev-py/
   { git rev-parse --short HEAD; git diff --quiet || echo "+ uncommitted changes"; } > .dev-py/COMMIT
@@ -72,8 +73,12 @@ export MEGABATCH_KERNEL_CACHE=/tmp/kc XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktem
   $PY -c "import cupy; print('cupy', cupy.__version__)" 2>&1 | tail -1
   echo "nvrtc from: ${nvrtc_dir:-/usr/local/cuda/lib64}"
 } > "$O/machine.txt" 2>&1
-$PY -m pip install --quiet --no-deps --no-index --force-reinstall "$D"/wheels/megabatch-*.whl >> "$O/machine.txt" 2>&1
-$PY -c "import pytest" 2>/dev/null || $PY -m pip install --quiet --no-index --find-links "$D/wheels" pytest >> "$O/machine.txt" 2>&1
+# Into a folder of its own on PYTHONPATH: the host's environment (torch, CuPy) stays as it is,
+# whether or not its Python is externally managed.
+site=/tmp/megabatch-site; rm -rf "$site"
+$PY -m pip install --quiet --no-deps --no-index --target "$site" "$D"/wheels/megabatch-*.whl >> "$O/machine.txt" 2>&1
+$PY -c "import pytest" 2>/dev/null || $PY -m pip install --quiet --no-index --find-links "$D/wheels" --target "$site" pytest >> "$O/machine.txt" 2>&1
+export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import megabatch, json; print(json.dumps(megabatch.info()))" >> "$O/machine.txt" 2>&1
 
 # The CUDA suite: every test must run (MEGABATCH_REQUIRE_CUDA=1 turns a skip into a failure).
