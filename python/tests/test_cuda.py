@@ -62,9 +62,10 @@ def sym(n, count, dtype, seed=0):
 
 
 def spin(torch, ms):
-    """Queues about `ms` milliseconds of busy device work on the current stream."""
-    cycles = int(torch.cuda.get_device_properties(0).clock_rate * ms)  # clock_rate is in kHz
-    torch.cuda._sleep(cycles)
+    """Queues at least about `ms` milliseconds of busy device work on the current stream (2 GHz
+    assumed when torch does not report the clock: slower clocks spin longer)."""
+    khz = getattr(torch.cuda.get_device_properties(0), "clock_rate", 2_000_000)
+    torch.cuda._sleep(int(khz * ms))
 
 
 # --- eigh ------------------------------------------------------------------------------------
@@ -83,7 +84,9 @@ def test_torch_eigh_in_place_same_kind_out(torch, dtype, n):
     assert not seen["a_copied"]
     assert_accurate(symmetric_from(host), w.cpu().numpy(), v.cpu().numpy(), np.dtype(dtype), f"cuda n={n}")
     values = megabatch.eigvalsh(a)
-    np.testing.assert_allclose(values.cpu().numpy(), w.cpu().numpy(), rtol=0, atol=0)
+    eps = np.finfo(np.dtype(dtype)).eps
+    scale = float(w.abs().max())
+    np.testing.assert_allclose(values.cpu().numpy(), w.cpu().numpy(), rtol=0, atol=100 * n * eps * scale)
 
 
 def test_torch_transposed_input_with_uplo_u_is_read_in_place(torch):
@@ -112,7 +115,8 @@ def test_plan_writes_out_in_place_on_cuda(torch, dtype):
         assert (seen["a"], seen["w"], seen["v"]) == (a.data_ptr(), w.data_ptr(), v.data_ptr())
     assert_accurate(symmetric_from(host), w.cpu().numpy(), v.cpu().numpy(), np.dtype(dtype), "plan")
     ragged = megabatch.eigh_ragged(torch.from_numpy(np.eye(3).ravel()).cuda(), [3])
-    assert ragged.eigenvalues.is_cuda and ragged.eigenvalues.cpu().tolist() == [1.0, 1.0, 1.0]
+    assert ragged.eigenvalues.is_cuda
+    np.testing.assert_allclose(ragged.eigenvalues.cpu().numpy(), [1.0, 1.0, 1.0], atol=1e-14)
 
 
 def test_stream_ordering_without_host_synchronisation(torch):
@@ -187,7 +191,7 @@ def test_non_finite_matrices_on_cuda(torch):
     w, v = megabatch.eigh(a)  # does not wait: the bad matrix comes out NaN
     torch.cuda.synchronize()
     assert torch.isnan(w[3]).all() and torch.isnan(v[3]).all()
-    assert (w[[0, 1, 2, 4]] == 1).all()
+    assert torch.allclose(w[[0, 1, 2, 4]], torch.ones(4, 4, dtype=torch.float64, device="cuda"))
     with pytest.raises(megabatch.LinAlgError, match="matrix 3"):
         megabatch.eigh(a, check_errors=True)
     plan = megabatch.EighPlan(n=4, batch=5, device="cuda")
