@@ -22,7 +22,7 @@ Cases (GPU host: torch 2.11 and CuPy 14 on CUDA 13; megabatch's wheel installed)
 Timing: a warm-up call, then calls repeated until ``--min-time`` seconds (default 0.3) with
 one synchronisation at the end; the figure is the mean per call. A peer whose warm-up takes
 longer than 5 s is reported by that one call. ``--budget`` seconds (default 330) bound the
-whole run: cases past it print ``"skipped": "budget"``.
+whole run (the eigh cases at most 55% of it): cases past it print ``"skipped": "budget"``.
 
 Usage: ``python benches/python_peers.py [--quick] [--budget 330] [--rust-bench PATH]
 [--only eigh,overhead,attention] > out.jsonl``.
@@ -77,15 +77,14 @@ def eigh_cases(torch, cupy, megabatch, args, deadline):
         for n in (12, 32, 64, 128):
             batch = 16384
             record = {"bench": "eigh", "dtype": dtype_name, "n": n, "batch": batch}
-            if time.monotonic() > deadline:
-                emit({**record, "skipped": "budget"})
-                continue
+            # megabatch's own calls take well under a second: timed even past the deadline,
+            # which only the peers respect.
             a = symmetric(torch, n, batch, dtype)
             plan = megabatch.EighPlan(n=n, batch=batch, dtype=dtype_name, device="cuda")
             w = torch.empty(batch, n, device="cuda", dtype=dtype)
             v = torch.empty(batch, n, n, device="cuda", dtype=dtype)
-            t_plan, reps = timed(lambda: plan(a, out=(w, v)), sync, args.min_time)
-            t_once, _ = timed(lambda: megabatch.eigh(a), sync, args.min_time)
+            t_plan, reps = timed(lambda: plan(a, out=(w, v)), sync, min(args.min_time, 0.2))
+            t_once, _ = timed(lambda: megabatch.eigh(a), sync, min(args.min_time, 0.2))
             # Accuracy of what was timed: residual of the last plan call.
             resid = ((a @ v - v * w[:, None, :]).abs().amax() / a.abs().amax()).item()
             record.update(
@@ -274,7 +273,11 @@ def main():
     if "overhead" in only:
         overhead_cases(torch, megabatch, args)
     if "eigh" in only:
-        eigh_cases(torch, cupy, megabatch, args, deadline)
+        # The peers' eigh above n = 32 may loop over matrices for tens of seconds: eigh gets
+        # at most 55% of what is left, so the attention cases keep theirs.
+        share = 0.55 if "attention" in only else 1.0
+        eigh_deadline = time.monotonic() + share * max(0.0, deadline - time.monotonic())
+        eigh_cases(torch, cupy, megabatch, args, eigh_deadline)
     if "attention" in only:
         attention_cases(torch, megabatch, args, deadline)
 

@@ -7,10 +7,11 @@
 //!    (`torch.cuda.current_stream(device).cuda_stream`, `cupy.cuda.get_current_stream().ptr`;
 //!    `megabatch/_device.py` knows the frameworks), borrowed with the crate's
 //!    [`Cuda::borrow_queue`]; for an unknown producer, a new queue of megabatch's own.
-//! 2. **The arrays.** Each imported with dlpark's `from_dlpack(stream=queue)`: the producer
-//!    orders its pending work on the array before the queue's (DLPack's `__dlpack__(stream=)`,
-//!    an event wait on the device, or nothing when the producer's current stream is the queue,
-//!    as it is for the framework's current stream), then borrowed with the crate's
+//! 2. **The arrays.** Each exported with `__dlpack__(stream=<the queue>, max_version=(1, 1))`
+//!    (the Python protocol, whose stream semantics torch and CuPy implement: the producer
+//!    orders its pending work on the array before the queue's by an event wait on the device,
+//!    or does nothing when the queue is its current stream, as it is by default), the capsule
+//!    consumed with dlpark's `from_dlpack`, then borrowed with the crate's
 //!    [`Cuda::borrow_device_ptr`] (its checks: device memory of this context, aligned, inside
 //!    one allocation). No copy: the crate reads and writes the producer's memory.
 //! 3. **Outputs** the caller did not give (`out=`) are made by the input's framework on the
@@ -26,12 +27,10 @@
 //!    work that reads it.
 
 use std::any::Any;
-use std::ffi::c_void;
 use std::sync::{Mutex, PoisonError};
 
-use dlpark::ffi::{DLDevice, DLDeviceType};
-use dlpark::python::consumer::stream as dlstream;
-use dlpark::python::{from_dlpack, DlpackStream, ImportedDlpack, StreamArg};
+use dlpark::ffi::DLDeviceType;
+use dlpark::python::{from_dlpack, ImportedDlpack};
 use dlpark::DlpackFlags;
 use megabatch::backends::cuda::{Cuda, CudaQueue};
 use megabatch::{Auto, AutoBuffer, AutoQueue, Element, Error};
@@ -134,25 +133,6 @@ impl DeviceArray {
     pub fn bytes(&self) -> std::ops::Range<usize> {
         let start = self.ptr as usize;
         start..start + self.len * self.dtype.size()
-    }
-}
-
-/// The stream a call's CUDA arrays are imported for: the producer orders its work before it.
-struct QueueStream(usize);
-
-// SAFETY: the handle is a live stream of the array's device (the caller's or the framework's
-// current stream, or one of megabatch's own), encoded by dlpark's CUDA convention (null as the
-// legacy default stream `1`).
-unsafe impl DlpackStream for QueueStream {
-    fn as_python_arg(&self, _py: Python<'_>, _device: DLDevice) -> PyResult<StreamArg> {
-        Ok(dlstream::cuda(self.0 as *mut c_void))
-    }
-
-    /// Through DLPack's C exchange API (torch): nothing to order when the producer's work
-    /// stream is this one; otherwise dlpark falls back to `__dlpack__(stream=...)`, where the
-    /// producer makes this stream wait for its work by an event.
-    unsafe fn wait_for_producer(&self, _device: DLDevice, producer: *mut c_void) -> PyResult<bool> {
-        Ok(producer as usize == self.0)
     }
 }
 
@@ -336,17 +316,13 @@ impl CudaCall {
                 "`{what}` must be an array with __dlpack__"
             )));
         }
-        let owner =
-            from_dlpack(obj.as_borrowed(), Some(&QueueStream(self.stream)), None).map_err(|e| {
-                if e.is_instance_of::<pyo3::exceptions::PyBufferError>(py) {
-                    PyTypeError::new_err(format!(
-                        "`{what}` cannot be exported through DLPack: {}",
-                        e.value(py)
-                    ))
-                } else {
-                    e
-                }
-            })?;
+        // DLPack's encoding of the consumer stream: 1 for the legacy default stream (null).
+        let stream = match self.stream {
+            0 => 1,
+            raw => raw,
+        };
+        let capsule = crate::array::call_dlpack(obj, what, Some(stream))?;
+        let owner = from_dlpack(capsule.as_borrowed(), None, None)?;
         let read_only = owner.flags().contains(DlpackFlags::READ_ONLY);
         let (ptr, len, shape, layout, dtype) = {
             let tensor = owner
@@ -469,7 +445,17 @@ pub fn check_output(array: &DeviceArray) -> PyResult<()> {
     Ok(())
 }
 
-/// `megabatch.synchronize()`.
+/// ``synchronize()``: waits for the queued CUDA work of every megabatch call whose arrays
+/// megabatch still keeps alive, then releases them (their producers may free the memory).
+///
+/// Calls on CUDA arrays never wait by themselves: megabatch keeps a reference to each array
+/// of a call until that call's work has finished, and releases finished ones at the start of
+/// the next CUDA call. This releases the rest now: before a framework's ``empty_cache()``, or
+/// to return memory at the end of a phase. Synchronising the stream (``torch.cuda.synchronize``)
+/// orders the work but keeps the references until the next megabatch call. Host arrays are
+/// never kept.
+///
+/// Raises nothing: a device error surfaces at the next call.
 #[pyfunction]
 #[pyo3(name = "synchronize")]
 pub fn py_synchronize(py: Python<'_>) -> PyResult<()> {
