@@ -161,6 +161,20 @@ impl Access {
         Ok(())
     }
 
+    /// Whether every recorded access has finished on the device, without blocking.
+    pub(crate) fn is_idle(&self) -> Result<bool> {
+        if !self.write.is_done()? {
+            return Ok(false);
+        }
+        let readers = self.lock().readers;
+        for (slot, reader) in readers.iter().enumerate() {
+            if reader.is_some() && !self.reads[slot].is_done()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Runs `f` with the resource held, after every recorded access of `mode`'s predecessors
     /// finished on the device (for host copies into or out of it).
     pub(crate) fn with_host<R>(&self, mode: Mode, f: impl FnOnce() -> Result<R>) -> Result<R> {

@@ -98,6 +98,19 @@ impl<T> CudaBuffer<T> {
         }
     }
 
+    /// Whether every read and write recorded on the buffer so far (megabatch's operations,
+    /// guarded foreign work, the producer's work a borrowed buffer waits for) has finished on
+    /// the device. Never blocks (`cuEventQuery`), so a caller that keeps borrowed memory's
+    /// owner alive while megabatch's queued work uses it (the Python bindings keep each
+    /// DLPack tensor) can poll this and release the owner once it is `true`, without
+    /// synchronising; dropping the buffer then returns at once.
+    ///
+    /// # Errors
+    /// [`Error::Device`] if the driver reports an error for the recorded work.
+    pub fn is_idle(&self) -> Result<bool> {
+        self.access.is_idle()
+    }
+
     /// The device address for foreign code that READS the buffer on `queue`: `queue` is made
     /// to wait for the buffer's last write, and dropping the guard records the work queued on
     /// `queue` meanwhile as a read (writers wait for it). Read only through the address while

@@ -213,6 +213,18 @@ impl Event {
         unsafe { cu::event::record(self.raw, stream.raw) }.call("cuEventRecord")
     }
 
+    /// Whether the recorded work is done (true if nothing was recorded), without blocking
+    /// (`cuEventQuery`).
+    pub(crate) fn is_done(&self) -> Result<bool> {
+        bind(&self.ctx)?;
+        // SAFETY: the event is alive.
+        match unsafe { cu::event::query(self.raw) } {
+            Ok(()) => Ok(true),
+            Err(e) if e.0 == sys::cudaError_enum::CUDA_ERROR_NOT_READY => Ok(false),
+            Err(e) => Err(e).call("cuEventQuery"),
+        }
+    }
+
     /// Blocks until the recorded work is done (immediately if nothing was recorded).
     pub(crate) fn synchronize(&self) -> Result<()> {
         count_wait();

@@ -1,4 +1,5 @@
-"""megabatch: many small symmetric eigenproblems, reductions and block-sparse attention, from numpy.
+"""megabatch: many small symmetric eigenproblems, reductions and block-sparse attention, from
+numpy, torch and CuPy.
 
 Python bindings of the `megabatch` Rust crate. One call hands a whole batch of matrices to a
 backend (CPU threads, or a GPU through wgpu or CUDA when one is found); arrays are read and
@@ -10,10 +11,13 @@ Functions follow ``numpy.linalg``:
 - :func:`eigh_ragged` / :func:`eigvalsh_ragged`: matrices of different orders in one call.
 - :class:`EighPlan`: a shape fixed once, then many calls without allocation (``out=``).
 - :func:`sum`, :func:`max`, :func:`max_abs_diff` (whole arrays), :func:`weighted_mean` (over
-  rows), :func:`segment_sum` (ragged segments): deterministic, NaN-propagating reductions.
+  rows), :func:`segment_sum` (ragged segments): deterministic, NaN-propagating reductions;
+  :class:`ReducePlan` for the hot path (``out=``).
 - :func:`attention`: block-sparse attention over a FlexAttention ``BlockMask``, any
-  ``mask_mod`` (float32, ``[B, H, S, D]`` as ``flex_attention``).
-- :func:`info`: the backends this process found.
+  ``mask_mod`` (float32, float16, bfloat16, ``[B, H, S, D]`` as ``flex_attention``);
+  :class:`AttentionPlan` for many calls over one mask.
+- :func:`info`: the backends this process found; :func:`calibrate`: measure them for the
+  cost model; :func:`synchronize`: release the CUDA arrays kept for queued work.
 
 Errors: ``TypeError`` for a wrong dtype or a non-array, ``ValueError`` for a wrong shape,
 layout or device, :class:`LinAlgError` (a ``numpy.linalg.LinAlgError``, hence a
@@ -24,23 +28,29 @@ Processes: the backends start on first use, once per process. A child forked aft
 started (``multiprocessing``'s default on Linux) starts its own on its first call; an
 :class:`EighPlan` made in the parent raises ``RuntimeError`` there (make a new one).
 
-This release reads and writes CPU arrays (numpy, torch CPU tensors, anything with
-``__dlpack__`` on the CPU); GPU arrays come later.
+Arrays: CPU arrays (numpy, torch CPU tensors, anything with ``__dlpack__`` on the CPU) give
+numpy results; CUDA arrays on device 0 (torch CUDA tensors, CuPy arrays, any DLPack producer
+with ``out=``) run on the CUDA backend in place, queued on the caller's current stream (or
+``stream=``) after the producer's work, without waiting, and give arrays of their framework.
+megabatch keeps every CUDA array a call used alive until that call's work has finished.
 """
 
-from ._attention import attention
-from ._info import info
+from ._attention import AttentionPlan, attention
+from ._info import calibrate, info
 from ._linalg import EighResult, eigh, eigvalsh
-from ._megabatch import EighPlan, LinAlgError, __version__
+from ._megabatch import EighPlan, LinAlgError, ReducePlan, __version__, synchronize
 from ._ragged import eigh_ragged, eigvalsh_ragged
 from ._reduce import max, max_abs_diff, segment_sum, sum, weighted_mean  # noqa: A004
 
 __all__ = [
+    "AttentionPlan",
     "EighPlan",
     "EighResult",
     "LinAlgError",
+    "ReducePlan",
     "__version__",
     "attention",
+    "calibrate",
     "eigh",
     "eigh_ragged",
     "eigvalsh",
@@ -50,5 +60,6 @@ __all__ = [
     "max_abs_diff",
     "segment_sum",
     "sum",
+    "synchronize",
     "weighted_mean",
 ]

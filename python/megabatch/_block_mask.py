@@ -99,7 +99,12 @@ def _int_array(obj, name):
         return None
     device = getattr(obj, "device", None)
     if device is not None and not isinstance(device, str) and getattr(device, "type", "cpu") != "cpu":
-        raise ValueError(f"block_mask.{name} is on {device}: megabatch reads CPU block masks only (.cpu())")
+        # A torch CUDA tensor (create_block_mask(..., device="cuda")): read once, to the host.
+        if not hasattr(obj, "cpu"):
+            raise ValueError(f"block_mask.{name} is on {device}: pass CPU block tensors (.cpu())")
+        obj = obj.cpu()
+    elif type(obj).__module__.split(".", 1)[0] == "cupy":
+        obj = obj.get()
     if hasattr(obj, "__array__") or isinstance(obj, (list, tuple)):
         array = numpy.asarray(obj)
     elif hasattr(obj, "__dlpack__"):
@@ -171,11 +176,13 @@ def evaluate(mask_mod, b, h, q_idx, kv_idx, shape):
         pass
     torch = sys.modules.get("torch")
     if torch is not None:
-        try:
-            out = mask_mod(*(torch.from_numpy(numpy.ascontiguousarray(a)) for a in args))
-            return numpy.broadcast_to(numpy.asarray(out.cpu(), dtype=bool), shape)
-        except Exception:  # noqa: BLE001 - as above
-            pass
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        for device in devices:  # a mask_mod may index tensors on the GPU (document ids)
+            try:
+                out = mask_mod(*(torch.from_numpy(numpy.ascontiguousarray(a)).to(device) for a in args))
+                return numpy.broadcast_to(numpy.asarray(out.cpu(), dtype=bool), shape)
+            except Exception:  # noqa: BLE001 - as above
+                pass
     full = [numpy.broadcast_to(a, shape).ravel() for a in args]
     try:
         flat = [bool(mask_mod(int(x), int(y), int(z), int(w))) for x, y, z, w in zip(*full)]

@@ -6,7 +6,7 @@ from . import _megabatch
 from ._linalg import EighResult, as_array
 
 
-def eigh_ragged(a, sizes=None, *, uplo="L", backend="auto"):
+def eigh_ragged(a, sizes=None, *, uplo="L", backend="auto", stream=None, check_errors=False):
     """Eigenvalues and eigenvectors of matrices of different orders, in one call.
 
     Two forms:
@@ -23,25 +23,29 @@ def eigh_ragged(a, sizes=None, *, uplo="L", backend="auto"):
         Returns ``EighResult`` of two lists: ``w[i]`` of shape ``[n_i]`` and ``v[i]`` of shape
         ``[n_i, n_i]``, views into the packed results.
 
+    ``values`` may be a CUDA array (torch, CuPy): then the results are arrays of its framework
+    on its device and ``stream`` and ``check_errors`` act as for :func:`eigh` (``uplo="U"``
+    is a ``ValueError`` there: megabatch does not transpose CUDA arrays).
+
     ``uplo``, ``backend``, the sign convention and the exceptions are :func:`eigh`'s;
     ``LinAlgError`` names the matrix by its index in the batch. All matrices must share one
     dtype (``TypeError`` otherwise); an empty list gives float64 results.
     """
-    return _ragged(a, sizes, uplo, backend, vectors=True)
+    return _ragged(a, sizes, uplo, backend, True, stream, check_errors)
 
 
-def eigvalsh_ragged(a, sizes=None, *, uplo="L", backend="auto"):
+def eigvalsh_ragged(a, sizes=None, *, uplo="L", backend="auto", stream=None, check_errors=False):
     """Eigenvalues of matrices of different orders, in one call.
 
     As :func:`eigh_ragged` without eigenvectors: returns the packed ``w`` for
     ``(values, sizes)``, or a list of ``w[i]`` for a sequence of matrices.
     """
-    return _ragged(a, sizes, uplo, backend, vectors=False)
+    return _ragged(a, sizes, uplo, backend, False, stream, check_errors)
 
 
-def _ragged(a, sizes, uplo, backend, vectors):
+def _ragged(a, sizes, uplo, backend, vectors, stream=None, check_errors=False):
     if sizes is not None:
-        return _call(as_array(a), sizes, uplo, backend, vectors)
+        return _call(as_array(a), sizes, uplo, backend, vectors, stream, check_errors)
     if hasattr(a, "__dlpack__"):
         raise TypeError(
             "eigh_ragged takes (values, sizes) or a sequence of square matrices; "
@@ -55,9 +59,15 @@ def _ragged(a, sizes, uplo, backend, vectors):
     return _split(out, sizes, square=False)
 
 
-def _call(values, sizes, uplo, backend, vectors):
+def _call(values, sizes, uplo, backend, vectors, stream=None, check_errors=False):
     out = _megabatch._eigh_ragged(
-        values, [int(n) for n in sizes], uplo=uplo, vectors=vectors, backend=backend
+        values,
+        [int(n) for n in sizes],
+        uplo=uplo,
+        vectors=vectors,
+        backend=backend,
+        stream=stream,
+        check_errors=check_errors,
     )
     return EighResult(*out) if vectors else out
 

@@ -64,7 +64,7 @@ impl HostArray {
                 what,
             )?;
         }
-        let capsule = call_dlpack(obj, what)?;
+        let capsule = call_dlpack(obj, what, None)?;
         let owner = from_dlpack(capsule.as_borrowed(), None, None)?;
         let flags = owner.flags();
         let (addr, len, shape, layout, dtype) = {
@@ -170,8 +170,16 @@ fn check_device(device: DLDevice, what: &str) -> PyResult<()> {
 }
 
 /// `obj.__dlpack__(max_version=(1, 1))`, or `obj.__dlpack__()` for producers that predate
-/// versioned DLPack (numpy < 2.1 takes no `max_version`).
-fn call_dlpack<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyAny>> {
+/// versioned DLPack (numpy < 2.1 takes no `max_version`). With `stream` (a CUDA array's
+/// consumer stream, in DLPack's encoding: 1 the legacy default stream, 2 the per-thread one,
+/// else the `cudaStream_t`), `stream=` is passed too: the producer makes that stream wait for
+/// its pending work on the array (an event, or nothing when it is the producer's current
+/// stream).
+pub fn call_dlpack<'py>(
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+    stream: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
     let method = obj.getattr(intern!(py, "__dlpack__")).map_err(|_| {
         let kind = obj
@@ -183,9 +191,13 @@ fn call_dlpack<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, 
         ))
     })?;
     let kwargs = PyDict::new(py);
+    if let Some(stream) = stream {
+        kwargs.set_item(intern!(py, "stream"), stream)?;
+    }
+    let plain = kwargs.copy()?;
     kwargs.set_item(intern!(py, "max_version"), MAX_VERSION)?;
     let result = match method.call((), Some(&kwargs)) {
-        Err(e) if e.is_instance_of::<PyTypeError>(py) => method.call0(),
+        Err(e) if e.is_instance_of::<PyTypeError>(py) => method.call((), Some(&plain)),
         other => other,
     };
     // Producers refuse exports with BufferError: numpy for dtypes DLPack cannot describe

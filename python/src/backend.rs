@@ -40,6 +40,13 @@ pub fn shared(py: Python<'_>) -> PyResult<Auto> {
     .map_err(|e| to_py(py, e, None))
 }
 
+/// Makes `auto` (a clone of the shared one with a new cost model, say) the process's shared
+/// `Auto`: later calls and plans use it.
+pub fn replace_shared(auto: Auto) {
+    let mut slot = AUTO.lock().unwrap_or_else(PoisonError::into_inner);
+    *slot = Some((std::process::id(), Ok(auto)));
+}
+
 /// The `Auto` for `backend=`: `"auto"` (the cost model picks, or `MEGABATCH_BACKEND` if set),
 /// or `"cpu"`, `"wgpu"`, `"cuda"` to force one.
 ///

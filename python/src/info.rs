@@ -1,10 +1,16 @@
 //! `megabatch.info()`: which backends this process found, and why the others are missing.
 
-use megabatch::BackendKind;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use megabatch::cost::{default_calibration_path, save_calibration, CalibrationOptions};
+use megabatch::{BackendKind, Error};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::backend::shared;
+use crate::backend::{replace_shared, shared};
+use crate::errors::to_py;
 
 /// The backends this process uses, as a dict (see the package's `info` for the keys).
 #[pyfunction]
@@ -49,5 +55,44 @@ pub fn info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     };
     dict.set_item("wgpu", wgpu)?;
     dict.set_item("notes", auto.notes())?;
+    Ok(dict)
+}
+
+/// Measures this process's backends for the cost model, saves the calibration and makes it the
+/// model of the shared `Auto` (see the package's `calibrate` for the docs). Returns a dict:
+/// `path`, `seconds`, `machine`, `backends`.
+#[pyfunction]
+#[pyo3(name = "_calibrate", signature = (*, quick=false, path=None))]
+pub fn calibrate(
+    py: Python<'_>,
+    quick: bool,
+    path: Option<PathBuf>,
+) -> PyResult<Bound<'_, PyDict>> {
+    let mut auto = shared(py)?;
+    let machine = auto.machine_key();
+    let path = match path.or_else(|| default_calibration_path(&machine)) {
+        Some(path) => path,
+        None => {
+            return Err(PyRuntimeError::new_err(
+                "no cache directory on this platform: pass path=",
+            ))
+        }
+    };
+    let (auto, seconds) = py
+        .detach(|| -> Result<_, Error> {
+            let start = Instant::now();
+            auto.calibrate(CalibrationOptions { quick })?;
+            let seconds = start.elapsed().as_secs_f64();
+            save_calibration(auto.model(), &path)?;
+            Ok((auto, seconds))
+        })
+        .map_err(|e| to_py(py, e, None))?;
+    let backends: Vec<&str> = auto.backends().into_iter().map(BackendKind::name).collect();
+    replace_shared(auto);
+    let dict = PyDict::new(py);
+    dict.set_item("path", path.display().to_string())?;
+    dict.set_item("seconds", seconds)?;
+    dict.set_item("machine", machine)?;
+    dict.set_item("backends", backends)?;
     Ok(dict)
 }

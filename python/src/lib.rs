@@ -2,7 +2,9 @@
 //!
 //! The pure-Python package (`python/megabatch/`) wraps these in numpy.linalg conventions and
 //! documents the public API; this module holds what must be native:
-//! - `array.rs`: arrays in through DLPack (CPU only in this release), `layout.rs` their strides;
+//! - `array.rs`: CPU arrays in through DLPack, `layout.rs` their strides;
+//! - `cuda.rs`: CUDA arrays in through DLPack on the caller's stream, kept alive until the
+//!   queued work finished; `cache.rs` the CUDA plans of one-shot calls;
 //! - `backend.rs`: the process's one [`megabatch::Auto`] and `backend=` names; `info.rs`;
 //! - `plan.rs`: `EighPlan`, `exec.rs` its call (GIL released), `transpose.rs` the `uplo` copy;
 //! - `reduce.rs`: the reductions (whole arrays, over rows, over segments);
@@ -13,6 +15,8 @@
 mod array;
 mod attention;
 mod backend;
+mod cache;
+mod cuda;
 mod dtype;
 mod errors;
 mod exec;
@@ -33,6 +37,8 @@ fn _megabatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("LinAlgError", errors::linalg_error_type(py)?)?;
     m.add_class::<plan::EighPlan>()?;
+    m.add_class::<reduce::ReducePlan>()?;
+    m.add_class::<attention::AttentionPlan>()?;
     m.add_function(wrap_pyfunction!(oneshot::eigh, m)?)?;
     m.add_function(wrap_pyfunction!(oneshot::eigh_ragged, m)?)?;
     m.add_function(wrap_pyfunction!(reduce::reduce, m)?)?;
@@ -40,6 +46,9 @@ fn _megabatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reduce::reduce_segments, m)?)?;
     m.add_function(wrap_pyfunction!(attention::attention, m)?)?;
     m.add_function(wrap_pyfunction!(info::info, m)?)?;
+    m.add_function(wrap_pyfunction!(info::calibrate, m)?)?;
     m.add_function(wrap_pyfunction!(trace::last_pointers, m)?)?;
+    m.add_function(wrap_pyfunction!(cuda::py_synchronize, m)?)?;
+    m.add_function(wrap_pyfunction!(cuda::py_pending, m)?)?;
     Ok(())
 }

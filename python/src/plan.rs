@@ -4,13 +4,12 @@
 use std::mem::ManuallyDrop;
 use std::sync::{Mutex, PoisonError};
 
-use megabatch::{
-    Auto, AutoEighPlan, BackendKind, BatchedEigh, EighSpec, Error, PlanFootprint, Real,
-};
+use megabatch::{Auto, AutoEighPlan, BackendKind, EighSpec, Error, PlanFootprint, Real, Residency};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::backend::select;
+use crate::cuda::Place;
 use crate::dtype::Dtype;
 use crate::errors::to_py;
 use crate::exec;
@@ -46,6 +45,24 @@ pub enum Shape {
 }
 
 impl Shape {
+    /// The uniform batch of a `[..., n, n]` array's shape.
+    ///
+    /// # Errors
+    /// `ValueError` for fewer than 2 dimensions or non-square matrices.
+    pub fn uniform(shape: Vec<usize>) -> PyResult<Self> {
+        let rank = shape.len();
+        if rank < 2 || shape[rank - 1] != shape[rank - 2] {
+            return Err(PyValueError::new_err(format!(
+                "`a` has shape {}: eigh takes [..., n, n], square matrices",
+                crate::exec::shape_str(&shape)
+            )));
+        }
+        Ok(Shape::Uniform {
+            n: shape[rank - 1],
+            batch: shape[..rank - 2].iter().product(),
+        })
+    }
+
     /// The order of every matrix, in batch order.
     pub fn orders(&self) -> Box<dyn Iterator<Item = usize> + '_> {
         match self {
@@ -83,9 +100,10 @@ pub enum State {
 /// A plan for many eigh calls of one batch shape: everything allocated once, then calls
 /// that allocate nothing (with ``out=``).
 ///
-/// ``EighPlan(n, batch, *, dtype="float64", vectors=True, uplo="L", backend="auto")``: ``batch``
-/// matrices of order ``n``. ``EighPlan(*, sizes=[...], ...)``: a ragged batch, matrix ``i`` of
-/// order ``sizes[i]``, packed as :func:`megabatch.eigh_ragged` takes them.
+/// ``EighPlan(n, batch, *, dtype="float64", vectors=True, uplo="L", backend="auto",
+/// device="cpu")``: ``batch`` matrices of order ``n``. ``EighPlan(*, sizes=[...], ...)``: a
+/// ragged batch, matrix ``i`` of order ``sizes[i]``, packed as :func:`megabatch.eigh_ragged`
+/// takes them.
 ///
 /// Parameters
 /// ----------
@@ -101,9 +119,15 @@ pub enum State {
 ///     C-contiguous inputs; uniform inputs given as ``a.mT`` are read in place instead.
 /// backend : {"auto", "cpu", "wgpu", "cuda"}
 ///     As for :func:`megabatch.eigh`; chosen once, for this plan (see ``backend``).
+/// device : {"cpu", "cuda"}
+///     Where the arrays of the calls live. ``"cpu"``: numpy arrays and CPU tensors (any
+///     backend; a GPU one stages through host memory the plan holds). ``"cuda"``: torch CUDA
+///     tensors, CuPy arrays or any DLPack array on CUDA device 0, run on the CUDA backend
+///     in place (``backend`` must be ``"auto"`` or ``"cuda"``); the plan holds its device
+///     workspace and no host staging.
 ///
-/// Calling ``plan(a, *, out=None)``
-/// --------------------------------
+/// Calling ``plan(a, *, out=None, stream=None, check_errors=False)``
+/// ------------------------------------------------------------------
 /// ``a``: uniform plans take ``[..., n, n]`` with ``batch`` matrices in all (any batch
 /// dimensions: ``(batch, n, n)``, ``(2, batch // 2, n, n)``, ``(n, n)`` for ``batch=1``);
 /// ragged plans a 1-D array of ``sum(n_i ** 2)`` values. The plan's dtype, on the CPU,
@@ -118,6 +142,21 @@ pub enum State {
 /// A call allocates no array data (the DLPack handshake allocates a few small capsules).
 /// The GIL is released while it computes. Plans may be shared between threads: calls on one
 /// plan take turns.
+///
+/// CUDA plans (``device="cuda"``): ``a`` and ``out`` are CUDA arrays of one framework;
+/// without ``out`` the outputs are new arrays of ``a``'s framework on its device
+/// (``torch.empty``, ``cupy.empty``). The work is queued on ``stream`` (an ``int``
+/// ``cudaStream_t``, a ``torch.cuda.Stream`` or a CuPy ``Stream``), by default the current
+/// stream of ``a``'s framework, after the producer's pending work on the arrays (DLPack's
+/// stream handshake), and the call returns without waiting: use the results on that stream
+/// (torch's and CuPy's default) or synchronise it. No copy: the crate reads ``a`` and writes
+/// ``w`` and ``v`` where they lie. megabatch keeps a reference to every array of the call
+/// until its work has finished, so dropping them early is safe. ``uplo="U"`` takes ``a.mT``
+/// of a C-contiguous array (``uplo="L"`` a C-contiguous one): there is no device transpose.
+/// A matrix with NaN or Inf (or one that does not converge) gets NaN eigenvalues and
+/// eigenvectors instead of an exception, as the call does not wait; ``check_errors=True``
+/// waits for the call and raises :class:`LinAlgError` naming the first such matrix (CPU plans
+/// always raise).
 ///
 /// Raises
 /// ------
@@ -151,6 +190,8 @@ pub struct EighPlan {
     /// The process that made the plan: in a child forked from it, the plan's threads and
     /// device state do not exist, so calls are refused and dropping it leaks (see `Drop`).
     pub pid: u32,
+    /// Where the arrays of its calls live (`device=`).
+    pub place: Place,
 }
 
 impl Drop for EighPlan {
@@ -169,8 +210,9 @@ impl Drop for EighPlan {
 
 impl EighPlan {
     /// Makes the plan on the backend `backend=` names (the GIL released while it is made: a
-    /// GPU plan may compile kernels). `input_layout`: the layout inputs are expected in, to
-    /// allocate the transpose buffer now if `uplo` will need it.
+    /// GPU plan may compile kernels) for arrays in `place`. `input_layout`: the layout inputs
+    /// are expected in, to allocate the transpose buffer now if `uplo` will need it.
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         py: Python<'_>,
         shape: Shape,
@@ -179,12 +221,20 @@ impl EighPlan {
         uplo: Uplo,
         backend: &str,
         input_layout: Layout,
+        place: Place,
     ) -> PyResult<Self> {
-        let auto = select(py, backend)?;
+        dtype.check_real("dtype")?;
+        let (auto, residency) = match place {
+            Place::Host => (select(py, backend)?, Residency::Host),
+            Place::Cuda(_) => (
+                cuda_auto(py, backend)?,
+                Residency::Device(BackendKind::Cuda),
+            ),
+        };
         let spec = shape.spec().with_vectors(vectors);
         let offsets = spec.offsets(dtype.size()).map_err(|e| to_py(py, e, None))?;
         let (a_len, w_len) = (offsets.a_len(), offsets.w_len());
-        let scratch_len = if needs_transpose(&shape, uplo, input_layout) {
+        let scratch_len = if place == Place::Host && needs_transpose(&shape, uplo, input_layout) {
             a_len
         } else {
             0
@@ -192,8 +242,8 @@ impl EighPlan {
         let state = py
             .detach(|| -> Result<State, Error> {
                 Ok(match dtype {
-                    Dtype::F32 => State::F32(typed(&auto, &spec, scratch_len)?),
-                    Dtype::F64 => State::F64(typed(&auto, &spec, scratch_len)?),
+                    Dtype::F32 => State::F32(typed(&auto, &spec, scratch_len, residency)?),
+                    _ => State::F64(typed(&auto, &spec, scratch_len, residency)?),
                 })
             })
             .map_err(|e| to_py(py, e, None))?;
@@ -212,6 +262,7 @@ impl EighPlan {
             w_len,
             state: ManuallyDrop::new(Mutex::new(state)),
             pid: std::process::id(),
+            place,
         })
     }
 
@@ -253,8 +304,13 @@ fn needs_transpose(shape: &Shape, uplo: Uplo, layout: Layout) -> bool {
         }
 }
 
-fn typed<T: Real>(auto: &Auto, spec: &EighSpec, scratch_len: usize) -> Result<Typed<T>, Error> {
-    let plan = BatchedEigh::<T>::plan_eigh(auto, spec)?;
+fn typed<T: Real>(
+    auto: &Auto,
+    spec: &EighSpec,
+    scratch_len: usize,
+    residency: Residency,
+) -> Result<Typed<T>, Error> {
+    let plan = auto.plan_eigh_for::<T>(spec, residency)?;
     Ok(Typed {
         plan,
         scratch: zeroed(scratch_len)?,
@@ -269,6 +325,21 @@ pub fn zeroed<T: Real>(len: usize) -> Result<Vec<T>, Error> {
     })?;
     v.resize(len, T::zero());
     Ok(v)
+}
+
+/// The `Auto` for plans on CUDA arrays: forced to the CUDA backend (`backend=` must be
+/// `"auto"` or `"cuda"`: data on the GPU runs there).
+///
+/// # Errors
+/// `ValueError` for another backend; `RuntimeError` if this process has no CUDA backend.
+pub fn cuda_auto(py: Python<'_>, backend: &str) -> PyResult<Auto> {
+    match backend.to_ascii_lowercase().as_str() {
+        "auto" | "cuda" => select(py, "cuda"),
+        other => Err(PyValueError::new_err(format!(
+            "backend={other:?} with CUDA arrays: they run on the CUDA backend (\"auto\" or \
+             \"cuda\"); copy them to the host for another"
+        ))),
+    }
 }
 
 /// The `dtype=` argument; float64 if absent.
@@ -288,7 +359,7 @@ fn count(name: &str, value: i64) -> PyResult<usize> {
 #[pymethods]
 impl EighPlan {
     #[new]
-    #[pyo3(signature = (n=None, batch=None, *, sizes=None, dtype=None, vectors=true, uplo="L", backend="auto"))]
+    #[pyo3(signature = (n=None, batch=None, *, sizes=None, dtype=None, vectors=true, uplo="L", backend="auto", device="cpu"))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         py: Python<'_>,
@@ -299,6 +370,7 @@ impl EighPlan {
         vectors: bool,
         uplo: &str,
         backend: &str,
+        device: &str,
     ) -> PyResult<Self> {
         let shape = match (n, batch, sizes) {
             (Some(n), Some(batch), None) => Shape::Uniform {
@@ -319,19 +391,45 @@ impl EighPlan {
         };
         let dtype = dtype_arg(dtype)?;
         let uplo = Uplo::parse(uplo)?;
-        Self::create(py, shape, dtype, vectors, uplo, backend, Layout::RowMajor)
+        let place = Place::parse(device)?;
+        let layout = match (place, uplo) {
+            (Place::Cuda(_), Uplo::Upper) => Layout::Transposed,
+            _ => Layout::RowMajor,
+        };
+        Self::create(py, shape, dtype, vectors, uplo, backend, layout, place)
     }
 
-    /// ``plan(a, *, out=None)``: decomposes ``a`` into ``out`` (``(w, v)``, or ``w`` without
-    /// vectors) or into new numpy arrays, and returns them. See the class docs.
-    #[pyo3(signature = (a, *, out=None))]
+    /// ``plan(a, *, out=None, stream=None, check_errors=False)``: decomposes ``a`` into
+    /// ``out`` (``(w, v)``, or ``w`` without vectors) or into new arrays, and returns them.
+    /// See the class docs.
+    #[pyo3(signature = (a, *, out=None, stream=None, check_errors=false))]
     fn __call__<'py>(
         &self,
         py: Python<'py>,
         a: &Bound<'py, PyAny>,
         out: Option<&Bound<'py, PyAny>>,
+        stream: Option<&Bound<'py, PyAny>>,
+        check_errors: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        exec::call(py, self, a, out)
+        exec::call(py, self, a, out, stream, check_errors)
+    }
+
+    /// Each matrix's status in the last call: a new numpy ``int32`` array of ``batch``
+    /// entries, 0 solved, 1 NaN or Inf in its triangle, 2 no convergence (the crate's
+    /// ``EIGH_*`` codes). On a CUDA plan this waits for the last call. Zeros before the
+    /// first call.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.check_process()?;
+        let codes = exec::info(py, self)?;
+        py.import("numpy")?
+            .getattr("asarray")?
+            .call1((codes, "int32"))
+    }
+
+    /// Where the arrays of its calls live: ``"cpu"`` or ``"cuda"``.
+    #[getter]
+    fn device(&self) -> &'static str {
+        self.place.name()
     }
 
     /// Matrix order of a uniform plan (`None` for a ragged one).
@@ -423,11 +521,12 @@ impl EighPlan {
             }
         };
         format!(
-            "EighPlan({shape}, dtype='{}', vectors={}, uplo='{}', backend='{}')",
+            "EighPlan({shape}, dtype='{}', vectors={}, uplo='{}', backend='{}', device='{}')",
             self.dtype.name(),
             if self.vectors { "True" } else { "False" },
             self.uplo(),
-            self.backend.name()
+            self.backend.name(),
+            self.place.name()
         )
     }
 }

@@ -34,9 +34,9 @@ def test_plan_dtype_mismatch():
         plan(sym(), out=(w, v))
 
 
-@pytest.mark.parametrize("dtype", ["int32", "float16", np.complex64, 3])
+@pytest.mark.parametrize("dtype", ["int32", "float16", "bfloat16", np.complex64, 3])
 def test_plan_bad_dtype_argument(dtype):
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="float32,? or float64|float32, float64"):
         megabatch.EighPlan(n=2, batch=1, dtype=dtype)
 
 
@@ -159,24 +159,38 @@ def test_bad_outputs():
 
 
 class CudaArray:
-    """Claims to live on CUDA device 0; must be refused before __dlpack__ is called."""
+    """Claims to live on CUDA device 0 (or another device type); must be refused before
+    __dlpack__ is called where it cannot run."""
 
     dlpack_called = False
 
+    def __init__(self, device=(2, 0)):
+        self.device = device
+        self.shape, self.dtype = (2, 2), "float64"
+
     def __dlpack_device__(self):
-        return (2, 0)
+        return self.device
 
     def __dlpack__(self, **kwargs):
         CudaArray.dlpack_called = True
-        raise AssertionError("__dlpack__ called for a CUDA array")
+        raise AssertionError("__dlpack__ called for an array that cannot run")
 
 
-def test_non_cpu_device_is_refused_before_export():
-    with pytest.raises(ValueError, match="CUDA device"):
-        megabatch.eigh(CudaArray())
+def test_device_arrays_are_refused_before_export_where_they_cannot_run():
     plan = megabatch.EighPlan(n=2, batch=1)
-    with pytest.raises(ValueError, match="CUDA device"):
+    # A CPU plan names the device= it would need.
+    with pytest.raises(ValueError, match='CUDA array.*device="cuda"'):
         plan(CudaArray())
+    # Devices megabatch has no backend for.
+    with pytest.raises(ValueError, match="ROCm device"):
+        megabatch.eigh(CudaArray((10, 0)))
+    with pytest.raises(ValueError, match="ROCm device"):
+        megabatch.sum(CudaArray((10, 0)))
+    if "cuda" not in megabatch.info()["backends"]:
+        # No CUDA backend here: the reason, before any export.
+        for call in (megabatch.eigh, megabatch.sum, lambda a: megabatch.EighPlan(n=2, batch=1, device="cuda")(a)):
+            with pytest.raises(RuntimeError, match="(?i)cuda"):
+                call(CudaArray())
     assert not CudaArray.dlpack_called
 
 

@@ -404,3 +404,34 @@ fn bad_inputs_at_the_cuda_interop_entry_points_are_errors() {
         eprintln!("one CUDA device: the other-device cases of borrow_device_ptr skipped");
     }
 }
+
+/// `CudaBuffer::is_idle` polls without blocking: false while a slow kernel writing the buffer
+/// runs (queued on a borrowed stream), true once the queue has finished, true for a buffer
+/// nothing touched.
+#[test]
+fn is_idle_polls_the_recorded_work_without_waiting() {
+    use megabatch::backends::cuda::cudarc::driver::result as cu;
+    let Some(cuda) = common::cuda_or_skip() else {
+        return;
+    };
+    let owned = cuda.new_queue().unwrap();
+    // SAFETY: `owned` outlives the borrowed queue (dropped at the end of the test, after it).
+    let queue = unsafe { cuda.borrow_queue(owned.raw()) }.unwrap();
+    let kernel = scale_kernel(&cuda);
+    let n = 1024;
+    let x = cuda.alloc::<f64>(n).unwrap();
+    assert!(x.is_idle().unwrap(), "a buffer nothing used is idle");
+    // SAFETY: a fresh allocation in the current context, freed after `y` is dropped.
+    let raw = unsafe { cu::malloc_sync(8 * n) }.unwrap();
+    // SAFETY: `raw` outlives `y`.
+    let mut y = unsafe { cuda.borrow_device_ptr::<f64>(raw, n, &queue) }.unwrap();
+    // About a second of spinning at 1-2 GHz: the polls below run while it does.
+    scale(&cuda, &queue, &kernel, &x, &mut y, 2.0, 2_000_000_000);
+    assert!(!y.is_idle().unwrap(), "the kernel is still spinning");
+    assert!(!x.is_idle().unwrap(), "its read of x is recorded too");
+    queue.synchronize().unwrap();
+    assert!(y.is_idle().unwrap() && x.is_idle().unwrap());
+    drop(y);
+    // SAFETY: allocated above, no longer borrowed.
+    unsafe { cu::free_sync(raw) }.unwrap();
+}
