@@ -6,15 +6,14 @@
 //! CUDA arrays on the caller's stream without waiting (`cuda.rs`).
 
 use std::any::Any;
-use std::mem::ManuallyDrop;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use half::{bf16, f16};
 use megabatch::attention::{
     AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
 };
 use megabatch::{Auto, AutoAttentionPlan, BackendKind, Error, Residency};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -26,6 +25,7 @@ use crate::dtype::Dtype;
 use crate::errors::to_py;
 use crate::exec::shape_str;
 use crate::layout::Layout;
+use crate::owned::Owned;
 use crate::plan::cuda_auto;
 
 /// The block lists of a FlexAttention `BlockMask`, as little-endian `int32` bytes, and the
@@ -64,21 +64,7 @@ pub struct AttentionPlan {
     dtype: Dtype,
     place: Place,
     backend: BackendKind,
-    auto: ManuallyDrop<Auto>,
-    state: ManuallyDrop<Mutex<State>>,
-    pid: u32,
-}
-
-impl Drop for AttentionPlan {
-    fn drop(&mut self) {
-        if std::process::id() == self.pid {
-            // SAFETY: dropped once, here; neither field is used after.
-            unsafe {
-                ManuallyDrop::drop(&mut self.state);
-                ManuallyDrop::drop(&mut self.auto);
-            }
-        }
-    }
+    owned: Owned<State>,
 }
 
 /// The spec of `q [B, Hq, Sq, D]` and `k [B, Hkv, Skv, D]` shapes.
@@ -201,15 +187,7 @@ impl AttentionPlan {
             dtype,
             place,
             backend,
-            auto: ManuallyDrop::new(auto),
-            state: ManuallyDrop::new(Mutex::new(state)),
-            pid: std::process::id(),
-        })
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, Error> {
-        self.state.lock().map_err(|_: PoisonError<_>| {
-            Error::InvalidArgument("plan unusable: an earlier call panicked")
+            owned: Owned::new(auto, state, "AttentionPlan"),
         })
     }
 
@@ -267,12 +245,7 @@ impl AttentionPlan {
         stream: Option<&Bound<'py, PyAny>>,
         keep: Option<Box<dyn Any + Send>>,
     ) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
-        if std::process::id() != self.pid {
-            return Err(PyRuntimeError::new_err(
-                "this AttentionPlan was made in another process (this one was forked from \
-                 it): make a new plan in this process",
-            ));
-        }
+        self.owned.check_process()?;
         let out = out.filter(|o| !o.is_none());
         let lse = lse.filter(|l| !l.is_none());
         let return_lse = return_lse || lse.is_some();
@@ -341,17 +314,17 @@ impl AttentionPlan {
         let raw = [arrays[0].raw(), arrays[1].raw(), arrays[2].raw()];
         let (ro, rl) = (o.raw(), l.as_ref().map(HostArray::raw));
         let result = py.detach(|| {
-            let mut state = self.lock()?;
+            let mut state = self.owned.lock()?;
             // SAFETY (every arm): `q`, `k`, `v`, `o` and `lse` are alive until after `detach`
             // returns, `q`, `k`, `v` and `o` hold the plan's dtype (checked), `lse` float32;
             // `o` and `lse` are writable and overlap nothing else; `q`, `k`, `v` are only read.
             match &mut *state {
                 // SAFETY: as above.
-                State::F32(p) => unsafe { host::<f32>(&self.auto, p, raw, ro, rl) },
+                State::F32(p) => unsafe { host::<f32>(&self.owned.auto, p, raw, ro, rl) },
                 // SAFETY: as above.
-                State::F16(p) => unsafe { host::<f16>(&self.auto, p, raw, ro, rl) },
+                State::F16(p) => unsafe { host::<f16>(&self.owned.auto, p, raw, ro, rl) },
                 // SAFETY: as above.
-                State::BF16(p) => unsafe { host::<bf16>(&self.auto, p, raw, ro, rl) },
+                State::BF16(p) => unsafe { host::<bf16>(&self.owned.auto, p, raw, ro, rl) },
             }
         });
         drop((arrays, o, l));
@@ -371,7 +344,7 @@ impl AttentionPlan {
         keep: Option<Box<dyn Any + Send>>,
     ) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
         let (q_shape, kv_shape, lse_shape) = self.shapes();
-        let mut call = CudaCall::begin(py, &self.auto, qkv[0], stream)?;
+        let mut call = CudaCall::begin(py, &self.owned.auto, qkv[0], stream)?;
         let mut arrays = Vec::with_capacity(5);
         for (obj, (what, shape)) in
             qkv.iter()
@@ -408,22 +381,22 @@ impl AttentionPlan {
         }
         check_disjoint(&ranges)?;
         let result = py.detach(|| {
-            let mut state = self.lock()?;
+            let mut state = self.owned.lock()?;
             let [q, k, v] = [&arrays[0], &arrays[1], &arrays[2]];
             // SAFETY (every arm): the arrays hold the plan's dtype (`lse` float32), checked
             // above, and stay alive in the call's pending entry until the buffers are idle.
             match &mut *state {
                 // SAFETY: as above.
                 State::F32(p) => unsafe {
-                    device::<f32>(&self.auto, &call, p, [q, k, v], &o, l.as_ref())
+                    device::<f32>(&self.owned.auto, &call, p, [q, k, v], &o, l.as_ref())
                 },
                 // SAFETY: as above.
                 State::F16(p) => unsafe {
-                    device::<f16>(&self.auto, &call, p, [q, k, v], &o, l.as_ref())
+                    device::<f16>(&self.owned.auto, &call, p, [q, k, v], &o, l.as_ref())
                 },
                 // SAFETY: as above.
                 State::BF16(p) => unsafe {
-                    device::<bf16>(&self.auto, &call, p, [q, k, v], &o, l.as_ref())
+                    device::<bf16>(&self.owned.auto, &call, p, [q, k, v], &o, l.as_ref())
                 },
             }
         });

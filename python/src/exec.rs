@@ -56,8 +56,8 @@ pub fn run_cuda<'py>(
     stream: Option<&Bound<'py, PyAny>>,
     check_errors: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    plan.check_process()?;
-    let mut call = CudaCall::begin(py, &plan.auto, a_obj, stream)?;
+    plan.owned.check_process()?;
+    let mut call = CudaCall::begin(py, &plan.owned.auto, a_obj, stream)?;
     let a = call.import(a_obj, "a")?;
     let batch_shape = check_shape(plan, &a.name, &a.shape, a.dtype)?;
     if a.layout == Layout::Strided || plan.needs_transpose(a.layout) {
@@ -114,7 +114,7 @@ pub fn run_cuda<'py>(
         a_copied: false,
     });
     let result = py.detach(|| -> Result<Vec<Box<dyn Idle>>, Error> {
-        let mut state = plan.lock()?;
+        let mut state = plan.owned.lock()?;
         match &mut *state {
             // SAFETY: `a`, `w`, `v` hold the plan's dtype (checked above), which picks the arm;
             // they stay alive in `call`'s pending entry until the buffers are idle.
@@ -155,7 +155,8 @@ unsafe fn execute_cuda<T: Real>(
         Some(v) => Some(unsafe { call.borrow::<T>(v)? }),
         None => None,
     };
-    eigh.auto
+    eigh.owned
+        .auto
         .eigh_on(&call.auto_queue(), plan, &ab, &mut wb, vb.as_mut())?;
     let mut keep: Vec<Box<dyn Idle>> = vec![Box::new(ab), Box::new(wb)];
     if let Some(vb) = vb {
@@ -169,10 +170,14 @@ pub fn info(py: Python<'_>, plan: &EighPlan) -> PyResult<Vec<i32>> {
     let batch = plan.shape.orders().count();
     py.detach(|| -> Result<Vec<i32>, Error> {
         let mut codes = vec![EIGH_SOLVED; batch];
-        let mut state = plan.lock()?;
+        let mut state = plan.owned.lock()?;
         match &mut *state {
-            State::F32(t) => BatchedEigh::<f32>::eigh_info(&*plan.auto, &mut t.plan, &mut codes)?,
-            State::F64(t) => BatchedEigh::<f64>::eigh_info(&*plan.auto, &mut t.plan, &mut codes)?,
+            State::F32(t) => {
+                BatchedEigh::<f32>::eigh_info(&*plan.owned.auto, &mut t.plan, &mut codes)?
+            }
+            State::F64(t) => {
+                BatchedEigh::<f64>::eigh_info(&*plan.owned.auto, &mut t.plan, &mut codes)?
+            }
         }
         Ok(codes)
     })
@@ -236,7 +241,7 @@ pub fn run<'py>(
     a: HostArray,
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    plan.check_process()?;
+    plan.owned.check_process()?;
     let batch_shape = check_input(plan, &a)?;
     let (w_shape, v_shape) = match &plan.shape {
         Shape::Uniform { .. } => (a.shape[..a.shape.len() - 1].to_vec(), a.shape.clone()),
@@ -257,7 +262,7 @@ pub fn run<'py>(
     let transpose = plan.needs_transpose(a.layout);
     let (ra, rw, rv) = (a.raw(), w.raw(), v.as_ref().map(HostArray::raw));
     let result = py.detach(|| {
-        let mut state = plan.lock()?;
+        let mut state = plan.owned.lock()?;
         // Why `execute` is sound here (both arms): `a`, `w` and `v` are alive until after
         // `detach` returns (they are dropped below), so are their producers' buffers; all
         // three hold the plan's dtype, which picks the arm (`check_input`, `import_output`);
@@ -315,7 +320,7 @@ unsafe fn execute<T: Real>(
         v: v.as_ref().map(|v| v.as_ptr() as usize),
         a_copied: transpose,
     };
-    let result = BatchedEigh::<T>::eigh_host(&*plan.auto, &mut typed.plan, input, w, v);
+    let result = BatchedEigh::<T>::eigh_host(&*plan.owned.auto, &mut typed.plan, input, w, v);
     record(pointers);
     result
 }

@@ -23,6 +23,7 @@ mod exec;
 mod info;
 mod layout;
 mod oneshot;
+mod owned;
 mod plan;
 mod reduce;
 mod trace;

@@ -1,11 +1,8 @@
 //! `EighPlan`: a batch shape, dtype and backend fixed once, every buffer allocated once, then
 //! called many times without allocating.
 
-use std::mem::ManuallyDrop;
-use std::sync::{Mutex, PoisonError};
-
 use megabatch::{Auto, AutoEighPlan, BackendKind, EighSpec, Error, PlanFootprint, Real, Residency};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::backend::select;
@@ -14,6 +11,7 @@ use crate::dtype::Dtype;
 use crate::errors::to_py;
 use crate::exec;
 use crate::layout::Layout;
+use crate::owned::Owned;
 
 /// Which triangle of each matrix is read (`uplo`, LAPACK's and numpy's `UPLO`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,32 +178,14 @@ pub struct EighPlan {
     pub vectors: bool,
     pub uplo: Uplo,
     pub backend: BackendKind,
-    pub auto: ManuallyDrop<Auto>,
     /// Elements of the input (and of `v`) and of `w`.
     pub a_len: usize,
     pub w_len: usize,
-    /// Locked by a call for its whole run, without the GIL (see `exec.rs`): calls from many
-    /// threads on one plan take turns.
-    pub state: ManuallyDrop<Mutex<State>>,
-    /// The process that made the plan: in a child forked from it, the plan's threads and
-    /// device state do not exist, so calls are refused and dropping it leaks (see `Drop`).
-    pub pid: u32,
+    /// The backend and the per-dtype state, bound to the process that made them (calls from
+    /// many threads take turns on its lock; see `exec.rs`).
+    pub owned: Owned<State>,
     /// Where the arrays of its calls live (`device=`).
     pub place: Place,
-}
-
-impl Drop for EighPlan {
-    fn drop(&mut self) {
-        if std::process::id() == self.pid {
-            // SAFETY: dropped once, here; neither field is used after.
-            unsafe {
-                ManuallyDrop::drop(&mut self.state);
-                ManuallyDrop::drop(&mut self.auto);
-            }
-        }
-        // In a forked child: leaked. Freeing CUDA memory of the parent's context, or joining
-        // the parent's worker threads, would fail or hang here.
-    }
 }
 
 impl EighPlan {
@@ -257,39 +237,16 @@ impl EighPlan {
             vectors,
             uplo,
             backend,
-            auto: ManuallyDrop::new(auto),
             a_len,
             w_len,
-            state: ManuallyDrop::new(Mutex::new(state)),
-            pid: std::process::id(),
+            owned: Owned::new(auto, state, "EighPlan"),
             place,
         })
-    }
-
-    /// `RuntimeError` in a process forked from the one that made the plan: there its worker
-    /// threads and device state do not exist (and its lock may be held by a thread that was
-    /// not copied), so nothing may touch its state.
-    pub fn check_process(&self) -> PyResult<()> {
-        if std::process::id() == self.pid {
-            return Ok(());
-        }
-        Err(PyRuntimeError::new_err(
-            "this EighPlan was made in another process (this one was forked from it): its \
-             threads and device state do not exist here; make a new plan in this process",
-        ))
     }
 
     /// Whether a call with input of `layout` reads the plan's transposed copy.
     pub fn needs_transpose(&self, layout: Layout) -> bool {
         needs_transpose(&self.shape, self.uplo, layout)
-    }
-
-    /// The plan's state, locked (a poisoned lock, after a panic in an earlier call, is an
-    /// error: the plan may be half-updated).
-    pub fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, Error> {
-        self.state.lock().map_err(|_: PoisonError<_>| {
-            Error::InvalidArgument("plan unusable: an earlier call panicked")
-        })
     }
 }
 
@@ -419,7 +376,7 @@ impl EighPlan {
     /// ``EIGH_*`` codes). On a CUDA plan this waits for the last call. Zeros before the
     /// first call.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.check_process()?;
+        self.owned.check_process()?;
         let codes = exec::info(py, self)?;
         py.import("numpy")?
             .getattr("asarray")?
@@ -490,9 +447,9 @@ impl EighPlan {
     /// buffer on the host; the chosen GPU's buffers.
     #[getter]
     fn footprint(&self, py: Python<'_>) -> PyResult<(usize, usize)> {
-        self.check_process()?;
+        self.owned.check_process()?;
         py.detach(|| {
-            let state = self.lock()?;
+            let state = self.owned.lock()?;
             Ok(match &*state {
                 State::F32(t) => (
                     t.plan.scratch_bytes() + t.scratch.len() * 4,

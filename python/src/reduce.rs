@@ -7,15 +7,13 @@
 //! float32.
 
 use std::any::Any;
-use std::mem::ManuallyDrop;
-use std::sync::{Mutex, PoisonError};
 
 use half::{bf16, f16};
 use megabatch::{
     Auto, AutoReducePlan, BackendKind, Error, ReduceOp, ReduceSpec, Reducer, Reducible, Residency,
     RowReduceOp, SegmentReduceOp,
 };
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::array::{check_disjoint, empty, HostArray, RawSlice};
@@ -26,6 +24,7 @@ use crate::dtype::Dtype;
 use crate::errors::to_py;
 use crate::exec::shape_str;
 use crate::layout::Layout;
+use crate::owned::Owned;
 use crate::plan::cuda_auto;
 
 /// A plan of one input dtype.
@@ -83,21 +82,7 @@ pub struct ReducePlan {
     dtype: Dtype,
     place: Place,
     backend: BackendKind,
-    auto: ManuallyDrop<Auto>,
-    state: ManuallyDrop<Mutex<State>>,
-    pid: u32,
-}
-
-impl Drop for ReducePlan {
-    fn drop(&mut self) {
-        if std::process::id() == self.pid {
-            // SAFETY: dropped once, here; neither field is used after.
-            unsafe {
-                ManuallyDrop::drop(&mut self.state);
-                ManuallyDrop::drop(&mut self.auto);
-            }
-        }
-    }
+    owned: Owned<State>,
 }
 
 /// Lengths of one call's operands, from the spec.
@@ -158,25 +143,7 @@ impl ReducePlan {
             dtype,
             place,
             backend,
-            auto: ManuallyDrop::new(auto),
-            state: ManuallyDrop::new(Mutex::new(state)),
-            pid: std::process::id(),
-        })
-    }
-
-    fn check_process(&self) -> PyResult<()> {
-        if std::process::id() == self.pid {
-            return Ok(());
-        }
-        Err(PyRuntimeError::new_err(
-            "this ReducePlan was made in another process (this one was forked from it): make \
-             a new plan in this process",
-        ))
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, Error> {
-        self.state.lock().map_err(|_: PoisonError<_>| {
-            Error::InvalidArgument("plan unusable: an earlier call panicked")
+            owned: Owned::new(auto, state, "ReducePlan"),
         })
     }
 
@@ -258,7 +225,7 @@ impl ReducePlan {
         out: Option<&Bound<'py, PyAny>>,
         stream: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.check_process()?;
+        self.owned.check_process()?;
         let y = y.filter(|y| !y.is_none());
         let out = out.filter(|o| !o.is_none());
         self.check_y(y.is_some())?;
@@ -303,20 +270,20 @@ impl ReducePlan {
         check_out_apart(&o, &x, y.as_ref())?;
         let (rx, ry, ro) = (x.raw(), y.as_ref().map(HostArray::raw), o.raw());
         let result = py.detach(|| {
-            let mut state = self.lock()?;
+            let mut state = self.owned.lock()?;
             // SAFETY (every arm): `x`, `y`, `out` are alive until after `detach` returns,
             // hold the plan's dtype (`x`, `y`: checked; `out`: its accumulator, checked); `out`
             // is writable and overlaps neither input (`x` and `y` are only read and may
             // overlap each other).
             match &mut *state {
                 // SAFETY: as above.
-                State::F32(p) => unsafe { host::<f32>(&self.auto, p, rx, ry, ro) },
+                State::F32(p) => unsafe { host::<f32>(&self.owned.auto, p, rx, ry, ro) },
                 // SAFETY: as above.
-                State::F64(p) => unsafe { host::<f64>(&self.auto, p, rx, ry, ro) },
+                State::F64(p) => unsafe { host::<f64>(&self.owned.auto, p, rx, ry, ro) },
                 // SAFETY: as above.
-                State::F16(p) => unsafe { host::<f16>(&self.auto, p, rx, ry, ro) },
+                State::F16(p) => unsafe { host::<f16>(&self.owned.auto, p, rx, ry, ro) },
                 // SAFETY: as above.
-                State::BF16(p) => unsafe { host::<bf16>(&self.auto, p, rx, ry, ro) },
+                State::BF16(p) => unsafe { host::<bf16>(&self.owned.auto, p, rx, ry, ro) },
             }
         });
         drop((x, y, o));
@@ -339,7 +306,7 @@ impl ReducePlan {
         out: Option<&Bound<'py, PyAny>>,
         stream: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut call = CudaCall::begin(py, &self.auto, x_obj, stream)?;
+        let mut call = CudaCall::begin(py, &self.owned.auto, x_obj, stream)?;
         let x = call.import(x_obj, "x")?;
         self.check_input("x", &x.shape, x.dtype, x.layout, false)?;
         let y = match y_obj {
@@ -365,20 +332,26 @@ impl ReducePlan {
             check_disjoint(&[("out", o.bytes()), ("y", y.bytes())])?;
         }
         let result = py.detach(|| {
-            let mut state = self.lock()?;
+            let mut state = self.owned.lock()?;
             // SAFETY (every arm): the arrays hold the plan's dtype (inputs) and its
             // accumulator (`out`), checked above, and stay alive in the call's pending entry
             // until the buffers are idle.
             match &mut *state {
                 // SAFETY: as above.
-                State::F32(p) => unsafe { device::<f32>(&self.auto, &call, p, &x, y.as_ref(), &o) },
+                State::F32(p) => unsafe {
+                    device::<f32>(&self.owned.auto, &call, p, &x, y.as_ref(), &o)
+                },
                 // SAFETY: as above.
-                State::F64(p) => unsafe { device::<f64>(&self.auto, &call, p, &x, y.as_ref(), &o) },
+                State::F64(p) => unsafe {
+                    device::<f64>(&self.owned.auto, &call, p, &x, y.as_ref(), &o)
+                },
                 // SAFETY: as above.
-                State::F16(p) => unsafe { device::<f16>(&self.auto, &call, p, &x, y.as_ref(), &o) },
+                State::F16(p) => unsafe {
+                    device::<f16>(&self.owned.auto, &call, p, &x, y.as_ref(), &o)
+                },
                 // SAFETY: as above.
                 State::BF16(p) => unsafe {
-                    device::<bf16>(&self.auto, &call, p, &x, y.as_ref(), &o)
+                    device::<bf16>(&self.owned.auto, &call, p, &x, y.as_ref(), &o)
                 },
             }
         });

@@ -13,10 +13,15 @@ import megabatch
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
 
 
-def _child(plan, a, queue):
+def _child(plan, a, queue, reduce_plan):
     try:
         plan(a)
         queue.put("the parent's plan ran")
+    except RuntimeError as e:
+        queue.put(f"refused: {e}")
+    try:
+        reduce_plan(a.ravel())
+        queue.put("the parent's reduction plan ran")
     except RuntimeError as e:
         queue.put(f"refused: {e}")
     try:
@@ -33,18 +38,20 @@ def test_forked_child_starts_its_own_backends():
     a = np.tile(np.diag([1.0, 2.0, 3.0]), (64, 1, 1))
     plan = megabatch.EighPlan(n=3, batch=64)
     plan(a)  # the parent's worker threads are running
+    reduce_plan = megabatch.ReducePlan("sum", len=a.size)
+    assert float(reduce_plan(a.ravel())) == 64 * 6.0
     queue = multiprocessing.get_context("fork").SimpleQueue()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-        child = multiprocessing.get_context("fork").Process(target=_child, args=(plan, a, queue))
+        child = multiprocessing.get_context("fork").Process(target=_child, args=(plan, a, queue, reduce_plan))
         child.start()
     child.join(120)
     if child.is_alive():
         child.kill()
         pytest.fail("the forked child hung")
     assert child.exitcode == 0
-    refused, read, total = queue.get(), queue.get(), queue.get()
-    for message in (refused, read):
+    refused, reduce_refused, read, total = queue.get(), queue.get(), queue.get(), queue.get()
+    for message in (refused, reduce_refused, read):
         assert message.startswith("refused: ") and "another process" in message, message
     assert total == 64 * 6.0
     plan(a)  # the parent's plan still works in the parent
