@@ -425,22 +425,7 @@ fn host_empty<'py>(
 }
 
 fn check_host_out(o: &HostArray, dtype: Dtype, shape: &[usize]) -> PyResult<()> {
-    if o.dtype != dtype {
-        return Err(PyTypeError::new_err(format!(
-            "`{}` is {}, the call writes {}",
-            o.name,
-            o.dtype.name(),
-            dtype.name()
-        )));
-    }
-    if o.shape != shape {
-        return Err(PyValueError::new_err(format!(
-            "`{}` has shape {}, expected {}",
-            o.name,
-            shape_str(&o.shape),
-            shape_str(shape)
-        )));
-    }
+    check_out_kind(&o.name, o.dtype, &o.shape, dtype, shape)?;
     if o.layout != Layout::RowMajor || o.read_only {
         return Err(PyValueError::new_err(format!(
             "`{}` must be C-contiguous and writable: megabatch writes outputs in place",
@@ -451,23 +436,34 @@ fn check_host_out(o: &HostArray, dtype: Dtype, shape: &[usize]) -> PyResult<()> 
 }
 
 fn check_device_out(o: &DeviceArray, dtype: Dtype, shape: &[usize]) -> PyResult<()> {
-    if o.dtype != dtype {
+    check_out_kind(&o.name, o.dtype, &o.shape, dtype, shape)?;
+    check_output(o)
+}
+
+/// `TypeError` unless an output named `name` of `got_dtype` is `dtype`, `ValueError` unless
+/// `got_shape` is exactly `shape`.
+fn check_out_kind(
+    name: &str,
+    got_dtype: Dtype,
+    got_shape: &[usize],
+    dtype: Dtype,
+    shape: &[usize],
+) -> PyResult<()> {
+    if got_dtype != dtype {
         return Err(PyTypeError::new_err(format!(
-            "`{}` is {}, the call writes {}",
-            o.name,
-            o.dtype.name(),
+            "`{name}` is {}, the call writes {}",
+            got_dtype.name(),
             dtype.name()
         )));
     }
-    if o.shape != shape {
+    if got_shape != shape {
         return Err(PyValueError::new_err(format!(
-            "`{}` has shape {}, expected {}",
-            o.name,
-            shape_str(&o.shape),
+            "`{name}` has shape {}, expected {}",
+            shape_str(got_shape),
             shape_str(shape)
         )));
     }
-    check_output(o)
+    Ok(())
 }
 
 /// Runs the plan on host slices.
