@@ -9,8 +9,8 @@
 # every kernel, no allocation, memcheck; wgpu: the wgpu eigh tests over Vulkan, then the wgpu and the CUDA eigh
 # grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb: n = 4..64 (WGPU_NS),
 # batches 1024 and 16384 (WGPU_BATCHES), f32 and f64, every wgpu layout side by side (size
-# classes, Jacobi, workgroup, rows, subgroup) and the CUDA classes, within 600 s (WGPU_TESTS=0
-# skips the tests); chains: the tests,
+# classes, workgroup, rows, subgroup; WGPU_JACOBI=1 adds Jacobi) and the CUDA classes, then
+# OUT/wgpu-vs-cuda.txt, within 600 s (WGPU_TESTS=0 skips the tests); chains: the tests,
 # sanitizers, the n = 8..32 grid with --groups, the peers there and the example under Auto;
 # split: the tests, the n = 48..256 grid with --groups (block and split layouts) and the
 # peers there; sanitizers with SPLIT_SANITIZE=1; dc: issue 26 step 2 in one 600 s lease, the
@@ -64,7 +64,11 @@ if [[ $mode == wgpu ]]; then
   [[ ${WGPU_TESTS:-1} == 1 ]] && run_tests 150 eigh:wgpu contracts:wgpu::no_alloc 2>&1 | tee "$out/tests.log"
   ns=${WGPU_NS:-4,5,8,12,16,24,31,32,33,48,63,64}
   batches=${WGPU_BATCHES:-1024,16384}
-  timeout 280 "$bundle/benches/eigh_wgpu" --quick --only eigh --ns $ns --batches $batches --jacobi --layouts > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
+  # --layouts: the size classes and each tridiagonal layout forced (workgroup, rows, subgroup);
+  # WGPU_JACOBI=1 adds the Jacobi shader (slow at n = 64, batch 16384: may not fit the time).
+  jacobi=""
+  [[ ${WGPU_JACOBI:-0} == 1 ]] && jacobi=--jacobi
+  timeout 280 "$bundle/benches/eigh_wgpu" --quick --only eigh --ns $ns --batches $batches $jacobi --layouts > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
   timeout 120 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
   # wgpu over CUDA per (dtype, n, batch, vectors), best wgpu layout and the subgroup one.
   python3 - "$out/wgpu.jsonl" "$out/megabatch.jsonl" <<'PY' | tee "$out/wgpu-vs-cuda.txt"
