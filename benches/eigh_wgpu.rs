@@ -6,8 +6,9 @@
 //! Usage: `cargo bench --features wgpu --bench eigh_wgpu [-- --quick] [--only eigh|seed]
 //! [--ns 4,8,...] [--batches 1024,...] [--jacobi] [--layouts] [--cpu]`: eigh with and without
 //! vectors, by size class (the shader each plan chose is printed), with `--jacobi` also the
-//! Jacobi shader, with `--layouts` also both layouts of the tridiagonal shader, with `--cpu`
-//! also the CPU backend.
+//! Jacobi shader, with `--layouts` also every layout of the tridiagonal shader forced (workgroup
+//! memory, rows in private arrays, and on adapters with subgroups the subgroup layout, which the
+//! size classes take from order 5 to 64 there), with `--cpu` also the CPU backend.
 //! Timing: each case is warmed up (pipelines, bind groups), then repeated until the budget
 //! (0.2 s, --quick 0.05 s) has passed, with a synchronisation every 8 calls and at the end;
 //! the figure is the mean per call. Host-to-host cases report the median of 100 calls.
@@ -51,7 +52,8 @@ struct EighOptions {
     batches: Vec<usize>,
     /// Also the Jacobi shader at every order (`--jacobi`).
     jacobi: bool,
-    /// Also both layouts of the tridiagonal shader wherever they fit (`--layouts`).
+    /// Also every layout of the tridiagonal shader wherever it fits (`--layouts`): workgroup
+    /// memory, rows in private arrays, subgroups (where the adapter has them).
     layouts: bool,
     /// Also the CPU backend (`--cpu`; slow at large batches).
     cpu: bool,
@@ -77,6 +79,9 @@ where
             if opt.layouts {
                 algorithms.push(WgpuEighAlgorithm::TridiagWorkgroup);
                 algorithms.push(WgpuEighAlgorithm::TridiagRows);
+                if gpu.adapter().subgroups {
+                    algorithms.push(WgpuEighAlgorithm::TridiagSubgroup);
+                }
             }
             for algorithm in algorithms {
                 for vectors in [true, false] {

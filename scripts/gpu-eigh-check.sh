@@ -7,7 +7,10 @@
 #   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu|chains|split|dc]
 # (check: the CUDA eigh tests and the quick bench, no sanitizers; verify: the CUDA eigh tests,
 # every kernel, no allocation, memcheck; wgpu: the wgpu eigh tests over Vulkan, then the wgpu and the CUDA eigh
-# grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb; chains: the tests,
+# grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb: n = 4..64 (WGPU_NS),
+# batches 1024 and 16384 (WGPU_BATCHES), f32 and f64, every wgpu layout side by side (size
+# classes, workgroup, rows, subgroup; WGPU_JACOBI=1 adds Jacobi) and the CUDA classes, then
+# OUT/wgpu-vs-cuda.txt, within 600 s (WGPU_TESTS=0 skips the tests); chains: the tests,
 # sanitizers, the n = 8..32 grid with --groups, the peers there and the example under Auto;
 # split: the tests, the n = 48..256 grid with --groups (block and split layouts) and the
 # peers there; sanitizers with SPLIT_SANITIZE=1; dc: issue 26 step 2 in one 600 s lease, the
@@ -58,11 +61,44 @@ if [[ $mode == wgpu ]]; then
   ldconfig
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json MEGABATCH_REQUIRE_WGPU=1
   export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
-  run_tests 300 eigh:wgpu contracts:wgpu::no_alloc 2>&1 | tee "$out/tests.log"
-  ns=${WGPU_NS:-4,8,12,16,24,32,48,64,96,128}
+  [[ ${WGPU_TESTS:-1} == 1 ]] && run_tests 150 eigh:wgpu contracts:wgpu::no_alloc 2>&1 | tee "$out/tests.log"
+  ns=${WGPU_NS:-4,5,8,12,16,24,31,32,33,48,63,64}
   batches=${WGPU_BATCHES:-1024,16384}
-  timeout 300 "$bundle/benches/eigh_wgpu" --quick --only eigh --ns $ns --batches $batches --jacobi > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
-  timeout 150 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  # --layouts: the size classes and each tridiagonal layout forced (workgroup, rows, subgroup);
+  # WGPU_JACOBI=1 adds the Jacobi shader (slow at n = 64, batch 16384: may not fit the time).
+  jacobi=""
+  [[ ${WGPU_JACOBI:-0} == 1 ]] && jacobi=--jacobi
+  timeout 280 "$bundle/benches/eigh_wgpu" --quick --only eigh --ns $ns --batches $batches $jacobi --layouts > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
+  timeout 120 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  # wgpu over CUDA per (dtype, n, batch, vectors), best wgpu layout and the subgroup one.
+  python3 - "$out/wgpu.jsonl" "$out/megabatch.jsonl" <<'PY' | tee "$out/wgpu-vs-cuda.txt"
+import json, sys
+def rows(path):
+    for line in open(path):
+        try:
+            yield json.loads(line)
+        except ValueError:
+            pass
+cuda = {}
+for r in rows(sys.argv[2]):
+    if r.get("bench") == "eigh" and "matrices_per_s" in r:
+        cuda[(r["dtype"], r["n"], r["batch"], True)] = r["matrices_per_s"]
+        if r.get("values_only_seconds"):
+            cuda[(r["dtype"], r["n"], r["batch"], False)] = r["batch"] / r["values_only_seconds"]
+wg = {}
+for r in rows(sys.argv[1]):
+    if r.get("bench") == "eigh" and "wgpu_matrices_per_s" in r:
+        wg.setdefault((r["dtype"], r["n"], r["batch"], r["vectors"]), {})[r["algorithm"]] = (r["wgpu_matrices_per_s"], r["shader"])
+print("dtype n batch vectors | cuda/s | size-classes/s (shader) | subgroup/s | rows/s | workgroup/s | cuda / size-classes")
+for k in sorted(wg):
+    a = wg[k]
+    c = cuda.get(k)
+    sc = a.get("SizeClasses", (None, ""))
+    f = lambda x: "-" if x is None else f"{x:.3g}"
+    ratio = f"{c / sc[0]:.2f}" if c and sc[0] else "-"
+    print(*k, "|", f(c), "|", f(sc[0]), sc[1], "|", f(a.get("TridiagSubgroup", (None,))[0]),
+          "|", f(a.get("TridiagRows", (None,))[0]), "|", f(a.get("TridiagWorkgroup", (None,))[0]), "|", ratio)
+PY
   exit 0
 fi
 if [[ $mode == chains ]]; then

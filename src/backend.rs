@@ -40,8 +40,9 @@ pub trait Backend: Send + Sync {
     /// A device-resident array of `T`, row-major as the operation's layout says.
     type Buffer<T: Element>: Send + Sync;
 
-    /// Where work is queued: a CUDA stream ([`crate::backends::cuda::CudaQueue`]), a wgpu
-    /// device's queue ([`crate::backends::wgpu::WgpuQueue`]), the CPU's worker pool
+    /// Where work is queued: a CUDA stream (`backends::cuda::CudaQueue`), a wgpu device's queue
+    /// (`backends::wgpu::WgpuQueue`; plain names: those modules exist only with their
+    /// features), the CPU's worker pool
     /// ([`crate::backends::cpu::CpuQueue`]). Every device-buffer call has an `_on` form that
     /// takes one (`eigh_on`, `reduce_on`, `attention_on`); the plain forms run on the plan's
     /// own queue, and host-slice calls always do (they wait for their result anyway).

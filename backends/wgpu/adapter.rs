@@ -9,6 +9,17 @@ use crate::{DeviceErrorKind, Result};
 /// Selects an adapter by a case-insensitive substring of its name (e.g. `H100`, `llvmpipe`).
 pub const ADAPTER_ENV: &str = "MEGABATCH_WGPU_ADAPTER";
 
+/// `0` turns the adapter's subgroup operations off for devices megabatch opens
+/// ([`super::Wgpu::new`]): the device is made without `Features::SUBGROUP` and
+/// [`AdapterSummary::subgroups`] reads false, so the eigh keeps its workgroup layouts, as on an
+/// adapter without subgroups (to test and measure that path on one that has them).
+pub const SUBGROUP_ENV: &str = "MEGABATCH_WGPU_SUBGROUPS";
+
+/// Whether [`SUBGROUP_ENV`] turns subgroups off.
+pub(crate) fn subgroups_disabled() -> bool {
+    std::env::var(SUBGROUP_ENV).is_ok_and(|v| v.trim() == "0")
+}
+
 /// What megabatch knows about an adapter.
 #[derive(Debug, Clone)]
 pub struct AdapterSummary {
@@ -28,6 +39,9 @@ pub struct AdapterSummary {
     pub subgroups: bool,
     /// `TIMESTAMP_QUERY`.
     pub timestamps: bool,
+    /// Smallest and largest subgroup size (`AdapterInfo::subgroup_min_size`,
+    /// `subgroup_max_size`); meaningful only with `subgroups`.
+    pub subgroup_sizes: (u32, u32),
     /// Largest storage-buffer binding, in bytes.
     pub max_storage_binding: u64,
     /// Largest workgroup (shared) memory, in bytes.
@@ -45,6 +59,15 @@ impl AdapterSummary {
         self.name.to_lowercase().contains("llvmpipe")
     }
 
+    /// The subgroup sizes the eigh's subgroup layout is shaped for, or `None` without
+    /// `SUBGROUP` (or with it turned off by [`SUBGROUP_ENV`]).
+    pub fn subgroup_range(&self) -> Option<super::SubgroupSizes> {
+        self.subgroups.then_some(super::SubgroupSizes {
+            min: self.subgroup_sizes.0 as usize,
+            max: self.subgroup_sizes.1 as usize,
+        })
+    }
+
     pub(crate) fn of(adapter: &wgpu::Adapter) -> Self {
         Self::describe(adapter.get_info(), adapter.features(), adapter.limits())
     }
@@ -55,6 +78,7 @@ impl AdapterSummary {
         features: wgpu::Features,
         limits: wgpu::Limits,
     ) -> Self {
+        let subgroup_sizes = (info.subgroup_min_size, info.subgroup_max_size);
         Self {
             name: info.name,
             backend: format!("{:?}", info.backend),
@@ -63,6 +87,7 @@ impl AdapterSummary {
             f64: features.contains(wgpu::Features::SHADER_F64),
             f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
+            subgroup_sizes,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_workgroup_storage: limits.max_compute_workgroup_storage_size,

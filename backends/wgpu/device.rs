@@ -160,11 +160,15 @@ pub(crate) struct Context {
 impl Context {
     pub(crate) fn open() -> Result<Self> {
         let adapter = adapter::choose()?;
-        let summary = AdapterSummary::of(&adapter);
-        let wanted = wgpu::Features::SHADER_F64
+        let mut summary = AdapterSummary::of(&adapter);
+        let mut wanted = wgpu::Features::SHADER_F64
             | wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP
             | wgpu::Features::TIMESTAMP_QUERY;
+        if adapter::subgroups_disabled() {
+            wanted.remove(wgpu::Features::SUBGROUP);
+            summary.subgroups = false;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("megabatch"),
             required_features: adapter.features() & wanted,

@@ -1,6 +1,8 @@
-//! `BatchedEigh` on wgpu: Householder tridiagonalisation + implicit QL in workgroup memory
+//! `BatchedEigh` on wgpu: Householder tridiagonalisation + implicit QL, one matrix per
+//! subgroup (`shaders/eigh/subgroup.wgsl`) on adapters with subgroups up to order 64, else
+//! rows in private arrays (`shaders/eigh/warp.wgsl`) or the matrix in workgroup memory
 //! (`shaders/eigh/block.wgsl`) wherever a matrix fits there, the parallel-ordering Jacobi
-//! shader (`shaders/eigh/jacobi.wgsl`) above; a team of invocations per matrix, matrices
+//! shader (`shaders/eigh/jacobi.wgsl`) below order 5 and above; a team of invocations per matrix, matrices
 //! bucketed by order, one dispatch per bucket, all in one compute pass of one submission.
 
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use super::buffer::padded;
 use super::command::{enqueue_dispatches, Dispatch};
 use super::device::Context;
 use super::eigh_kernel::{EighShader, EighTridiagShader};
+use super::eigh_subgroup::{EighSubgroupShader, SubgroupSizes, SUBGROUP_MAX_ORDER};
 use super::error::unsupported;
 use super::queue::WgpuQueue;
 use super::wgsl::WgslFloat;
@@ -46,7 +49,18 @@ pub enum WgpuEighAlgorithm {
     /// The tridiagonal shader with rows of A and Q in each invocation's own arrays at every
     /// order, to measure it.
     TridiagRows,
+    /// The subgroup layout (`shaders/eigh/subgroup.wgsl`) at every order it takes (up to
+    /// [`crate::backends::wgpu::SUBGROUP_MAX_ORDER`]) on an adapter with subgroups, the size
+    /// classes elsewhere: to measure it, including below [`SUBGROUP_ORDERS`].
+    TridiagSubgroup,
 }
+
+/// Orders the size classes give to the subgroup layout (`shaders/eigh/subgroup.wgsl`) when
+/// the adapter has `Features::SUBGROUP` (and [`crate::backends::wgpu::SUBGROUP_ENV`] does not
+/// turn it off): the tridiagonal orders up to 64, the range issue 26 asks it for. Not yet
+/// measured against the rows layout on a GPU (scripts/gpu-eigh-check.sh `wgpu` times both);
+/// below order 5 Jacobi stays, as for the other layouts.
+pub const SUBGROUP_ORDERS: std::ops::RangeInclusive<usize> = TRIDIAG_MIN_ORDER..=SUBGROUP_MAX_ORDER;
 
 /// Orders the size classes give to the rows-in-private-arrays tridiagonal shader
 /// (`shaders/eigh/warp.wgsl`); outside, A and Q in workgroup memory. Measured on an
@@ -64,8 +78,18 @@ pub const TRIDIAG_MIN_ORDER: usize = 5;
 /// The shader one bucket of a plan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Variant {
+    Subgroup(EighSubgroupShader),
     Tridiag(EighTridiagShader),
     Jacobi(EighShader),
+}
+
+/// What the choice of shader depends on besides the spec: workgroup memory in bytes,
+/// invocations per workgroup, the subgroup sizes (`None`: no subgroups).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    workgroup_bytes: usize,
+    invocations: usize,
+    subgroups: Option<SubgroupSizes>,
 }
 
 impl Variant {
@@ -74,14 +98,32 @@ impl Variant {
         d: WgslFloat,
         n: usize,
         vectors: bool,
-        (max_wg, max_inv): (usize, usize),
+        lim: Limits,
     ) -> Self {
+        let subgroup = |wanted: bool| {
+            lim.subgroups
+                .filter(|_| wanted)
+                .and_then(|s| EighSubgroupShader::for_order(d, n, vectors, s, lim.invocations))
+        };
+        let on_subgroups = match algorithm {
+            WgpuEighAlgorithm::SizeClasses => subgroup(SUBGROUP_ORDERS.contains(&n)),
+            WgpuEighAlgorithm::TridiagSubgroup => subgroup(n <= SUBGROUP_MAX_ORDER),
+            _ => None,
+        };
+        if let Some(s) = on_subgroups {
+            return Variant::Subgroup(s);
+        }
+        let (max_wg, max_inv) = (lim.workgroup_bytes, lim.invocations);
         let tridiag = |rows| EighTridiagShader::for_order(d, n, vectors, rows, max_wg, max_inv);
         let tridiag = match algorithm {
-            WgpuEighAlgorithm::SizeClasses if n >= TRIDIAG_MIN_ORDER => {
+            WgpuEighAlgorithm::SizeClasses | WgpuEighAlgorithm::TridiagSubgroup
+                if n >= TRIDIAG_MIN_ORDER =>
+            {
                 tridiag(TRIDIAG_ROWS_ORDERS.contains(&n))
             }
-            WgpuEighAlgorithm::SizeClasses | WgpuEighAlgorithm::Jacobi => None,
+            WgpuEighAlgorithm::SizeClasses
+            | WgpuEighAlgorithm::TridiagSubgroup
+            | WgpuEighAlgorithm::Jacobi => None,
             WgpuEighAlgorithm::TridiagWorkgroup => tridiag(false),
             WgpuEighAlgorithm::TridiagRows => tridiag(true),
         };
@@ -101,20 +143,21 @@ impl Variant {
         d: WgslFloat,
         (nmax, padded): (usize, usize),
         vectors: bool,
-        limits: (usize, usize),
+        limits: Limits,
     ) -> Self {
         let by_padded = Self::choose(algorithm, d, padded, vectors, limits);
         if !matches!(by_padded, Variant::Jacobi(_)) || nmax == padded {
             return by_padded;
         }
         match Self::choose(algorithm, d, nmax, vectors, limits) {
-            fast @ Variant::Tridiag(_) => fast,
+            fast @ (Variant::Tridiag(_) | Variant::Subgroup(_)) => fast,
             Variant::Jacobi(_) => by_padded,
         }
     }
 
     fn teams(&self) -> usize {
         match self {
+            Variant::Subgroup(s) => s.teams,
             Variant::Tridiag(s) => s.teams,
             Variant::Jacobi(s) => s.teams,
         }
@@ -122,6 +165,7 @@ impl Variant {
 
     fn workgroup_size(&self) -> usize {
         match self {
+            Variant::Subgroup(s) => s.workgroup_size(),
             Variant::Tridiag(s) => s.workgroup_size(),
             Variant::Jacobi(s) => s.workgroup_size(),
         }
@@ -129,13 +173,14 @@ impl Variant {
 
     fn storage_slot_len(&self) -> usize {
         match self {
-            Variant::Tridiag(_) => 0,
+            Variant::Subgroup(_) | Variant::Tridiag(_) => 0,
             Variant::Jacobi(s) => s.storage_slot_len(),
         }
     }
 
     fn key(&self) -> String {
         match self {
+            Variant::Subgroup(s) => s.key(),
             Variant::Tridiag(s) => s.key(),
             Variant::Jacobi(s) => s.key(),
         }
@@ -143,19 +188,20 @@ impl Variant {
 
     fn source(&self) -> String {
         match self {
+            Variant::Subgroup(s) => s.source(),
             Variant::Tridiag(s) => s.source(),
             Variant::Jacobi(s) => s.source(),
         }
     }
 }
 
-/// The adapter's limits the shaders are chosen by: workgroup memory in bytes, invocations per
-/// workgroup.
-fn limits(ctx: &Context) -> (usize, usize) {
-    (
-        ctx.summary.max_workgroup_storage as usize,
-        ctx.summary.max_invocations as usize,
-    )
+/// The adapter's limits the shaders are chosen by.
+fn limits(ctx: &Context) -> Limits {
+    Limits {
+        workgroup_bytes: ctx.summary.max_workgroup_storage as usize,
+        invocations: ctx.summary.max_invocations as usize,
+        subgroups: ctx.summary.subgroup_range(),
+    }
 }
 
 /// The largest order among the matrices `list` of a ragged batch of orders `sizes`.
@@ -164,9 +210,9 @@ fn largest(sizes: &[usize], list: &[u32]) -> usize {
 }
 
 /// The dispatches a plan of `spec` makes on an adapter with `max_workgroup_storage` bytes of
-/// workgroup memory and `max_invocations` invocations per workgroup: each dispatch's shader
-/// (its cache key, as [`WgpuEighPlan::shaders`] names it) and matrix count, without an
-/// adapter.
+/// workgroup memory and `max_invocations` invocations per workgroup and no subgroups: each
+/// dispatch's shader (its cache key, as [`WgpuEighPlan::shaders`] names it) and matrix count,
+/// without an adapter.
 ///
 /// # Errors
 /// [`Error::TooLarge`] when the batch's indices overflow 32 bits.
@@ -178,7 +224,35 @@ pub fn eigh_dispatch_shaders(
     max_workgroup_storage: usize,
     max_invocations: usize,
 ) -> Result<Vec<(String, usize)>> {
-    let lim = (max_workgroup_storage, max_invocations);
+    eigh_dispatch_shaders_with(
+        spec,
+        dtype,
+        algorithm,
+        max_workgroup_storage,
+        max_invocations,
+        None,
+    )
+}
+
+/// [`eigh_dispatch_shaders`] on an adapter with subgroups of `subgroups` (`None`: without
+/// `Features::SUBGROUP`).
+///
+/// # Errors
+/// [`Error::TooLarge`] when the batch's indices overflow 32 bits.
+#[doc(hidden)]
+pub fn eigh_dispatch_shaders_with(
+    spec: &EighSpec,
+    dtype: WgslFloat,
+    algorithm: WgpuEighAlgorithm,
+    max_workgroup_storage: usize,
+    max_invocations: usize,
+    subgroups: Option<SubgroupSizes>,
+) -> Result<Vec<(String, usize)>> {
+    let lim = Limits {
+        workgroup_bytes: max_workgroup_storage,
+        invocations: max_invocations,
+        subgroups,
+    };
     let vectors = spec.vectors();
     Ok(match spec.layout() {
         EighLayout::Uniform { n, batch } if *n > 0 && *batch > 0 => {
@@ -308,7 +382,7 @@ impl Wgpu {
                     true,
                     limits(&self.ctx)
                 ),
-                Variant::Tridiag(_)
+                Variant::Tridiag(_) | Variant::Subgroup(_)
             )
         };
         (TRIDIAG_MIN_ORDER..=cap)
@@ -627,8 +701,8 @@ impl<T: Real> WgpuEighPlan<T> {
         self.host.is_some()
     }
 
-    /// The shader of each dispatch, as a cache key (`eigh_tridiag/f32/n16/t16x4/v1`,
-    /// `eigh_jacobi/...`), one per bucket of orders, in dispatch order.
+    /// The shader of each dispatch, as a cache key (`eigh_subgroup/f32/n16/r1/w64/v1`,
+    /// `eigh_tridiag/f32/n16/t16x4/v1`, `eigh_jacobi/...`), one per bucket of orders, in dispatch order.
     pub fn shaders(&self) -> &[String] {
         &self.shaders
     }

@@ -11,6 +11,9 @@
 //!   each invocation's row of A and of Q in its own arrays, Q accumulated forwards; the QL is
 //!   block.wgsl's, since WGSL's subgroup operations are optional and the team is a slice of
 //!   a workgroup rather than a subgroup.
+//! - `subgroup.wgsl` (`EighSubgroupShader`, in `eigh_subgroup.rs`): the warp classes'
+//!   structure with the subgroup as the warp: rows in private arrays exchanged by subgroup
+//!   operations, no workgroup memory, on adapters with `Features::SUBGROUP`.
 //! - `jacobi.wgsl` ([`EighShader`]): CUDA's Jacobi kernel (`kernels/eigh/jacobi.cu`).
 //! - `common.wgsl` and `ql.wgsl`: what the others share, as `common.cuh` and `ql.cuh`.
 //!

@@ -27,6 +27,7 @@ mod command;
 mod device;
 mod eigh;
 mod eigh_kernel;
+mod eigh_subgroup;
 mod error;
 mod pipeline;
 mod queue;
@@ -36,7 +37,7 @@ mod staging;
 mod user_kernel;
 mod wgsl;
 
-pub use adapter::{AdapterSummary, ADAPTER_ENV};
+pub use adapter::{AdapterSummary, ADAPTER_ENV, SUBGROUP_ENV};
 pub use attention::WgpuAttentionPlan;
 // Test hooks: the shader variants and their sources, for the naga validation tests.
 #[doc(hidden)]
@@ -44,14 +45,19 @@ pub use attention_kernel::{AttentionShader, ATTENTION_WORKGROUP};
 pub use buffer::WgpuBuffer;
 pub use device::Wgpu;
 #[doc(hidden)]
-pub use eigh::eigh_dispatch_shaders;
+pub use eigh::{eigh_dispatch_shaders, eigh_dispatch_shaders_with};
 pub use eigh::{
-    WgpuEighAlgorithm, WgpuEighPlan, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER,
+    WgpuEighAlgorithm, WgpuEighPlan, LAVAPIPE_EIGH_MAX_ORDER, SUBGROUP_ORDERS, TRIDIAG_MIN_ORDER,
     TRIDIAG_ROWS_ORDERS, WGPU_EIGH_MAX_ORDER,
 };
 #[doc(hidden)]
 pub use eigh_kernel::{
     EighShader, EighTridiagShader, EIGH_MAX_TEAM, EIGH_MIN_WORKGROUP, EIGH_TRIDIAG_WORKGROUP,
+};
+#[doc(hidden)]
+pub use eigh_subgroup::EighSubgroupShader;
+pub use eigh_subgroup::{
+    SubgroupSizes, SUBGROUP_MAX_ORDER, SUBGROUP_MAX_ROWS_PER_LANE, SUBGROUP_WORKGROUP,
 };
 pub use queue::WgpuQueue;
 pub use reduce::WgpuReducePlan;
@@ -60,6 +66,6 @@ pub use reduce_kernel::{ReduceShader, ReduceStage, REDUCE_ROW_LANES, REDUCE_WORK
 pub use user_kernel::{WgpuArg, WgpuBinding, WgpuBindingKind, WgpuKernel};
 #[doc(hidden)]
 pub use wgsl::{
-    WgslFloat, ATTENTION, EIGH_COMMON, EIGH_JACOBI, EIGH_QL, EIGH_TRIDIAG, EIGH_TRIDIAG_ROWS,
-    REDUCE,
+    WgslFloat, ATTENTION, EIGH_COMMON, EIGH_JACOBI, EIGH_QL, EIGH_SUBGROUP, EIGH_TRIDIAG,
+    EIGH_TRIDIAG_ROWS, REDUCE,
 };

@@ -15,6 +15,9 @@ pub const EIGH_TRIDIAG: &str = include_str!("../../shaders/eigh/block.wgsl");
 /// The same with rows in function-scope arrays (`shaders/eigh/warp.wgsl`, the layout of CUDA's
 /// `kernels/eigh/warp.cu`).
 pub const EIGH_TRIDIAG_ROWS: &str = include_str!("../../shaders/eigh/warp.wgsl");
+/// The tridiagonal shader in the subgroup layout (`shaders/eigh/subgroup.wgsl`: rows in
+/// private arrays, exchanged by subgroup operations; CUDA's `kernels/eigh/warp.cu` structure).
+pub const EIGH_SUBGROUP: &str = include_str!("../../shaders/eigh/subgroup.wgsl");
 /// The QL both tridiagonal shaders run (`shaders/eigh/ql.wgsl`).
 pub const EIGH_QL: &str = include_str!("../../shaders/eigh/ql.wgsl");
 /// The reduction shader (`shaders/reduce.wgsl`).

@@ -4,6 +4,7 @@
 #![cfg(feature = "wgpu")]
 
 mod classes;
+mod subgroup;
 
 use crate::common;
 
@@ -12,9 +13,10 @@ use common::eigh_check::{
     check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
-use megabatch::backends::wgpu::{EighTridiagShader, WgslFloat};
+use megabatch::backends::wgpu::{EighSubgroupShader, EighTridiagShader, WgslFloat};
 use megabatch::backends::wgpu::{
-    Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, TRIDIAG_MIN_ORDER, TRIDIAG_ROWS_ORDERS,
+    Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, SUBGROUP_ORDERS, TRIDIAG_MIN_ORDER,
+    TRIDIAG_ROWS_ORDERS,
 };
 use megabatch::{BatchedEigh, EighSpec, Error};
 use proptest::prelude::*;
@@ -120,7 +122,15 @@ fn class_boundaries_and_the_jacobi_fallback() {
                     .shaders()
                     .to_vec()
             };
-            let want = if TRIDIAG_ROWS_ORDERS.contains(&n) {
+            // On an adapter with subgroups (lavapipe has them) orders 5-64 take that layout
+            // wherever its rows per invocation fit the adapter's smallest subgroup.
+            let on_subgroups = gpu.adapter().subgroup_range().is_some_and(|s| {
+                SUBGROUP_ORDERS.contains(&n)
+                    && EighSubgroupShader::for_order(dtype, n, true, s, 1024).is_some()
+            });
+            let want = if on_subgroups {
+                "eigh_subgroup/"
+            } else if TRIDIAG_ROWS_ORDERS.contains(&n) {
                 "eigh_tridiag_rows/"
             } else if (TRIDIAG_MIN_ORDER..=limit).contains(&n) {
                 "eigh_tridiag/"

@@ -5,10 +5,11 @@
 
 use megabatch::attention::HEAD_DIMS;
 use megabatch::backends::wgpu::{
-    AttentionShader, EighShader, EighTridiagShader, ReduceShader, WgslFloat,
+    AttentionShader, EighShader, EighSubgroupShader, EighTridiagShader, ReduceShader,
+    SubgroupSizes, WgslFloat, SUBGROUP_MAX_ORDER, SUBGROUP_MAX_ROWS_PER_LANE,
 };
 use megabatch::{ReduceOp, ReduceSpec, RowReduceOp, SegmentReduceOp};
-use naga::valid::{Capabilities, ValidationFlags, Validator};
+use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
 
 fn validate(key: &str, source: &str) {
     let module = naga::front::wgsl::parse_str(source)
@@ -18,7 +19,10 @@ fn validate(key: &str, source: &str) {
         | Capabilities::SHADER_FLOAT16
         | Capabilities::SUBGROUP
         | Capabilities::SUBGROUP_BARRIER;
+    // Subgroup operations in compute shaders, as wgpu-core allows with Features::SUBGROUP.
     Validator::new(ValidationFlags::all(), caps)
+        .subgroup_stages(ShaderStages::COMPUTE)
+        .subgroup_operations(SubgroupOperationSet::all())
         .validate(&module)
         .unwrap_or_else(|e| panic!("{key}: validation error\n{}", e.emit_to_string(source)));
 }
@@ -69,6 +73,42 @@ fn eigh_tridiag_variants_validate() {
         }
     }
     assert!(seen.len() > 60, "{}", seen.len());
+}
+
+#[test]
+fn eigh_subgroup_variants_validate() {
+    let mut seen = std::collections::HashSet::new();
+    // NVIDIA (32), lavapipe with 256-bit vectors (8), AMD GCN (64), a varying Intel range, and
+    // 4-wide subgroups (WARP), which leave the larger orders to the workgroup layouts.
+    let adapters = [(32, 32), (8, 8), (64, 64), (8, 32), (4, 4), (4, 128)];
+    for dtype in [WgslFloat::F32, WgslFloat::F64] {
+        for vectors in [false, true] {
+            for n in [1, 2, 4, 5, 12, 16, 17, 31, 32, 33, 48, 63, 64, 65] {
+                for (min, max) in adapters {
+                    let sizes = SubgroupSizes { min, max };
+                    let got = EighSubgroupShader::for_order(dtype, n, vectors, sizes, 1024);
+                    let rows = n.max(2).div_ceil(min);
+                    let Some(s) = got else {
+                        assert!(n > SUBGROUP_MAX_ORDER || rows > SUBGROUP_MAX_ROWS_PER_LANE);
+                        continue;
+                    };
+                    assert!(n <= SUBGROUP_MAX_ORDER, "{n}");
+                    // Every row of the largest matrix has a lane in the smallest subgroup.
+                    assert!(s.rows_per_lane * min >= s.nmax && s.nmax >= n);
+                    assert_eq!(s.rows_per_lane, rows);
+                    assert!(s.workgroup_size() % max == 0 && s.teams >= 1);
+                    if seen.insert(s) {
+                        validate(&s.key(), &s.source());
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen.len() > 100, "{}", seen.len());
+    // 256 invocations a workgroup at most: a 128-wide subgroup still fits; 64 does not.
+    let wide = SubgroupSizes { min: 128, max: 128 };
+    assert!(EighSubgroupShader::for_order(WgslFloat::F32, 64, true, wide, 64).is_none());
+    assert!(EighSubgroupShader::for_order(WgslFloat::F32, 64, true, wide, 256).is_some());
 }
 
 #[test]

@@ -37,8 +37,7 @@ fn allocations_per_call(calls: usize, mut f: impl FnMut()) -> (usize, usize) {
     (lo, hi)
 }
 
-fn eigh_allocations(gpu: &Wgpu, batch: usize) -> (usize, usize) {
-    let n = 8;
+fn eigh_allocations(gpu: &Wgpu, n: usize, batch: usize) -> (usize, usize) {
     let a: Vec<f32> = (0..n * n * batch).map(|i| (i % 7) as f32).collect();
     let mut a_dev = gpu.alloc::<f32>(a.len()).unwrap();
     gpu.upload(&a, &mut a_dev).unwrap();
@@ -47,6 +46,9 @@ fn eigh_allocations(gpu: &Wgpu, batch: usize) -> (usize, usize) {
     let mut plan =
         BatchedEigh::<f32>::plan_eigh(gpu, &EighSpec::uniform(n, batch).with_vectors(true))
             .unwrap();
+    // On an adapter with subgroups (lavapipe has them) both orders run the subgroup layout.
+    let subgroup = plan.shaders()[0].starts_with("eigh_subgroup/");
+    assert_eq!(subgroup, gpu.adapter().subgroups, "{:?}", plan.shaders());
     allocations_per_call(20, || {
         gpu.eigh(&mut plan, &a_dev, &mut w, Some(&mut v)).unwrap();
         gpu.synchronize().unwrap();
@@ -78,10 +80,15 @@ fn execute_allocations_do_not_grow_with_the_problem() {
     let Some(gpu) = common::wgpu_or_skip() else {
         return;
     };
-    let small = eigh_allocations(&gpu, 16);
-    let large = eigh_allocations(&gpu, 4096);
-    eprintln!("eigh host allocations per call: batch 16 {small:?}, batch 4096 {large:?}");
-    assert_eq!(small.1, large.1, "eigh: allocations grow with the batch");
+    for n in [8, 40] {
+        let small = eigh_allocations(&gpu, n, 16);
+        let large = eigh_allocations(&gpu, n, 4096);
+        eprintln!("eigh n {n} host allocations per call: batch 16 {small:?}, batch 4096 {large:?}");
+        assert_eq!(
+            small.1, large.1,
+            "eigh n {n}: allocations grow with the batch"
+        );
+    }
     // Both lengths take the two-dispatch path (partials, then their fold).
     let small = reduce_allocations(&gpu, 100_000);
     let large = reduce_allocations(&gpu, 4_000_000);

@@ -7,11 +7,14 @@
 use megabatch::backends::wgpu::{eigh_dispatch_shaders, WgpuEighAlgorithm as Alg, WgslFloat};
 use megabatch::EighSpec;
 
-const ALGORITHMS: [Alg; 4] = [
+// TridiagSubgroup on these adapters without subgroups is the size classes (the `_` arm below);
+// tests/eigh/wgpu/subgroup.rs pins the selection with subgroups.
+const ALGORITHMS: [Alg; 5] = [
     Alg::SizeClasses,
     Alg::Jacobi,
     Alg::TridiagWorkgroup,
     Alg::TridiagRows,
+    Alg::TridiagSubgroup,
 ];
 
 /// Workgroup memory, invocations per workgroup, and for f64 then f32 the largest order whose
