@@ -34,7 +34,7 @@
 //! ```compile_fail
 //! use megabatch::{backends::cpu::Cpu, BatchedEigh, EighSpec};
 //! let cpu = Cpu::new().unwrap();
-//! let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &EighSpec::uniform(2, 1)).unwrap();
+//! let mut plan = cpu.plan_eigh(&EighSpec::uniform(2, 1)).unwrap();
 //! let a = [1.0, 0.0, 0.0, 1.0];
 //! std::thread::scope(|s| {
 //!     // error[E0499]: `plan` borrowed mutably by two threads
@@ -68,13 +68,15 @@ pub use auto::{
 pub use backend::{Backend, BackendKind};
 pub use cost::Residency;
 pub use eigh::{
-    eigh_info_result, BatchedEigh, EighLayout, EighOffsets, EighSpec, MatrixSlot, EIGH_NON_FINITE,
-    EIGH_NO_CONVERGENCE, EIGH_SOLVED,
+    eigh_info_result, BatchedEigh, EighLayout, EighOffsets, EighPlan, EighSpec, MatrixSlot,
+    EIGH_NON_FINITE, EIGH_NO_CONVERGENCE, EIGH_SOLVED,
 };
 pub use element::{Element, Real, Reducible};
 pub use error::{DeviceErrorKind, Error, Result};
 pub use footprint::PlanFootprint;
-pub use reduce::{ReduceOp, ReduceShape, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp};
+pub use reduce::{
+    ReduceOp, ReducePlan, ReduceShape, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
+};
 
 /// The README's Rust example, compiled and run by `cargo test` so that it stays true.
 #[doc = include_str!("../README.md")]

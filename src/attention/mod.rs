@@ -105,3 +105,10 @@ pub trait SparseAttention<T: AttentionElement>: Backend {
         lse: Option<&mut [f32]>,
     ) -> Result<()>;
 }
+
+/// The attention plan of backend `B` for element type `T`:
+/// `<B as SparseAttention<T>>::AttentionPlan` (for example
+/// [`crate::backends::cpu::CpuAttentionPlan<f32>`] for `AttentionPlan<Cpu, f32>`). `T` is
+/// normally inferred from the first call that uses the plan; this alias names it where no call
+/// does (see [`crate::EighPlan`]).
+pub type AttentionPlan<B, T> = <B as SparseAttention<T>>::AttentionPlan;

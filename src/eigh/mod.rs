@@ -140,6 +140,23 @@ pub trait BatchedEigh<T: Real>: Backend {
     fn eigh_info(&self, plan: &mut Self::EighPlan, info: &mut [i32]) -> Result<()>;
 }
 
+/// The eigh plan of backend `B` for element type `T`: `<B as BatchedEigh<T>>::EighPlan`
+/// (for example [`crate::backends::cpu::CpuEighPlan<f64>`] for `EighPlan<Cpu, f64>`).
+///
+/// `T` is normally inferred from the first call that uses the plan, so a plan needs no type
+/// named; this alias names it where no call does (a plan only made, measured, or expected to
+/// fail) or in generic code:
+///
+/// ```
+/// use megabatch::{backends::cpu::Cpu, BatchedEigh, EighPlan, EighSpec, PlanFootprint};
+///
+/// let cpu = Cpu::with_threads(1)?;
+/// let plan: EighPlan<Cpu, f64> = cpu.plan_eigh(&EighSpec::uniform(20, 8))?;
+/// assert_eq!(plan.device_bytes(), 0);
+/// # Ok::<(), megabatch::Error>(())
+/// ```
+pub type EighPlan<B, T> = <B as BatchedEigh<T>>::EighPlan;
+
 /// The order a matrix of order `n` is padded to in its bucket (even, coarser as n grows, so a
 /// ragged batch needs few dispatches and wastes at most ~12% of a sweep's rounds).
 #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]

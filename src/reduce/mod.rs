@@ -72,11 +72,10 @@ pub trait Reducer<T: Reducible>: Backend {
         y: Option<&[T]>,
         out: &mut [T::Acc],
     ) -> Result<()>;
-
-    /// Reads element 0 of an output buffer back to the host: the one scalar a device-resident
-    /// loop needs per iteration.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if `out` is empty.
-    fn read_scalar(&self, out: &Self::Buffer<T::Acc>) -> Result<T::Acc>;
 }
+
+/// The reduction plan of backend `B` for input type `T`: `<B as Reducer<T>>::ReducePlan`
+/// (for example [`crate::backends::cpu::CpuReducePlan<f32>`] for `ReducePlan<Cpu, f32>`).
+/// `T` is normally inferred from the first call that uses the plan; this alias names it where
+/// no call does (see [`crate::EighPlan`]).
+pub type ReducePlan<B, T> = <B as Reducer<T>>::ReducePlan;

@@ -168,7 +168,7 @@ fn eight_threads_share_a_cpu_backend_bit_for_bit() {
         o
     };
     let mut plans: Vec<_> = (0..THREADS)
-        .map(|_| SparseAttention::<f16>::plan_attention(&cpu, &spec, &mask).unwrap())
+        .map(|_| cpu.plan_attention(&spec, &mask).unwrap())
         .collect();
     let expected: Vec<_> = plans
         .iter_mut()
