@@ -1,6 +1,8 @@
-//! Block-sparse scaled-dot-product attention, forward pass: the FlexAttention-format
-//! [`BlockMask`], the element rules of partial blocks, the spec and the trait every backend
-//! implements.
+//! Block-sparse scaled-dot-product attention, forward pass: the spec ([`AttentionSpec`] and
+//! the element types, `spec.rs`), the FlexAttention-format [`BlockMask`] (`mask.rs`) with the
+//! element rules of its partial blocks (`predicate.rs`, `element_bits.rs`, `mask_mod.rs`), the
+//! trait every backend implements ([`SparseAttention`]) and its plan's name
+//! ([`AttentionPlan`]). Everything here is also re-exported at the crate root.
 
 mod element_bits;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]

@@ -1,5 +1,7 @@
-//! Reductions that keep device-resident loops resident: convergence checks, expectation values,
-//! per-system sums. The spec and the trait every backend implements.
+//! Deterministic reductions that keep device-resident loops resident (convergence checks,
+//! expectation values, per-system sums): the spec ([`ReduceSpec`] and its operations,
+//! `spec.rs`), the trait every backend implements ([`Reducer`]) and its plan's name
+//! ([`ReducePlan`]). Everything here is also re-exported at the crate root.
 
 mod spec;
 
