@@ -10,8 +10,8 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
+use megabatch::{AttentionSpec, BlockMask, SparseAttention};
 use rayon::prelude::*;
 
 /// Dense reference: all Sq x Skv scores per head, masked by `keep`, softmax, times V.

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::cargo::cargo_bin_cmd;
-use megabatch::attention::AttentionSpec;
-use megabatch::attention::{BlockMask, BlockMaskParts, MaskPredicate, SparseAttention};
 use megabatch::backends::cpu::Cpu;
+use megabatch::AttentionSpec;
 use megabatch::{BatchedEigh, EighSpec};
+use megabatch::{BlockMask, BlockMaskParts, MaskPredicate, SparseAttention};
 use npyz::WriterBuilder;
 use rand::{Rng, SeedableRng};
 

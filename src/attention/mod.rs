@@ -39,12 +39,14 @@ use crate::{Backend, Result};
 /// reaches the rows that weight it, as in any product.
 pub trait SparseAttention<T: AttentionElement>: Backend {
     /// The mask, scratch and schedule for one spec.
-    /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
+    /// What it holds in memory is [`crate::PlanFootprint`]'s to say. Named
+    /// [`AttentionPlan<B, T>`] outside the trait.
     type AttentionPlan: Send + crate::PlanFootprint;
 
     /// Checks that `mask` fits `spec` (sequence lengths, batch and head broadcast) and
     /// allocates everything `attention` and `attention_host` need (GPU backends: the host
-    /// staging too; CUDA's `plan_attention_device` makes a plan without it).
+    /// staging too; CUDA's `plan_attention_device` makes a plan without it). `T` is not named
+    /// here: the first call that uses the plan fixes it (see [`AttentionPlan`]).
     ///
     /// # Errors
     /// As [`AttentionSpec::lens`]; [`crate::Error::Mask`] if the mask does not fit the spec.

@@ -23,13 +23,15 @@ use crate::{Backend, Real, Result};
 /// comes back as +-inf, never NaN (found by fuzzing, see `docs/reliability.md`).
 pub trait BatchedEigh<T: Real>: Backend {
     /// Everything one spec needs at execute time: offsets, scratch arenas, device buffers.
-    /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
+    /// What it holds in memory is [`crate::PlanFootprint`]'s to say. Named [`EighPlan<B, T>`]
+    /// outside the trait.
     type EighPlan: Send + crate::PlanFootprint;
 
     /// Makes a plan for `spec`: validates it and allocates every buffer `eigh` and
     /// `eigh_host` will use (GPU backends: the host staging of `eigh_host` too, so its first
     /// call allocates nothing; `plan_eigh_device` on a GPU backend makes a plan without it,
     /// for device buffers only), and the per-matrix status array of [`BatchedEigh::eigh_info`].
+    /// `T` is not named here: the first call that uses the plan fixes it (see [`EighPlan`]).
     ///
     /// # Errors
     /// [`crate::Error::TooLarge`] if buffer sizes overflow; [`crate::Error::Unsupported`] if the

@@ -19,12 +19,14 @@ use crate::{Backend, Reducible, Result};
 /// reads as converged.
 pub trait Reducer<T: Reducible>: Backend {
     /// Partial-result buffers sized for one spec.
-    /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
+    /// What it holds in memory is [`crate::PlanFootprint`]'s to say. Named
+    /// [`ReducePlan<B, T>`] outside the trait.
     type ReducePlan: Send + crate::PlanFootprint;
 
     /// Validates `spec` and allocates everything `reduce` and `reduce_host` need (GPU
     /// backends: the host staging of `reduce_host` too; `plan_reduce_device` on a GPU
-    /// backend makes a plan without it, for device buffers only).
+    /// backend makes a plan without it, for device buffers only). `T` is not named here: the
+    /// first call that uses the plan fixes it (see [`ReducePlan`]).
     ///
     /// # Errors
     /// As [`ReduceSpec::shape`]; [`crate::Error::Device`] on allocation failure.

@@ -11,12 +11,12 @@ use common::attention_check::{
 };
 
 use half::{bf16, f16};
-use megabatch::attention::{
+use megabatch::backends::cpu::Cpu;
+use megabatch::Error;
+use megabatch::{
     AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
     BLOCK_SIZES,
 };
-use megabatch::backends::cpu::Cpu;
-use megabatch::Error;
 use proptest::prelude::*;
 
 fn run<T: AttentionElement>(c: &Case, threads: usize) -> (Vec<f64>, Vec<f32>) {

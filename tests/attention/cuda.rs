@@ -14,11 +14,11 @@ use common::attention_check::{
 };
 use common::cuda_or_skip;
 use half::{bf16, f16};
-use megabatch::attention::{
+use megabatch::backends::cuda::{AttentionKernel, AttentionOptions, AttentionSchedule, Cuda};
+use megabatch::{
     AttentionPlan, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
     BLOCK_SIZES, HEAD_DIMS,
 };
-use megabatch::backends::cuda::{AttentionKernel, AttentionOptions, AttentionSchedule, Cuda};
 use megabatch::{Backend, Error};
 use proptest::prelude::*;
 

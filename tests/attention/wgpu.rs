@@ -11,9 +11,9 @@ use common::attention_check::{
 };
 use common::wgpu_or_skip;
 use half::{bf16, f16};
-use megabatch::attention::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention, BLOCK_SIZES};
 use megabatch::backends::wgpu::Wgpu;
 use megabatch::Error;
+use megabatch::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention, BLOCK_SIZES};
 use proptest::prelude::*;
 
 proptest! {

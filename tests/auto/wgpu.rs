@@ -6,9 +6,9 @@
 
 use crate::common;
 
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
 use megabatch::cost::AttentionProfile;
+use megabatch::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
     Auto, AutoAttentionPlan, Backend, BackendKind, BatchedEigh, EighSpec, ReduceOp, ReduceSpec,
     Reducer, Residency,

@@ -6,7 +6,7 @@
 //! from the same rounded inputs.
 #![allow(dead_code)]
 
-use megabatch::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
+use megabatch::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use proptest::prelude::*;
 use rand::Rng;
 

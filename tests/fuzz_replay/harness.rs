@@ -11,10 +11,8 @@
 
 use std::sync::OnceLock;
 
-use megabatch::attention::{
-    AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
-};
 use megabatch::backends::cpu::Cpu;
+use megabatch::{AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention};
 use megabatch::{
     BatchedEigh, EighSpec, Error, Real, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
 };

@@ -3,10 +3,10 @@
 //! `cargo test --features wgpu` on any machine, without an adapter (CI runs it).
 #![cfg(feature = "wgpu")]
 
-use megabatch::attention::HEAD_DIMS;
 use megabatch::backends::wgpu::{
     AttentionShader, EighShader, EighTridiagShader, ReduceShader, WgslFloat,
 };
+use megabatch::HEAD_DIMS;
 use megabatch::{ReduceOp, ReduceSpec, RowReduceOp, SegmentReduceOp};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 

@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use megabatch::attention::{
-    AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
-};
+use megabatch::{AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention};
 use npyz::AutoSerialize;
 
 use crate::mask_npz::{self, MaskFit};

@@ -1,7 +1,7 @@
 //! `megabatch bench`: timings per backend, and the regret sweep of `Auto`'s decisions.
 
 use half::{bf16, f16};
-use megabatch::attention::{AttentionSpec, BlockMask};
+use megabatch::{AttentionSpec, BlockMask};
 use megabatch::{Auto, BackendKind, EighSpec, ReduceOp, ReduceSpec, Residency};
 use serde_json::json;
 

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use megabatch::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
+use megabatch::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
     Auto, Backend, BackendKind, BatchedEigh, EighSpec, Error, Real, ReduceSpec, Reducer, Reducible,
     Residency,

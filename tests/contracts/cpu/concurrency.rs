@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use half::f16;
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
+use megabatch::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{BatchedEigh, EighSpec, ReduceSpec, Reducer, RowReduceOp};
 
 pub(crate) const THREADS: usize = 8;

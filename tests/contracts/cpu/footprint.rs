@@ -1,8 +1,8 @@
 //! `PlanFootprint` on the CPU backend and on `Auto` over it: the bytes a plan reports are
 //! the sizes its scratch takes, written out here by hand from the arrays each kernel uses.
 
-use megabatch::attention::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
+use megabatch::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
     Auto, AutoAttentionPlan, AutoEighPlan, AutoReducePlan, BatchedEigh, EighPlan, EighSpec,
     PlanFootprint, ReduceOp, ReducePlan, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,

@@ -1,8 +1,8 @@
 //! Sizes whose buffers overflow `usize` or exceed the machine are refused at plan time with
 //! `Error::TooLarge`, before anything is allocated (an allocation failure would abort).
 
-use megabatch::attention::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
+use megabatch::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
     Backend, BatchedEigh, EighPlan, EighSpec, Error, ReducePlan, ReduceSpec, Reducer, RowReduceOp,
 };

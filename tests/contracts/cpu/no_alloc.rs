@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use common::counting_alloc::ALLOCATIONS;
 
 use half::{bf16, f16};
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
+use megabatch::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
     Auto, BatchedEigh, EighSpec, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
 };

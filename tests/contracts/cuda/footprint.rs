@@ -5,8 +5,8 @@
 
 use crate::common;
 
-use megabatch::attention::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cuda::{AttentionOptions, Cuda, CudaEighAlgorithm};
+use megabatch::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
     BatchedEigh, EighPlan, EighSpec, PlanFootprint, ReduceOp, ReducePlan, ReduceSpec, Reducer,
 };

@@ -98,7 +98,7 @@ fn attention_calls_allocate_nothing() {
         return; // passed alone in a child process (tests/common/child.rs)
     }
     use half::f16;
-    use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
+    use megabatch::{AttentionSpec, BlockMask, SparseAttention};
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(cuda) = common::cuda_or_skip() else {
         return;
@@ -172,9 +172,9 @@ fn first_host_calls_after_planning_allocate_nothing() {
         return; // passed alone in a child process (tests/common/child.rs)
     }
     use half::f16;
-    use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
     use megabatch::backends::cpu::Cpu;
     use megabatch::backends::cuda::{AttentionOptions, CudaEighAlgorithm};
+    use megabatch::{AttentionSpec, BlockMask, SparseAttention};
     use megabatch::{Auto, BackendKind, Error, Residency};
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(cuda) = common::cuda_or_skip() else {

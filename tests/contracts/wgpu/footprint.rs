@@ -5,9 +5,9 @@
 
 use crate::common;
 
-use megabatch::attention::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
 use megabatch::backends::wgpu::{Wgpu, WgpuEighAlgorithm};
+use megabatch::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
     Auto, BackendKind, BatchedEigh, EighPlan, EighSpec, Error, PlanFootprint, ReduceOp, ReducePlan,
     ReduceSpec, Reducer, Residency,

@@ -115,9 +115,9 @@ fn first_host_calls_allocate_no_more_than_later_ones() {
     if common::child::ran_alone() {
         return; // passed alone in a child process (tests/common/child.rs)
     }
-    use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
     use megabatch::backends::cpu::Cpu;
     use megabatch::backends::wgpu::WgpuEighAlgorithm;
+    use megabatch::{AttentionSpec, BlockMask, SparseAttention};
     use megabatch::{Auto, BackendKind, Residency};
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(gpu) = common::wgpu_or_skip() else {
