@@ -23,9 +23,9 @@ use common::time_loop;
 use megabatch::backends::cuda::{
     AttentionKernel, AttentionOptions, AttentionSchedule, Cuda, CudaBuffer,
 };
-use megabatch::Backend;
 use megabatch::{
-    AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
+    AttentionElement, AttentionSpec, Backend, BlockMask, BlockMaskParts, MaskPredicate,
+    SparseAttention,
 };
 
 const BLOCK: usize = 128;

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use megabatch::backends::cpu::Cpu;
-use megabatch::AttentionSpec;
-use megabatch::{BatchedEigh, EighSpec};
-use megabatch::{BlockMask, BlockMaskParts, MaskPredicate, SparseAttention};
+use megabatch::{
+    AttentionSpec, BatchedEigh, BlockMask, BlockMaskParts, EighSpec, MaskPredicate, SparseAttention,
+};
 use npyz::WriterBuilder;
 use rand::{Rng, SeedableRng};
 

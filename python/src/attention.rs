@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use half::{bf16, f16};
 use megabatch::{
-    AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
+    AttentionElement, AttentionSpec, Auto, AutoAttentionPlan, BackendKind, BlockMask,
+    BlockMaskParts, Error, MaskPredicate, Residency, SparseAttention,
 };
-use megabatch::{Auto, AutoAttentionPlan, BackendKind, Error, Residency};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;

@@ -12,10 +12,9 @@ use common::attention_check::{
 
 use half::{bf16, f16};
 use megabatch::backends::cpu::Cpu;
-use megabatch::Error;
 use megabatch::{
-    AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
-    BLOCK_SIZES,
+    AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, Error, MaskPredicate,
+    SparseAttention, BLOCK_SIZES,
 };
 use proptest::prelude::*;
 

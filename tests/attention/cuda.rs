@@ -16,10 +16,9 @@ use common::cuda_or_skip;
 use half::{bf16, f16};
 use megabatch::backends::cuda::{AttentionKernel, AttentionOptions, AttentionSchedule, Cuda};
 use megabatch::{
-    AttentionPlan, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
-    BLOCK_SIZES, HEAD_DIMS,
+    AttentionPlan, AttentionSpec, Backend, BlockMask, BlockMaskParts, Error, MaskPredicate,
+    SparseAttention, BLOCK_SIZES, HEAD_DIMS,
 };
-use megabatch::{Backend, Error};
 use proptest::prelude::*;
 
 const U_F16: f64 = 1.0 / 2048.0;

@@ -12,8 +12,7 @@ use common::attention_check::{
 use common::wgpu_or_skip;
 use half::{bf16, f16};
 use megabatch::backends::wgpu::Wgpu;
-use megabatch::Error;
-use megabatch::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention, BLOCK_SIZES};
+use megabatch::{AttentionPlan, AttentionSpec, BlockMask, Error, SparseAttention, BLOCK_SIZES};
 use proptest::prelude::*;
 
 proptest! {

@@ -8,10 +8,9 @@ use crate::common;
 
 use megabatch::backends::cpu::Cpu;
 use megabatch::cost::AttentionProfile;
-use megabatch::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
-    Auto, AutoAttentionPlan, Backend, BackendKind, BatchedEigh, EighSpec, ReduceOp, ReduceSpec,
-    Reducer, Residency,
+    AttentionSpec, Auto, AutoAttentionPlan, Backend, BackendKind, BatchedEigh, BlockMask, EighSpec,
+    ReduceOp, ReduceSpec, Reducer, Residency, SparseAttention,
 };
 
 fn auto_with_wgpu() -> Option<Auto> {

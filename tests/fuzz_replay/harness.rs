@@ -12,9 +12,9 @@
 use std::sync::OnceLock;
 
 use megabatch::backends::cpu::Cpu;
-use megabatch::{AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention};
 use megabatch::{
-    BatchedEigh, EighSpec, Error, Real, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
+    AttentionSpec, BatchedEigh, BlockMask, BlockMaskParts, EighSpec, Error, MaskPredicate, Real,
+    ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp, SparseAttention,
 };
 
 #[path = "../../src/bin/megabatch/npy.rs"]

@@ -6,8 +6,7 @@
 use megabatch::backends::wgpu::{
     AttentionShader, EighShader, EighTridiagShader, ReduceShader, WgslFloat,
 };
-use megabatch::HEAD_DIMS;
-use megabatch::{ReduceOp, ReduceSpec, RowReduceOp, SegmentReduceOp};
+use megabatch::{ReduceOp, ReduceSpec, RowReduceOp, SegmentReduceOp, HEAD_DIMS};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn validate(key: &str, source: &str) {

@@ -4,10 +4,9 @@
 
 use std::time::Instant;
 
-use megabatch::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
-    Auto, Backend, BackendKind, BatchedEigh, EighSpec, Error, Real, ReduceSpec, Reducer, Reducible,
-    Residency,
+    AttentionElement, AttentionSpec, Auto, Backend, BackendKind, BatchedEigh, BlockMask, EighSpec,
+    Error, Real, ReduceSpec, Reducer, Reducible, Residency, SparseAttention,
 };
 use rand::{Rng, SeedableRng};
 

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use half::f16;
 use megabatch::backends::cpu::Cpu;
-use megabatch::{AttentionSpec, BlockMask, SparseAttention};
-use megabatch::{BatchedEigh, EighSpec, ReduceSpec, Reducer, RowReduceOp};
+use megabatch::{
+    AttentionSpec, BatchedEigh, BlockMask, EighSpec, ReduceSpec, Reducer, RowReduceOp,
+    SparseAttention,
+};
 
 pub(crate) const THREADS: usize = 8;
 

@@ -2,10 +2,10 @@
 //! the sizes its scratch takes, written out here by hand from the arrays each kernel uses.
 
 use megabatch::backends::cpu::Cpu;
-use megabatch::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
-    Auto, AutoAttentionPlan, AutoEighPlan, AutoReducePlan, BatchedEigh, EighPlan, EighSpec,
-    PlanFootprint, ReduceOp, ReducePlan, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
+    AttentionPlan, AttentionSpec, Auto, AutoAttentionPlan, AutoEighPlan, AutoReducePlan,
+    BatchedEigh, BlockMask, EighPlan, EighSpec, PlanFootprint, ReduceOp, ReducePlan, ReduceSpec,
+    Reducer, RowReduceOp, SegmentReduceOp, SparseAttention,
 };
 
 /// One eigh scratch arena for orders up to `n` below faer's threshold (48): the work matrix,

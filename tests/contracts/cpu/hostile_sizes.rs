@@ -2,9 +2,9 @@
 //! `Error::TooLarge`, before anything is allocated (an allocation failure would abort).
 
 use megabatch::backends::cpu::Cpu;
-use megabatch::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
-    Backend, BatchedEigh, EighPlan, EighSpec, Error, ReducePlan, ReduceSpec, Reducer, RowReduceOp,
+    AttentionPlan, AttentionSpec, Backend, BatchedEigh, BlockMask, EighPlan, EighSpec, Error,
+    ReducePlan, ReduceSpec, Reducer, RowReduceOp, SparseAttention,
 };
 
 fn cpu() -> Cpu {

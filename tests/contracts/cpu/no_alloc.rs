@@ -11,9 +11,9 @@ use common::counting_alloc::ALLOCATIONS;
 
 use half::{bf16, f16};
 use megabatch::backends::cpu::Cpu;
-use megabatch::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
-    Auto, BatchedEigh, EighSpec, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
+    AttentionSpec, Auto, BatchedEigh, BlockMask, EighSpec, ReduceOp, ReduceSpec, Reducer,
+    RowReduceOp, SegmentReduceOp, SparseAttention,
 };
 
 /// Orders 1..=72 mixed (both the QL kernel and the faer path), some matrices repeated so the

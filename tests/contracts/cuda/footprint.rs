@@ -6,9 +6,9 @@
 use crate::common;
 
 use megabatch::backends::cuda::{AttentionOptions, Cuda, CudaEighAlgorithm};
-use megabatch::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
-    BatchedEigh, EighPlan, EighSpec, PlanFootprint, ReduceOp, ReducePlan, ReduceSpec, Reducer,
+    AttentionPlan, AttentionSpec, BatchedEigh, BlockMask, EighPlan, EighSpec, PlanFootprint,
+    ReduceOp, ReducePlan, ReduceSpec, Reducer, SparseAttention,
 };
 
 #[test]

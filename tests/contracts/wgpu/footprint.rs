@@ -7,10 +7,9 @@ use crate::common;
 
 use megabatch::backends::cpu::Cpu;
 use megabatch::backends::wgpu::{Wgpu, WgpuEighAlgorithm};
-use megabatch::{AttentionPlan, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
-    Auto, BackendKind, BatchedEigh, EighPlan, EighSpec, Error, PlanFootprint, ReduceOp, ReducePlan,
-    ReduceSpec, Reducer, Residency,
+    AttentionPlan, AttentionSpec, Auto, BackendKind, BatchedEigh, BlockMask, EighPlan, EighSpec,
+    Error, PlanFootprint, ReduceOp, ReducePlan, ReduceSpec, Reducer, Residency, SparseAttention,
 };
 
 /// A wgpu buffer's size for `bytes`: at least 4, rounded up to 4.
