@@ -10,8 +10,8 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
+use megabatch::{AttentionSpec, BlockMask, SparseAttention};
 use rayon::prelude::*;
 
 /// Dense reference: all Sq x Skv scores per head, masked by `keep`, softmax, times V.
@@ -98,7 +98,7 @@ fn benches(c: &mut Criterion) {
             .sample_size(10)
             .warm_up_time(Duration::from_millis(300))
             .measurement_time(Duration::from_secs(3));
-        let mut plan = SparseAttention::<f32>::plan_attention(&cpu, &spec, &mask).unwrap();
+        let mut plan = cpu.plan_attention(&spec, &mask).unwrap();
         let mut o = vec![0.0f32; ql];
         group.bench_function(BenchmarkId::new("megabatch", threads), |b| {
             b.iter(|| {

@@ -20,13 +20,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use common::time_loop;
-use megabatch::attention::{
-    AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
-};
 use megabatch::backends::cuda::{
     AttentionKernel, AttentionOptions, AttentionSchedule, Cuda, CudaBuffer,
 };
-use megabatch::Backend;
+use megabatch::{
+    AttentionElement, AttentionSpec, Backend, BlockMask, BlockMaskParts, MaskPredicate,
+    SparseAttention,
+};
 
 const BLOCK: usize = 128;
 

@@ -7,9 +7,9 @@
 mod common;
 
 use common::median_of;
-use megabatch::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
 use megabatch::backends::wgpu::Wgpu;
+use megabatch::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

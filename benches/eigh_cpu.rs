@@ -61,7 +61,7 @@ fn bench_dtype<T: Real + nalgebra::RealField + faer::traits::RealField>(c: &mut 
             .measurement_time(Duration::from_secs(2));
 
         let spec = EighSpec::uniform(n, batch).with_vectors(true);
-        let mut plan = BatchedEigh::<T>::plan_eigh(&cpu, &spec).unwrap();
+        let mut plan = cpu.plan_eigh(&spec).unwrap();
         let (mut w, mut v) = (vec![T::zero(); n * batch], vec![T::zero(); n * n * batch]);
         group.bench_function(BenchmarkId::new("megabatch", batch), |b| {
             b.iter(|| {

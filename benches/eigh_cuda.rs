@@ -146,14 +146,14 @@ fn eigh_case<T: Real>(
         }
     }
     if opts.cpu && batch == 1024 {
-        let mut plan = BatchedEigh::<T>::plan_eigh(cpu, &spec).unwrap();
+        let mut plan = cpu.plan_eigh(&spec).unwrap();
         let mut v = vec![T::zero(); a.len()];
         let tc = time_loop(
             budget,
             || cpu.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap(),
             || (),
         );
-        let mut plan = BatchedEigh::<T>::plan_eigh(cpu, &EighSpec::uniform(n, batch)).unwrap();
+        let mut plan = cpu.plan_eigh(&EighSpec::uniform(n, batch)).unwrap();
         let tcw = time_loop(
             budget,
             || cpu.eigh_host(&mut plan, &a, &mut w, None).unwrap(),
@@ -213,13 +213,13 @@ fn example_workload<'c>(cuda: &'c Cuda, cpu: &'c Cpu) {
     for staging in ["direct", "pinned"] {
         std::env::set_var(megabatch::backends::cuda::STAGING_ENV, staging);
         run(&format!("cuda-{staging}"), &mut || {
-            let mut plan = BatchedEigh::<f64>::plan_eigh(cuda, &spec).unwrap();
+            let mut plan = cuda.plan_eigh(&spec).unwrap();
             Box::new(move |a: &[f64], w: &mut [f64]| cuda.eigh_host(&mut plan, a, w, None).unwrap())
         });
     }
     std::env::remove_var(megabatch::backends::cuda::STAGING_ENV);
     run("cpu", &mut || {
-        let mut plan = BatchedEigh::<f64>::plan_eigh(cpu, &spec).unwrap();
+        let mut plan = cpu.plan_eigh(&spec).unwrap();
         Box::new(move |a: &[f64], w: &mut [f64]| cpu.eigh_host(&mut plan, a, w, None).unwrap())
     });
 }
@@ -231,8 +231,8 @@ fn seed_workload(cuda: &Cuda, cpu: &Cpu) {
     let mut v = vec![0.0; n * n * batch];
     for vectors in [true, false] {
         let spec = EighSpec::uniform(n, batch).with_vectors(vectors);
-        let mut gpu = BatchedEigh::<f64>::plan_eigh(cuda, &spec).unwrap();
-        let mut host = BatchedEigh::<f64>::plan_eigh(cpu, &spec).unwrap();
+        let mut gpu = cuda.plan_eigh(&spec).unwrap();
+        let mut host = cpu.plan_eigh(&spec).unwrap();
         let tg = median_of(200, || {
             cuda.eigh_host(&mut gpu, &a, &mut w, vectors.then_some(&mut v[..]))
                 .unwrap()

@@ -97,11 +97,9 @@ where
                 }
             }
             if opt.cpu {
-                let plan = BatchedEigh::<T>::plan_eigh(
-                    cpu,
-                    &EighSpec::uniform(n, batch).with_vectors(true),
-                )
-                .unwrap();
+                let plan = cpu
+                    .plan_eigh(&EighSpec::uniform(n, batch).with_vectors(true))
+                    .unwrap();
                 let tc = eigh_seconds(cpu, plan, &a, n, batch, true, budget);
                 println!(
                     "{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"vectors\":true,\"cpu_seconds\":{tc:e},\"cpu_matrices_per_s\":{:e}}}",
@@ -120,8 +118,8 @@ fn seed_workload(gpu: &Wgpu, cpu: &Cpu) {
     let mut v = vec![0.0; n * n * batch];
     for vectors in [true, false] {
         let spec = EighSpec::uniform(n, batch).with_vectors(vectors);
-        let mut g = BatchedEigh::<f64>::plan_eigh(gpu, &spec).unwrap();
-        let mut c = BatchedEigh::<f64>::plan_eigh(cpu, &spec).unwrap();
+        let mut g = gpu.plan_eigh(&spec).unwrap();
+        let mut c = cpu.plan_eigh(&spec).unwrap();
         let tg = median_of(100, || {
             gpu.eigh_host(&mut g, &a, &mut w, vectors.then_some(&mut v[..]))
                 .unwrap()

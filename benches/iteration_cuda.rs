@@ -43,19 +43,15 @@ impl Iteration {
             w: cuda.alloc(n * batch).unwrap(),
             v: cuda.alloc(host.len()).unwrap(),
             out: cuda.alloc(1).unwrap(),
-            eigh: BatchedEigh::<f64>::plan_eigh(
-                cuda,
-                &EighSpec::uniform(n, batch).with_vectors(true),
-            )
-            .unwrap(),
-            sum: Reducer::<f64>::plan_reduce(
-                cuda,
-                &ReduceSpec::Full {
+            eigh: cuda
+                .plan_eigh(&EighSpec::uniform(n, batch).with_vectors(true))
+                .unwrap(),
+            sum: cuda
+                .plan_reduce(&ReduceSpec::Full {
                     op: ReduceOp::Sum,
                     len: n * batch,
-                },
-            )
-            .unwrap(),
+                })
+                .unwrap(),
             a,
             n,
             batch,
@@ -105,7 +101,7 @@ fn main() {
     for &(n, batch) in cases {
         let mut it = Iteration::new(&cuda, n, batch);
         it.queue(&cuda, &queue).unwrap();
-        Reducer::<f64>::read_scalar(&cuda, &it.out).unwrap();
+        cuda.read_scalar(&it.out).unwrap();
         let mut graph = cuda.capture(&queue, |q| it.queue(&cuda, q)).unwrap();
         let measure = |run: &mut dyn FnMut()| {
             let (w0, r0) = (Cuda::host_waits(), Cuda::device_reads());
@@ -117,11 +113,11 @@ fn main() {
         };
         let (eager, ew, er) = measure(&mut || {
             it.queue(&cuda, &queue).unwrap();
-            Reducer::<f64>::read_scalar(&cuda, &it.out).unwrap();
+            cuda.read_scalar(&it.out).unwrap();
         });
         let (replay, gw, gr) = measure(&mut || {
             graph.launch(&queue).unwrap();
-            Reducer::<f64>::read_scalar(&cuda, &it.out).unwrap();
+            cuda.read_scalar(&it.out).unwrap();
         });
         // Launch cost alone: 100 queued iterations without reading back.
         let t = Instant::now();

@@ -38,7 +38,7 @@ fn benches(c: &mut Criterion) {
             len: n,
         };
         for (name, cpu) in [("megabatch_1t", &single), ("megabatch_all", &all)] {
-            let mut plan = Reducer::<f64>::plan_reduce(cpu, &spec).unwrap();
+            let mut plan = cpu.plan_reduce(&spec).unwrap();
             let mut out = vec![0.0; 1];
             group.bench_function(BenchmarkId::new(name, n), |b| {
                 b.iter(|| {

@@ -56,10 +56,10 @@ fn reduce_cases(gpu: &Wgpu, cpu: &Cpu, budget: Duration) {
         op: ReduceOp::Sum,
         len: 1000,
     };
-    let mut plan = Reducer::<f32>::plan_reduce(gpu, &spec).unwrap();
+    let mut plan = gpu.plan_reduce(&spec).unwrap();
     let t = median_of(1000, || {
         gpu.reduce(&mut plan, &x_dev, None, &mut out).unwrap();
-        std::hint::black_box(Reducer::<f32>::read_scalar(gpu, &out).unwrap());
+        std::hint::black_box(gpu.read_scalar(&out).unwrap());
     });
     println!("{{\"bench\":\"scalar_latency\",\"len\":1000,\"median_seconds\":{t:e}}}");
 }

@@ -70,6 +70,16 @@ pub trait Backend: Send + Sync {
     /// [`crate::Error::Shape`] if the lengths differ.
     fn download<T: Element>(&self, src: &Self::Buffer<T>, dst: &mut [T]) -> Result<()>;
 
+    /// Reads element 0 of `src` back to the host, waiting for work that writes `src` to
+    /// finish: the one scalar a device-resident loop needs per iteration (a reduction's
+    /// output, [`crate::Reducer::reduce`]). `T` comes from the buffer, so no type needs naming.
+    /// Allocates nothing.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] (`what: "out"`) if `src` is empty; [`crate::Error::Device`] if
+    /// the device fails.
+    fn read_scalar<T: Element>(&self, src: &Self::Buffer<T>) -> Result<T>;
+
     /// Waits until all submitted work has finished.
     fn synchronize(&self) -> Result<()>;
 }

@@ -12,10 +12,11 @@
 /// (faer's matrix-product packing buffers).
 ///
 /// ```
-/// use megabatch::{backends::cpu::Cpu, BatchedEigh, EighSpec, PlanFootprint};
+/// use megabatch::{backends::cpu::Cpu, BatchedEigh, EighPlan, EighSpec, PlanFootprint};
 ///
 /// let cpu = Cpu::with_threads(1)?;
-/// let plan = BatchedEigh::<f64>::plan_eigh(&cpu, &EighSpec::uniform(20, 8))?;
+/// // No call fixes the element type here, so the binding names it.
+/// let plan: EighPlan<Cpu, f64> = cpu.plan_eigh(&EighSpec::uniform(20, 8))?;
 /// assert!(plan.scratch_bytes() > 20 * 20 * 8); // at least one 20 x 20 work matrix
 /// assert_eq!(plan.device_bytes(), 0);
 /// # Ok::<(), megabatch::Error>(())

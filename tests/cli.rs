@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::cargo::cargo_bin_cmd;
-use megabatch::attention::AttentionSpec;
-use megabatch::attention::{BlockMask, BlockMaskParts, MaskPredicate, SparseAttention};
 use megabatch::backends::cpu::Cpu;
-use megabatch::{BatchedEigh, EighSpec};
+use megabatch::{
+    AttentionSpec, BatchedEigh, BlockMask, BlockMaskParts, EighSpec, MaskPredicate, SparseAttention,
+};
 use npyz::WriterBuilder;
 use rand::{Rng, SeedableRng};
 
@@ -164,7 +164,7 @@ fn eigh_on_npy_files_matches_the_library_and_diagonalises() {
 
     let cpu = Cpu::with_threads(1).unwrap();
     let spec = EighSpec::uniform(n, batch).with_vectors(true);
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut plan = cpu.plan_eigh(&spec).unwrap();
     let (mut w_lib, mut v_lib) = (vec![0.0; n * batch], vec![0.0; n * n * batch]);
     cpu.eigh_host(&mut plan, &a, &mut w_lib, Some(&mut v_lib))
         .unwrap();
@@ -320,7 +320,7 @@ fn attention_with_a_flex_mask_archive_matches_the_library() {
     // The archive spells out the causal mask the library builds itself.
     assert_eq!(mask, BlockMask::causal(s, s, (32, 32)).unwrap());
     let cpu = Cpu::with_threads(1).unwrap();
-    let mut plan = SparseAttention::<f32>::plan_attention(&cpu, &spec, &mask).unwrap();
+    let mut plan = cpu.plan_attention(&spec, &mask).unwrap();
     let (mut o_lib, mut lse_lib) = (vec![0f32; q.len()], vec![0f32; b * hq * s]);
     cpu.attention_host(&mut plan, &q, &k, &v, &mut o_lib, Some(&mut lse_lib))
         .unwrap();
@@ -1053,7 +1053,7 @@ fn attention_takes_packed_element_bits_for_any_mask_mod() {
     };
     let mask = BlockMask::from_mask_mod(s, s, (bq, bk), prefix_lm).unwrap();
     let cpu = Cpu::with_threads(1).unwrap();
-    let mut plan = SparseAttention::<f32>::plan_attention(&cpu, &spec, &mask).unwrap();
+    let mut plan = cpu.plan_attention(&spec, &mask).unwrap();
     let mut o_lib = vec![0f32; q.len()];
     cpu.attention_host(&mut plan, &q, &k, &v, &mut o_lib, None)
         .unwrap();
@@ -1063,7 +1063,7 @@ fn attention_takes_packed_element_bits_for_any_mask_mod() {
     }
     // The prefix really reaches past the causal rule: the output differs from causal's.
     let causal = BlockMask::causal(s, s, (bq, bk)).unwrap();
-    let mut plan = SparseAttention::<f32>::plan_attention(&cpu, &spec, &causal).unwrap();
+    let mut plan = cpu.plan_attention(&spec, &causal).unwrap();
     let mut o_causal = vec![0f32; q.len()];
     cpu.attention_host(&mut plan, &q, &k, &v, &mut o_causal, None)
         .unwrap();

@@ -112,6 +112,14 @@ impl Backend for Cpu {
         Ok(())
     }
 
+    fn read_scalar<T: Element>(&self, src: &Vec<T>) -> Result<T> {
+        src.first().copied().ok_or(Error::Shape {
+            what: "out",
+            expected: 1,
+            got: 0,
+        })
+    }
+
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }

@@ -201,6 +201,25 @@ impl Backend for Cuda {
         })
     }
 
+    fn read_scalar<T: Element>(&self, src: &CudaBuffer<T>) -> Result<T> {
+        if src.is_empty() {
+            return Err(Error::Shape {
+                what: "out",
+                expected: 1,
+                got: 0,
+            });
+        }
+        bind(&self.ctx)?;
+        let mut value = [T::zeroed()];
+        src.access.with_host(Mode::Read, || {
+            driver::count_read();
+            // SAFETY: `src` holds at least one element and its last write has completed.
+            unsafe { cudarc::driver::result::memcpy_dtoh_sync(&mut value, src.ptr()) }
+                .map_err(|e| device_error("cuMemcpyDtoH", e))
+        })?;
+        Ok(value[0])
+    }
+
     fn synchronize(&self) -> Result<()> {
         bind(&self.ctx)?;
         driver::count_wait();

@@ -316,25 +316,6 @@ impl<T: Reducible> Reducer<T> for Cuda {
         plan.host = Some(host);
         result
     }
-
-    fn read_scalar(&self, out: &CudaBuffer<T::Acc>) -> Result<T::Acc> {
-        if out.is_empty() {
-            return Err(Error::Shape {
-                what: "out",
-                expected: 1,
-                got: 0,
-            });
-        }
-        bind(&self.ctx)?;
-        let mut value = [<T::Acc as num_traits::Zero>::zero()];
-        out.access.with_host(Mode::Read, || {
-            super::driver::count_read();
-            // SAFETY: `out` holds at least one element and its last write has completed.
-            unsafe { cudarc::driver::result::memcpy_dtoh_sync(&mut value, out.ptr()) }
-                .map_err(|e| super::error::device_error("cuMemcpyDtoH", e))
-        })?;
-        Ok(value[0])
-    }
 }
 
 impl Cuda {

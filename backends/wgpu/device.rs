@@ -136,6 +136,20 @@ impl Backend for Wgpu {
         self.ctx.read_back(&staging, bytemuck::cast_slice_mut(dst))
     }
 
+    fn read_scalar<T: Element>(&self, src: &WgpuBuffer<T>) -> Result<T> {
+        if src.len == 0 {
+            return Err(Error::Shape {
+                what: "out",
+                expected: 1,
+                got: 0,
+            });
+        }
+        let mut value = [T::zeroed()];
+        self.ctx
+            .read_first(&src.buffer, bytemuck::cast_slice_mut(&mut value))?;
+        Ok(value[0])
+    }
+
     fn synchronize(&self) -> Result<()> {
         self.ctx.wait()
     }

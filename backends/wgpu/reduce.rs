@@ -249,20 +249,6 @@ impl<T: Reducible> Reducer<T> for Wgpu {
         })?;
         ctx.read_back(&host.staging, bytemuck::cast_slice_mut(out))
     }
-
-    fn read_scalar(&self, out: &WgpuBuffer<T::Acc>) -> Result<T::Acc> {
-        if out.len == 0 {
-            return Err(Error::Shape {
-                what: "out",
-                expected: 1,
-                got: 0,
-            });
-        }
-        let mut value = [<T::Acc as bytemuck::Zeroable>::zeroed()];
-        self.ctx
-            .read_first(&out.buffer, bytemuck::cast_slice_mut(&mut value))?;
-        Ok(value[0])
-    }
 }
 
 impl<T: Reducible> WgpuReducePlan<T> {

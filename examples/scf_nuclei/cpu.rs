@@ -36,14 +36,11 @@ impl CpuRunner {
         let cpu = Cpu::new()?;
         let lay = &p.layout;
         let spec = EighSpec::ragged(lay.block_sizes()).with_vectors(true);
-        let eigh_plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec)?;
-        let reduce_plan = Reducer::<f64>::plan_reduce(
-            &cpu,
-            &ReduceSpec::Full {
-                op: ReduceOp::MaxAbsDiff,
-                len: lay.grid_len(),
-            },
-        )?;
+        let eigh_plan = cpu.plan_eigh(&spec)?;
+        let reduce_plan = cpu.plan_reduce(&ReduceSpec::Full {
+            op: ReduceOp::MaxAbsDiff,
+            len: lay.grid_len(),
+        })?;
         let n = lay.grid_len();
         Ok(Self {
             cpu,

@@ -26,7 +26,7 @@
 //! next one, from the Coulomb potential to the mixing (the reduction into a 1-element buffer
 //! by `reduce_on`, as `reduce_scalar_on` synchronises and cannot be captured), with
 //! `Cuda::capture`, and from then on an iteration is one `graph.launch` (in `build_fields`)
-//! plus one `Reducer::read_scalar` (in `mix`); the other steps return at once.
+//! plus one `Backend::read_scalar` (in `mix`); the other steps return at once.
 //!
 //! `results` (after the loop) downloads the last densities, energies, occupations, gaps and
 //! Fermi levels and computes the Coulomb potential and the energies with the CPU code of
@@ -337,14 +337,11 @@ impl Device {
             new: DeviceDensities::zeros(cuda, n)?,
             mixed: DeviceDensities::zeros(cuda, n)?,
             scalar: cuda.alloc(1)?,
-            eigh_plan: BatchedEigh::<f64>::plan_eigh(cuda, &spec)?,
-            reduce_plan: Reducer::<f64>::plan_reduce(
-                cuda,
-                &ReduceSpec::Full {
-                    op: ReduceOp::MaxAbsDiff,
-                    len: n,
-                },
-            )?,
+            eigh_plan: cuda.plan_eigh(&spec)?,
+            reduce_plan: cuda.plan_reduce(&ReduceSpec::Full {
+                op: ReduceOp::MaxAbsDiff,
+                len: n,
+            })?,
             nuclei: u32_of(lay.nuclei_count(), "nuclei")?,
             grid: u32_of(lay.grid(), "grid")?,
             ns_count: u32_of(SPECIES * lay.nuclei_count(), "nuclei")?,
@@ -728,7 +725,7 @@ impl Runner for CudaRunner {
     fn mix(&mut self, first: bool) -> Result<f64, Error> {
         if self.graph.is_some() {
             // The replay computed the difference into `scalar` and mixed: read the one value.
-            return Reducer::<f64>::read_scalar(&self.cuda, &self.dev.scalar);
+            return self.cuda.read_scalar(&self.dev.scalar);
         }
         if first {
             self.step(|d, c, q| d.mix(c, q, true))?;

@@ -40,7 +40,7 @@ fn converge_problem(p: Problem) -> (Problem, Outcome) {
 fn eigh(lay: &Layout, h: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let cpu = Cpu::with_threads(2).unwrap();
     let spec = EighSpec::ragged(lay.block_sizes()).with_vectors(true);
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut plan = cpu.plan_eigh(&spec).unwrap();
     let (mut w, mut v) = (vec![0.0; lay.states], vec![0.0; lay.h_len]);
     cpu.eigh_host(&mut plan, h, &mut w, Some(&mut v)).unwrap();
     (w, v)

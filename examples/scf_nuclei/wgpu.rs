@@ -392,17 +392,11 @@ impl WgpuRunner {
         let scalar = gpu.alloc::<f64>(1)?;
         let energy_out = gpu.alloc::<f64>(9 * nuclei)?;
 
-        let eigh_plan = BatchedEigh::<f64>::plan_eigh(
-            &gpu,
-            &EighSpec::ragged(lay.block_sizes()).with_vectors(true),
-        )?;
-        let reduce_plan = Reducer::<f64>::plan_reduce(
-            &gpu,
-            &ReduceSpec::Full {
-                op: ReduceOp::MaxAbsDiff,
-                len: grid_len,
-            },
-        )?;
+        let eigh_plan = gpu.plan_eigh(&EighSpec::ragged(lay.block_sizes()).with_vectors(true))?;
+        let reduce_plan = gpu.plan_reduce(&ReduceSpec::Full {
+            op: ReduceOp::MaxAbsDiff,
+            len: grid_len,
+        })?;
 
         // Compile and bind.
         let compiled: Vec<_> = shaders(states_ns)
@@ -668,7 +662,7 @@ impl Runner for WgpuRunner {
             (&self.k.mix_rho.0, self.k.mix_rho.1),
             (&self.k.mix_rest.0, self.k.mix_rest.1),
         ])?;
-        Reducer::<f64>::read_scalar(&self.gpu, &self.scalar)
+        self.gpu.read_scalar(&self.scalar)
     }
 
     fn results(&mut self) -> Result<Results, Error> {

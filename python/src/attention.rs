@@ -9,10 +9,10 @@ use std::any::Any;
 use std::sync::Arc;
 
 use half::{bf16, f16};
-use megabatch::attention::{
-    AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
+use megabatch::{
+    AttentionElement, AttentionSpec, Auto, AutoAttentionPlan, BackendKind, BlockMask,
+    BlockMaskParts, Error, MaskPredicate, Residency, SparseAttention,
 };
-use megabatch::{Auto, AutoAttentionPlan, BackendKind, Error, Residency};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -44,7 +44,7 @@ pub struct MaskLists<'py> {
     kv_indices: Bound<'py, PyBytes>,
     /// `full_kv_num_blocks`, `full_kv_indices`, same shapes, if the mask has them.
     full: Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
-    /// `[sum(kv_num_blocks) * BQ * ceil(BK / 32)]` words ([`megabatch::attention::ElementBits`]).
+    /// `[sum(kv_num_blocks) * BQ * ceil(BK / 32)]` words ([`megabatch::ElementBits`]).
     bits: Option<Bound<'py, PyBytes>>,
 }
 

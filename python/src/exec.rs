@@ -172,12 +172,8 @@ pub fn info(py: Python<'_>, plan: &EighPlan) -> PyResult<Vec<i32>> {
         let mut codes = vec![EIGH_SOLVED; batch];
         let mut state = plan.owned.lock()?;
         match &mut *state {
-            State::F32(t) => {
-                BatchedEigh::<f32>::eigh_info(&*plan.owned.auto, &mut t.plan, &mut codes)?
-            }
-            State::F64(t) => {
-                BatchedEigh::<f64>::eigh_info(&*plan.owned.auto, &mut t.plan, &mut codes)?
-            }
+            State::F32(t) => plan.owned.auto.eigh_info(&mut t.plan, &mut codes)?,
+            State::F64(t) => plan.owned.auto.eigh_info(&mut t.plan, &mut codes)?,
         }
         Ok(codes)
     })
@@ -320,7 +316,7 @@ unsafe fn execute<T: Real>(
         v: v.as_ref().map(|v| v.as_ptr() as usize),
         a_copied: transpose,
     };
-    let result = BatchedEigh::<T>::eigh_host(&*plan.owned.auto, &mut typed.plan, input, w, v);
+    let result = plan.owned.auto.eigh_host(&mut typed.plan, input, w, v);
     record(pointers);
     result
 }

@@ -419,7 +419,7 @@ unsafe fn host<T: Reducible>(
     let (x, out) = unsafe { (x.slice::<T>(), out.slice_mut::<T::Acc>()) };
     // SAFETY: the caller's contract.
     let y = y.map(|y| unsafe { y.slice::<T>() });
-    Reducer::<T>::reduce_host(auto, plan, x, y, out)
+    auto.reduce_host(plan, x, y, out)
 }
 
 /// Queues the plan on the call's queue over the borrowed arrays.
@@ -441,7 +441,7 @@ unsafe fn device<T: Reducible>(
         Some(y) => Some(unsafe { call.borrow::<T>(y)? }),
         None => None,
     };
-    Reducer::<T>::reduce_on(auto, &call.auto_queue(), plan, &xb, yb.as_ref(), &mut ob)?;
+    auto.reduce_on(&call.auto_queue(), plan, &xb, yb.as_ref(), &mut ob)?;
     let mut keep: Vec<Box<dyn Idle>> = vec![Box::new(xb), Box::new(ob)];
     if let Some(yb) = yb {
         keep.push(Box::new(yb));

@@ -1,6 +1,8 @@
-//! Block-sparse scaled-dot-product attention, forward pass: the FlexAttention-format
-//! [`BlockMask`], the element rules of partial blocks, the spec and the trait every backend
-//! implements.
+//! Block-sparse scaled-dot-product attention, forward pass: the spec ([`AttentionSpec`] and
+//! the element types, `spec.rs`), the FlexAttention-format [`BlockMask`] (`mask.rs`) with the
+//! element rules of its partial blocks (`predicate.rs`, `element_bits.rs`, `mask_mod.rs`), the
+//! trait every backend implements ([`SparseAttention`]) and its plan's name
+//! ([`AttentionPlan`]). Everything here is also re-exported at the crate root.
 
 mod element_bits;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
@@ -37,12 +39,14 @@ use crate::{Backend, Result};
 /// reaches the rows that weight it, as in any product.
 pub trait SparseAttention<T: AttentionElement>: Backend {
     /// The mask, scratch and schedule for one spec.
-    /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
+    /// What it holds in memory is [`crate::PlanFootprint`]'s to say. Named
+    /// [`AttentionPlan<B, T>`] outside the trait.
     type AttentionPlan: Send + crate::PlanFootprint;
 
     /// Checks that `mask` fits `spec` (sequence lengths, batch and head broadcast) and
     /// allocates everything `attention` and `attention_host` need (GPU backends: the host
-    /// staging too; CUDA's `plan_attention_device` makes a plan without it).
+    /// staging too; CUDA's `plan_attention_device` makes a plan without it). `T` is not named
+    /// here: the first call that uses the plan fixes it (see [`AttentionPlan`]).
     ///
     /// # Errors
     /// As [`AttentionSpec::lens`]; [`crate::Error::Mask`] if the mask does not fit the spec.
@@ -105,3 +109,10 @@ pub trait SparseAttention<T: AttentionElement>: Backend {
         lse: Option<&mut [f32]>,
     ) -> Result<()>;
 }
+
+/// The attention plan of backend `B` for element type `T`:
+/// `<B as SparseAttention<T>>::AttentionPlan` (for example
+/// [`crate::backends::cpu::CpuAttentionPlan<f32>`] for `AttentionPlan<Cpu, f32>`). `T` is
+/// normally inferred from the first call that uses the plan; this alias names it where no call
+/// does (see [`crate::EighPlan`]).
+pub type AttentionPlan<B, T> = <B as SparseAttention<T>>::AttentionPlan;

@@ -262,6 +262,11 @@ impl Backend for Auto {
         )
     }
 
+    fn read_scalar<T: Element>(&self, src: &AutoBuffer<T>) -> Result<T> {
+        on_place!(self, &src.place, |v| self.cpu.read_scalar(v), |dev, b| dev
+            .read_scalar(b))
+    }
+
     fn synchronize(&self) -> Result<()> {
         self.cpu.synchronize()?;
         #[cfg(feature = "cuda")]

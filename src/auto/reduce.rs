@@ -1,8 +1,8 @@
 //! Reductions through `Auto`: the decision and the chosen backend's plan.
 
-use super::buffer::{reserve_stage, Place};
+use super::buffer::reserve_stage;
 use super::eigh::{needs_auto_staging, needs_host_staging};
-use super::member::{inner_plan, on_place, on_plan, plan_on, Member, ReducePlans};
+use super::member::{inner_plan, on_plan, plan_on, Member, ReducePlans};
 use super::queue::{not_in_place, AutoQueue, QueueMember};
 use super::{Auto, AutoBuffer};
 use crate::backends::cpu::CpuReducePlan;
@@ -222,15 +222,6 @@ impl<T: Reducible> Reducer<T> for Auto {
         out: &mut [T::Acc],
     ) -> Result<()> {
         on_plan!(self, &mut plan.inner, |b, p| b.reduce_host(p, x, y, out))
-    }
-
-    fn read_scalar(&self, out: &AutoBuffer<T::Acc>) -> Result<T::Acc> {
-        on_place!(
-            self,
-            &out.place,
-            |v| Reducer::<T>::read_scalar(&self.cpu, v),
-            |dev, b| Reducer::<T>::read_scalar(dev, b)
-        )
     }
 }
 

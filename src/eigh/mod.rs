@@ -1,41 +1,16 @@
-//! Batched symmetric eigendecomposition (eigh): the spec and the trait every backend implements.
+//! Batched symmetric eigendecomposition (eigh): the spec ([`EighSpec`], `spec.rs`), the
+//! per-matrix status codes (`status.rs`), the trait every backend implements ([`BatchedEigh`])
+//! and its plan's name ([`EighPlan`]). Everything here is also re-exported at the crate root.
 
 mod spec;
+mod status;
 
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(unused_imports))]
+pub(crate) use spec::bucket_order;
 pub use spec::{EighLayout, EighOffsets, EighSpec, MatrixSlot};
+pub use status::{eigh_info_result, EIGH_NON_FINITE, EIGH_NO_CONVERGENCE, EIGH_SOLVED};
 
-use crate::{Backend, Error, Real, Result};
-
-/// Per-matrix status code (see [`BatchedEigh::eigh_info`]): the matrix is finite and was
-/// decomposed; its outputs hold its eigenvalues (and eigenvectors). After a host call that
-/// returned an error for another matrix, it means only that this matrix is sound: such a
-/// call writes no output at all. Empty (order 0) matrices always report it.
-pub const EIGH_SOLVED: i32 = 0;
-/// Per-matrix status code: the matrix's lower triangle holds NaN or +-inf. Nothing was
-/// computed for it; a device-buffer call fills its eigenvalues (and eigenvectors, if planned)
-/// with NaN, so they never look like a result. Host calls return [`Error::NonFinite`].
-pub const EIGH_NON_FINITE: i32 = 1;
-/// Per-matrix status code: the iteration did not converge (QL's 30 iterations per eigenvalue,
-/// Jacobi's 60 sweeps). A device-buffer call on a GPU fills the matrix's outputs with NaN;
-/// host calls return [`Error::NoConvergence`]. Not observed on finite input.
-pub const EIGH_NO_CONVERGENCE: i32 = 2;
-
-/// The error a host call reports for the per-matrix status codes `info` (one per matrix, as
-/// [`BatchedEigh::eigh_info`] writes them): [`Error::NonFinite`] naming the first matrix with
-/// [`EIGH_NON_FINITE`], else [`Error::NoConvergence`] naming the first with any other nonzero
-/// code, else `Ok`.
-///
-/// # Errors
-/// As described.
-pub fn eigh_info_result(info: &[i32]) -> Result<()> {
-    if let Some(matrix) = info.iter().position(|&c| c == EIGH_NON_FINITE) {
-        return Err(Error::NonFinite { matrix });
-    }
-    match info.iter().position(|&c| c != EIGH_SOLVED) {
-        Some(matrix) => Err(Error::NoConvergence { matrix }),
-        None => Ok(()),
-    }
-}
+use crate::{Backend, Real, Result};
 
 /// Batched symmetric eigendecomposition, LAPACK `syevd`/`syevj` semantics for many small
 /// matrices in one call: plan once (all allocation happens there), then execute many times.
@@ -48,13 +23,15 @@ pub fn eigh_info_result(info: &[i32]) -> Result<()> {
 /// comes back as +-inf, never NaN (found by fuzzing, see `docs/reliability.md`).
 pub trait BatchedEigh<T: Real>: Backend {
     /// Everything one spec needs at execute time: offsets, scratch arenas, device buffers.
-    /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
+    /// What it holds in memory is [`crate::PlanFootprint`]'s to say. Named [`EighPlan<B, T>`]
+    /// outside the trait.
     type EighPlan: Send + crate::PlanFootprint;
 
     /// Makes a plan for `spec`: validates it and allocates every buffer `eigh` and
     /// `eigh_host` will use (GPU backends: the host staging of `eigh_host` too, so its first
     /// call allocates nothing; `plan_eigh_device` on a GPU backend makes a plan without it,
     /// for device buffers only), and the per-matrix status array of [`BatchedEigh::eigh_info`].
+    /// `T` is not named here: the first call that uses the plan fixes it (see [`EighPlan`]).
     ///
     /// # Errors
     /// [`crate::Error::TooLarge`] if buffer sizes overflow; [`crate::Error::Unsupported`] if the
@@ -140,16 +117,19 @@ pub trait BatchedEigh<T: Real>: Backend {
     fn eigh_info(&self, plan: &mut Self::EighPlan, info: &mut [i32]) -> Result<()>;
 }
 
-/// The order a matrix of order `n` is padded to in its bucket (even, coarser as n grows, so a
-/// ragged batch needs few dispatches and wastes at most ~12% of a sweep's rounds).
-#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
-pub(crate) fn bucket_order(n: usize) -> usize {
-    let step = match n {
-        0..=16 => 2,
-        17..=32 => 4,
-        33..=64 => 8,
-        65..=128 => 16,
-        _ => 32,
-    };
-    n.max(2).div_ceil(step) * step
-}
+/// The eigh plan of backend `B` for element type `T`: `<B as BatchedEigh<T>>::EighPlan`
+/// (for example [`crate::backends::cpu::CpuEighPlan<f64>`] for `EighPlan<Cpu, f64>`).
+///
+/// `T` is normally inferred from the first call that uses the plan, so a plan needs no type
+/// named; this alias names it where no call does (a plan only made, measured, or expected to
+/// fail) or in generic code:
+///
+/// ```
+/// use megabatch::{backends::cpu::Cpu, BatchedEigh, EighPlan, EighSpec, PlanFootprint};
+///
+/// let cpu = Cpu::with_threads(1)?;
+/// let plan: EighPlan<Cpu, f64> = cpu.plan_eigh(&EighSpec::uniform(20, 8))?;
+/// assert_eq!(plan.device_bytes(), 0);
+/// # Ok::<(), megabatch::Error>(())
+/// ```
+pub type EighPlan<B, T> = <B as BatchedEigh<T>>::EighPlan;

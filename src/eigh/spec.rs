@@ -277,6 +277,20 @@ impl EighOffsets {
     }
 }
 
+/// The order a matrix of order `n` is padded to in its bucket (even, coarser as n grows, so a
+/// ragged batch needs few dispatches and wastes at most ~12% of a sweep's rounds).
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
+pub(crate) fn bucket_order(n: usize) -> usize {
+    let step = match n {
+        0..=16 => 2,
+        17..=32 => 4,
+        33..=64 => 8,
+        65..=128 => 16,
+        _ => 32,
+    };
+    n.max(2).div_ceil(step) * step
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,7 @@
-//! Reductions that keep device-resident loops resident: convergence checks, expectation values,
-//! per-system sums. The spec and the trait every backend implements.
+//! Deterministic reductions that keep device-resident loops resident (convergence checks,
+//! expectation values, per-system sums): the spec ([`ReduceSpec`] and its operations,
+//! `spec.rs`), the trait every backend implements ([`Reducer`]) and its plan's name
+//! ([`ReducePlan`]). Everything here is also re-exported at the crate root.
 
 mod spec;
 
@@ -17,12 +19,14 @@ use crate::{Backend, Reducible, Result};
 /// reads as converged.
 pub trait Reducer<T: Reducible>: Backend {
     /// Partial-result buffers sized for one spec.
-    /// What it holds in memory is [`crate::PlanFootprint`]'s to say.
+    /// What it holds in memory is [`crate::PlanFootprint`]'s to say. Named
+    /// [`ReducePlan<B, T>`] outside the trait.
     type ReducePlan: Send + crate::PlanFootprint;
 
     /// Validates `spec` and allocates everything `reduce` and `reduce_host` need (GPU
     /// backends: the host staging of `reduce_host` too; `plan_reduce_device` on a GPU
-    /// backend makes a plan without it, for device buffers only).
+    /// backend makes a plan without it, for device buffers only). `T` is not named here: the
+    /// first call that uses the plan fixes it (see [`ReducePlan`]).
     ///
     /// # Errors
     /// As [`ReduceSpec::shape`]; [`crate::Error::Device`] on allocation failure.
@@ -72,11 +76,10 @@ pub trait Reducer<T: Reducible>: Backend {
         y: Option<&[T]>,
         out: &mut [T::Acc],
     ) -> Result<()>;
-
-    /// Reads element 0 of an output buffer back to the host: the one scalar a device-resident
-    /// loop needs per iteration.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if `out` is empty.
-    fn read_scalar(&self, out: &Self::Buffer<T::Acc>) -> Result<T::Acc>;
 }
+
+/// The reduction plan of backend `B` for input type `T`: `<B as Reducer<T>>::ReducePlan`
+/// (for example [`crate::backends::cpu::CpuReducePlan<f32>`] for `ReducePlan<Cpu, f32>`).
+/// `T` is normally inferred from the first call that uses the plan; this alias names it where
+/// no call does (see [`crate::EighPlan`]).
+pub type ReducePlan<B, T> = <B as Reducer<T>>::ReducePlan;

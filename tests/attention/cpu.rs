@@ -11,12 +11,11 @@ use common::attention_check::{
 };
 
 use half::{bf16, f16};
-use megabatch::attention::{
-    AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
-    BLOCK_SIZES,
-};
 use megabatch::backends::cpu::Cpu;
-use megabatch::Error;
+use megabatch::{
+    AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, Error, MaskPredicate,
+    SparseAttention, BLOCK_SIZES,
+};
 use proptest::prelude::*;
 
 fn run<T: AttentionElement>(c: &Case, threads: usize) -> (Vec<f64>, Vec<f32>) {
@@ -119,8 +118,7 @@ fn all_partial_blocks_with_no_predicate_equal_dense() {
 fn bad_specs_masks_and_lengths_are_typed_errors() {
     let cpu = Cpu::with_threads(1).unwrap();
     let mask = BlockMask::dense(10, 20, (16, 16)).unwrap();
-    let plan =
-        |s: AttentionSpec, m: &BlockMask| SparseAttention::<f32>::plan_attention(&cpu, &s, m);
+    let plan = |s: AttentionSpec, m: &BlockMask| cpu.plan_attention(&s, m);
     assert!(matches!(
         plan(spec(1, 1, 1, 10, 20, 48), &mask),
         Err(Error::InvalidArgument(_))
@@ -178,7 +176,7 @@ fn auto_runs_attention_and_explains_its_choice() {
         .unwrap();
     assert_eq!(decision.chosen, BackendKind::Cpu);
     let c = case::<f32>(s, mask.clone(), 3);
-    let mut plan = SparseAttention::<f32>::plan_attention(&auto, &s, &mask).unwrap();
+    let mut plan = auto.plan_attention(&s, &mask).unwrap();
     assert_eq!(plan.backend(), BackendKind::Cpu);
     let mut o = vec![0.0f32; c.q.len()];
     auto.attention_host(&mut plan, &c.q, &c.k, &c.v, &mut o, None)

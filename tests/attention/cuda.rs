@@ -14,12 +14,11 @@ use common::attention_check::{
 };
 use common::cuda_or_skip;
 use half::{bf16, f16};
-use megabatch::attention::{
-    AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention, BLOCK_SIZES,
-    HEAD_DIMS,
-};
 use megabatch::backends::cuda::{AttentionKernel, AttentionOptions, AttentionSchedule, Cuda};
-use megabatch::{Backend, Error};
+use megabatch::{
+    AttentionPlan, AttentionSpec, Backend, BlockMask, BlockMaskParts, Error, MaskPredicate,
+    SparseAttention, BLOCK_SIZES, HEAD_DIMS,
+};
 use proptest::prelude::*;
 
 const U_F16: f64 = 1.0 / 2048.0;
@@ -214,7 +213,7 @@ fn schedules_and_device_path_agree_bitwise() {
         outs.push((o, lse));
     }
     assert_eq!(outs[0], outs[1]);
-    let mut plan = SparseAttention::<bf16>::plan_attention(&cuda, &s, &mask).unwrap();
+    let mut plan = cuda.plan_attention(&s, &mask).unwrap();
     let upload = |x: &[bf16]| {
         let mut b = cuda.alloc::<bf16>(x.len()).unwrap();
         cuda.upload(x, &mut b).unwrap();
@@ -242,12 +241,14 @@ fn bad_inputs_are_typed_errors() {
     let s = spec(1, 1, 1, 64, 64, 32);
     let mask = BlockMask::dense(64, 64, (32, 32)).unwrap();
     let other = BlockMask::dense(64, 32, (32, 32)).unwrap();
-    let err = SparseAttention::<f16>::plan_attention(&cuda, &s, &other).unwrap_err();
+    let plan: Result<AttentionPlan<Cuda, f16>, Error> = cuda.plan_attention(&s, &other);
+    let err = plan.unwrap_err();
     assert!(matches!(err, Error::Mask { .. }), "{err:?}");
     let bad = AttentionSpec { head_dim: 48, ..s };
-    let err = SparseAttention::<f16>::plan_attention(&cuda, &bad, &mask).unwrap_err();
+    let plan: Result<AttentionPlan<Cuda, f16>, Error> = cuda.plan_attention(&bad, &mask);
+    let err = plan.unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
-    let mut plan = SparseAttention::<f16>::plan_attention(&cuda, &s, &mask).unwrap();
+    let mut plan = cuda.plan_attention(&s, &mask).unwrap();
     let x = vec![f16::ZERO; 64 * 32];
     let mut o = vec![f16::ZERO; 64 * 31];
     let err = cuda

@@ -3,8 +3,7 @@
 //! against the closure element by element, and every validation error.
 
 use crate::common::element_mask_check::pack_le_bytes;
-use megabatch::attention::{BlockMask, BlockMaskParts, ElementBits, MaskPredicate, BLOCK_SIZES};
-use megabatch::Error;
+use megabatch::{BlockMask, BlockMaskParts, ElementBits, Error, MaskPredicate, BLOCK_SIZES};
 use proptest::prelude::*;
 
 fn parts(sq: usize, skv: usize, block: (usize, usize), rows: &[&[i32]]) -> BlockMaskParts {

@@ -2,8 +2,7 @@
 //! rules written independently here), validation names the position of bad entries, the
 //! undefined tail of index rows is never read, and broadcast over batch and heads works.
 
-use megabatch::attention::{BlockMask, BlockMaskParts, MaskPredicate, BLOCK_SIZES};
-use megabatch::Error;
+use megabatch::{BlockMask, BlockMaskParts, Error, MaskPredicate, BLOCK_SIZES};
 use proptest::prelude::*;
 
 /// The rules, restated with signed arithmetic (query i sits at key position i + Skv - Sq).

@@ -11,8 +11,8 @@ use common::attention_check::{
 };
 use common::wgpu_or_skip;
 use half::{bf16, f16};
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention, BLOCK_SIZES};
-use megabatch::Error;
+use megabatch::backends::wgpu::Wgpu;
+use megabatch::{AttentionPlan, AttentionSpec, BlockMask, Error, SparseAttention, BLOCK_SIZES};
 use proptest::prelude::*;
 
 proptest! {
@@ -73,15 +73,18 @@ fn unsupported_dtypes_and_bad_inputs_are_typed_errors() {
     let Some(gpu) = wgpu_or_skip() else { return };
     let s = spec(1, 1, 1, 64, 64, 32);
     let mask = BlockMask::dense(64, 64, (32, 32)).unwrap();
-    let err = SparseAttention::<bf16>::plan_attention(&gpu, &s, &mask).unwrap_err();
+    let plan: Result<AttentionPlan<Wgpu, bf16>, Error> = gpu.plan_attention(&s, &mask);
+    let err = plan.unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
     let other = BlockMask::dense(64, 32, (32, 32)).unwrap();
-    let err = SparseAttention::<f32>::plan_attention(&gpu, &s, &other).unwrap_err();
+    let plan: Result<AttentionPlan<Wgpu, f32>, Error> = gpu.plan_attention(&s, &other);
+    let err = plan.unwrap_err();
     assert!(matches!(err, Error::Mask { .. }), "{err:?}");
     let bad = AttentionSpec { head_dim: 48, ..s };
-    let err = SparseAttention::<f32>::plan_attention(&gpu, &bad, &mask).unwrap_err();
+    let plan: Result<AttentionPlan<Wgpu, f32>, Error> = gpu.plan_attention(&bad, &mask);
+    let err = plan.unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
-    let mut plan = SparseAttention::<f32>::plan_attention(&gpu, &s, &mask).unwrap();
+    let mut plan = gpu.plan_attention(&s, &mask).unwrap();
     let x = vec![0.0f32; 64 * 32];
     let mut o = vec![0.0f32; 64 * 32];
     let err = gpu

@@ -106,7 +106,7 @@ fn device_buffers_work_with_plans_on_either_backend() {
         assert!((c - g).abs() <= 1e-12 * (1.0 + c.abs()), "{c} vs {g}");
     }
     let cpu = Cpu::with_threads(1).unwrap();
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut plan = cpu.plan_eigh(&spec).unwrap();
     let (mut w_ref, mut v_ref) = (vec![0.0; n * batch], vec![0.0; n * n * batch]);
     cpu.eigh_host(&mut plan, &a_host, &mut w_ref, Some(&mut v_ref))
         .unwrap();
@@ -138,7 +138,7 @@ fn device_resident_loop_reads_one_scalar_per_iteration() {
     let mut out = auto.alloc_on::<f64>(BackendKind::Cuda, 1).unwrap();
     auto.eigh(&mut eigh, &a, &mut w, None).unwrap();
     auto.reduce(&mut reduce, &w, None, &mut out).unwrap();
-    let total = Reducer::<f64>::read_scalar(&auto, &out).unwrap();
+    let total = auto.read_scalar(&out).unwrap();
     // The eigenvalues of each matrix sum to its trace.
     let trace: f64 = a_host
         .chunks(n * n)

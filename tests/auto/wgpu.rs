@@ -6,11 +6,11 @@
 
 use crate::common;
 
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
 use megabatch::cost::AttentionProfile;
 use megabatch::{
-    Auto, Backend, BackendKind, BatchedEigh, EighSpec, ReduceOp, ReduceSpec, Reducer, Residency,
+    AttentionSpec, Auto, AutoAttentionPlan, Backend, BackendKind, BatchedEigh, BlockMask, EighSpec,
+    ReduceOp, ReduceSpec, Reducer, Residency, SparseAttention,
 };
 
 fn auto_with_wgpu() -> Option<Auto> {
@@ -30,7 +30,7 @@ fn eigenvalues(auto: &Auto, kind: BackendKind, n: usize, a: &[f32]) -> Vec<f32> 
     let batch = a.len() / (n * n);
     let forced = auto.clone().force(kind).unwrap();
     let spec = EighSpec::uniform(n, batch);
-    let mut plan = BatchedEigh::<f32>::plan_eigh(&forced, &spec).unwrap();
+    let mut plan = forced.plan_eigh(&spec).unwrap();
     assert_eq!(plan.backend(), kind);
     let mut w = vec![0.0; n * batch];
     forced.eigh_host(&mut plan, a, &mut w, None).unwrap();
@@ -57,7 +57,7 @@ fn auto_holds_wgpu_and_every_operation_forced_there_agrees_with_the_cpu() {
         op: ReduceOp::Sum,
         len: x.len(),
     };
-    let mut plan = Reducer::<f32>::plan_reduce(&wgpu, &spec).unwrap();
+    let mut plan = wgpu.plan_reduce(&spec).unwrap();
     assert_eq!(plan.backend(), BackendKind::Wgpu);
     let mut out = [0.0f32];
     wgpu.reduce_host(&mut plan, &x, None, &mut out).unwrap();
@@ -84,7 +84,7 @@ fn auto_holds_wgpu_and_every_operation_forced_there_agrees_with_the_cpu() {
     let mut outs = Vec::new();
     for kind in [BackendKind::Cpu, BackendKind::Wgpu] {
         let forced = auto.clone().force(kind).unwrap();
-        let mut plan = SparseAttention::<f32>::plan_attention(&forced, &spec, &mask).unwrap();
+        let mut plan = forced.plan_attention(&spec, &mask).unwrap();
         assert_eq!(plan.backend(), kind);
         let mut o = vec![0.0f32; q_len];
         forced
@@ -188,13 +188,12 @@ fn a_backend_that_cannot_run_the_dtype_falls_back_to_the_next() {
         .explain_attention::<half::bf16>(&spec, &mask, Residency::Host)
         .unwrap();
     assert_eq!(decision.chosen, BackendKind::Wgpu);
-    let plan = SparseAttention::<half::bf16>::plan_attention(&auto, &spec, &mask).unwrap();
+    let plan: AutoAttentionPlan<half::bf16> = auto.plan_attention(&spec, &mask).unwrap();
     assert_eq!(plan.backend(), BackendKind::Cpu);
     let forced = auto.force(BackendKind::Wgpu).unwrap();
-    assert!(matches!(
-        SparseAttention::<half::bf16>::plan_attention(&forced, &spec, &mask),
-        Err(megabatch::Error::Unsupported { .. })
-    ));
+    let plan: megabatch::Result<AutoAttentionPlan<half::bf16>> =
+        forced.plan_attention(&spec, &mask);
+    assert!(matches!(plan, Err(megabatch::Error::Unsupported { .. })));
 }
 
 #[test]

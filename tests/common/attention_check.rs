@@ -6,7 +6,7 @@
 //! from the same rounded inputs.
 #![allow(dead_code)]
 
-use megabatch::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
+use megabatch::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use proptest::prelude::*;
 use rand::Rng;
 
@@ -100,7 +100,7 @@ pub fn run_on<T: AttentionElement, B: SparseAttention<T>>(
     let cpu = backend;
     let conv = |x: &[f32]| x.iter().map(|&v| T::from_f32(v)).collect::<Vec<T>>();
     let (q, k, v) = (conv(&c.q), conv(&c.k), conv(&c.v));
-    let mut plan = SparseAttention::<T>::plan_attention(cpu, &c.spec, &c.mask).unwrap();
+    let mut plan = cpu.plan_attention(&c.spec, &c.mask).unwrap();
     let mut o = vec![T::from_f32(0.0); q.len()];
     let mut lse = vec![0.0f32; c.spec.batch * c.spec.heads_q * c.spec.seq_q];
     cpu.attention_host(&mut plan, &q, &k, &v, &mut o, Some(&mut lse))

@@ -16,7 +16,7 @@ pub fn check_eigh_accuracy<T: Real, B: BatchedEigh<T>>(
     threshold: f64,
 ) {
     check_eigh_accuracy_planned::<T, B>(backend, orders, types, seed, threshold, &|spec| {
-        BatchedEigh::<T>::plan_eigh(backend, spec).unwrap()
+        backend.plan_eigh(spec).unwrap()
     });
 }
 
@@ -113,7 +113,7 @@ pub fn uniform_matches_cpu<T: Real, B: BatchedEigh<T>>(
     seed: u64,
 ) {
     let spec = EighSpec::uniform(n, batch).with_vectors(true);
-    let plan = BatchedEigh::<T>::plan_eigh(backend, &spec).unwrap();
+    let plan = backend.plan_eigh(&spec).unwrap();
     plan_matches_cpu(backend, plan, n, batch, seed);
 }
 
@@ -142,7 +142,7 @@ pub fn plan_matches_cpu<T: Real, B: BatchedEigh<T>>(
     backend.download(&w_dev, &mut w).unwrap();
 
     let cpu = Cpu::with_threads(2).unwrap();
-    let mut cpu_plan = BatchedEigh::<T>::plan_eigh(&cpu, &EighSpec::uniform(n, batch)).unwrap();
+    let mut cpu_plan = cpu.plan_eigh(&EighSpec::uniform(n, batch)).unwrap();
     let mut w_cpu = vec![T::zero(); n * batch];
     cpu.eigh_host(&mut cpu_plan, &a, &mut w_cpu, None).unwrap();
     let eps = T::UNIT_ROUNDOFF.to_f64_lossless();
@@ -174,7 +174,7 @@ pub fn check_non_finite_input<B: BatchedEigh<f64>>(backend: &B) {
     a[s2.a_start + 4 + 1] = f64::INFINITY; // lower triangle of matrix 2
     let s3 = offsets.slot(3);
     a[s3.a_start + 5 * 4] = f64::NAN; // and of matrix 3
-    let mut plan = BatchedEigh::<f64>::plan_eigh(backend, &spec).unwrap();
+    let mut plan = backend.plan_eigh(&spec).unwrap();
     assert_rejected(backend, &mut plan, &a, &offsets, 2, "first of two");
     // NaN in the (never read) upper triangle is fine.
     a[s2.a_start + 4 + 1] = 0.5;
@@ -191,7 +191,7 @@ pub fn check_non_finite_input<B: BatchedEigh<f64>>(backend: &B) {
 #[allow(dead_code)]
 pub fn check_non_finite_in_each<B: BatchedEigh<f64>>(backend: &B, sizes: &[usize]) {
     let (spec, offsets, mut a) = banded_batch(sizes, 0.25);
-    let mut plan = BatchedEigh::<f64>::plan_eigh(backend, &spec).unwrap();
+    let mut plan = backend.plan_eigh(&spec).unwrap();
     for (bad, &n) in sizes.iter().enumerate() {
         let at = offsets.slot(bad).a_start + (n - 1) * n; // last row, first column
         let saved = a[at];
@@ -264,11 +264,11 @@ pub fn ragged_matches_cpu<B: BatchedEigh<f64>>(
     }
     let spec = EighSpec::ragged(sizes.to_vec());
     let offsets = spec.offsets(8).unwrap();
-    let mut plan = BatchedEigh::<f64>::plan_eigh(backend, &spec).unwrap();
+    let mut plan = backend.plan_eigh(&spec).unwrap();
     let mut w = vec![0.0; offsets.w_len()];
     backend.eigh_host(&mut plan, &a, &mut w, None).unwrap();
     let cpu = Cpu::with_threads(1).unwrap();
-    let mut cpu_plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut cpu_plan = cpu.plan_eigh(&spec).unwrap();
     let mut w_cpu = vec![0.0; offsets.w_len()];
     cpu.eigh_host(&mut cpu_plan, &a, &mut w_cpu, None).unwrap();
     for (i, &n) in sizes.iter().enumerate() {
@@ -290,7 +290,7 @@ pub fn ragged_matches_cpu<B: BatchedEigh<f64>>(
 /// plan and a plan of another instance (`other`) are `PlanMismatch`, order 5000 is
 /// `Unsupported`; empty batches and order 0 run and do nothing.
 pub fn check_shape_and_plan_errors<B: BatchedEigh<f32>>(backend: &B, other: &B) {
-    let mut plan = BatchedEigh::<f32>::plan_eigh(backend, &EighSpec::uniform(4, 3)).unwrap();
+    let mut plan = backend.plan_eigh(&EighSpec::uniform(4, 3)).unwrap();
     let mut w = vec![0.0f32; 12];
     let err = backend
         .eigh_host(&mut plan, &[0.0; 47], &mut w, None)
@@ -305,9 +305,9 @@ pub fn check_shape_and_plan_errors<B: BatchedEigh<f32>>(backend: &B, other: &B) 
         .eigh_host(&mut plan, &[0.0; 48], &mut w, None)
         .unwrap_err();
     assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
-    let err = BatchedEigh::<f32>::plan_eigh(backend, &EighSpec::uniform(5000, 1)).err();
+    let err = backend.plan_eigh(&EighSpec::uniform(5000, 1)).err();
     assert!(matches!(err, Some(Error::Unsupported { .. })), "{err:?}");
-    let mut plan = BatchedEigh::<f32>::plan_eigh(backend, &EighSpec::ragged(vec![0, 0])).unwrap();
+    let mut plan = backend.plan_eigh(&EighSpec::ragged(vec![0, 0])).unwrap();
     backend.eigh_host(&mut plan, &[], &mut [], None).unwrap();
 }
 

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use megabatch::attention::{
+use megabatch::{
     AttentionElement, AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
 };
 use proptest::prelude::*;

@@ -18,7 +18,7 @@ use megabatch::backends::wgpu::{
     Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, SUBGROUP_ORDERS, TRIDIAG_MIN_ORDER,
     TRIDIAG_ROWS_ORDERS,
 };
-use megabatch::{BatchedEigh, EighSpec, Error};
+use megabatch::{BatchedEigh, EighPlan, EighSpec, Error};
 use proptest::prelude::*;
 
 const THRESHOLD: f64 = 30.0;
@@ -56,7 +56,8 @@ fn lapack_types_larger_orders_and_storage_workspace() {
     }
     if gpu.adapter().is_llvmpipe() {
         let spec = EighSpec::uniform(LAVAPIPE_EIGH_MAX_ORDER + 1, 1);
-        let err = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap_err();
+        let plan: Result<EighPlan<Wgpu, f32>, Error> = gpu.plan_eigh(&spec);
+        let err = plan.unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
     }
 }
@@ -112,15 +113,11 @@ fn class_boundaries_and_the_jacobi_fallback() {
         for &n in &orders {
             let spec = EighSpec::uniform(n, 2).with_vectors(true);
             let shaders = if f64_only {
-                BatchedEigh::<f64>::plan_eigh(&gpu, &spec)
-                    .unwrap()
-                    .shaders()
-                    .to_vec()
+                let plan: EighPlan<Wgpu, f64> = gpu.plan_eigh(&spec).unwrap();
+                plan.shaders().to_vec()
             } else {
-                BatchedEigh::<f32>::plan_eigh(&gpu, &spec)
-                    .unwrap()
-                    .shaders()
-                    .to_vec()
+                let plan: EighPlan<Wgpu, f32> = gpu.plan_eigh(&spec).unwrap();
+                plan.shaders().to_vec()
             };
             // On an adapter with subgroups (lavapipe has them) orders 5-64 take that layout
             // wherever its rows per invocation fit the adapter's smallest subgroup.
@@ -264,7 +261,8 @@ fn shape_plan_and_unsupported_errors() {
     let Some(gpu) = wgpu_or_skip() else { return };
     check_shape_and_plan_errors(&gpu, &wgpu_or_skip().unwrap());
     if !gpu.adapter().f64 {
-        let err = BatchedEigh::<f64>::plan_eigh(&gpu, &EighSpec::uniform(4, 1)).unwrap_err();
+        let plan: Result<EighPlan<Wgpu, f64>, Error> = gpu.plan_eigh(&EighSpec::uniform(4, 1));
+        let err = plan.unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
     }
 }
@@ -309,12 +307,8 @@ fn ragged_buckets_take_the_fast_shader_their_orders_fit() {
     let fast = gpu.eigh_fast_max_order::<f32>().min(cap);
     let sizes = vec![fast, 3, fast - 1, 40];
     let spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
-    check(
-        fast,
-        BatchedEigh::<f32>::plan_eigh(&gpu, &spec)
-            .unwrap()
-            .shaders(),
-    );
+    let plan: EighPlan<Wgpu, f32> = gpu.plan_eigh(&spec).unwrap();
+    check(fast, plan.shaders());
     check_eigh_accuracy::<f32, _>(&gpu, &[fast - 1, fast], &ALL_TYPES, 32, THRESHOLD);
     if !gpu.adapter().f64 {
         return;
@@ -322,17 +316,13 @@ fn ragged_buckets_take_the_fast_shader_their_orders_fit() {
     let fast = gpu.eigh_fast_max_order::<f64>().min(cap);
     let sizes = vec![fast, 3, fast - 1, 40];
     let spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
-    check(
-        fast,
-        BatchedEigh::<f64>::plan_eigh(&gpu, &spec)
-            .unwrap()
-            .shaders(),
-    );
+    let plan: EighPlan<Wgpu, f64> = gpu.plan_eigh(&spec).unwrap();
+    check(fast, plan.shaders());
     ragged_matches_cpu(&gpu, &sizes, 7).unwrap();
     check_eigh_accuracy::<f64, _>(&gpu, &[fast - 1, fast], &ALL_TYPES, 31, THRESHOLD);
     if fast >= 70 {
         let spec = EighSpec::ragged(vec![70]).with_vectors(true);
-        let plan = BatchedEigh::<f64>::plan_eigh(&gpu, &spec).unwrap();
+        let plan: EighPlan<Wgpu, f64> = gpu.plan_eigh(&spec).unwrap();
         assert!(
             plan.shaders()[0].starts_with("eigh_tridiag/f64/n70/"),
             "{:?}",

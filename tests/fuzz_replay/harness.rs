@@ -11,12 +11,10 @@
 
 use std::sync::OnceLock;
 
-use megabatch::attention::{
-    AttentionSpec, BlockMask, BlockMaskParts, MaskPredicate, SparseAttention,
-};
 use megabatch::backends::cpu::Cpu;
 use megabatch::{
-    BatchedEigh, EighSpec, Error, Real, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
+    AttentionSpec, BatchedEigh, BlockMask, BlockMaskParts, EighSpec, Error, MaskPredicate, Real,
+    ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp, SparseAttention,
 };
 
 #[path = "../../src/bin/megabatch/npy.rs"]
@@ -150,7 +148,7 @@ fn eigh_typed<T: Real>(mode: u8, b: &mut Bytes) {
         }
     }
     .with_vectors(vectors);
-    let mut plan = match BatchedEigh::<T>::plan_eigh(cpu(), &spec) {
+    let mut plan = match cpu().plan_eigh(&spec) {
         Ok(plan) => plan,
         Err(Error::TooLarge(_)) => return,
         Err(e) => panic!("plan_eigh({spec:?}): unexpected {e:?}"),
@@ -346,7 +344,7 @@ fn attend(mask: &BlockMask, batch: usize, heads: usize, seq_q: usize, seq_kv: us
         head_dim: 32,
         scale: None,
     };
-    let mut plan = match SparseAttention::<f32>::plan_attention(cpu(), &spec, mask) {
+    let mut plan = match cpu().plan_attention(&spec, mask) {
         Ok(plan) => plan,
         Err(e) => panic!("a validated mask that fits its spec was refused: {e:?}"),
     };
@@ -441,7 +439,7 @@ pub fn reduce(data: &[u8]) {
         Err(Error::TooLarge(_) | Error::InvalidArgument(_)) => return,
         Err(e) => panic!("shape({spec:?}): unexpected {e:?}"),
     };
-    let mut plan = match Reducer::<f64>::plan_reduce(cpu(), &spec) {
+    let mut plan = match cpu().plan_reduce(&spec) {
         Ok(plan) => plan,
         Err(Error::TooLarge(_)) => return,
         Err(e) => panic!("plan_reduce({spec:?}): unexpected {e:?}"),

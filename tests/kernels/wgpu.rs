@@ -3,12 +3,11 @@
 //! `cargo test --features wgpu` on any machine, without an adapter (CI runs it).
 #![cfg(feature = "wgpu")]
 
-use megabatch::attention::HEAD_DIMS;
 use megabatch::backends::wgpu::{
     AttentionShader, EighShader, EighSubgroupShader, EighTridiagShader, ReduceShader,
     SubgroupSizes, WgslFloat, SUBGROUP_MAX_ORDER, SUBGROUP_MAX_ROWS_PER_LANE,
 };
-use megabatch::{ReduceOp, ReduceSpec, RowReduceOp, SegmentReduceOp};
+use megabatch::{ReduceOp, ReduceSpec, RowReduceOp, SegmentReduceOp, HEAD_DIMS};
 use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
 
 fn validate(key: &str, source: &str) {

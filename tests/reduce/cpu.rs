@@ -9,7 +9,9 @@ use common::{bound, exact_sum};
 
 use half::{bf16, f16};
 use megabatch::backends::cpu::Cpu;
-use megabatch::{Error, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp};
+use megabatch::{
+    Backend, Error, ReduceOp, ReducePlan, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
+};
 use proptest::prelude::*;
 use rand::Rng;
 
@@ -120,27 +122,23 @@ fn results_are_bitwise_identical_for_any_thread_count() {
                 full::<f32>(&cpu, op, &x, two.then_some(&y[..])).to_bits()
             })
             .collect();
-        let mut plan = Reducer::<f32>::plan_reduce(
-            &cpu,
-            &ReduceSpec::Rows {
+        let mut plan = cpu
+            .plan_reduce(&ReduceSpec::Rows {
                 op: RowReduceOp::WeightedMean,
                 rows: n / 7,
                 cols: 7,
-            },
-        )
-        .unwrap();
+            })
+            .unwrap();
         let mut out = vec![0.0f32; 7];
         cpu.reduce_host(&mut plan, &x[..n / 7 * 7], Some(&y[..n / 7]), &mut out)
             .unwrap();
         bits.extend(out.iter().map(|v| v.to_bits()));
-        let mut plan = Reducer::<f32>::plan_reduce(
-            &cpu,
-            &ReduceSpec::Segments {
+        let mut plan = cpu
+            .plan_reduce(&ReduceSpec::Segments {
                 op: SegmentReduceOp::Sum,
                 offsets: offsets.clone(),
-            },
-        )
-        .unwrap();
+            })
+            .unwrap();
         let mut out = vec![0.0f32; 100];
         cpu.reduce_host(&mut plan, &x[..offsets[100]], None, &mut out)
             .unwrap();
@@ -161,15 +159,13 @@ fn nan_propagates_through_every_reduction() {
     let mut x = vec![1.0f32; 300 * 3];
     x[250 * 3 + 1] = f32::NAN;
     for op in RowReduceOp::ALL {
-        let mut plan = Reducer::<f32>::plan_reduce(
-            &cpu,
-            &ReduceSpec::Rows {
+        let mut plan = cpu
+            .plan_reduce(&ReduceSpec::Rows {
                 op,
                 rows: 300,
                 cols: 3,
-            },
-        )
-        .unwrap();
+            })
+            .unwrap();
         let w = vec![0.5f32; 300];
         let mut out = vec![0.0f32; 3];
         let y = (op == RowReduceOp::WeightedMean).then_some(&w[..]);
@@ -181,8 +177,9 @@ fn nan_propagates_through_every_reduction() {
     }
     for op in SegmentReduceOp::ALL {
         let offsets = vec![0, 400, 800, 900]; // the NaN (index 751) is in segment 1
-        let mut plan =
-            Reducer::<f32>::plan_reduce(&cpu, &ReduceSpec::Segments { op, offsets }).unwrap();
+        let mut plan = cpu
+            .plan_reduce(&ReduceSpec::Segments { op, offsets })
+            .unwrap();
         let mut out = vec![0.0f32; 3];
         let y = (op == SegmentReduceOp::Dot).then_some(&x[..]);
         cpu.reduce_host(&mut plan, &x, y, &mut out).unwrap();
@@ -203,8 +200,9 @@ fn rows_and_segments_match_naive_f64_references() {
         .collect();
     let w: Vec<f64> = (0..rows).map(|_| rng.random::<f64>()).collect();
     for op in RowReduceOp::ALL {
-        let mut plan =
-            Reducer::<f64>::plan_reduce(&cpu, &ReduceSpec::Rows { op, rows, cols }).unwrap();
+        let mut plan = cpu
+            .plan_reduce(&ReduceSpec::Rows { op, rows, cols })
+            .unwrap();
         let mut out = vec![0.0; cols];
         cpu.reduce_host(
             &mut plan,
@@ -224,14 +222,12 @@ fn rows_and_segments_match_naive_f64_references() {
     }
     let offsets = vec![0, 0, 5, 5, 1000, 250_000, 250_001, 400_000];
     for op in SegmentReduceOp::ALL {
-        let mut plan = Reducer::<f64>::plan_reduce(
-            &cpu,
-            &ReduceSpec::Segments {
+        let mut plan = cpu
+            .plan_reduce(&ReduceSpec::Segments {
                 op,
                 offsets: offsets.clone(),
-            },
-        )
-        .unwrap();
+            })
+            .unwrap();
         let mut out = vec![0.0; offsets.len() - 1];
         let xs = &x[..400_000];
         cpu.reduce_host(
@@ -265,15 +261,13 @@ fn empty_inputs_give_the_identities() {
     assert_eq!(full::<f64>(&cpu, ReduceOp::MaxAbs, &e, None), 0.0);
     assert_eq!(full::<f64>(&cpu, ReduceOp::MaxAbsDiff, &e, Some(&e)), 0.0);
     assert_eq!(full::<f64>(&cpu, ReduceOp::MaxRelDiff, &e, Some(&e)), 0.0);
-    let mut plan = Reducer::<f64>::plan_reduce(
-        &cpu,
-        &ReduceSpec::Rows {
+    let mut plan: ReducePlan<Cpu, f64> = cpu
+        .plan_reduce(&ReduceSpec::Rows {
             op: RowReduceOp::Sum,
             rows: 0,
             cols: 3,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let mut out = vec![9.0; 3];
     cpu.reduce_host(&mut plan, &[], None, &mut out).unwrap();
     assert_eq!(out, [0.0; 3]);
@@ -292,14 +286,12 @@ fn relative_difference_is_normwise() {
 #[test]
 fn bad_shapes_and_offsets_are_typed_errors() {
     let cpu = Cpu::with_threads(1).unwrap();
-    let mut plan = Reducer::<f32>::plan_reduce(
-        &cpu,
-        &ReduceSpec::Full {
+    let mut plan = cpu
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::Dot,
             len: 4,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let (x, mut out) = ([1.0f32; 4], [0.0f32; 1]);
     assert_eq!(
         cpu.reduce_host(&mut plan, &x[..3], Some(&x), &mut out),
@@ -331,14 +323,12 @@ fn bad_shapes_and_offsets_are_typed_errors() {
     );
     assert_eq!(cpu.reduce_host(&mut plan, &x, Some(&x), &mut out), Ok(()));
     assert_eq!(out[0], 4.0);
-    let mut sum = Reducer::<f32>::plan_reduce(
-        &cpu,
-        &ReduceSpec::Full {
+    let mut sum = cpu
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::Sum,
             len: 4,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     assert!(matches!(
         cpu.reduce_host(&mut sum, &x, Some(&x), &mut out),
         Err(Error::PlanMismatch(_))
@@ -353,36 +343,31 @@ fn bad_shapes_and_offsets_are_typed_errors() {
         op: SegmentReduceOp::Sum,
         offsets: vec![0, 5, 3, 9],
     };
-    assert_eq!(
-        Reducer::<f32>::plan_reduce(&cpu, &bad).unwrap_err(),
-        Error::BadOffsets { index: 2 }
-    );
+    let plan: Result<ReducePlan<Cpu, f32>, Error> = cpu.plan_reduce(&bad);
+    assert_eq!(plan.unwrap_err(), Error::BadOffsets { index: 2 });
     let empty = ReduceSpec::Segments {
         op: SegmentReduceOp::Sum,
         offsets: vec![],
     };
-    assert!(matches!(
-        Reducer::<f32>::plan_reduce(&cpu, &empty),
-        Err(Error::InvalidArgument(_))
-    ));
+    let plan: Result<ReducePlan<Cpu, f32>, Error> = cpu.plan_reduce(&empty);
+    assert!(matches!(plan, Err(Error::InvalidArgument(_))));
     let huge = ReduceSpec::Rows {
         op: RowReduceOp::Sum,
         rows: usize::MAX,
         cols: 2,
     };
-    assert!(matches!(
-        Reducer::<f32>::plan_reduce(&cpu, &huge),
-        Err(Error::TooLarge(_))
-    ));
+    let plan: Result<ReducePlan<Cpu, f32>, Error> = cpu.plan_reduce(&huge);
+    assert!(matches!(plan, Err(Error::TooLarge(_))));
+    let empty: Vec<f32> = Vec::new();
     assert_eq!(
-        Reducer::<f32>::read_scalar(&cpu, &vec![]),
+        cpu.read_scalar(&empty),
         Err(Error::Shape {
             what: "out",
             expected: 1,
             got: 0
         })
     );
-    assert_eq!(Reducer::<f32>::read_scalar(&cpu, &vec![2.5f32]), Ok(2.5));
+    assert_eq!(cpu.read_scalar(&vec![2.5f32]), Ok(2.5));
 }
 
 proptest! {
@@ -414,7 +399,7 @@ fn auto_runs_reductions_on_its_chosen_backend() {
         .explain_reduce::<f64>(&spec, megabatch::Residency::Host)
         .unwrap();
     assert_eq!(decision.chosen, BackendKind::Cpu);
-    let mut plan = Reducer::<f64>::plan_reduce(&auto, &spec).unwrap();
+    let mut plan = auto.plan_reduce(&spec).unwrap();
     assert_eq!(plan.backend(), decision.chosen);
     let mut out = vec![0.0];
     auto.reduce_host(

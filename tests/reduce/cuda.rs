@@ -11,8 +11,8 @@ use common::{bound, cuda_or_skip, exact_sum, rng};
 use half::{bf16, f16};
 use megabatch::backends::cuda::Cuda;
 use megabatch::{
-    Backend, BatchedEigh, EighSpec, Error, Real, ReduceOp, ReduceSpec, Reducer, Reducible,
-    RowReduceOp, SegmentReduceOp,
+    Backend, BatchedEigh, EighSpec, Error, Real, ReduceOp, ReducePlan, ReduceSpec, Reducer,
+    Reducible, RowReduceOp, SegmentReduceOp,
 };
 use rand::Rng;
 
@@ -201,7 +201,7 @@ fn results_are_bitwise_repeatable_and_errors_are_typed() {
     for _ in 0..5 {
         assert_eq!(run(&cuda, &spec, &x, None)[0].to_bits(), first.to_bits());
     }
-    let mut plan = Reducer::<f32>::plan_reduce(&cuda, &spec).unwrap();
+    let mut plan = cuda.plan_reduce(&spec).unwrap();
     let mut out = vec![0.0f32];
     let err = cuda
         .reduce_host(&mut plan, &x[1..], None, &mut out)
@@ -211,14 +211,11 @@ fn results_are_bitwise_repeatable_and_errors_are_typed() {
         .reduce_host(&mut plan, &x, Some(&x), &mut out)
         .unwrap_err();
     assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
-    let err = Reducer::<f32>::plan_reduce(
-        &cuda,
-        &ReduceSpec::Segments {
-            op: SegmentReduceOp::Sum,
-            offsets: vec![0, 5, 3],
-        },
-    )
-    .unwrap_err();
+    let plan: Result<ReducePlan<Cuda, f32>, Error> = cuda.plan_reduce(&ReduceSpec::Segments {
+        op: SegmentReduceOp::Sum,
+        offsets: vec![0, 5, 3],
+    });
+    let err = plan.unwrap_err();
     assert!(matches!(err, Error::BadOffsets { index: 2 }), "{err:?}");
 }
 
@@ -249,26 +246,22 @@ fn device_resident_eigh_reduce_eigh_chain() {
     let mut w_dev = cuda.alloc::<f64>(n * batch).unwrap();
     let mut v_dev = cuda.alloc::<f64>(h.len()).unwrap();
     let mut w2_dev = cuda.alloc::<f64>(n * batch).unwrap();
-    let mut eig =
-        BatchedEigh::<f64>::plan_eigh(&cuda, &EighSpec::uniform(n, batch).with_vectors(true))
-            .unwrap();
-    let mut eig2 = BatchedEigh::<f64>::plan_eigh(&cuda, &EighSpec::uniform(n, batch)).unwrap();
-    let mut sum = Reducer::<f64>::plan_reduce(
-        &cuda,
-        &ReduceSpec::Full {
+    let mut eig = cuda
+        .plan_eigh(&EighSpec::uniform(n, batch).with_vectors(true))
+        .unwrap();
+    let mut eig2 = cuda.plan_eigh(&EighSpec::uniform(n, batch)).unwrap();
+    let mut sum = cuda
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::Sum,
             len: n * batch,
-        },
-    )
-    .unwrap();
-    let mut diff = Reducer::<f64>::plan_reduce(
-        &cuda,
-        &ReduceSpec::Full {
+        })
+        .unwrap();
+    let mut diff = cuda
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::MaxAbsDiff,
             len: n * batch,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     for _ in 0..3 {
         cuda.eigh(&mut eig, &h_dev, &mut w_dev, Some(&mut v_dev))
             .unwrap();
@@ -290,6 +283,6 @@ fn device_resident_eigh_reduce_eigh_chain() {
     // The trait's read_scalar on a device output.
     let mut out = cuda.alloc::<f64>(1).unwrap();
     cuda.reduce(&mut sum, &w_dev, None, &mut out).unwrap();
-    let s = Reducer::<f64>::read_scalar(&cuda, &out).unwrap();
+    let s = cuda.read_scalar(&out).unwrap();
     assert!((s - trace).abs() <= 1e-10 * trace.abs().max(1.0) * n as f64);
 }

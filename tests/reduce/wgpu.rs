@@ -13,8 +13,8 @@ use half::{bf16, f16};
 use megabatch::backends::cpu::Cpu;
 use megabatch::backends::wgpu::Wgpu;
 use megabatch::{
-    Backend, BatchedEigh, EighSpec, Error, Real, ReduceOp, ReduceSpec, Reducer, Reducible,
-    RowReduceOp, SegmentReduceOp,
+    Backend, BatchedEigh, EighSpec, Error, Real, ReduceOp, ReducePlan, ReduceSpec, Reducer,
+    Reducible, RowReduceOp, SegmentReduceOp,
 };
 use rand::Rng;
 
@@ -162,7 +162,7 @@ fn results_are_bitwise_repeatable_and_errors_are_typed() {
     for _ in 0..3 {
         assert_eq!(run(&gpu, &spec, &x, None)[0].to_bits(), first.to_bits());
     }
-    let mut plan = Reducer::<f32>::plan_reduce(&gpu, &spec).unwrap();
+    let mut plan = gpu.plan_reduce(&spec).unwrap();
     let mut out = [0.0f32];
     let err = gpu
         .reduce_host(&mut plan, &x[1..], None, &mut out)
@@ -172,16 +172,18 @@ fn results_are_bitwise_repeatable_and_errors_are_typed() {
         .reduce_host(&mut plan, &x, Some(&x), &mut out)
         .unwrap_err();
     assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
-    let err = Reducer::<bf16>::plan_reduce(&gpu, &spec).unwrap_err();
+    let plan: Result<ReducePlan<Wgpu, bf16>, Error> = gpu.plan_reduce(&spec);
+    let err = plan.unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
     let bad = ReduceSpec::Segments {
         op: SegmentReduceOp::Sum,
         offsets: vec![0, 5, 3],
     };
-    let err = Reducer::<f32>::plan_reduce(&gpu, &bad).unwrap_err();
+    let plan: Result<ReducePlan<Wgpu, f32>, Error> = gpu.plan_reduce(&bad);
+    let err = plan.unwrap_err();
     assert!(matches!(err, Error::BadOffsets { index: 2 }), "{err:?}");
     let empty = gpu.alloc::<f32>(0).unwrap();
-    assert!(Reducer::<f32>::read_scalar(&gpu, &empty).is_err());
+    assert!(gpu.read_scalar(&empty).is_err());
 }
 
 /// eigh -> sum of eigenvalues (= trace) -> a second eigh compared by MaxAbsDiff, all on device
@@ -212,32 +214,28 @@ fn device_resident_eigh_reduce_eigh_chain() {
     let mut v_dev = gpu.alloc::<f32>(h.len()).unwrap();
     let mut w2_dev = gpu.alloc::<f32>(n * batch).unwrap();
     let mut out = gpu.alloc::<f32>(1).unwrap();
-    let mut eig =
-        BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::uniform(n, batch).with_vectors(true))
-            .unwrap();
-    let mut eig2 = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::uniform(n, batch)).unwrap();
+    let mut eig = gpu
+        .plan_eigh(&EighSpec::uniform(n, batch).with_vectors(true))
+        .unwrap();
+    let mut eig2 = gpu.plan_eigh(&EighSpec::uniform(n, batch)).unwrap();
     let len = n * batch;
-    let mut sum = Reducer::<f32>::plan_reduce(
-        &gpu,
-        &ReduceSpec::Full {
+    let mut sum = gpu
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::Sum,
             len,
-        },
-    )
-    .unwrap();
-    let mut diff = Reducer::<f32>::plan_reduce(
-        &gpu,
-        &ReduceSpec::Full {
+        })
+        .unwrap();
+    let mut diff = gpu
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::MaxAbsDiff,
             len,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     for _ in 0..3 {
         gpu.eigh(&mut eig, &h_dev, &mut w_dev, Some(&mut v_dev))
             .unwrap();
         gpu.reduce(&mut sum, &w_dev, None, &mut out).unwrap();
-        let s = f64::from(Reducer::<f32>::read_scalar(&gpu, &out).unwrap());
+        let s = f64::from(gpu.read_scalar(&out).unwrap());
         assert!(
             (s - trace).abs() <= 1e-5 * (len as f64).sqrt() * trace.abs().max(1.0),
             "{s} vs {trace}"
@@ -245,7 +243,7 @@ fn device_resident_eigh_reduce_eigh_chain() {
         gpu.eigh(&mut eig2, &h_dev, &mut w2_dev, None).unwrap();
         gpu.reduce(&mut diff, &w_dev, Some(&w2_dev), &mut out)
             .unwrap();
-        let d = Reducer::<f32>::read_scalar(&gpu, &out).unwrap();
+        let d = gpu.read_scalar(&out).unwrap();
         assert!(
             d <= 1e-5 * n as f32,
             "values-only and full eigh differ by {d}"

@@ -364,14 +364,6 @@ impl<T: Reducible> Reducer<T> for Cpu {
     ) -> Result<()> {
         self.reduce_slices(plan, x, y, out)
     }
-
-    fn read_scalar(&self, out: &Vec<T::Acc>) -> Result<T::Acc> {
-        out.first().copied().ok_or(Error::Shape {
-            what: "out",
-            expected: 1,
-            got: 0,
-        })
-    }
 }
 
 impl<T: Reducible> PlanFootprint for CpuReducePlan<T> {

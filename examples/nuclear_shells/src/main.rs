@@ -80,7 +80,7 @@ impl Spectra {
         let spec = EighSpec::ragged(sizes.clone());
         let offsets = spec.offsets(8)?;
         let tp = Instant::now();
-        let mut plan = BatchedEigh::<f64>::plan_eigh(auto, &spec)?;
+        let mut plan = auto.plan_eigh(&spec)?;
         let plan_seconds = tp.elapsed().as_secs_f64();
         let mut values = vec![0.0; offsets.w_len()];
         let t1 = Instant::now();

@@ -38,7 +38,7 @@ fn oscillator_potential_gives_exact_oscillator_levels() {
     );
     let spec = EighSpec::ragged(sizes.clone());
     let auto = auto();
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&auto, &spec).unwrap();
+    let mut plan = auto.plan_eigh(&spec).unwrap();
     let mut w = vec![0.0; sizes.iter().sum()];
     auto.eigh_host(&mut plan, &m, &mut w, None).unwrap();
     let mut start = 0;

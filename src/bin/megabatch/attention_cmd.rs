@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use megabatch::attention::{
-    AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention,
-};
+use megabatch::{AttentionElement, AttentionSpec, BlockMask, MaskPredicate, SparseAttention};
 use npyz::AutoSerialize;
 
 use crate::mask_npz::{self, MaskFit};
@@ -202,7 +200,7 @@ fn attend<T: AttentionElement + AutoSerialize>(
     // dimensions may be anything).
     if npy::element_count(&[b, hq, sq]) != Some(0) {
         let auto = auto_for(&megabatch::Auto::new()?, args.backend)?;
-        let mut plan = SparseAttention::<T>::plan_attention(&auto, &spec, &mask)?;
+        let mut plan = auto.plan_attention(&spec, &mask)?;
         o = vec![T::from_f32(0.0); q.data.len()];
         lse = vec![
             0f32;

@@ -1,8 +1,9 @@
 //! `megabatch bench`: timings per backend, and the regret sweep of `Auto`'s decisions.
 
 use half::{bf16, f16};
-use megabatch::attention::{AttentionSpec, BlockMask};
-use megabatch::{Auto, BackendKind, EighSpec, ReduceOp, ReduceSpec, Residency};
+use megabatch::{
+    AttentionSpec, Auto, BackendKind, BlockMask, EighSpec, ReduceOp, ReduceSpec, Residency,
+};
 use serde_json::json;
 
 use crate::ops::{op_name, parse_op};

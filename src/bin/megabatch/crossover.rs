@@ -1,7 +1,6 @@
 //! Where each GPU backend starts beating the CPU, read off the cost model.
 
-use megabatch::attention::{AttentionSpec, BlockMask};
-use megabatch::{Auto, BackendKind, EighSpec, Residency};
+use megabatch::{AttentionSpec, Auto, BackendKind, BlockMask, EighSpec, Residency};
 use serde_json::json;
 
 use crate::table::Table;

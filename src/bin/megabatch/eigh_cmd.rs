@@ -101,7 +101,7 @@ fn solve<T: Real + AutoSerialize>(
         }
         w = vec![T::zero(); n * batch];
         v = vec![T::zero(); if with_vectors { n * n * batch } else { 0 }];
-        let mut plan = BatchedEigh::<T>::plan_eigh(&auto, &spec)?;
+        let mut plan = auto.plan_eigh(&spec)?;
         let v_out = with_vectors.then_some(&mut v[..]);
         auto.eigh_host(&mut plan, &a.data, &mut w, v_out)?;
     }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use megabatch::attention::{BlockMask, BlockMaskParts, MaskPredicate, BLOCK_SIZES};
+use megabatch::{BlockMask, BlockMaskParts, MaskPredicate, BLOCK_SIZES};
 
 use crate::npy::{self, Array};
 use crate::{CliError, CliResult};

@@ -2,8 +2,9 @@
 //! and Auto's time over the best backend's is reported (1.0 = Auto picked the fastest).
 
 use half::f16;
-use megabatch::attention::{AttentionSpec, BlockMask};
-use megabatch::{Auto, BackendKind, EighSpec, ReduceOp, ReduceSpec, Residency};
+use megabatch::{
+    AttentionSpec, Auto, BackendKind, BlockMask, EighSpec, ReduceOp, ReduceSpec, Residency,
+};
 use serde_json::json;
 
 use crate::progress::Progress;

@@ -4,10 +4,9 @@
 
 use std::time::Instant;
 
-use megabatch::attention::{AttentionElement, AttentionSpec, BlockMask, SparseAttention};
 use megabatch::{
-    Auto, Backend, BackendKind, BatchedEigh, EighSpec, Error, Real, ReduceSpec, Reducer, Reducible,
-    Residency,
+    AttentionElement, AttentionSpec, Auto, Backend, BackendKind, BatchedEigh, BlockMask, EighSpec,
+    Error, Real, ReduceSpec, Reducer, Reducible, Residency, SparseAttention,
 };
 use rand::{Rng, SeedableRng};
 
@@ -150,7 +149,7 @@ pub fn time_reduce<T: Reducible>(
     let mut out = auto.alloc_on::<T::Acc>(home(residency), shape.out_len.max(1))?;
     let seconds = median_seconds(min_s, || {
         auto.reduce(&mut plan, &x, y.as_ref(), &mut out)?;
-        Reducer::<T>::read_scalar(auto, &out).map(drop)
+        auto.read_scalar(&out).map(drop)
     })?;
     Ok((seconds, ran_on))
 }
@@ -162,7 +161,7 @@ pub fn time_attention<T: AttentionElement>(
     mask: &BlockMask,
     min_s: f64,
 ) -> CliResult<(f64, BackendKind)> {
-    let mut plan = SparseAttention::<T>::plan_attention(auto, spec, mask)?;
+    let mut plan = auto.plan_attention(spec, mask)?;
     let ran_on = plan.backend();
     let (q_len, kv_len, _) = spec.lens()?;
     let values =

@@ -6,9 +6,11 @@
 use std::time::{Duration, Instant};
 
 use half::f16;
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
-use megabatch::{BatchedEigh, EighSpec, ReduceSpec, Reducer, RowReduceOp};
+use megabatch::{
+    AttentionSpec, BatchedEigh, BlockMask, EighSpec, ReduceSpec, Reducer, RowReduceOp,
+    SparseAttention,
+};
 
 pub(crate) const THREADS: usize = 8;
 
@@ -168,7 +170,7 @@ fn eight_threads_share_a_cpu_backend_bit_for_bit() {
         o
     };
     let mut plans: Vec<_> = (0..THREADS)
-        .map(|_| SparseAttention::<f16>::plan_attention(&cpu, &spec, &mask).unwrap())
+        .map(|_| cpu.plan_attention(&spec, &mask).unwrap())
         .collect();
     let expected: Vec<_> = plans
         .iter_mut()

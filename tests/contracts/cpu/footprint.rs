@@ -1,11 +1,11 @@
 //! `PlanFootprint` on the CPU backend and on `Auto` over it: the bytes a plan reports are
 //! the sizes its scratch takes, written out here by hand from the arrays each kernel uses.
 
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
 use megabatch::{
-    Auto, BatchedEigh, EighSpec, PlanFootprint, ReduceOp, ReduceSpec, Reducer, RowReduceOp,
-    SegmentReduceOp,
+    AttentionPlan, AttentionSpec, Auto, AutoAttentionPlan, AutoEighPlan, AutoReducePlan,
+    BatchedEigh, BlockMask, EighPlan, EighSpec, PlanFootprint, ReduceOp, ReducePlan, ReduceSpec,
+    Reducer, RowReduceOp, SegmentReduceOp, SparseAttention,
 };
 
 /// One eigh scratch arena for orders up to `n` below faer's threshold (48): the work matrix,
@@ -30,7 +30,7 @@ fn faer_workspace<T: faer::traits::ComplexField>(n: usize, vectors: bool) -> usi
 /// The scratch arenas of a plan for `spec`: its footprint without the per-matrix status (one
 /// i32 a matrix, checked in `eigh_status_is_four_bytes_a_matrix`).
 fn eigh_scratch<T: megabatch::Real>(cpu: &Cpu, spec: &EighSpec) -> usize {
-    let plan = BatchedEigh::<T>::plan_eigh(cpu, spec).unwrap();
+    let plan: EighPlan<Cpu, T> = cpu.plan_eigh(spec).unwrap();
     assert_eq!(plan.device_bytes(), 0);
     plan.scratch_bytes() - 4 * spec.batch()
 }
@@ -40,7 +40,7 @@ fn eigh_status_is_four_bytes_a_matrix() {
     let one = Cpu::with_threads(1).unwrap();
     for batch in [0, 1, 8, 1000] {
         let spec = EighSpec::uniform(20, batch);
-        let plan = BatchedEigh::<f64>::plan_eigh(&one, &spec).unwrap();
+        let plan: EighPlan<Cpu, f64> = one.plan_eigh(&spec).unwrap();
         let arenas = if batch == 0 {
             plan.scratch_bytes()
         } else {
@@ -120,7 +120,7 @@ fn eigh_scratch_grows_with_threads_when_the_batch_runs_in_parallel() {
 }
 
 fn reduce_scratch(cpu: &Cpu, spec: &ReduceSpec) -> usize {
-    let plan = Reducer::<f64>::plan_reduce(cpu, spec).unwrap();
+    let plan: ReducePlan<Cpu, f64> = cpu.plan_reduce(spec).unwrap();
     assert_eq!(plan.device_bytes(), 0);
     plan.scratch_bytes()
 }
@@ -154,7 +154,7 @@ fn reduce_scratch_is_the_partials() {
 }
 
 fn attention_scratch(cpu: &Cpu, spec: &AttentionSpec, mask: &BlockMask) -> usize {
-    let plan = SparseAttention::<f32>::plan_attention(cpu, spec, mask).unwrap();
+    let plan: AttentionPlan<Cpu, f32> = cpu.plan_attention(spec, mask).unwrap();
     assert_eq!(plan.device_bytes(), 0);
     plan.scratch_bytes()
 }
@@ -193,7 +193,7 @@ fn attention_scratch_is_one_query_block_per_worker() {
 fn auto_on_the_cpu_reports_the_cpu_plan() {
     let auto = Auto::with_cpu(Cpu::with_threads(1).unwrap());
     let spec = EighSpec::uniform(20, 8);
-    let plan = BatchedEigh::<f64>::plan_eigh(&auto, &spec).unwrap();
+    let plan: AutoEighPlan<f64> = auto.plan_eigh(&spec).unwrap();
     assert_eq!(plan.scratch_bytes(), eigh_arena(20, 8) + 4 * 8);
     assert_eq!(plan.device_bytes(), 0);
 
@@ -201,13 +201,13 @@ fn auto_on_the_cpu_reports_the_cpu_plan() {
         op: ReduceOp::Sum,
         len: 10_000,
     };
-    let plan = Reducer::<f64>::plan_reduce(&auto, &full).unwrap();
+    let plan: AutoReducePlan<f64> = auto.plan_reduce(&full).unwrap();
     assert_eq!(plan.scratch_bytes(), 3 * 8);
     assert_eq!(plan.device_bytes(), 0);
 
     let spec = AttentionSpec::self_attention(2, 64, 32);
     let mask = BlockMask::causal(64, 64, (16, 16)).unwrap();
-    let plan = SparseAttention::<f32>::plan_attention(&auto, &spec, &mask).unwrap();
+    let plan: AutoAttentionPlan<f32> = auto.plan_attention(&spec, &mask).unwrap();
     assert_eq!(plan.scratch_bytes(), attention_arena(16, 16, 32));
     assert_eq!(plan.device_bytes(), 0);
 }

@@ -1,9 +1,11 @@
 //! Sizes whose buffers overflow `usize` or exceed the machine are refused at plan time with
 //! `Error::TooLarge`, before anything is allocated (an allocation failure would abort).
 
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
-use megabatch::{Backend, BatchedEigh, EighSpec, Error, ReduceSpec, Reducer, RowReduceOp};
+use megabatch::{
+    AttentionPlan, AttentionSpec, Backend, BatchedEigh, BlockMask, EighPlan, EighSpec, Error,
+    ReducePlan, ReduceSpec, Reducer, RowReduceOp, SparseAttention,
+};
 
 fn cpu() -> Cpu {
     Cpu::with_threads(2).unwrap()
@@ -19,29 +21,20 @@ fn too_large<T: std::fmt::Debug>(result: Result<T, Error>) {
 #[test]
 fn eigh_specs_beyond_memory_or_usize_are_too_large() {
     let cpu = cpu();
-    // 2^20 x 2^20 f64 scratch per worker: 32 TiB.
-    too_large(BatchedEigh::<f64>::plan_eigh(
-        &cpu,
-        &EighSpec::uniform(1 << 20, 1),
-    ));
+    for spec in [
+        // 2^20 x 2^20 f64 scratch per worker: 32 TiB.
+        EighSpec::uniform(1 << 20, 1),
+        // batch * n^2 overflows.
+        EighSpec::uniform(1 << 16, usize::MAX / 4),
+        EighSpec::ragged(vec![usize::MAX / 2, 3]),
+        EighSpec::ragged(vec![1 << 31; 4]),
+    ] {
+        let plan: Result<EighPlan<Cpu, f64>, Error> = cpu.plan_eigh(&spec);
+        too_large(plan);
+    }
     // n^2 overflows usize.
-    too_large(BatchedEigh::<f32>::plan_eigh(
-        &cpu,
-        &EighSpec::uniform(1 << 33, 1),
-    ));
-    // batch * n^2 overflows.
-    too_large(BatchedEigh::<f64>::plan_eigh(
-        &cpu,
-        &EighSpec::uniform(1 << 16, usize::MAX / 4),
-    ));
-    too_large(BatchedEigh::<f64>::plan_eigh(
-        &cpu,
-        &EighSpec::ragged(vec![usize::MAX / 2, 3]),
-    ));
-    too_large(BatchedEigh::<f64>::plan_eigh(
-        &cpu,
-        &EighSpec::ragged(vec![1 << 31; 4]),
-    ));
+    let plan: Result<EighPlan<Cpu, f32>, Error> = cpu.plan_eigh(&EighSpec::uniform(1 << 33, 1));
+    too_large(plan);
 }
 
 #[test]
@@ -55,14 +48,12 @@ fn buffers_beyond_memory_are_too_large() {
 #[test]
 fn reduction_and_attention_shapes_beyond_usize_are_too_large() {
     let cpu = cpu();
-    too_large(Reducer::<f32>::plan_reduce(
-        &cpu,
-        &ReduceSpec::Rows {
-            op: RowReduceOp::Sum,
-            rows: usize::MAX,
-            cols: 2,
-        },
-    ));
+    let plan: Result<ReducePlan<Cpu, f32>, Error> = cpu.plan_reduce(&ReduceSpec::Rows {
+        op: RowReduceOp::Sum,
+        rows: usize::MAX,
+        cols: 2,
+    });
+    too_large(plan);
     let spec = AttentionSpec {
         batch: usize::MAX / 2,
         heads_q: 4,
@@ -73,7 +64,8 @@ fn reduction_and_attention_shapes_beyond_usize_are_too_large() {
         scale: None,
     };
     let mask = BlockMask::dense(128, 128, (64, 64)).unwrap();
-    too_large(SparseAttention::<f32>::plan_attention(&cpu, &spec, &mask));
+    let plan: Result<AttentionPlan<Cpu, f32>, Error> = cpu.plan_attention(&spec, &mask);
+    too_large(plan);
     // Masks whose tensors would not fit: 2^40 tokens is 2^33 x 2^33 blocks.
     too_large(BlockMask::dense(1 << 40, 1 << 40, (128, 128)));
     too_large(BlockMask::causal(1 << 36, 1 << 36, (16, 16)));
@@ -87,9 +79,7 @@ fn huge_batches_of_tiny_matrices_are_too_large() {
     // and the plan's per-matrix work list alone would need 2^58 bytes.
     let cpu = cpu();
     for n in [0, 1, 3] {
-        too_large(BatchedEigh::<f64>::plan_eigh(
-            &cpu,
-            &EighSpec::uniform(n, 1 << 54),
-        ));
+        let plan: Result<EighPlan<Cpu, f64>, Error> = cpu.plan_eigh(&EighSpec::uniform(n, 1 << 54));
+        too_large(plan);
     }
 }

@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering;
 use common::counting_alloc::ALLOCATIONS;
 
 use half::{bf16, f16};
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
 use megabatch::{
-    Auto, BatchedEigh, EighSpec, ReduceOp, ReduceSpec, Reducer, RowReduceOp, SegmentReduceOp,
+    AttentionSpec, Auto, BatchedEigh, BlockMask, EighSpec, ReduceOp, ReduceSpec, Reducer,
+    RowReduceOp, SegmentReduceOp, SparseAttention,
 };
 
 /// Orders 1..=72 mixed (both the QL kernel and the faer path), some matrices repeated so the
@@ -61,8 +61,8 @@ fn one_thousand_attention_calls_allocate_nothing() {
     let kv: Vec<f32> = (0..kvl).map(|i| (i % 7) as f32 * 0.2 - 0.5).collect();
     let qh: Vec<bf16> = q.iter().map(|&x| bf16::from_f32(x)).collect();
     let kvh: Vec<bf16> = kv.iter().map(|&x| bf16::from_f32(x)).collect();
-    let mut p1 = SparseAttention::<f32>::plan_attention(&cpu, &spec, &causal).unwrap();
-    let mut p2 = SparseAttention::<bf16>::plan_attention(&cpu, &spec, &window).unwrap();
+    let mut p1 = cpu.plan_attention(&spec, &causal).unwrap();
+    let mut p2 = cpu.plan_attention(&spec, &window).unwrap();
     let (mut o, mut oh, mut lse) = (vec![0.0f32; ql], vec![bf16::ZERO; ql], vec![0.0f32; lsel]);
     let mut round = || {
         cpu.attention_host(&mut p1, &q, &kv, &kv, &mut o, Some(&mut lse))
@@ -102,35 +102,29 @@ fn one_thousand_reductions_allocate_nothing() {
     .map(|op| {
         (
             op,
-            Reducer::<f64>::plan_reduce(&cpu, &ReduceSpec::Full { op, len: n }).unwrap(),
+            cpu.plan_reduce(&ReduceSpec::Full { op, len: n }).unwrap(),
         )
     })
     .collect();
-    let mut rows_plan = Reducer::<f64>::plan_reduce(
-        &cpu,
-        &ReduceSpec::Rows {
+    let mut rows_plan = cpu
+        .plan_reduce(&ReduceSpec::Rows {
             op: RowReduceOp::WeightedMean,
             rows,
             cols: 7,
-        },
-    )
-    .unwrap();
-    let mut seg_plan = Reducer::<f64>::plan_reduce(
-        &cpu,
-        &ReduceSpec::Segments {
+        })
+        .unwrap();
+    let mut seg_plan = cpu
+        .plan_reduce(&ReduceSpec::Segments {
             op: SegmentReduceOp::Sum,
             offsets: offsets.clone(),
-        },
-    )
-    .unwrap();
-    let mut half_plan = Reducer::<f16>::plan_reduce(
-        &cpu,
-        &ReduceSpec::Full {
+        })
+        .unwrap();
+    let mut half_plan = cpu
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::Sum,
             len: n,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let (mut out1, mut out7, mut out_seg, mut out_half) =
         (vec![0.0; 1], vec![0.0; 7], vec![0.0; 1000], vec![0.0f32; 1]);
     let mut round = |count: &mut usize| {
@@ -172,8 +166,8 @@ fn one_thousand_eigh_calls_allocate_nothing() {
     for vectors in [true, false] {
         let spec = EighSpec::ragged(sizes.clone()).with_vectors(vectors);
         let off = spec.offsets(8).unwrap();
-        let plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
-        let auto_plan = BatchedEigh::<f64>::plan_eigh(&auto, &spec).unwrap();
+        let plan = cpu.plan_eigh(&spec).unwrap();
+        let auto_plan = auto.plan_eigh(&spec).unwrap();
         cases.push((
             plan,
             auto_plan,
@@ -185,7 +179,7 @@ fn one_thousand_eigh_calls_allocate_nothing() {
     let big_sizes = vec![300, 5, 512, 100, 64];
     let big = EighSpec::ragged(big_sizes.clone()).with_vectors(true);
     let big_off = big.offsets(8).unwrap();
-    let mut big_plan = BatchedEigh::<f64>::plan_eigh(&cpu, &big).unwrap();
+    let mut big_plan = cpu.plan_eigh(&big).unwrap();
     let mut big_rng = common::rng(11);
     let big_a: Vec<f64> = big_sizes
         .iter()
@@ -194,7 +188,7 @@ fn one_thousand_eigh_calls_allocate_nothing() {
     let (mut big_w, mut big_v) = (vec![0.0; big_off.w_len()], vec![0.0; big_off.a_len()]);
 
     let small = EighSpec::uniform(4, 3).with_vectors(true);
-    let mut small_plan = BatchedEigh::<f32>::plan_eigh(&cpu, &small).unwrap();
+    let mut small_plan = cpu.plan_eigh(&small).unwrap();
     let small_a: Vec<f32> = (0..48).map(|i| (i % 7) as f32).collect();
     let (mut small_w, mut small_v) = (vec![0.0f32; 12], vec![0.0f32; 48]);
 

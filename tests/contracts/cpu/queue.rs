@@ -22,7 +22,7 @@ fn a_plan_runs_on_another_pool_with_the_same_bits() {
     let (n, count) = (20, 400);
     let spec = EighSpec::uniform(n, count).with_vectors(true);
     let a = batch(n, count);
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut plan = cpu.plan_eigh(&spec).unwrap();
     let (mut w, mut v) = (vec![0.0; n * count], vec![0.0; a.len()]);
     cpu.eigh(&mut plan, &a, &mut w, Some(&mut v)).unwrap();
     for threads in [1, 2, 4] {
@@ -47,14 +47,12 @@ fn a_plan_runs_on_another_pool_with_the_same_bits() {
     // Reductions keep no per-thread scratch: any pool.
     let len = 1 << 20;
     let x: Vec<f64> = (0..len).map(|i| (i % 1000) as f64).collect();
-    let mut sum = Reducer::<f64>::plan_reduce(
-        &cpu,
-        &ReduceSpec::Full {
+    let mut sum = cpu
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::Sum,
             len,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let (mut s1, mut s2) = (vec![0.0], vec![0.0]);
     cpu.reduce(&mut sum, &x, None, &mut s1).unwrap();
     cpu.reduce_on(&wide, &mut sum, &x, None, &mut s2).unwrap();
@@ -68,7 +66,7 @@ fn auto_runs_on_calls_on_the_plans_backend_queue() {
     let (n, count) = (6, 10);
     let a = batch(n, count);
     let spec = EighSpec::uniform(n, count);
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&auto, &spec).unwrap();
+    let mut plan = auto.plan_eigh(&spec).unwrap();
     let queue = auto.queue_on(BackendKind::Cpu).unwrap();
     assert!(matches!(queue, AutoQueue::Cpu(_)));
     let a_buf = AutoBuffer::from_vec(a.clone());

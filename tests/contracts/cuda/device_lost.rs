@@ -8,8 +8,11 @@
 use crate::common;
 
 use megabatch::backends::cpu::Cpu;
+use megabatch::backends::cuda::Cuda;
 use megabatch::faults::{inject, Fault};
-use megabatch::{Auto, BackendKind, BatchedEigh, DeviceErrorKind, EighSpec, Error, Residency};
+use megabatch::{
+    Auto, BackendKind, BatchedEigh, DeviceErrorKind, EighPlan, EighSpec, Error, Residency,
+};
 
 #[test]
 fn a_lost_device_fails_fast_and_auto_falls_back_to_the_cpu() {
@@ -47,8 +50,9 @@ fn a_lost_device_fails_fast_and_auto_falls_back_to_the_cpu() {
             ..
         })
     ));
+    let plan: Result<EighPlan<Cuda, f64>, Error> = cuda.plan_eigh(&big);
     assert!(matches!(
-        BatchedEigh::<f64>::plan_eigh(&cuda, &big),
+        plan,
         Err(Error::Device {
             kind: DeviceErrorKind::Lost,
             ..

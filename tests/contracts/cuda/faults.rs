@@ -6,9 +6,11 @@
 
 use crate::common;
 
+use megabatch::backends::cuda::Cuda;
 use megabatch::faults::{inject, Fault};
 use megabatch::{
-    BackendKind, BatchedEigh, DeviceErrorKind, EighSpec, Error, ReduceOp, ReduceSpec, Reducer,
+    BackendKind, BatchedEigh, DeviceErrorKind, EighPlan, EighSpec, Error, ReduceOp, ReduceSpec,
+    Reducer,
 };
 
 fn is_device_error(
@@ -37,12 +39,9 @@ fn out_of_memory_at_plan_time_is_a_device_error_and_the_handle_survives() {
     };
     let spec = EighSpec::uniform(8, 1000).with_vectors(true);
     inject(Fault::OutOfMemory);
-    is_device_error(
-        BatchedEigh::<f64>::plan_eigh(&cuda, &spec),
-        DeviceErrorKind::OutOfMemory,
-        "OUT_OF_MEMORY",
-    );
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cuda, &spec).unwrap();
+    let plan: megabatch::Result<EighPlan<Cuda, f64>> = cuda.plan_eigh(&spec);
+    is_device_error(plan, DeviceErrorKind::OutOfMemory, "OUT_OF_MEMORY");
+    let mut plan = cuda.plan_eigh(&spec).unwrap();
     let a: Vec<f64> = (0..64 * 1000).map(|i| (i % 17) as f64).collect();
     let (mut w, mut v) = (vec![0.0; 8000], vec![0.0; 64 * 1000]);
     cuda.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap();
@@ -58,7 +57,7 @@ fn a_failed_launch_is_a_device_error_for_that_call_only() {
         op: ReduceOp::Sum,
         len: 1000,
     };
-    let mut plan = Reducer::<f32>::plan_reduce(&cuda, &spec).unwrap();
+    let mut plan = cuda.plan_reduce(&spec).unwrap();
     let x = vec![0.5f32; 1000];
     let mut out = [0.0f32];
     inject(Fault::LaunchError);

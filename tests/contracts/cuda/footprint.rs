@@ -5,9 +5,11 @@
 
 use crate::common;
 
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
-use megabatch::backends::cuda::{AttentionOptions, CudaEighAlgorithm};
-use megabatch::{BatchedEigh, EighSpec, PlanFootprint, ReduceOp, ReduceSpec, Reducer};
+use megabatch::backends::cuda::{AttentionOptions, Cuda, CudaEighAlgorithm};
+use megabatch::{
+    AttentionPlan, AttentionSpec, BatchedEigh, BlockMask, EighPlan, EighSpec, PlanFootprint,
+    ReduceOp, ReducePlan, ReduceSpec, Reducer, SparseAttention,
+};
 
 #[test]
 fn eigh_device_bytes_cover_tables_status_and_the_host_path_when_made() {
@@ -36,7 +38,7 @@ fn eigh_device_bytes_cover_tables_status_and_the_host_path_when_made() {
     let mirrors = plan.scratch_bytes() - 8;
     assert!(mirrors == arrays || mirrors == 0, "{mirrors}");
     // The trait's plan has the same, from the start.
-    let full = BatchedEigh::<f64>::plan_eigh(&cuda, &spec).unwrap();
+    let full: EighPlan<Cuda, f64> = cuda.plan_eigh(&spec).unwrap();
     assert!(full.has_host_staging());
     assert_eq!(full.device_bytes(), plan.device_bytes());
     assert_eq!(full.scratch_bytes(), plan.scratch_bytes());
@@ -68,7 +70,7 @@ fn reduce_and_attention_device_bytes_cover_their_buffers() {
     assert_eq!(plan.scratch_bytes(), 4 + 4 * (2 * len + 1));
     cuda.reduce_host(&mut plan, &x, Some(&x), &mut out).unwrap();
     assert_eq!(out[0], len as f32);
-    let full = Reducer::<f32>::plan_reduce(&cuda, &spec).unwrap();
+    let full: ReducePlan<Cuda, f32> = cuda.plan_reduce(&spec).unwrap();
     assert_eq!(full.device_bytes(), plan.device_bytes());
     assert_eq!(full.scratch_bytes(), plan.scratch_bytes());
 
@@ -93,7 +95,7 @@ fn reduce_and_attention_device_bytes_cover_their_buffers() {
     assert_eq!(plan.scratch_bytes(), staged);
     cuda.attention_host(&mut plan, &q, &q, &q, &mut o, Some(&mut lse))
         .unwrap();
-    let full = SparseAttention::<f32>::plan_attention(&cuda, &spec, &mask).unwrap();
+    let full: AttentionPlan<Cuda, f32> = cuda.plan_attention(&spec, &mask).unwrap();
     assert_eq!(full.device_bytes(), plan.device_bytes());
     assert_eq!(full.scratch_bytes(), plan.scratch_bytes());
 }

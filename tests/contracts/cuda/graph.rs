@@ -42,15 +42,13 @@ impl Chain {
             w: cuda.alloc(n * batch).unwrap(),
             v: cuda.alloc(a_host.len()).unwrap(),
             out: cuda.alloc(1).unwrap(),
-            eigh: BatchedEigh::<f64>::plan_eigh(cuda, &spec).unwrap(),
-            sum: Reducer::<f64>::plan_reduce(
-                cuda,
-                &ReduceSpec::Full {
+            eigh: cuda.plan_eigh(&spec).unwrap(),
+            sum: cuda
+                .plan_reduce(&ReduceSpec::Full {
                     op: ReduceOp::Sum,
                     len: n * batch,
-                },
-            )
-            .unwrap(),
+                })
+                .unwrap(),
             a,
             n,
             batch,
@@ -107,13 +105,13 @@ fn a_captured_chain_replays_the_eager_chain_bit_for_bit_without_host_waits() {
         eager.step(&cuda, &queue).unwrap();
         graph.launch(&queue).unwrap();
     }
-    let e = Reducer::<f64>::read_scalar(&cuda, &eager.out).unwrap();
-    let g = Reducer::<f64>::read_scalar(&cuda, &graphed.out).unwrap();
+    let e = cuda.read_scalar(&eager.out).unwrap();
+    let g = cuda.read_scalar(&graphed.out).unwrap();
     assert_eq!(e.to_bits(), g.to_bits());
     // Six shifts of 0.5 on every diagonal move the trace, hence the eigenvalue sum, by 3 n.
     let mut a0 = Chain::new(&cuda, n, batch);
     a0.step(&cuda, &queue).unwrap();
-    let first = Reducer::<f64>::read_scalar(&cuda, &a0.out).unwrap();
+    let first = cuda.read_scalar(&a0.out).unwrap();
     let moved = g - first;
     let expected = 0.5 * 5.0 * (n * batch) as f64;
     assert!(

@@ -53,13 +53,10 @@ pub(crate) fn scale(
 }
 
 pub(crate) fn sum_plan(cuda: &Cuda, len: usize) -> megabatch::backends::cuda::CudaReducePlan<f64> {
-    Reducer::<f64>::plan_reduce(
-        cuda,
-        &ReduceSpec::Full {
-            op: ReduceOp::Sum,
-            len,
-        },
-    )
+    cuda.plan_reduce(&ReduceSpec::Full {
+        op: ReduceOp::Sum,
+        len,
+    })
     .unwrap()
 }
 
@@ -83,7 +80,7 @@ fn a_plan_runs_on_a_borrowed_stream() {
     cuda.upload(&a, &mut a_dev).unwrap();
     let mut w_dev = cuda.alloc::<f64>(n * batch).unwrap();
     let mut v_dev = cuda.alloc::<f64>(a.len()).unwrap();
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cuda, &spec).unwrap();
+    let mut plan = cuda.plan_eigh(&spec).unwrap();
     cuda.eigh_on(&queue, &mut plan, &a_dev, &mut w_dev, Some(&mut v_dev))
         .unwrap();
     let (mut w, mut v) = (vec![0.0; n * batch], vec![0.0; a.len()]);
@@ -128,7 +125,7 @@ fn cudarc_memory_is_used_in_place() {
     assert_eq!(adopted.device_ptr(&queue).unwrap().ptr(), ptr, "no copy");
     cuda.reduce_on(&queue, &mut plan, &adopted, None, &mut out)
         .unwrap();
-    assert_eq!(Reducer::<f64>::read_scalar(&cuda, &out).unwrap(), exact);
+    assert_eq!(cuda.read_scalar(&out).unwrap(), exact);
     drop(adopted);
 
     // Borrowed by address: memory another library allocated (cuMemAlloc, as cudaMalloc and
@@ -187,7 +184,7 @@ fn foreign_code_orders_itself_through_pointer_guards() {
     }
     cuda.reduce_on(&q2, &mut plan, &z, None, &mut out).unwrap();
     assert_eq!(
-        Reducer::<f64>::read_scalar(&cuda, &out).unwrap(),
+        cuda.read_scalar(&out).unwrap(),
         5.0 * n as f64,
         "the foreign copy on q2 did not wait for the writer on q1"
     );
@@ -202,12 +199,12 @@ fn foreign_code_orders_itself_through_pointer_guards() {
     }
     cuda.reduce_on(&q1, &mut plan, &w, None, &mut out).unwrap();
     assert_eq!(
-        Reducer::<f64>::read_scalar(&cuda, &out).unwrap(),
+        cuda.read_scalar(&out).unwrap(),
         5.0 * n as f64,
         "the foreign writer on q1 overtook the reader on q2"
     );
     cuda.reduce_on(&q1, &mut plan, &y, None, &mut out).unwrap();
-    assert_eq!(Reducer::<f64>::read_scalar(&cuda, &out).unwrap(), 0.0);
+    assert_eq!(cuda.read_scalar(&out).unwrap(), 0.0);
 }
 
 /// Reader `me` (0 or 1) of `x`: raises its flag, then waits (at most `timeout` cycles) for the

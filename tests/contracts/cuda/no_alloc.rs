@@ -34,35 +34,32 @@ fn execute_calls_allocate_nothing() {
     for i in 0..spec.batch() {
         a.extend(common::random_dense(spec.order(i), &mut rng));
     }
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cuda, &spec).unwrap();
+    let mut plan = cuda.plan_eigh(&spec).unwrap();
     let mut a_dev = cuda.alloc::<f64>(a.len()).unwrap();
     cuda.upload(&a, &mut a_dev).unwrap();
     let mut w_dev = cuda.alloc::<f64>(offsets.w_len()).unwrap();
     let mut v_dev = cuda.alloc::<f64>(offsets.a_len()).unwrap();
     let (mut w, mut v) = (vec![0.0; offsets.w_len()], vec![0.0; offsets.a_len()]);
     let len = offsets.w_len();
-    let mut sum = Reducer::<f64>::plan_reduce(
-        &cuda,
-        &ReduceSpec::Full {
+    let mut sum = cuda
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::Sum,
             len,
-        },
-    )
-    .unwrap();
-    let mut rows = Reducer::<f64>::plan_reduce(
-        &cuda,
-        &ReduceSpec::Rows {
+        })
+        .unwrap();
+    let mut rows = cuda
+        .plan_reduce(&ReduceSpec::Rows {
             op: RowReduceOp::Max,
             rows: len / 4,
             cols: 4,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let mut out = cuda.alloc::<f64>(1).unwrap();
     let mut out4 = vec![0.0; 4];
     // A first round outside the count (first-use costs of the driver, if any).
     cuda.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap();
-    Reducer::<f64>::reduce_host(&cuda, &mut rows, &w[..len / 4 * 4], None, &mut out4).unwrap();
+    cuda.reduce_host(&mut rows, &w[..len / 4 * 4], None, &mut out4)
+        .unwrap();
 
     let (host0, dev0) = (
         ALLOCATIONS.load(Ordering::SeqCst),
@@ -73,10 +70,11 @@ fn execute_calls_allocate_nothing() {
         cuda.eigh(&mut plan, &a_dev, &mut w_dev, Some(&mut v_dev))
             .unwrap();
         cuda.reduce(&mut sum, &w_dev, None, &mut out).unwrap();
-        checksum += Reducer::<f64>::read_scalar(&cuda, &out).unwrap();
+        checksum += cuda.read_scalar(&out).unwrap();
         checksum += cuda.reduce_scalar(&mut sum, &w_dev, None).unwrap();
         cuda.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap();
-        Reducer::<f64>::reduce_host(&cuda, &mut rows, &w[..len / 4 * 4], None, &mut out4).unwrap();
+        cuda.reduce_host(&mut rows, &w[..len / 4 * 4], None, &mut out4)
+            .unwrap();
     }
     let (host, dev) = (
         ALLOCATIONS.load(Ordering::SeqCst) - host0,
@@ -100,7 +98,7 @@ fn attention_calls_allocate_nothing() {
         return; // passed alone in a child process (tests/common/child.rs)
     }
     use half::f16;
-    use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
+    use megabatch::{AttentionSpec, BlockMask, SparseAttention};
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(cuda) = common::cuda_or_skip() else {
         return;
@@ -119,7 +117,7 @@ fn attention_calls_allocate_nothing() {
     let x: Vec<f16> = (0..q_len.max(kv_len))
         .map(|i| f16::from_f32((i % 17) as f32 / 17.0 - 0.5))
         .collect();
-    let mut plan = SparseAttention::<f16>::plan_attention(&cuda, &spec, &mask).unwrap();
+    let mut plan = cuda.plan_attention(&spec, &mask).unwrap();
     let upload = |n: usize| {
         let mut b = cuda.alloc::<f16>(n).unwrap();
         cuda.upload(&x[..n], &mut b).unwrap();
@@ -174,9 +172,9 @@ fn first_host_calls_after_planning_allocate_nothing() {
         return; // passed alone in a child process (tests/common/child.rs)
     }
     use half::f16;
-    use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
     use megabatch::backends::cpu::Cpu;
     use megabatch::backends::cuda::{AttentionOptions, CudaEighAlgorithm};
+    use megabatch::{AttentionSpec, BlockMask, SparseAttention};
     use megabatch::{Auto, BackendKind, Error, Residency};
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(cuda) = common::cuda_or_skip() else {
@@ -209,7 +207,7 @@ fn first_host_calls_after_planning_allocate_nothing() {
     let a = vec![0.25f64; offsets.a_len()];
     let (mut w, mut v) = (vec![0.0; offsets.w_len()], vec![0.0; offsets.a_len()]);
     let mut info = vec![0i32; spec.batch()];
-    let mut eigh = BatchedEigh::<f64>::plan_eigh(&cuda, &spec).unwrap();
+    let mut eigh = cuda.plan_eigh(&spec).unwrap();
     let run = counted(&mut || {
         cuda.eigh_host(&mut eigh, &a, &mut w, Some(&mut v)).unwrap();
         cuda.eigh_info(&mut eigh, &mut info).unwrap();
@@ -223,10 +221,8 @@ fn first_host_calls_after_planning_allocate_nothing() {
     };
     let x = vec![1.5f32; 700];
     let mut out = vec![0.0f32; 7];
-    let mut reduce = Reducer::<f32>::plan_reduce(&cuda, &sum).unwrap();
-    let run = counted(&mut || {
-        Reducer::<f32>::reduce_host(&cuda, &mut reduce, &x, None, &mut out).unwrap()
-    });
+    let mut reduce = cuda.plan_reduce(&sum).unwrap();
+    let run = counted(&mut || cuda.reduce_host(&mut reduce, &x, None, &mut out).unwrap());
     check("reduce_host", run);
 
     let att = AttentionSpec::self_attention(2, 64, 64);
@@ -234,7 +230,7 @@ fn first_host_calls_after_planning_allocate_nothing() {
     let (q_len, _, lse_len) = att.lens().unwrap();
     let q = vec![f16::from_f32(0.25); q_len];
     let (mut o, mut lse) = (vec![f16::ZERO; q_len], vec![0.0f32; lse_len]);
-    let mut attention = SparseAttention::<f16>::plan_attention(&cuda, &att, &mask).unwrap();
+    let mut attention = cuda.plan_attention(&att, &mask).unwrap();
     let run = counted(&mut || {
         cuda.attention_host(&mut attention, &q, &q, &q, &mut o, Some(&mut lse))
             .unwrap()
@@ -257,9 +253,7 @@ fn first_host_calls_after_planning_allocate_nothing() {
     check("eigh_host after prepare_eigh_host", run);
     let mut reduce = cuda.plan_reduce_device::<f32>(&sum).unwrap();
     cuda.prepare_reduce_host(&mut reduce).unwrap();
-    let run = counted(&mut || {
-        Reducer::<f32>::reduce_host(&cuda, &mut reduce, &x, None, &mut out).unwrap()
-    });
+    let run = counted(&mut || cuda.reduce_host(&mut reduce, &x, None, &mut out).unwrap());
     check("reduce_host after prepare_reduce_host", run);
     let mut attention = cuda
         .plan_attention_device::<f16>(&att, &mask, AttentionOptions::default())

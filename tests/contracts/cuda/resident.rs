@@ -45,7 +45,7 @@ fn a_user_kernel_and_a_reduction_chain_on_one_queue_without_host_waits() {
     }
     assert_eq!(Cuda::host_waits(), waits, "the chain made the host wait");
     assert_eq!(Cuda::device_reads(), reads, "the chain read back");
-    let total = Reducer::<f64>::read_scalar(&cuda, &out).unwrap();
+    let total = cuda.read_scalar(&out).unwrap();
     assert_eq!(Cuda::device_reads() - reads, 1);
     assert_eq!(total, data.iter().sum::<f64>());
 }

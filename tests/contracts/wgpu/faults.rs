@@ -6,11 +6,12 @@
 
 use crate::common;
 
+use megabatch::backends::wgpu::Wgpu;
 use megabatch::faults::{self, Fault};
-use megabatch::{BackendKind, BatchedEigh, DeviceErrorKind, EighSpec, Error};
+use megabatch::{BackendKind, BatchedEigh, DeviceErrorKind, EighPlan, EighSpec, Error};
 
 fn eigh_once(gpu: &megabatch::backends::wgpu::Wgpu) -> megabatch::Result<Vec<f32>> {
-    let mut plan = BatchedEigh::<f32>::plan_eigh(gpu, &EighSpec::uniform(2, 1))?;
+    let mut plan = gpu.plan_eigh(&EighSpec::uniform(2, 1))?;
     let mut w = vec![0.0f32; 2];
     gpu.eigh_host(&mut plan, &[2.0, 1.0, 1.0, 2.0], &mut w, None)?;
     Ok(w)
@@ -24,7 +25,8 @@ fn injected_faults_are_device_errors_and_lost_devices_stay_lost() {
     assert_eq!(eigh_once(&gpu).unwrap(), [1.0, 3.0]);
 
     faults::inject(Fault::OutOfMemory);
-    let err = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::uniform(2, 1)).unwrap_err();
+    let plan: Result<EighPlan<Wgpu, f32>, Error> = gpu.plan_eigh(&EighSpec::uniform(2, 1));
+    let err = plan.unwrap_err();
     assert!(
         matches!(
             err,
@@ -38,7 +40,7 @@ fn injected_faults_are_device_errors_and_lost_devices_stay_lost() {
     );
     assert_eq!(eigh_once(&gpu).unwrap(), [1.0, 3.0], "usable after OOM");
 
-    let mut plan = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::uniform(2, 1)).unwrap();
+    let mut plan = gpu.plan_eigh(&EighSpec::uniform(2, 1)).unwrap();
     let mut w = [0.0f32; 2];
     faults::inject(Fault::LaunchError);
     let err = gpu

@@ -5,12 +5,11 @@
 
 use crate::common;
 
-use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
 use megabatch::backends::cpu::Cpu;
-use megabatch::backends::wgpu::WgpuEighAlgorithm;
+use megabatch::backends::wgpu::{Wgpu, WgpuEighAlgorithm};
 use megabatch::{
-    Auto, BackendKind, BatchedEigh, EighSpec, Error, PlanFootprint, ReduceOp, ReduceSpec, Reducer,
-    Residency,
+    AttentionPlan, AttentionSpec, Auto, BackendKind, BatchedEigh, BlockMask, EighPlan, EighSpec,
+    Error, PlanFootprint, ReduceOp, ReducePlan, ReduceSpec, Reducer, Residency, SparseAttention,
 };
 
 /// A wgpu buffer's size for `bytes`: at least 4, rounded up to 4.
@@ -53,7 +52,7 @@ fn eigh_device_bytes_cover_tables_status_and_the_host_path_when_made() {
     let v_at = (8 + 4 * w_len).next_multiple_of(8);
     assert_eq!(plan.scratch_bytes(), info + buffer(v_at + 4 * a_len));
     // The trait's plan has the same from the start.
-    let full = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    let full: EighPlan<Wgpu, f32> = gpu.plan_eigh(&spec).unwrap();
     assert!(full.has_host_staging());
     assert_eq!(full.device_bytes(), plan.device_bytes());
     assert_eq!(full.scratch_bytes(), plan.scratch_bytes());
@@ -70,8 +69,8 @@ fn eigh_device_bytes_cover_tables_status_and_the_host_path_when_made() {
     assert_eq!(values.scratch_bytes(), info + buffer(v_at));
 
     // More matrices, more table bytes.
-    let bigger = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::ragged(vec![3; 400])).unwrap();
-    let smaller = BatchedEigh::<f32>::plan_eigh(&gpu, &EighSpec::ragged(vec![3; 4])).unwrap();
+    let bigger: EighPlan<Wgpu, f32> = gpu.plan_eigh(&EighSpec::ragged(vec![3; 400])).unwrap();
+    let smaller: EighPlan<Wgpu, f32> = gpu.plan_eigh(&EighSpec::ragged(vec![3; 4])).unwrap();
     assert!(bigger.device_bytes() >= smaller.device_bytes() + 4 * 4 * 396);
 }
 
@@ -105,7 +104,7 @@ fn reduce_device_bytes_cover_partials_and_the_host_path_when_made() {
         2 * buffer(4 * len) + buffer(4)
     );
     assert_eq!(plan.scratch_bytes(), buffer(4));
-    let full = Reducer::<f32>::plan_reduce(&gpu, &spec).unwrap();
+    let full: ReducePlan<Wgpu, f32> = gpu.plan_reduce(&spec).unwrap();
     assert_eq!(full.device_bytes(), plan.device_bytes());
     assert_eq!(full.scratch_bytes(), plan.scratch_bytes());
 
@@ -128,7 +127,7 @@ fn attention_device_bytes_cover_the_operands_and_the_mask() {
     };
     let spec = AttentionSpec::self_attention(2, 64, 32);
     let mask = BlockMask::causal(64, 64, (16, 16)).unwrap();
-    let plan = SparseAttention::<f32>::plan_attention(&gpu, &spec, &mask).unwrap();
+    let plan: AttentionPlan<Wgpu, f32> = gpu.plan_attention(&spec, &mask).unwrap();
     let (q, lse) = (4 * 2 * 64 * 32, 4 * 2 * 64);
     // Q, K, V, O and LSE for host calls, plus row starts (one per query block and head).
     assert!(
@@ -140,7 +139,7 @@ fn attention_device_bytes_cover_the_operands_and_the_mask() {
     assert_eq!(plan.scratch_bytes(), buffer(q.next_multiple_of(8) + lse));
     let longer = AttentionSpec::self_attention(2, 128, 32);
     let mask = BlockMask::causal(128, 128, (16, 16)).unwrap();
-    let bigger = SparseAttention::<f32>::plan_attention(&gpu, &longer, &mask).unwrap();
+    let bigger: AttentionPlan<Wgpu, f32> = gpu.plan_attention(&longer, &mask).unwrap();
     assert!(bigger.device_bytes() >= plan.device_bytes() + 4 * q + lse);
 }
 
@@ -156,7 +155,7 @@ fn auto_forwards_the_wgpu_plan_and_adds_its_own_staging() {
     let direct = gpu
         .plan_eigh_device::<f32>(&spec, WgpuEighAlgorithm::SizeClasses)
         .unwrap();
-    let prepared = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    let prepared: EighPlan<Wgpu, f32> = gpu.plan_eigh(&spec).unwrap();
     // For data on wgpu, Auto makes the plan for device buffers only.
     let device = on_wgpu
         .plan_eigh_for::<f32>(&spec, Residency::Device(BackendKind::Wgpu))
@@ -175,7 +174,7 @@ fn auto_forwards_the_wgpu_plan_and_adds_its_own_staging() {
     // A CPU plan fed wgpu buffers stages them on the host: Auto reserves its copies when the
     // plan is made for data on wgpu, or in prepare_eigh_staging, and counts them.
     let on_cpu = auto.clone().force(BackendKind::Cpu).unwrap();
-    let mut plan = BatchedEigh::<f32>::plan_eigh(&on_cpu, &spec).unwrap();
+    let mut plan = on_cpu.plan_eigh(&spec).unwrap();
     let cpu_only = plan.scratch_bytes();
     assert_eq!(plan.device_bytes(), 0);
     let (a_len, w_len) = (6 * 6 * 10, 6 * 10);

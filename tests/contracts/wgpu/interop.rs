@@ -80,14 +80,12 @@ fn an_application_kernel_and_a_reduction_share_an_adopted_buffer_with_one_read_b
         .compile_kernel(DOUBLE, "double", &[WgpuBindingKind::ReadWrite])
         .unwrap();
     let bound = mb.bind_kernel(&kernel, &[(&x).into()]).unwrap();
-    let mut plan = Reducer::<f32>::plan_reduce(
-        &mb,
-        &ReduceSpec::Full {
+    let mut plan = mb
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::Sum,
             len: n,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let mut out = mb.alloc::<f32>(1).unwrap();
     let queue_handle = mb.queue_handle();
     let reads = Wgpu::host_reads();
@@ -95,7 +93,7 @@ fn an_application_kernel_and_a_reduction_share_an_adopted_buffer_with_one_read_b
         .unwrap();
     mb.reduce_on(&queue_handle, &mut plan, &x, None, &mut out)
         .unwrap();
-    let sum = Reducer::<f32>::read_scalar(&mb, &out).unwrap();
+    let sum = mb.read_scalar(&out).unwrap();
     assert_eq!(Wgpu::host_reads() - reads, 1, "one read-back for the chain");
     let expected: f64 = data.iter().map(|&v| 2.0 * f64::from(v)).sum();
     assert_eq!(f64::from(sum), expected, "integers sum exactly in f32");
@@ -159,14 +157,12 @@ fn bad_inputs_at_the_wgpu_interop_entry_points_are_errors_not_the_applications()
     assert!(matches!(mixed, Err(Error::Device { .. })), "{mixed:?}");
 
     // A queue of another device does not run this device's plans.
-    let mut plan = Reducer::<f32>::plan_reduce(
-        &mb,
-        &ReduceSpec::Full {
+    let mut plan = mb
+        .plan_reduce(&ReduceSpec::Full {
             op: ReduceOp::Sum,
             len: 16,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let mut out = mb.alloc::<f32>(1).unwrap();
     let wrong = mb.reduce_on(&gpu.queue_handle(), &mut plan, &x, None, &mut out);
     assert!(matches!(wrong, Err(Error::PlanMismatch(_))), "{wrong:?}");

@@ -43,9 +43,9 @@ fn eigh_allocations(gpu: &Wgpu, n: usize, batch: usize) -> (usize, usize) {
     gpu.upload(&a, &mut a_dev).unwrap();
     let mut w = gpu.alloc::<f32>(n * batch).unwrap();
     let mut v = gpu.alloc::<f32>(a.len()).unwrap();
-    let mut plan =
-        BatchedEigh::<f32>::plan_eigh(gpu, &EighSpec::uniform(n, batch).with_vectors(true))
-            .unwrap();
+    let mut plan = gpu
+        .plan_eigh(&EighSpec::uniform(n, batch).with_vectors(true))
+        .unwrap();
     // On an adapter with subgroups (lavapipe has them) both orders run the subgroup layout.
     let subgroup = plan.shaders()[0].starts_with("eigh_subgroup/");
     assert_eq!(subgroup, gpu.adapter().subgroups, "{:?}", plan.shaders());
@@ -64,10 +64,10 @@ fn reduce_allocations(gpu: &Wgpu, len: usize) -> (usize, usize) {
         op: ReduceOp::Sum,
         len,
     };
-    let mut plan = Reducer::<f32>::plan_reduce(gpu, &spec).unwrap();
+    let mut plan = gpu.plan_reduce(&spec).unwrap();
     allocations_per_call(20, || {
         gpu.reduce(&mut plan, &x_dev, None, &mut out).unwrap();
-        std::hint::black_box(Reducer::<f32>::read_scalar(gpu, &out).unwrap());
+        std::hint::black_box(gpu.read_scalar(&out).unwrap());
     })
 }
 
@@ -122,9 +122,9 @@ fn first_host_calls_allocate_no_more_than_later_ones() {
     if common::child::ran_alone() {
         return; // passed alone in a child process (tests/common/child.rs)
     }
-    use megabatch::attention::{AttentionSpec, BlockMask, SparseAttention};
     use megabatch::backends::cpu::Cpu;
     use megabatch::backends::wgpu::WgpuEighAlgorithm;
+    use megabatch::{AttentionSpec, BlockMask, SparseAttention};
     use megabatch::{Auto, BackendKind, Residency};
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(gpu) = common::wgpu_or_skip() else {
@@ -152,11 +152,11 @@ fn first_host_calls_allocate_no_more_than_later_ones() {
     let mut info = vec![0i32; batch];
     // wgpu's own first-use state (pipelines of the spec, the queue's pools), warmed on a
     // plan of its own.
-    let mut warm = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    let mut warm = gpu.plan_eigh(&spec).unwrap();
     gpu.eigh_host(&mut warm, &a, &mut w, Some(&mut v)).unwrap();
     gpu.eigh_info(&mut warm, &mut info).unwrap();
 
-    let mut plan = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+    let mut plan = gpu.plan_eigh(&spec).unwrap();
     check(
         "eigh_host",
         first_and_later(|| gpu.eigh_host(&mut plan, &a, &mut w, Some(&mut v)).unwrap()),
@@ -182,9 +182,9 @@ fn first_host_calls_allocate_no_more_than_later_ones() {
         op: ReduceOp::Sum,
         len: x.len(),
     };
-    let mut warm = Reducer::<f32>::plan_reduce(&gpu, &sum).unwrap();
+    let mut warm = gpu.plan_reduce(&sum).unwrap();
     gpu.reduce_host(&mut warm, &x, None, &mut out).unwrap();
-    let mut plan = Reducer::<f32>::plan_reduce(&gpu, &sum).unwrap();
+    let mut plan = gpu.plan_reduce(&sum).unwrap();
     check(
         "reduce_host",
         first_and_later(|| gpu.reduce_host(&mut plan, &x, None, &mut out).unwrap()),
@@ -203,10 +203,10 @@ fn first_host_calls_allocate_no_more_than_later_ones() {
     let (q_len, _, lse_len) = att.lens().unwrap();
     let q = vec![0.25f32; q_len];
     let (mut o, mut lse) = (vec![0.0f32; q_len], vec![0.0f32; lse_len]);
-    let mut warm = SparseAttention::<f32>::plan_attention(&gpu, &att, &mask).unwrap();
+    let mut warm = gpu.plan_attention(&att, &mask).unwrap();
     gpu.attention_host(&mut warm, &q, &q, &q, &mut o, Some(&mut lse))
         .unwrap();
-    let mut plan = SparseAttention::<f32>::plan_attention(&gpu, &att, &mask).unwrap();
+    let mut plan = gpu.plan_attention(&att, &mask).unwrap();
     check(
         "attention_host",
         first_and_later(|| {
@@ -248,7 +248,7 @@ fn first_host_calls_allocate_no_more_than_later_ones() {
                 .unwrap()
         }),
     );
-    let mut plan = BatchedEigh::<f32>::plan_eigh(&on_cpu, &spec).unwrap();
+    let mut plan = on_cpu.plan_eigh(&spec).unwrap();
     on_cpu.prepare_eigh_staging(&mut plan).unwrap();
     check(
         "Auto (CPU) eigh on wgpu buffers after prepare_eigh_staging",

@@ -1,7 +1,7 @@
 //! Bad input to the CPU eigh: typed errors, untouched outputs, no panics.
 
 use megabatch::backends::cpu::Cpu;
-use megabatch::{Auto, BatchedEigh, EighSpec, Error};
+use megabatch::{Auto, BatchedEigh, EighPlan, EighSpec, Error};
 
 fn spd_batch(n: usize, batch: usize) -> Vec<f64> {
     let mut a = vec![0.0; n * n * batch];
@@ -21,7 +21,7 @@ fn non_finite_in_lower_triangle_names_the_matrix_and_writes_nothing() {
     let cpu = Cpu::with_threads(2).unwrap();
     let (n, batch) = (5, 40);
     let spec = EighSpec::uniform(n, batch).with_vectors(true);
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut plan = cpu.plan_eigh(&spec).unwrap();
     for (bad, value) in [(0, f64::NAN), (17, f64::INFINITY), (39, f64::NEG_INFINITY)] {
         let mut a = spd_batch(n, batch);
         a[bad * n * n + 4 * n + 2] = value; // row 4, column 2: lower triangle
@@ -52,7 +52,7 @@ fn non_finite_in_lower_triangle_names_the_matrix_and_writes_nothing() {
 fn non_finite_in_upper_triangle_is_ignored() {
     let cpu = Cpu::with_threads(1).unwrap();
     let spec = EighSpec::uniform(3, 1);
-    let mut plan = BatchedEigh::<f32>::plan_eigh(&cpu, &spec).unwrap();
+    let mut plan = cpu.plan_eigh(&spec).unwrap();
     let a = [
         1.0f32,
         f32::NAN,
@@ -73,7 +73,7 @@ fn non_finite_in_upper_triangle_is_ignored() {
 fn wrong_lengths_are_shape_errors() {
     let cpu = Cpu::with_threads(2).unwrap();
     let spec = EighSpec::ragged(vec![2, 3]).with_vectors(true);
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut plan = cpu.plan_eigh(&spec).unwrap();
     let a = vec![1.0; 13];
     let (mut w, mut v) = (vec![0.0; 5], vec![0.0; 13]);
     assert_eq!(
@@ -111,13 +111,14 @@ fn calls_that_do_not_fit_the_plan_are_plan_mismatches() {
     let a = vec![1.0, 0.0, 0.0, 1.0];
     let (mut w, mut v) = (vec![0.0; 2], vec![0.0; 4]);
 
-    let mut with_vectors =
-        BatchedEigh::<f64>::plan_eigh(&cpu, &EighSpec::uniform(2, 1).with_vectors(true)).unwrap();
+    let mut with_vectors = cpu
+        .plan_eigh(&EighSpec::uniform(2, 1).with_vectors(true))
+        .unwrap();
     assert!(matches!(
         cpu.eigh_host(&mut with_vectors, &a, &mut w, None),
         Err(Error::PlanMismatch(_))
     ));
-    let mut values_only = BatchedEigh::<f64>::plan_eigh(&cpu, &EighSpec::uniform(2, 1)).unwrap();
+    let mut values_only = cpu.plan_eigh(&EighSpec::uniform(2, 1)).unwrap();
     assert!(matches!(
         cpu.eigh_host(&mut values_only, &a, &mut w, Some(&mut v)),
         Err(Error::PlanMismatch(_))
@@ -138,13 +139,13 @@ fn empty_batches_and_order_zero_succeed() {
         EighSpec::ragged(vec![0, 0]),
     ] {
         let spec = spec.with_vectors(true);
-        let mut plan = BatchedEigh::<f32>::plan_eigh(&cpu, &spec).unwrap();
+        let mut plan = cpu.plan_eigh(&spec).unwrap();
         let (mut w, mut v) = (Vec::<f32>::new(), Vec::<f32>::new());
         cpu.eigh_host(&mut plan, &[], &mut w, Some(&mut v)).unwrap();
     }
     // Zero-order matrices mixed into a ragged batch are skipped, the others solved.
     let spec = EighSpec::ragged(vec![0, 1, 0, 2]);
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut plan = cpu.plan_eigh(&spec).unwrap();
     let a = [5.0, 0.0, 0.0, 0.0, -1.0];
     let mut w = [0.0; 3];
     cpu.eigh_host(&mut plan, &a, &mut w, None).unwrap();
@@ -160,7 +161,7 @@ fn overflowing_sizes_are_too_large_not_panics() {
         EighSpec::uniform(1 << 20, 1 << 30),
         EighSpec::ragged(vec![1 << 31, 1 << 31, 1 << 31, 1 << 31]),
     ] {
-        let r = BatchedEigh::<f64>::plan_eigh(&cpu, &spec);
+        let r: Result<EighPlan<Cpu, f64>, Error> = cpu.plan_eigh(&spec);
         assert!(matches!(r, Err(Error::TooLarge(_))), "{spec:?}: {r:?}");
     }
     assert!(matches!(
@@ -182,7 +183,7 @@ fn auto_reports_its_choice_and_runs_it() {
                 .iter()
                 .all(|p| p.seconds.is_some_and(|s| s > 0.0))
     );
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&auto, &spec).unwrap();
+    let mut plan = auto.plan_eigh(&spec).unwrap();
     assert_eq!(plan.backend(), decision.chosen);
     let mut a = vec![0.0; 26];
     a[0] = 1.0;
@@ -206,12 +207,12 @@ fn eigh_info_marks_exactly_the_non_finite_matrices() {
     let sizes = [4, 4, 4, 4, 5, 1, 12, 12, 12, 12, 3, 50, 7, 0, 33, 2];
     let bad = [1, 5, 8, 11, 15];
     let spec = EighSpec::ragged(sizes.to_vec()).with_vectors(true);
-    let plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
-    crate::common::eigh_check::check_device_info::<f64, _>(&cpu, plan, &sizes, &bad, 3, 30.0);
-    let plan = BatchedEigh::<f32>::plan_eigh(&cpu, &spec).unwrap();
-    crate::common::eigh_check::check_device_info::<f32, _>(&cpu, plan, &sizes, &bad, 4, 30.0);
+    let plan: EighPlan<Cpu, f64> = cpu.plan_eigh(&spec).unwrap();
+    crate::common::eigh_check::check_device_info(&cpu, plan, &sizes, &bad, 3, 30.0);
+    let plan: EighPlan<Cpu, f32> = cpu.plan_eigh(&spec).unwrap();
+    crate::common::eigh_check::check_device_info(&cpu, plan, &sizes, &bad, 4, 30.0);
     // Before any call, and for another backend instance's plan.
-    let mut plan = BatchedEigh::<f64>::plan_eigh(&cpu, &spec).unwrap();
+    let mut plan: EighPlan<Cpu, f64> = cpu.plan_eigh(&spec).unwrap();
     let mut info = vec![-1; sizes.len()];
     cpu.eigh_info(&mut plan, &mut info).unwrap();
     assert!(info.iter().all(|&c| c == megabatch::EIGH_SOLVED));

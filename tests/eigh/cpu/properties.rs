@@ -32,7 +32,7 @@ fn run<T: Real>(threads: usize, sizes: &[usize], a: &[T], vectors: bool) -> (Vec
     let cpu = Cpu::with_threads(threads).unwrap();
     let spec = EighSpec::ragged(sizes.to_vec()).with_vectors(vectors);
     let off = spec.offsets(std::mem::size_of::<T>()).unwrap();
-    let mut plan = BatchedEigh::<T>::plan_eigh(&cpu, &spec).unwrap();
+    let mut plan = cpu.plan_eigh(&spec).unwrap();
     let mut w = vec![T::zero(); off.w_len()];
     let mut v = vec![T::zero(); if vectors { off.a_len() } else { 0 }];
     cpu.eigh_host(&mut plan, a, &mut w, vectors.then_some(&mut v[..]))

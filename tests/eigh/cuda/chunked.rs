@@ -27,7 +27,7 @@ fn chunked_host_calls_match_the_device_call_and_keep_the_non_finite_contract() {
         }
         for vectors in [true, false] {
             let spec = EighSpec::uniform(n, batch).with_vectors(vectors);
-            let mut plan = BatchedEigh::<f64>::plan_eigh(&cuda, &spec).unwrap();
+            let mut plan = cuda.plan_eigh(&spec).unwrap();
             assert!(plan.host_chunks() >= 2, "n {n} batch {batch}: one pass");
             let v_len = if vectors { n * n * batch } else { 0 };
             let (mut w, mut v) = (vec![0.0; n * batch], vec![0.0; v_len]);

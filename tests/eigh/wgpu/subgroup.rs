@@ -14,7 +14,7 @@ use megabatch::backends::wgpu::{
     eigh_dispatch_shaders, eigh_dispatch_shaders_with, SubgroupSizes, Wgpu,
     WgpuEighAlgorithm as Alg, WgslFloat, SUBGROUP_ENV, SUBGROUP_MAX_ORDER, SUBGROUP_ORDERS,
 };
-use megabatch::{BatchedEigh, EighSpec, Real};
+use megabatch::{BatchedEigh, EighPlan, EighSpec, Real};
 
 const THRESHOLD: f64 = 30.0;
 
@@ -271,7 +271,7 @@ fn subgroups_turned_off_keep_the_workgroup_layouts() {
     assert!(!gpu.adapter().subgroups && gpu.adapter().subgroup_range().is_none());
     for n in [5, 12, 40, 64] {
         let spec = EighSpec::uniform(n, 4).with_vectors(true);
-        let plan = BatchedEigh::<f32>::plan_eigh(&gpu, &spec).unwrap();
+        let plan: EighPlan<Wgpu, f32> = gpu.plan_eigh(&spec).unwrap();
         assert!(
             !plan.shaders()[0].starts_with("eigh_subgroup"),
             "{:?}",
@@ -285,6 +285,6 @@ fn subgroups_turned_off_keep_the_workgroup_layouts() {
     }
     let types = [MatrixType::RandomDense, MatrixType::Clustered];
     check_eigh_accuracy_planned::<f32, Wgpu>(&gpu, &[5, 40, 64], &types, 81, THRESHOLD, &|spec| {
-        BatchedEigh::<f32>::plan_eigh(&gpu, spec).unwrap()
+        gpu.plan_eigh(spec).unwrap()
     });
 }

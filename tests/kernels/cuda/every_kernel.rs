@@ -37,7 +37,7 @@ fn eigh_both<T: Real>(
     let mut plan = cuda.plan_eigh_with::<T>(&spec, algorithm).unwrap();
     cuda.eigh_host(&mut plan, &a, &mut w, vectors.then_some(&mut v[..]))
         .unwrap();
-    let mut plan = BatchedEigh::<T>::plan_eigh(cpu, &spec).unwrap();
+    let mut plan = cpu.plan_eigh(&spec).unwrap();
     cpu.eigh_host(&mut plan, &a, &mut w_cpu, vectors.then_some(&mut v_cpu[..]))
         .unwrap();
     let tol =
