@@ -254,13 +254,7 @@ impl AttentionPlan {
             (Place::Cuda(_), Place::Cuda(_)) => {
                 self.run_cuda(py, qkv, out, lse, return_lse, stream, keep)
             }
-            (Place::Cuda(_), Place::Host) => Err(PyValueError::new_err(
-                "`q` is a CUDA array and this AttentionPlan is for CPU arrays: make it with \
-                 device=\"cuda\"",
-            )),
-            (Place::Host, Place::Cuda(_)) => Err(PyValueError::new_err(
-                "`q` is a CPU array and this AttentionPlan is for CUDA arrays (device=\"cuda\")",
-            )),
+            (got, _) => Err(got.mismatch("q", "AttentionPlan")),
         }
     }
 

@@ -53,6 +53,21 @@ pub enum Place {
 }
 
 impl Place {
+    /// The `ValueError` for argument `arg` in `self` given to a plan (of Python class
+    /// `class`) made for arrays in `plan`, the two places being different.
+    pub fn mismatch(self, arg: &str, class: &str) -> PyErr {
+        PyValueError::new_err(match self {
+            Place::Cuda(_) => format!(
+                "`{arg}` is a CUDA array and this {class} is for CPU arrays: make it with \
+                 device=\"cuda\" (the one-shot functions pick by themselves)"
+            ),
+            Place::Host => format!(
+                "`{arg}` is a CPU array and this {class} is for CUDA arrays (device=\"cuda\"): \
+                 make one with device=\"cpu\" for host arrays"
+            ),
+        })
+    }
+
     /// `"cpu"` or `"cuda"` (the `device=` argument's names).
     pub fn name(self) -> &'static str {
         match self {

@@ -34,14 +34,7 @@ pub fn call<'py>(
             run(py, plan, a, out)
         }
         (Place::Cuda(_), Place::Cuda(_)) => run_cuda(py, plan, a, out, stream, check_errors),
-        (Place::Cuda(_), Place::Host) => Err(PyValueError::new_err(
-            "`a` is a CUDA array and this EighPlan is for CPU arrays: make it with \
-             device=\"cuda\" (megabatch.eigh picks by itself)",
-        )),
-        (Place::Host, Place::Cuda(_)) => Err(PyValueError::new_err(
-            "`a` is a CPU array and this EighPlan is for CUDA arrays (device=\"cuda\"): make \
-             one with device=\"cpu\" for host arrays",
-        )),
+        (got, _) => Err(got.mismatch("a", "EighPlan")),
     }
 }
 

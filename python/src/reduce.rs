@@ -232,13 +232,7 @@ impl ReducePlan {
         match (place_of(x, "x")?, self.place) {
             (Place::Host, Place::Host) => self.call_host(py, x, y, out),
             (Place::Cuda(_), Place::Cuda(_)) => self.call_cuda(py, x, y, out, stream),
-            (Place::Cuda(_), Place::Host) => Err(PyValueError::new_err(
-                "`x` is a CUDA array and this ReducePlan is for CPU arrays: make it with \
-                 device=\"cuda\"",
-            )),
-            (Place::Host, Place::Cuda(_)) => Err(PyValueError::new_err(
-                "`x` is a CPU array and this ReducePlan is for CUDA arrays (device=\"cuda\")",
-            )),
+            (got, _) => Err(got.mismatch("x", "ReducePlan")),
         }
     }
 
