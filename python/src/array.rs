@@ -152,16 +152,7 @@ fn check_device(device: DLDevice, what: &str) -> PyResult<()> {
     if device.device_type == DLDeviceType::CPU {
         return Ok(());
     }
-    let name = match device.device_type {
-        DLDeviceType::CUDA => "CUDA",
-        DLDeviceType::CUDAHOST => "CUDA host (pinned)",
-        DLDeviceType::CUDAMANAGED => "CUDA managed",
-        DLDeviceType::ROCM => "ROCm",
-        DLDeviceType::METAL => "Metal",
-        DLDeviceType::VULKAN => "Vulkan",
-        DLDeviceType::ONEAPI => "oneAPI",
-        _ => "non-CPU",
-    };
+    let name = crate::cuda::device_name(device.device_type);
     Err(PyValueError::new_err(format!(
         "`{what}` is on a {name} device ({}:{}): this release of megabatch reads CPU arrays \
          only; copy it to the host first (torch: .cpu(), cupy: .get())",

@@ -398,20 +398,7 @@ fn outputs<'py>(
         };
         return Ok((empty(w_shape)?, v));
     };
-    let parts: Vec<Bound<'py, PyAny>> = match out.cast::<PyTuple>() {
-        Ok(t) => t.iter().collect(),
-        Err(_) => vec![out.clone()],
-    };
-    match (plan.vectors, parts.len()) {
-        (true, 2) => Ok((parts[0].clone(), Some(parts[1].clone()))),
-        (false, 1) => Ok((parts[0].clone(), None)),
-        (true, _) => Err(PyValueError::new_err(
-            "out must be a tuple (w, v) for a plan with vectors",
-        )),
-        (false, _) => Err(PyValueError::new_err(
-            "out must be one array w (or (w,)) for a plan without vectors",
-        )),
-    }
+    split_out(plan, out)
 }
 
 /// Imports output `what`: the plan's dtype, exactly `shape`, C-contiguous, writable.
