@@ -56,6 +56,10 @@ struct State {
     held: bool,
     /// The owner was dropped: no further work may be queued on it.
     retired: bool,
+    /// The write event holds a record (until then there is nothing to wait for, and waits,
+    /// synchronisations and queries on it are skipped: each is a driver call, and a buffer
+    /// borrowed for one call makes few).
+    written: bool,
     /// The stream (`Stream::id`) whose read each slot's event records, if any.
     readers: [Option<usize>; READ_SLOTS],
     /// The slot a reader on a new stream takes over when all are in use.
@@ -102,12 +106,20 @@ impl Access {
         self.released.notify_all();
     }
 
+    /// Whether the write event holds a record, and the stream of each read slot's record.
+    fn recorded(&self) -> (bool, [Option<usize>; READ_SLOTS]) {
+        let s = self.lock();
+        (s.written, s.readers)
+    }
+
     /// Makes `stream` wait for what an access of `mode` must follow: the last write, and for a
     /// write every read since.
     fn wait_before(&self, stream: &Stream, mode: Mode) -> Result<()> {
-        stream.wait(&self.write)?;
+        let (written, readers) = self.recorded();
+        if written {
+            stream.wait(&self.write)?;
+        }
         if mode == Mode::Write {
-            let readers = self.lock().readers;
             for (slot, reader) in readers.iter().enumerate() {
                 if reader.is_some() {
                     stream.wait(&self.reads[slot])?;
@@ -123,6 +135,7 @@ impl Access {
         match mode {
             Mode::Write => {
                 self.write.record(stream)?;
+                s.written = true;
                 // The write waited for every read, so its event covers them.
                 s.readers = [None; READ_SLOTS];
             }
@@ -149,9 +162,11 @@ impl Access {
     }
 
     fn sync_events(&self, mode: Mode) -> Result<()> {
-        self.write.synchronize()?;
+        let (written, readers) = self.recorded();
+        if written {
+            self.write.synchronize()?;
+        }
         if mode == Mode::Write {
-            let readers = self.lock().readers;
             for (slot, reader) in readers.iter().enumerate() {
                 if reader.is_some() {
                     self.reads[slot].synchronize()?;
@@ -163,10 +178,10 @@ impl Access {
 
     /// Whether every recorded access has finished on the device, without blocking.
     pub(crate) fn is_idle(&self) -> Result<bool> {
-        if !self.write.is_done()? {
+        let (written, readers) = self.recorded();
+        if written && !self.write.is_done()? {
             return Ok(false);
         }
-        let readers = self.lock().readers;
         for (slot, reader) in readers.iter().enumerate() {
             if reader.is_some() && !self.reads[slot].is_done()? {
                 return Ok(false);

@@ -186,6 +186,10 @@ impl Stream {
 }
 
 /// An event without timing (`CU_EVENT_DISABLE_TIMING`): the last use of a buffer.
+///
+/// Events come from, and go back to, a per-context pool ([`EVENT_POOL`]): a buffer borrowed
+/// from a framework for one call (a DLPack array from Python) has five, and creating and
+/// destroying them was a large part of a small call's host time.
 pub(crate) struct Event {
     raw: sys::CUevent,
     ctx: Arc<CudaContext>,
@@ -196,17 +200,71 @@ unsafe impl Send for Event {}
 // SAFETY: `cuEventRecord`/`cuEventSynchronize` are thread-safe.
 unsafe impl Sync for Event {}
 
+/// A pooled event handle (only ever handed out to one [`Event`] at a time).
+struct PooledEvent(sys::CUevent);
+// SAFETY: event handles may be used from any thread with their context current.
+unsafe impl Send for PooledEvent {}
+
+/// Most idle events kept per context; more are destroyed.
+const EVENT_POOL_MAX: usize = 4096;
+
+/// Idle events per context. An entry's `Weak` keeps its context's allocation, so no other
+/// context can ever compare equal to it; entries of dropped contexts are discarded without
+/// destroying their handles (the context took its events with it, or, for a primary context
+/// another library still retains, a few idle events stay allocated).
+///
+/// Only events whose recorded work has completed are pooled, so an event handed out again
+/// behaves as a new one: waiting on it before its new owner records it is a no-op.
+static EVENT_POOL: std::sync::Mutex<Vec<(std::sync::Weak<CudaContext>, Vec<PooledEvent>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn event_pool(
+) -> std::sync::MutexGuard<'static, Vec<(std::sync::Weak<CudaContext>, Vec<PooledEvent>)>> {
+    EVENT_POOL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Event {
     pub(crate) fn new(ctx: &Arc<CudaContext>) -> Result<Self> {
         bind(ctx)?;
-        let raw =
-            cu::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).call("cuEventCreate")?;
+        let pooled = event_pool()
+            .iter_mut()
+            .find(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(ctx)))
+            .and_then(|(_, idle)| idle.pop());
+        let raw = match pooled {
+            Some(PooledEvent(raw)) => raw,
+            None => cu::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+                .call("cuEventCreate")?,
+        };
         Ok(Self {
             raw,
             ctx: ctx.clone(),
         })
     }
 
+    /// Gives the handle to the pool if its work is done and the pool has room.
+    fn pool(&self) -> bool {
+        // SAFETY: the event is alive.
+        if unsafe { cu::event::query(self.raw) }.is_err() {
+            return false;
+        }
+        let mut pool = event_pool();
+        pool.retain(|(owner, _)| owner.strong_count() > 0);
+        let idle = match pool
+            .iter_mut()
+            .position(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(&self.ctx)))
+        {
+            Some(i) => &mut pool[i].1,
+            None => {
+                pool.push((Arc::downgrade(&self.ctx), Vec::new()));
+                &mut pool.last_mut().expect("just pushed").1
+            }
+        };
+        if idle.len() >= EVENT_POOL_MAX {
+            return false;
+        }
+        idle.push(PooledEvent(self.raw));
+        true
+    }
     /// Records the work submitted to `stream` so far.
     pub(crate) fn record(&self, stream: &Stream) -> Result<()> {
         // SAFETY: both handles are alive.
@@ -235,8 +293,8 @@ impl Event {
 
 impl Drop for Event {
     fn drop(&mut self) {
-        if self.ctx.bind_to_thread().is_ok() {
-            // SAFETY: created by `cuEventCreate`, destroyed once.
+        if self.ctx.bind_to_thread().is_ok() && !self.pool() {
+            // SAFETY: created by `cuEventCreate`, not pooled, destroyed once.
             let _ = unsafe { cu::event::destroy(self.raw) };
         }
     }
