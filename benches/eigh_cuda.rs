@@ -1,10 +1,11 @@
-//! megabatch's eigh on CUDA: matrices/s over (dtype, n, batch), the seed workload and the main
-//! example's batch host to host. Prints one JSON object per line (`benches/cuda_table.py`
+//! megabatch's eigh on CUDA: matrices/s over (dtype, n, batch), the seed workload, the main
+//! example's batch and a ragged batch of every order 0-300 host to host. Prints one JSON object per line (`benches/cuda_table.py`
 //! joins them, with `reduce_cuda`'s, and the peers' `benches/cuda_peers.py` output into
 //! docs/benchmarks/cuda-h100.md).
 //!
-//! Usage: `cargo bench --features cuda --bench eigh_cuda [-- --quick] [--only seed,example,eigh]
-//! [--ns 4,8] [--batches 1024] [--jacobi] [--groups] [--cpu]`. Timing: each case is
+//! Usage: `cargo bench --features cuda --bench eigh_cuda [-- --quick]
+//! [--only seed,example,ragged,eigh] [--ns 4,8] [--batches 1024] [--jacobi] [--groups] [--cpu]
+//! [--ragged-max 300]`. Timing: each case is
 //! warmed up, then repeated until 0.2 s (--quick: 0.05 s) have passed with a device
 //! synchronisation at the end; the figure is the mean per call. Host-to-host cases report
 //! the median of their repetitions.
@@ -224,6 +225,33 @@ fn example_workload<'c>(cuda: &'c Cuda, cpu: &'c Cpu) {
     });
 }
 
+/// Issue 26's mixed batch (every order 0-300 once, shuffled), f64 with vectors, host to host,
+/// forced onto CUDA (the size classes, whichever each order takes) and on the CPU: medians
+/// of 5 calls after one warm-up, and the ratio (target: CUDA within 2x of the CPU).
+fn ragged_workload(cuda: &Cuda, cpu: &Cpu) {
+    let max_order = list_arg("--ragged-max").map_or(300, |v| v[0]);
+    let (sizes, a) = common::ragged_every_order::<f64>(max_order);
+    let spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
+    let offsets = spec.offsets(8).unwrap();
+    let mut w = vec![0.0; offsets.w_len()];
+    let mut v = vec![0.0; offsets.a_len()];
+    let mut gpu = cuda.plan_eigh(&spec).unwrap();
+    let classes = gpu
+        .classes()
+        .iter()
+        .map(|(c, count)| format!("{c:?}:{count}"))
+        .collect::<Vec<_>>()
+        .join("+");
+    let tg = median_of(5, || {
+        cuda.eigh_host(&mut gpu, &a, &mut w, Some(&mut v)).unwrap()
+    });
+    let mut host = cpu.plan_eigh(&spec).unwrap();
+    let tc = median_of(5, || {
+        cpu.eigh_host(&mut host, &a, &mut w, Some(&mut v)).unwrap()
+    });
+    println!("{{\"bench\":\"ragged\",\"dtype\":\"f64\",\"matrices\":{},\"max_order\":{max_order},\"vectors\":true,\"cuda_seconds\":{tg:e},\"cpu_seconds\":{tc:e},\"cuda_over_cpu\":{:.3},\"cpu_threads\":{},\"classes\":\"{classes}\"}}", sizes.len(), tg / tc, cpu.threads());
+}
+
 fn seed_workload(cuda: &Cuda, cpu: &Cpu) {
     let (n, batch) = (12, 1582);
     let a = matrices::<f64>(n, batch);
@@ -285,6 +313,9 @@ fn main() {
     }
     if want("example") {
         example_workload(&cuda, &cpu);
+    }
+    if want("ragged") {
+        ragged_workload(&cuda, &cpu);
     }
     if want("eigh") {
         let default_ns: &[usize] = if quick {

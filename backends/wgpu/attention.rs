@@ -32,34 +32,41 @@ const BINDINGS: [Binding; 9] = [
 const LAVAPIPE_LOOP_BUDGET: usize = 50_000;
 
 /// A wgpu attention plan: the pipeline, the mask as per-row lists of kept key blocks, the
-/// parameters and the buffers of the host path (device copies of Q, K, V, O and LSE and a
-/// mappable read-back buffer), all made with the plan: [`SparseAttention::attention_host`]
-/// allocates nothing, its first call included. (Device-buffer calls without an LSE buffer
-/// write the plan's own, so there is no device-only variant.)
+/// parameters, an LSE buffer for device calls given none, and, unless made by
+/// [`Wgpu::plan_attention_device`], the buffers of the host path (device copies of Q, K, V and
+/// O and a mappable read-back buffer), all made with the plan:
+/// [`SparseAttention::attention_host`] allocates nothing, its first call included.
 ///
 /// Layouts as [`AttentionSpec`]; `T` = f32, or f16 on adapters with `SHADER_F16`; bf16 is
 /// [`Error::Unsupported`] (WGSL has no bf16). Algorithm: FlashAttention-2's forward
 /// recurrence (Dao, 2023) in f32, as the CPU backend, with Q sub-tiles of `2048 / D` rows and
 /// key chunks of `1024 / D` in workgroup memory; the mask predicate, or the mask's element
-/// bits, apply inside partial blocks only. NaN or +inf in a row's kept scores (NaN or Inf in Q or K) makes that row's O
-/// and LSE NaN, as torch's SDPA; -inf scores count as masked.
+/// bits, apply inside partial blocks only. NaN or +inf in a row's kept scores (NaN or Inf in Q
+/// or K) makes that row's O and LSE NaN, as torch's SDPA; -inf scores count as masked.
 pub struct WgpuAttentionPlan<T> {
     ctx: Arc<Context>,
     lens: (usize, usize, usize),
     pipeline: Arc<wgpu::ComputePipeline>,
     workgroups: u32,
-    q: wgpu::Buffer,
-    k: wgpu::Buffer,
-    v: wgpu::Buffer,
-    o: wgpu::Buffer,
+    /// Written by device calls given no LSE buffer, and by host calls.
     lse: wgpu::Buffer,
-    staging: wgpu::Buffer,
-    group: wgpu::BindGroup,
+    host: Option<HostStaging>,
     /// Row starts, entries, aux table (document ids, or tile starts and element bits),
     /// parameters: bound with the caller's buffers too.
     tables: [wgpu::Buffer; 4],
     bound: BindCache<5>,
     _t: std::marker::PhantomData<fn(T)>,
+}
+
+/// The host path's buffers: device copies of Q, K, V and O (LSE is the plan's own), the
+/// mappable read-back of O and LSE, and the bind group over them.
+struct HostStaging {
+    q: wgpu::Buffer,
+    k: wgpu::Buffer,
+    v: wgpu::Buffer,
+    o: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    group: wgpu::BindGroup,
 }
 
 impl<T> std::fmt::Debug for WgpuAttentionPlan<T> {
@@ -72,6 +79,23 @@ impl<T> std::fmt::Debug for WgpuAttentionPlan<T> {
 }
 
 impl<T> WgpuAttentionPlan<T> {
+    /// Whether the plan has the buffers of [`SparseAttention::attention_host`] (made with the
+    /// plan, or by [`Wgpu::prepare_attention_host`] for a plan of
+    /// [`Wgpu::plan_attention_device`]).
+    pub fn has_host_staging(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// A bind group over `operands` (Q, K, V, O, LSE) and the plan's tables.
+    fn bind(&self, operands: [&wgpu::Buffer; 5]) -> Result<wgpu::BindGroup> {
+        let [rows, entries, aux, params] = &self.tables;
+        let [q, k, v, o, lse] = operands;
+        self.ctx.bind_group(
+            &self.pipeline,
+            &[q, k, v, o, lse, rows, entries, aux, params],
+        )
+    }
+
     /// Enqueues the plan's one dispatch with bind group `group` (nothing for an empty query).
     fn enqueue(&self, encoder: &mut wgpu::CommandEncoder, group: &wgpu::BindGroup) {
         if self.lens.0 > 0 {
@@ -80,10 +104,17 @@ impl<T> WgpuAttentionPlan<T> {
     }
 }
 
-impl<T: AttentionElement> SparseAttention<T> for Wgpu {
-    type AttentionPlan = WgpuAttentionPlan<T>;
-
-    fn plan_attention(
+impl Wgpu {
+    /// A plan for device buffers only ([`SparseAttention::attention`]): as
+    /// [`SparseAttention::plan_attention`] without the host path's buffers (device copies of
+    /// Q, K, V and O and a mappable buffer as large as O and LSE). Its
+    /// [`SparseAttention::attention_host`] returns [`Error::PlanMismatch`] until
+    /// [`Wgpu::prepare_attention_host`]. [`crate::Auto`] makes these for data on the wgpu
+    /// device. `T` is f32, or f16 on adapters with `SHADER_F16`.
+    ///
+    /// # Errors
+    /// As [`SparseAttention::plan_attention`].
+    pub fn plan_attention_device<T: AttentionElement>(
         &self,
         spec: &AttentionSpec,
         mask: &BlockMask,
@@ -165,42 +196,67 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
         let ids_buf = ctx.storage_buffer("attention aux table", rule.aux.len().max(1), 4)?;
         ctx.write(&ids_buf, bytemuck::cast_slice(&rule.aux))?;
         let params_buf = ctx.uniform_buffer(bytemuck::cast_slice(&params))?;
-        let q = ctx.storage_buffer("attention q", lens.0, size)?;
-        let k = ctx.storage_buffer("attention k", lens.1, size)?;
-        let v = ctx.storage_buffer("attention v", lens.1, size)?;
-        let o = ctx.storage_buffer("attention o", lens.0, size)?;
         let lse = ctx.storage_buffer("attention lse", lens.2, 4)?;
-        let staging = ctx.staging_buffer(lse_offset(lens.0 * size) + 4 * lens.2 as u64)?;
-        let group = ctx.bind_group(
-            &pipeline,
-            &[
-                &q,
-                &k,
-                &v,
-                &o,
-                &lse,
-                &rows_buf,
-                &entries_buf,
-                &ids_buf,
-                &params_buf,
-            ],
-        )?;
         Ok(WgpuAttentionPlan {
             ctx: Arc::clone(ctx),
             lens,
             pipeline,
             workgroups: tasks.clamp(1, ctx.summary.max_workgroups_per_dim as usize) as u32,
-            q,
-            k,
-            v,
-            o,
             lse,
-            staging,
-            group,
+            host: None,
             tables: [rows_buf, entries_buf, ids_buf, params_buf],
             bound: BindCache::default(),
             _t: std::marker::PhantomData,
         })
+    }
+
+    /// Allocates the host path's buffers of a plan made by [`Wgpu::plan_attention_device`],
+    /// so that its [`SparseAttention::attention_host`] runs, allocating nothing. Plans of
+    /// [`SparseAttention::plan_attention`] have them from the start: then this does nothing.
+    ///
+    /// # Errors
+    /// [`Error::PlanMismatch`] for a plan of another backend instance; [`Error::Device`] when
+    /// the allocation fails.
+    pub fn prepare_attention_host<T: AttentionElement>(
+        &self,
+        plan: &mut WgpuAttentionPlan<T>,
+    ) -> Result<()> {
+        self.check_owner(&plan.ctx, "attention plan from another backend instance")?;
+        if plan.host.is_some() {
+            return Ok(());
+        }
+        let ctx = &plan.ctx;
+        let (q_len, kv_len, lse_len) = plan.lens;
+        let size = std::mem::size_of::<T>();
+        let q = ctx.storage_buffer("attention q", q_len, size)?;
+        let k = ctx.storage_buffer("attention k", kv_len, size)?;
+        let v = ctx.storage_buffer("attention v", kv_len, size)?;
+        let o = ctx.storage_buffer("attention o", q_len, size)?;
+        let staging = ctx.staging_buffer(lse_offset(q_len * size) + 4 * lse_len as u64)?;
+        let group = plan.bind([&q, &k, &v, &o, &plan.lse])?;
+        plan.host = Some(HostStaging {
+            q,
+            k,
+            v,
+            o,
+            staging,
+            group,
+        });
+        Ok(())
+    }
+}
+
+impl<T: AttentionElement> SparseAttention<T> for Wgpu {
+    type AttentionPlan = WgpuAttentionPlan<T>;
+
+    fn plan_attention(
+        &self,
+        spec: &AttentionSpec,
+        mask: &BlockMask,
+    ) -> Result<WgpuAttentionPlan<T>> {
+        let mut plan = self.plan_attention_device(spec, mask)?;
+        self.prepare_attention_host(&mut plan)?;
+        Ok(plan)
     }
 
     fn attention(
@@ -223,13 +279,7 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
         if !plan.bound.holds(key) {
             // Without an LSE buffer the kernel writes the plan's own.
             let lse_buf = lse.as_ref().map_or(&plan.lse, |l| &l.buffer);
-            let [rows, entries, ids, params] = &plan.tables;
-            let group = plan.ctx.bind_group(
-                &plan.pipeline,
-                &[
-                    &q.buffer, &k.buffer, &v.buffer, &o.buffer, lse_buf, rows, entries, ids, params,
-                ],
-            )?;
+            let group = plan.bind([&q.buffer, &k.buffer, &v.buffer, &o.buffer, lse_buf])?;
             plan.bound.set(key, vec![group]);
         }
         plan.ctx
@@ -261,21 +311,25 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
     ) -> Result<()> {
         self.check_owner(&plan.ctx, "attention plan from another backend instance")?;
         crate::attention::check_operands(plan.lens, q, k, v, o, lse.as_deref())?;
+        let host = plan.host.as_ref().ok_or(Error::PlanMismatch(
+            "attention_host on a plan made for device buffers (Wgpu::plan_attention_device): \
+             call Wgpu::prepare_attention_host first",
+        ))?;
         let (_, _, lse_len) = plan.lens;
         let ctx = &plan.ctx;
-        ctx.write(&plan.q, bytemuck::cast_slice(q))?;
-        ctx.write(&plan.k, bytemuck::cast_slice(k))?;
-        ctx.write(&plan.v, bytemuck::cast_slice(v))?;
+        ctx.write(&host.q, bytemuck::cast_slice(q))?;
+        ctx.write(&host.k, bytemuck::cast_slice(k))?;
+        ctx.write(&host.v, bytemuck::cast_slice(v))?;
         let o_bytes = std::mem::size_of_val(o);
         let lse_at = lse_offset(o_bytes);
         let lse_bytes = 4 * lse_len as u64;
         ctx.enqueue_ordered(|encoder| {
-            plan.enqueue(encoder, &plan.group);
+            plan.enqueue(encoder, &host.group);
             if o_bytes > 0 {
-                encoder.copy_buffer_to_buffer(&plan.o, 0, &plan.staging, 0, padded(o_bytes as u64));
+                encoder.copy_buffer_to_buffer(&host.o, 0, &host.staging, 0, padded(o_bytes as u64));
             }
             if lse.is_some() && lse_bytes > 0 {
-                encoder.copy_buffer_to_buffer(&plan.lse, 0, &plan.staging, lse_at, lse_bytes);
+                encoder.copy_buffer_to_buffer(&plan.lse, 0, &host.staging, lse_at, lse_bytes);
             }
         })?;
         let total = if lse.is_some() {
@@ -283,7 +337,7 @@ impl<T: AttentionElement> SparseAttention<T> for Wgpu {
         } else {
             o_bytes as u64
         };
-        ctx.read_mapped(&plan.staging, total, |bytes| {
+        ctx.read_mapped(&host.staging, total, |bytes| {
             bytemuck::cast_slice_mut::<T, u8>(o).copy_from_slice(&bytes[..o_bytes]);
             if let Some(l) = lse {
                 let at = lse_at as usize;
@@ -300,18 +354,25 @@ fn lse_offset(o_bytes: usize) -> u64 {
 }
 
 impl<T> PlanFootprint for WgpuAttentionPlan<T> {
-    /// The mappable read-back buffer for O and LSE of host calls (made with the plan).
+    /// The mappable read-back buffer for O and LSE of host calls (made with the plan, or by
+    /// [`Wgpu::prepare_attention_host`]); 0 without the host path.
     fn scratch_bytes(&self) -> usize {
-        self.staging.size() as usize
+        self.host.as_ref().map_or(0, |h| h.staging.size() as usize)
     }
 
-    /// The device copies of Q, K, V, O and LSE for host calls (made with the plan), and the
-    /// mask tables and parameters.
+    /// The LSE buffer, the mask tables and parameters, and with the host path the device
+    /// copies of Q, K, V and O.
     fn device_bytes(&self) -> usize {
-        [&self.q, &self.k, &self.v, &self.o, &self.lse]
-            .into_iter()
+        let host = self.host.as_ref().map_or(0, |h| {
+            [&h.q, &h.k, &h.v, &h.o]
+                .into_iter()
+                .map(wgpu::Buffer::size)
+                .sum::<u64>()
+        });
+        let own = std::iter::once(&self.lse)
             .chain(&self.tables)
             .map(wgpu::Buffer::size)
-            .sum::<u64>() as usize
+            .sum::<u64>();
+        (host + own) as usize
     }
 }

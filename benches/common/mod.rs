@@ -84,6 +84,22 @@ pub fn matrices<T: Real>(n: usize, batch: usize) -> Vec<T> {
     a
 }
 
+/// Issue 26's mixed batch: every order from 0 to `max_order` once, in a fixed shuffled
+/// order (so no backend sees sorted input), and the matrices laid out back to back.
+#[allow(dead_code)] // Not every bench binary that includes this module uses it.
+pub fn ragged_every_order<T: Real>(max_order: usize) -> (Vec<usize>, Vec<T>) {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut sizes: Vec<usize> = (0..=max_order).collect();
+    for i in (1..sizes.len()).rev() {
+        sizes.swap(i, rng.random_range(0..=i));
+    }
+    let mut a = Vec::with_capacity(sizes.iter().map(|n| n * n).sum());
+    for &n in &sizes {
+        a.extend(matrices::<T>(n, 1));
+    }
+    (sizes, a)
+}
+
 /// The comma-separated integers after the command-line flag `name`, if given.
 pub fn list_arg(name: &str) -> Option<Vec<usize>> {
     let v = std::env::args().skip_while(|a| a != name).nth(1)?;

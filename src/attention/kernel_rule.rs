@@ -19,7 +19,10 @@ pub(crate) struct KernelRule {
     /// mask row (`[Bm * Hm * QB]`, as `ElementBits::tile_start`), then the packed words from
     /// index `bits_at`. Else empty.
     pub aux: Vec<u32>,
-    /// Where the packed words start in `aux` (code 5: the number of mask rows), else 0.
+    /// Where the packed words start in `aux` (code 5: the number of mask rows), else 0. Only
+    /// the CUDA kernel takes it as a parameter (the WGSL shader computes it from the mask's
+    /// dimensions).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     pub bits_at: usize,
 }
 

@@ -201,19 +201,22 @@ impl<T: AttentionElement> AttentionPlans<T> for Cuda {
     }
 }
 
-// wgpu attention plans always have their host buffers (see `WgpuAttentionPlan`).
 #[cfg(feature = "wgpu")]
 impl<T: AttentionElement> AttentionPlans<T> for Wgpu {
     fn plan_attention_staged(
         &self,
         spec: &AttentionSpec,
         mask: &BlockMask,
-        _host: bool,
+        host: bool,
     ) -> Result<Self::AttentionPlan> {
-        self.plan_attention(spec, mask)
+        let mut plan = self.plan_attention_device(spec, mask)?;
+        if host {
+            self.prepare_attention_host(&mut plan)?;
+        }
+        Ok(plan)
     }
-    fn stage_attention_host(&self, _: &mut Self::AttentionPlan) -> Result<()> {
-        Ok(())
+    fn stage_attention_host(&self, plan: &mut Self::AttentionPlan) -> Result<()> {
+        self.prepare_attention_host(plan)
     }
 }
 

@@ -128,6 +128,7 @@ fn attention_device_bytes_cover_the_operands_and_the_mask() {
     let spec = AttentionSpec::self_attention(2, 64, 32);
     let mask = BlockMask::causal(64, 64, (16, 16)).unwrap();
     let plan: AttentionPlan<Wgpu, f32> = gpu.plan_attention(&spec, &mask).unwrap();
+    assert!(plan.has_host_staging());
     let (q, lse) = (4 * 2 * 64 * 32, 4 * 2 * 64);
     // Q, K, V, O and LSE for host calls, plus row starts (one per query block and head).
     assert!(
@@ -138,9 +139,29 @@ fn attention_device_bytes_cover_the_operands_and_the_mask() {
     // Read-back: O, then LSE (8-byte aligned).
     assert_eq!(plan.scratch_bytes(), buffer(q.next_multiple_of(8) + lse));
     let longer = AttentionSpec::self_attention(2, 128, 32);
-    let mask = BlockMask::causal(128, 128, (16, 16)).unwrap();
-    let bigger: AttentionPlan<Wgpu, f32> = gpu.plan_attention(&longer, &mask).unwrap();
+    let mask_128 = BlockMask::causal(128, 128, (16, 16)).unwrap();
+    let bigger: AttentionPlan<Wgpu, f32> = gpu.plan_attention(&longer, &mask_128).unwrap();
     assert!(bigger.device_bytes() >= plan.device_bytes() + 4 * q + lse);
+
+    // For device buffers only: no copies of Q, K, V, O and no read-back until prepared.
+    let mut device = gpu.plan_attention_device::<f32>(&spec, &mask).unwrap();
+    assert!(!device.has_host_staging());
+    assert_eq!(device.scratch_bytes(), 0);
+    assert_eq!(plan.device_bytes() - device.device_bytes(), 4 * buffer(q));
+    let x = vec![0.5f32; q / 4];
+    let mut o = vec![0.0f32; q / 4];
+    let err = gpu
+        .attention_host(&mut device, &x, &x, &x, &mut o, None)
+        .unwrap_err();
+    assert!(matches!(err, Error::PlanMismatch(_)), "{err:?}");
+    gpu.prepare_attention_host(&mut device).unwrap();
+    assert!(device.has_host_staging());
+    assert_eq!(device.device_bytes(), plan.device_bytes());
+    assert_eq!(device.scratch_bytes(), plan.scratch_bytes());
+    // Equal rows of V: every kept row's output is that row.
+    gpu.attention_host(&mut device, &x, &x, &x, &mut o, None)
+        .unwrap();
+    assert!(o.iter().all(|&y| (y - 0.5).abs() < 1e-6), "{:?}", &o[..4]);
 }
 
 #[test]
