@@ -41,6 +41,11 @@ def stream_handle(like, stream=None):
     if framework == "torch":
         import torch
 
+        # The raw handle without building a torch.cuda.Stream object (a few microseconds a
+        # call; Triton reads it the same way), where this torch has the accessor.
+        raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        if raw is not None:
+            return raw(like.device.index)
         return torch.cuda.current_stream(like.device).cuda_stream
     if framework == "cupy":
         import cupy
