@@ -81,8 +81,8 @@ pub use auto::{
 pub use backend::{Backend, BackendKind};
 pub use cost::Residency;
 pub use eigh::{
-    eigh_info_result, BatchedEigh, EighLayout, EighOffsets, EighPlan, EighSpec, MatrixSlot,
-    EIGH_NON_FINITE, EIGH_NO_CONVERGENCE, EIGH_SOLVED,
+    eigh_info_result, BatchedEigh, EighLayout, EighOffsets, EighPart, EighPlan, EighSpec,
+    MatrixSlot, EIGH_NON_FINITE, EIGH_NO_CONVERGENCE, EIGH_SOLVED,
 };
 pub use element::{Element, Real, Reducible};
 pub use error::{DeviceErrorKind, Error, Result};

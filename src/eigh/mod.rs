@@ -3,11 +3,13 @@
 //! and its plan's name ([`EighPlan`]). Everything here is also re-exported at the crate root.
 
 mod spec;
+mod split;
 mod status;
 
 #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(unused_imports))]
 pub(crate) use spec::bucket_order;
 pub use spec::{EighLayout, EighOffsets, EighSpec, MatrixSlot};
+pub use split::EighPart;
 pub use status::{eigh_info_result, EIGH_NON_FINITE, EIGH_NO_CONVERGENCE, EIGH_SOLVED};
 
 use crate::{Backend, Real, Result};
