@@ -4,7 +4,7 @@
 //! docs/benchmarks/cuda-h100.md).
 //!
 //! Usage: `cargo bench --features cuda --bench eigh_cuda [-- --quick]
-//! [--only seed,example,ragged,eigh] [--ns 4,8] [--batches 1024] [--jacobi] [--groups] [--cpu]
+//! [--only seed,example,ragged,eigh,multi] [--ns 4,8] [--batches 1024] [--jacobi] [--groups] [--cpu]
 //! [--ragged-max 300]`. Timing: each case is
 //! warmed up, then repeated until 0.2 s (--quick: 0.05 s) have passed with a device
 //! synchronisation at the end; the figure is the mean per call. Host-to-host cases report
@@ -252,6 +252,61 @@ fn ragged_workload(cuda: &Cuda, cpu: &Cpu) {
     println!("{{\"bench\":\"ragged\",\"dtype\":\"f64\",\"matrices\":{},\"max_order\":{max_order},\"vectors\":true,\"cuda_seconds\":{tg:e},\"cpu_seconds\":{tc:e},\"cuda_over_cpu\":{:.3},\"cpu_threads\":{},\"classes\":\"{classes}\"}}", sizes.len(), tg / tc, cpu.threads());
 }
 
+/// Issue 29's target: eigh over every GPU of the host (`Multi::every_cuda_device`) against
+/// device 0 alone, uniform batches of n = 12 and 64 at batch 131072 (`--ns`, `--batches`),
+/// f64 with vectors, device-resident (each device's part already there: the plan's split) and
+/// host to host. Prints the devices' count and the speed-up (target: >= 0.9 x devices).
+fn multi_workload(cuda: &Cuda) {
+    use megabatch::backends::multi::Multi;
+    let multi = match Multi::every_cuda_device() {
+        Ok(m) => m,
+        Err(e) => {
+            println!("{{\"bench\":\"multi\",\"skipped\":\"{e}\"}}");
+            return;
+        }
+    };
+    let devices = multi.devices().len();
+    for &n in &list_arg("--ns").unwrap_or_else(|| vec![12, 64]) {
+        for &batch in &list_arg("--batches").unwrap_or_else(|| vec![131_072]) {
+            let spec = EighSpec::uniform(n, batch).with_vectors(true);
+            let a = matrices::<f64>(n, batch);
+            let (mut w, mut v) = (vec![0.0; n * batch], vec![0.0; n * n * batch]);
+            // One device, resident and host to host.
+            let mut one = cuda.plan_eigh(&spec).unwrap();
+            let mut a1 = cuda.alloc::<f64>(a.len()).unwrap();
+            let mut w1 = cuda.alloc::<f64>(w.len()).unwrap();
+            let mut v1 = cuda.alloc::<f64>(v.len()).unwrap();
+            cuda.upload(&a, &mut a1).unwrap();
+            let one_resident = median_of(10, || {
+                cuda.eigh(&mut one, &a1, &mut w1, Some(&mut v1)).unwrap();
+                cuda.synchronize().unwrap();
+            });
+            let one_host = median_of(5, || {
+                cuda.eigh_host(&mut one, &a, &mut w, Some(&mut v)).unwrap()
+            });
+            // Every device.
+            let mut plan = multi.plan_eigh(&spec).unwrap();
+            let by_a = || plan.parts().iter().map(|p| p.a.clone()).collect::<Vec<_>>();
+            let mut am = multi.alloc_parts::<f64>(by_a()).unwrap();
+            let mut wm = multi
+                .alloc_parts::<f64>(plan.parts().iter().map(|p| p.w.clone()).collect::<Vec<_>>())
+                .unwrap();
+            let mut vm = multi.alloc_parts::<f64>(by_a()).unwrap();
+            multi.upload(&a, &mut am).unwrap();
+            let all_resident = median_of(10, || {
+                multi.eigh(&mut plan, &am, &mut wm, Some(&mut vm)).unwrap();
+                multi.synchronize().unwrap();
+            });
+            let all_host = median_of(5, || {
+                multi
+                    .eigh_host(&mut plan, &a, &mut w, Some(&mut v))
+                    .unwrap()
+            });
+            println!("{{\"bench\":\"multi\",\"n\":{n},\"batch\":{batch},\"devices\":{devices},\"one_resident_seconds\":{one_resident:e},\"all_resident_seconds\":{all_resident:e},\"resident_speedup\":{:.3},\"one_host_seconds\":{one_host:e},\"all_host_seconds\":{all_host:e},\"host_speedup\":{:.3}}}", one_resident / all_resident, one_host / all_host);
+        }
+    }
+}
+
 fn seed_workload(cuda: &Cuda, cpu: &Cpu) {
     let (n, batch) = (12, 1582);
     let a = matrices::<f64>(n, batch);
@@ -316,6 +371,13 @@ fn main() {
     }
     if want("ragged") {
         ragged_workload(&cuda, &cpu);
+    }
+    // Only when asked: it allocates on every GPU of the host.
+    if only
+        .as_deref()
+        .is_some_and(|o| o.split(',').any(|x| x == "multi"))
+    {
+        multi_workload(&cuda);
     }
     if want("eigh") {
         let default_ns: &[usize] = if quick {
