@@ -189,6 +189,13 @@ fn one_thousand_eigh_calls_allocate_nothing() {
 
     let small = EighSpec::uniform(4, 3).with_vectors(true);
     let mut small_plan = cpu.plan_eigh(&small).unwrap();
+    // Several simulated devices: the parts' threads and the split add no allocation.
+    let multi =
+        megabatch::backends::multi::Multi::new(vec![Cpu::with_threads(1).unwrap(); 3]).unwrap();
+    let multi_spec = EighSpec::ragged(sizes.clone()).with_vectors(true);
+    let mut multi_plan = multi.plan_eigh(&multi_spec).unwrap();
+    let multi_off = multi_spec.offsets(8).unwrap();
+    let (mut multi_w, mut multi_v) = (vec![0.0; multi_off.w_len()], vec![0.0; multi_off.a_len()]);
     let small_a: Vec<f32> = (0..48).map(|i| (i % 7) as f32).collect();
     let (mut small_w, mut small_v) = (vec![0.0f32; 12], vec![0.0f32; 48]);
 
@@ -198,6 +205,9 @@ fn one_thousand_eigh_calls_allocate_nothing() {
         auto.eigh_host(auto_plan, &a, w, v.as_deref_mut()).unwrap();
     }
     cpu.eigh_host(&mut small_plan, &small_a, &mut small_w, Some(&mut small_v))
+        .unwrap();
+    multi
+        .eigh_host(&mut multi_plan, &a, &mut multi_w, Some(&mut multi_v))
         .unwrap();
 
     let before = ALLOCATIONS.load(Ordering::SeqCst);
@@ -216,6 +226,12 @@ fn one_thousand_eigh_calls_allocate_nothing() {
         cpu.eigh_host(&mut small_plan, &small_a, &mut small_w, Some(&mut small_v))
             .unwrap();
         calls += 1;
+        if calls % 50 < 6 {
+            multi
+                .eigh_host(&mut multi_plan, &a, &mut multi_w, Some(&mut multi_v))
+                .unwrap();
+            calls += 1;
+        }
     }
     let after = ALLOCATIONS.load(Ordering::SeqCst);
     assert_eq!(
