@@ -66,6 +66,7 @@ pub mod faults;
 mod footprint;
 mod limits;
 pub mod reduce;
+mod split;
 mod stable_hash;
 
 #[path = "../backends/mod.rs"]

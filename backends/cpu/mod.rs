@@ -8,7 +8,7 @@ pub(crate) mod pool;
 mod queue;
 
 use std::sync::Arc;
-mod reduce;
+pub(crate) mod reduce;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

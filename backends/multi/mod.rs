@@ -8,14 +8,16 @@
 //! Buffers ([`MultiBuffer`]) are one buffer per device, each holding one contiguous range of
 //! the whole: a plan's device calls take buffers split as the plan splits its operands
 //! ([`MultiEighPlan::parts`], [`Multi::alloc_parts`]); host calls split the caller's slices by
-//! range. Issue "One batch over every GPU of a host": eigh so far; reductions and attention,
-//! and `Auto` over a `Multi`, are the next steps.
+//! range. Issue "One batch over every GPU of a host": eigh and whole-array and segment
+//! reductions so far; row reductions, attention and `Auto` over a `Multi` are the next steps.
 
 mod buffer;
 mod eigh;
+mod reduce;
 
 pub use buffer::MultiBuffer;
 pub use eigh::MultiEighPlan;
+pub use reduce::MultiReducePlan;
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -188,15 +190,7 @@ impl<B: Backend> Backend for Multi<B> {
     /// `len` elements split evenly by element count over the devices (earlier devices take
     /// the remainder). Plans whose parts are split by work need [`Multi::alloc_parts`].
     fn alloc<T: Element>(&self, len: usize) -> Result<MultiBuffer<B, T>> {
-        let count = self.devices.len();
-        let (per, extra) = (len / count, len % count);
-        let mut start = 0;
-        let ranges = (0..count).map(|k| {
-            let r = start..start + per + usize::from(k < extra);
-            start = r.end;
-            r
-        });
-        self.alloc_parts(ranges.collect::<Vec<_>>())
+        self.alloc_parts(reduce::even_ranges(len, self.devices.len()))
     }
 
     fn upload<T: Element>(&self, src: &[T], dst: &mut MultiBuffer<B, T>) -> Result<()> {

@@ -64,23 +64,7 @@ impl EighSpec {
         for i in 0..count {
             prefix.push(prefix[i] + matrix_work(self.order(i)));
         }
-        let total = prefix[count];
-        let mut ends = Vec::with_capacity(parts);
-        let mut start = 0;
-        for k in 1..parts {
-            let target = total * k as f64 / parts as f64;
-            // The first boundary at or past the target, or the one before it if nearer.
-            let past = start + prefix[start..].partition_point(|&p| p < target);
-            let past = past.min(count);
-            let end = if past > start && target - prefix[past - 1] < prefix[past] - target {
-                past - 1
-            } else {
-                past
-            };
-            ends.push(end);
-            start = end;
-        }
-        ends.push(count);
+        let ends = crate::split::balanced_ends(&prefix, parts);
         let mut begin = 0;
         Ok(ends
             .into_iter()

@@ -7,5 +7,6 @@ mod common;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod multi;
 #[cfg(feature = "wgpu")]
 mod wgpu;

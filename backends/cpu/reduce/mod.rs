@@ -1,7 +1,7 @@
 //! `Reducer` on the CPU: fixed-size tasks on the worker pool write partial results into the
 //! plan's buffer; the caller combines them pairwise in a fixed order.
 
-mod pairwise;
+pub(crate) mod pairwise;
 
 use std::marker::PhantomData;
 
