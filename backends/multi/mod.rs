@@ -8,13 +8,15 @@
 //! Buffers ([`MultiBuffer`]) are one buffer per device, each holding one contiguous range of
 //! the whole: a plan's device calls take buffers split as the plan splits its operands
 //! ([`MultiEighPlan::parts`], [`Multi::alloc_parts`]); host calls split the caller's slices by
-//! range. Issue "One batch over every GPU of a host": eigh and whole-array and segment
-//! reductions so far; row reductions, attention and `Auto` over a `Multi` are the next steps.
+//! range. Issue "One batch over every GPU of a host": eigh, whole-array and segment
+//! reductions, attention; row reductions and `Auto` over a `Multi` are the next steps.
 
+mod attention;
 mod buffer;
 mod eigh;
 mod reduce;
 
+pub use attention::{AttentionPart, MultiAttentionPlan};
 pub use buffer::MultiBuffer;
 pub use eigh::MultiEighPlan;
 pub use reduce::MultiReducePlan;

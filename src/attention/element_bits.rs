@@ -132,6 +132,11 @@ impl ElementBits {
         &self.words
     }
 
+    /// `u32` words of one tile: `BQ * ceil(BK / 32)`.
+    pub fn tile_words(&self) -> usize {
+        self.tile_words
+    }
+
     /// Partial blocks with bits: `sum(kv_num_blocks)`.
     pub fn tiles(&self) -> usize {
         self.tile_starts.last().copied().unwrap_or(0)

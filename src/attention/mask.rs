@@ -444,6 +444,68 @@ impl BlockMask {
         total * (batch / self.batch) * (heads / self.heads)
     }
 
+    /// The mask of a call of `batch` x `heads` (batch, query head) rows, row `(b', h')` being
+    /// this mask's row `pick(b', h')` (broadcast applied): for splitting one call's heads
+    /// across devices, each part a call of its own. A mask broadcast over both batch and heads
+    /// is returned as it is. Lists, full blocks and element bits are copied row by row.
+    ///
+    /// # Errors
+    /// As [`BlockMask::from_parts`] (the copy of a valid mask is valid).
+    pub(crate) fn gather(
+        &self,
+        batch: usize,
+        heads: usize,
+        pick: impl Fn(usize, usize) -> (usize, usize),
+    ) -> Result<Self> {
+        if self.batch == 1 && self.heads == 1 {
+            return Ok(self.clone());
+        }
+        let (qb, kb) = self.block_counts();
+        let rows = batch * heads * qb;
+        let mut counts = Vec::with_capacity(rows);
+        let mut indices = Vec::with_capacity(rows * kb);
+        let mut full = self
+            .full
+            .as_ref()
+            .map(|_| (Vec::with_capacity(rows), Vec::with_capacity(rows * kb)));
+        let mut words = self.bits.as_ref().map(|_| Vec::new());
+        for b in 0..batch {
+            for h in 0..heads {
+                let (ob, oh) = pick(b, h);
+                for q in 0..qb {
+                    let r = self.row_index(ob, oh, q);
+                    counts.push(self.kv_num_blocks[r]);
+                    indices.extend_from_slice(&self.kv_indices[r * kb..(r + 1) * kb]);
+                    if let (Some((n, i)), Some((fn_, fi))) = (&mut full, &self.full) {
+                        n.push(fn_[r]);
+                        i.extend_from_slice(&fi[r * kb..(r + 1) * kb]);
+                    }
+                    if let (Some(w), Some(bits)) = (&mut words, &self.bits) {
+                        let per = bits.tile_words();
+                        let first = bits.tile_start(r);
+                        let count = self.kv_num_blocks[r] as usize;
+                        w.extend_from_slice(&bits.words()[first * per..(first + count) * per]);
+                    }
+                }
+            }
+        }
+        let parts = BlockMaskParts {
+            seq_q: self.seq_q,
+            seq_kv: self.seq_kv,
+            block: self.block,
+            batch,
+            heads,
+            kv_num_blocks: counts,
+            kv_indices: indices,
+            full,
+            predicate: self.predicate.clone(),
+        };
+        match words {
+            Some(w) => Self::from_parts_with_bits(parts, w),
+            None => Self::from_parts(parts),
+        }
+    }
+
     /// (batch, heads) dimensions of the tensors (1 where broadcast).
     pub fn broadcast_dims(&self) -> (usize, usize) {
         (self.batch, self.heads)

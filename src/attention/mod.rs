@@ -17,7 +17,6 @@ pub use element_bits::ElementBits;
 pub(crate) use kernel_rule::KernelRule;
 pub use mask::{BlockMask, BlockMaskParts, BLOCK_SIZES};
 pub use predicate::MaskPredicate;
-#[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub(crate) use spec::check_operand_lens;
 pub(crate) use spec::check_operands;
 pub use spec::{AttentionElement, AttentionSpec, HEAD_DIMS};

@@ -9,5 +9,6 @@ mod cpu;
 mod cuda;
 mod element_bits;
 mod mask;
+mod multi;
 #[cfg(feature = "wgpu")]
 mod wgpu;
