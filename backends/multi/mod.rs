@@ -8,13 +8,14 @@
 //! Buffers ([`MultiBuffer`]) are one buffer per device, each holding one contiguous range of
 //! the whole: a plan's device calls take buffers split as the plan splits its operands
 //! ([`MultiEighPlan::parts`], [`Multi::alloc_parts`]); host calls split the caller's slices by
-//! range. Issue "One batch over every GPU of a host": eigh, whole-array and segment
-//! reductions, attention; row reductions and `Auto` over a `Multi` are the next steps.
+//! range. Issue "One batch over every GPU of a host": eigh, reductions and attention;
+//! `Auto` over a `Multi` is the next step.
 
 mod attention;
 mod buffer;
 mod eigh;
 mod reduce;
+mod rows;
 
 pub use attention::{AttentionPart, MultiAttentionPlan};
 pub use buffer::MultiBuffer;
@@ -139,12 +140,12 @@ impl<B: Backend> Multi<B> {
 
     /// Runs `task(k)` for every device `k`, device `k` always on thread `k` of the pool (the
     /// calling thread for device 0), and returns the error of the lowest-numbered device that
-    /// failed, if any. No allocation. A fixed thread per device keeps its context current
+    /// failed, if any (a device error's message naming the device). No allocation. A fixed thread per device keeps its context current
     /// there and its thread-local scratch (faer's, on a CPU) made once.
     fn each_device(&self, task: &(dyn Fn(usize) -> Result<()> + Sync)) -> Result<()> {
         let first_error = std::sync::Mutex::new(None::<(usize, Error)>);
         self.pool.run_on_each_thread(&|k, _| {
-            if let Err(e) = task(k) {
+            if let Err(e) = task(k).map_err(|e| name_device(e, k)) {
                 let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
                 if slot.as_ref().is_none_or(|(j, _)| k < *j) {
                     *slot = Some((k, e));
@@ -178,6 +179,22 @@ impl Multi<crate::backends::cuda::Cuda> {
             ));
         }
         Self::new(devices)
+    }
+}
+
+/// `e` with a device error's message naming device `k` (its index in [`Multi::devices`]).
+fn name_device(e: Error, k: usize) -> Error {
+    match e {
+        Error::Device {
+            kind,
+            backend,
+            message,
+        } => Error::Device {
+            kind,
+            backend,
+            message: format!("device {k} of the Multi: {message}"),
+        },
+        other => other,
     }
 }
 

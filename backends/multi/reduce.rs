@@ -1,7 +1,7 @@
 //! `Reducer` on [`Multi`]: whole-array reductions split evenly by elements, each device's
 //! partial combined on the host in device order (deterministic: the same split and order on
 //! every call); segment reductions split by whole segments of about equal length, each device
-//! writing its segments' results. Row reductions over several devices are not built yet.
+//! writing its segments' results; row reductions split by rows (`rows.rs`).
 
 use std::ops::Range;
 
@@ -29,6 +29,11 @@ use super::{Multi, MultiBuffer, MultiQueue};
 /// Segment reductions take `x` (and `y`) split by [`MultiReducePlan::x_parts`] and `out` by
 /// [`MultiReducePlan::out_parts`] (see [`Multi::alloc_parts`]); each device computes whole
 /// segments, so results equal one device's bit for bit.
+///
+/// Row reductions take `x` split by [`MultiReducePlan::x_parts`] (whole rows, evenly), the
+/// weights `y` of `WeightedMean` by [`MultiReducePlan::y_parts`], and `out` split any way;
+/// each device's column partials are read back and combined on the host in device order
+/// (see `rows.rs` for `WeightedMean`).
 pub struct MultiReducePlan<B: Reducer<T>, T: Reducible> {
     owner: u64,
     shape: ReduceShape,
@@ -41,6 +46,8 @@ pub struct MultiReducePlan<B: Reducer<T>, T: Reducible> {
     /// Whole-array reductions: two partials per device (the second for `MaxRelDiff`).
     partials: Vec<[T::Acc; 2]>,
     device_partials: Vec<[B::Buffer<T::Acc>; 2]>,
+    /// Row reductions' own parts.
+    rows: Option<super::rows::RowPlans<B, T>>,
 }
 
 impl<B: Reducer<T>, T: Reducible> std::fmt::Debug for MultiReducePlan<B, T> {
@@ -57,8 +64,17 @@ impl<B: Reducer<T>, T: Reducible> MultiReducePlan<B, T> {
         &self.x_parts
     }
 
+    /// Each device's element range of `y`: as [`MultiReducePlan::x_parts`], except the
+    /// weights of a row reduction (one per row).
+    pub fn y_parts(&self) -> Vec<Range<usize>> {
+        match &self.rows {
+            Some(rows) => rows.y_ranges(),
+            None => self.x_parts.clone(),
+        }
+    }
+
     /// Each device's element range of `out` (whole-array reductions: the one value, with
-    /// device 0).
+    /// device 0; row reductions: an even split, though any split is taken).
     pub fn out_parts(&self) -> &[Range<usize>] {
         &self.out_parts
     }
@@ -71,9 +87,12 @@ impl<B: Reducer<T>, T: Reducible> PlanFootprint for MultiReducePlan<B, T> {
             .plans
             .iter()
             .chain(&self.y_max)
+            .chain(self.rows.iter().flat_map(|r| r.plans()))
             .map(PlanFootprint::scratch_bytes)
             .sum();
-        plans + std::mem::size_of_val(&self.partials[..])
+        plans
+            + std::mem::size_of_val(&self.partials[..])
+            + self.rows.as_ref().map_or(0, |r| r.host_bytes())
     }
 
     /// The devices' plans' device bytes (the one-element partial buffers are not counted).
@@ -81,6 +100,7 @@ impl<B: Reducer<T>, T: Reducible> PlanFootprint for MultiReducePlan<B, T> {
         self.plans
             .iter()
             .chain(&self.y_max)
+            .chain(self.rows.iter().flat_map(|r| r.plans()))
             .map(PlanFootprint::device_bytes)
             .sum()
     }
@@ -198,8 +218,7 @@ impl<B: Reducer<T>, T: Reducible> Reducer<T> for Multi<B> {
     /// Splits `spec` over the devices and plans each part there.
     ///
     /// # Errors
-    /// As [`ReduceSpec::shape`] and each device's `plan_reduce`; [`Error::Unsupported`] for
-    /// row reductions (not split across devices yet: plan them on one device).
+    /// As [`ReduceSpec::shape`] and each device's `plan_reduce`.
     fn plan_reduce(&self, spec: &ReduceSpec) -> Result<MultiReducePlan<B, T>> {
         let shape = spec.shape()?;
         let count = self.devices.len();
@@ -255,13 +274,20 @@ impl<B: Reducer<T>, T: Reducible> Reducer<T> for Multi<B> {
                 debug_assert_eq!(start, segments);
                 (None, x_parts, out_parts, specs, Vec::new())
             }
-            ReduceSpec::Rows { .. } => {
-                return Err(Error::Unsupported {
-                    backend: self.kind(),
-                    message: "row reductions across several devices (not built yet: plan them \
-                              on one device)"
-                        .into(),
-                })
+            ReduceSpec::Rows { op, rows, cols } => {
+                let row_plans = super::rows::plan::<B, T>(self, *op, *rows, *cols)?;
+                return Ok(MultiReducePlan {
+                    owner: self.id,
+                    shape,
+                    full: None,
+                    x_parts: row_plans.x_ranges(),
+                    out_parts: even_ranges(*cols, count),
+                    plans: Vec::new(),
+                    y_max: Vec::new(),
+                    partials: Vec::new(),
+                    device_partials: Vec::new(),
+                    rows: Some(row_plans),
+                });
             }
         };
         let plans = specs
@@ -292,6 +318,7 @@ impl<B: Reducer<T>, T: Reducible> Reducer<T> for Multi<B> {
             y_max,
             partials: vec![[T::Acc::of(0.0); 2]; count],
             device_partials,
+            rows: None,
         })
     }
 
@@ -330,6 +357,9 @@ impl<B: Reducer<T>, T: Reducible> Reducer<T> for Multi<B> {
     ) -> Result<()> {
         self.check_reduce_plan(plan)?;
         plan.shape.check(x.len(), y.map(<[T]>::len), out.len())?;
+        if let Some(rows) = &mut plan.rows {
+            return self.rows_host(rows, x, y, out);
+        }
         let x_parts = plan.x_parts.clone();
         let out_parts = plan.out_parts.clone();
         let full = plan.full.is_some();
@@ -375,13 +405,19 @@ impl<B: Backend> Multi<B> {
         plan.shape
             .check(x.len(), y.map(MultiBuffer::len), out.len())?;
         let split_ok = x.split_is(plan.x_parts.iter().cloned())
-            && y.is_none_or(|y| y.split_is(plan.x_parts.iter().cloned()))
-            && (plan.full.is_some() || out.split_is(plan.out_parts.iter().cloned()));
+            && y.is_none_or(|y| y.split_is(plan.y_parts().into_iter()))
+            && (plan.full.is_some()
+                || plan.rows.is_some()
+                || out.split_is(plan.out_parts.iter().cloned()));
         if !split_ok {
             return Err(Error::PlanMismatch(
-                "Multi reduce: buffers split otherwise than the plan's parts (allocate x and y \
-                 with Multi::alloc_parts over plan.x_parts(), out over plan.out_parts())",
+                "Multi reduce: buffers split otherwise than the plan's parts (allocate x with \
+                 Multi::alloc_parts over plan.x_parts(), y over plan.y_parts(), out over \
+                 plan.out_parts())",
             ));
+        }
+        if let Some(rows) = &mut plan.rows {
+            return self.rows_device(queue, rows, x, y, out);
         }
         let full = plan.full.is_some();
         // Out of the plan while its parts run (no allocation: an empty Vec takes its place).

@@ -1,11 +1,12 @@
 //! Reductions on `Multi` (CPU backends of one thread each as stand-in devices): whole-array
 //! results within the summation bound of the exact value and the same on every call
 //! (deterministic combine in device order), NaN anywhere -> NaN, segment results bit for bit
-//! one device's, device buffers split as the plan says, row reductions refused clearly.
+//! one device's, row reductions within the summation bound of exact references (weighted
+//! means with parts of zero weight included), device buffers split as the plan says.
 
 use crate::common;
 
-use common::reduce_check::{check_full_nan_propagation, segments_reference};
+use common::reduce_check::{check_full_nan_propagation, rows_reference, segments_reference};
 use common::{bound, exact_sum, rng};
 use megabatch::backends::cpu::Cpu;
 use megabatch::backends::multi::Multi;
@@ -172,12 +173,72 @@ fn device_buffers_split_as_the_plan_and_segments_equal_one_device() {
 }
 
 #[test]
-fn row_reductions_are_refused_with_a_reason() {
+fn row_reductions_combine_column_partials_host_and_device() {
+    let mut r = rng(8);
+    let (rows, cols) = (1001, 7);
+    let x: Vec<f64> = (0..rows * cols)
+        .map(|_| r.random_range(-1.0..1.0))
+        .collect();
+    // Probability-like weights, with the last 400 rows weighted 0 (a whole part on 5
+    // devices), so a part's weight sum can be 0.
+    let w: Vec<f64> = (0..rows)
+        .map(|i| {
+            if i >= 601 {
+                0.0
+            } else {
+                r.random_range(0.0..1.0)
+            }
+        })
+        .collect();
+    for devices in [1, 2, 5] {
+        let multi = simulated(devices);
+        for op in RowReduceOp::ALL {
+            let spec = ReduceSpec::Rows { op, rows, cols };
+            let yy = op.takes_y().then_some(&w[..]);
+            let mut plan = multi.plan_reduce(&spec).unwrap();
+            let mut host = vec![0.0f64; cols];
+            multi.reduce_host(&mut plan, &x, yy, &mut host).unwrap();
+            let want = rows_reference(op, &x, rows, cols, &w);
+            for c in 0..cols {
+                let abs = (0..rows).map(|i| x[i * cols + c].abs()).sum::<f64>();
+                assert!(
+                    (host[c] - want[c]).abs() <= bound(rows, f64::EPSILON, abs.max(1.0)),
+                    "{devices} devices {op:?} col {c}: {} vs {}",
+                    host[c],
+                    want[c]
+                );
+            }
+            // The device call: x by the plan's rows, weights by its y parts, out any split.
+            let mut xd = multi.alloc_parts::<f64>(plan.x_parts().to_vec()).unwrap();
+            multi.upload(&x, &mut xd).unwrap();
+            let yd = yy.map(|w| {
+                let mut b = multi.alloc_parts::<f64>(plan.y_parts()).unwrap();
+                multi.upload(w, &mut b).unwrap();
+                b
+            });
+            let mut od = multi.alloc::<f64>(cols).unwrap();
+            multi.reduce(&mut plan, &xd, yd.as_ref(), &mut od).unwrap();
+            let mut device = vec![0.0f64; cols];
+            multi.download(&od, &mut device).unwrap();
+            assert_eq!(device, host, "{devices} devices {op:?}: device call");
+        }
+    }
+    // A NaN in a zero-weight row still makes its column's weighted mean NaN, as on one device.
+    let multi = simulated(5);
+    let mut x_nan = x.clone();
+    x_nan[1000 * cols + 3] = f64::NAN;
     let spec = ReduceSpec::Rows {
-        op: RowReduceOp::Sum,
-        rows: 4,
-        cols: 3,
+        op: RowReduceOp::WeightedMean,
+        rows,
+        cols,
     };
-    let err = Reducer::<f64>::plan_reduce(&simulated(2), &spec).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    let mut plan = multi.plan_reduce(&spec).unwrap();
+    let mut out = vec![0.0f64; cols];
+    multi
+        .reduce_host(&mut plan, &x_nan, Some(&w), &mut out)
+        .unwrap();
+    assert!(
+        out[3].is_nan() && out.iter().filter(|v| v.is_nan()).count() == 1,
+        "{out:?}"
+    );
 }
