@@ -2,7 +2,7 @@
 //! their headers name. WGSL has no generics, so each variant (dtype, matrix order, team shape,
 //! head dimension) is the shader text with a header of `alias` and `const` declarations in
 //! front, built by the variant types of `eigh_kernel.rs`, `reduce_kernel.rs` and
-//! `attention_kernel.rs`; `tests/wgpu_shaders.rs` validates each with naga, without an adapter.
+//! `attention_kernel.rs`; `tests/kernels/wgpu.rs` validates each with naga, without an adapter.
 
 /// What both eigensolver shaders start with (`shaders/eigh/common.wgsl`): bindings, matrix
 /// lookup, input test, exponent.

@@ -1,7 +1,8 @@
 //! The timing harness of the GPU benches (`eigh_cuda`, `reduce_cuda`, `attention_cuda`,
-//! `eigh_wgpu`, `reduce_wgpu`, `attention_wgpu`): each device-resident case warmed up
-//! (pipelines, bind groups, kernel modules), then repeated until a time budget has passed with
-//! a synchronisation every 8 calls and at the end; host-to-host cases by their median.
+//! `iteration_cuda`, `eigh_wgpu`, `reduce_wgpu`, `attention_wgpu`): each device-resident case
+//! warmed up (pipelines, bind groups, kernel modules), then repeated until a time budget has
+//! passed with a synchronisation every 8 calls and at the end; host-to-host cases by their
+//! median.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};

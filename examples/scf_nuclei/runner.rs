@@ -1,5 +1,5 @@
 //! The step runner: one implementation per backend, each one file (`cpu.rs`, `cuda.rs` with
-//! the feature `cuda`; `wgpu.rs` later), joined by one line in [`RUNNERS`].
+//! the feature `cuda`, `wgpu.rs` with the feature `wgpu`), joined by one line in [`RUNNERS`].
 //!
 //! A runner owns the batch's arrays where its backend keeps them (host vectors for the CPU,
 //! device buffers for a GPU) and runs one step per call; the driver (scf.rs) calls the steps

@@ -1,6 +1,6 @@
-// Runs one scf_nuclei kernel on the CPU under scripts/cuda_emu/cuda_emu.h, for tests_cuda.rs,
-// which writes a translation unit of: cuda_emu.h, the kernels' source (cuda.rs's
-// kernel_source), then this file; compiles it with g++ and runs it once per launch:
+// Runs one scf_nuclei kernel on the CPU under scripts/cuda_emu/cuda_emu.h, for
+// tests_emulated.rs, which writes a translation unit of: cuda_emu.h, the kernels' source
+// (cuda.rs's kernel_source), then this file; compiles it with g++ and runs it once per launch:
 //
 //   emulate JOB OUT
 //
