@@ -1,5 +1,5 @@
 //! megabatch over MPI: rank 0 draws a ragged batch of symmetric matrices, every rank takes a
-//! contiguous part of about equal work (`EighSpec::split_by_work`, n^3 per matrix), rank 0
+//! contiguous part of about equal work (`EighSpec::split_by_work`, n^3 + 1 per matrix), rank 0
 //! scatters the matrices (`MPI_Scatterv`), each rank solves its part with `Auto` (its own GPU
 //! where a host has several: local rank modulo the device count; its share of the host's
 //! cores otherwise), and rank 0 gathers the eigenvalues (`MPI_Gatherv`). It prints one JSON
