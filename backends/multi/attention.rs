@@ -76,22 +76,6 @@ impl<B: SparseAttention<T>, T: AttentionElement> PlanFootprint for MultiAttentio
 }
 
 impl<B: Backend> Multi<B> {
-    fn check_attention_plan<T: AttentionElement>(
-        &self,
-        plan: &MultiAttentionPlan<B, T>,
-    ) -> Result<()>
-    where
-        B: SparseAttention<T>,
-    {
-        if plan.owner == self.id {
-            Ok(())
-        } else {
-            Err(Error::PlanMismatch(
-                "the plan was made by another Multi instance",
-            ))
-        }
-    }
-
     /// The device-buffer call, on each device's plan queue or on `queue`'s.
     #[allow(clippy::too_many_arguments)]
     fn attention_with<T: AttentionElement>(
@@ -107,7 +91,7 @@ impl<B: Backend> Multi<B> {
     where
         B: SparseAttention<T>,
     {
-        self.check_attention_plan(plan)?;
+        self.check_owner(plan.owner)?;
         crate::attention::check_operand_lens(
             plan.lens,
             [q.len(), k.len(), v.len(), o.len()],
@@ -242,11 +226,7 @@ impl<B: SparseAttention<T>, T: AttentionElement> SparseAttention<T> for Multi<B>
         o: &mut MultiBuffer<B, T>,
         lse: Option<&mut MultiBuffer<B, f32>>,
     ) -> Result<()> {
-        if queue.queues.len() != self.devices.len() {
-            return Err(Error::PlanMismatch(
-                "a MultiQueue needs one queue per device of its Multi",
-            ));
-        }
+        self.check_queue(queue)?;
         self.attention_with(Some(queue), plan, q, k, v, o, lse)
     }
 
@@ -259,7 +239,7 @@ impl<B: SparseAttention<T>, T: AttentionElement> SparseAttention<T> for Multi<B>
         o: &mut [T],
         lse: Option<&mut [f32]>,
     ) -> Result<()> {
-        self.check_attention_plan(plan)?;
+        self.check_owner(plan.owner)?;
         crate::attention::check_operands(plan.lens, q, k, v, o, lse.as_deref())?;
         let parts = &plan.parts;
         let plans = DisjointMut::new(&mut plan.plans[..]);

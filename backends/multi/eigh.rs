@@ -71,19 +71,6 @@ fn in_batch(e: Error, part: &EighPart) -> Error {
 }
 
 impl<B: crate::Backend> Multi<B> {
-    fn check_plan<T: Real>(&self, plan: &MultiEighPlan<B, T>) -> Result<()>
-    where
-        B: BatchedEigh<T>,
-    {
-        if plan.owner == self.id {
-            Ok(())
-        } else {
-            Err(Error::PlanMismatch(
-                "the plan was made by another Multi instance",
-            ))
-        }
-    }
-
     /// Checks that `a`, `w` and `v` are split as `plan` splits them.
     fn check_split<T: Real>(
         plan: &MultiEighPlan<B, T>,
@@ -184,7 +171,7 @@ impl<B: BatchedEigh<T>, T: Real> BatchedEigh<T> for Multi<B> {
         w: &mut MultiBuffer<B, T>,
         v: Option<&mut MultiBuffer<B, T>>,
     ) -> Result<()> {
-        self.check_plan(plan)?;
+        self.check_owner(plan.owner)?;
         Self::check_split(plan, a, w, v.as_deref())?;
         self.each_part(plan, a, w, v, &|k, p, a, w, v| {
             self.devices[k].eigh(p, a, w, v)
@@ -199,12 +186,8 @@ impl<B: BatchedEigh<T>, T: Real> BatchedEigh<T> for Multi<B> {
         w: &mut MultiBuffer<B, T>,
         v: Option<&mut MultiBuffer<B, T>>,
     ) -> Result<()> {
-        self.check_plan(plan)?;
-        if queue.queues.len() != self.devices.len() {
-            return Err(Error::PlanMismatch(
-                "a MultiQueue needs one queue per device of its Multi",
-            ));
-        }
+        self.check_owner(plan.owner)?;
+        self.check_queue(queue)?;
         Self::check_split(plan, a, w, v.as_deref())?;
         self.each_part(plan, a, w, v, &|k, p, a, w, v| {
             self.devices[k].eigh_on(queue.device(k), p, a, w, v)
@@ -218,7 +201,7 @@ impl<B: BatchedEigh<T>, T: Real> BatchedEigh<T> for Multi<B> {
         w: &mut [T],
         v: Option<&mut [T]>,
     ) -> Result<()> {
-        self.check_plan(plan)?;
+        self.check_owner(plan.owner)?;
         plan.offsets
             .check(plan.vectors, a.len(), w.len(), v.as_deref().map(<[T]>::len))?;
         let parts = &plan.parts;
@@ -245,7 +228,7 @@ impl<B: BatchedEigh<T>, T: Real> BatchedEigh<T> for Multi<B> {
     }
 
     fn eigh_info(&self, plan: &mut MultiEighPlan<B, T>, info: &mut [i32]) -> Result<()> {
-        self.check_plan(plan)?;
+        self.check_owner(plan.owner)?;
         crate::error::check_len(
             "info",
             plan.parts.last().map_or(0, |p| p.matrices.end),

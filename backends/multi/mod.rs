@@ -138,6 +138,28 @@ impl<B: Backend> Multi<B> {
         Ok(MultiBuffer::new(parts, end))
     }
 
+    /// `PlanMismatch` unless `owner` (a plan's) is this instance's id.
+    fn check_owner(&self, owner: u64) -> Result<()> {
+        if owner == self.id {
+            Ok(())
+        } else {
+            Err(Error::PlanMismatch(
+                "the plan was made by another Multi instance",
+            ))
+        }
+    }
+
+    /// `PlanMismatch` unless `queue` has one queue per device.
+    fn check_queue(&self, queue: &MultiQueue<B::Queue>) -> Result<()> {
+        if queue.queues.len() == self.devices.len() {
+            Ok(())
+        } else {
+            Err(Error::PlanMismatch(
+                "a MultiQueue needs one queue per device of its Multi",
+            ))
+        }
+    }
+
     /// Runs `task(k)` for every device `k`, device `k` always on thread `k` of the pool (the
     /// calling thread for device 0), and returns the error of the lowest-numbered device that
     /// failed, if any (a device error's message naming the device). No allocation. A fixed thread per device keeps its context current

@@ -151,19 +151,6 @@ fn combine<A: Real>(op: ReduceOp, len: usize, partials: &[[A; 2]]) -> A {
 }
 
 impl<B: Backend> Multi<B> {
-    fn check_reduce_plan<T: Reducible>(&self, plan: &MultiReducePlan<B, T>) -> Result<()>
-    where
-        B: Reducer<T>,
-    {
-        if plan.owner == self.id {
-            Ok(())
-        } else {
-            Err(Error::PlanMismatch(
-                "the plan was made by another Multi instance",
-            ))
-        }
-    }
-
     /// Runs the plan on each device's operands (`x_k`, `y_k`, `out_k`: device buffers or host
     /// slices, through `run`), then for whole-array reductions combines the partials.
     #[allow(clippy::type_complexity)]
@@ -340,11 +327,7 @@ impl<B: Reducer<T>, T: Reducible> Reducer<T> for Multi<B> {
         y: Option<&MultiBuffer<B, T>>,
         out: &mut MultiBuffer<B, T::Acc>,
     ) -> Result<()> {
-        if queue.queues.len() != self.devices.len() {
-            return Err(Error::PlanMismatch(
-                "a MultiQueue needs one queue per device of its Multi",
-            ));
-        }
+        self.check_queue(queue)?;
         self.reduce_with(Some(queue), plan, x, y, out)
     }
 
@@ -355,7 +338,7 @@ impl<B: Reducer<T>, T: Reducible> Reducer<T> for Multi<B> {
         y: Option<&[T]>,
         out: &mut [T::Acc],
     ) -> Result<()> {
-        self.check_reduce_plan(plan)?;
+        self.check_owner(plan.owner)?;
         plan.shape.check(x.len(), y.map(<[T]>::len), out.len())?;
         if let Some(rows) = &mut plan.rows {
             return self.rows_host(rows, x, y, out);
@@ -389,6 +372,25 @@ impl<B: Reducer<T>, T: Reducible> Reducer<T> for Multi<B> {
 }
 
 impl<B: Backend> Multi<B> {
+    /// Device `k`'s `reduce`, on `queue`'s `k`-th queue when one is given.
+    pub(super) fn reduce_device<T: Reducible>(
+        &self,
+        k: usize,
+        queue: Option<&MultiQueue<B::Queue>>,
+        plan: &mut B::ReducePlan,
+        x: &B::Buffer<T>,
+        y: Option<&B::Buffer<T>>,
+        out: &mut B::Buffer<T::Acc>,
+    ) -> Result<()>
+    where
+        B: Reducer<T>,
+    {
+        match queue {
+            Some(q) => self.devices[k].reduce_on(q.device(k), plan, x, y, out),
+            None => self.devices[k].reduce(plan, x, y, out),
+        }
+    }
+
     /// The device-buffer call, on each device's plan queue or on `queue`'s.
     fn reduce_with<T: Reducible>(
         &self,
@@ -401,7 +403,7 @@ impl<B: Backend> Multi<B> {
     where
         B: Reducer<T>,
     {
-        self.check_reduce_plan(plan)?;
+        self.check_owner(plan.owner)?;
         plan.shape
             .check(x.len(), y.map(MultiBuffer::len), out.len())?;
         let split_ok = x.split_is(plan.x_parts.iter().cloned())
@@ -428,12 +430,9 @@ impl<B: Backend> Multi<B> {
             let device = &self.devices[k];
             let xk = &x.parts()[k].1;
             let yk = y.map(|y| &y.parts()[k].1);
-            let call =
-                |p: &mut B::ReducePlan, x: &B::Buffer<T>, y, o: &mut B::Buffer<T::Acc>| match queue
-                {
-                    Some(q) => device.reduce_on(q.device(k), p, x, y, o),
-                    None => device.reduce(p, x, y, o),
-                };
+            let call = |p: &mut B::ReducePlan, x, y, o: &mut B::Buffer<T::Acc>| {
+                self.reduce_device(k, queue, p, x, y, o)
+            };
             if full {
                 // SAFETY: each device index runs once.
                 let [d0, d1] = unsafe { &mut device_partials.range(k, 1)[0] };

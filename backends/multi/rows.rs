@@ -228,12 +228,9 @@ impl<B: Backend> Multi<B> {
             let device = &self.devices[k];
             let xk = &x.parts()[k].1;
             let yk = y.map(|y| &y.parts()[k].1);
-            let call =
-                |p: &mut B::ReducePlan, x: &B::Buffer<T>, y, o: &mut B::Buffer<T::Acc>| match queue
-                {
-                    Some(q) => device.reduce_on(q.device(k), p, x, y, o),
-                    None => device.reduce(p, x, y, o),
-                };
+            let call = |p: &mut B::ReducePlan, x, y, o: &mut B::Buffer<T::Acc>| {
+                self.reduce_device(k, queue, p, x, y, o)
+            };
             let out = &mut part.device;
             call(&mut part.main, xk, yk, &mut out.main)?;
             device.download(&out.main, &mut part.host.main)?;
