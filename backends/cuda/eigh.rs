@@ -62,6 +62,12 @@ pub enum CudaEighAlgorithm {
     /// divide-and-conquer class (the default gives it the orders above the block classes;
     /// this measures it where they run).
     DivideConquer,
+    /// As [`CudaEighAlgorithm::DivideConquer`], with the per-order vectors of its reduce and
+    /// solve steps in the workspace (global memory) at every order: the layout the class takes
+    /// by itself only where they do not fit a block's shared memory (the solve step from f64
+    /// n ~ 1860 / f32 ~ 3110 with 227 KiB per block), forced to test and measure it at
+    /// small orders.
+    DivideConquerGlobal,
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
     /// measure the classes against it).
     Jacobi,
@@ -121,6 +127,8 @@ pub struct CudaEighPlan<T: Real> {
     offsets: EighOffsets,
     vectors: bool,
     uniform_n: i32,
+    /// The algorithm the plan was made with (a chunk's launches are planned again with it).
+    algorithm: CudaEighAlgorithm,
     stream: Stream,
     _modules: Vec<Arc<Kernels>>,
     launches: Vec<ClassLaunch>,
@@ -415,6 +423,7 @@ impl Cuda {
                 elem,
                 vectors,
                 a_len: offsets.a_len(),
+                algorithm,
             };
             let mut group =
                 self.class_launches::<T>(*class, &bucket, &mut modules, &mut workspace)?;
@@ -446,6 +455,7 @@ impl Cuda {
             offsets,
             vectors,
             uniform_n,
+            algorithm,
             stream,
             _modules: modules,
             launches,
@@ -720,6 +730,7 @@ impl<T: Real> CudaEighPlan<T> {
             team: l.shape.team,
             vectors: i32::from(self.vectors),
             phase: l.shape.phase,
+            layout: l.shape.layout,
         }
     }
 
