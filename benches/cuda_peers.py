@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The peers of megabatch's CUDA bench, on the same GPU in the same run: torch.linalg.eigh,
 cupy.linalg.eigh (cuSOLVER syevjBatched for batched input), cuSOLVER's cusolverDnXsyevBatched
-called directly through ctypes (its output checked by a residual, so a wrong call cannot look
-fast) and torch reductions, all on
+and a per-matrix loop of cusolverDnXsyevd (divide and conquer, one matrix per call: the vendor
+route for orders above XsyevBatched's) called directly through ctypes (their output checked by
+a residual, so a wrong call cannot look fast) and torch reductions, all on
 device-resident inputs timed with CUDA events; plus the device's copy bandwidth and fp64
 matmul rate as ceilings. Prints JSON lines like benches/eigh_cuda.rs and reduce_cuda.rs.
 
@@ -10,7 +11,9 @@ Each (library, dtype) family runs in its own subprocess with a timeout, because 
 internal error can leave the CUDA context unusable; a failing case is reported with its error.
 
 Usage: python3 benches/cuda_peers.py [--quick] [--only eigh|reduce|ceilings] [--ns 4,8]
-       [--batches 1,1024] [--libs cupy,xsyev,torch]
+       [--batches 1,1024,max] [--libs cupy,xsyev,xsyevd,torch]
+(batch `max`: the largest batch cusolverDnXsyevBatched accepts, n * lda * batch < 2^31, within
+the 12 GiB input cap; for every library.)
 """
 import json
 import subprocess
@@ -21,6 +24,13 @@ NS = [4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 256]
 NS_QUICK = [4, 12, 32, 64, 128]
 BATCHES = [1, 1024, 16384, 131072]
 MAX_BYTES = 12 << 30
+# cusolverDnXsyevBatched refuses n * lda * batch from 2^31 on.
+XSYEV_BATCHED_ELEMENTS = 1 << 31
+
+
+def max_batch(n, elem):
+    """The largest batch XsyevBatched accepts at order n, within the input cap."""
+    return max(1, min((XSYEV_BATCHED_ELEMENTS - 1) // (n * n), MAX_BYTES // (n * n * elem)))
 
 
 def timed(fn, sync_budget=0.2):
@@ -127,6 +137,43 @@ class Xsyev:
         return call, dev_bytes.value
 
 
+class Xsyevd(Xsyev):
+    """cusolverDnXsyevd (64-bit API, divide and conquer) through ctypes, one call per matrix of
+    a [batch, n, n] tensor, one workspace for all: the per-matrix loop a cuSOLVER user writes
+    where XsyevBatched stops."""
+
+    def prepare(self, a, vectors):
+        torch, ct = self.torch, self.ct
+        batch, n = a.shape[0], a.shape[1]
+        dtype = 1 if a.dtype == torch.float64 else 0  # CUDA_R_64F / CUDA_R_32F
+        work = a.clone()
+        w = torch.empty((batch, n), device="cuda", dtype=a.dtype)
+        info = torch.zeros(batch, device="cuda", dtype=torch.int32)
+        dev_bytes, host_bytes = ct.c_size_t(), ct.c_size_t()
+        jobz = 1 if vectors else 0
+        i64 = ct.c_int64
+        self.check(self.lib.cusolverDnXsyevd_bufferSize(
+            self.handle, self.params, jobz, 0, i64(n), dtype, ct.c_void_p(work.data_ptr()), i64(n),
+            dtype, ct.c_void_p(w.data_ptr()), dtype, ct.byref(dev_bytes), ct.byref(host_bytes)),
+            "Xsyevd_bufferSize")
+        dwork = torch.empty(max(dev_bytes.value, 1), device="cuda", dtype=torch.uint8)
+        hwork = ct.create_string_buffer(max(host_bytes.value, 1))
+        elem = a.element_size()
+
+        def call():
+            work.copy_(a)
+            for i in range(batch):
+                self.check(self.lib.cusolverDnXsyevd(
+                    self.handle, self.params, jobz, 0, i64(n), dtype,
+                    ct.c_void_p(work.data_ptr() + i * n * n * elem), i64(n), dtype,
+                    ct.c_void_p(w.data_ptr() + i * n * elem), dtype, ct.c_void_p(dwork.data_ptr()),
+                    ct.c_size_t(dev_bytes.value), hwork, ct.c_size_t(host_bytes.value),
+                    ct.c_void_p(info.data_ptr() + 4 * i)), "Xsyevd")
+            return w, work, info
+
+        return call, dev_bytes.value
+
+
 def residual_ok(torch, a, w, v):
     """max over matrices of ||A V - V diag(w)|| / (n ||A|| eps) < 100 (a loose bound: it only
     has to tell a working call from a broken one)."""
@@ -143,8 +190,11 @@ def eigh_family(lib, dtype_name, quick, ns=None, batches=None):
     import torch
     dtype = {"f64": torch.float64, "f32": torch.float32}[dtype_name]
     xs = None
+    elem = 8 if dtype_name == "f64" else 4
     for n in ns or (NS_QUICK if quick else NS):
         for batch in batches or BATCHES:
+            if batch == "max":
+                batch = max_batch(n, elem)
             row = {"bench": "eigh", "lib": lib, "dtype": dtype_name, "n": n, "batch": batch}
             if n * n * batch * (8 if dtype_name == "f64" else 4) > MAX_BYTES:
                 row["skipped"] = "input over 12 GiB"
@@ -154,8 +204,8 @@ def eigh_family(lib, dtype_name, quick, ns=None, batches=None):
                 a = matrices(torch, n, batch, dtype)
                 if lib == "torch":
                     fn = lambda: torch.linalg.eigh(a)
-                elif lib == "xsyev":
-                    xs = xs or Xsyev(torch)
+                elif lib in ("xsyev", "xsyevd"):
+                    xs = xs or (Xsyev(torch) if lib == "xsyev" else Xsyevd(torch))
                     fn, ws = xs.prepare(a, True)
                     w, v, info = fn()
                     torch.cuda.synchronize()
@@ -164,7 +214,7 @@ def eigh_family(lib, dtype_name, quick, ns=None, batches=None):
                     row["info_nonzero"] = int((info != 0).sum())
                     row["workspace_bytes"] = ws
                     if not row["residual_ratio"] < 100:
-                        raise RuntimeError(f"XsyevBatched residual {row['residual_ratio']}")
+                        raise RuntimeError(f"{lib} residual {row['residual_ratio']}")
                     fw, _ = xs.prepare(a, False)
                     row["values_only_seconds"] = timed(fw, 0.05 if quick else 0.2)
                     del fw
@@ -256,7 +306,7 @@ def main():
         else:
             lib, dtype = family.split(":")
             ns = [int(x) for x in args[args.index("--ns") + 1].split(",")] if "--ns" in args else None
-            bs = ([int(x) for x in args[args.index("--batches") + 1].split(",")]
+            bs = ([x if x == "max" else int(x) for x in args[args.index("--batches") + 1].split(",")]
                   if "--batches" in args else None)
             eigh_family(lib, dtype, quick, ns, bs)
         return

@@ -70,10 +70,9 @@ fn dc_launches_planned_by_the_registry_pass_under_emulation() {
                             dtype,
                             vectors,
                         };
-                        let (lines, bytes) = eigh_bucket_launches(
-                            &kernel, count, nmax, a_len, algorithm, &device,
-                        )
-                        .unwrap();
+                        let (lines, bytes) =
+                            eigh_bucket_launches(&kernel, count, nmax, a_len, algorithm, &device)
+                                .unwrap();
                         waves.push(lines.len() / if vectors { 3 } else { 2 });
                         text.push_str(&format!(
                             "vectors {} count {count} nmax {nmax} workspace {bytes}\n",
@@ -96,7 +95,12 @@ fn dc_launches_planned_by_the_registry_pass_under_emulation() {
                         .output()
                         .expect("emulator runs");
                     let _ = std::fs::remove_file(&file);
-                    (format!("{dtype} {orders:?} {algorithm:?}"), waves, text, out)
+                    (
+                        format!("{dtype} {orders:?} {algorithm:?}"),
+                        waves,
+                        text,
+                        out,
+                    )
                 })
             })
             .collect();
