@@ -78,9 +78,7 @@ impl SizeClass for Chains {
         match algorithm {
             CudaEighAlgorithm::SizeClasses
             | CudaEighAlgorithm::DivideConquer
-            | CudaEighAlgorithm::DivideConquerGlobal => {
-                count >= chains_min_batch(elem)
-            }
+            | CudaEighAlgorithm::DivideConquerGlobal => count >= chains_min_batch(elem),
             CudaEighAlgorithm::GroupChains | CudaEighAlgorithm::Jacobi => false,
             _ => true,
         }

@@ -59,7 +59,11 @@ const DC_GLOBAL_VECTORS: usize = 18;
 /// `mb_dc_slot_words`): the n x n buffer, the panel's V and W (the merge's row panel), d, e
 /// and tau, and with either layout bit the per-order vectors.
 pub(crate) fn dc_slot_words(nmax: usize, layout: i32) -> usize {
-    let global = if layout != 0 { DC_GLOBAL_VECTORS * nmax } else { 0 };
+    let global = if layout != 0 {
+        DC_GLOBAL_VECTORS * nmax
+    } else {
+        0
+    };
     nmax * nmax + 2 * nmax * DC_NB + 3 * nmax + global
 }
 
@@ -79,7 +83,11 @@ pub(crate) fn dc_workspace_bytes(
 /// Shared memory of the reduce step (`mb_dc_reduce_shared_bytes`): v and w unless in the
 /// slot, partials, panel products and the trailing update's four tiles.
 pub(crate) fn dc_reduce_shared_bytes(nmax: usize, elem: usize, layout: i32) -> usize {
-    let vectors = if layout & DC_REDUCE_GLOBAL != 0 { 0 } else { 2 * nmax };
+    let vectors = if layout & DC_REDUCE_GLOBAL != 0 {
+        0
+    } else {
+        2 * nmax
+    };
     (vectors + 64 + 2 * DC_NB + 4 * 32 * (DC_NB + 1)) * elem
 }
 
@@ -182,9 +190,19 @@ impl SizeClass for Dc {
                     layout,
                 })
             };
-            launches.push(step(0, DC_THREADS, 1, dc_reduce_shared_bytes(nmax, elem, layout))?);
+            launches.push(step(
+                0,
+                DC_THREADS,
+                1,
+                dc_reduce_shared_bytes(nmax, elem, layout),
+            )?);
             if vectors {
-                launches.push(step(1, DC_THREADS, 1, dc_merge_shared_bytes(nmax, elem, layout))?);
+                launches.push(step(
+                    1,
+                    DC_THREADS,
+                    1,
+                    dc_merge_shared_bytes(nmax, elem, layout),
+                )?);
                 launches.push(step(2, DC_THREADS, 1, dc_back_shared_bytes(elem))?);
             } else {
                 launches.push(step(1, DC_VALUES_PER_BLOCK, DC_VALUES_PER_BLOCK, 0)?);
