@@ -11,9 +11,11 @@ Each (library, dtype) family runs in its own subprocess with a timeout, because 
 internal error can leave the CUDA context unusable; a failing case is reported with its error.
 
 Usage: python3 benches/cuda_peers.py [--quick] [--only eigh|reduce|ceilings] [--ns 4,8]
-       [--batches 1,1024,max] [--libs cupy,xsyev,xsyevd,torch]
+       [--batches 1,1024,max] [--pairs 1024:512,4096:1] [--libs cupy,xsyev,xsyevd,torch]
+       [--timeout SECONDS]
 (batch `max`: the largest batch cusolverDnXsyevBatched accepts, n * lda * batch < 2^31, within
-the 12 GiB input cap; for every library.)
+the 12 GiB input cap; for every library. --pairs: these (n, batch) cases instead of every n of
+--ns with every batch of --batches.)
 """
 import json
 import subprocess
@@ -186,53 +188,54 @@ def residual_ok(torch, a, w, v):
     return float((r / (n * an * eps)).max())
 
 
-def eigh_family(lib, dtype_name, quick, ns=None, batches=None):
+def eigh_family(lib, dtype_name, quick, ns=None, batches=None, pairs=None):
     import torch
     dtype = {"f64": torch.float64, "f32": torch.float32}[dtype_name]
     xs = None
     elem = 8 if dtype_name == "f64" else 4
-    for n in ns or (NS_QUICK if quick else NS):
-        for batch in batches or BATCHES:
-            if batch == "max":
-                batch = max_batch(n, elem)
-            row = {"bench": "eigh", "lib": lib, "dtype": dtype_name, "n": n, "batch": batch}
-            if n * n * batch * (8 if dtype_name == "f64" else 4) > MAX_BYTES:
-                row["skipped"] = "input over 12 GiB"
-                print(json.dumps(row), flush=True)
-                continue
-            try:
-                a = matrices(torch, n, batch, dtype)
-                if lib == "torch":
-                    fn = lambda: torch.linalg.eigh(a)
-                elif lib in ("xsyev", "xsyevd"):
-                    xs = xs or (Xsyev(torch) if lib == "xsyev" else Xsyevd(torch))
-                    fn, ws = xs.prepare(a, True)
-                    w, v, info = fn()
-                    torch.cuda.synchronize()
-                    # Column-major output: the eigenvectors are the rows of each block.
-                    row["residual_ratio"] = residual_ok(torch, a, w, v.transpose(-1, -2))
-                    row["info_nonzero"] = int((info != 0).sum())
-                    row["workspace_bytes"] = ws
-                    if not row["residual_ratio"] < 100:
-                        raise RuntimeError(f"{lib} residual {row['residual_ratio']}")
-                    fw, _ = xs.prepare(a, False)
-                    row["values_only_seconds"] = timed(fw, 0.05 if quick else 0.2)
-                    del fw
-                else:
-                    import cupy
-                    ac = cupy.asarray(a)
-                    fn = lambda: cupy.linalg.eigh(ac)
-                    if batch <= 16384:
-                        wc, vc = cupy.linalg.eigh(ac)
-                        row["residual_ratio"] = residual_ok(
-                            torch, a, torch.as_tensor(wc, device="cuda"),
-                            torch.as_tensor(vc, device="cuda"))
-                t = timed(fn, 0.05 if quick else 0.2)
-                row.update(seconds=t, matrices_per_s=batch / t)
-            except Exception as e:  # cuSOLVER errors, out of memory
-                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+    if pairs is None:
+        pairs = [(n, b) for n in ns or (NS_QUICK if quick else NS) for b in batches or BATCHES]
+    for n, batch in pairs:
+        if batch == "max":
+            batch = max_batch(n, elem)
+        row = {"bench": "eigh", "lib": lib, "dtype": dtype_name, "n": n, "batch": batch}
+        if n * n * batch * (8 if dtype_name == "f64" else 4) > MAX_BYTES:
+            row["skipped"] = "input over 12 GiB"
             print(json.dumps(row), flush=True)
-            torch.cuda.empty_cache()
+            continue
+        try:
+            a = matrices(torch, n, batch, dtype)
+            if lib == "torch":
+                fn = lambda: torch.linalg.eigh(a)
+            elif lib in ("xsyev", "xsyevd"):
+                xs = xs or (Xsyev(torch) if lib == "xsyev" else Xsyevd(torch))
+                fn, ws = xs.prepare(a, True)
+                w, v, info = fn()
+                torch.cuda.synchronize()
+                # Column-major output: the eigenvectors are the rows of each block.
+                row["residual_ratio"] = residual_ok(torch, a, w, v.transpose(-1, -2))
+                row["info_nonzero"] = int((info != 0).sum())
+                row["workspace_bytes"] = ws
+                if not row["residual_ratio"] < 100:
+                    raise RuntimeError(f"{lib} residual {row['residual_ratio']}")
+                fw, _ = xs.prepare(a, False)
+                row["values_only_seconds"] = timed(fw, 0.05 if quick else 0.2)
+                del fw
+            else:
+                import cupy
+                ac = cupy.asarray(a)
+                fn = lambda: cupy.linalg.eigh(ac)
+                if batch <= 16384:
+                    wc, vc = cupy.linalg.eigh(ac)
+                    row["residual_ratio"] = residual_ok(
+                        torch, a, torch.as_tensor(wc, device="cuda"),
+                        torch.as_tensor(vc, device="cuda"))
+            t = timed(fn, 0.05 if quick else 0.2)
+            row.update(seconds=t, matrices_per_s=batch / t)
+        except Exception as e:  # cuSOLVER errors, out of memory
+            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+        print(json.dumps(row), flush=True)
+        torch.cuda.empty_cache()
 
 
 def reduce_family(quick):
@@ -308,7 +311,13 @@ def main():
             ns = [int(x) for x in args[args.index("--ns") + 1].split(",")] if "--ns" in args else None
             bs = ([x if x == "max" else int(x) for x in args[args.index("--batches") + 1].split(",")]
                   if "--batches" in args else None)
-            eigh_family(lib, dtype, quick, ns, bs)
+            pairs = None
+            if "--pairs" in args:
+                pairs = []
+                for p in args[args.index("--pairs") + 1].split(","):
+                    n, b = p.split(":")
+                    pairs.append((int(n), b if b == "max" else int(b)))
+            eigh_family(lib, dtype, quick, ns, bs, pairs)
         return
     only = args[args.index("--only") + 1].split(",") if "--only" in args else None
     families = []
@@ -320,7 +329,7 @@ def main():
         libs = args[args.index("--libs") + 1].split(",") if "--libs" in args else ["cupy", "xsyev", "torch"]
         families += [f"{lib}:{t}" for lib in libs for t in ["f64", "f32"]]
     passthrough = []
-    for flag in ["--ns", "--batches"]:
+    for flag in ["--ns", "--batches", "--pairs"]:
         if flag in args:
             passthrough += [flag, args[args.index(flag) + 1]]
     timeout = int(args[args.index("--timeout") + 1]) if "--timeout" in args else 130
