@@ -84,7 +84,8 @@ fn eigh_case<T: Real>(
         cuda.info().max_shared_per_block,
     );
     if order_class == EighClass::Jacobi && batch > 1024 {
-        // The Jacobi fallback above the block classes runs about 100 matrices/s at n = 256.
+        // The Jacobi fallback (forced, or blocks too small for divide and conquer) runs about
+        // 100 matrices/s at n = 256.
         println!("{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"skipped\":\"Jacobi fallback, timed at batch <= 1024 only\"}}", T::DTYPE);
         return;
     }

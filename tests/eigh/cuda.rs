@@ -228,7 +228,7 @@ fn lane_chains_at_small_batches_match_the_cpu_backend() {
 /// holding every size class, with NaN and -inf matrices among good ones in each, the info
 /// array marks exactly the bad matrices, their eigenvalues and eigenvectors are NaN, and the
 /// others pass the LAPACK ratios (`tests/common/eigh_check.rs`); for the default classes (warp,
-/// block, Jacobi above 165), and forced: the chains classes, the split classes, Jacobi
+/// block, divide and conquer above 165), and forced: the chains classes, the split classes, Jacobi
 /// everywhere. `CudaEighPlan::info` holds the same codes on the device.
 #[test]
 fn device_info_marks_exactly_the_non_finite_matrices_in_every_class() {
