@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The peers of megabatch's CUDA bench, on the same GPU in the same run: torch.linalg.eigh,
 cupy.linalg.eigh (cuSOLVER syevjBatched for batched input), cuSOLVER's cusolverDnXsyevBatched
-called directly through ctypes (its output checked by a residual, so a wrong call cannot look
-fast) and torch reductions, all on
+and a per-matrix loop of cusolverDnXsyevd (divide and conquer, one matrix per call: the vendor
+route for orders above XsyevBatched's) called directly through ctypes (their output checked by
+a residual, so a wrong call cannot look fast) and torch reductions, all on
 device-resident inputs timed with CUDA events; plus the device's copy bandwidth and fp64
 matmul rate as ceilings. Prints JSON lines like benches/eigh_cuda.rs and reduce_cuda.rs.
 
@@ -10,7 +11,11 @@ Each (library, dtype) family runs in its own subprocess with a timeout, because 
 internal error can leave the CUDA context unusable; a failing case is reported with its error.
 
 Usage: python3 benches/cuda_peers.py [--quick] [--only eigh|reduce|ceilings] [--ns 4,8]
-       [--batches 1,1024] [--libs cupy,xsyev,torch]
+       [--batches 1,1024,max] [--pairs 1024:512,4096:1] [--libs cupy,xsyev,xsyevd,torch]
+       [--timeout SECONDS]
+(batch `max`: the largest batch cusolverDnXsyevBatched accepts, n * lda * batch < 2^31, within
+the 12 GiB input cap; for every library. --pairs: these (n, batch) cases instead of every n of
+--ns with every batch of --batches.)
 """
 import json
 import subprocess
@@ -21,6 +26,13 @@ NS = [4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 256]
 NS_QUICK = [4, 12, 32, 64, 128]
 BATCHES = [1, 1024, 16384, 131072]
 MAX_BYTES = 12 << 30
+# cusolverDnXsyevBatched refuses n * lda * batch from 2^31 on.
+XSYEV_BATCHED_ELEMENTS = 1 << 31
+
+
+def max_batch(n, elem):
+    """The largest batch XsyevBatched accepts at order n, within the input cap."""
+    return max(1, min((XSYEV_BATCHED_ELEMENTS - 1) // (n * n), MAX_BYTES // (n * n * elem)))
 
 
 def timed(fn, sync_budget=0.2):
@@ -127,6 +139,43 @@ class Xsyev:
         return call, dev_bytes.value
 
 
+class Xsyevd(Xsyev):
+    """cusolverDnXsyevd (64-bit API, divide and conquer) through ctypes, one call per matrix of
+    a [batch, n, n] tensor, one workspace for all: the per-matrix loop a cuSOLVER user writes
+    where XsyevBatched stops."""
+
+    def prepare(self, a, vectors):
+        torch, ct = self.torch, self.ct
+        batch, n = a.shape[0], a.shape[1]
+        dtype = 1 if a.dtype == torch.float64 else 0  # CUDA_R_64F / CUDA_R_32F
+        work = a.clone()
+        w = torch.empty((batch, n), device="cuda", dtype=a.dtype)
+        info = torch.zeros(batch, device="cuda", dtype=torch.int32)
+        dev_bytes, host_bytes = ct.c_size_t(), ct.c_size_t()
+        jobz = 1 if vectors else 0
+        i64 = ct.c_int64
+        self.check(self.lib.cusolverDnXsyevd_bufferSize(
+            self.handle, self.params, jobz, 0, i64(n), dtype, ct.c_void_p(work.data_ptr()), i64(n),
+            dtype, ct.c_void_p(w.data_ptr()), dtype, ct.byref(dev_bytes), ct.byref(host_bytes)),
+            "Xsyevd_bufferSize")
+        dwork = torch.empty(max(dev_bytes.value, 1), device="cuda", dtype=torch.uint8)
+        hwork = ct.create_string_buffer(max(host_bytes.value, 1))
+        elem = a.element_size()
+
+        def call():
+            work.copy_(a)
+            for i in range(batch):
+                self.check(self.lib.cusolverDnXsyevd(
+                    self.handle, self.params, jobz, 0, i64(n), dtype,
+                    ct.c_void_p(work.data_ptr() + i * n * n * elem), i64(n), dtype,
+                    ct.c_void_p(w.data_ptr() + i * n * elem), dtype, ct.c_void_p(dwork.data_ptr()),
+                    ct.c_size_t(dev_bytes.value), hwork, ct.c_size_t(host_bytes.value),
+                    ct.c_void_p(info.data_ptr() + 4 * i)), "Xsyevd")
+            return w, work, info
+
+        return call, dev_bytes.value
+
+
 def residual_ok(torch, a, w, v):
     """max over matrices of ||A V - V diag(w)|| / (n ||A|| eps) < 100 (a loose bound: it only
     has to tell a working call from a broken one)."""
@@ -139,50 +188,54 @@ def residual_ok(torch, a, w, v):
     return float((r / (n * an * eps)).max())
 
 
-def eigh_family(lib, dtype_name, quick, ns=None, batches=None):
+def eigh_family(lib, dtype_name, quick, ns=None, batches=None, pairs=None):
     import torch
     dtype = {"f64": torch.float64, "f32": torch.float32}[dtype_name]
     xs = None
-    for n in ns or (NS_QUICK if quick else NS):
-        for batch in batches or BATCHES:
-            row = {"bench": "eigh", "lib": lib, "dtype": dtype_name, "n": n, "batch": batch}
-            if n * n * batch * (8 if dtype_name == "f64" else 4) > MAX_BYTES:
-                row["skipped"] = "input over 12 GiB"
-                print(json.dumps(row), flush=True)
-                continue
-            try:
-                a = matrices(torch, n, batch, dtype)
-                if lib == "torch":
-                    fn = lambda: torch.linalg.eigh(a)
-                elif lib == "xsyev":
-                    xs = xs or Xsyev(torch)
-                    fn, ws = xs.prepare(a, True)
-                    w, v, info = fn()
-                    torch.cuda.synchronize()
-                    # Column-major output: the eigenvectors are the rows of each block.
-                    row["residual_ratio"] = residual_ok(torch, a, w, v.transpose(-1, -2))
-                    row["info_nonzero"] = int((info != 0).sum())
-                    row["workspace_bytes"] = ws
-                    if not row["residual_ratio"] < 100:
-                        raise RuntimeError(f"XsyevBatched residual {row['residual_ratio']}")
-                    fw, _ = xs.prepare(a, False)
-                    row["values_only_seconds"] = timed(fw, 0.05 if quick else 0.2)
-                    del fw
-                else:
-                    import cupy
-                    ac = cupy.asarray(a)
-                    fn = lambda: cupy.linalg.eigh(ac)
-                    if batch <= 16384:
-                        wc, vc = cupy.linalg.eigh(ac)
-                        row["residual_ratio"] = residual_ok(
-                            torch, a, torch.as_tensor(wc, device="cuda"),
-                            torch.as_tensor(vc, device="cuda"))
-                t = timed(fn, 0.05 if quick else 0.2)
-                row.update(seconds=t, matrices_per_s=batch / t)
-            except Exception as e:  # cuSOLVER errors, out of memory
-                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+    elem = 8 if dtype_name == "f64" else 4
+    if pairs is None:
+        pairs = [(n, b) for n in ns or (NS_QUICK if quick else NS) for b in batches or BATCHES]
+    for n, batch in pairs:
+        if batch == "max":
+            batch = max_batch(n, elem)
+        row = {"bench": "eigh", "lib": lib, "dtype": dtype_name, "n": n, "batch": batch}
+        if n * n * batch * (8 if dtype_name == "f64" else 4) > MAX_BYTES:
+            row["skipped"] = "input over 12 GiB"
             print(json.dumps(row), flush=True)
-            torch.cuda.empty_cache()
+            continue
+        try:
+            a = matrices(torch, n, batch, dtype)
+            if lib == "torch":
+                fn = lambda: torch.linalg.eigh(a)
+            elif lib in ("xsyev", "xsyevd"):
+                xs = xs or (Xsyev(torch) if lib == "xsyev" else Xsyevd(torch))
+                fn, ws = xs.prepare(a, True)
+                w, v, info = fn()
+                torch.cuda.synchronize()
+                # Column-major output: the eigenvectors are the rows of each block.
+                row["residual_ratio"] = residual_ok(torch, a, w, v.transpose(-1, -2))
+                row["info_nonzero"] = int((info != 0).sum())
+                row["workspace_bytes"] = ws
+                if not row["residual_ratio"] < 100:
+                    raise RuntimeError(f"{lib} residual {row['residual_ratio']}")
+                fw, _ = xs.prepare(a, False)
+                row["values_only_seconds"] = timed(fw, 0.05 if quick else 0.2)
+                del fw
+            else:
+                import cupy
+                ac = cupy.asarray(a)
+                fn = lambda: cupy.linalg.eigh(ac)
+                if batch <= 16384:
+                    wc, vc = cupy.linalg.eigh(ac)
+                    row["residual_ratio"] = residual_ok(
+                        torch, a, torch.as_tensor(wc, device="cuda"),
+                        torch.as_tensor(vc, device="cuda"))
+            t = timed(fn, 0.05 if quick else 0.2)
+            row.update(seconds=t, matrices_per_s=batch / t)
+        except Exception as e:  # cuSOLVER errors, out of memory
+            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+        print(json.dumps(row), flush=True)
+        torch.cuda.empty_cache()
 
 
 def reduce_family(quick):
@@ -256,9 +309,15 @@ def main():
         else:
             lib, dtype = family.split(":")
             ns = [int(x) for x in args[args.index("--ns") + 1].split(",")] if "--ns" in args else None
-            bs = ([int(x) for x in args[args.index("--batches") + 1].split(",")]
+            bs = ([x if x == "max" else int(x) for x in args[args.index("--batches") + 1].split(",")]
                   if "--batches" in args else None)
-            eigh_family(lib, dtype, quick, ns, bs)
+            pairs = None
+            if "--pairs" in args:
+                pairs = []
+                for p in args[args.index("--pairs") + 1].split(","):
+                    n, b = p.split(":")
+                    pairs.append((int(n), b if b == "max" else int(b)))
+            eigh_family(lib, dtype, quick, ns, bs, pairs)
         return
     only = args[args.index("--only") + 1].split(",") if "--only" in args else None
     families = []
@@ -270,7 +329,7 @@ def main():
         libs = args[args.index("--libs") + 1].split(",") if "--libs" in args else ["cupy", "xsyev", "torch"]
         families += [f"{lib}:{t}" for lib in libs for t in ["f64", "f32"]]
     passthrough = []
-    for flag in ["--ns", "--batches"]:
+    for flag in ["--ns", "--batches", "--pairs"]:
         if flag in args:
             passthrough += [flag, args[args.index(flag) + 1]]
     timeout = int(args[args.index("--timeout") + 1]) if "--timeout" in args else 130

@@ -5,7 +5,9 @@
 //!
 //! Usage: `cargo bench --features cuda --bench eigh_cuda [-- --quick]
 //! [--only seed,example,ragged,eigh,multi] [--ns 4,8] [--batches 1024] [--jacobi] [--groups] [--cpu]
-//! [--ragged-max 300]`. Timing: each case is
+//! [--ragged-max 300]`. Each eigh case reports its plans' device bytes (`device_bytes` with
+//! vectors, `values_only_device_bytes`; device-buffer plans, so the caller's A, W and V are not
+//! counted) beside `matrix_bytes`, one n x n array of the batch. Timing: each case is
 //! warmed up, then repeated until 0.2 s (--quick: 0.05 s) have passed with a device
 //! synchronisation at the end; the figure is the mean per call. Host-to-host cases report
 //! the median of their repetitions.
@@ -27,7 +29,8 @@ struct EighOptions {
     jacobi: bool,
     /// Also time the layouts a size class chose between, each forced: the group-computed QL
     /// (warp classes) and the chains classes at n = 9..32, the block classes and the split
-    /// classes from n = 33 while A fits shared memory.
+    /// classes from n = 33 while A fits shared memory, and divide and conquer with its
+    /// per-order vectors in global memory where it holds them in shared memory.
     groups: bool,
     /// Also time the CPU backend, host to host, at batch 1024.
     cpu: bool,
@@ -81,7 +84,8 @@ fn eigh_case<T: Real>(
         cuda.info().max_shared_per_block,
     );
     if order_class == EighClass::Jacobi && batch > 1024 {
-        // The Jacobi fallback above the block classes runs about 100 matrices/s at n = 256.
+        // The Jacobi fallback (forced, or blocks too small for divide and conquer) runs about
+        // 100 matrices/s at n = 256.
         println!("{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"skipped\":\"Jacobi fallback, timed at batch <= 1024 only\"}}", T::DTYPE);
         return;
     }
@@ -94,7 +98,7 @@ fn eigh_case<T: Real>(
     let classes = CudaEighAlgorithm::SizeClasses;
     let (t, device_bytes, class) =
         rate_case(cuda, &spec, classes, &a_dev, &mut w_dev, &mut v_dev, budget);
-    let (tw, _, _) = rate_case(
+    let (tw, values_device_bytes, _) = rate_case(
         cuda,
         &EighSpec::uniform(n, batch),
         classes,
@@ -129,6 +133,11 @@ fn eigh_case<T: Real>(
                 ("split", CudaEighAlgorithm::SplitBlocks),
                 ("dc", CudaEighAlgorithm::DivideConquer),
             ]
+        }
+        // Divide and conquer's per-order vectors in the slots (the layout of the largest
+        // orders) against the shared-memory layout the class takes where they fit.
+        33.. if order_class == EighClass::DivideConquer => {
+            &[("dc_global", CudaEighAlgorithm::DivideConquerGlobal)]
         }
         _ => &[],
     };
@@ -166,7 +175,7 @@ fn eigh_case<T: Real>(
         ));
     }
     println!(
-        "{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"seconds\":{t:e},\"matrices_per_s\":{:e},\"values_only_seconds\":{tw:e},\"class\":\"{class}\",\"device_bytes\":{device_bytes},\"matrix_bytes\":{bytes},\"finite\":{finite}{extra}}}",
+        "{{\"bench\":\"eigh\",\"dtype\":\"{}\",\"n\":{n},\"batch\":{batch},\"seconds\":{t:e},\"matrices_per_s\":{:e},\"values_only_seconds\":{tw:e},\"class\":\"{class}\",\"device_bytes\":{device_bytes},\"values_only_device_bytes\":{values_device_bytes},\"matrix_bytes\":{bytes},\"finite\":{finite}{extra}}}",
         T::DTYPE,
         batch as f64 / t
     );

@@ -4,7 +4,7 @@
 #   scripts/gpu-bundle.sh .device-bin cuda
 # (only the binaries named below are needed) with benches/cuda_peers.py beside them.
 #
-#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu|chains|split|dc]
+#   scripts/gpu-eigh-check.sh BUNDLE OUT [quick|full|tests|bench|check|peers|verify|wgpu|chains|split|dc|large]
 # (check: the CUDA eigh tests and the quick bench, no sanitizers; verify: the CUDA eigh tests,
 # every kernel, no allocation, memcheck; wgpu: the wgpu eigh tests over Vulkan, then the wgpu and the CUDA eigh
 # grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb: n = 4..64 (WGPU_NS),
@@ -16,7 +16,12 @@
 # peers there; sanitizers with SPLIT_SANITIZE=1; dc: issue 26 step 2 in one 600 s lease, the
 # divide-and-conquer class's tests and every CUDA eigh test, memcheck and racecheck of its
 # kernels, the n = 64..512 grid at batches 1024 and 16384 with the block, split and dc layouts
-# side by side, and the vendors there)
+# side by side, and the vendors there; large: issue 26 step 3 within 540 s, the
+# divide-and-conquer class's tests with its GPU-only orders 1024-4096, compute-sanitizer memcheck
+# of its kernels on one order above 512 in each layout of its per-order vectors, megabatch's
+# eigh at n = 1024, 2048, 4096 (batches 512, 128, 32 and 1) with plan device bytes, and
+# cusolverDnXsyevBatched at the same batches, a per-matrix cusolverDnXsyevd loop and
+# torch.linalg.eigh at batch 1 beside it, then OUT/large.txt)
 # Writes OUT/tests.log, OUT/sanitizer.log, OUT/megabatch.jsonl, OUT/peers.jsonl, OUT/example.txt.
 set -uo pipefail
 bundle=$1
@@ -37,14 +42,15 @@ git_rev=$(cat "$bundle/COMMIT" 2>/dev/null || echo unknown)
 echo "commit: $git_rev" | tee -a "$out/gpu.txt"
 
 # run_tests SECONDS BINARY:MODULE...: each module's tests (`eigh:cuda` runs `tests/eigh cuda::`)
-# when its binary is in the bundle, their result lines.
+# when its binary is in the bundle, their result lines; divide and conquer's orders 1024-4096
+# (cuda::dc_large, minutes) only in the `large` mode.
 run_tests() {
   local limit=$1
   shift
   for t in "$@"; do
     [ -x "$bundle/tests/${t%%:*}" ] || continue
     echo "=== $t"
-    timeout "$limit" "$bundle/tests/${t%%:*}" "${t#*:}::" 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
+    timeout "$limit" "$bundle/tests/${t%%:*}" "${t#*:}::" --skip dc_large 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40
   done
 }
 # run_sanitizers SECONDS: memcheck and racecheck on every eigh kernel variant.
@@ -154,8 +160,72 @@ if [[ $mode == dc ]]; then
   python3 "$bundle/benches/eigh_classes_table.py" "$out/megabatch.jsonl" "$out/peers.jsonl" 2>&1 | tail -60
   exit 0
 fi
+if [[ $mode == large ]]; then
+  # At most 515 s of steps (each under its own timeout, so a hung or slow kernel costs only its
+  # step): tests 140, memcheck 45, megabatch 35 + 40 + 110 (n = 4096's batch 1 last: each
+  # matrix is one block for seconds), vendors 80 + 40 + 25.
+  # --nocapture: each large matrix's ratios as it is checked (a timeout keeps those so far).
+  timeout 140 "$bundle/tests/eigh" cuda::dc --nocapture 2>&1 | grep -E "^test |test result|panicked|FAILED|Error|SKIPPED|residual" | head -120 | tee "$out/tests.log"
+  if command -v compute-sanitizer >/dev/null; then
+    # dc_large_sanitizer_case: f64 n = 600 (per-order vectors in shared memory) and f32 700
+    # (forced into the slots), vectors and values; the dc kernels only where the filter exists.
+    echo "=== memcheck eigh_dc kernels of dc_large_sanitizer_case"
+    log=$(timeout 45 compute-sanitizer --tool memcheck --kernel-name kns=eigh_dc "$bundle/tests/eigh" cuda::dc_large::dc_large_sanitizer_case 2>&1)
+    if grep -qiE "unrecognized|unknown option|invalid (option|value)" <<< "$log"; then
+      echo "(no --kernel-name filter: every kernel)"
+      log=$(timeout 45 compute-sanitizer --tool memcheck "$bundle/tests/eigh" cuda::dc_large::dc_large_sanitizer_case 2>&1)
+    fi
+    grep -E "ERROR SUMMARY|test result|Invalid|out of bounds" <<< "$log" | head -20 | tee "$out/sanitizer.log"
+  fi
+  : > "$out/megabatch.jsonl"
+  for case in "35 1024 512,1" "40 2048 128,1" "110 4096 32,1"; do
+    read -r limit n batches <<< "$case"
+    timeout "$limit" "$bundle/benches/eigh_cuda" --quick --only eigh --ns "$n" --batches "$batches" >> "$out/megabatch.jsonl" 2>> "$out/bench.err"
+  done
+  # XsyevBatched at megabatch's batches (under its cap of n * lda * batch < 2^31); the
+  # Xsyevd loop's rate is per matrix, so a few matrices give it; torch at batch 1.
+  timeout 80 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyev --pairs 1024:512,2048:128,4096:32,1024:1,2048:1,4096:1 --timeout 39 > "$out/peers.jsonl" 2> "$out/peers.err"
+  timeout 40 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs xsyevd --pairs 1024:32,2048:8,4096:2,1024:1,2048:1,4096:1 --timeout 19 >> "$out/peers.jsonl" 2>> "$out/peers.err"
+  timeout 25 python3 "$bundle/benches/cuda_peers.py" --quick --only eigh --libs torch --pairs 1024:1,2048:1,4096:1 --timeout 12 >> "$out/peers.jsonl" 2>> "$out/peers.err"
+  # One line per (dtype, n, batch): megabatch with and without vectors, its plan's device bytes
+  # over the matrices', and each vendor's rate and megabatch's ratio to it.
+  python3 - "$out/megabatch.jsonl" "$out/peers.jsonl" <<'PY' | tee "$out/large.txt"
+import json, sys
+def rows(path):
+    for line in open(path):
+        try:
+            yield json.loads(line)
+        except ValueError:
+            pass
+peers = {}
+for r in rows(sys.argv[2]):
+    if r.get("bench") == "eigh" and "matrices_per_s" in r:
+        peers[(r["lib"], r["dtype"], r["n"], r["batch"])] = r["matrices_per_s"]
+    elif r.get("bench") == "eigh" and "error" in r:
+        print("peer error:", r["lib"], r["dtype"], r["n"], r["batch"], r["error"])
+print("dtype n batch | megabatch/s vectors | values only/s | plan bytes / matrices (vectors, values) | xsyevBatched/s (ratio) | xsyevd loop/s (ratio) | torch/s (ratio) | class")
+for r in rows(sys.argv[1]):
+    if r.get("bench") != "eigh" or "matrices_per_s" not in r:
+        if r.get("bench") == "eigh":
+            print("megabatch:", r)
+        continue
+    k = (r["dtype"], r["n"], r["batch"])
+    mb = r["matrices_per_s"]
+    vo = r["batch"] / r["values_only_seconds"]
+    mat = r["matrix_bytes"]
+    def peer(lib):
+        # The loop's and torch's rates are per matrix: any batch of theirs compares.
+        p = peers.get((lib,) + k)
+        if p is None:
+            p = next((v for (l, d, n, b), v in peers.items() if l == lib and (d, n) == k[:2] and (lib != "xsyev" or b == k[2])), None)
+        return "-" if p is None else f"{p:.3g} ({mb / p:.2f}x)"
+    print(*k, "|", f"{mb:.3g}", "|", f"{vo:.3g}", "|", f"{r['device_bytes'] / mat:.2f} {r['values_only_device_bytes'] / mat:.2f}",
+          "|", peer("xsyev"), "|", peer("xsyevd"), "|", peer("torch"), "|", r["class"], "" if r["finite"] else "NOT FINITE")
+PY
+  exit 0
+fi
 if [[ $mode == check || $mode == verify ]]; then
-  timeout 300 "$bundle/tests/eigh" cuda:: 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40 | tee "$out/tests.log"
+  timeout 300 "$bundle/tests/eigh" cuda:: --skip dc_large 2>&1 | grep -E "^test |test result|panicked|FAILED|Error" | head -40 | tee "$out/tests.log"
 fi
 if [[ $mode == verify ]]; then
   for t in kernels:cuda::every_kernel contracts:cuda::no_alloc; do

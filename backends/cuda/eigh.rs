@@ -1,6 +1,8 @@
 //! `BatchedEigh` on CUDA: a kernel per size class (`eigh_kernel.rs`): Householder + QL with a
-//! group of lanes per matrix up to order 32, a block per matrix above, parallel-order Jacobi
-//! where A no longer fits shared memory. Every class present in a batch is one launch.
+//! group of lanes per matrix up to order 32, a block per matrix above, divide and conquer
+//! where A no longer fits shared memory (to 4096; parallel-order Jacobi only where a device
+//! cannot run it, or forced). Every class present in a batch is one launch (divide and
+//! conquer: a few per wave).
 
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -41,7 +43,7 @@ pub const CUDA_EIGH_MAX_ORDER: usize = 4096;
 #[non_exhaustive]
 pub enum CudaEighAlgorithm {
     /// The size classes of [`EighClass::for_order`]: Householder tridiagonalisation + implicit
-    /// QL in registers (n <= 32) or shared memory (while A fits), Jacobi above.
+    /// QL in registers (n <= 32) or shared memory (while A fits), divide and conquer above.
     #[default]
     SizeClasses,
     /// The size classes with every order <= 32 on the warp classes whose QL chain every lane
@@ -62,6 +64,12 @@ pub enum CudaEighAlgorithm {
     /// divide-and-conquer class (the default gives it the orders above the block classes;
     /// this measures it where they run).
     DivideConquer,
+    /// As [`CudaEighAlgorithm::DivideConquer`], with the per-order vectors of its reduce and
+    /// solve steps in the workspace (global memory) at every order: the layout the class takes
+    /// by itself only where they do not fit a block's shared memory (the solve step from f64
+    /// n ~ 1860 / f32 ~ 3110 with 227 KiB per block), forced to test and measure it at
+    /// small orders.
+    DivideConquerGlobal,
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
     /// measure the classes against it).
     Jacobi,
@@ -104,10 +112,12 @@ struct HostStaging<T> {
 /// lanes holding the matrix in registers, then implicit QL (EISPACK tql2), from n = 9 one
 /// chain per lane with the rotations replayed on Q afterwards; larger orders while A
 /// fits a block's shared memory (f64 to 165, f32 to 235 on an H100/H200), the same with A in
-/// shared memory and Q formed as LAPACK dorg2r; above, two-sided cyclic Jacobi in the parallel
-/// ordering (Golub & Van Loan, *Matrix Computations*, 4th ed., Alg. 8.5.1-8.5.3, Demmel &
-/// Veselic's skip rule, at most 60 sweeps). QL takes at most 30 iterations per eigenvalue;
-/// either cap gives [`Error::NoConvergence`] from `eigh_host`. Orders above
+/// shared memory and Q formed as LAPACK dorg2r; above, to [`CUDA_EIGH_MAX_ORDER`], blocked
+/// Householder in global memory and Cuppen's divide and conquer (LAPACK dstedc, dlaed0-dlaed4;
+/// [`EighClass::DivideConquer`]), where a device's blocks cannot hold its tiles two-sided
+/// cyclic Jacobi in the parallel ordering (Golub & Van Loan, *Matrix Computations*, 4th ed.,
+/// Alg. 8.5.1-8.5.3, Demmel & Veselic's skip rule, at most 60 sweeps). QL takes at most 30
+/// iterations per eigenvalue; either cap gives [`Error::NoConvergence`] from `eigh_host`. Orders above
 /// [`CUDA_EIGH_MAX_ORDER`] are rejected at plan time with [`Error::Unsupported`].
 ///
 /// Every kernel writes each of its matrices' status to [`CudaEighPlan::info`] in the same
@@ -121,6 +131,8 @@ pub struct CudaEighPlan<T: Real> {
     offsets: EighOffsets,
     vectors: bool,
     uniform_n: i32,
+    /// The algorithm the plan was made with (a chunk's launches are planned again with it).
+    algorithm: CudaEighAlgorithm,
     stream: Stream,
     _modules: Vec<Arc<Kernels>>,
     launches: Vec<ClassLaunch>,
@@ -415,6 +427,7 @@ impl Cuda {
                 elem,
                 vectors,
                 a_len: offsets.a_len(),
+                algorithm,
             };
             let mut group =
                 self.class_launches::<T>(*class, &bucket, &mut modules, &mut workspace)?;
@@ -446,6 +459,7 @@ impl Cuda {
             offsets,
             vectors,
             uniform_n,
+            algorithm,
             stream,
             _modules: modules,
             launches,
@@ -720,6 +734,7 @@ impl<T: Real> CudaEighPlan<T> {
             team: l.shape.team,
             vectors: i32::from(self.vectors),
             phase: l.shape.phase,
+            layout: l.shape.layout,
         }
     }
 

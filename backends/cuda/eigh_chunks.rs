@@ -107,6 +107,7 @@ impl ChunkPipeline {
                 elem: std::mem::size_of::<T>(),
                 vectors: plan.vectors,
                 a_len: plan.offsets.a_len(),
+                algorithm: plan.algorithm,
             };
             let [shape] = launch
                 .class

@@ -67,8 +67,12 @@ kernel_params! {
         team: i32,
         /// Jacobi: 1 with eigenvectors.
         vectors: i32,
-        /// Split replay: 1 on the last round (the blocks finish chains still paused).
+        /// Split replay: 1 on the last round (the blocks finish chains still paused);
+        /// divide and conquer: the wave.
         phase: i32,
+        /// Divide and conquer: the steps whose per-order vectors live in the workspace's slots
+        /// instead of shared memory (`MB_DC_REDUCE_GLOBAL` 1, `MB_DC_SOLVE_GLOBAL` 2).
+        layout: i32,
     }
 }
 

@@ -60,7 +60,8 @@ struct MbEighArgs {
     int nmax;     // largest (Jacobi: padded) order in this launch
     int team;     // Jacobi: threads per matrix; chains: matrices per block
     int vectors;  // Jacobi only: 1 with eigenvectors (the other kernels take it as a template)
-    int phase;    // split replay: 1 on the last round (finish paused chains in the block)
+    int phase;    // split replay: 1 on the last round (finish paused chains in the block); dc: the wave
+    int layout;   // dc: MB_DC_*_GLOBAL bits, the steps whose per-order vectors live in the slot
 };
 
 // Per-matrix status codes in MbEighArgs::info (crate::EIGH_SOLVED and the others in

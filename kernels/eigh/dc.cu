@@ -1,8 +1,12 @@
-// Orders 33 to 512 (the size classes give it those above the block and split classes), many
+// Orders 33 to 4096 (the size classes give it those above the block and split classes), many
 // matrices in flight: divide and conquer. Every matrix's working storage is in global memory
 // (the plan's workspace, a slot per matrix of a wave, and with vectors the matrix's own slot of
 // V), so a block needs only small shared memory and several blocks share a multiprocessor,
 // where the block classes hold A in shared memory and fit one block per SM from n = 128 (f64).
+// Only vectors of the order's length sit in shared memory (the reduce step's v and w, the
+// solve step's 18 per-order vectors), and where they would not fit a block (the solve step from
+// f64 n ~ 1860 / f32 ~ 3110 with 227 KiB; smaller devices earlier) the host sets a layout bit
+// (MbEighArgs::layout) and they live in the slot instead; a slot holds one n x n buffer.
 // Steps, a launch each, one block of MB_DC_THREADS per matrix unless said:
 //
 // 1. `reduce`: Householder tridiagonalisation of the scaled A, blocked as LAPACK dsytrd/dlatrd
@@ -31,7 +35,9 @@
 //    rational model, here safeguarded by bisection on a bracket), z recomputed from the roots
 //    by Gu and Eisenstat's (Loewner) formula so the vectors are orthogonal (dlaed3), and the
 //    new vectors Q [u_1 .. u_K] as a tiled GEMM whose right factor u_ij = zhat_i / (d_i -
-//    lambda_j) / ||.|| is formed in the tile loads. Q ping-pongs between two n x n buffers.
+//    lambda_j) / ||.|| is formed in the tile loads. Q is merged in place, a row panel of
+//    MB_DC_TM rows at a time copied to the slot's panel storage first (a row of the product
+//    needs only the same row of the old Q), so a slot holds one n x n buffer.
 // 4. `back`: the back-transformation Q_A = H_0 ... H_{n-3} Q_T in blocks of MB_DC_NB
 //    reflectors as I - V T V^T (LAPACK dlarft, forward, columnwise; dormtr/dlarfb): Y = V^T Q,
 //    Y = T Y, Q -= V Y, a thread per column of Q; then the eigenvalues in ascending order by
@@ -61,38 +67,57 @@
 #define MB_DC_BAD 1
 #define MB_DC_FAILED 2
 #define MB_DC_EMPTY 3
-// Ints per slot: state, exponent of the scaling, which Q buffer holds the result.
+// Ints per slot: state, exponent of the scaling (two spare).
 #define MB_DC_INTS 4
+// Layout bits (MbEighArgs::layout): the reduce / solve step keeps its per-order vectors in the
+// slot (global memory) instead of shared memory. The host sets a bit where that step's shared
+// memory with the vectors would not fit a block (large orders), or for every step when forced
+// (CudaEighAlgorithm::DivideConquerGlobal, to test and measure the layout at small orders).
+#define MB_DC_REDUCE_GLOBAL 1
+#define MB_DC_SOLVE_GLOBAL 2
+// Words of T per order of those vectors in a slot: the solve step's 11 vectors of T and 7 of
+// ints (an int per word of T, for simple offsets); the reduce step's two vectors reuse the
+// first two (the steps run one after the other).
+#define MB_DC_GLOBAL_VECTORS 18
 
 __host__ __device__ constexpr int mb_dc_threads() { return MB_DC_THREADS; }
 
-// Words (of T) of one matrix's slot for launch order nmax: with vectors two Q buffers (the
-// first without vectors holds the copy of A being reduced), the panel's V and W (nmax x NB
-// each), d, e and tau (the host's `dc_slot_words`).
-__host__ __device__ constexpr u64 mb_dc_slot_words(u64 nmax, bool vec) {
-    return (vec ? 2 : 1) * nmax * nmax + 2 * nmax * MB_DC_NB + 3 * nmax;
+// The merge's row panel (MB_DC_TM rows of the block) lives in the reduction's panel storage.
+static_assert(MB_DC_TM <= 2 * MB_DC_NB, "the merge's row panel must fit the panel storage");
+
+// Words (of T) of one matrix's slot for launch order nmax and layout bits: Q (values only: the
+// copy of A being reduced; with vectors A is reduced in place in the output V, and Q holds the
+// tridiagonal matrix's eigenvectors, merged in place), the panel's V and W (nmax x NB each; the
+// merge's row panel reuses them), d, e and tau, and with either layout bit the per-order
+// vectors (the host's `dc_slot_words`).
+__host__ __device__ constexpr u64 mb_dc_slot_words(u64 nmax, int layout) {
+    return nmax * nmax + 2 * nmax * MB_DC_NB + 3 * nmax +
+           (layout != 0 ? (u64)MB_DC_GLOBAL_VECTORS * nmax : 0);
 }
 
 // Bytes of a launch's workspace: `slots` slots, then MB_DC_INTS ints per slot (the host's
 // `dc_workspace_bytes`).
 template <typename T>
-__host__ __device__ constexpr u64 mb_dc_workspace_bytes(u64 slots, u64 nmax, bool vec) {
-    return slots * mb_dc_slot_words(nmax, vec) * sizeof(T) + slots * MB_DC_INTS * 4;
+__host__ __device__ constexpr u64 mb_dc_workspace_bytes(u64 slots, u64 nmax, int layout) {
+    return slots * mb_dc_slot_words(nmax, layout) * sizeof(T) + slots * MB_DC_INTS * 4;
 }
 
-// Shared memory of the reduce step: v and w (nmax each), 64 reduction partials, 2 NB panel
-// products, and the trailing update's four 32 x (NB + 1) tiles.
+// Shared memory of the reduce step: v and w (nmax each, unless MB_DC_REDUCE_GLOBAL), 64
+// reduction partials, 2 NB panel products, and the trailing update's four 32 x (NB + 1) tiles.
 template <typename T>
-__host__ __device__ constexpr size_t mb_dc_reduce_shared_bytes(int nmax) {
-    return (2 * (size_t)nmax + 64 + 2 * MB_DC_NB + 4 * 32 * (MB_DC_NB + 1)) * sizeof(T);
+__host__ __device__ constexpr size_t mb_dc_reduce_shared_bytes(int nmax, int layout) {
+    return ((layout & MB_DC_REDUCE_GLOBAL ? 0 : 2 * (size_t)nmax) + 64 + 2 * MB_DC_NB +
+            4 * 32 * (MB_DC_NB + 1)) *
+           sizeof(T);
 }
 
-// Shared memory of the dc step: 11 vectors of T and 7 of ints (nmax each), the GEMM's two
-// tiles, 64 partials and 8 ints (see MbDcShared).
+// Shared memory of the dc step: 11 vectors of T and 7 of ints (nmax each, unless
+// MB_DC_SOLVE_GLOBAL), the GEMM's two tiles, 64 partials and 8 ints (see MbDcShared).
 template <typename T>
-__host__ __device__ constexpr size_t mb_dc_merge_shared_bytes(int nmax) {
-    return (11 * (size_t)nmax + 2 * MB_DC_TK * MB_DC_TM + 64) * sizeof(T) +
-           (7 * (size_t)nmax + 8) * sizeof(int);
+__host__ __device__ constexpr size_t mb_dc_merge_shared_bytes(int nmax, int layout) {
+    return ((layout & MB_DC_SOLVE_GLOBAL ? 0 : 11 * (size_t)nmax) + 2 * MB_DC_TK * MB_DC_TM + 64) *
+               sizeof(T) +
+           ((layout & MB_DC_SOLVE_GLOBAL ? 0 : 7 * (size_t)nmax) + 8) * sizeof(int);
 }
 
 // Shared memory of the back step: the triangular factor T and the Gram matrix V^T V of a
@@ -105,29 +130,29 @@ __host__ __device__ constexpr size_t mb_dc_back_shared_bytes() {
 // One matrix's slot (slot `slot` of the launch's `team`).
 template <typename T>
 struct MbDcSlot {
-    T* q0;     // Q buffer 0 (values only: the copy of A)
-    T* q1;     // Q buffer 1 (vectors only)
-    T* pv;     // panel V, nmax x NB row-major
+    T* q;      // Q (values only: the copy of A)
+    T* pv;     // panel V, nmax x NB row-major (the merge: its row panel, with pw)
     T* pw;     // panel W
     T* d;
     T* e;
     T* tau;
+    T* gv;     // the per-order vectors of the steps with a layout bit (0 without)
     int* ints;
 };
 
 template <typename T>
-__device__ __forceinline__ MbDcSlot<T> mb_dc_slot(const MbEighArgs& p, int slot, bool vec) {
+__device__ __forceinline__ MbDcSlot<T> mb_dc_slot(const MbEighArgs& p, int slot) {
     const u64 nm = (u64)p.nmax;
-    const u64 words = mb_dc_slot_words(nm, vec);
+    const u64 words = mb_dc_slot_words(nm, p.layout);
     T* base = (T*)p.gwork + (u64)slot * words;
     MbDcSlot<T> s;
-    s.q0 = base;
-    s.q1 = base + nm * nm;
-    s.pv = base + (vec ? 2 : 1) * nm * nm;
+    s.q = base;
+    s.pv = base + nm * nm;
     s.pw = s.pv + nm * MB_DC_NB;
     s.d = s.pw + nm * MB_DC_NB;
     s.e = s.d + nm;
     s.tau = s.e + nm;
+    s.gv = p.layout != 0 ? s.tau + nm : (T*)0;
     s.ints = (int*)((T*)p.gwork + (u64)p.team * words) + MB_DC_INTS * slot;
     return s;
 }
@@ -151,7 +176,7 @@ __device__ void mb_dc_reduce(const MbEighArgs& p) {
     MB_DYNAMIC_SHARED(mb_smem);
     const int slot = blockIdx.x;
     const MbMatrix mat = mb_matrix(p, mb_dc_pos(p, slot));
-    const MbDcSlot<T> ws = mb_dc_slot<T>(p, slot, VEC);
+    const MbDcSlot<T> ws = mb_dc_slot<T>(p, slot);
     const int n = mat.n;
     const int tid = threadIdx.x, nt = blockDim.x;
     const int lane = tid & 31, warp = tid >> 5, warps = nt >> 5;
@@ -159,13 +184,15 @@ __device__ void mb_dc_reduce(const MbEighArgs& p) {
         if (tid == 0) ws.ints[0] = MB_DC_EMPTY;
         return;
     }
-    T* vs = (T*)mb_smem;
+    // v and w in the slot where they would not fit shared memory beside the tiles.
+    const bool global = (p.layout & MB_DC_REDUCE_GLOBAL) != 0;
+    T* vs = global ? ws.gv : (T*)mb_smem;
     T* wv = vs + p.nmax;
-    T* red = wv + p.nmax;
+    T* red = global ? (T*)mb_smem : wv + p.nmax;
     T* cc = red + 64;  // W^T v (NB), then V^T v (NB)
     T* tiles = cc + 2 * MB_DC_NB;
     const int TS = MB_DC_NB + 1;
-    T* A = VEC ? (T*)p.v + mat.a0 : ws.q0;
+    T* A = VEC ? (T*)p.v + mat.a0 : ws.q;
     T* V = ws.pv;
     T* W = ws.pw;
     const T* a = (const T*)p.a + mat.a0;
@@ -323,7 +350,7 @@ __device__ void mb_dc_values(const MbEighArgs& p) {
     const int slot = blockIdx.x * MB_DC_VALUES_PER_BLOCK + threadIdx.x;
     const int pos = mb_dc_pos(p, slot);
     if (slot >= p.team || pos >= p.count) return;
-    const MbDcSlot<T> ws = mb_dc_slot<T>(p, slot, false);
+    const MbDcSlot<T> ws = mb_dc_slot<T>(p, slot);
     if (ws.ints[0] != MB_DC_RUNNING) return;
     const MbMatrix mat = mb_matrix(p, pos);
     const int n = mat.n;
@@ -358,7 +385,10 @@ __device__ void mb_dc_values(const MbEighArgs& p) {
     for (int i = 0; i < n; ++i) w[i] = mb_scale2(d[i], ex);
 }
 
-// The dc step's shared memory for launch order nmax.
+// The dc step's working vectors for launch order nmax: in shared memory, or with
+// MB_DC_SOLVE_GLOBAL the per-order ones in the slot (MbDcSlot::gv) and only the GEMM tiles,
+// partials and header in shared memory. Global memory is as coherent within a block across
+// __syncthreads as shared memory, so the code is the same for both.
 template <typename T>
 struct MbDcShared {
     T *dv, *ev, *z, *dl, *wz, *zh, *tauv, *nrm, *ddv, *rc, *rs, *ta, *tb, *red;
@@ -366,18 +396,21 @@ struct MbDcShared {
 };
 
 template <typename T>
-__device__ __forceinline__ MbDcShared<T> mb_dc_shared(unsigned char* smem, int nmax) {
+__device__ __forceinline__ MbDcShared<T> mb_dc_shared(unsigned char* smem, int nmax, T* global) {
     MbDcShared<T> s;
     T* t = (T*)smem;
+    T* vec = global ? global : t;
     T** vecs[11] = {&s.dv, &s.ev, &s.z, &s.dl, &s.wz, &s.zh, &s.tauv, &s.nrm, &s.ddv, &s.rc, &s.rs};
-    for (int i = 0; i < 11; ++i) *vecs[i] = t + i * nmax;
-    s.ta = t + 11 * nmax;
+    for (int i = 0; i < 11; ++i) *vecs[i] = vec + (size_t)i * nmax;
+    s.ta = global ? t : t + 11 * (size_t)nmax;
     s.tb = s.ta + MB_DC_TK * MB_DC_TM;
     s.red = s.tb + MB_DC_TK * MB_DC_TM;
-    int* q = (int*)(s.red + 64);
+    // The ints: after the partials in shared memory, or after the 11 vectors in the slot (7
+    // nmax words of T reserved, MB_DC_GLOBAL_VECTORS).
+    int* q = global ? (int*)(global + 11 * (size_t)nmax) : (int*)(s.red + 64);
     int** ivecs[7] = {&s.perm, &s.org, &s.colk, &s.cold, &s.rp, &s.rq, &s.rank};
-    for (int i = 0; i < 7; ++i) *ivecs[i] = q + i * nmax;
-    s.hdr = q + 7 * nmax;
+    for (int i = 0; i < 7; ++i) *ivecs[i] = q + (size_t)i * nmax;
+    s.hdr = global ? (int*)(s.red + 64) : q + 7 * (size_t)nmax;
     return s;
 }
 
@@ -487,10 +520,11 @@ __device__ void mb_dc_secular_root(const MbDcShared<T>& s, int K, int j, T rho) 
 }
 
 // Merges rows/columns [s0, s0 + n1) and [s0 + n1, s0 + m) of the tridiagonal's eigensystem:
-// eigenvalues in sh.dv[s0 ..], vectors in the diagonal blocks of Qs (n x n); the merged
-// vectors go to Qd's block, the new eigenvalues to sh.dv (unordered). Whole block calls.
+// eigenvalues in sh.dv[s0 ..], vectors in the diagonal blocks of Q (n x n), merged in place
+// into the block [s0, s0 + m)^2 through the row panel R (MB_DC_TM x m); the new eigenvalues to
+// sh.dv (unordered). Whole block calls.
 template <typename T>
-__device__ void mb_dc_merge(const MbDcShared<T>& sh, int n, int s0, int n1, int m, T* Qs, T* Qd) {
+__device__ void mb_dc_merge(const MbDcShared<T>& sh, int n, int s0, int n1, int m, T* Q, T* R) {
     const int tid = threadIdx.x, nt = blockDim.x;
     const T eps = mb_eps(T(0));
     T* d = sh.dv + s0;
@@ -501,7 +535,7 @@ __device__ void mb_dc_merge(const MbDcShared<T>& sh, int n, int s0, int n1, int 
     // z = (last row of Q1, sign(beta) first row of Q2) / sqrt(2) (dlaed1, dlaed2).
     for (int i = tid; i < m; i += nt) {
         const u64 row = (u64)(i < n1 ? s0 + n1 - 1 : s0 + n1) * n;
-        sh.z[i] = (i < n1 ? T(1) : sg) * Qs[row + s0 + i] * half;
+        sh.z[i] = (i < n1 ? T(1) : sg) * Q[row + s0 + i] * half;
     }
     // Ascending order of d, ties by index.
     for (int i = tid; i < m; i += nt) {
@@ -512,7 +546,7 @@ __device__ void mb_dc_merge(const MbDcShared<T>& sh, int n, int s0, int n1, int 
     }
     __syncthreads();
     // Deflation (dlaed2), serial: K kept poles (dl, wz, colk), nd deflated (ddv, cold), nrot
-    // rotations of column pairs (rp, rq, rc, rs) to apply to Qs in order.
+    // rotations of column pairs (rp, rq, rc, rs) to apply to Q in order.
     if (tid == 0) {
         T dmax = T(0), zmax = T(0);
         for (int i = 0; i < m; ++i) {
@@ -567,10 +601,10 @@ __device__ void mb_dc_merge(const MbDcShared<T>& sh, int n, int s0, int n1, int 
     }
     __syncthreads();
     const int K = sh.hdr[0], nd = sh.hdr[1], nrot = sh.hdr[2];
-    // The rotations on Qs's rows of the block (DROT: x' = c x + s y, y' = c y - s x).
+    // The rotations on Q's rows of the block (DROT: x' = c x + s y, y' = c y - s x).
     if (nrot > 0) {
         for (int r = tid; r < m; r += nt) {
-            T* row = Qs + (u64)(s0 + r) * n + s0;
+            T* row = Q + (u64)(s0 + r) * n + s0;
             for (int k = 0; k < nrot; ++k) {
                 const T x = row[sh.rp[k]], y = row[sh.rq[k]], c = sh.rc[k], sn = sh.rs[k];
                 row[sh.rp[k]] = c * x + sn * y;
@@ -600,16 +634,23 @@ __device__ void mb_dc_merge(const MbDcShared<T>& sh, int n, int s0, int n1, int 
         sh.nrm[j] = T(1) / mb_sqrt(s2);
     }
     __syncthreads();
-    // Deflated vectors carried over; the new eigenvalues (roots first, then the deflated).
-    for (int x = tid; x < nd * m; x += nt) {
-        const int t = x / m, r = x - t * m;
-        Qd[(u64)(s0 + r) * n + s0 + K + t] = Qs[(u64)(s0 + r) * n + s0 + sh.cold[t]];
-    }
-    // Qd[:, s0 + j] = sum_i Qs[:, s0 + colk[i]] u_ij for the block's rows: 64 x 64 tiles, a
-    // 4 x 4 group of outputs per thread (rows ty + 16 a, columns tx + 16 b).
+    // The new vectors in place, a row panel of MB_DC_TM rows of the block at a time: the
+    // panel's (rotated) rows of Q copied to R in the order of the new columns (the kept ones,
+    // then the deflated), column-major (R[c TM + r]) so that the GEMM's A tiles are contiguous
+    // loads; then the panel's rows of Q overwritten: Q[r, s0 + j] = sum_i R[r, i] u_ij for
+    // the K roots (64 x 64 tiles, a 4 x 4 group of outputs per thread: rows ty + 16 a,
+    // columns tx + 16 b) and the deflated columns carried over. A row of the product depends
+    // only on the same row of the old Q, so the slot needs no second n x n buffer.
     const int tx = tid & 15, ty = (tid >> 4) & 15;
     const bool computes = tid < 256;
     for (int rt = 0; rt < m; rt += MB_DC_TM) {
+        const int rows = min(MB_DC_TM, m - rt);
+        for (int x = tid; x < rows * m; x += nt) {
+            const int c = x / rows, r = x - c * rows;
+            const int col = c < K ? sh.colk[c] : sh.cold[c - K];
+            R[(u64)c * MB_DC_TM + r] = Q[(u64)(s0 + rt + r) * n + s0 + col];
+        }
+        __syncthreads();
         for (int ct = 0; ct < K; ct += MB_DC_TM) {
             T acc[4][4];
 #pragma unroll
@@ -620,10 +661,8 @@ __device__ void mb_dc_merge(const MbDcShared<T>& sh, int n, int s0, int n1, int 
                 for (int x = tid; x < MB_DC_TK * MB_DC_TM; x += nt) {
                     const int kk = x / MB_DC_TM, rr = x - kk * MB_DC_TM;
                     const int i = i0 + kk;
-                    // A tile: kk-th kept column, row rt + rr.
-                    sh.ta[x] = (i < K && rt + rr < m)
-                                   ? Qs[(u64)(s0 + rt + rr) * n + s0 + sh.colk[i]]
-                                   : T(0);
+                    // A tile: kept column i of the panel, row rr.
+                    sh.ta[x] = (i < K && rr < rows) ? R[(u64)i * MB_DC_TM + rr] : T(0);
                     // B tile: u_{i, ct + rr}.
                     const int j = ct + rr;
                     sh.tb[x] = (i < K && j < K) ? sh.zh[i] / mb_dc_delta(sh, i, j) * sh.nrm[j]
@@ -650,11 +689,18 @@ __device__ void mb_dc_merge(const MbDcShared<T>& sh, int n, int s0, int n1, int 
                 for (int a = 0; a < 4; ++a)
 #pragma unroll
                     for (int b = 0; b < 4; ++b) {
-                        const int r = rt + ty + 16 * a, j = ct + tx + 16 * b;
-                        if (r < m && j < K) Qd[(u64)(s0 + r) * n + s0 + j] = acc[a][b];
+                        const int r = ty + 16 * a, j = ct + tx + 16 * b;
+                        if (r < rows && j < K) Q[(u64)(s0 + rt + r) * n + s0 + j] = acc[a][b];
                     }
             }
         }
+        // Deflated vectors carried over (after the roots' columns).
+        for (int x = tid; x < nd * rows; x += nt) {
+            const int t = x / rows, r = x - t * rows;
+            Q[(u64)(s0 + rt + r) * n + s0 + K + t] = R[(u64)(K + t) * MB_DC_TM + r];
+        }
+        // R is the next panel's.
+        __syncthreads();
     }
     // The new eigenvalues over the old (every read of d above is behind a barrier).
     for (int j = tid; j < K; j += nt) d[j] = sh.dl[sh.org[j]] + sh.tauv[j];
@@ -663,29 +709,30 @@ __device__ void mb_dc_merge(const MbDcShared<T>& sh, int n, int s0, int n1, int 
 }
 
 // Step 3 (vectors): the tridiagonal eigensystem into the slot (eigenvalues in d, unordered;
-// vectors as the columns of Q buffer ints[2]).
+// vectors as the columns of Q).
 template <typename T>
 __device__ void mb_dc_solve(const MbEighArgs& p) {
     MB_DYNAMIC_SHARED(mb_smem);
     const int slot = blockIdx.x;
-    const MbDcSlot<T> ws = mb_dc_slot<T>(p, slot, true);
+    const MbDcSlot<T> ws = mb_dc_slot<T>(p, slot);
     if (ws.ints[0] != MB_DC_RUNNING) return;
     const MbMatrix mat = mb_matrix(p, mb_dc_pos(p, slot));
     const int n = mat.n;
     const int tid = threadIdx.x, nt = blockDim.x;
     const int lane = tid & 31, warp = tid >> 5, warps = nt >> 5;
-    const MbDcShared<T> sh = mb_dc_shared<T>(mb_smem, p.nmax);
+    const MbDcShared<T> sh =
+        mb_dc_shared<T>(mb_smem, p.nmax, (p.layout & MB_DC_SOLVE_GLOBAL) ? ws.gv : (T*)0);
     int leaves = 1;
     while ((n + leaves - 1) / leaves > MB_DC_LEAF) leaves *= 2;
     for (int i = tid; i < n; i += nt) {
         sh.dv[i] = ws.d[i];
         sh.ev[i] = ws.e[i];
     }
-    // Both buffers zero outside the diagonal blocks; buffer 0 the identity on them.
+    // Q the identity: the leaves rotate their diagonal blocks, every merge overwrites its own
+    // block, and everything outside the blocks stays zero.
     for (u64 x = tid; x < (u64)n * n; x += nt) {
         const int r = (int)(x / n), c = (int)(x - (u64)r * n);
-        ws.q0[x] = r == c ? T(1) : T(0);
-        ws.q1[x] = T(0);
+        ws.q[x] = r == c ? T(1) : T(0);
     }
     __syncthreads();
     // Tears (dlaed0): d of both rows at each leaf boundary less |e|.
@@ -708,7 +755,7 @@ __device__ void mb_dc_solve(const MbEighArgs& p) {
         tri.r = lane;
         tri.gbase = 0;
         tri.mask = 0xffffffffu;
-        T* zrow = lane < m ? ws.q0 + (u64)(s0 + lane) * n + s0 : (T*)0;
+        T* zrow = lane < m ? ws.q + (u64)(s0 + lane) * n + s0 : (T*)0;
         const bool ok = mb_tridiag_ql<T, true, true>(tri, m, zrow);
         failed |= !ok;
         if (lane < m) sh.dv[s0 + lane] = tri.d[0];
@@ -721,21 +768,17 @@ __device__ void mb_dc_solve(const MbEighArgs& p) {
         }
         return;
     }
-    // Merges, level by level, Q from one buffer to the other.
-    int src = 0;
+    // Merges, level by level, in place in Q (a row panel at a time through the slot's panel
+    // storage, so a slot needs one n x n buffer, not two).
     for (int width = 2; width <= leaves; width *= 2) {
-        T* Qs = src ? ws.q1 : ws.q0;
-        T* Qd = src ? ws.q0 : ws.q1;
         for (int b = 0; b < leaves; b += width) {
             const int s0 = mb_dc_leaf_start(b, leaves, n);
             const int sm = mb_dc_leaf_start(b + width / 2, leaves, n);
             const int se = mb_dc_leaf_start(b + width, leaves, n);
-            mb_dc_merge<T>(sh, n, s0, sm - s0, se - s0, Qs, Qd);
+            mb_dc_merge<T>(sh, n, s0, sm - s0, se - s0, ws.q, ws.pv);
         }
-        src ^= 1;
     }
     for (int i = tid; i < n; i += nt) ws.d[i] = sh.dv[i];
-    if (tid == 0) ws.ints[2] = src;
 }
 
 // Step 4 (vectors): back-transformation, order, scaling and output.
@@ -743,7 +786,7 @@ template <typename T>
 __device__ void mb_dc_back(const MbEighArgs& p) {
     MB_DYNAMIC_SHARED(mb_smem);
     const int slot = blockIdx.x;
-    const MbDcSlot<T> ws = mb_dc_slot<T>(p, slot, true);
+    const MbDcSlot<T> ws = mb_dc_slot<T>(p, slot);
     const int state = ws.ints[0];
     if (state == MB_DC_BAD || state == MB_DC_EMPTY) return;
     const MbMatrix mat = mb_matrix(p, mb_dc_pos(p, slot));
@@ -756,7 +799,7 @@ __device__ void mb_dc_back(const MbEighArgs& p) {
         for (int e = tid; e < n * n; e += nt) v[e] = mb_nan(T(0));
         return;
     }
-    T* Q = ws.ints[2] ? ws.q1 : ws.q0;
+    T* Q = ws.q;
     T* Tm = (T*)mb_smem;             // NB x NB, T[a][b] at a NB + b
     T* G = Tm + MB_DC_NB * MB_DC_NB;  // Gram matrix of the block's reflectors
     T* taus = G + MB_DC_NB * MB_DC_NB;

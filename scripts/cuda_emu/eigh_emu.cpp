@@ -9,10 +9,12 @@
 // Build and run: scripts/cuda_emu/run.sh [kernel] [dtype] [orders...]
 //   kernel: warp:G:R (e.g. warp:16:12), chains:G:R:M, block:NC (e.g. block:2),
 //           split:NC:ROUNDS (the host's sequence of launches, ROUNDS replay rounds),
-//           dc:SLOTS (divide and conquer, the host's launches in waves of SLOTS matrices), jacobi,
-//           plan:FILE (the launches backends/cuda/eigh_classes planned for this batch, written
-//           by tests/kernels/cuda/emulated_plans.rs: per pass a line `vectors V count C nmax N
-//           workspace BYTES`, then a line `ENTRY BLOCK GRID SHARED NMAX TEAM PHASE` per launch)
+//           dc:SLOTS[:LAYOUT] (divide and conquer, the host's launches in waves of SLOTS
+//           matrices; LAYOUT the MB_DC_*_GLOBAL bits, 3: every per-order vector in the slots),
+//           jacobi, plan:FILE (the launches backends/cuda/eigh_classes planned for this batch,
+//           written by tests/kernels/cuda/emulated_plans.rs: per pass a line `vectors V count C
+//           nmax N workspace BYTES`, then a line `ENTRY BLOCK GRID SHARED NMAX TEAM PHASE
+//           LAYOUT` per launch)
 #include "cuda_emu.h"
 
 #include "../../kernels/common.cuh"
@@ -251,7 +253,7 @@ static void run_plan(const std::string& path, bool vec, int batch, int nmax, MbE
         if (!mine || word.empty()) continue;
         unsigned int block = 0, grid = 0;
         size_t shared = 0;
-        in >> block >> grid >> shared >> p.nmax >> p.team >> p.phase;
+        in >> block >> grid >> shared >> p.nmax >> p.team >> p.phase >> p.layout;
         emu::launch(kernel_by_name(word), grid, block, shared, p);
     }
     if (!found) {
@@ -418,22 +420,25 @@ template <typename T> int run(const std::string& kind, std::vector<int> orders, 
     } else if (kind.rfind("dc:", 0) == 0) {
         // The dc class's launches: per wave of `slots` matrices reduce, then solve and back
         // (vectors) or values; the workspace as backends/cuda/eigh_classes/dc.rs sizes it.
-        const int slots = std::max(1, std::atoi(kind.c_str() + 3));
+        int slots = 1, layout = 0;
+        std::sscanf(kind.c_str(), "dc:%d:%d", &slots, &layout);
+        slots = std::max(1, slots);
         const bool f64 = sizeof(T) == 8;
         const Kernel reduce = f64 ? (vec ? eigh_dc_f64_v_reduce : eigh_dc_f64_w_reduce)
                                   : (vec ? eigh_dc_f32_v_reduce : eigh_dc_f32_w_reduce);
-        const size_t bytes = mb_dc_workspace_bytes<T>(slots, nmax, vec);
+        const size_t bytes = mb_dc_workspace_bytes<T>(slots, nmax, layout);
         gwork.assign(bytes / sizeof(T) + 1, (T)-9.5);
         p.gwork = (u64)gwork.data();
         p.nmax = nmax;
         p.team = slots;
+        p.layout = layout;
         for (int wave = 0; wave * slots < batch; ++wave) {
             const int here = std::min(slots, batch - wave * slots);
             p.phase = wave;
-            emu::launch(reduce, here, MB_DC_THREADS, mb_dc_reduce_shared_bytes<T>(nmax), p);
+            emu::launch(reduce, here, MB_DC_THREADS, mb_dc_reduce_shared_bytes<T>(nmax, layout), p);
             if (vec) {
                 emu::launch(f64 ? eigh_dc_f64_v_solve : eigh_dc_f32_v_solve, here, MB_DC_THREADS,
-                            mb_dc_merge_shared_bytes<T>(nmax), p);
+                            mb_dc_merge_shared_bytes<T>(nmax, layout), p);
                 emu::launch(f64 ? eigh_dc_f64_v_back : eigh_dc_f32_v_back, here, MB_DC_THREADS,
                             mb_dc_back_shared_bytes<T>(), p);
             } else {

@@ -168,7 +168,8 @@ impl Auto {
     }
 
     /// The GPU backends present with the largest eigh order (f32, f64) Auto gives each: the
-    /// orders of their size classes, not their Jacobi fallbacks (slower than the CPU there).
+    /// orders of their measured size classes, not their fallbacks or classes not yet timed
+    /// against the CPU (CUDA's divide and conquer, wgpu's Jacobi).
     fn gpus(&self) -> Vec<(BackendKind, EighMaxOrders)> {
         #[allow(unused_mut)]
         let mut gpus = Vec::new();

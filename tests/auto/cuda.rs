@@ -43,8 +43,9 @@ fn large_batches_on_device_data_go_to_the_gpu_and_single_host_matrices_stay_on_t
     assert!(d.predictions[1].seconds.is_none());
 }
 
-/// Orders above CUDA's size classes (its Jacobi fallback, 0.11-0.13x the CPU on the H200 at
-/// n = 256) stay on the CPU, per dtype; the largest class order still goes to the GPU.
+/// Orders above CUDA's measured size classes (divide and conquer, not yet measured; before it
+/// the Jacobi fallback, 0.11-0.13x the CPU on the H200 at n = 256) stay on the CPU, per dtype;
+/// the largest measured class order still goes to the GPU.
 #[test]
 fn orders_above_the_cuda_size_classes_stay_on_the_cpu() {
     let Some(auto) = auto_with_cuda() else { return };

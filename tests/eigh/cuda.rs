@@ -6,6 +6,8 @@
 mod chunked;
 mod classes;
 mod dc;
+mod dc_large;
+mod large_check;
 
 use crate::common;
 
@@ -43,7 +45,7 @@ fn lapack_types_larger_orders_and_global_workspace() {
     // Both sides of every block-class boundary (64/65, where the split classes start, and
     // 128/129) and of the largest order
     // whose A fits shared memory (f64 165/166, f32 235/236 on a 227 KB device), above which
-    // Jacobi runs from the global workspace.
+    // divide and conquer runs from the global workspace.
     let orders = [65, 96, 128, 129, 160, 165, 166, 200, 235, 236, 256, 300];
     check_eigh_accuracy::<f64, _>(&cuda, &orders, &types, 13, THRESHOLD);
     check_eigh_accuracy::<f32, _>(&cuda, &orders, &types, 14, THRESHOLD);
@@ -226,7 +228,7 @@ fn lane_chains_at_small_batches_match_the_cpu_backend() {
 /// holding every size class, with NaN and -inf matrices among good ones in each, the info
 /// array marks exactly the bad matrices, their eigenvalues and eigenvectors are NaN, and the
 /// others pass the LAPACK ratios (`tests/common/eigh_check.rs`); for the default classes (warp,
-/// block, Jacobi above 165), and forced: the chains classes, the split classes, Jacobi
+/// block, divide and conquer above 165), and forced: the chains classes, the split classes, Jacobi
 /// everywhere. `CudaEighPlan::info` holds the same codes on the device.
 #[test]
 fn device_info_marks_exactly_the_non_finite_matrices_in_every_class() {

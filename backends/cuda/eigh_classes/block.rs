@@ -46,7 +46,9 @@ impl SizeClass for Block {
     fn takes(&self, algorithm: CudaEighAlgorithm, _: usize, _: usize, _: usize, _: bool) -> bool {
         !matches!(
             algorithm,
-            CudaEighAlgorithm::Jacobi | CudaEighAlgorithm::DivideConquer
+            CudaEighAlgorithm::Jacobi
+                | CudaEighAlgorithm::DivideConquer
+                | CudaEighAlgorithm::DivideConquerGlobal
         )
     }
 
@@ -63,6 +65,7 @@ impl SizeClass for Block {
                 nmax: bucket.nmax as i32,
                 team: 1,
                 phase: 0,
+                layout: 0,
             }],
             workspace_bytes: 0,
         })

@@ -76,9 +76,9 @@ impl SizeClass for Chains {
         _: bool,
     ) -> bool {
         match algorithm {
-            CudaEighAlgorithm::SizeClasses | CudaEighAlgorithm::DivideConquer => {
-                count >= chains_min_batch(elem)
-            }
+            CudaEighAlgorithm::SizeClasses
+            | CudaEighAlgorithm::DivideConquer
+            | CudaEighAlgorithm::DivideConquerGlobal => count >= chains_min_batch(elem),
             CudaEighAlgorithm::GroupChains | CudaEighAlgorithm::Jacobi => false,
             _ => true,
         }
@@ -98,6 +98,7 @@ impl SizeClass for Chains {
                 nmax: bucket.nmax as i32,
                 team: per_block as i32,
                 phase: 0,
+                layout: 0,
             }],
             // Each matrix's rotation list sits at its own offset: one word per element of A.
             workspace_bytes: if bucket.vectors {

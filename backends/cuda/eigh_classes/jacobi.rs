@@ -85,6 +85,7 @@ impl SizeClass for Jacobi {
                     nmax: nmax as i32,
                     team: team as i32,
                     phase: 0,
+                    layout: 0,
                 }],
                 workspace_bytes: 0,
             });
@@ -103,6 +104,7 @@ impl SizeClass for Jacobi {
                 nmax: nmax as i32,
                 team: GLOBAL_TEAM as i32,
                 phase: 0,
+                layout: 0,
             }],
             workspace_bytes: slots
                 .checked_mul(slot_bytes)

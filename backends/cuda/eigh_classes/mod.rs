@@ -18,10 +18,13 @@
 //! - `warp.rs`, n <= 32: a group of lanes per matrix, rows in registers, QL computed by every
 //!   lane of the group.
 //! - `block.rs`, 33 <= n while A fits one block's shared memory: a block per matrix.
-//! - `dc.rs`, the orders above up to 512 (from 33 under [`CudaEighAlgorithm::DivideConquer`]):
-//!   Householder in global memory, divide and conquer on the tridiagonal matrix, a block per
-//!   matrix with small shared memory.
-//! - `jacobi.rs`, the orders above: parallel-order Jacobi (its matrices then in a global
+//! - `dc.rs`, the orders above up to [`DC_MAX_ORDER`] = 4096, the CUDA eigh's limit (from 33
+//!   under [`CudaEighAlgorithm::DivideConquer`]): Householder in global memory, divide and
+//!   conquer on the tridiagonal matrix, a block per matrix with small shared memory (its
+//!   per-order vectors in the workspace where they do not fit).
+//! - `jacobi.rs`, only where the others cannot run (a device whose blocks cannot hold the
+//!   divide-and-conquer class's tiles, 34 KiB f64 / 17 KiB f32) or forced by
+//!   [`CudaEighAlgorithm::Jacobi`]: parallel-order Jacobi (its matrices then in a global
 //!   workspace).
 
 mod block;
@@ -90,12 +93,16 @@ pub enum EighClass {
         /// Warps per reduction and replay block (n <= 32 chunks).
         chunks: usize,
     },
-    /// Divide and conquer (`kernels/eigh/dc.cu`): blocked Householder tridiagonalisation in
-    /// global memory, Cuppen's divide and conquer with warp QL leaves and GEMM merges, a
-    /// blocked back-transformation; a block per matrix, the matrices in flight in slots of the
-    /// plan's workspace.
+    /// Divide and conquer (`kernels/eigh/dc.cu`), orders above the block classes to
+    /// [`DC_MAX_ORDER`] (4096): blocked Householder tridiagonalisation in global memory,
+    /// Cuppen's divide and conquer with warp QL leaves and GEMM merges, a blocked
+    /// back-transformation; a block per matrix, the matrices in flight in slots of the plan's
+    /// workspace (one n x n buffer each), the per-order vectors of a step in shared memory
+    /// where they fit and in the slot above.
     DivideConquer,
-    /// Parallel-order two-sided Jacobi (shared memory or the plan's global workspace).
+    /// Parallel-order two-sided Jacobi (shared memory or the plan's global workspace): the
+    /// fallback where no other class runs (a device whose blocks cannot hold the
+    /// divide-and-conquer class's tiles), or forced by [`CudaEighAlgorithm::Jacobi`].
     Jacobi,
 }
 
@@ -113,6 +120,9 @@ pub(crate) struct Bucket {
     pub vectors: bool,
     /// Elements of A in the whole batch (a rotation list per matrix sits at its offset in A).
     pub a_len: usize,
+    /// The plan's algorithm (divide and conquer: [`CudaEighAlgorithm::DivideConquerGlobal`]
+    /// forces its global-memory layout).
+    pub algorithm: CudaEighAlgorithm,
 }
 
 /// One launch of a bucket: which entry point of the class's program, its grid and block, and
@@ -133,6 +143,8 @@ pub(crate) struct LaunchShape {
     pub team: i32,
     /// `MbEighArgs::phase`.
     pub phase: i32,
+    /// `MbEighArgs::layout` (divide and conquer; 0 elsewhere).
+    pub layout: i32,
 }
 
 /// What a class runs for one bucket: its launches in order, and the bytes of zeroed device
@@ -225,8 +237,8 @@ impl EighClass {
     }
 
     /// The largest order of `elem`-byte floats a measured class other than Jacobi holds
-    /// (above, the Jacobi fallback, on the H200 0.11-0.13x the CPU backend at n = 256, or the
-    /// divide-and-conquer class, not yet measured on a GPU).
+    /// (above, the divide-and-conquer class, not yet measured on a GPU, or on a device too
+    /// small for it the Jacobi fallback, on the H200 0.11-0.13x the CPU backend at n = 256).
     pub fn largest_fast_order(elem: usize, max_shared: usize) -> usize {
         let device = DeviceInfo::with_shared(max_shared);
         (1..=DC_MAX_ORDER)
@@ -334,9 +346,10 @@ pub fn eigh_layout_program(checks: &str) -> String {
 }
 
 /// The launches the registry plans for one bucket of `class` (`count` matrices of largest
-/// order `nmax`, `a_len` elements of A in the batch) on `device`, for the kernel emulation
-/// (`scripts/cuda_emu/eigh_emu.cpp`'s `plan:` kind), which then runs exactly these shapes: a
-/// line `ENTRY BLOCK GRID SHARED NMAX TEAM PHASE` per launch, and the workspace's bytes.
+/// order `nmax`, `a_len` elements of A in the batch) with `algorithm` on `device`, for the
+/// kernel emulation (`scripts/cuda_emu/eigh_emu.cpp`'s `plan:` kind), which then runs exactly
+/// these shapes: a line `ENTRY BLOCK GRID SHARED NMAX TEAM PHASE LAYOUT` per launch, and the
+/// workspace's bytes.
 ///
 /// # Errors
 /// As the class's planning: [`crate::Error::TooLarge`] for sizes that overflow.
@@ -346,6 +359,7 @@ pub fn eigh_bucket_launches(
     count: usize,
     nmax: usize,
     a_len: usize,
+    algorithm: CudaEighAlgorithm,
     device: &DeviceInfo,
 ) -> Result<(Vec<String>, usize)> {
     let desc = kernel.class.desc();
@@ -355,6 +369,7 @@ pub fn eigh_bucket_launches(
         elem: kernel.elem(),
         vectors: kernel.vectors,
         a_len,
+        algorithm,
     };
     let plan = desc.plan(kernel.class, &bucket, device)?;
     let entries = desc.entries(kernel);
@@ -363,8 +378,8 @@ pub fn eigh_bucket_launches(
         .iter()
         .map(|l| {
             format!(
-                "{} {} {} {} {} {} {}",
-                entries[l.entry], l.block, l.grid, l.shared, l.nmax, l.team, l.phase
+                "{} {} {} {} {} {} {} {}",
+                entries[l.entry], l.block, l.grid, l.shared, l.nmax, l.team, l.phase, l.layout
             )
         })
         .collect();
@@ -411,7 +426,7 @@ mod tests {
         let shared = 227 * 1024;
         let device = DeviceInfo::with_shared(shared);
         for elem in [4, 8] {
-            for n in 1..=512 {
+            for n in (1..=600).chain([1023, 1024, 1858, 3111, 4095, 4096]) {
                 let class = EighClass::for_order(n, elem, shared);
                 assert!(class.desc().shape(n, elem, &device).is_some(), "{n}");
                 assert_ne!(
@@ -420,8 +435,13 @@ mod tests {
                     "order {n} elem {elem} fell to Jacobi"
                 );
             }
-            assert_eq!(EighClass::for_order(513, elem, shared), EighClass::Jacobi);
+            assert_eq!(
+                EighClass::for_order(513, elem, shared),
+                EighClass::DivideConquer
+            );
         }
+        // Blocks too small for divide and conquer's f64 tiles: Jacobi above the block classes.
+        assert_eq!(EighClass::for_order(300, 8, 32 * 1024), EighClass::Jacobi);
         // 227 KB of shared memory: A fits to f64 165, f32 235 (the block classes' limits).
         assert_eq!(EighClass::largest_fast_order(8, shared), 165);
         assert_eq!(EighClass::largest_fast_order(4, shared), 235);

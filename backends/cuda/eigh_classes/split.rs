@@ -83,7 +83,8 @@ impl SizeClass for Split {
             CudaEighAlgorithm::SplitBlocks => true,
             CudaEighAlgorithm::FusedBlocks
             | CudaEighAlgorithm::Jacobi
-            | CudaEighAlgorithm::DivideConquer => false,
+            | CudaEighAlgorithm::DivideConquer
+            | CudaEighAlgorithm::DivideConquerGlobal => false,
             _ => nmax >= SPLIT_MIN_ORDER,
         }
     }
@@ -105,6 +106,7 @@ impl SizeClass for Split {
                 nmax: nmax as i32,
                 team: 0,
                 phase,
+                layout: 0,
             })
         };
         let block = 32 * chunks;

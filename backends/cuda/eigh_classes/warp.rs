@@ -60,6 +60,7 @@ impl SizeClass for Warp {
                 nmax: bucket.nmax as i32,
                 team: per_block as i32,
                 phase: 0,
+                layout: 0,
             }],
             workspace_bytes: 0,
         })

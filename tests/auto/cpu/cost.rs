@@ -190,7 +190,7 @@ fn orders_beyond_a_backend_limit_are_unsupported_there() {
 }
 
 /// A GPU's limit is per dtype (CUDA's size classes hold f64 A to 165, f32 to 235 on a
-/// 227 KB device; its Jacobi fallback above is slower than the CPU).
+/// 227 KB device; above, divide and conquer is not yet measured).
 #[test]
 fn gpu_eigh_limits_are_per_dtype() {
     let limits = EighMaxOrders { f32: 235, f64: 165 };

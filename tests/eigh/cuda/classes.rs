@@ -1,5 +1,5 @@
 //! Which CUDA size class takes which matrices, for every order to 300 (and a few up to 4096;
-//! divide and conquer above the block classes to 512),
+//! divide and conquer above the block classes to 4096),
 //! batches on both sides of every threshold, f32 and f64, values and vectors, every
 //! `CudaEighAlgorithm` and three shared-memory sizes: pinned against the thresholds written out
 //! here from the README and docs/benchmarks/eigh-{classes,chains,split}-h200.md, not taken from
@@ -11,13 +11,14 @@ use megabatch::backends::cuda::{
 };
 use megabatch::EighSpec;
 
-const ALGORITHMS: [Alg; 7] = [
+const ALGORITHMS: [Alg; 8] = [
     Alg::SizeClasses,
     Alg::GroupChains,
     Alg::LaneChains,
     Alg::FusedBlocks,
     Alg::SplitBlocks,
     Alg::DivideConquer,
+    Alg::DivideConquerGlobal,
     Alg::Jacobi,
 ];
 
@@ -30,13 +31,15 @@ const DEVICES: [(usize, usize, usize); 3] = [
 ];
 
 /// The largest order of the divide-and-conquer class on a device with `shared` bytes per
-/// block: 512, or where its solve step's shared memory (11 vectors of floats, 7 of ints, two
-/// 16 x 64 GEMM tiles, 64 floats and 8 ints: dc.cu) no longer fits.
+/// block: 4096 (the CUDA eigh's limit) wherever a block holds its reduce step's tiles (64 +
+/// 64 + 4 x 32 x 33 floats, dc.cu: its per-order vectors go to global memory where they do
+/// not fit), else none (32).
 fn dc_fit(shared: usize, elem: usize) -> usize {
-    (33..=512)
-        .take_while(|&n| (11 * n + 2 * 16 * 64 + 64) * elem + (7 * n + 8) * 4 <= shared)
-        .last()
-        .unwrap_or(32)
+    if (64 + 64 + 4 * 32 * 33) * elem <= shared {
+        4096
+    } else {
+        32
+    }
 }
 
 fn device(max_shared: usize) -> DeviceInfo {
@@ -95,7 +98,9 @@ fn expected(
         };
         let chains = n >= 9
             && match alg {
-                Alg::SizeClasses | Alg::DivideConquer => batch >= chains_min,
+                Alg::SizeClasses | Alg::DivideConquer | Alg::DivideConquerGlobal => {
+                    batch >= chains_min
+                }
                 Alg::GroupChains => false,
                 _ => true,
             };
@@ -106,8 +111,9 @@ fn expected(
         };
         return (class, n);
     }
-    // Divide and conquer above the block classes (and from 33 when forced) to 512.
-    if alg == Alg::DivideConquer || n > fit || n > 256 {
+    // Divide and conquer above the block classes (and from 33 when forced) to 4096.
+    let forced_dc = matches!(alg, Alg::DivideConquer | Alg::DivideConquerGlobal);
+    if forced_dc || n > fit || n > 256 {
         return if n <= dc {
             (EighClass::DivideConquer, n)
         } else {

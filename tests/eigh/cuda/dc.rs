@@ -1,14 +1,19 @@
 //! The divide-and-conquer class (`kernels/eigh/dc.cu`) on a device: LAPACK dsyt21 ratios on
 //! every LAPACK matrix type (clustered and graded spectra, where deflation decides) at the
-//! class's boundaries, f32 and f64, vectors and values only; forced from order 33; against the
-//! CPU backend's eigenvalues; NaN in single matrices of a ragged batch spanning every class
-//! with n = 0 and 1. Skips without a device unless `MEGABATCH_REQUIRE_CUDA=1`.
+//! class's first orders and at the old limit of 512 (511-513), f32 and f64, vectors and values
+//! only; forced from order 33, with the per-order vectors in shared memory and in the slots
+//! (`DivideConquerGlobal`); against the CPU backend's eigenvalues; NaN in single matrices of a
+//! ragged batch spanning every class with n = 0 and 1. Skips without a device unless
+//! `MEGABATCH_REQUIRE_CUDA=1`. Orders 1024-4096: `dc_large.rs`.
 
 use crate::common;
 
 use common::eigh_check::{check_device_info, check_eigh_accuracy_planned, plan_matches_cpu};
 use common::{cuda_or_skip, ALL_TYPES};
 use megabatch::backends::cuda::{Cuda, CudaEighAlgorithm, EighClass, DC_MAX_ORDER};
+
+/// The class's limit before issue 26's step 3 (Jacobi above): the orders around it.
+const OLD_TOP: usize = 512;
 use megabatch::{EighSpec, Real};
 
 const THRESHOLD: f64 = 30.0;
@@ -41,14 +46,15 @@ fn check<T: Real>(
 }
 
 /// The default classes at the boundaries of divide and conquer: below it the block classes'
-/// last order (A fits shared memory: f64 165, f32 235 on a 227 KiB device), its first, and its
-/// last (512) with Jacobi above.
+/// last order (A fits shared memory: f64 165, f32 235 on a 227 KiB device), its first, and the
+/// old limit (512, Jacobi above until the class went to [`DC_MAX_ORDER`]).
 #[test]
 fn dc_boundaries_pass_the_lapack_ratios_on_every_type() {
     let Some(cuda) = cuda_or_skip() else { return };
+    assert_eq!(DC_MAX_ORDER, 4096);
     let f64_first = cuda.eigh_fast_max_order::<f64>() + 1;
     let f32_first = cuda.eigh_fast_max_order::<f32>() + 1;
-    let top = DC_MAX_ORDER;
+    let top = OLD_TOP;
     check::<f64>(
         &cuda,
         CudaEighAlgorithm::SizeClasses,
@@ -60,7 +66,7 @@ fn dc_boundaries_pass_the_lapack_ratios_on_every_type() {
             top,
             top + 1,
         ],
-        &[f64_first, f64_first + 1, top - 1, top],
+        &[f64_first, f64_first + 1, top - 1, top, top + 1],
         21,
     );
     check::<f32>(
@@ -74,7 +80,7 @@ fn dc_boundaries_pass_the_lapack_ratios_on_every_type() {
             top,
             top + 1,
         ],
-        &[f32_first, f32_first + 1, top - 1, top],
+        &[f32_first, f32_first + 1, top - 1, top, top + 1],
         22,
     );
 }
@@ -88,6 +94,17 @@ fn dc_forced_from_33_passes_the_lapack_ratios_on_every_type() {
     let dc = &orders[1..];
     check::<f64>(&cuda, CudaEighAlgorithm::DivideConquer, &orders, dc, 23);
     check::<f32>(&cuda, CudaEighAlgorithm::DivideConquer, &orders, dc, 24);
+}
+
+/// The layout of the large orders (every per-order vector of the reduce and solve steps in the
+/// workspace's slots) forced at small ones (`CudaEighAlgorithm::DivideConquerGlobal`).
+#[test]
+fn dc_global_layout_passes_the_lapack_ratios_on_every_type() {
+    let Some(cuda) = cuda_or_skip() else { return };
+    let orders = [33, 65, 128, 200, 300];
+    let global = CudaEighAlgorithm::DivideConquerGlobal;
+    check::<f64>(&cuda, global, &orders, &orders, 25);
+    check::<f32>(&cuda, global, &orders, &orders, 26);
 }
 
 /// Uniform batches (several waves of blocks, and full multiprocessors) agree with the CPU
@@ -110,9 +127,9 @@ fn dc_uniform_batches_match_the_cpu_backend() {
 }
 
 /// NaN or -inf in single matrices of a ragged batch spanning every class (n = 0 and 1, warp,
-/// block, divide and conquer, Jacobi above 512): exactly those matrices get `NonFinite` in
-/// the info array and NaN outputs, the others pass the LAPACK ratios; the default classes and
-/// divide and conquer forced from 33.
+/// block, divide and conquer to 513): exactly those matrices get `NonFinite` in the info array
+/// and NaN outputs, the others pass the LAPACK ratios; the default classes and divide and
+/// conquer forced from 33.
 #[test]
 fn dc_non_finite_matrices_are_marked_alone_in_a_batch_of_every_class() {
     let Some(cuda) = cuda_or_skip() else { return };

@@ -8,8 +8,9 @@
 //! (nested-loop QL), a 32-lane group (read-ahead chase), a block with its chain warp, the
 //! chains kernel (a chain per lane, rotations replayed in rounds), the split classes' launch
 //! sequence, the divide-and-conquer class's launches in waves (deflation by clustered, rank-one,
-//! Wilkinson and graded spectra; leaves, merges, the blocked reduction and back-transformation)
-//! and the Jacobi kernel. Each also checks the per-matrix status array every kernel
+//! Wilkinson and graded spectra; leaves, merges in place through a row panel, the blocked
+//! reduction and back-transformation; the per-order vectors in shared memory, and in the slots
+//! as at the large orders) and the Jacobi kernel. Each also checks the per-matrix status array every kernel
 //! writes (non-finite input flagged for exactly the NaN matrices, solved for the others, none
 //! left unwritten) and NaN eigenvalues and eigenvectors for the bad ones.
 //! Needs g++ (C++20): without it, prints `SKIPPED` and returns, unless `MEGABATCH_REQUIRE_GXX=1`
@@ -75,7 +76,7 @@ fn a_missing_or_old_compiler_skips_with_a_notice_unless_required() {
 #[test]
 fn eigh_size_class_kernels_pass_the_lapack_checks_under_emulation() {
     let Some(bin) = emulator() else { return };
-    let cases: [&[&str]; 11] = [
+    let cases: [&[&str]; 13] = [
         &["warp:16:12", "f64", "1", "2", "9", "12"],
         &["warp:32:24", "f32", "17", "24"],
         &["block:2", "f64", "33"],
@@ -95,6 +96,10 @@ fn eigh_size_class_kernels_pass_the_lapack_checks_under_emulation() {
         &["dc:5", "f64", "1", "5", "33", "100"],
         &["dc:64", "f32", "2", "64", "65"],
         &["dc:3", "f64", "70"],
+        // The layout of the large orders at small ones: every per-order vector in the slots
+        // (3), and the solve step's alone (2, the layout from f64 n = 1858 on a 227 KiB device).
+        &["dc:4:3", "f64", "1", "70"],
+        &["dc:5:2", "f32", "40"],
     ];
     let results: Vec<(String, std::process::Output)> = std::thread::scope(|s| {
         let handles: Vec<_> = cases

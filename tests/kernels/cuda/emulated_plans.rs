@@ -1,14 +1,17 @@
 //! The divide-and-conquer class's launches exactly as `backends/cuda/eigh_classes` plans them
-//! (entry points, grids, blocks, shared memory, `nmax`, `team`, `phase`, workspace bytes), run
-//! under the CPU emulation of `scripts/cuda_emu` (its `plan:` kind) and checked as
+//! (entry points, grids, blocks, shared memory, `nmax`, `team`, `phase`, `layout`, workspace
+//! bytes), run under the CPU emulation of `scripts/cuda_emu` (its `plan:` kind) and checked as
 //! `emulated.rs` checks the hand-written launches: dsyt21 ratios, a long-double reference,
 //! per-matrix status, NaN input. A device with little memory makes the workspace's slots
-//! few, so the batch runs in several waves. Needs the `cuda` feature (the registry) and g++,
-//! no GPU.
+//! few, so the batch runs in several waves; `CudaEighAlgorithm::DivideConquerGlobal` plans the
+//! layout of the large orders (every per-order vector in the slots) at small ones. Needs the
+//! `cuda` feature (the registry) and g++, no GPU.
 
 use std::process::Command;
 
-use megabatch::backends::cuda::{eigh_bucket_launches, DeviceInfo, EighClass, EighKernel};
+use megabatch::backends::cuda::{
+    eigh_bucket_launches, CudaEighAlgorithm, DeviceInfo, EighClass, EighKernel,
+};
 
 /// The emulator's batch for `orders`: (matrices, largest order, elements of A).
 fn batch(bin: &std::path::Path, orders: &[&str]) -> (usize, usize, usize) {
@@ -29,17 +32,25 @@ fn dc_launches_planned_by_the_registry_pass_under_emulation() {
     let Some(bin) = super::emulated::emulator_tagged("plans-") else {
         return;
     };
-    // (dtype, orders, device memory): 4 MiB gives f64 n = 70 four slots with vectors, six
-    // without (a slot holds 116 / 77 KB; the workspace takes an eighth of the memory), so the
-    // 28 matrices run in seven and five waves; 1 GiB, one wave.
-    let cases: [(&str, &[&str], usize); 2] = [
-        ("f64", &["33", "70"], 4 << 20),
-        ("f32", &["1", "40", "65"], 1 << 30),
+    // (dtype, orders, device memory, algorithm): 4 MiB gives f64 n = 70 six slots (a slot
+    // holds 76.7 KB with vectors or without; the workspace takes an eighth of the memory), so
+    // the 28 matrices run in five waves; 1 GiB, one wave; the forced global layout at n = 71,
+    // five slots of 88.6 KB in 3.5 MiB, so its 28 matrices run in six waves.
+    let dc = CudaEighAlgorithm::DivideConquer;
+    let cases: [(&str, &[&str], usize, CudaEighAlgorithm); 3] = [
+        ("f64", &["33", "70"], 4 << 20, dc),
+        ("f32", &["1", "40", "65"], 1 << 30, dc),
+        (
+            "f64",
+            &["2", "71"],
+            7 << 19,
+            CudaEighAlgorithm::DivideConquerGlobal,
+        ),
     ];
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
             .iter()
-            .map(|&(dtype, orders, memory)| {
+            .map(|&(dtype, orders, memory, algorithm)| {
                 let bin = &bin;
                 s.spawn(move || {
                     let (count, nmax, a_len) = batch(bin, orders);
@@ -60,7 +71,8 @@ fn dc_launches_planned_by_the_registry_pass_under_emulation() {
                             vectors,
                         };
                         let (lines, bytes) =
-                            eigh_bucket_launches(&kernel, count, nmax, a_len, &device).unwrap();
+                            eigh_bucket_launches(&kernel, count, nmax, a_len, algorithm, &device)
+                                .unwrap();
                         waves.push(lines.len() / if vectors { 3 } else { 2 });
                         text.push_str(&format!(
                             "vectors {} count {count} nmax {nmax} workspace {bytes}\n",
@@ -72,7 +84,7 @@ fn dc_launches_planned_by_the_registry_pass_under_emulation() {
                         }
                     }
                     let file = std::env::temp_dir().join(format!(
-                        "megabatch-dc-plan-{dtype}-{}.txt",
+                        "megabatch-dc-plan-{dtype}-{algorithm:?}-{}.txt",
                         std::process::id()
                     ));
                     std::fs::write(&file, &text).unwrap();
@@ -83,14 +95,19 @@ fn dc_launches_planned_by_the_registry_pass_under_emulation() {
                         .output()
                         .expect("emulator runs");
                     let _ = std::fs::remove_file(&file);
-                    (format!("{dtype} {orders:?}"), waves, out)
+                    (
+                        format!("{dtype} {orders:?} {algorithm:?}"),
+                        waves,
+                        text,
+                        out,
+                    )
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let _ = std::fs::remove_file(&bin);
-    for (i, (case, waves, out)) in results.into_iter().enumerate() {
+    for (i, (case, waves, plan, out)) in results.into_iter().enumerate() {
         let text = String::from_utf8_lossy(&out.stdout);
         eprintln!(
             "{case}: waves {waves:?}\n{text}{}",
@@ -98,10 +115,19 @@ fn dc_launches_planned_by_the_registry_pass_under_emulation() {
         );
         assert!(out.status.success(), "{case}: failures\n{text}");
         assert_eq!(text.matches(", 0 failures").count(), 2, "{case}:\n{text}");
-        if i == 0 {
-            assert_eq!(waves, [7, 5], "{case}: the small device's slots");
-        } else {
-            assert_eq!(waves, [1, 1], "{case}");
-        }
+        // Every launch line ends in its layout: 0 at these orders, 3 when forced.
+        let layout = if i == 2 { "3" } else { "0" };
+        assert!(
+            plan.lines()
+                .filter(|l| l.starts_with("eigh_dc"))
+                .all(|l| l.ends_with(&format!(" {layout}"))),
+            "{case}:\n{plan}"
+        );
+        let want: &[usize] = match i {
+            0 => &[5, 5],
+            1 => &[1, 1],
+            _ => &[6, 6],
+        };
+        assert_eq!(waves, want, "{case}: the device's slots");
     }
 }

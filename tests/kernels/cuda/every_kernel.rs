@@ -58,10 +58,11 @@ fn every_eigh_variant() {
     // Every size class: the seven warp classes (orders 1-32), the four chains classes (9-32,
     // forced: a batch this small takes the warp classes), the block class (33-64), the split
     // classes (65-128, 129-256 while A fits shared memory; forced at 33-64), the block classes
-    // they replaced (forced), divide and conquer above them (f64 200, f32 230 and 300; forced
-    // from 33) and Jacobi in the global workspace (600). compute-sanitizer's racecheck is slow
-    // on Jacobi's 512-thread blocks and on large orders: MEGABATCH_SANITIZE_SMALL=1 leaves
-    // Jacobi out and keeps divide and conquer to orders 33-70.
+    // they replaced (forced), divide and conquer above them (f64 200, f32 230, 300 and 600;
+    // forced from 33, also with its per-order vectors in the workspace) and Jacobi in the
+    // global workspace (forced at 600). compute-sanitizer's racecheck is slow on Jacobi's
+    // 512-thread blocks and on large orders: MEGABATCH_SANITIZE_SMALL=1 leaves Jacobi out and
+    // keeps divide and conquer to orders 33-70.
     let classes = [
         1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 0, 40, 64, 100, 150,
     ];
@@ -101,6 +102,14 @@ fn every_eigh_variant() {
         let forced = CudaEighAlgorithm::DivideConquer;
         eigh_both::<f64>(&cuda, &cpu, dc, vectors, forced);
         eigh_both::<f32>(&cuda, &cpu, dc, vectors, forced);
+        let global = CudaEighAlgorithm::DivideConquerGlobal;
+        eigh_both::<f64>(&cuda, &cpu, &[33, 70, 0], vectors, global);
+        eigh_both::<f32>(&cuda, &cpu, &[40, 1], vectors, global);
+        if !small {
+            let jacobi = CudaEighAlgorithm::Jacobi;
+            eigh_both::<f64>(&cuda, &cpu, &[600, 40], vectors, jacobi);
+            eigh_both::<f32>(&cuda, &cpu, &[600], vectors, jacobi);
+        }
     }
 }
 
