@@ -1,7 +1,7 @@
 //! The backend handle [`Wgpu`] and the device and queue it holds ([`Context`]): the lost flag,
 //! the capture of wgpu's errors (`check`, `scoped`) and the fault injection hook.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::adapter::{self, AdapterSummary};
@@ -169,6 +169,9 @@ pub(crate) struct Context {
     pub(crate) scalar: Mutex<wgpu::Buffer>,
     /// The application's device ([`Wgpu::from_device`]): errors come from error scopes only.
     pub(crate) adopted: bool,
+    /// Most bytes of an eigh plan's global-layout workspace
+    /// ([`Wgpu::set_eigh_workspace_budget`]).
+    pub(crate) eigh_workspace_budget: AtomicUsize,
 }
 
 impl Context {
@@ -235,6 +238,7 @@ impl Context {
             pipelines: Pipelines::default(),
             scalar: Mutex::new(scalar),
             adopted,
+            eigh_workspace_budget: AtomicUsize::new(super::GLOBAL_WORKSPACE_BUDGET),
         }
     }
 

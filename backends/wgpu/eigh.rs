@@ -1,16 +1,21 @@
 //! `BatchedEigh` on wgpu: Householder tridiagonalisation + implicit QL, one matrix per
 //! subgroup (`shaders/eigh/subgroup.wgsl`) on adapters with subgroups up to order 64, else
 //! rows in private arrays (`shaders/eigh/warp.wgsl`) or the matrix in workgroup memory
-//! (`shaders/eigh/block.wgsl`) wherever a matrix fits there, the parallel-ordering Jacobi
-//! shader (`shaders/eigh/jacobi.wgsl`) below order 5 and above; a team of invocations per matrix, matrices
-//! bucketed by order, one dispatch per bucket, all in one compute pass of one submission.
+//! (`shaders/eigh/block.wgsl`) wherever a matrix fits there, above that the matrix in a storage
+//! workspace (`shaders/eigh/global.wgsl`) while its vectors fit workgroup memory, the
+//! parallel-ordering Jacobi shader (`shaders/eigh/jacobi.wgsl`) below order 5 and beyond; a
+//! team of invocations per matrix, matrices bucketed by order, one dispatch per bucket (the
+//! global layout's buckets in waves of dispatches, bounded by its workspace), all in one
+//! compute pass of one submission.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::bind::{BindCache, Binding};
 use super::buffer::padded;
 use super::command::{enqueue_dispatches, Dispatch};
 use super::device::Context;
+use super::eigh_global::{waves, EighGlobalShader};
 use super::eigh_kernel::{EighShader, EighTridiagShader};
 use super::eigh_subgroup::{EighSubgroupShader, SubgroupSizes, SUBGROUP_MAX_ORDER};
 use super::error::unsupported;
@@ -35,9 +40,11 @@ pub const LAVAPIPE_EIGH_MAX_ORDER: usize = 96;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WgpuEighAlgorithm {
-    /// Householder tridiagonalisation + implicit QL ([`EighTridiagShader`]) for every bucket
-    /// from [`TRIDIAG_MIN_ORDER`] whose matrices fit one workgroup's memory, Jacobi below and
-    /// above.
+    /// Householder tridiagonalisation + implicit QL for every bucket from
+    /// [`TRIDIAG_MIN_ORDER`]: in workgroup memory ([`EighTridiagShader`], or the subgroup
+    /// layout) where a matrix fits there, else with A and Q in storage memory
+    /// ([`crate::backends::wgpu::EighGlobalShader`]) where its vectors fit; Jacobi below and
+    /// beyond.
     #[default]
     SizeClasses,
     /// Parallel-order Jacobi at every order (the algorithm before size classes; kept to
@@ -53,6 +60,12 @@ pub enum WgpuEighAlgorithm {
     /// [`crate::backends::wgpu::SUBGROUP_MAX_ORDER`]) on an adapter with subgroups, the size
     /// classes elsewhere: to measure it, including below [`SUBGROUP_ORDERS`].
     TridiagSubgroup,
+    /// The global-memory layout (`shaders/eigh/global.wgsl`: A and Q in storage memory, one
+    /// workgroup per matrix) at every order from [`TRIDIAG_MIN_ORDER`] where its vectors fit
+    /// workgroup memory, the size classes elsewhere: to measure it against the workgroup
+    /// layouts, and to test it at small orders (lavapipe stops at
+    /// [`LAVAPIPE_EIGH_MAX_ORDER`]).
+    TridiagGlobal,
 }
 
 /// Orders the size classes give to the subgroup layout (`shaders/eigh/subgroup.wgsl`) when
@@ -80,6 +93,7 @@ pub const TRIDIAG_MIN_ORDER: usize = 5;
 enum Variant {
     Subgroup(EighSubgroupShader),
     Tridiag(EighTridiagShader),
+    Global(EighGlobalShader),
     Jacobi(EighShader),
 }
 
@@ -100,6 +114,20 @@ impl Variant {
         vectors: bool,
         lim: Limits,
     ) -> Self {
+        let global = || {
+            (n >= TRIDIAG_MIN_ORDER)
+                .then(|| {
+                    EighGlobalShader::for_order(d, n, vectors, lim.workgroup_bytes, lim.invocations)
+                })
+                .flatten()
+        };
+        let algorithm = match algorithm {
+            WgpuEighAlgorithm::TridiagGlobal => match global() {
+                Some(g) => return Variant::Global(g),
+                None => WgpuEighAlgorithm::SizeClasses,
+            },
+            other => other,
+        };
         let subgroup = |wanted: bool| {
             lim.subgroups
                 .filter(|_| wanted)
@@ -123,21 +151,44 @@ impl Variant {
             }
             WgpuEighAlgorithm::SizeClasses
             | WgpuEighAlgorithm::TridiagSubgroup
+            | WgpuEighAlgorithm::TridiagGlobal
             | WgpuEighAlgorithm::Jacobi => None,
             WgpuEighAlgorithm::TridiagWorkgroup => tridiag(false),
             WgpuEighAlgorithm::TridiagRows => tridiag(true),
         };
-        tridiag.map_or_else(
-            || Variant::Jacobi(EighShader::for_order(d, n, vectors, max_wg)),
-            Variant::Tridiag,
-        )
+        if let Some(t) = tridiag {
+            return Variant::Tridiag(t);
+        }
+        // Where no workgroup layout fits, the size classes keep the tridiagonal algorithm with
+        // the matrix in storage memory; the forced workgroup layouts keep Jacobi there, as
+        // before, so that they measure what they name.
+        let sized = matches!(
+            algorithm,
+            WgpuEighAlgorithm::SizeClasses | WgpuEighAlgorithm::TridiagSubgroup
+        );
+        match global().filter(|_| sized) {
+            Some(g) => Variant::Global(g),
+            None => Variant::Jacobi(EighShader::for_order(d, n, vectors, max_wg)),
+        }
+    }
+
+    /// How the size classes rank the shaders for one bucket: the workgroup-memory layouts
+    /// (measured fastest where they fit), then the global one, then Jacobi.
+    fn preference(&self) -> u8 {
+        match self {
+            Variant::Subgroup(_) | Variant::Tridiag(_) => 2,
+            Variant::Global(_) => 1,
+            Variant::Jacobi(_) => 0,
+        }
     }
 
     /// The shader of a bucket after bucketing: matrices of orders up to `nmax`, padded to
-    /// `padded` (a uniform batch: the same). The padded order's shader when it is a fast one
-    /// (fewer pipelines across plans); else, where the bucket's own largest order fits a fast
-    /// shader, that one shaped for it (`Auto` is told the largest order a fast shader fits,
-    /// which the padded order may exceed); else Jacobi for the padded order.
+    /// `padded` (a uniform batch: the same). The padded order's shader when it is a
+    /// workgroup-memory one (fewer pipelines across plans); else the bucket's own largest
+    /// order's shader where [`Variant::preference`] ranks it higher (`Auto` is told the largest
+    /// order a workgroup-memory shader fits, which the padded order may exceed; with 48 KiB a
+    /// bucket of f64 orders 961-980 pads to 992, past the global layout's); else the padded
+    /// order's.
     fn select(
         algorithm: WgpuEighAlgorithm,
         d: WgslFloat,
@@ -146,12 +197,14 @@ impl Variant {
         limits: Limits,
     ) -> Self {
         let by_padded = Self::choose(algorithm, d, padded, vectors, limits);
-        if !matches!(by_padded, Variant::Jacobi(_)) || nmax == padded {
+        if by_padded.preference() == 2 || nmax == padded {
             return by_padded;
         }
-        match Self::choose(algorithm, d, nmax, vectors, limits) {
-            fast @ (Variant::Tridiag(_) | Variant::Subgroup(_)) => fast,
-            Variant::Jacobi(_) => by_padded,
+        let by_nmax = Self::choose(algorithm, d, nmax, vectors, limits);
+        if by_nmax.preference() > by_padded.preference() {
+            by_nmax
+        } else {
+            by_padded
         }
     }
 
@@ -159,6 +212,7 @@ impl Variant {
         match self {
             Variant::Subgroup(s) => s.teams,
             Variant::Tridiag(s) => s.teams,
+            Variant::Global(_) => 1,
             Variant::Jacobi(s) => s.teams,
         }
     }
@@ -167,13 +221,15 @@ impl Variant {
         match self {
             Variant::Subgroup(s) => s.workgroup_size(),
             Variant::Tridiag(s) => s.workgroup_size(),
+            Variant::Global(s) => s.workgroup_size(),
             Variant::Jacobi(s) => s.workgroup_size(),
         }
     }
 
     fn storage_slot_len(&self) -> usize {
         match self {
-            Variant::Subgroup(_) | Variant::Tridiag(_) => 0,
+            // The global layout's slots are per matrix in flight (see `plan_eigh_device`).
+            Variant::Subgroup(_) | Variant::Tridiag(_) | Variant::Global(_) => 0,
             Variant::Jacobi(s) => s.storage_slot_len(),
         }
     }
@@ -182,6 +238,7 @@ impl Variant {
         match self {
             Variant::Subgroup(s) => s.key(),
             Variant::Tridiag(s) => s.key(),
+            Variant::Global(s) => s.key(),
             Variant::Jacobi(s) => s.key(),
         }
     }
@@ -190,6 +247,7 @@ impl Variant {
         match self {
             Variant::Subgroup(s) => s.source(),
             Variant::Tridiag(s) => s.source(),
+            Variant::Global(s) => s.source(),
             Variant::Jacobi(s) => s.source(),
         }
     }
@@ -275,7 +333,9 @@ pub fn eigh_dispatch_shaders_with(
     })
 }
 
-/// Largest global workspace (matrices that do not fit in workgroup memory), in bytes.
+/// Largest workspace of the Jacobi shader's storage slots (matrices that do not fit in
+/// workgroup memory), in bytes; the global layout has its own
+/// ([`Wgpu::set_eigh_workspace_budget`]).
 const WORKSPACE_BUDGET: usize = 256 << 20;
 
 const BINDINGS: [Binding; 8] = [
@@ -309,8 +369,9 @@ struct HostStaging {
 /// ascending; eigenvectors as columns of `v`), `T` = f32, or f64 on adapters with
 /// `SHADER_F64`. Algorithms by order (see [`WgpuEighAlgorithm`]): Householder
 /// tridiagonalisation + implicit QL (EISPACK tql2, at most 30 iterations per eigenvalue) where a
-/// matrix fits workgroup memory, else two-sided cyclic Jacobi in the parallel (round-robin)
-/// ordering, Golub & Van Loan, *Matrix Computations* (4th ed.) Alg. 8.5.1-8.5.3, Demmel &
+/// matrix fits workgroup memory, or with the matrix in a storage workspace (one slot per matrix
+/// in flight, at most [`Wgpu::set_eigh_workspace_budget`]'s bytes) where its vectors do, else
+/// two-sided cyclic Jacobi in the parallel (round-robin) ordering, Golub & Van Loan, *Matrix Computations* (4th ed.) Alg. 8.5.1-8.5.3, Demmel &
 /// Veselic's (1992) skip rule, at most 60 sweeps; the same as the CUDA backend's. Every shader
 /// writes each of its matrices' status to [`WgpuEighPlan::info`] in the same dispatch
 /// ([`crate::EIGH_SOLVED`], [`crate::EIGH_NON_FINITE`], [`crate::EIGH_NO_CONVERGENCE`]) and
@@ -321,9 +382,10 @@ pub struct WgpuEighPlan<T: Real> {
     ctx: Arc<Context>,
     offsets: EighOffsets,
     vectors: bool,
-    /// One dispatch per bucket of matrix orders, with its parameters.
+    /// One dispatch per bucket of matrix orders (the global layout's: one per wave), with its
+    /// parameters.
     dispatches: Vec<Dispatch>,
-    /// The shader of each dispatch (its cache key).
+    /// The shader of each bucket (its cache key).
     shaders: Vec<String>,
     params: Vec<wgpu::Buffer>,
     tables: wgpu::Buffer,
@@ -357,11 +419,15 @@ fn dtype<T: Real>() -> WgslFloat {
 const STATUS_BYTES: u64 = 8;
 
 impl Wgpu {
-    /// The largest order for which the size classes run a tridiagonal shader on this adapter
-    /// (with eigenvectors: A and its workspace fit one workgroup's memory), or 0 when the
-    /// adapter cannot run `T` at all (f64 without `SHADER_F64`). Above it the plan falls back
-    /// to the parallel-order Jacobi shader, slower than the CPU backend there (measured on an
-    /// H200, docs/benchmarks/eigh-wgpu-h200.md), so [`crate::Auto`]'s model ends here.
+    /// The largest order for which the size classes run a workgroup-memory tridiagonal shader
+    /// on this adapter (with eigenvectors: A and its workspace fit one workgroup's memory), or
+    /// 0 when the adapter cannot run `T` at all (f64 without `SHADER_F64`); [`crate::Auto`]'s
+    /// model of wgpu ends here. Above it the plan runs the global-memory layout
+    /// ([`WgpuEighAlgorithm::TridiagGlobal`]), then the parallel-order Jacobi shader, which was
+    /// slower than the CPU backend there (measured on an H200,
+    /// docs/benchmarks/eigh-wgpu-h200.md). The global layout is not counted: it has not been
+    /// timed on a GPU yet (`scripts/gpu-eigh-check.sh BUNDLE OUT wgpu` times it at n = 64-256
+    /// beside CUDA), so `Auto` keeps those orders where its measurements put them.
     pub fn eigh_fast_max_order<T: Real>(&self) -> usize {
         let summary = &self.ctx.summary;
         let d = dtype::<T>();
@@ -405,6 +471,18 @@ impl Wgpu {
             plan.host = Some(plan.host_staging()?);
         }
         Ok(())
+    }
+
+    /// Sets the most bytes the workspace of one eigh plan's global-memory layout may take
+    /// (default [`crate::backends::wgpu::GLOBAL_WORKSPACE_BUDGET`], 1 GiB): a bucket whose
+    /// matrices' slots (order^2 elements each) exceed it runs in several dispatches, as many
+    /// matrices in flight in each as the budget holds (at least one). wgpu does not report a
+    /// device's memory: lower it on small GPUs, raise it to keep more matrices in flight.
+    /// Applies to plans made afterwards, on every clone of this handle.
+    pub fn set_eigh_workspace_budget(&self, bytes: usize) {
+        self.ctx
+            .eigh_workspace_budget
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// [`BatchedEigh::plan_eigh`] with a choice of algorithm (the default is
@@ -506,11 +584,10 @@ impl Wgpu {
                 }
             }
         }
-        let tables_buf = ctx.storage_buffer("eigh tables", tables.len().max(1), 4)?;
-        ctx.write(&tables_buf, bytemuck::cast_slice(&tables))?;
         let mut dispatches = Vec::with_capacity(buckets.len());
         let mut params_bufs = Vec::with_capacity(buckets.len());
         let mut work_len = 1usize;
+        let max_workgroups = ctx.summary.max_workgroups_per_dim as usize;
         for (shader, params) in &buckets {
             if shader.workgroup_size() > ctx.summary.max_invocations as usize {
                 return Err(unsupported(format!(
@@ -519,8 +596,43 @@ impl Wgpu {
                     ctx.summary.max_invocations
                 )));
             }
-            let groups = (params[0] as usize).div_ceil(shader.teams());
-            let mut workgroups = groups.min(ctx.summary.max_workgroups_per_dim as usize);
+            let pipeline = ctx.pipeline(&shader.key(), &BINDINGS, || shader.source())?;
+            let count = params[0] as usize;
+            if let Variant::Global(g) = shader {
+                // One workspace slot per matrix in flight; more matrices than slots: waves of
+                // dispatches over the bucket's list (a uniform batch gets one in `tables`).
+                let budget = ctx.eigh_workspace_budget.load(Ordering::Relaxed);
+                let max_buffer = ctx.device.limits().max_buffer_size;
+                let slots = g.slots(
+                    count,
+                    elem,
+                    budget,
+                    ctx.summary.max_storage_binding,
+                    max_buffer,
+                    max_workgroups,
+                )?;
+                work_len = work_len.max(slots * g.slot_len());
+                let mut params = *params;
+                if slots < count && params[1] == u32::MAX {
+                    params[1] = tables.len() as u32;
+                    tables.extend(0..count as u32);
+                }
+                for (first, here) in waves(count, slots) {
+                    let mut wave = params;
+                    wave[0] = here as u32;
+                    if params[1] != u32::MAX {
+                        wave[1] = params[1] + first as u32;
+                    }
+                    dispatches.push(Dispatch {
+                        pipeline: Arc::clone(&pipeline),
+                        workgroups: here as u32,
+                    });
+                    params_bufs.push(ctx.uniform_buffer(bytemuck::cast_slice(&wave))?);
+                }
+                continue;
+            }
+            let groups = count.div_ceil(shader.teams());
+            let mut workgroups = groups.min(max_workgroups);
             if shader.storage_slot_len() > 0 {
                 let slot = shader.storage_slot_len() * elem;
                 let budget = WORKSPACE_BUDGET.min(ctx.summary.max_storage_binding as usize);
@@ -532,13 +644,17 @@ impl Wgpu {
                 }
                 work_len = work_len.max(workgroups * shader.storage_slot_len());
             }
-            let pipeline = ctx.pipeline(&shader.key(), &BINDINGS, || shader.source())?;
             dispatches.push(Dispatch {
                 pipeline,
                 workgroups: workgroups as u32,
             });
             params_bufs.push(ctx.uniform_buffer(bytemuck::cast_slice(params))?);
         }
+        if tables.len() >= u32::MAX as usize {
+            return Err(Error::TooLarge("eigh batch exceeds 32-bit shader indices"));
+        }
+        let tables_buf = ctx.storage_buffer("eigh tables", tables.len().max(1), 4)?;
+        ctx.write(&tables_buf, bytemuck::cast_slice(&tables))?;
         Ok(WgpuEighPlan {
             ctx: Arc::clone(ctx),
             offsets,
@@ -701,10 +817,18 @@ impl<T: Real> WgpuEighPlan<T> {
         self.host.is_some()
     }
 
-    /// The shader of each dispatch, as a cache key (`eigh_subgroup/f32/n16/r1/w64/v1`,
-    /// `eigh_tridiag/f32/n16/t16x4/v1`, `eigh_jacobi/...`), one per bucket of orders, in dispatch order.
+    /// The shader of each bucket of orders, as a cache key (`eigh_subgroup/f32/n16/r1/w64/v1`,
+    /// `eigh_tridiag/f32/n16/t16x4/v1`, `eigh_global/f32/n200/w256/v1`, `eigh_jacobi/...`), in
+    /// dispatch order (a bucket of the global layout may run as several dispatches).
     pub fn shaders(&self) -> &[String] {
         &self.shaders
+    }
+
+    /// Dispatches one call makes: one per bucket, except that a bucket of the global layout
+    /// with more matrices than its workspace holds runs as one dispatch per wave
+    /// ([`Wgpu::set_eigh_workspace_budget`]).
+    pub fn dispatch_count(&self) -> usize {
+        self.dispatches.len()
     }
 
     fn byte_lens(&self) -> (u64, u64) {
@@ -782,9 +906,9 @@ impl<T: Real> PlanFootprint for WgpuEighPlan<T> {
             + self.host.as_ref().map_or(0, |h| h.staging.size() as usize)
     }
 
-    /// The per-matrix tables and launch lists, the Jacobi workspace, the status word, the
-    /// per-matrix status, the parameters of each dispatch, the placeholder bound for V
-    /// without eigenvectors, and with host staging the device copies of A, W and V.
+    /// The per-matrix tables and launch lists, the Jacobi and global-layout workspace, the
+    /// status word, the per-matrix status, the parameters of each dispatch, the placeholder
+    /// bound for V without eigenvectors, and with host staging the device copies of A, W and V.
     fn device_bytes(&self) -> usize {
         let host = self.host.as_ref().map_or(0, |h| {
             let v = if self.vectors { h.v.size() } else { 0 };

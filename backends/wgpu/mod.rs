@@ -16,7 +16,8 @@
 //! groups), `command.rs` (encoding, submitting and `enqueue_ordered`, the one path every plan's
 //! work takes), `staging.rs` (mapped reads back to the host); per operation the plan
 //! (`eigh.rs`, `reduce.rs`, `attention.rs`) and its shader variants (`eigh_kernel.rs`,
-//! `reduce_kernel.rs`, `attention_kernel.rs`, sharing `wgsl.rs`).
+//! `eigh_subgroup.rs`, `eigh_global.rs`, `reduce_kernel.rs`, `attention_kernel.rs`, sharing
+//! `wgsl.rs`).
 
 mod adapter;
 mod attention;
@@ -26,6 +27,7 @@ mod buffer;
 mod command;
 mod device;
 mod eigh;
+mod eigh_global;
 mod eigh_kernel;
 mod eigh_subgroup;
 mod error;
@@ -51,6 +53,11 @@ pub use eigh::{
     TRIDIAG_ROWS_ORDERS, WGPU_EIGH_MAX_ORDER,
 };
 #[doc(hidden)]
+pub use eigh_global::EighGlobalShader;
+pub use eigh_global::{
+    GLOBAL_MAX_ORDER, GLOBAL_MAX_WORKGROUP, GLOBAL_MIN_WORKGROUP, GLOBAL_WORKSPACE_BUDGET,
+};
+#[doc(hidden)]
 pub use eigh_kernel::{
     EighShader, EighTridiagShader, EIGH_MAX_TEAM, EIGH_MIN_WORKGROUP, EIGH_TRIDIAG_WORKGROUP,
 };
@@ -66,6 +73,6 @@ pub use reduce_kernel::{ReduceShader, ReduceStage, REDUCE_ROW_LANES, REDUCE_WORK
 pub use user_kernel::{WgpuArg, WgpuBinding, WgpuBindingKind, WgpuKernel};
 #[doc(hidden)]
 pub use wgsl::{
-    WgslFloat, ATTENTION, EIGH_COMMON, EIGH_JACOBI, EIGH_QL, EIGH_SUBGROUP, EIGH_TRIDIAG,
-    EIGH_TRIDIAG_ROWS, REDUCE,
+    WgslFloat, ATTENTION, EIGH_COMMON, EIGH_GLOBAL, EIGH_JACOBI, EIGH_QL, EIGH_SUBGROUP,
+    EIGH_TRIDIAG, EIGH_TRIDIAG_ROWS, REDUCE,
 };

@@ -18,7 +18,10 @@ pub const EIGH_TRIDIAG_ROWS: &str = include_str!("../../shaders/eigh/warp.wgsl")
 /// The tridiagonal shader in the subgroup layout (`shaders/eigh/subgroup.wgsl`: rows in
 /// private arrays, exchanged by subgroup operations; CUDA's `kernels/eigh/warp.cu` structure).
 pub const EIGH_SUBGROUP: &str = include_str!("../../shaders/eigh/subgroup.wgsl");
-/// The QL both tridiagonal shaders run (`shaders/eigh/ql.wgsl`).
+/// The tridiagonal shader with A and Q in storage memory (`shaders/eigh/global.wgsl`: a
+/// workgroup per matrix, only vectors in workgroup memory; orders that do not fit it).
+pub const EIGH_GLOBAL: &str = include_str!("../../shaders/eigh/global.wgsl");
+/// The QL the workgroup tridiagonal shaders and the global one run (`shaders/eigh/ql.wgsl`).
 pub const EIGH_QL: &str = include_str!("../../shaders/eigh/ql.wgsl");
 /// The reduction shader (`shaders/reduce.wgsl`).
 pub const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");

@@ -4,6 +4,7 @@
 #![cfg(feature = "wgpu")]
 
 mod classes;
+mod global;
 mod subgroup;
 
 use crate::common;
@@ -13,7 +14,9 @@ use common::eigh_check::{
     check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
 };
 use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
-use megabatch::backends::wgpu::{EighSubgroupShader, EighTridiagShader, WgslFloat};
+use megabatch::backends::wgpu::{
+    EighGlobalShader, EighSubgroupShader, EighTridiagShader, WgslFloat,
+};
 use megabatch::backends::wgpu::{
     Wgpu, WgpuEighAlgorithm, LAVAPIPE_EIGH_MAX_ORDER, SUBGROUP_ORDERS, TRIDIAG_MIN_ORDER,
     TRIDIAG_ROWS_ORDERS,
@@ -125,12 +128,24 @@ fn class_boundaries_and_the_jacobi_fallback() {
                 SUBGROUP_ORDERS.contains(&n)
                     && EighSubgroupShader::for_order(dtype, n, true, s, 1024).is_some()
             });
+            // Past the workgroup layouts, the global one while its vectors fit.
+            let ad = gpu.adapter();
+            let global = EighGlobalShader::for_order(
+                dtype,
+                n,
+                true,
+                ad.max_workgroup_storage as usize,
+                ad.max_invocations as usize,
+            )
+            .is_some();
             let want = if on_subgroups {
                 "eigh_subgroup/"
             } else if TRIDIAG_ROWS_ORDERS.contains(&n) {
                 "eigh_tridiag_rows/"
             } else if (TRIDIAG_MIN_ORDER..=limit).contains(&n) {
                 "eigh_tridiag/"
+            } else if n >= TRIDIAG_MIN_ORDER && global {
+                "eigh_global/"
             } else {
                 "eigh_jacobi/"
             };
@@ -185,8 +200,8 @@ fn non_finite_input_in_a_matrix_of_each_class() {
 }
 
 /// Device-buffer eigh reports non-finite input per matrix on the device: in a ragged batch
-/// over every shader (Jacobi below order 5 and above the tridiagonal limit, workgroup and
-/// private-row tridiagonal), NaN and -inf matrices among good ones are marked in the info
+/// over every shader (Jacobi below order 5, workgroup and private-row tridiagonal, the global
+/// layout above the workgroup layout's limit; Jacobi there when forced), NaN and -inf matrices among good ones are marked in the info
 /// array, get NaN eigenvalues and eigenvectors, and the others pass the LAPACK ratios
 /// (`tests/common/eigh_check.rs`); also with Jacobi and the workgroup layout forced.
 /// `WgpuEighPlan::info` holds the same codes on the device.

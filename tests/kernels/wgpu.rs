@@ -4,8 +4,9 @@
 #![cfg(feature = "wgpu")]
 
 use megabatch::backends::wgpu::{
-    AttentionShader, EighShader, EighSubgroupShader, EighTridiagShader, ReduceShader,
-    SubgroupSizes, WgslFloat, SUBGROUP_MAX_ORDER, SUBGROUP_MAX_ROWS_PER_LANE,
+    AttentionShader, EighGlobalShader, EighShader, EighSubgroupShader, EighTridiagShader,
+    ReduceShader, SubgroupSizes, WgslFloat, GLOBAL_MAX_ORDER, SUBGROUP_MAX_ORDER,
+    SUBGROUP_MAX_ROWS_PER_LANE,
 };
 use megabatch::{ReduceOp, ReduceSpec, RowReduceOp, SegmentReduceOp, HEAD_DIMS};
 use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
@@ -72,6 +73,38 @@ fn eigh_tridiag_variants_validate() {
         }
     }
     assert!(seen.len() > 60, "{}", seen.len());
+}
+
+#[test]
+fn eigh_global_variants_validate() {
+    let mut seen = std::collections::HashSet::new();
+    for dtype in [WgslFloat::F32, WgslFloat::F64] {
+        for vectors in [false, true] {
+            for n in [1, 5, 31, 32, 33, 64, 65, 96, 200, 256, 257, 600, 1024, 1025] {
+                // NVIDIA's 48 KiB and 1,024 invocations, WebGPU's minimum 16 KiB and 256, and
+                // an adapter of 64 invocations.
+                for (limit, invocations) in [(49_152, 1024), (16_384, 256), (49_152, 64)] {
+                    let Some(s) =
+                        EighGlobalShader::for_order(dtype, n, vectors, limit, invocations)
+                    else {
+                        // Past the layout's orders, or vectors (6 n reals) past the limit.
+                        assert!(
+                            n > GLOBAL_MAX_ORDER || 6 * n * dtype.size() > limit - 4096,
+                            "{dtype:?} n {n} {limit}"
+                        );
+                        continue;
+                    };
+                    assert!(s.workgroup_bytes() <= limit && s.nmax >= n);
+                    let wg = s.workgroup_size();
+                    assert!(wg.is_power_of_two() && (32..=invocations.min(256)).contains(&wg));
+                    if seen.insert(s) {
+                        validate(&s.key(), &s.source());
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen.len() > 40, "{}", seen.len());
 }
 
 #[test]
