@@ -4,7 +4,9 @@
 //! buffer, the tracker's per-submission state, map callbacks). So the test asserts that the
 //! host allocations of a call do not grow with the problem: the same count for a batch of 16
 //! matrices and of 4,096, for 100,000 and 4,000,000 reduced elements, across repeated calls
-//! (measured on lavapipe: 49 per eigh call, 94 per reduction with its scalar readback).
+//! (measured on lavapipe: 49 per eigh call, 94 per reduction with its scalar readback; an
+//! eigh bucket of the global layout in waves adds wgpu's allocations per dispatch, 62 for 8
+//! waves).
 //! The first host call after planning makes no more host allocations than later calls (its
 //! staging is made with the plan, or by `prepare_*_host` / `Auto::prepare_*_staging`).
 //! Skips without an adapter unless `MEGABATCH_REQUIRE_WGPU=1`.
@@ -55,6 +57,28 @@ fn eigh_allocations(gpu: &Wgpu, n: usize, batch: usize) -> (usize, usize) {
     })
 }
 
+/// As [`eigh_allocations`] on the global-memory layout (forced), with room in its workspace
+/// for `slots` matrices: a batch with more runs as waves of dispatches.
+fn eigh_global_allocations(gpu: &Wgpu, n: usize, batch: usize, slots: usize) -> (usize, usize) {
+    use megabatch::backends::wgpu::WgpuEighAlgorithm;
+    let a: Vec<f32> = (0..n * n * batch).map(|i| (i % 7) as f32).collect();
+    let mut a_dev = gpu.alloc::<f32>(a.len()).unwrap();
+    gpu.upload(&a, &mut a_dev).unwrap();
+    let mut w = gpu.alloc::<f32>(n * batch).unwrap();
+    let mut v = gpu.alloc::<f32>(a.len()).unwrap();
+    gpu.set_eigh_workspace_budget(slots * n * n * 4);
+    let spec = EighSpec::uniform(n, batch).with_vectors(true);
+    let mut plan = gpu
+        .plan_eigh_device::<f32>(&spec, WgpuEighAlgorithm::TridiagGlobal)
+        .unwrap();
+    assert!(plan.shaders()[0].starts_with("eigh_global/"));
+    assert_eq!(plan.dispatch_count(), batch.div_ceil(slots));
+    allocations_per_call(20, || {
+        gpu.eigh(&mut plan, &a_dev, &mut w, Some(&mut v)).unwrap();
+        gpu.synchronize().unwrap();
+    })
+}
+
 fn reduce_allocations(gpu: &Wgpu, len: usize) -> (usize, usize) {
     let x: Vec<f32> = (0..len).map(|i| i as f32).collect();
     let mut x_dev = gpu.alloc::<f32>(len).unwrap();
@@ -89,6 +113,25 @@ fn execute_allocations_do_not_grow_with_the_problem() {
             "eigh n {n}: allocations grow with the batch"
         );
     }
+    // The global layout: one dispatch for either batch; then 8 waves of 16 matrices (wgpu
+    // allocates per dispatch recorded: more than one dispatch's, but no more for a larger
+    // problem in as many waves). Small batches: lavapipe runs one matrix per workgroup slowly.
+    let small = eigh_global_allocations(&gpu, 8, 16, 128);
+    let large = eigh_global_allocations(&gpu, 8, 128, 128);
+    let waves = eigh_global_allocations(&gpu, 8, 128, 16);
+    let larger_waves = eigh_global_allocations(&gpu, 12, 128, 16);
+    eprintln!(
+        "eigh global host allocations per call: n 8 batch 16 {small:?}, batch 128 {large:?}, \
+         8 waves {waves:?}, n 12 8 waves {larger_waves:?}"
+    );
+    assert_eq!(
+        small.1, large.1,
+        "eigh global: allocations grow with the batch"
+    );
+    assert_eq!(
+        waves.1, larger_waves.1,
+        "eigh global in waves: allocations grow with n"
+    );
     // Both lengths take the two-dispatch path (partials, then their fold).
     let small = reduce_allocations(&gpu, 100_000);
     let large = reduce_allocations(&gpu, 4_000_000);
