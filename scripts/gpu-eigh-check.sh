@@ -9,8 +9,11 @@
 # every kernel, no allocation, memcheck; wgpu: the wgpu eigh tests over Vulkan, then the wgpu and the CUDA eigh
 # grids in one run, with the Vulkan loader unpacked from BUNDLE/gl/*.deb: n = 4..64 (WGPU_NS),
 # batches 1024 and 16384 (WGPU_BATCHES), f32 and f64, every wgpu layout side by side (size
-# classes, workgroup, rows, subgroup; WGPU_JACOBI=1 adds Jacobi) and the CUDA classes, then
-# OUT/wgpu-vs-cuda.txt, within 600 s (WGPU_TESTS=0 skips the tests); chains: the tests,
+# classes, workgroup, rows, subgroup; WGPU_JACOBI=1 adds Jacobi) and the CUDA classes, and at
+# n = 64, 96, 128, 192, 256 (WGPU_MEDIUM_NS; 0 skips them) the size classes beside the global
+# layout forced (issue 26 step 4) and CUDA, then OUT/wgpu-vs-cuda.txt, within 600 s
+# (WGPU_TESTS=0 skips the tests; without the medium orders the small grid gets their time);
+# chains: the tests,
 # sanitizers, the n = 8..32 grid with --groups, the peers there and the example under Auto;
 # split: the tests, the n = 48..256 grid with --groups (block and split layouts) and the
 # peers there; sanitizers with SPLIT_SANITIZE=1; dc: issue 26 step 2 in one 600 s lease, the
@@ -70,13 +73,24 @@ if [[ $mode == wgpu ]]; then
   [[ ${WGPU_TESTS:-1} == 1 ]] && run_tests 150 eigh:wgpu contracts:wgpu::no_alloc 2>&1 | tee "$out/tests.log"
   ns=${WGPU_NS:-4,5,8,12,16,24,31,32,33,48,63,64}
   batches=${WGPU_BATCHES:-1024,16384}
+  medium=${WGPU_MEDIUM_NS:-64,96,128,192,256}
+  : > "$out/wgpu.jsonl"
+  small_limit=280
+  cuda_ns=$ns
+  if [[ $medium != 0 ]]; then
+    # The global-memory layout: the size classes and it forced (--global; the forced workgroup
+    # layouts would fall to Jacobi here), first, in 130 s; CUDA at these orders below.
+    small_limit=160
+    cuda_ns=$(echo "$ns,$medium" | tr , '\n' | sort -nu | paste -sd,)
+    timeout 130 "$bundle/benches/eigh_wgpu" --quick --only eigh --ns $medium --batches $batches --global >> "$out/wgpu.jsonl" 2>> "$out/wgpu.err"
+  fi
   # --layouts: the size classes and each tridiagonal layout forced (workgroup, rows, subgroup);
   # WGPU_JACOBI=1 adds the Jacobi shader (slow at n = 64, batch 16384: may not fit the time).
   jacobi=""
   [[ ${WGPU_JACOBI:-0} == 1 ]] && jacobi=--jacobi
-  timeout 280 "$bundle/benches/eigh_wgpu" --quick --only eigh --ns $ns --batches $batches $jacobi --layouts > "$out/wgpu.jsonl" 2> "$out/wgpu.err"
-  timeout 120 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
-  # wgpu over CUDA per (dtype, n, batch, vectors), best wgpu layout and the subgroup one.
+  timeout $small_limit "$bundle/benches/eigh_wgpu" --quick --only eigh --ns $ns --batches $batches $jacobi --layouts >> "$out/wgpu.jsonl" 2>> "$out/wgpu.err"
+  timeout 150 "$bundle/benches/eigh_cuda" --quick --only eigh --ns $cuda_ns --batches $batches > "$out/megabatch.jsonl" 2> "$out/bench.err"
+  # wgpu over CUDA per (dtype, n, batch, vectors): the size classes, each layout forced.
   python3 - "$out/wgpu.jsonl" "$out/megabatch.jsonl" <<'PY' | tee "$out/wgpu-vs-cuda.txt"
 import json, sys
 def rows(path):
@@ -95,15 +109,17 @@ wg = {}
 for r in rows(sys.argv[1]):
     if r.get("bench") == "eigh" and "wgpu_matrices_per_s" in r:
         wg.setdefault((r["dtype"], r["n"], r["batch"], r["vectors"]), {})[r["algorithm"]] = (r["wgpu_matrices_per_s"], r["shader"])
-print("dtype n batch vectors | cuda/s | size-classes/s (shader) | subgroup/s | rows/s | workgroup/s | cuda / size-classes")
+print("dtype n batch vectors | cuda/s | size-classes/s (shader) | subgroup/s | rows/s | workgroup/s | global/s | cuda / size-classes | cuda / global")
 for k in sorted(wg):
     a = wg[k]
     c = cuda.get(k)
     sc = a.get("SizeClasses", (None, ""))
+    gl = a.get("TridiagGlobal", (None,))[0]
     f = lambda x: "-" if x is None else f"{x:.3g}"
-    ratio = f"{c / sc[0]:.2f}" if c and sc[0] else "-"
+    ratio = lambda x: f"{c / x:.2f}" if c and x else "-"
     print(*k, "|", f(c), "|", f(sc[0]), sc[1], "|", f(a.get("TridiagSubgroup", (None,))[0]),
-          "|", f(a.get("TridiagRows", (None,))[0]), "|", f(a.get("TridiagWorkgroup", (None,))[0]), "|", ratio)
+          "|", f(a.get("TridiagRows", (None,))[0]), "|", f(a.get("TridiagWorkgroup", (None,))[0]),
+          "|", f(gl), "|", ratio(sc[0]), "|", ratio(gl))
 PY
   exit 0
 fi

@@ -14,6 +14,9 @@
 //! - `subgroup.wgsl` (`EighSubgroupShader`, in `eigh_subgroup.rs`): the warp classes'
 //!   structure with the subgroup as the warp: rows in private arrays exchanged by subgroup
 //!   operations, no workgroup memory, on adapters with `Features::SUBGROUP`.
+//! - `global.wgsl` (`EighGlobalShader`, in `eigh_global.rs`): block.wgsl's algorithm with A and
+//!   Q in storage memory, a workgroup per matrix, for the orders whose matrix does not fit
+//!   workgroup memory (those of CUDA's `dc` class, without its divide and conquer).
 //! - `jacobi.wgsl` ([`EighShader`]): CUDA's Jacobi kernel (`kernels/eigh/jacobi.cu`).
 //! - `common.wgsl` and `ql.wgsl`: what the others share, as `common.cuh` and `ql.cuh`.
 //!
