@@ -371,8 +371,9 @@ struct HostStaging {
 /// tridiagonalisation + implicit QL (EISPACK tql2, at most 30 iterations per eigenvalue) where a
 /// matrix fits workgroup memory, or with the matrix in a storage workspace (one slot per matrix
 /// in flight, at most [`Wgpu::set_eigh_workspace_budget`]'s bytes) where its vectors do, else
-/// two-sided cyclic Jacobi in the parallel (round-robin) ordering, Golub & Van Loan, *Matrix Computations* (4th ed.) Alg. 8.5.1-8.5.3, Demmel &
-/// Veselic's (1992) skip rule, at most 60 sweeps; the same as the CUDA backend's. Every shader
+/// two-sided cyclic Jacobi in the parallel (round-robin) ordering, Golub & Van Loan, *Matrix
+/// Computations* (4th ed.) Alg. 8.5.1-8.5.3, Demmel & Veselic's (1992) skip rule, at most 60
+/// sweeps; the same as the CUDA backend's. Every shader
 /// writes each of its matrices' status to [`WgpuEighPlan::info`] in the same dispatch
 /// ([`crate::EIGH_SOLVED`], [`crate::EIGH_NON_FINITE`], [`crate::EIGH_NO_CONVERGENCE`]) and
 /// fills a failed matrix's eigenvalues and eigenvectors with NaN: device-buffer `eigh` (no
@@ -482,7 +483,7 @@ impl Wgpu {
     pub fn set_eigh_workspace_budget(&self, bytes: usize) {
         self.ctx
             .eigh_workspace_budget
-            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+            .store(bytes, Ordering::Relaxed);
     }
 
     /// [`BatchedEigh::plan_eigh`] with a choice of algorithm (the default is

@@ -1,8 +1,8 @@
-// Shared by the tridiagonal eigh shaders (shaders/eigh/block.wgsl, shaders/eigh/warp.wgsl):
-// implicit QL on a team's (d, e) in workgroup memory, EISPACK tql2 in JAMA's form (the CPU
-// backend's `implicit_ql`), one bulge chase per call, its rotations recorded for the row
-// owners, and the workgroup memory both shaders share. The header defines NMAX, TEAMS, WG,
-// ULP, RSQRT_ULP and SAFE_MIN.
+// Shared by the tridiagonal eigh shaders (shaders/eigh/block.wgsl, shaders/eigh/warp.wgsl,
+// and shaders/eigh/global.wgsl with one team): implicit QL on a team's (d, e) in workgroup
+// memory, EISPACK tql2 in JAMA's form (the CPU backend's `implicit_ql`), one bulge chase per
+// call, its rotations recorded for the row owners, and the workgroup memory the shaders share.
+// The header defines NMAX, TEAMS, WG, ULP, RSQRT_ULP and SAFE_MIN.
 
 // Per team (at t * NMAX): d and e. Per team, two rotation slots of (c, s) pairs and their chase
 // bounds (l, m); per slot parity and team: 1 when the team's chain recorded a chase in that
