@@ -10,8 +10,9 @@ mod subgroup;
 use crate::common;
 
 use common::eigh_check::{
-    check_device_info, check_eigh_accuracy, check_non_finite_in_each, check_non_finite_input,
-    check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu, uniform_matches_cpu,
+    check_device_info, check_eigh_accuracy, check_eigh_accuracy_planned, check_non_finite_in_each,
+    check_non_finite_input, check_shape_and_plan_errors, plan_matches_cpu, ragged_matches_cpu,
+    uniform_matches_cpu,
 };
 use common::{wgpu_or_skip, MatrixType, ALL_TYPES};
 use megabatch::backends::wgpu::{
@@ -45,8 +46,9 @@ fn lapack_types_larger_orders_and_storage_workspace() {
         MatrixType::NearOverflow,
         MatrixType::NearUnderflow,
     ];
-    // f64 with vectors from order ~40 up no longer fits 32-48 KiB of workgroup memory: the
-    // matrices move to the storage workspace.
+    // Past the workgroup layouts the size classes run the global layout, with A in the
+    // storage workspace; Jacobi forced there keeps its own storage workspace tested (f64 with
+    // vectors from order ~40 up no longer fits 32-48 KiB of workgroup memory).
     // lavapipe refuses orders above LAVAPIPE_EIGH_MAX_ORDER (its loop limit).
     let orders: &[usize] = if gpu.adapter().is_llvmpipe() {
         &[64, 96]
@@ -54,8 +56,18 @@ fn lapack_types_larger_orders_and_storage_workspace() {
         &[64, 96, 130, 256]
     };
     check_eigh_accuracy::<f32, _>(&gpu, orders, &types, 14, THRESHOLD);
+    let jacobi = |spec: &EighSpec| {
+        gpu.plan_eigh_with::<f32>(spec, WgpuEighAlgorithm::Jacobi)
+            .unwrap()
+    };
+    check_eigh_accuracy_planned::<f32, Wgpu>(&gpu, orders, &types, 15, THRESHOLD, &jacobi);
     if gpu.adapter().f64 {
         check_eigh_accuracy::<f64, _>(&gpu, orders, &types, 13, THRESHOLD);
+        let jacobi = |spec: &EighSpec| {
+            gpu.plan_eigh_with::<f64>(spec, WgpuEighAlgorithm::Jacobi)
+                .unwrap()
+        };
+        check_eigh_accuracy_planned::<f64, Wgpu>(&gpu, orders, &types, 16, THRESHOLD, &jacobi);
     }
     if gpu.adapter().is_llvmpipe() {
         let spec = EighSpec::uniform(LAVAPIPE_EIGH_MAX_ORDER + 1, 1);
