@@ -106,17 +106,21 @@ class Xsyev:
         if status != 0:
             raise RuntimeError(f"{what}: cusolverStatus {status}")
 
+    def operands(self, a, vectors):
+        """The 64-bit API's arguments for a [batch, n, n] tensor: batch, n, the CUDA data type,
+        a copy of a to overwrite, w, info, the two workspace-size outputs and jobz."""
+        torch, ct = self.torch, self.ct
+        batch, n = a.shape[0], a.shape[1]
+        dtype = 1 if a.dtype == torch.float64 else 0  # CUDA_R_64F / CUDA_R_32F
+        w = torch.empty((batch, n), device="cuda", dtype=a.dtype)
+        info = torch.zeros(batch, device="cuda", dtype=torch.int32)
+        return batch, n, dtype, a.clone(), w, info, ct.c_size_t(), ct.c_size_t(), 1 if vectors else 0
+
     def prepare(self, a, vectors):
         """Workspace for a [batch, n, n] tensor; returns a callable that overwrites a copy of a
         with the eigenvectors and fills w, and the device workspace in bytes."""
         torch, ct = self.torch, self.ct
-        batch, n = a.shape[0], a.shape[1]
-        dtype = 1 if a.dtype == torch.float64 else 0  # CUDA_R_64F / CUDA_R_32F
-        work = a.clone()
-        w = torch.empty((batch, n), device="cuda", dtype=a.dtype)
-        info = torch.zeros(batch, device="cuda", dtype=torch.int32)
-        dev_bytes, host_bytes = ct.c_size_t(), ct.c_size_t()
-        jobz = 1 if vectors else 0
+        batch, n, dtype, work, w, info, dev_bytes, host_bytes, jobz = self.operands(a, vectors)
         i64 = ct.c_int64
         self.check(self.lib.cusolverDnXsyevBatched_bufferSize(
             self.handle, self.params, jobz, 0, i64(n), dtype, ct.c_void_p(work.data_ptr()), i64(n),
@@ -146,13 +150,7 @@ class Xsyevd(Xsyev):
 
     def prepare(self, a, vectors):
         torch, ct = self.torch, self.ct
-        batch, n = a.shape[0], a.shape[1]
-        dtype = 1 if a.dtype == torch.float64 else 0  # CUDA_R_64F / CUDA_R_32F
-        work = a.clone()
-        w = torch.empty((batch, n), device="cuda", dtype=a.dtype)
-        info = torch.zeros(batch, device="cuda", dtype=torch.int32)
-        dev_bytes, host_bytes = ct.c_size_t(), ct.c_size_t()
-        jobz = 1 if vectors else 0
+        batch, n, dtype, work, w, info, dev_bytes, host_bytes, jobz = self.operands(a, vectors)
         i64 = ct.c_int64
         self.check(self.lib.cusolverDnXsyevd_bufferSize(
             self.handle, self.params, jobz, 0, i64(n), dtype, ct.c_void_p(work.data_ptr()), i64(n),
