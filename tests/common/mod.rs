@@ -363,3 +363,17 @@ pub fn wgpu_or_skip() -> Option<megabatch::backends::wgpu::Wgpu> {
         }
     }
 }
+
+/// The adapter `gpu` chose, enumerated again by a fresh instance (the environment's backends),
+/// for tests that open an application's own device on it.
+#[cfg(feature = "wgpu")]
+#[allow(dead_code)] // Not every test binary that includes this module opens one.
+pub fn same_adapter(gpu: &megabatch::backends::wgpu::Wgpu) -> wgpu::Adapter {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    let instance = wgpu::Instance::new(desc);
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .find(|a| a.get_info().name == gpu.adapter().name)
+        .expect("the adapter megabatch chose")
+}

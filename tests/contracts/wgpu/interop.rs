@@ -21,13 +21,7 @@ fn double(@builtin(global_invocation_id) id: vec3<u32>) {
 /// The application's own device on the adapter megabatch would pick, with an
 /// uncaptured-error handler that counts what reaches it.
 fn app_device(gpu: &Wgpu) -> (wgpu::Device, wgpu::Queue, Arc<AtomicUsize>) {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
-    let instance = wgpu::Instance::new(desc);
-    let adapter = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-        .into_iter()
-        .find(|a| a.get_info().name == gpu.adapter().name)
-        .expect("the adapter megabatch chose");
+    let adapter = crate::common::same_adapter(gpu);
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("application"),
         required_features: adapter.features() & wgpu::Features::SHADER_F64,

@@ -142,13 +142,7 @@ fn lapack_types_at_the_global_layouts_boundaries() {
 /// application's device, `Wgpu::from_device`), so that small orders give each invocation
 /// several columns, as orders above 256 do on a GPU.
 fn narrow_device(gpu: &Wgpu, invocations: u32) -> Wgpu {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
-    let instance = wgpu::Instance::new(desc);
-    let adapter = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-        .into_iter()
-        .find(|a| a.get_info().name == gpu.adapter().name)
-        .expect("the adapter megabatch chose");
+    let adapter = crate::common::same_adapter(gpu);
     let limits = wgpu::Limits {
         max_compute_invocations_per_workgroup: invocations,
         max_compute_workgroup_size_x: invocations,
